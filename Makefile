@@ -1,0 +1,60 @@
+# Switchyard: build, run, test. `make run` and `make test` work on a fresh machine:
+# they install what they need (the wasm32-wasip2 target) and build everything.
+
+CARGO       ?= cargo
+WASM_TARGET := wasm32-wasip2
+WASM_OUT    := target/$(WASM_TARGET)/wasm
+DEST_OUT    := target/destinations
+GUEST_OUT   := target/test-guests
+
+# Bundled destinations: <name> is built from destinations/<name> (crate switchyard-<name>).
+DESTINATIONS := webhook
+# Test-only guests (never bundled): tests/guests/<name>.
+TEST_GUESTS  := misbehave
+
+.PHONY: all setup build destinations test-guests run test lint fmt bench clean-data help
+
+all: build
+
+help:
+	@echo "make run    - build and serve the default config (config/default.toml)"
+	@echo "make test   - build everything and run the whole test suite"
+	@echo "make build  - host at target/release/switchyard, destinations at $(DEST_OUT)/<name>.wasm"
+	@echo "make lint   - rustfmt --check and clippy -D warnings"
+
+## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+destinations: setup
+	$(CARGO) build $(addprefix -p switchyard-,$(DESTINATIONS)) --target $(WASM_TARGET) --profile wasm
+	@mkdir -p $(DEST_OUT)
+	@for d in $(DESTINATIONS); do cp $(WASM_OUT)/switchyard_$$d.wasm $(DEST_OUT)/$$d.wasm; echo "built $(DEST_OUT)/$$d.wasm"; done
+
+test-guests: setup
+	$(CARGO) build $(addprefix -p switchyard-,$(TEST_GUESTS)) --target $(WASM_TARGET) --profile wasm
+	@mkdir -p $(GUEST_OUT)
+	@for d in $(TEST_GUESTS); do cp $(WASM_OUT)/switchyard_$$d.wasm $(GUEST_OUT)/$$d.wasm; done
+
+build: destinations
+	$(CARGO) build --release -p switchyard
+	@echo "built target/release/switchyard"
+
+run: build
+	./target/release/switchyard run --config config/default.toml
+
+## The whole suite: unit tests, then end-to-end tests against real components on loopback.
+test: destinations test-guests
+	$(CARGO) build -p switchyard
+	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -p switchyard -p switchyard-e2e --all-targets -- -D warnings
+	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean-data:
+	rm -rf ./data

@@ -1,0 +1,189 @@
+#![allow(unsafe_code)] // the code that wit-bindgen generates for the canonical ABI
+//! The `webhook` destination: one signed `POST` per batch.
+//!
+//! Where it sits in the flow: the host's dispatcher hands a batch of normalised
+//! events to `deliver`; this component serialises them as one JSON array, signs
+//! the body with HMAC-SHA256 of `settings.secret`, and sends it through the host's
+//! `http` import (which enforces the allowlist). The receiver's answer decides the
+//! outcome of every event in the batch:
+//! - 2xx: delivered;
+//! - 408, 429, 5xx, timeouts and connection errors: retry (with `Retry-After` as the hint);
+//! - any other status, or a request the allowlist denies: reject.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+wit_bindgen::generate!({
+    world: "destination",
+    path: "../../wit",
+});
+
+use switchyard::destination::http;
+use switchyard::destination::log;
+use switchyard::destination::types::RetryHint;
+
+/// Settings of one webhook destination (the `settings` table of its config).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Where to POST each batch (`http://` or `https://`).
+    url: String,
+    /// Key of the `X-Switchyard-Signature` HMAC; without it, no signature header is sent.
+    #[serde(default)]
+    secret: Option<String>,
+    /// Extra headers sent with every request (e.g. an `Authorization` header).
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+const SETTINGS_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["url"],
+  "additionalProperties": false,
+  "properties": {
+    "url": {"type": "string", "description": "Receiver URL, http:// or https://"},
+    "secret": {"type": "string", "description": "HMAC-SHA256 key for X-Switchyard-Signature"},
+    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra request headers"}
+  }
+}"#;
+
+/// Largest batch one request carries.
+const MAX_BATCH: u32 = 500;
+
+fn parse_settings(raw: &str) -> Result<Settings, String> {
+    let settings: Settings =
+        serde_json::from_str(raw).map_err(|e| format!("webhook settings: {e}"))?;
+    if !(settings.url.starts_with("http://") || settings.url.starts_with("https://")) {
+        return Err(format!(
+            "webhook settings: url must start with http:// or https://, got {:?}",
+            settings.url
+        ));
+    }
+    if settings.secret.as_deref() == Some("") {
+        return Err("webhook settings: secret must not be empty when given".into());
+    }
+    for name in settings.headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty() || lower == "content-type" || lower == "x-switchyard-signature" {
+            return Err(format!("webhook settings: header {name:?} cannot be set"));
+        }
+    }
+    Ok(settings)
+}
+
+/// The body: the events' JSON objects as one array, in batch order.
+fn body_of(events: &[Event]) -> Vec<u8> {
+    let len = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(len);
+    body.push(b'[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(event.json.as_bytes());
+    }
+    body.push(b']');
+    body
+}
+
+/// `sha256=<hex HMAC-SHA256(body, secret)>`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `Retry-After` in seconds, as milliseconds (an HTTP-date gives no hint).
+fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+        .map(|secs| secs.saturating_mul(1000))
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.replace(['\n', '\r'], " ")
+}
+
+/// The outcome of the whole batch, from the receiver's answer.
+fn classify(answer: Result<http::Response, http::Error>) -> Result<(), Failure> {
+    match answer {
+        Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
+        Ok(resp) if resp.status == 408 || resp.status == 429 || resp.status >= 500 => {
+            Err(Failure::Retry(RetryHint {
+                reason: format!("receiver answered {}: {}", resp.status, excerpt(&resp.body)),
+                after_ms: retry_after_ms(&resp.headers),
+            }))
+        }
+        Ok(resp) => Err(Failure::Reject(format!(
+            "receiver answered {}: {}",
+            resp.status,
+            excerpt(&resp.body)
+        ))),
+        Err(http::Error::Denied(why)) => Err(Failure::Reject(format!("request denied: {why}"))),
+        Err(http::Error::Timeout) => Err(Failure::Retry(RetryHint {
+            reason: "request timed out".into(),
+            after_ms: None,
+        })),
+        Err(http::Error::Connection(why)) => Err(Failure::Retry(RetryHint {
+            reason: format!("connection failed: {why}"),
+            after_ms: None,
+        })),
+        Err(http::Error::TooLarge) => Err(Failure::Retry(RetryHint {
+            reason: "response too large".into(),
+            after_ms: None,
+        })),
+    }
+}
+
+struct Webhook;
+
+impl Guest for Webhook {
+    fn describe() -> Metadata {
+        Metadata {
+            name: "webhook".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings_schema: SETTINGS_SCHEMA.into(),
+            max_batch: MAX_BATCH,
+        }
+    }
+
+    fn check(settings: String) -> Result<(), String> {
+        parse_settings(&settings).map(|_| ())
+    }
+
+    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
+        let settings = match parse_settings(&settings) {
+            Ok(s) => s,
+            Err(why) => return vec![Err(Failure::Reject(why)); events.len()],
+        };
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let body = body_of(&events);
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(secret) = &settings.secret {
+            headers.push(("x-switchyard-signature".into(), signature(secret, &body)));
+        }
+        headers.extend(settings.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let request = http::Request {
+            method: "POST".into(),
+            url: settings.url.clone(),
+            headers,
+            body,
+        };
+        let outcome = classify(http::send(&request));
+        if let Err(failure) = &outcome {
+            log::log(
+                log::Level::Warn,
+                &format!("batch of {} failed: {failure:?}", events.len()),
+            );
+        }
+        vec![outcome; events.len()]
+    }
+}
+
+export!(Webhook);

@@ -1,0 +1,23 @@
+//! `switchyard check --config FILE`: validate everything a start would, then exit.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::runtime::Runtime;
+
+pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(file)?;
+    let runtime = Runtime::new()?;
+    let plugins = crate::plugins::load(&runtime, &config.plugins_dir, &config.destinations)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!(
+        "{}: ok ({} sources, {} destinations, {} plugins)",
+        file.display(),
+        config.sources.len(),
+        config.destinations.len(),
+        plugins.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

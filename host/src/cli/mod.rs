@@ -1,0 +1,82 @@
+//! The `switchyard` command line: one file per subcommand.
+//!
+//! Where it sits: the outermost edge. `main.rs` parses arguments into [`Cli`]
+//! and calls [`Cli::execute`]; each subcommand reads files, builds what it
+//! needs from the library, and turns errors into messages that name the file.
+
+mod check;
+mod run;
+mod try_run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Segment-compatible event router; destinations are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands (their names and flags are a contract: DESIGN §8).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve ingest, delivery and admin (default config: bundled destinations, store in ./data).
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and every destination's settings, then exit.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one delivery with no network: print each HTTP request the destination would send, and its outcome.
+    Try {
+        /// The destination component.
+        plugin: PathBuf,
+        /// Settings of the destination (a JSON object).
+        #[arg(long)]
+        settings: PathBuf,
+        /// The event: one Segment message, an array of them, or a `{"batch": [...]}` body.
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+impl Cli {
+    /// Run the subcommand; the exit code is the result.
+    pub async fn execute(self) -> anyhow::Result<std::process::ExitCode> {
+        match self.command {
+            Command::Run { config } => run::run(config).await,
+            Command::Check { config } => check::check(&config).await,
+            Command::Try {
+                plugin,
+                settings,
+                event,
+            } => try_run::try_run(&plugin, &settings, &event).await,
+        }
+    }
+}
+
+/// The configuration `switchyard run` serves without `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+
+/// Read a JSON file; errors name the file and the line.
+fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: invalid JSON: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}

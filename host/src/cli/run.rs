@@ -1,0 +1,50 @@
+//! `switchyard run [--config FILE]`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+
+pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match &config {
+        Some(file) => Config::load(file)?,
+        None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some((key, _)) = config.sources.iter().next() {
+        println!("switchyard listening on http://{addr}");
+        println!("send a first event:");
+        println!(
+            "  curl -u {key}: -H 'Content-Type: application/json' -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\"}}' http://{addr}/v1/track"
+        );
+    }
+    crate::run(config, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

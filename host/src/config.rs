@@ -1,0 +1,810 @@
+//! Configuration: TOML text → validated [`Config`].
+//!
+//! Where it sits: read once by the CLI before anything starts. The raw structs
+//! below mirror the file exactly (`deny_unknown_fields`, one doc comment per
+//! key: the key names are a contract, see DESIGN §8); [`Config::parse`] expands
+//! `${ENV}` in string values and validates every value into runtime types
+//! (durations, allowlists, limits), so the rest of the host never sees raw text.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::imports::http::Allowlist;
+
+/// Anything wrong with a configuration file, with where it is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: `{path}`: {message}")]
+    Invalid {
+        file: String,
+        path: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// The file, as written.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Where ingest, admin and health listen.
+    #[serde(default)]
+    server: RawServer,
+    /// The durable store.
+    #[serde(default)]
+    store: RawStore,
+    /// Where destination components are found.
+    #[serde(default)]
+    plugins: RawPlugins,
+    /// Write keys that may send events.
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    /// Where events go.
+    #[serde(default)]
+    destinations: Vec<RawDestination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    /// `host:port` of the HTTP listener (ingest, admin, health).
+    #[serde(default = "default_listen")]
+    listen: String,
+    /// Bearer token of the `/admin/` API; empty disables the admin API.
+    #[serde(default)]
+    admin_token: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_token: String::new(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8088".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    /// `embedded` (the default) or `nats`.
+    #[serde(default = "default_store_kind")]
+    kind: String,
+    /// Directory of the embedded store.
+    #[serde(default = "default_store_path")]
+    path: PathBuf,
+    /// NATS server URL, for `kind = "nats"`.
+    #[serde(default)]
+    url: Option<String>,
+    /// How long a `messageId` is remembered for deduplication.
+    #[serde(default = "default_dedup_window")]
+    dedup_window: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            kind: default_store_kind(),
+            path: default_store_path(),
+            url: None,
+            dedup_window: default_dedup_window(),
+        }
+    }
+}
+
+fn default_store_kind() -> String {
+    "embedded".into()
+}
+fn default_store_path() -> PathBuf {
+    "./data".into()
+}
+fn default_dedup_window() -> String {
+    "24h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    /// Directory of `*.wasm` destination components; the file stem is the plugin name.
+    #[serde(default = "default_plugins_dir")]
+    dir: PathBuf,
+}
+
+impl Default for RawPlugins {
+    fn default() -> Self {
+        Self {
+            dir: default_plugins_dir(),
+        }
+    }
+}
+
+fn default_plugins_dir() -> PathBuf {
+    "./plugins".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// Name of the source, stored with each event.
+    name: String,
+    /// The write key SDKs send (HTTP Basic user name, or `writeKey` in the body).
+    write_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestination {
+    /// Unique name; also the key honoured in an event's `integrations` object.
+    name: String,
+    /// Plugin (component file stem in the plugins directory) that delivers.
+    plugin: String,
+    /// Outbound HTTP allowlist: `scheme://host[:port]`, `*.` wildcards.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    /// Settings handed to the plugin as JSON.
+    #[serde(default = "empty_table")]
+    settings: toml::Value,
+    /// Retry policy.
+    #[serde(default)]
+    retry: RawRetry,
+    /// Batching.
+    #[serde(default)]
+    batch: RawBatch,
+    /// Token-bucket rate limit; none = unlimited.
+    #[serde(default)]
+    rate: Option<RawRate>,
+    /// Sandbox limits.
+    #[serde(default)]
+    limits: RawLimits,
+    /// `none` or `user`.
+    #[serde(default = "default_ordering")]
+    ordering: String,
+    /// Which events this destination receives.
+    #[serde(default)]
+    filter: RawFilter,
+}
+
+fn empty_table() -> toml::Value {
+    toml::Value::Table(Default::default())
+}
+fn default_ordering() -> String {
+    "none".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    /// First backoff, in milliseconds.
+    #[serde(default = "default_initial_ms")]
+    initial_ms: u64,
+    /// Largest backoff, in milliseconds.
+    #[serde(default = "default_max_ms")]
+    max_ms: u64,
+    /// How long after its first attempt an event is given up into dead letters.
+    #[serde(default = "default_window")]
+    window: String,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            initial_ms: default_initial_ms(),
+            max_ms: default_max_ms(),
+            window: default_window(),
+        }
+    }
+}
+fn default_initial_ms() -> u64 {
+    1_000
+}
+fn default_max_ms() -> u64 {
+    600_000
+}
+fn default_window() -> String {
+    "4h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    /// Most events per `deliver` call (also capped by the plugin's `max-batch`).
+    #[serde(default = "default_max_events")]
+    max_events: u32,
+    /// Most bytes of event JSON per call.
+    #[serde(default = "default_max_bytes")]
+    max_bytes: u64,
+    /// How long a partial batch may wait for more events.
+    #[serde(default = "default_linger_ms")]
+    linger_ms: u64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            linger_ms: default_linger_ms(),
+        }
+    }
+}
+fn default_max_events() -> u32 {
+    100
+}
+fn default_max_bytes() -> u64 {
+    512_000
+}
+fn default_linger_ms() -> u64 {
+    200
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    /// Sustained events per second.
+    per_second: f64,
+    /// Largest burst, in events.
+    burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Linear memory cap of one instance, in MiB.
+    #[serde(default = "default_memory_mb")]
+    memory_mb: u64,
+    /// Wall-clock deadline of one call into the component, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+fn default_memory_mb() -> u64 {
+    64
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    /// Event types to keep (`track`, `identify`, ...); empty keeps all.
+    #[serde(default)]
+    types: Vec<String>,
+    /// `track` event names to keep; empty keeps all. Other types are unaffected.
+    #[serde(default)]
+    events: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The validated configuration.
+// ---------------------------------------------------------------------------
+
+/// The largest linear memory a destination may ask for (the pooling allocator's slot size).
+pub const MAX_MEMORY_MB: u64 = 512;
+
+/// Event types of the Segment spec.
+pub const EVENT_TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listener address (`[server] listen`).
+    pub listen: String,
+    /// Admin bearer token; `None` disables `/admin/`.
+    pub admin_token: Option<String>,
+    /// The store.
+    pub store: StoreConfig,
+    /// Directory of destination components.
+    pub plugins_dir: PathBuf,
+    /// Write key → source name.
+    pub sources: BTreeMap<String, String>,
+    /// Destinations in file order.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// Which store, where.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Which backend.
+    pub kind: StoreKind,
+    /// Directory of the embedded store (and the compiled-component cache).
+    pub path: PathBuf,
+    /// How long a `messageId` is remembered per source.
+    pub dedup_window: Duration,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// SQLite in `path`.
+    Embedded,
+    /// NATS JetStream at this URL.
+    Nats(String),
+}
+
+/// One destination, ready to run.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// Unique name.
+    pub name: String,
+    /// Plugin name (component file stem).
+    pub plugin: String,
+    /// Outbound HTTP allowlist.
+    pub allowed_hosts: Allowlist,
+    /// Settings as a JSON object, handed to the plugin.
+    pub settings: serde_json::Value,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Batching.
+    pub batch: BatchPolicy,
+    /// Rate limit.
+    pub rate: Option<RatePolicy>,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Per-user ordering.
+    pub ordering: Ordering,
+    /// Routing filter.
+    pub filter: Filter,
+}
+
+/// Backoff and give-up window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First backoff.
+    pub initial: Duration,
+    /// Largest backoff.
+    pub max: Duration,
+    /// Give up this long after the first attempt.
+    pub window: Duration,
+}
+
+/// Batching policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Most events per call.
+    pub max_events: u32,
+    /// Most bytes of event JSON per call.
+    pub max_bytes: u64,
+    /// How long a partial batch may wait.
+    pub linger: Duration,
+}
+
+/// Token bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePolicy {
+    /// Sustained rate.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// Sandbox limits of one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap, in bytes.
+    pub memory_bytes: usize,
+    /// Deadline of one call.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: (default_memory_mb() as usize) << 20,
+            timeout: Duration::from_millis(default_timeout_ms()),
+        }
+    }
+}
+
+/// Per-user ordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// Events flow independently.
+    None,
+    /// A user's later events wait while an earlier one awaits retry.
+    User,
+}
+
+/// Routing filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Types kept; empty keeps all.
+    pub types: Vec<String>,
+    /// `track` event names kept; empty keeps all.
+    pub events: Vec<String>,
+}
+
+impl Config {
+    /// Read and validate a file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.display().to_string(),
+            source,
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file.display().to_string(), base)
+    }
+
+    /// Validate TOML text; `file` names it in errors, relative paths resolve against `base`.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.into(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        expand_env_table(&mut value, "").map_err(|(path, message)| ConfigError::Invalid {
+            file: file.into(),
+            path,
+            message,
+        })?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+                ConfigError::Invalid {
+                    file: file.into(),
+                    path: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        validate(raw, base).map_err(|(path, message)| ConfigError::Invalid {
+            file: file.into(),
+            path,
+            message,
+        })
+    }
+
+    /// The destination of this name.
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+type Invalid = (String, String);
+
+/// Replace `${NAME}` in every string value with the environment variable's value.
+fn expand_env_table(table: &mut toml::Table, path: &str) -> Result<(), Invalid> {
+    for (key, value) in table.iter_mut() {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        expand_env_value(value, &here)?;
+    }
+    Ok(())
+}
+
+fn expand_env_value(value: &mut toml::Value, path: &str) -> Result<(), Invalid> {
+    match value {
+        toml::Value::String(s) => *s = expand_env(s).map_err(|m| (path.to_string(), m))?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env_value(item, &format!("{path}[{i}]"))?;
+            }
+        }
+        toml::Value::Table(t) => expand_env_table(t, path)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `${NAME}` → the value of `NAME`; `$${` escapes a literal `${`.
+pub fn expand_env(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| "unterminated `${` in value".to_string())?;
+            let name = &after[..end];
+            let value = std::env::var(name)
+                .map_err(|_| format!("environment variable `{name}` is not set"))?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parse `"500ms"`, `"30s"`, `"10m"`, `"4h"`, `"1d"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (e.g. \"500ms\", \"30s\", \"4h\"): {e}"))
+}
+
+fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let listen = raw.server.listen.clone();
+    if listen.parse::<std::net::SocketAddr>().is_err() && !listen.contains(':') {
+        return Err((
+            "server.listen".into(),
+            format!("`{listen}` is not host:port"),
+        ));
+    }
+    let kind = match raw.store.kind.as_str() {
+        "embedded" => StoreKind::Embedded,
+        "nats" => StoreKind::Nats(raw.store.url.clone().ok_or_else(|| {
+            (
+                "store.url".to_string(),
+                "required when kind = \"nats\"".to_string(),
+            )
+        })?),
+        other => {
+            return Err((
+                "store.kind".into(),
+                format!("`{other}`: expected \"embedded\" or \"nats\""),
+            ))
+        }
+    };
+    let dedup_window =
+        parse_duration(&raw.store.dedup_window).map_err(|m| ("store.dedup_window".into(), m))?;
+
+    let mut sources = BTreeMap::new();
+    let mut source_names = HashSet::new();
+    for (i, s) in raw.sources.iter().enumerate() {
+        if s.name.is_empty() || !source_names.insert(s.name.clone()) {
+            return Err((
+                format!("sources[{i}].name"),
+                format!("`{}` is empty or used twice", s.name),
+            ));
+        }
+        if s.write_key.is_empty() {
+            return Err((
+                format!("sources[{i}].write_key"),
+                "must not be empty".into(),
+            ));
+        }
+        if sources
+            .insert(s.write_key.clone(), s.name.clone())
+            .is_some()
+        {
+            return Err((
+                format!("sources[{i}].write_key"),
+                "the same write key names two sources".into(),
+            ));
+        }
+    }
+
+    let mut destinations = Vec::new();
+    let mut names = HashSet::new();
+    for (i, d) in raw.destinations.into_iter().enumerate() {
+        let at = |field: &str| format!("destinations[{i}].{field}");
+        if !valid_name(&d.name) || !names.insert(d.name.clone()) {
+            return Err((
+                at("name"),
+                format!(
+                    "`{}` is empty, used twice, or not made of letters, digits, `-` and `_`",
+                    d.name
+                ),
+            ));
+        }
+        if !valid_name(&d.plugin) {
+            return Err((at("plugin"), format!("`{}` is not a plugin name", d.plugin)));
+        }
+        let allowed_hosts = Allowlist::parse(&d.allowed_hosts)
+            .map_err(|(j, m)| (at(&format!("allowed_hosts[{j}]")), m))?;
+        let settings =
+            serde_json::to_value(&d.settings).map_err(|e| (at("settings"), e.to_string()))?;
+        if !settings.is_object() {
+            return Err((at("settings"), "must be a table".into()));
+        }
+        if d.retry.initial_ms == 0 || d.retry.max_ms < d.retry.initial_ms {
+            return Err((
+                at("retry"),
+                "initial_ms must be > 0 and max_ms >= initial_ms".into(),
+            ));
+        }
+        let retry = RetryPolicy {
+            initial: Duration::from_millis(d.retry.initial_ms),
+            max: Duration::from_millis(d.retry.max_ms),
+            window: parse_duration(&d.retry.window).map_err(|m| (at("retry.window"), m))?,
+        };
+        if d.batch.max_events == 0 || d.batch.max_bytes == 0 {
+            return Err((at("batch"), "max_events and max_bytes must be > 0".into()));
+        }
+        let batch = BatchPolicy {
+            max_events: d.batch.max_events,
+            max_bytes: d.batch.max_bytes,
+            linger: Duration::from_millis(d.batch.linger_ms),
+        };
+        let rate = match d.rate {
+            Some(r) if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 => {
+                return Err((at("rate"), "per_second and burst must be > 0".into()))
+            }
+            Some(r) => Some(RatePolicy {
+                per_second: r.per_second,
+                burst: r.burst,
+            }),
+            None => None,
+        };
+        if d.limits.memory_mb == 0 || d.limits.memory_mb > MAX_MEMORY_MB {
+            return Err((
+                at("limits.memory_mb"),
+                format!("must be between 1 and {MAX_MEMORY_MB}"),
+            ));
+        }
+        if d.limits.timeout_ms == 0 {
+            return Err((at("limits.timeout_ms"), "must be > 0".into()));
+        }
+        let limits = Limits {
+            memory_bytes: (d.limits.memory_mb as usize) << 20,
+            timeout: Duration::from_millis(d.limits.timeout_ms),
+        };
+        let ordering = match d.ordering.as_str() {
+            "none" => Ordering::None,
+            "user" => Ordering::User,
+            other => {
+                return Err((
+                    at("ordering"),
+                    format!("`{other}`: expected \"none\" or \"user\""),
+                ))
+            }
+        };
+        for (j, t) in d.filter.types.iter().enumerate() {
+            if !EVENT_TYPES.contains(&t.as_str()) {
+                return Err((
+                    at(&format!("filter.types[{j}]")),
+                    format!("`{t}` is not one of {}", EVENT_TYPES.join(", ")),
+                ));
+            }
+        }
+        destinations.push(DestinationConfig {
+            name: d.name,
+            plugin: d.plugin,
+            allowed_hosts,
+            settings,
+            retry,
+            batch,
+            rate,
+            limits,
+            ordering,
+            filter: Filter {
+                types: d.filter.types,
+                events: d.filter.events,
+            },
+        });
+    }
+
+    Ok(Config {
+        listen,
+        admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
+        store: StoreConfig {
+            kind,
+            path: resolve(raw.store.path),
+            dedup_window,
+        },
+        plugins_dir: resolve(raw.plugins.dir),
+        sources,
+        destinations,
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_token = "t"
+[store]
+path = "data"
+[plugins]
+dir = "plugins"
+[[sources]]
+name = "web"
+write_key = "wk_web"
+[[destinations]]
+name = "hooks"
+plugin = "webhook"
+allowed_hosts = ["http://127.0.0.1:9999"]
+settings = { url = "http://127.0.0.1:9999/hook", secret = "s3cret" }
+retry = { initial_ms = 10, max_ms = 100, window = "1m" }
+[destinations.filter]
+types = ["track"]
+"#;
+
+    #[test]
+    fn parses_the_design_sample() {
+        let c = Config::parse(SAMPLE, "x.toml", Path::new("/base")).unwrap();
+        assert_eq!(c.sources["wk_web"], "web");
+        assert_eq!(c.store.path, PathBuf::from("/base/data"));
+        let d = &c.destinations[0];
+        assert_eq!(d.retry.window, Duration::from_secs(60));
+        assert_eq!(d.batch.max_events, 100);
+        assert_eq!(d.settings["secret"], "s3cret");
+        assert_eq!(d.filter.types, vec!["track"]);
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let text = SAMPLE.replace("initial_ms = 10", "initial_ms = 10, bogus = 1");
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("destinations[0].retry") && err.contains("bogus"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_path() {
+        let text = SAMPLE.replace("window = \"1m\"", "window = \"soon\"");
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("destinations[0].retry.window"), "{err}");
+        let text = SAMPLE.replace("types = [\"track\"]", "types = [\"tracks\"]");
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("destinations[0].filter.types[0]"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = Config::parse("[server\nlisten=1", "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("SWITCHYARD_TEST_TOKEN", "abc");
+        assert_eq!(expand_env("x${SWITCHYARD_TEST_TOKEN}y").unwrap(), "xabcy");
+        assert_eq!(expand_env("$${LITERAL}").unwrap(), "${LITERAL}");
+        assert!(expand_env("${SWITCHYARD_TEST_UNSET_VAR}").is_err());
+        let text = SAMPLE.replace(
+            "admin_token = \"t\"",
+            "admin_token = \"${SWITCHYARD_TEST_UNSET_VAR}\"",
+        );
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.admin_token"), "{err}");
+    }
+}

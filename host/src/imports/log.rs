@@ -1,0 +1,92 @@
+//! The host side of the `log` import, and of guest stdout/stderr.
+
+use crate::runtime::bindings::switchyard::destination::log::Level;
+
+/// Most log lines one call into a guest may write; the rest are counted and dropped.
+pub const MAX_LINES_PER_CALL: u32 = 200;
+
+/// Most characters kept of one guest log line.
+const MAX_LINE_CHARS: usize = 2_000;
+
+/// Log lines of one call into one destination.
+#[derive(Debug)]
+pub struct GuestLog {
+    /// Destination name, the tag on every line.
+    destination: std::sync::Arc<str>,
+    /// Lines written so far in this call.
+    written: u32,
+    /// Lines dropped because of the cap.
+    dropped: u32,
+}
+
+impl GuestLog {
+    /// A fresh log for one call.
+    pub fn new(destination: std::sync::Arc<str>) -> Self {
+        Self {
+            destination,
+            written: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Write one line at `level`.
+    pub fn write(&mut self, level: Level, message: &str) {
+        if self.written >= MAX_LINES_PER_CALL {
+            self.dropped += 1;
+            return;
+        }
+        self.written += 1;
+        let message = truncate(message, MAX_LINE_CHARS);
+        let destination = &*self.destination;
+        match level {
+            Level::Debug => tracing::debug!(destination, "guest: {message}"),
+            Level::Info => tracing::info!(destination, "guest: {message}"),
+            Level::Warn => tracing::warn!(destination, "guest: {message}"),
+            Level::Error => tracing::error!(destination, "guest: {message}"),
+        }
+    }
+
+    /// Captured stdout or stderr, one log line per text line.
+    pub fn write_stream(&mut self, stream: &str, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let level = if stream == "stderr" {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            self.write(level, &format!("[{stream}] {line}"));
+        }
+    }
+
+    /// Lines dropped by the cap in this call.
+    pub fn dropped(&self) -> u32 {
+        self.dropped
+    }
+}
+
+impl Drop for GuestLog {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            tracing::warn!(
+                destination = &*self.destination,
+                "guest log capped: {} lines dropped",
+                self.dropped
+            );
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,247 @@
+//! HTTP ingest: Segment's tracking API, so existing SDKs work unchanged.
+//!
+//! Where it sits: the front door. `POST /v1/{track,identify,page,screen,group,
+//! alias,batch,import}` authenticates the write key, enforces Segment's limits,
+//! validates and normalises every message ([`normalize`]), asks the
+//! [`Router`](crate::route::Router) where each goes, appends the whole request
+//! to the [`Store`] and answers `200 {"success":true}` only once the store says
+//! it is durable. A request is all-or-nothing: any bad message rejects it whole,
+//! and nothing of a rejected request is stored. Ingest never touches the runtime.
+
+pub mod normalize;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Json;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use self::normalize::{normalize, Envelope};
+use crate::route::Router as EventRouter;
+use crate::store::{NewEvent, Store, StoreError};
+
+/// Most bytes of one request (Segment's limit).
+pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
+/// Most events in one batch (Segment's limit).
+pub const MAX_BATCH_EVENTS: usize = 2_500;
+/// Seconds a client is asked to wait when the store is overloaded.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// What ingest needs.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Write key → source name.
+    pub sources: Arc<HashMap<String, String>>,
+    /// Where events go.
+    pub router: Arc<EventRouter>,
+    /// Where events are kept.
+    pub store: Arc<dyn Store>,
+}
+
+/// Everything ingest can answer besides success; each becomes a JSON body.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Malformed or invalid input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or unknown write key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not one of the eight endpoints.
+    #[error("unknown endpoint /v1/{0}")]
+    NotFound(String),
+    /// Not JSON.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// The store is overloaded or unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            IngestError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            IngestError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            IngestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let body = Json(json!({"success": false, "code": code, "message": self.to_string()}));
+        let mut resp = (status, body).into_response();
+        match self {
+            IngestError::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            IngestError::Unauthorized(_) => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"switchyard\""),
+                );
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::Unavailable(e.to_string())
+    }
+}
+
+/// The ingest routes.
+pub fn app(state: IngestState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/{kind}", post(ingest))
+        .with_state(state)
+}
+
+async fn ingest(
+    State(state): State<IngestState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, IngestError> {
+    let single = match kind.as_str() {
+        "batch" | "import" => None,
+        "track" | "identify" | "page" | "screen" | "group" | "alias" => Some(kind.as_str()),
+        _ => return Err(IngestError::NotFound(kind)),
+    };
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
+            return Err(IngestError::UnsupportedMediaType);
+        }
+    }
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|_| {
+            IngestError::BadRequest(format!("request body exceeds {MAX_REQUEST_BYTES} bytes"))
+        })?;
+    let parsed: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::BadRequest(format!("invalid JSON: {e}")))?;
+    let Value::Object(mut root) = parsed else {
+        return Err(IngestError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    let source = authenticate(&state, &headers, &root)?;
+    let received_at = chrono::Utc::now();
+
+    let mut events = Vec::new();
+    match single {
+        Some(kind) => {
+            let n = normalize(root, Some(kind), Envelope::default(), received_at)
+                .map_err(IngestError::BadRequest)?;
+            events.push(n);
+        }
+        None => {
+            let items = match root.remove("batch") {
+                Some(Value::Array(items)) => items,
+                Some(_) => return Err(IngestError::BadRequest("`batch` must be an array".into())),
+                None => return Err(IngestError::BadRequest("`batch` is required".into())),
+            };
+            if items.len() > MAX_BATCH_EVENTS {
+                return Err(IngestError::BadRequest(format!(
+                    "batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+                    items.len()
+                )));
+            }
+            let object = |field: &str| -> Result<Option<&Map<String, Value>>, IngestError> {
+                match root.get(field) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Object(m)) => Ok(Some(m)),
+                    Some(_) => Err(IngestError::BadRequest(format!(
+                        "`{field}` must be an object"
+                    ))),
+                }
+            };
+            let envelope = Envelope {
+                context: object("context")?,
+                integrations: object("integrations")?,
+                sent_at: root.get("sentAt"),
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let Value::Object(item) = item else {
+                    return Err(IngestError::BadRequest(format!(
+                        "batch[{i}]: must be an object"
+                    )));
+                };
+                let n = normalize(item, None, envelope, received_at)
+                    .map_err(|m| IngestError::BadRequest(format!("batch[{i}]: {m}")))?;
+                events.push(n);
+            }
+        }
+    }
+
+    let new_events = events
+        .into_iter()
+        .map(|n| {
+            let message = Value::Object(n.message);
+            NewEvent {
+                source: source.clone(),
+                destinations: state.router.destinations(&message),
+                json: message.to_string(),
+                message_id: n.message_id,
+                event_type: n.event_type,
+                user_key: Some(n.user_key),
+            }
+        })
+        .collect::<Vec<_>>();
+    if !new_events.is_empty() {
+        state.store.append(new_events).await?;
+    }
+    Ok(Json(json!({"success": true})))
+}
+
+/// The source of the request: the Basic-auth user name, else `writeKey` in the body.
+fn authenticate(
+    state: &IngestState,
+    headers: &HeaderMap,
+    root: &Map<String, Value>,
+) -> Result<String, IngestError> {
+    let key = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(basic_user(value).ok_or_else(|| {
+            IngestError::Unauthorized("Authorization must be Basic <base64(writeKey:)>".into())
+        })?),
+        None => root
+            .get("writeKey")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let key = key.ok_or_else(|| {
+        IngestError::Unauthorized(
+            "a write key is required (HTTP Basic user name, or writeKey)".into(),
+        )
+    })?;
+    state
+        .sources
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| IngestError::Unauthorized("unknown write key".into()))
+}
+
+fn basic_user(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let (scheme, encoded) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let user = decoded.split_once(':').map(|(u, _)| u).unwrap_or(&decoded);
+    Some(user.to_string())
+}

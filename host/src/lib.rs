@@ -1,0 +1,133 @@
+//! Switchyard: one host process, destinations as WebAssembly components.
+//!
+//! The data flow, and the module that owns each step:
+//!
+//! ```text
+//! SDKs ─HTTP─> ingest ─> route ─> store (durable log + one queue per destination)
+//!                                   │
+//!                                   v
+//!                      dispatch (one worker per destination: batch, retry, dead letters)
+//!                                   │
+//!                                   v
+//!                      runtime (wasmtime: fresh instance per batch, limits)
+//!                                   │
+//!                                   v
+//!                      imports::http (allowlist) ─> vendor API
+//! ```
+//!
+//! - [`config`]: TOML → validated [`Config`](config::Config).
+//! - [`ingest`]: Segment's tracking API (`/v1/*`): auth, limits, validation, normalisation.
+//! - [`route`]: filters and the `integrations` object decide each event's destinations.
+//! - [`store`]: the [`Store`](store::Store) trait and the embedded SQLite store.
+//! - [`dispatch`]: per-destination workers between store and runtime.
+//! - [`runtime`]: the wasmtime engine, the one `bindgen!`, plugins.
+//! - [`imports`]: host side of the WIT imports (`http`, `log`).
+//! - [`plugins`]: loading components from the plugins directory.
+//! - [`admin`]: `/healthz` and `/admin/*`.
+//! - [`cli`]: the `switchyard` subcommands.
+//!
+//! [`run`] is the testable entry point: give it a config, a bound listener and a
+//! shutdown future.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod imports;
+pub mod ingest;
+pub mod plugins;
+pub mod route;
+pub mod runtime;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, StoreKind};
+use crate::store::Store;
+
+/// How long shutdown waits for batches in flight before giving up on them
+/// (they are then delivered again after the next start).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Serve `config` on `listener` until `shutdown` completes.
+///
+/// Opens the store, loads and checks every destination's plugin, starts one
+/// delivery worker per destination and serves ingest, admin and health on the
+/// listener. On shutdown: stop accepting, let batches in flight finish, exit.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store: Arc<dyn Store> = match &config.store.kind {
+        StoreKind::Embedded => Arc::new(
+            store::embedded::EmbeddedStore::open(&config.store.path, config.store.dedup_window)
+                .context("opening the embedded store")?,
+        ),
+        StoreKind::Nats(url) => anyhow::bail!(
+            "[store] kind = \"nats\" ({url}) is not available in this build yet; use kind = \"embedded\""
+        ),
+    };
+    let runtime = runtime::Runtime::new().context("starting the wasm runtime")?;
+    let plugins = plugins::load(&runtime, &config.plugins_dir, &config.destinations).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let client = imports::http::client();
+    let dispatcher = dispatch::Dispatcher::start(
+        &config.destinations,
+        &plugins,
+        store.clone(),
+        client,
+        stop_rx.clone(),
+    );
+
+    let infos = config
+        .destinations
+        .iter()
+        .map(|d| {
+            let p = &plugins[&d.plugin];
+            admin::DestinationInfo {
+                name: d.name.clone(),
+                plugin: d.plugin.clone(),
+                version: p.metadata.version.clone(),
+                sha256: p.sha256.clone(),
+                stats: dispatcher.stats[&d.name].clone(),
+            }
+        })
+        .collect();
+    let sources: HashMap<String, String> = config.sources.clone().into_iter().collect();
+    let app = ingest::app(ingest::IngestState {
+        sources: Arc::new(sources),
+        router: Arc::new(route::Router::new(&config.destinations)),
+        store: store.clone(),
+    })
+    .merge(admin::app(admin::state(
+        config.admin_token.clone(),
+        infos,
+        store.clone(),
+    )));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");
+    let mut stop_for_server = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_for_server.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(server.into_future());
+
+    shutdown.await;
+    tracing::info!("shutting down: no new requests; finishing batches in flight");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = server.await;
+        dispatcher.join().await;
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! One loaded destination component: compiled once, instantiated per call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings::switchyard::destination::types::{EventType, Failure};
+use super::bindings::{Destination, DestinationPre};
+use super::{CallError, HostState, Runtime, STDIO_CAPTURE_BYTES};
+use crate::config::Limits;
+use crate::imports::http::Egress;
+use crate::imports::log::GuestLog;
+
+pub use super::bindings::switchyard::destination::types::Event;
+
+/// What a destination says about itself (`describe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Its own name.
+    pub name: String,
+    /// Its own version.
+    pub version: String,
+    /// JSON Schema of its settings.
+    pub settings_schema: String,
+    /// Largest batch it accepts (at least 1).
+    pub max_batch: u32,
+}
+
+/// The outcome of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The vendor has it.
+    Delivered,
+    /// Try again later, not before `after` when given.
+    Retry {
+        /// Why.
+        reason: String,
+        /// The vendor's requested delay.
+        after: Option<Duration>,
+    },
+    /// Never going to work: dead-letter it.
+    Reject(String),
+}
+
+/// Most characters of a guest-provided reason that the host keeps.
+const MAX_REASON_CHARS: usize = 1_000;
+
+/// Who is calling, with which limits and egress.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Destination name, for log tags.
+    pub destination: Arc<str>,
+    /// Memory cap and deadline.
+    pub limits: Limits,
+    /// Outbound HTTP.
+    pub egress: Egress,
+}
+
+/// A compiled component, ready to instantiate.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Plugin name (file stem).
+    pub name: String,
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    /// What `describe` returned at load.
+    pub metadata: Metadata,
+    /// Type-checked against the world and linked; instantiating is cheap.
+    pre: DestinationPre<HostState>,
+    /// The runtime that compiled it.
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl EventType {
+    /// The WIT enum of a Segment `type`.
+    pub fn parse(s: &str) -> Option<EventType> {
+        Some(match s {
+            "track" => EventType::Track,
+            "identify" => EventType::Identify,
+            "page" => EventType::Page,
+            "screen" => EventType::Screen,
+            "group" => EventType::Group,
+            "alias" => EventType::Alias,
+            _ => return None,
+        })
+    }
+}
+
+impl Runtime {
+    /// Compile `bytes`, check them against the world, and read `describe`.
+    pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, CallError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let engine = self.engine().clone();
+        let owned = bytes.to_vec();
+        // Compiling takes from milliseconds (Rust) to seconds (JS, Python): off the executor.
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+            .await
+            .map_err(|e| CallError::Invalid(format!("compiler task failed: {e}")))?
+            .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
+        let pre = DestinationPre::new(instance_pre).map_err(|e| {
+            CallError::Invalid(format!("does not implement the destination world: {e:#}"))
+        })?;
+        let mut plugin = Plugin {
+            name: name.to_string(),
+            sha256,
+            metadata: Metadata {
+                name: String::new(),
+                version: String::new(),
+                settings_schema: String::new(),
+                max_batch: 1,
+            },
+            pre,
+            runtime: self.clone(),
+        };
+        let ctx = CallContext {
+            destination: Arc::from(name),
+            limits: Limits::default(),
+            egress: Egress::DryRun(Default::default()),
+        };
+        plugin.metadata = plugin.describe(&ctx).await?;
+        Ok(plugin)
+    }
+}
+
+impl Plugin {
+    fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
+        // No preopens, no env, no args, no sockets: WASI is linked only because
+        // guest languages' runtimes import it.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(ctx.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            self.runtime.engine(),
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                egress: ctx.egress.clone(),
+                log: GuestLog::new(ctx.destination.clone()),
+                stdout,
+                stderr,
+            },
+        );
+        store.limiter(|state| &mut state.limits);
+        // Yield to the executor at every epoch tick, so the wall-clock deadline
+        // below can preempt a guest that never returns.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Run `describe` in a fresh instance.
+    pub async fn describe(&self, ctx: &CallContext) -> Result<Metadata, CallError> {
+        let mut store = self.new_store(ctx);
+        let result = {
+            let work = async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                instance.call_describe(&mut store).await
+            };
+            tokio::time::timeout(ctx.limits.timeout, work).await
+        };
+        flush_stdio(&mut store);
+        let meta = settle(result, ctx.limits.timeout)?;
+        Ok(Metadata {
+            name: meta.name,
+            version: meta.version,
+            settings_schema: meta.settings_schema,
+            max_batch: meta.max_batch.max(1),
+        })
+    }
+
+    /// Run `check` on settings (a JSON object) in a fresh instance.
+    pub async fn check(
+        &self,
+        ctx: &CallContext,
+        settings: &str,
+    ) -> Result<Result<(), String>, CallError> {
+        let mut store = self.new_store(ctx);
+        let result = {
+            let work = async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                instance.call_check(&mut store, settings).await
+            };
+            tokio::time::timeout(ctx.limits.timeout, work).await
+        };
+        flush_stdio(&mut store);
+        settle(result, ctx.limits.timeout)
+    }
+
+    /// Run `deliver` on a batch in a fresh instance: one outcome per event.
+    pub async fn deliver(
+        &self,
+        ctx: &CallContext,
+        settings: &str,
+        events: &[Event],
+    ) -> Result<Vec<Outcome>, CallError> {
+        let mut store = self.new_store(ctx);
+        let result = {
+            let work = async {
+                let instance: Destination = self.pre.instantiate_async(&mut store).await?;
+                instance.call_deliver(&mut store, settings, events).await
+            };
+            tokio::time::timeout(ctx.limits.timeout, work).await
+        };
+        flush_stdio(&mut store);
+        let outcomes = settle(result, ctx.limits.timeout)?;
+        if outcomes.len() != events.len() {
+            return Err(CallError::Contract(format!(
+                "deliver returned {} outcomes for {} events",
+                outcomes.len(),
+                events.len()
+            )));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(()) => Outcome::Delivered,
+                Err(Failure::Retry(hint)) => Outcome::Retry {
+                    reason: clip(hint.reason),
+                    after: hint.after_ms.map(Duration::from_millis),
+                },
+                Err(Failure::Reject(reason)) => Outcome::Reject(clip(reason)),
+            })
+            .collect())
+    }
+}
+
+fn settle<T>(
+    result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+) -> Result<T, CallError> {
+    match result {
+        Err(_) => Err(CallError::Timeout(timeout)),
+        Ok(Err(e)) => Err(CallError::Trap(clip(format!("{e:#}")))),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+fn flush_stdio(store: &mut Store<HostState>) {
+    let state = store.data_mut();
+    let out = state.stdout.contents();
+    let err = state.stderr.contents();
+    state.log.write_stream("stdout", &out);
+    state.log.write_stream("stderr", &err);
+}
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_REASON_CHARS {
+        let mut end = MAX_REASON_CHARS;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,189 @@
+//! The durable log and the per-destination queues behind one narrow trait.
+//!
+//! Where it sits: ingest calls [`Store::append`] and answers `200` only when it
+//! returns (the events are on disk); the dispatcher of each destination calls
+//! [`Store::claim`] and [`Store::settle`]. The model is Centrifuge's: an event is
+//! stored once, and each destination it routes to gets its own job (queue entry)
+//! with its own attempt count and due time, so destinations never share a cursor.
+//!
+//! The trait is shaped for a JetStream backend too: `append` is a publish with
+//! an ack, `claim` a pull from a durable consumer per destination, and
+//! [`Settle`] maps to ack / nak-with-delay / term.
+
+pub mod embedded;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// Milliseconds since the Unix epoch (the store's clock unit).
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Errors a store can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Too much work is waiting: the caller should come back later (ingest answers 503).
+    #[error("the store is overloaded; retry shortly")]
+    Overloaded,
+    /// The store is closed or its engine failed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One normalised event to append, with the destinations it routes to.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Source name (deduplication is per source).
+    pub source: String,
+    /// Segment `messageId`.
+    pub message_id: String,
+    /// Segment `type`.
+    pub event_type: String,
+    /// `userId` (or `anonymousId`), for per-user ordering.
+    pub user_key: Option<String>,
+    /// The normalised message, as JSON text.
+    pub json: String,
+    /// Destinations that get a job for it.
+    pub destinations: Vec<String>,
+}
+
+/// What `append` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Events stored now.
+    pub stored: usize,
+    /// Events whose `messageId` was seen within the dedup window: acknowledged, not stored again.
+    pub duplicates: usize,
+}
+
+/// Identity of a job within a destination's queue.
+pub type JobId = i64;
+
+/// One event due for one destination.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its id, for `settle`.
+    pub id: JobId,
+    /// Segment `messageId`.
+    pub message_id: String,
+    /// Segment `type`.
+    pub event_type: String,
+    /// The normalised message.
+    pub json: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// When it was first attempted.
+    pub first_attempt_at: Millis,
+}
+
+/// What became of a claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// Delivered: remove it.
+    Done,
+    /// Try again at this time.
+    RetryAt {
+        /// When.
+        at: Millis,
+        /// Why it failed this time.
+        reason: String,
+    },
+    /// Give up: into dead letters.
+    Dead {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A job given up on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Its id in the dead-letter list.
+    pub id: i64,
+    /// Destination.
+    pub destination: String,
+    /// Segment `messageId`.
+    pub message_id: String,
+    /// Segment `type`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The last failure.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// First attempt (ms since epoch).
+    pub first_attempt_at: Millis,
+    /// Last attempt (ms since epoch).
+    pub last_attempt_at: Millis,
+    /// When it was dead-lettered (ms since epoch).
+    pub dead_at: Millis,
+}
+
+/// Size of a destination's queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Jobs waiting (due now or later).
+    pub queued: u64,
+    /// Jobs claimed and not settled.
+    pub in_flight: u64,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+}
+
+/// The durable store.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Durably append events (one job per routed destination). Returns only after
+    /// the events are on disk; concurrent callers share one commit.
+    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError>;
+
+    /// Lease up to `max_events` due jobs (and at most `max_bytes` of JSON, but always
+    /// at least one) of `destination`, oldest first. A leased job is not handed out
+    /// again until settled, or until the process restarts.
+    async fn claim(
+        &self,
+        destination: &str,
+        max_events: usize,
+        max_bytes: usize,
+        now: Millis,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Settle claimed jobs, all in one commit.
+    async fn settle(
+        &self,
+        destination: &str,
+        outcomes: Vec<(JobId, Settle)>,
+    ) -> Result<(), StoreError>;
+
+    /// When the earliest not-leased job of `destination` is due, if any.
+    async fn next_due(&self, destination: &str) -> Result<Option<Millis>, StoreError>;
+
+    /// Counts for status and the admin API.
+    async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError>;
+
+    /// Dead letters of `destination` dead-lettered in `[since, until)`, oldest first.
+    async fn dead_letters(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Move dead letters of `destination` in `[since, until)` back into its queue, due now.
+    /// Returns how many.
+    async fn replay(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError>;
+
+    /// Notified when `destination` may have new due work.
+    fn wakeup(&self, destination: &str) -> Arc<Notify>;
+}

@@ -1,0 +1,128 @@
+#![allow(unsafe_code)] // the code that wit-bindgen generates for the canonical ABI
+//! A destination that misbehaves on purpose, to test the sandbox. Never bundled.
+//!
+//! `settings.mode` picks the misbehaviour of `deliver`:
+//! - `ok`: deliver everything (and do nothing else);
+//! - `trap`: panic; `loop`: spin forever; `memory`: allocate without end;
+//! - `recursion`: recurse without end; `log-flood`: write 100 000 log lines;
+//! - `stdout-flood`: print 100 000 lines to stdout;
+//! - `fetch`: `http.send` a GET to `settings.url` and report the answer as the outcome
+//!   (denied → reject, anything else → delivered when 2xx, retry otherwise);
+//! - `wrong-count`: return one outcome too many;
+//! - `huge-reason`: reject with a 1 MB reason.
+//!
+//! `check` refuses `{"mode": "refuse"}`.
+
+use serde::Deserialize;
+
+wit_bindgen::generate!({
+    world: "destination",
+    path: "../../../wit",
+});
+
+use switchyard::destination::http;
+use switchyard::destination::log;
+use switchyard::destination::types::RetryHint;
+
+#[derive(Deserialize)]
+struct Settings {
+    mode: String,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+struct Misbehave;
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point of the `recursion` mode
+fn recurse(depth: u64, buf: &mut [u8; 64]) -> u64 {
+    buf[(depth % 64) as usize] = depth as u8;
+    let mut local = [0u8; 64];
+    local.copy_from_slice(buf);
+    recurse(depth + 1, &mut local) + local[0] as u64
+}
+
+impl Guest for Misbehave {
+    fn describe() -> Metadata {
+        Metadata {
+            name: "misbehave".into(),
+            version: "0.0.1".into(),
+            settings_schema: r#"{"type":"object","required":["mode"]}"#.into(),
+            max_batch: 50,
+        }
+    }
+
+    fn check(settings: String) -> Result<(), String> {
+        let s: Settings = serde_json::from_str(&settings).map_err(|e| format!("settings: {e}"))?;
+        if s.mode == "refuse" {
+            return Err("mode `refuse` is refused".into());
+        }
+        Ok(())
+    }
+
+    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
+        let s: Settings = match serde_json::from_str(&settings) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(Failure::Reject(e.to_string())); events.len()],
+        };
+        match s.mode.as_str() {
+            "trap" => panic!("misbehave: deliberate trap"),
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recursion" => {
+                let mut buf = [0u8; 64];
+                let n = recurse(0, &mut buf);
+                vec![Err(Failure::Reject(format!("unreachable {n}"))); events.len()]
+            }
+            "log-flood" => {
+                for i in 0..100_000 {
+                    log::log(log::Level::Info, &format!("flood line {i}"));
+                }
+                vec![Ok(()); events.len()]
+            }
+            "stdout-flood" => {
+                for i in 0..100_000 {
+                    println!("stdout flood line {i}");
+                }
+                vec![Ok(()); events.len()]
+            }
+            "fetch" => {
+                let req = http::Request {
+                    method: "GET".into(),
+                    url: s.url.unwrap_or_default(),
+                    headers: vec![],
+                    body: vec![],
+                };
+                let outcome = match http::send(&req) {
+                    Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
+                    Ok(resp) => Err(Failure::Retry(RetryHint {
+                        reason: format!("status {}", resp.status),
+                        after_ms: None,
+                    })),
+                    Err(http::Error::Denied(why)) => Err(Failure::Reject(format!("denied: {why}"))),
+                    Err(e) => Err(Failure::Retry(RetryHint {
+                        reason: format!("{e:?}"),
+                        after_ms: None,
+                    })),
+                };
+                vec![outcome; events.len()]
+            }
+            "wrong-count" => vec![Ok(()); events.len() + 1],
+            "huge-reason" => vec![Err(Failure::Reject("x".repeat(1 << 20))); events.len()],
+            _ => vec![Ok(()); events.len()],
+        }
+    }
+}
+
+export!(Misbehave);

@@ -1,0 +1,159 @@
+//! A Switchyard host started in-process through `switchyard::run`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use switchyard::config::Config;
+
+/// Write key of the test source.
+pub const WRITE_KEY: &str = "wk_test";
+/// Admin token of test hosts.
+pub const ADMIN_TOKEN: &str = "admin-test-token";
+
+/// A running host.
+pub struct TestHost {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its store and plugins live here.
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Client for requests to it.
+    pub http: reqwest::Client,
+}
+
+/// The config text of a test host in `dir` with these `[[destinations]]` tables.
+pub fn config_text(dir: &Path, destinations: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_token = "{ADMIN_TOKEN}"
+[store]
+path = "{store}"
+[plugins]
+dir = "{plugins}"
+[[sources]]
+name = "test"
+write_key = "{WRITE_KEY}"
+{destinations}
+"#,
+        store = dir.join("data").display(),
+        plugins = dir.join("plugins").display(),
+    )
+}
+
+/// Copy the webhook and the misbehaving guest into `dir/plugins`.
+pub fn install_plugins(dir: &Path) {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        crate::destination_component("webhook"),
+        plugins.join("webhook.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crate::test_guest("misbehave"),
+        plugins.join("misbehave.wasm"),
+    )
+    .unwrap();
+}
+
+impl TestHost {
+    /// Start a host in `dir` (plugins installed there) with these destinations.
+    pub async fn start(dir: &Path, destinations: &str) -> TestHost {
+        Self::try_start(dir, destinations)
+            .await
+            .expect("host starts")
+    }
+
+    /// Start, or say why not.
+    pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
+        // Host logs in test output when RUST_LOG is set (e.g. RUST_LOG=switchyard=debug).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        install_plugins(dir);
+        let config = Config::parse(&config_text(dir, destinations), "test.toml", dir)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            switchyard::run(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let http = reqwest::Client::new();
+        // Ready when /healthz answers (or the task ended with an error).
+        loop {
+            if task.is_finished() {
+                return Err(task.await?.expect_err("run ended before serving"));
+            }
+            if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(TestHost {
+            addr,
+            dir: dir.to_path_buf(),
+            stop: Some(stop),
+            task: Some(task),
+            http,
+        })
+    }
+
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POST `body` to `/v1/{kind}` with the test write key (Basic auth).
+    pub async fn send(&self, kind: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/{kind}")))
+            .basic_auth(WRITE_KEY, Some(""))
+            .json(body)
+            .send()
+            .await
+            .expect("ingest answers")
+    }
+
+    /// `GET /admin/destinations`, as JSON.
+    pub async fn destinations(&self) -> Value {
+        self.http
+            .get(self.url("/admin/destinations"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Stop gracefully and wait for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

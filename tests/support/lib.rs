@@ -1,0 +1,102 @@
+//! Test support: a scriptable loopback receiver, a host started in-process on a
+//! temporary store, and Segment-shaped payloads.
+
+pub mod host;
+pub mod receiver;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub use host::TestHost;
+pub use receiver::{Receiver, Reply};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A bundled destination built by `make destinations`.
+pub fn destination_component(name: &str) -> PathBuf {
+    let path = workspace_root()
+        .join("target/destinations")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// A test-only guest built by `make test-guests`.
+pub fn test_guest(name: &str) -> PathBuf {
+    let path = workspace_root()
+        .join("target/test-guests")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// The `switchyard` binary built by `make test`.
+pub fn switchyard_bin() -> PathBuf {
+    let path = workspace_root().join("target/debug/switchyard");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// A batch shaped like the one analytics-node sends: `n` track events with
+/// client timestamps, `sentAt`, and batch-level context.
+pub fn sdk_batch(prefix: &str, n: usize) -> Value {
+    let now = chrono::Utc::now();
+    let items: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "type": "track",
+                "event": "Order Completed",
+                "userId": format!("user-{}", i % 7),
+                "messageId": format!("{prefix}-{i}"),
+                "timestamp": (now - chrono::Duration::seconds(5)).to_rfc3339(),
+                "properties": {"orderId": format!("o-{i}"), "revenue": 12.5},
+                "context": {"page": {"path": "/checkout"}},
+                "_metadata": {"nodeVersion": "20.0.0"}
+            })
+        })
+        .collect();
+    json!({
+        "batch": items,
+        "sentAt": now.to_rfc3339(),
+        "context": {"library": {"name": "analytics-node", "version": "2.1.0"}},
+    })
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, or panic with `what` after `timeout`.
+pub async fn eventually<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
