@@ -41,7 +41,7 @@ build: destinations
 	@echo "built target/release/switchyard"
 
 run: build
-	./target/release/switchyard run --config config/default.toml
+	./target/release/switchyard run
 
 ## The whole suite: unit tests, then end-to-end tests against real components on loopback.
 test: destinations test-guests

@@ -30,7 +30,10 @@ fn events(prefix: &str, n: usize) -> Vec<NewEvent> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(EmbeddedStore::open(dir.path(), Duration::from_secs(86_400))?);
+    let store = Arc::new(EmbeddedStore::open(
+        dir.path(),
+        Duration::from_secs(86_400),
+    )?);
 
     let n = 200;
     let t = Instant::now();
@@ -38,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
         store.append(events(&format!("single{i}"), 1)).await?;
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("1 writer, 1 event/commit:     {:>8.0} commits/s  {:>9.0} events/s", n as f64 / secs, n as f64 / secs);
+    println!(
+        "1 writer, 1 event/commit:     {:>8.0} commits/s  {:>9.0} events/s",
+        n as f64 / secs,
+        n as f64 / secs
+    );
 
     let n = 100;
     let t = Instant::now();
@@ -46,7 +53,11 @@ async fn main() -> anyhow::Result<()> {
         store.append(events(&format!("batch{i}"), 100)).await?;
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("1 writer, 100 events/request: {:>8.0} requests/s {:>9.0} events/s", n as f64 / secs, n as f64 * 100.0 / secs);
+    println!(
+        "1 writer, 100 events/request: {:>8.0} requests/s {:>9.0} events/s",
+        n as f64 / secs,
+        n as f64 * 100.0 / secs
+    );
 
     let writers = 32;
     let per_writer = 20;
@@ -56,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                store.append(events(&format!("c{w}-{i}"), 100)).await.unwrap();
+                store
+                    .append(events(&format!("c{w}-{i}"), 100))
+                    .await
+                    .unwrap();
             }
         }));
     }

@@ -17,7 +17,7 @@ use crate::imports::http::Allowlist;
 /// Anything wrong with a configuration file, with where it is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Read {
         file: String,
         source: std::io::Error,

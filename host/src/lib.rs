@@ -64,6 +64,28 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let running = start(config, listener).await?;
+    shutdown.await;
+    running.stop().await;
+    Ok(())
+}
+
+/// A started host: serving and delivering until [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Tells the server and the workers to stop.
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    /// The HTTP server task.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The delivery workers.
+    dispatcher: dispatch::Dispatcher,
+}
+
+/// Everything [`run`] does before it waits for shutdown; fails before serving
+/// when the store, a plugin or a destination's settings are not right.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let store: Arc<dyn Store> = match &config.store.kind {
         StoreKind::Embedded => Arc::new(
             store::embedded::EmbeddedStore::open(&config.store.path, config.store.dedup_window)
@@ -119,15 +141,26 @@ pub async fn run(
         let _ = stop_for_server.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(server.into_future());
-
-    shutdown.await;
-    tracing::info!("shutting down: no new requests; finishing batches in flight");
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = server.await;
-        dispatcher.join().await;
+    Ok(Running {
+        addr,
+        stop_tx,
+        server,
+        dispatcher,
     })
-    .await;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+impl Running {
+    /// Stop accepting, let batches in flight finish (within a grace period), return.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: no new requests; finishing batches in flight");
+        let _ = self.stop_tx.send(true);
+        let dispatcher = self.dispatcher;
+        let server = self.server;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async move {
+            let _ = server.await;
+            dispatcher.join().await;
+        })
+        .await;
+        tracing::info!("stopped");
+    }
 }

@@ -18,14 +18,14 @@ use crate::runtime::{CallContext, CallError, Plugin, Runtime};
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The component file is missing or unreadable.
-    #[error("destination `{destination}`: cannot read plugin {path}: {source}")]
+    #[error("destination `{destination}`: cannot read plugin {path}")]
     Read {
         destination: String,
         path: String,
         source: std::io::Error,
     },
     /// The component does not compile, link or describe itself.
-    #[error("plugin {path}: {source}")]
+    #[error("plugin {path}")]
     Load { path: String, source: CallError },
     /// The plugin refused the destination's settings.
     #[error("destination `{destination}`: settings refused by plugin `{plugin}`: {message}")]

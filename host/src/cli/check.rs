@@ -11,7 +11,7 @@ pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new()?;
     let plugins = crate::plugins::load(&runtime, &config.plugins_dir, &config.destinations)
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        .map_err(|e| anyhow::Error::new(e).context(file.display().to_string()))?;
     println!(
         "{}: ok ({} sources, {} destinations, {} plugins)",
         file.display(),

@@ -15,15 +15,18 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    if let Some((key, _)) = config.sources.iter().next() {
-        println!("switchyard listening on http://{addr}");
+    let first_key = config.sources.keys().next().cloned();
+    let running = crate::start(config, listener).await?;
+    let addr = running.addr;
+    println!("switchyard listening on http://{addr}");
+    if let Some(key) = first_key {
         println!("send a first event:");
         println!(
             "  curl -u {key}: -H 'Content-Type: application/json' -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\"}}' http://{addr}/v1/track"
         );
     }
-    crate::run(config, listener, shutdown_signal()).await?;
+    shutdown_signal().await;
+    running.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -135,13 +135,13 @@ impl std::fmt::Debug for EmbeddedStore {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory could not be created.
-    #[error("cannot create store directory {path}: {source}")]
+    #[error("cannot create store directory {path}")]
     Dir {
         path: String,
         source: std::io::Error,
     },
     /// SQLite refused.
-    #[error("cannot open store {path}: {source}")]
+    #[error("cannot open store {path}")]
     Sqlite {
         path: String,
         source: rusqlite::Error,
