@@ -216,3 +216,195 @@ async fn acknowledged_events_survive_a_restart() {
     assert_eq!(d[0]["queued"], 0);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn one_hanging_destination_does_not_hold_up_the_other_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let hang = Receiver::start().await;
+    hang.default_reply(Reply::status(200).delayed(Duration::from_secs(20)));
+    let others = [
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    ];
+    let mut dests = webhook(
+        "hang",
+        &hang,
+        "limits = { memory_mb = 64, timeout_ms = 30000 }",
+    );
+    for (i, rx) in others.iter().enumerate() {
+        dests.push_str(&webhook(&format!("ok{i}"), rx, ""));
+    }
+    let host = TestHost::start(dir.path(), &dests).await;
+    for i in 0..4 {
+        assert_eq!(
+            host.send("batch", &sdk_batch(&format!("h{i}"), 25))
+                .await
+                .status(),
+            200
+        );
+    }
+    let want: Vec<String> = (0..4).flat_map(|i| ids(&format!("h{i}"), 25)).collect();
+    for rx in &others {
+        all_arrive(rx, &want).await;
+    }
+    assert!(
+        hang.received().is_empty(),
+        "the hanging receiver has not answered anything yet"
+    );
+    let d = host.destinations().await;
+    let hang_row = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "hang")
+        .unwrap();
+    assert!(hang_row["in_flight"].as_u64().unwrap() > 0, "{hang_row}");
+}
+
+#[tokio::test]
+async fn per_user_ordering_holds_a_user_behind_its_retry_and_lets_others_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // The first request (user A's first event) is throttled for a second.
+    rx.script(vec![Reply::status(429).header("retry-after", "1")]);
+    let extra =
+        "ordering = \"user\"\nbatch = { max_events = 1, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("ordered", &rx, extra)).await;
+    let ev = |id: &str, user: &str| json!({"type": "track", "userId": user, "event": "E", "messageId": id});
+    let batch = json!({"batch": [ev("a1", "A"), ev("a2", "A"), ev("a3", "A"), ev("b1", "B"), ev("b2", "B")]});
+    assert_eq!(host.send("batch", &batch).await.status(), 200);
+    let want: Vec<String> = ["a1", "a2", "a3", "b1", "b2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all_arrive(&rx, &want).await;
+
+    let delivered = rx.delivered_ids();
+    let pos = |id: &str| delivered.iter().position(|d| d == id).unwrap();
+    assert!(
+        pos("a1") < pos("a2") && pos("a2") < pos("a3"),
+        "A in order: {delivered:?}"
+    );
+    assert!(
+        pos("b1") < pos("a1") && pos("b2") < pos("a1"),
+        "B not held behind A: {delivered:?}"
+    );
+    assert_eq!(delivered.len(), 5, "each once: {delivered:?}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_spaces_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let extra = "rate = { per_second = 20, burst = 5 }\nbatch = { max_events = 100, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("limited", &rx, extra)).await;
+    let start = std::time::Instant::now();
+    assert_eq!(host.send("batch", &sdk_batch("rl", 30)).await.status(), 200);
+    all_arrive(&rx, &ids("rl", 30)).await;
+    // 5 go at once, the other 25 at 20/s: at least 1.25 s.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1_200),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        rx.received()
+            .iter()
+            .all(|r| switchyard_e2e::receiver::ids_in(&r.body).len() <= 5),
+        "batches capped by burst"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_destination_degrades_pauses_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(503));
+    let host = TestHost::start(dir.path(), &webhook("flaky", &rx, "")).await;
+    assert_eq!(host.send("batch", &sdk_batch("hp", 5)).await.status(), 200);
+    let start = std::time::Instant::now();
+    loop {
+        let d = host.destinations().await;
+        if d[0]["health"] == "paused" {
+            assert!(
+                d[0]["health_reason"].as_str().unwrap().contains("503"),
+                "{d}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never paused: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rx.default_reply(Reply::status(200));
+    all_arrive(&rx, &ids("hp", 5)).await;
+    let start = std::time::Instant::now();
+    loop {
+        let d = host.destinations().await;
+        if d[0]["health"] == "healthy" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never recovered: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_can_pause_and_resume_a_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &webhook("hooks", &rx, "")).await;
+    let admin = |path: &str| {
+        host.http
+            .post(host.url(path))
+            .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+            .send()
+    };
+    assert_eq!(
+        host.http
+            .post(host.url("/admin/destinations/hooks/pause"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        admin("/admin/destinations/nope/pause")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        admin("/admin/destinations/hooks/pause")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(host.send("batch", &sdk_batch("p", 5)).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(rx.received().is_empty(), "nothing goes out while paused");
+    let d = host.destinations().await;
+    assert_eq!(d[0]["health"], "paused");
+    assert_eq!(d[0]["queued"], 5);
+    assert_eq!(
+        admin("/admin/destinations/hooks/resume")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    all_arrive(&rx, &ids("p", 5)).await;
+    host.stop().await;
+}

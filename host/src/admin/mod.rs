@@ -1,21 +1,30 @@
 //! Operations endpoints: `GET /healthz` (open) and `/admin/*` (bearer token).
 //!
-//! Where it sits: beside ingest on the same listener; reads the dispatcher's
-//! counters and the store's queue sizes, never events themselves.
+//! Where it sits: beside ingest on the same listener. It reads the
+//! dispatcher's counters and health, and the store's queue sizes and dead
+//! letters; it can replay dead letters and pause or resume a destination.
+//!
+//! - `GET  /admin/destinations`
+//! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T`
+//! - `POST /admin/destinations/{name}/dead-letters/replay?since=T&until=T`
+//! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
+//!
+//! `T` is RFC 3339 (`2026-11-26T12:00:00Z`) or milliseconds since the epoch.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dispatch::DeliveryStats;
-use crate::store::Store;
+use crate::store::{DeadLetter, Millis, Store};
 
 /// One destination as the admin API shows it.
 #[derive(Debug, Clone)]
@@ -28,7 +37,7 @@ pub struct DestinationInfo {
     pub version: String,
     /// sha256 of the serving component.
     pub sha256: String,
-    /// Live counters.
+    /// Live counters and health.
     pub stats: Arc<DeliveryStats>,
 }
 
@@ -39,7 +48,7 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// Destinations in config order.
     pub destinations: Arc<Vec<DestinationInfo>>,
-    /// For queue sizes.
+    /// Queue sizes and dead letters.
     pub store: Arc<dyn Store>,
 }
 
@@ -49,6 +58,12 @@ pub enum AdminError {
     /// Missing or wrong token, or admin disabled.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// No such destination.
+    #[error("no destination named `{0}`")]
+    NotFound(String),
+    /// A bad query parameter.
+    #[error("{0}")]
+    BadRequest(String),
     /// The store did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -58,6 +73,8 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match self {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
@@ -68,26 +85,53 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// The health and admin routes.
-pub fn app(state: AdminState) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/admin/destinations", get(destinations))
-        .with_state(state)
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AdminError::Unavailable(e.to_string())
+    }
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
+/// The health and admin routes.
+pub fn app(state: AdminState) -> axum::Router {
+    let admin = axum::Router::new()
+        .route("/admin/destinations", get(destinations))
+        .route(
+            "/admin/destinations/{name}/dead-letters",
+            get(list_dead_letters),
+        )
+        .route(
+            "/admin/destinations/{name}/dead-letters/replay",
+            post(replay_dead_letters),
+        )
+        .route("/admin/destinations/{name}/pause", post(pause))
+        .route("/admin/destinations/{name}/resume", post(resume))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .with_state(state);
+    axum::Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(admin)
+}
+
+async fn authorize(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
     let Some(token) = &state.token else {
         return Err(AdminError::Unauthorized(
             "the admin API is disabled: set [server] admin_token",
         ));
     };
-    let given = headers
+    let given = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(next.run(request).await),
         _ => Err(AdminError::Unauthorized(
             "Authorization: Bearer <admin_token> required",
         )),
@@ -98,31 +142,130 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn destinations(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
+fn find<'a>(state: &'a AdminState, name: &str) -> Result<&'a DestinationInfo, AdminError> {
+    state
+        .destinations
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| AdminError::NotFound(name.to_string()))
+}
+
+async fn destinations(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
     let mut out = Vec::new();
     for d in state.destinations.iter() {
-        let q = state
-            .store
-            .stats(&d.name)
-            .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let q = state.store.stats(&d.name).await?;
+        let health = d.stats.health();
         out.push(json!({
             "name": d.name,
             "plugin": d.plugin,
             "version": d.version,
             "sha256": d.sha256,
+            "health": health.state,
+            "health_reason": health.reason,
             "queued": q.queued,
             "in_flight": d.stats.in_flight.load(Relaxed),
             "delivered": d.stats.delivered.load(Relaxed),
             "retried": d.stats.retried.load(Relaxed),
             "dead_letters": q.dead_letters,
+            "guest_failures": d.stats.guest_failures.load(Relaxed),
         }));
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// `?since=T&until=T`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl Range {
+    fn millis(&self) -> Result<(Option<Millis>, Option<Millis>), AdminError> {
+        let parse = |v: &Option<String>| {
+            v.as_deref()
+                .map(|t| parse_time(t).map_err(AdminError::BadRequest))
+                .transpose()
+        };
+        Ok((parse(&self.since)?, parse(&self.until)?))
+    }
+}
+
+/// RFC 3339 or milliseconds since the epoch.
+pub fn parse_time(t: &str) -> Result<Millis, String> {
+    if let Ok(ms) = t.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .map_err(|_| format!("`{t}` is not an RFC 3339 time or milliseconds since the epoch"))
+}
+
+fn iso(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A dead letter as JSON (the admin API's and `switchyard dlq list --json`'s shape).
+pub fn dead_letter_json(d: &DeadLetter) -> Value {
+    json!({
+        "id": d.id,
+        "destination": d.destination,
+        "messageId": d.message_id,
+        "type": d.event_type,
+        "reason": d.reason,
+        "attempts": d.attempts,
+        "firstAttemptAt": iso(d.first_attempt_at),
+        "lastAttemptAt": iso(d.last_attempt_at),
+        "deadAt": iso(d.dead_at),
+        "event": serde_json::from_str::<Value>(&d.event_json).unwrap_or(Value::Null),
+    })
+}
+
+async fn list_dead_letters(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Query(range): Query<Range>,
+) -> Result<Json<Value>, AdminError> {
+    find(&state, &name)?;
+    let (since, until) = range.millis()?;
+    let list = state.store.dead_letters(&name, since, until).await?;
+    Ok(Json(Value::Array(
+        list.iter().map(dead_letter_json).collect(),
+    )))
+}
+
+async fn replay_dead_letters(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Query(range): Query<Range>,
+) -> Result<Json<Value>, AdminError> {
+    find(&state, &name)?;
+    let (since, until) = range.millis()?;
+    let replayed = state.store.replay(&name, since, until).await?;
+    tracing::info!(destination = %name, replayed, "dead letters replayed");
+    Ok(Json(json!({"success": true, "replayed": replayed})))
+}
+
+async fn pause(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    find(&state, &name)?.stats.set_operator_paused(true);
+    Ok(Json(json!({"success": true, "health": "paused"})))
+}
+
+async fn resume(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let d = find(&state, &name)?;
+    d.stats.set_operator_paused(false);
+    Ok(Json(
+        json!({"success": true, "health": d.stats.health().state}),
+    ))
 }
 
 /// Admin state from the dispatcher's counters.
@@ -137,6 +280,3 @@ pub fn state(
         store,
     }
 }
-
-/// Counters by destination name, for building [`DestinationInfo`]s.
-pub type StatsByName = HashMap<String, Arc<DeliveryStats>>;

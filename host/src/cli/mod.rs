@@ -5,6 +5,7 @@
 //! needs from the library, and turns errors into messages that name the file.
 
 mod check;
+mod dlq;
 mod run;
 mod try_run;
 
@@ -47,6 +48,11 @@ pub enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Dead letters: list or replay, against a running host or a stopped host's store.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
 }
 
 impl Cli {
@@ -60,6 +66,7 @@ impl Cli {
                 settings,
                 event,
             } => try_run::try_run(&plugin, &settings, &event).await,
+            Command::Dlq { command } => dlq::dlq(command).await,
         }
     }
 }

@@ -6,12 +6,17 @@
 //! claims due jobs, hands them to the destination's component in one batch,
 //! and settles each event by its outcome ([`retry`]).
 
+pub mod health;
+pub mod rate;
 pub mod retry;
 mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,9 +27,13 @@ use crate::store::Store;
 
 pub use worker::Worker;
 
-/// Counters of one destination since start.
-#[derive(Debug, Default)]
+/// Live state of one destination, shared by its worker and the admin API.
+#[derive(Debug)]
 pub struct DeliveryStats {
+    /// Health and the circuit breaker.
+    pub breaker: Mutex<health::Breaker>,
+    /// Wakes the worker after an operator pauses or resumes it.
+    pub control: Notify,
     /// Events delivered.
     pub delivered: AtomicU64,
     /// Events scheduled for another attempt.
@@ -35,6 +44,41 @@ pub struct DeliveryStats {
     pub guest_failures: AtomicU64,
     /// Events in the batch being delivered now.
     pub in_flight: AtomicU64,
+}
+
+impl DeliveryStats {
+    /// Fresh state for `dest`: healthy, counters at zero. The breaker's probe
+    /// interval follows the retry policy (5 × `initial`, from 100 ms, doubling up to `max`).
+    pub fn new(dest: &DestinationConfig) -> DeliveryStats {
+        let first_probe = (dest.retry.initial * 5).max(Duration::from_millis(100));
+        DeliveryStats {
+            breaker: Mutex::new(health::Breaker::new(
+                &dest.name,
+                first_probe,
+                dest.retry.max,
+            )),
+            control: Notify::new(),
+            delivered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            guest_failures: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// Health for the admin API.
+    pub fn health(&self) -> health::HealthReport {
+        self.breaker.lock().expect("breaker lock").report()
+    }
+
+    /// Hold (`true`) or release the destination; its worker notices at once.
+    pub fn set_operator_paused(&self, paused: bool) {
+        self.breaker
+            .lock()
+            .expect("breaker lock")
+            .set_operator_paused(paused);
+        self.control.notify_one();
+    }
 }
 
 /// The running workers.
@@ -62,7 +106,7 @@ impl Dispatcher {
                 .get(&dest.plugin)
                 .expect("plugins are loaded for every destination before dispatch starts")
                 .clone();
-            let counters = Arc::new(DeliveryStats::default());
+            let counters = Arc::new(DeliveryStats::new(dest));
             stats.insert(dest.name.clone(), counters.clone());
             let worker = Worker::new(
                 dest.clone(),

@@ -84,6 +84,7 @@ mod tests {
             json: "{}".into(),
             attempts,
             first_attempt_at: first,
+            queued_at: first,
         }
     }
 

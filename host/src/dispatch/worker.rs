@@ -2,17 +2,18 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::health::BatchVerdict;
+use super::rate::TokenBucket;
 use super::retry::decide;
 use super::DeliveryStats;
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, Ordering};
 use crate::imports::http::{Egress, HttpLimits};
 use crate::runtime::bindings::switchyard::destination::types::EventType;
-use crate::runtime::Event;
-use crate::runtime::{CallContext, CallError, Outcome, Plugin};
+use crate::runtime::{CallContext, CallError, Event, Outcome, Plugin};
 use crate::store::{now_ms, Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.
@@ -32,8 +33,15 @@ pub struct Worker {
     store: Arc<dyn Store>,
     /// What every call into the component runs with (limits, egress).
     ctx: CallContext,
-    /// Counters shared with status reporting.
+    /// Counters and health, shared with the admin API.
     stats: Arc<DeliveryStats>,
+}
+
+/// What one batch did, for health and rate.
+struct BatchResult {
+    verdict: BatchVerdict,
+    /// The destination asked to slow down (a retry with an `after` hint).
+    throttled: bool,
 }
 
 impl Worker {
@@ -73,23 +81,43 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.dest.name.as_str();
         let wake = self.store.wakeup(name);
-        let max_events = self
+        let mut bucket = self.dest.rate.map(|r| TokenBucket::new(r, Instant::now()));
+        let mut max_events = self
             .dest
             .batch
             .max_events
             .min(self.plugin.metadata.max_batch)
             .max(1) as usize;
+        if let Some(b) = &bucket {
+            max_events = max_events.min(b.burst().max(1));
+        }
         let max_bytes = self.dest.batch.max_bytes as usize;
+        let per_user_order = self.dest.ordering == Ordering::User;
         tracing::info!(destination = name, plugin = %self.plugin.name, max_events, "delivery started");
         while !*shutdown.borrow() {
-            let jobs = match self
-                .store
-                .claim(name, max_events, max_bytes, now_ms())
-                .await
-            {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::warn!(destination = name, "claim failed: {e}");
+            let (operator_paused, probing, probe_wait) = {
+                let b = self.stats.breaker.lock().expect("breaker lock");
+                (b.operator_paused(), b.is_paused(), b.probe_interval())
+            };
+            if operator_paused {
+                tokio::select! {
+                    _ = self.stats.control.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            if probing {
+                // The breaker is open: wait, then send one event as a probe.
+                tokio::select! {
+                    _ = tokio::time::sleep(probe_wait) => {}
+                    _ = self.stats.control.notified() => continue,
+                    _ = shutdown.changed() => continue,
+                }
+            }
+            let limit = if probing { 1 } else { max_events };
+            let mut jobs = match self.claim(limit, max_bytes, per_user_order).await {
+                Some(jobs) => jobs,
+                None => {
                     pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                     continue;
                 }
@@ -103,18 +131,94 @@ impl Worker {
                 };
                 tokio::select! {
                     _ = wake.notified() => {}
+                    _ = self.stats.control.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            self.deliver(jobs).await;
+            if !probing && jobs.len() < limit {
+                self.linger(&mut jobs, limit, max_bytes, per_user_order, &mut shutdown)
+                    .await;
+            }
+            if let Some(b) = bucket.as_mut() {
+                let wait = b.take(jobs.len(), Instant::now());
+                if !wait.is_zero() {
+                    // Sent even if shutdown starts meanwhile: the jobs are leased.
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let result = self.deliver(jobs).await;
+            if let Some(b) = bucket.as_mut() {
+                if result.throttled {
+                    b.throttled(Instant::now());
+                    tracing::debug!(
+                        destination = name,
+                        rate = b.rate(),
+                        "throttled: rate lowered"
+                    );
+                } else if result.verdict == BatchVerdict::Success {
+                    b.succeeded(Instant::now());
+                }
+            }
+            self.stats
+                .breaker
+                .lock()
+                .expect("breaker lock")
+                .record(result.verdict);
         }
         tracing::info!(destination = name, "delivery stopped");
     }
 
+    async fn claim(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+        per_user_order: bool,
+    ) -> Option<Vec<Job>> {
+        match self
+            .store
+            .claim(&self.dest.name, limit, max_bytes, per_user_order, now_ms())
+            .await
+        {
+            Ok(jobs) => Some(jobs),
+            Err(e) => {
+                tracing::warn!(destination = %self.dest.name, "claim failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// A partial batch of fresh events waits up to `linger` (from the oldest
+    /// event's arrival) for more, then takes what has arrived.
+    async fn linger(
+        &self,
+        jobs: &mut Vec<Job>,
+        limit: usize,
+        max_bytes: usize,
+        per_user_order: bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let linger = self.dest.batch.linger.as_millis() as i64;
+        let oldest = jobs.iter().map(|j| j.queued_at).min().unwrap_or(0);
+        let wait = oldest + linger - now_ms();
+        if linger == 0 || wait <= 0 {
+            return;
+        }
+        pause(shutdown, Duration::from_millis(wait as u64)).await;
+        let used: usize = jobs.iter().map(|j| j.json.len()).sum();
+        if used < max_bytes {
+            if let Some(more) = self
+                .claim(limit - jobs.len(), max_bytes - used, per_user_order)
+                .await
+            {
+                jobs.extend(more);
+            }
+        }
+    }
+
     /// Deliver one batch and settle every job in it.
-    async fn deliver(&self, jobs: Vec<Job>) {
+    async fn deliver(&self, jobs: Vec<Job>) -> BatchResult {
         let name = self.dest.name.as_str();
         let events: Vec<Event> = jobs
             .iter()
@@ -150,6 +254,21 @@ impl Worker {
             }
         };
         self.stats.in_flight.store(0, Relaxed);
+
+        let delivered = outcomes.iter().any(|o| *o == Outcome::Delivered);
+        let first_retry = outcomes.iter().find_map(|o| match o {
+            Outcome::Retry { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        let throttled = outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Retry { after: Some(_), .. }));
+        let verdict = match (delivered, first_retry) {
+            (true, _) => BatchVerdict::Success,
+            (false, Some(reason)) => BatchVerdict::Failure(reason),
+            (false, None) => BatchVerdict::Neutral,
+        };
+
         let now = now_ms();
         let jitter = super::retry::jitter(&mut rand::rng());
         let settles: Vec<_> = jobs
@@ -175,13 +294,14 @@ impl Worker {
         // jobs stay leased and are delivered again after a restart (at-least-once).
         for attempt in 0..5u32 {
             match self.store.settle(name, settles.clone()).await {
-                Ok(()) => return,
+                Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(destination = name, attempt, "settle failed: {e}");
                     tokio::time::sleep(STORE_ERROR_PAUSE * (attempt + 1)).await;
                 }
             }
         }
+        BatchResult { verdict, throttled }
     }
 }
 

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id               INTEGER PRIMARY KEY,
     destination      TEXT    NOT NULL,
     event_seq        INTEGER NOT NULL REFERENCES events(seq),
+    user_key         TEXT,
     due_at           INTEGER NOT NULL,
     leased           INTEGER NOT NULL DEFAULT 0,
     attempts         INTEGER NOT NULL DEFAULT 0,
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (destination, leased, due_at, id);
 CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_seq);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs (destination, user_key, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id               INTEGER PRIMARY KEY,
     destination      TEXT    NOT NULL,
@@ -93,6 +95,7 @@ enum Command {
         destination: String,
         max_events: usize,
         max_bytes: usize,
+        per_user_order: bool,
         now: Millis,
         reply: oneshot::Sender<Result<Vec<Job>, StoreError>>,
     },
@@ -231,6 +234,7 @@ impl Store for EmbeddedStore {
         destination: &str,
         max_events: usize,
         max_bytes: usize,
+        per_user_order: bool,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
         let destination = destination.to_string();
@@ -238,6 +242,7 @@ impl Store for EmbeddedStore {
             destination,
             max_events,
             max_bytes,
+            per_user_order,
             now,
             reply,
         })
@@ -427,11 +432,14 @@ fn run_command(
             destination,
             max_events,
             max_bytes,
+            per_user_order,
             now,
             reply,
         } => answer(
             reply,
-            in_savepoint(tx, |t| claim(t, &destination, max_events, max_bytes, now)),
+            in_savepoint(tx, |t| {
+                claim(t, &destination, max_events, max_bytes, per_user_order, now)
+            }),
         ),
         Command::Settle(destination, outcomes, reply) => {
             let result = in_savepoint(tx, |t| settle(t, &destination, &outcomes));
@@ -488,8 +496,9 @@ fn append(
         "INSERT INTO events (source, message_id, type, user_key, received_at, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    let mut insert_job =
-        tx.prepare_cached("INSERT INTO jobs (destination, event_seq, due_at) VALUES (?1, ?2, ?3)")?;
+    let mut insert_job = tx.prepare_cached(
+        "INSERT INTO jobs (destination, event_seq, user_key, due_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for e in events {
         let previous: Option<i64> = seen
             .query_row(params![e.source, e.message_id], |r| r.get(0))
@@ -513,7 +522,7 @@ fn append(
         ])?;
         let seq = tx.last_insert_rowid();
         for d in &e.destinations {
-            insert_job.execute(params![d, seq, now])?;
+            insert_job.execute(params![d, seq, e.user_key, now])?;
             woken.push(d.clone());
         }
     }
@@ -525,14 +534,27 @@ fn claim(
     destination: &str,
     max_events: usize,
     max_bytes: usize,
+    per_user_order: bool,
     now: Millis,
 ) -> Result<Vec<Job>, rusqlite::Error> {
-    let mut select = tx.prepare_cached(
-        "SELECT j.id, e.message_id, e.type, e.body, j.attempts, j.first_attempt_at
+    // With per-user order, a job waits while an earlier job of the same user is
+    // in flight or not yet due; jobs are then taken in arrival order.
+    let sql = if per_user_order {
+        "SELECT j.id, e.message_id, e.type, e.body, j.attempts, j.first_attempt_at, e.received_at
          FROM jobs j JOIN events e ON e.seq = j.event_seq
          WHERE j.destination = ?1 AND j.leased = 0 AND j.due_at <= ?2
-         ORDER BY j.due_at, j.id LIMIT ?3",
-    )?;
+           AND NOT EXISTS (
+               SELECT 1 FROM jobs p
+               WHERE p.destination = j.destination AND p.user_key = j.user_key AND p.id < j.id
+                 AND (p.leased = 1 OR p.due_at > ?2))
+         ORDER BY j.id LIMIT ?3"
+    } else {
+        "SELECT j.id, e.message_id, e.type, e.body, j.attempts, j.first_attempt_at, e.received_at
+         FROM jobs j JOIN events e ON e.seq = j.event_seq
+         WHERE j.destination = ?1 AND j.leased = 0 AND j.due_at <= ?2
+         ORDER BY j.due_at, j.id LIMIT ?3"
+    };
+    let mut select = tx.prepare_cached(sql)?;
     let mut rows = select.query(params![destination, now, max_events as i64])?;
     let mut jobs = Vec::new();
     let mut bytes = 0usize;
@@ -551,6 +573,7 @@ fn claim(
             json,
             attempts: attempts + 1,
             first_attempt_at: first.unwrap_or(now),
+            queued_at: row.get(6)?,
         });
     }
     let mut lease = tx.prepare_cached(
@@ -635,7 +658,7 @@ fn dead_letters(
 ) -> Result<Vec<DeadLetter>, rusqlite::Error> {
     let mut q = tx.prepare_cached(
         "SELECT d.id, d.destination, e.message_id, e.type, d.reason, d.attempts,
-                d.first_attempt_at, d.last_attempt_at, d.dead_at
+                d.first_attempt_at, d.last_attempt_at, d.dead_at, e.body
          FROM dead_letters d JOIN events e ON e.seq = d.event_seq
          WHERE d.destination = ?1 AND d.dead_at >= ?2 AND d.dead_at < ?3
          ORDER BY d.dead_at, d.id",
@@ -657,6 +680,7 @@ fn dead_letters(
                 first_attempt_at: r.get(6)?,
                 last_attempt_at: r.get(7)?,
                 dead_at: r.get(8)?,
+                event_json: r.get(9)?,
             })
         },
     )?;
@@ -677,9 +701,11 @@ fn replay(
         now
     ];
     tx.execute(
-        "INSERT INTO jobs (destination, event_seq, due_at)
-         SELECT destination, event_seq, ?4 FROM dead_letters
-         WHERE destination = ?1 AND dead_at >= ?2 AND dead_at < ?3",
+        "INSERT INTO jobs (destination, event_seq, user_key, due_at)
+         SELECT d.destination, d.event_seq, e.user_key, ?4
+         FROM dead_letters d JOIN events e ON e.seq = d.event_seq
+         WHERE d.destination = ?1 AND d.dead_at >= ?2 AND d.dead_at < ?3
+         ORDER BY d.event_seq",
         range,
     )?;
     let moved = tx.execute(
@@ -720,16 +746,20 @@ mod tests {
             }
         );
         let now = now_ms();
-        let xs = store.claim("x", 10, 1 << 20, now).await.unwrap();
+        let xs = store.claim("x", 10, 1 << 20, false, now).await.unwrap();
         assert_eq!(
             xs.iter().map(|j| j.message_id.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
         assert!(
-            store.claim("x", 10, 1 << 20, now).await.unwrap().is_empty(),
+            store
+                .claim("x", 10, 1 << 20, false, now)
+                .await
+                .unwrap()
+                .is_empty(),
             "leased jobs are not handed out twice"
         );
-        let ys = store.claim("y", 10, 1 << 20, now).await.unwrap();
+        let ys = store.claim("y", 10, 1 << 20, false, now).await.unwrap();
         assert_eq!(ys.len(), 1);
         store
             .settle(
@@ -748,8 +778,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.next_due("x").await.unwrap(), Some(now + 60_000));
-        assert!(store.claim("x", 10, 1 << 20, now).await.unwrap().is_empty());
-        let later = store.claim("x", 10, 1 << 20, now + 60_000).await.unwrap();
+        assert!(store
+            .claim("x", 10, 1 << 20, false, now)
+            .await
+            .unwrap()
+            .is_empty());
+        let later = store
+            .claim("x", 10, 1 << 20, false, now + 60_000)
+            .await
+            .unwrap();
         assert_eq!(later[0].attempts, 2);
         store
             .settle(
@@ -780,7 +817,11 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(
-            store.claim("x", 10, 1 << 20, now_ms()).await.unwrap()[0].message_id,
+            store
+                .claim("x", 10, 1 << 20, false, now_ms())
+                .await
+                .unwrap()[0]
+                .message_id,
             "b"
         );
     }
@@ -811,15 +852,70 @@ mod tests {
             let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
             store.append(vec![event("a", &["x"])]).await.unwrap();
             assert_eq!(
-                store.claim("x", 10, 1 << 20, now_ms()).await.unwrap().len(),
+                store
+                    .claim("x", 10, 1 << 20, false, now_ms())
+                    .await
+                    .unwrap()
+                    .len(),
                 1
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
         assert_eq!(
-            store.claim("x", 10, 1 << 20, now_ms()).await.unwrap().len(),
+            store
+                .claim("x", 10, 1 << 20, false, now_ms())
+                .await
+                .unwrap()
+                .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn per_user_order_holds_a_user_behind_its_unsettled_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let mut b = event("b1", &["x"]);
+        b.user_key = Some("u2".into());
+        store
+            .append(vec![event("a1", &["x"]), event("a2", &["x"]), b])
+            .await
+            .unwrap();
+        let now = now_ms();
+        let first = store.claim("x", 1, 1 << 20, true, now).await.unwrap();
+        assert_eq!(first[0].message_id, "a1");
+        // a1 is in flight: a2 waits, b1 (another user) flows.
+        let next = store.claim("x", 10, 1 << 20, true, now).await.unwrap();
+        assert_eq!(
+            next.iter()
+                .map(|j| j.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["b1"]
+        );
+        let retry = Settle::RetryAt {
+            at: now + 60_000,
+            reason: "429".into(),
+        };
+        store.settle("x", vec![(first[0].id, retry)]).await.unwrap();
+        assert!(
+            store
+                .claim("x", 10, 1 << 20, true, now)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a2 waits behind a1's retry"
+        );
+        let later = store
+            .claim("x", 10, 1 << 20, true, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            later
+                .iter()
+                .map(|j| j.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a1", "a2"]
         );
     }
 
@@ -831,6 +927,13 @@ mod tests {
             .append(vec![event("a", &["x"]), event("b", &["x"])])
             .await
             .unwrap();
-        assert_eq!(store.claim("x", 10, 1, now_ms()).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .claim("x", 10, 1, false, now_ms())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

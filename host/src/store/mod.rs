@@ -79,6 +79,8 @@ pub struct Job {
     pub attempts: u32,
     /// When it was first attempted.
     pub first_attempt_at: Millis,
+    /// When the event was received (for batch linger).
+    pub queued_at: Millis,
 }
 
 /// What became of a claimed job.
@@ -101,8 +103,7 @@ pub enum Settle {
 }
 
 /// A job given up on.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Its id in the dead-letter list.
     pub id: i64,
@@ -111,7 +112,6 @@ pub struct DeadLetter {
     /// Segment `messageId`.
     pub message_id: String,
     /// Segment `type`.
-    #[serde(rename = "type")]
     pub event_type: String,
     /// The last failure.
     pub reason: String,
@@ -123,6 +123,8 @@ pub struct DeadLetter {
     pub last_attempt_at: Millis,
     /// When it was dead-lettered (ms since epoch).
     pub dead_at: Millis,
+    /// The event as it would be delivered.
+    pub event_json: String,
 }
 
 /// Size of a destination's queue.
@@ -145,12 +147,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Lease up to `max_events` due jobs (and at most `max_bytes` of JSON, but always
     /// at least one) of `destination`, oldest first. A leased job is not handed out
-    /// again until settled, or until the process restarts.
+    /// again until settled, or until the process restarts. With `per_user_order`, a
+    /// job is held back while an earlier job of the same user is leased or not yet due.
     async fn claim(
         &self,
         destination: &str,
         max_events: usize,
         max_bytes: usize,
+        per_user_order: bool,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError>;
 

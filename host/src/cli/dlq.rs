@@ -1,0 +1,199 @@
+//! `switchyard dlq list|replay --destination NAME [--since T] [--until T] [--json]`.
+//!
+//! Against a running host through its admin API (the config's `listen` and
+//! `admin_token`), or, when nothing listens there, directly on the stopped
+//! host's store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::admin::{dead_letter_json, parse_time};
+use crate::config::{Config, StoreKind};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{now_ms, Millis, Store};
+
+/// Which dead letters.
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// Destination name.
+    #[arg(long)]
+    pub destination: String,
+    /// Dead-lettered at or after: RFC 3339, ms since the epoch, or an age like `2h`.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Dead-lettered before: RFC 3339, ms since the epoch, or an age like `30m`.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Configuration file (default: the built-in default config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `list` or `replay`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters.
+    List {
+        #[command(flatten)]
+        selection: Selection,
+        /// Print a JSON array (one object per dead letter: messageId, reason, attempts, ...).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead letters back into the destination's queue.
+    Replay {
+        #[command(flatten)]
+        selection: Selection,
+    },
+}
+
+/// `T` as ms since the epoch: an age (`2h`) counts back from now.
+fn when(t: &str) -> anyhow::Result<Millis> {
+    if let Ok(age) = crate::config::parse_duration(t) {
+        if t.trim()
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        {
+            return Ok(now_ms() - age.as_millis() as i64);
+        }
+    }
+    parse_time(t).map_err(|e| anyhow::anyhow!("{e}, nor an age like `2h`"))
+}
+
+struct Target {
+    config: Config,
+    since: Option<Millis>,
+    until: Option<Millis>,
+    destination: String,
+}
+
+fn target(sel: &Selection) -> anyhow::Result<Target> {
+    let config = match &sel.config {
+        Some(file) => Config::load(file)?,
+        None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
+    };
+    if config.destination(&sel.destination).is_none() {
+        anyhow::bail!("no destination named `{}` in the config", sel.destination);
+    }
+    Ok(Target {
+        since: sel.since.as_deref().map(when).transpose()?,
+        until: sel.until.as_deref().map(when).transpose()?,
+        destination: sel.destination.clone(),
+        config,
+    })
+}
+
+/// The admin base URL, when a host may be listening.
+fn admin_base(config: &Config) -> Option<String> {
+    let addr: std::net::SocketAddr = config.listen.parse().ok()?;
+    if addr.port() == 0 {
+        return None;
+    }
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Some(format!("http://{host}:{}", addr.port()))
+}
+
+/// Ask the running host; `Ok(None)` when nothing listens.
+async fn ask_host(
+    t: &Target,
+    method: reqwest::Method,
+    path: &str,
+) -> anyhow::Result<Option<Value>> {
+    let Some(base) = admin_base(&t.config) else {
+        return Ok(None);
+    };
+    let mut query = Vec::new();
+    if let Some(s) = t.since {
+        query.push(("since", s.to_string()));
+    }
+    if let Some(u) = t.until {
+        query.push(("until", u.to_string()));
+    }
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let url = format!("{base}/admin/destinations/{}/{path}", t.destination);
+    let mut req = client.request(method, &url).query(&query);
+    if let Some(token) = &t.config.admin_token {
+        req = req.bearer_auth(token);
+    }
+    let resp = match req.send().await {
+        Ok(resp) => resp,
+        Err(e) if e.is_connect() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!(
+            "{url}: {status}: {}",
+            body["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(Some(body))
+}
+
+fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
+    match &config.store.kind {
+        StoreKind::Embedded => Ok(EmbeddedStore::open(
+            &config.store.path,
+            config.store.dedup_window,
+        )?),
+        StoreKind::Nats(_) => anyhow::bail!("the nats store is not available in this build"),
+    }
+}
+
+pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DlqCommand::List { selection, json } => {
+            let t = target(&selection)?;
+            let list = match ask_host(&t, reqwest::Method::GET, "dead-letters").await? {
+                Some(Value::Array(items)) => items,
+                Some(other) => anyhow::bail!("unexpected answer from the host: {other}"),
+                None => open_store(&t.config)?
+                    .dead_letters(&t.destination, t.since, t.until)
+                    .await?
+                    .iter()
+                    .map(dead_letter_json)
+                    .collect(),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{} dead letter(s) of {}", list.len(), t.destination);
+                for d in &list {
+                    println!(
+                        "{}  {}  attempts={}  {}",
+                        d["deadAt"].as_str().unwrap_or(""),
+                        d["messageId"].as_str().unwrap_or(""),
+                        d["attempts"],
+                        d["reason"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        DlqCommand::Replay { selection } => {
+            let t = target(&selection)?;
+            let replayed = match ask_host(&t, reqwest::Method::POST, "dead-letters/replay").await? {
+                Some(body) => body["replayed"].as_u64().unwrap_or(0),
+                None => {
+                    open_store(&t.config)?
+                        .replay(&t.destination, t.since, t.until)
+                        .await?
+                }
+            };
+            println!("replayed {replayed} dead letter(s) of {}", t.destination);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

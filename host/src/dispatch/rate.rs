@@ -1,0 +1,121 @@
+//! Per-destination rate limit: a token bucket whose rate backs off on throttling.
+//!
+//! `rate = { per_second, burst }` sets the ceiling. When the destination signals
+//! throttling (a `retry` with an `after` hint, i.e. the vendor's `Retry-After`),
+//! the current rate halves (multiplicative decrease, down to 1/64 of the ceiling);
+//! every batch delivered after that adds a tenth of the ceiling back (additive
+//! increase) until the configured rate is reached again.
+
+use std::time::{Duration, Instant};
+
+use crate::config::RatePolicy;
+
+/// A token bucket with AIMD on its refill rate.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    /// The configured rate (events/s): the ceiling of `rate`.
+    ceiling: f64,
+    /// The rate now, lowered by throttling.
+    rate: f64,
+    /// Bucket size (events).
+    burst: f64,
+    /// Tokens now; negative while a taken batch is being paid off.
+    tokens: f64,
+    /// When `tokens` was last refilled.
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(policy: RatePolicy, now: Instant) -> TokenBucket {
+        TokenBucket {
+            ceiling: policy.per_second,
+            rate: policy.per_second,
+            burst: policy.burst as f64,
+            tokens: policy.burst as f64,
+            last: now,
+        }
+    }
+
+    /// Largest batch the bucket can ever pay for at once.
+    pub fn burst(&self) -> usize {
+        self.burst as usize
+    }
+
+    /// The current rate (events/s).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Take `n` tokens; returns how long to wait before sending them.
+    pub fn take(&mut self, n: usize, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= n as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+
+    /// The destination asked us to slow down: halve the rate.
+    pub fn throttled(&mut self, now: Instant) {
+        self.refill(now);
+        self.rate = (self.rate / 2.0).max(self.ceiling / 64.0);
+    }
+
+    /// A batch went through: recover a tenth of the ceiling.
+    pub fn succeeded(&mut self, now: Instant) {
+        self.refill(now);
+        self.rate = (self.rate + self.ceiling / 10.0).min(self.ceiling);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(now: Instant) -> TokenBucket {
+        TokenBucket::new(
+            RatePolicy {
+                per_second: 10.0,
+                burst: 5,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn burst_then_the_sustained_rate() {
+        let t0 = Instant::now();
+        let mut b = bucket(t0);
+        assert_eq!(b.take(5, t0), Duration::ZERO);
+        // 5 more right away: they are paid off at 10/s.
+        assert_eq!(b.take(5, t0), Duration::from_millis(500));
+        // After a second the debt is paid and 5 tokens are back.
+        assert_eq!(b.take(5, t0 + Duration::from_secs(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn throttling_halves_and_success_recovers() {
+        let t0 = Instant::now();
+        let mut b = bucket(t0);
+        b.throttled(t0);
+        b.throttled(t0);
+        assert_eq!(b.rate(), 2.5);
+        for _ in 0..20 {
+            b.throttled(t0);
+        }
+        assert_eq!(b.rate(), 10.0 / 64.0, "never below 1/64 of the ceiling");
+        for _ in 0..20 {
+            b.succeeded(t0);
+        }
+        assert_eq!(b.rate(), 10.0);
+    }
+}
