@@ -255,7 +255,7 @@ impl Worker {
         };
         self.stats.in_flight.store(0, Relaxed);
 
-        let delivered = outcomes.iter().any(|o| *o == Outcome::Delivered);
+        let delivered = outcomes.contains(&Outcome::Delivered);
         let first_retry = outcomes.iter().find_map(|o| match o {
             Outcome::Retry { reason, .. } => Some(reason.clone()),
             _ => None,
