@@ -81,6 +81,8 @@ pub struct Running {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The delivery workers.
     dispatcher: dispatch::Dispatcher,
+    /// The plugins-directory watcher.
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 /// Everything [`run`] does before it waits for shutdown; fails before serving
@@ -95,31 +97,33 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             "[store] kind = \"nats\" ({url}) is not available in this build yet; use kind = \"embedded\""
         ),
     };
-    let runtime = runtime::Runtime::new().context("starting the wasm runtime")?;
-    let plugins = plugins::load(&runtime, &config.plugins_dir, &config.destinations).await?;
+    let runtime = runtime::Runtime::new(Some(config.store.path.join("compiled")))
+        .context("starting the wasm runtime")?;
+    let catalog = Arc::new(
+        plugins::Catalog::load(&runtime, &config.plugins_dir, &config.destinations).await?,
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let client = imports::http::client();
     let dispatcher = dispatch::Dispatcher::start(
         &config.destinations,
-        &plugins,
+        &catalog,
         store.clone(),
         client,
         stop_rx.clone(),
     );
+    let watcher = plugins::watch::spawn(catalog.clone(), stop_rx.clone())
+        .context("watching the plugins directory")?;
 
     let infos = config
         .destinations
         .iter()
-        .map(|d| {
-            let p = &plugins[&d.plugin];
-            admin::DestinationInfo {
-                name: d.name.clone(),
-                plugin: d.plugin.clone(),
-                version: p.metadata.version.clone(),
-                sha256: p.sha256.clone(),
-                stats: dispatcher.stats[&d.name].clone(),
-            }
+        .map(|d| admin::DestinationInfo {
+            name: d.name.clone(),
+            plugin: catalog
+                .slot(&d.plugin)
+                .expect("every destination's plugin is in the catalog"),
+            stats: dispatcher.stats[&d.name].clone(),
         })
         .collect();
     let sources: HashMap<String, String> = config.sources.clone().into_iter().collect();
@@ -132,6 +136,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         config.admin_token.clone(),
         infos,
         store.clone(),
+        catalog.clone(),
     )));
 
     let addr = listener.local_addr()?;
@@ -146,6 +151,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         stop_tx,
         server,
         dispatcher,
+        watcher,
     })
 }
 
@@ -156,8 +162,10 @@ impl Running {
         let _ = self.stop_tx.send(true);
         let dispatcher = self.dispatcher;
         let server = self.server;
+        let watcher = self.watcher;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async move {
             let _ = server.await;
+            let _ = watcher.await;
             dispatcher.join().await;
         })
         .await;

@@ -72,11 +72,8 @@ impl TestHost {
 
     /// Start, or say why not.
     pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
-        // Host logs in test output when RUST_LOG is set (e.g. RUST_LOG=switchyard=debug).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        // Host logs are captured (and echoed when SWITCHYARD_TEST_LOGS is set).
+        crate::logs::init();
         install_plugins(dir);
         let config = Config::parse(&config_text(dir, destinations), "test.toml", dir)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

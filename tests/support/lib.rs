@@ -2,6 +2,7 @@
 //! temporary store, and Segment-shaped payloads.
 
 pub mod host;
+pub mod logs;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};

@@ -8,22 +8,26 @@
 //! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T`
 //! - `POST /admin/destinations/{name}/dead-letters/replay?since=T&until=T`
 //! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
+//! - `GET  /admin/plugins`
+//! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
 //!
 //! `T` is RFC 3339 (`2026-11-26T12:00:00Z`) or milliseconds since the epoch.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dispatch::DeliveryStats;
+use crate::plugins::{error_text, Catalog, PluginError, PluginSlot, Version};
 use crate::store::{DeadLetter, Millis, Store};
 
 /// One destination as the admin API shows it.
@@ -31,15 +35,14 @@ use crate::store::{DeadLetter, Millis, Store};
 pub struct DestinationInfo {
     /// Destination name.
     pub name: String,
-    /// Plugin name.
-    pub plugin: String,
-    /// Plugin's own version.
-    pub version: String,
-    /// sha256 of the serving component.
-    pub sha256: String,
+    /// Its plugin's slot (serving version, sha256).
+    pub plugin: Arc<PluginSlot>,
     /// Live counters and health.
     pub stats: Arc<DeliveryStats>,
 }
+
+/// Largest component accepted by `PUT /admin/plugins/{name}`.
+pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
 
 /// What the admin routes need.
 #[derive(Clone)]
@@ -50,6 +53,8 @@ pub struct AdminState {
     pub destinations: Arc<Vec<DestinationInfo>>,
     /// Queue sizes and dead letters.
     pub store: Arc<dyn Store>,
+    /// Plugin versions: uploads and rollbacks.
+    pub catalog: Arc<Catalog>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -64,6 +69,9 @@ pub enum AdminError {
     /// A bad query parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// A plugin version was refused; the old one serves on.
+    #[error("{0}")]
+    Refused(String),
     /// The store did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -75,6 +83,7 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
@@ -105,6 +114,12 @@ pub fn app(state: AdminState) -> axum::Router {
         )
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))
+        .route("/admin/plugins", get(list_plugins))
+        .route(
+            "/admin/plugins/{name}",
+            put(upload_plugin).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/admin/plugins/{name}/rollback", post(rollback_plugin))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -155,11 +170,12 @@ async fn destinations(State(state): State<AdminState>) -> Result<Json<Value>, Ad
     for d in state.destinations.iter() {
         let q = state.store.stats(&d.name).await?;
         let health = d.stats.health();
+        let serving = d.plugin.current();
         out.push(json!({
             "name": d.name,
-            "plugin": d.plugin,
-            "version": d.version,
-            "sha256": d.sha256,
+            "plugin": d.plugin.name,
+            "version": serving.plugin.metadata.version,
+            "sha256": serving.plugin.sha256,
             "health": health.state,
             "health_reason": health.reason,
             "queued": q.queued,
@@ -167,7 +183,7 @@ async fn destinations(State(state): State<AdminState>) -> Result<Json<Value>, Ad
             "delivered": d.stats.delivered.load(Relaxed),
             "retried": d.stats.retried.load(Relaxed),
             "dead_letters": q.dead_letters,
-            "guest_failures": d.stats.guest_failures.load(Relaxed),
+            "violations": d.stats.sandbox.to_json(),
         }));
     }
     Ok(Json(Value::Array(out)))
@@ -245,7 +261,11 @@ async fn replay_dead_letters(
     find(&state, &name)?;
     let (since, until) = range.millis()?;
     let replayed = state.store.replay(&name, since, until).await?;
-    tracing::info!(destination = %name, replayed, "dead letters replayed");
+    tracing::info!(
+        destination = name.as_str(),
+        replayed,
+        "dead letters replayed"
+    );
     Ok(Json(json!({"success": true, "replayed": replayed})))
 }
 
@@ -268,15 +288,79 @@ async fn resume(
     ))
 }
 
-/// Admin state from the dispatcher's counters.
+fn version_json(v: &Version) -> Value {
+    json!({
+        "version": v.plugin.metadata.version,
+        "sha256": v.plugin.sha256,
+        "max_batch": v.plugin.metadata.max_batch,
+        "from_cache": v.plugin.from_cache,
+    })
+}
+
+fn slot_json(slot: &PluginSlot) -> Value {
+    let mut v = version_json(&slot.current());
+    v["name"] = json!(slot.name);
+    v["previous_sha256"] = json!(slot.previous_sha256());
+    v["last_error"] = json!(slot.last_error());
+    v
+}
+
+async fn list_plugins(State(state): State<AdminState>) -> Json<Value> {
+    let list = state
+        .catalog
+        .names()
+        .iter()
+        .filter_map(|n| state.catalog.slot(n))
+        .map(|s| slot_json(&s))
+        .collect();
+    Json(Value::Array(list))
+}
+
+fn plugin_error(e: PluginError) -> AdminError {
+    match e {
+        PluginError::Unknown(_) | PluginError::NoPrevious(_) => {
+            AdminError::NotFound(error_text(&e))
+        }
+        _ => AdminError::Refused(error_text(&e)),
+    }
+}
+
+async fn upload_plugin(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let version = state
+        .catalog
+        .install(&name, body.to_vec(), true)
+        .await
+        .map_err(plugin_error)?;
+    let mut v = version_json(&version);
+    v["success"] = json!(true);
+    Ok(Json(v))
+}
+
+async fn rollback_plugin(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let version = state.catalog.rollback(&name).await.map_err(plugin_error)?;
+    let mut v = version_json(&version);
+    v["success"] = json!(true);
+    Ok(Json(v))
+}
+
+/// Admin state from the dispatcher's counters and the plugin catalog.
 pub fn state(
     token: Option<String>,
     infos: Vec<DestinationInfo>,
     store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
 ) -> AdminState {
     AdminState {
         token: token.map(Arc::from),
         destinations: Arc::new(infos),
         store,
+        catalog,
     }
 }

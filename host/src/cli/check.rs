@@ -4,12 +4,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::plugins::Catalog;
 use crate::runtime::Runtime;
 
 pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
-    let runtime = Runtime::new()?;
-    let plugins = crate::plugins::load(&runtime, &config.plugins_dir, &config.destinations)
+    let runtime = Runtime::new(None)?;
+    let catalog = Catalog::load(&runtime, &config.plugins_dir, &config.destinations)
         .await
         .map_err(|e| anyhow::Error::new(e).context(file.display().to_string()))?;
     println!(
@@ -17,7 +18,7 @@ pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
         file.display(),
         config.sources.len(),
         config.destinations.len(),
-        plugins.len()
+        catalog.names().len()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,7 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let runtime = Runtime::new()?;
+    let runtime = Runtime::new(None)?;
     let loaded = runtime
         .load(&name, &bytes)
         .await
@@ -39,6 +39,7 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
         destination: Arc::from(name.as_str()),
         limits: Limits::default(),
         egress: Egress::DryRun(recorded.clone()),
+        counters: Default::default(),
     };
     let settings_text = settings_value.to_string();
     if let Err(message) = loaded.check(&ctx, &settings_text).await? {

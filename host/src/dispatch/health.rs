@@ -111,7 +111,7 @@ impl Breaker {
     pub fn set_operator_paused(&mut self, paused: bool) {
         if self.report.operator_paused != paused {
             tracing::warn!(
-                destination = %self.destination,
+                destination = self.destination.as_str(),
                 "{} by an operator",
                 if paused { "paused" } else { "resumed" }
             );
@@ -154,10 +154,10 @@ impl Breaker {
         if self.report.state != to {
             match &reason {
                 Some(r) => {
-                    tracing::warn!(destination = %self.destination, from = ?self.report.state, to = ?to, "health changed: {r}")
+                    tracing::warn!(destination = self.destination.as_str(), from = ?self.report.state, to = ?to, "health changed: {r}")
                 }
                 None => {
-                    tracing::info!(destination = %self.destination, from = ?self.report.state, to = ?to, "health changed")
+                    tracing::info!(destination = self.destination.as_str(), from = ?self.report.state, to = ?to, "health changed")
                 }
             }
             self.report.state = to;

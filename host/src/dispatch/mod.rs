@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::DestinationConfig;
-use crate::runtime::Plugin;
+use crate::plugins::Catalog;
+use crate::runtime::SandboxCounters;
 use crate::store::Store;
 
 pub use worker::Worker;
@@ -40,8 +41,8 @@ pub struct DeliveryStats {
     pub retried: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
-    /// Calls into the component that trapped, timed out or broke the contract.
-    pub guest_failures: AtomicU64,
+    /// Sandbox violations (deadlines, traps, contract, egress, log cap).
+    pub sandbox: Arc<SandboxCounters>,
     /// Events in the batch being delivered now.
     pub in_flight: AtomicU64,
 }
@@ -61,7 +62,7 @@ impl DeliveryStats {
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
-            guest_failures: AtomicU64::new(0),
+            sandbox: Arc::default(),
             in_flight: AtomicU64::new(0),
         }
     }
@@ -91,10 +92,10 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start a worker for each destination, with its plugin.
+    /// Start a worker for each destination, with its plugin's slot in the catalog.
     pub fn start(
         destinations: &[DestinationConfig],
-        plugins: &HashMap<String, Plugin>,
+        catalog: &Catalog,
         store: Arc<dyn Store>,
         client: reqwest::Client,
         shutdown: watch::Receiver<bool>,
@@ -102,10 +103,9 @@ impl Dispatcher {
         let mut tasks = Vec::new();
         let mut stats = HashMap::new();
         for dest in destinations {
-            let plugin = plugins
-                .get(&dest.plugin)
-                .expect("plugins are loaded for every destination before dispatch starts")
-                .clone();
+            let plugin = catalog
+                .slot(&dest.plugin)
+                .expect("plugins are loaded for every destination before dispatch starts");
             let counters = Arc::new(DeliveryStats::new(dest));
             stats.insert(dest.name.clone(), counters.clone());
             let worker = Worker::new(

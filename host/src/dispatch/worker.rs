@@ -12,8 +12,9 @@ use super::retry::decide;
 use super::DeliveryStats;
 use crate::config::{DestinationConfig, Ordering};
 use crate::imports::http::{Egress, HttpLimits};
+use crate::plugins::PluginSlot;
 use crate::runtime::bindings::switchyard::destination::types::EventType;
-use crate::runtime::{CallContext, CallError, Event, Outcome, Plugin};
+use crate::runtime::{CallContext, CallError, Event, Outcome};
 use crate::store::{now_ms, Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.
@@ -25,8 +26,8 @@ const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
 pub struct Worker {
     /// The destination's configuration (policies, limits).
     dest: DestinationConfig,
-    /// Its component.
-    plugin: Plugin,
+    /// Its component's serving version (hot-swappable).
+    plugin: Arc<PluginSlot>,
     /// Its settings as JSON text, serialised once.
     settings: String,
     /// The store holding its queue.
@@ -48,7 +49,7 @@ impl Worker {
     /// A worker for `dest`, delivering through `plugin`.
     pub fn new(
         dest: DestinationConfig,
-        plugin: Plugin,
+        plugin: Arc<PluginSlot>,
         store: Arc<dyn Store>,
         client: reqwest::Client,
         stats: Arc<DeliveryStats>,
@@ -66,6 +67,7 @@ impl Worker {
                 },
                 destination: name,
             },
+            counters: stats.sandbox.clone(),
         };
         Worker {
             settings: dest.settings.to_string(),
@@ -82,19 +84,20 @@ impl Worker {
         let name = self.dest.name.as_str();
         let wake = self.store.wakeup(name);
         let mut bucket = self.dest.rate.map(|r| TokenBucket::new(r, Instant::now()));
-        let mut max_events = self
-            .dest
-            .batch
-            .max_events
-            .min(self.plugin.metadata.max_batch)
-            .max(1) as usize;
-        if let Some(b) = &bucket {
-            max_events = max_events.min(b.burst().max(1));
-        }
         let max_bytes = self.dest.batch.max_bytes as usize;
         let per_user_order = self.dest.ordering == Ordering::User;
-        tracing::info!(destination = name, plugin = %self.plugin.name, max_events, "delivery started");
+        tracing::info!(destination = name, plugin = %self.plugin.name, "delivery started");
         while !*shutdown.borrow() {
+            // The plugin's max-batch can change with a new version.
+            let mut max_events = self
+                .dest
+                .batch
+                .max_events
+                .min(self.plugin.current().plugin.metadata.max_batch)
+                .max(1) as usize;
+            if let Some(b) = &bucket {
+                max_events = max_events.min(b.burst().max(1));
+            }
             let (operator_paused, probing, probe_wait) = {
                 let b = self.stats.breaker.lock().expect("breaker lock");
                 (b.operator_paused(), b.is_paused(), b.probe_interval())
@@ -183,7 +186,7 @@ impl Worker {
         {
             Ok(jobs) => Some(jobs),
             Err(e) => {
-                tracing::warn!(destination = %self.dest.name, "claim failed: {e}");
+                tracing::warn!(destination = self.dest.name.as_str(), "claim failed: {e}");
                 None
             }
         }
@@ -229,14 +232,15 @@ impl Worker {
             })
             .collect();
         self.stats.in_flight.store(jobs.len() as u64, Relaxed);
-        let outcomes = match self
+        // This batch runs to the end on the version serving now, whatever swaps meanwhile.
+        let version = self.plugin.current();
+        let outcomes = match version
             .plugin
             .deliver(&self.ctx, &self.settings, &events)
             .await
         {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                self.stats.guest_failures.fetch_add(1, Relaxed);
                 tracing::warn!(
                     destination = name,
                     batch = jobs.len(),

@@ -3,9 +3,17 @@
 //! Where it sits: called by a running destination component (through the
 //! bindings in `runtime::bindings`). Every request, and every redirect hop, is
 //! checked against the destination's [`Allowlist`] (deny by default); the
-//! request has a timeout and the response body a size cap. In a dry run
+//! request has a timeout and the response body a size cap.
+//!
+//! Addresses that are not public (loopback, private, link-local including the
+//! 169.254.169.254 metadata service, CGNAT, unspecified, multicast) are reached
+//! only through an entry that names the host exactly: an IP literal or a host
+//! name matched by a `*.` wildcard entry is refused when it is (or resolves to)
+//! such an address. The name is resolved for that check just before the request
+//! (a rebinding between that look-up and the connection is not covered). In a dry run
 //! (`switchyard try`) nothing is sent: requests are recorded and answered `200`.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,8 +53,8 @@ impl Allowlist {
         Ok(Allowlist { rules })
     }
 
-    /// Whether `url` may be called; `Err` says why not.
-    pub fn check(&self, url: &reqwest::Url) -> Result<(), String> {
+    /// Whether `url` may be called, and through which kind of entry; `Err` says why not.
+    pub fn check(&self, url: &reqwest::Url) -> Result<Matched, String> {
         let scheme = url.scheme();
         let host = url
             .host_str()
@@ -57,24 +65,104 @@ impl Allowlist {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| format!("{url} has no port"))?;
-        let allowed = self.rules.iter().any(|r| {
+        let exact =
+            |r: &&AllowRule| r.scheme == scheme && r.port == port && !r.wildcard && r.host == host;
+        let wild = |r: &&AllowRule| {
             r.scheme == scheme
                 && r.port == port
-                && if r.wildcard {
-                    host.len() > r.host.len() + 1
-                        && host.ends_with(&r.host)
-                        && host.as_bytes()[host.len() - r.host.len() - 1] == b'.'
-                } else {
-                    r.host == host
-                }
-        });
-        if allowed {
-            Ok(())
-        } else {
-            Err(format!(
-                "{scheme}://{host}:{port} is not in this destination's allowed_hosts"
-            ))
+                && r.wildcard
+                && host.len() > r.host.len() + 1
+                && host.ends_with(&r.host)
+                && host.as_bytes()[host.len() - r.host.len() - 1] == b'.'
+        };
+        if self.rules.iter().any(|r| exact(&r)) {
+            return Ok(Matched::Exact);
         }
+        if self.rules.iter().any(|r| wild(&r)) {
+            if let Ok(ip) = host.parse::<IpAddr>() {
+                if !is_public(ip) {
+                    return Err(format!(
+                        "{ip} is not a public address and no entry names it"
+                    ));
+                }
+            }
+            return Ok(Matched::Wildcard);
+        }
+        Err(format!(
+            "{scheme}://{host}:{port} is not in this destination's allowed_hosts"
+        ))
+    }
+}
+
+/// How a URL passed the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// An entry names this exact host: any address is fine.
+    Exact,
+    /// Only a `*.` entry matched: the host must resolve to public addresses.
+    Wildcard,
+}
+
+/// Whether an address is on the public internet (not loopback, private,
+/// link-local, CGNAT, unspecified, broadcast, documentation or multicast).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1])))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// For a wildcard match: refuse a host name that resolves to a non-public address.
+async fn check_resolution(url: &reqwest::Url) -> Result<(), WitError> {
+    let Some(host) = url.host_str() else {
+        return Ok(());
+    };
+    if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+        return Ok(());
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| WitError::Connection(format!("cannot resolve {host}: {e}")))?;
+    for addr in addrs {
+        if !is_public(addr.ip()) {
+            return Err(WitError::Denied(format!(
+                "{host} resolves to {}, which is not a public address, and no entry names {host} exactly",
+                addr.ip()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Allowlist {
+    /// The whole egress check of one hop: allowlist, then resolution for wildcard matches.
+    pub async fn permit(&self, url: &reqwest::Url) -> Result<(), WitError> {
+        if self.check(url).map_err(WitError::Denied)? == Matched::Wildcard {
+            check_resolution(url).await?;
+        }
+        Ok(())
     }
 }
 
@@ -226,7 +314,7 @@ impl Egress {
                         .await
                         .unwrap_or(Err(WitError::Timeout));
                 if let Err(WitError::Denied(why)) = &result {
-                    tracing::warn!(destination = %destination, "egress denied: {why}");
+                    tracing::warn!(destination = &**destination, "egress denied: {why}");
                 }
                 result
             }
@@ -254,7 +342,7 @@ async fn send_live(
         headers.append(name, value);
     }
     for _hop in 0..=MAX_REDIRECTS {
-        allowlist.check(&url).map_err(WitError::Denied)?;
+        allowlist.permit(&url).await?;
         let resp = client
             .request(method.clone(), url.clone())
             .headers(headers.clone())
@@ -372,6 +460,59 @@ mod tests {
         assert!(l.check(&url("https://a.b.example.com/")).is_ok());
         assert!(l.check(&url("https://example.com/")).is_err());
         assert!(l.check(&url("https://badexample.com/")).is_err());
+    }
+
+    #[test]
+    fn non_public_addresses_need_an_entry_that_names_them() {
+        let l = list(&[
+            "http://*.0.1:80",
+            "http://10.0.0.5:8080",
+            "https://*.example.com",
+        ]);
+        assert!(
+            l.check(&url("http://127.0.0.1/")).is_err(),
+            "loopback through a wildcard"
+        );
+        assert_eq!(l.check(&url("http://10.0.0.5:8080/")), Ok(Matched::Exact));
+        assert_eq!(
+            l.check(&url("https://api.example.com/")),
+            Ok(Matched::Wildcard)
+        );
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn wildcard_names_resolving_to_loopback_are_refused() {
+        // `localhost` resolves to loopback; a wildcard cannot reach it, an exact entry can.
+        let wild = list(&["http://*.localhost:80"]);
+        match wild.permit(&url("http://app.localhost/")).await {
+            // Where the resolver knows `*.localhost` (RFC 6761), it is loopback: denied.
+            Err(WitError::Denied(why)) => assert!(why.contains("not a public address"), "{why}"),
+            // Where it does not, the request fails as a (retryable) connection error.
+            Err(WitError::Connection(why)) => assert!(why.contains("cannot resolve"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(list(&["http://localhost:80"])
+            .permit(&url("http://localhost/"))
+            .await
+            .is_ok());
     }
 
     #[test]

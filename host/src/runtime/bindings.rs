@@ -18,7 +18,13 @@ impl types::Host for HostState {}
 
 impl http::Host for HostState {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        self.egress.send(req).await
+        let answer = self.egress.send(req).await;
+        if matches!(answer, Err(http::Error::Denied(_))) {
+            self.counters
+                .egress_denied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        answer
     }
 }
 

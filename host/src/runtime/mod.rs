@@ -22,14 +22,42 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::MAX_MEMORY_MB;
 use crate::imports::http::Egress;
-use crate::imports::log::GuestLog;
+use crate::imports::log::{CapturedOutput, GuestLog};
 
 pub use plugin::{CallContext, Event, Metadata, Outcome, Plugin};
+
+/// Sandbox violations of one destination, counted by the runtime.
+#[derive(Debug, Default)]
+pub struct SandboxCounters {
+    /// Calls stopped at their deadline.
+    pub timeouts: std::sync::atomic::AtomicU64,
+    /// Calls that trapped (panic, memory cap, stack overflow, ...).
+    pub traps: std::sync::atomic::AtomicU64,
+    /// Calls that broke the contract (wrong number of outcomes).
+    pub contract: std::sync::atomic::AtomicU64,
+    /// `http.send` requests refused by the allowlist.
+    pub egress_denied: std::sync::atomic::AtomicU64,
+    /// Guest log lines dropped by the per-call cap.
+    pub log_lines_dropped: std::sync::atomic::AtomicU64,
+}
+
+impl SandboxCounters {
+    /// As JSON for the admin API.
+    pub fn to_json(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        serde_json::json!({
+            "timeouts": self.timeouts.load(Relaxed),
+            "traps": self.traps.load(Relaxed),
+            "contract": self.contract.load(Relaxed),
+            "egress_denied": self.egress_denied.load(Relaxed),
+            "log_lines_dropped": self.log_lines_dropped.load(Relaxed),
+        })
+    }
+}
 
 /// How often the epoch advances; the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -66,10 +94,12 @@ pub struct HostState {
     egress: Egress,
     /// Tagged, capped log of this call.
     log: GuestLog,
+    /// Where violations are counted.
+    counters: Arc<SandboxCounters>,
     /// Captured guest stdout.
-    stdout: MemoryOutputPipe,
+    stdout: CapturedOutput,
     /// Captured guest stderr.
-    stderr: MemoryOutputPipe,
+    stderr: CapturedOutput,
 }
 
 impl WasiView for HostState {
@@ -90,6 +120,10 @@ pub struct Runtime {
 struct RuntimeInner {
     /// Compiles and runs every component; shared by all plugins.
     engine: Engine,
+    /// Where compiled components are cached (`None`: no cache).
+    cache_dir: Option<std::path::PathBuf>,
+    /// Identifies this engine's compiled-code format in cache file names.
+    engine_tag: String,
     /// WASI plus the `http` and `log` imports, shared by all instances.
     linker: Linker<HostState>,
     /// Tells the ticker thread to stop when the runtime is dropped.
@@ -109,8 +143,9 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Build the engine (pooling allocator, epochs) and the linker, and start the ticker.
-    pub fn new() -> anyhow::Result<Runtime> {
+    /// Build the engine (pooling allocator, epochs) and the linker, and start the
+    /// ticker. Compiled components are cached in `cache_dir` when given.
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Runtime> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(256)
             .total_core_instances(1024)
@@ -122,8 +157,16 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // Trap messages stay one line ("wasm trap: ..."), fit for logs and dead letters.
+            .wasm_backtrace_max_frames(None)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(wasm_error)?;
+        let engine_tag = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_error)?;
@@ -151,6 +194,8 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                cache_dir,
+                engine_tag,
                 linker,
                 stop_ticker,
             }),
@@ -160,6 +205,14 @@ impl Runtime {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The cache file of a component with this sha256, if caching is on.
+    fn cache_file(&self, sha256: &str) -> Option<std::path::PathBuf> {
+        self.inner
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.inner.engine_tag)))
     }
 
     fn linker(&self) -> &Linker<HostState> {

@@ -1,12 +1,12 @@
 //! One loaded destination component: compiled once, instantiated per call.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Store, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::switchyard::destination::types::{EventType, Failure};
@@ -14,7 +14,7 @@ use super::bindings::{Destination, DestinationPre};
 use super::{CallError, HostState, Runtime, STDIO_CAPTURE_BYTES};
 use crate::config::Limits;
 use crate::imports::http::Egress;
-use crate::imports::log::GuestLog;
+use crate::imports::log::{CapturedOutput, GuestLog};
 
 pub use super::bindings::switchyard::destination::types::Event;
 
@@ -59,6 +59,8 @@ pub struct CallContext {
     pub limits: Limits,
     /// Outbound HTTP.
     pub egress: Egress,
+    /// Where violations are counted.
+    pub counters: Arc<super::SandboxCounters>,
 }
 
 /// A compiled component, ready to instantiate.
@@ -70,6 +72,8 @@ pub struct Plugin {
     pub sha256: String,
     /// What `describe` returned at load.
     pub metadata: Metadata,
+    /// Whether the compiled code came from the on-disk cache (no compilation).
+    pub from_cache: bool,
     /// Type-checked against the world and linked; instantiating is cheap.
     pre: DestinationPre<HostState>,
     /// The runtime that compiled it.
@@ -105,13 +109,7 @@ impl Runtime {
     /// Compile `bytes`, check them against the world, and read `describe`.
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, CallError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let engine = self.engine().clone();
-        let owned = bytes.to_vec();
-        // Compiling takes from milliseconds (Rust) to seconds (JS, Python): off the executor.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-            .await
-            .map_err(|e| CallError::Invalid(format!("compiler task failed: {e}")))?
-            .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
+        let (component, from_cache) = self.compile_or_cached(name, &sha256, bytes).await?;
         let instance_pre = self
             .linker()
             .instantiate_pre(&component)
@@ -128,6 +126,7 @@ impl Runtime {
                 settings_schema: String::new(),
                 max_batch: 1,
             },
+            from_cache,
             pre,
             runtime: self.clone(),
         };
@@ -135,16 +134,97 @@ impl Runtime {
             destination: Arc::from(name),
             limits: Limits::default(),
             egress: Egress::DryRun(Default::default()),
+            counters: Default::default(),
         };
         plugin.metadata = plugin.describe(&ctx).await?;
         Ok(plugin)
     }
 }
 
+impl Runtime {
+    /// The compiled component: from the cache when this exact component was
+    /// compiled by this engine configuration before, else compiled (and cached).
+    async fn compile_or_cached(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, bool), CallError> {
+        let engine = self.engine().clone();
+        let cache = self.cache_file(sha256);
+        if let Some(file) = cache.clone().filter(|f| f.exists()) {
+            let engine = engine.clone();
+            let loaded = tokio::task::spawn_blocking(move || load_compiled(&engine, &file)).await;
+            match loaded {
+                Ok(Ok(component)) => {
+                    tracing::info!(
+                        plugin = name,
+                        sha256,
+                        "plugin loaded from the compiled cache"
+                    );
+                    return Ok((component, true));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(plugin = name, "compiled cache unusable, recompiling: {e:#}")
+                }
+                Err(e) => tracing::warn!(plugin = name, "compiled cache task failed: {e}"),
+            }
+        }
+        let owned = bytes.to_vec();
+        // Compiling takes from milliseconds (Rust) to seconds (JS, Python): off the executor.
+        let started = std::time::Instant::now();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+            .await
+            .map_err(|e| CallError::Invalid(format!("compiler task failed: {e}")))?
+            .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
+        tracing::info!(
+            plugin = name,
+            sha256,
+            ms = started.elapsed().as_millis() as u64,
+            "plugin compiled"
+        );
+        if let Some(file) = cache {
+            if let Err(e) = store_compiled(&component, &file) {
+                tracing::warn!(
+                    plugin = name,
+                    "could not write the compiled cache {}: {e:#}",
+                    file.display()
+                );
+            }
+        }
+        Ok((component, false))
+    }
+}
+
+/// Load a precompiled component written by [`store_compiled`].
+#[allow(unsafe_code)]
+fn load_compiled(engine: &wasmtime::Engine, file: &std::path::Path) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output for
+    // a compatible engine. The file lives in the host's private store directory,
+    // is written only by `store_compiled` (atomically, via rename), and its name
+    // carries the component's sha256 and the engine's compatibility hash; wasmtime
+    // also checks the version and configuration recorded in the artifact.
+    unsafe { Component::deserialize_file(engine, file) }
+}
+
+/// Write a compiled component atomically (temporary file, then rename).
+fn store_compiled(component: &Component, file: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = component
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
 impl Plugin {
     fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
-        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
-        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE_BYTES);
+        let stdout = CapturedOutput::new(STDIO_CAPTURE_BYTES);
+        let stderr = CapturedOutput::new(STDIO_CAPTURE_BYTES);
         // No preopens, no env, no args, no sockets: WASI is linked only because
         // guest languages' runtimes import it.
         let wasi = WasiCtxBuilder::new()
@@ -166,6 +246,7 @@ impl Plugin {
                 limits,
                 egress: ctx.egress.clone(),
                 log: GuestLog::new(ctx.destination.clone()),
+                counters: ctx.counters.clone(),
                 stdout,
                 stderr,
             },
@@ -189,7 +270,7 @@ impl Plugin {
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
         flush_stdio(&mut store);
-        let meta = settle(result, ctx.limits.timeout)?;
+        let meta = settle(result, ctx)?;
         Ok(Metadata {
             name: meta.name,
             version: meta.version,
@@ -213,7 +294,7 @@ impl Plugin {
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
         flush_stdio(&mut store);
-        settle(result, ctx.limits.timeout)
+        settle(result, ctx)
     }
 
     /// Run `deliver` on a batch in a fresh instance: one outcome per event.
@@ -232,8 +313,9 @@ impl Plugin {
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
         flush_stdio(&mut store);
-        let outcomes = settle(result, ctx.limits.timeout)?;
+        let outcomes = settle(result, ctx)?;
         if outcomes.len() != events.len() {
+            ctx.counters.contract.fetch_add(1, Relaxed);
             return Err(CallError::Contract(format!(
                 "deliver returned {} outcomes for {} events",
                 outcomes.len(),
@@ -256,11 +338,17 @@ impl Plugin {
 
 fn settle<T>(
     result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
-    timeout: Duration,
+    ctx: &CallContext,
 ) -> Result<T, CallError> {
     match result {
-        Err(_) => Err(CallError::Timeout(timeout)),
-        Ok(Err(e)) => Err(CallError::Trap(clip(format!("{e:#}")))),
+        Err(_) => {
+            ctx.counters.timeouts.fetch_add(1, Relaxed);
+            Err(CallError::Timeout(ctx.limits.timeout))
+        }
+        Ok(Err(e)) => {
+            ctx.counters.traps.fetch_add(1, Relaxed);
+            Err(CallError::Trap(clip(format!("{e:#}").replace('\n', " | "))))
+        }
         Ok(Ok(v)) => Ok(v),
     }
 }
@@ -271,6 +359,10 @@ fn flush_stdio(store: &mut Store<HostState>) {
     let err = state.stderr.contents();
     state.log.write_stream("stdout", &out);
     state.log.write_stream("stderr", &err);
+    state
+        .counters
+        .log_lines_dropped
+        .fetch_add(u64::from(state.log.dropped()), Relaxed);
 }
 
 fn clip(mut s: String) -> String {

@@ -1,0 +1,318 @@
+//! The plugin catalog: which component version serves each plugin, and hot-loading.
+//!
+//! Where it sits: between the plugins directory (and `PUT /admin/plugins/{name}`)
+//! and the dispatcher. At start-up every plugin a destination names is loaded
+//! from `<plugins.dir>/<plugin>.wasm`. Later a new version, from the directory
+//! watcher ([`watch`]) or an upload, is compiled, type-checked against the
+//! world, `describe`d and `check`ed against the settings of every destination
+//! that uses it *before* it serves; then it is swapped in atomically. A worker
+//! takes the current version at the start of each batch, so a batch in flight
+//! finishes on the version it started with, and the queue is untouched by a
+//! swap: nothing is lost or delivered twice because of it. A version that fails
+//! any step is refused with the reason (log line, admin API, HTTP answer) and
+//! the old one keeps serving. The previous version is kept for rollback.
+
+pub mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::DestinationConfig;
+use crate::imports::http::Egress;
+use crate::runtime::{CallContext, CallError, Plugin, Runtime};
+
+/// Why a plugin version could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component file is missing or unreadable.
+    #[error("cannot read plugin {path}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The component does not compile, link or describe itself.
+    #[error("plugin `{plugin}` is not a valid destination component")]
+    Load { plugin: String, source: CallError },
+    /// The plugin refused a destination's settings.
+    #[error("destination `{destination}`: settings refused by plugin `{plugin}`: {message}")]
+    Settings {
+        destination: String,
+        plugin: String,
+        message: String,
+    },
+    /// No such plugin in the catalog.
+    #[error("no destination uses a plugin named `{0}`")]
+    Unknown(String),
+    /// Rollback with nothing to roll back to.
+    #[error("plugin `{0}` has no previous version")]
+    NoPrevious(String),
+    /// The new version could not be written to the plugins directory.
+    #[error("cannot write plugin {path}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One loaded version of a plugin.
+#[derive(Debug)]
+pub struct Version {
+    /// The compiled component.
+    pub plugin: Plugin,
+    /// Its bytes, kept to write back on rollback.
+    bytes: Arc<Vec<u8>>,
+}
+
+/// The serving version of one plugin, and its history.
+#[derive(Debug)]
+pub struct PluginSlot {
+    /// Plugin name.
+    pub name: String,
+    /// What serves now; swapped atomically.
+    current: ArcSwap<Version>,
+    /// What served before, for rollback.
+    previous: Mutex<Option<Arc<Version>>>,
+    /// Why the last attempt to load a new version failed, if it did.
+    last_error: Mutex<Option<String>>,
+    /// One install or rollback at a time.
+    installing: tokio::sync::Mutex<()>,
+}
+
+impl PluginSlot {
+    /// The serving version.
+    pub fn current(&self) -> Arc<Version> {
+        self.current.load_full()
+    }
+
+    /// sha256 of the previous version, if any.
+    pub fn previous_sha256(&self) -> Option<String> {
+        self.previous
+            .lock()
+            .expect("previous lock")
+            .as_ref()
+            .map(|v| v.plugin.sha256.clone())
+    }
+
+    /// Why the last new version was refused.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("error lock").clone()
+    }
+}
+
+/// All plugins in use, by name.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Compiles and checks new versions.
+    runtime: Runtime,
+    /// The plugins directory.
+    dir: PathBuf,
+    /// Every destination, for `check` of its settings on a new version.
+    destinations: Vec<DestinationConfig>,
+    /// Slots by plugin name.
+    slots: HashMap<String, Arc<PluginSlot>>,
+}
+
+/// The file of plugin `name` in `dir`.
+pub fn plugin_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.wasm"))
+}
+
+impl Catalog {
+    /// Load every plugin the destinations use, and check every destination's settings.
+    pub async fn load(
+        runtime: &Runtime,
+        dir: &Path,
+        destinations: &[DestinationConfig],
+    ) -> Result<Catalog, PluginError> {
+        let mut catalog = Catalog {
+            runtime: runtime.clone(),
+            dir: dir.to_path_buf(),
+            destinations: destinations.to_vec(),
+            slots: HashMap::new(),
+        };
+        for dest in destinations {
+            if catalog.slots.contains_key(&dest.plugin) {
+                continue;
+            }
+            let path = plugin_path(dir, &dest.plugin);
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|source| PluginError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            let version = catalog.prepare(&dest.plugin, bytes).await?;
+            tracing::info!(
+                plugin = %dest.plugin,
+                version = %version.plugin.metadata.version,
+                sha256 = %version.plugin.sha256,
+                from_cache = version.plugin.from_cache,
+                "plugin ready"
+            );
+            catalog.slots.insert(
+                dest.plugin.clone(),
+                Arc::new(PluginSlot {
+                    name: dest.plugin.clone(),
+                    current: ArcSwap::from_pointee(version),
+                    previous: Mutex::new(None),
+                    last_error: Mutex::new(None),
+                    installing: tokio::sync::Mutex::new(()),
+                }),
+            );
+        }
+        Ok(catalog)
+    }
+
+    /// The slot of a plugin.
+    pub fn slot(&self, name: &str) -> Option<Arc<PluginSlot>> {
+        self.slots.get(name).cloned()
+    }
+
+    /// Plugin names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.slots.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The plugins directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Compile, describe, and check the settings of every destination using `name`.
+    async fn prepare(&self, name: &str, bytes: Vec<u8>) -> Result<Version, PluginError> {
+        let plugin = self
+            .runtime
+            .load(name, &bytes)
+            .await
+            .map_err(|source| PluginError::Load {
+                plugin: name.to_string(),
+                source,
+            })?;
+        for dest in self.destinations.iter().filter(|d| d.plugin == name) {
+            check_settings(&plugin, dest).await?;
+        }
+        Ok(Version {
+            plugin,
+            bytes: Arc::new(bytes),
+        })
+    }
+
+    /// Make `bytes` the serving version of `name` once it passes every check.
+    /// With `persist`, the bytes are also written to the plugins directory so a
+    /// restart serves them. Installing the serving version again does nothing.
+    pub async fn install(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        persist: bool,
+    ) -> Result<Arc<Version>, PluginError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let _one_at_a_time = slot.installing.lock().await;
+        let current = slot.current();
+        if current.bytes.as_slice() == bytes.as_slice() {
+            return Ok(current);
+        }
+        let version = match self.prepare(name, bytes).await {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                let reason = error_text(&e);
+                tracing::error!(
+                    plugin = name,
+                    "new version refused; the old one keeps serving: {reason}"
+                );
+                *slot.last_error.lock().expect("error lock") = Some(reason);
+                return Err(e);
+            }
+        };
+        if persist {
+            self.persist(name, &version.bytes)?;
+        }
+        *slot.previous.lock().expect("previous lock") = Some(current.clone());
+        slot.current.store(version.clone());
+        *slot.last_error.lock().expect("error lock") = None;
+        tracing::info!(
+            plugin = name,
+            from = %current.plugin.sha256,
+            to = %version.plugin.sha256,
+            version = %version.plugin.metadata.version,
+            "plugin swapped"
+        );
+        Ok(version)
+    }
+
+    /// Serve the previous version again (and write it back to the plugins directory).
+    pub async fn rollback(&self, name: &str) -> Result<Arc<Version>, PluginError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let _one_at_a_time = slot.installing.lock().await;
+        let previous = slot
+            .previous
+            .lock()
+            .expect("previous lock")
+            .take()
+            .ok_or_else(|| PluginError::NoPrevious(name.to_string()))?;
+        self.persist(name, &previous.bytes)?;
+        let current = slot.current();
+        slot.current.store(previous.clone());
+        *slot.previous.lock().expect("previous lock") = Some(current.clone());
+        tracing::info!(
+            plugin = name,
+            from = %current.plugin.sha256,
+            to = %previous.plugin.sha256,
+            "plugin rolled back"
+        );
+        Ok(previous)
+    }
+
+    /// Write bytes to `<dir>/<name>.wasm` atomically.
+    fn persist(&self, name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+        let path = plugin_path(&self.dir, name);
+        let tmp = self.dir.join(format!(".{name}.wasm.upload"));
+        let write = |source| PluginError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::write(&tmp, bytes).map_err(write)?;
+        std::fs::rename(&tmp, &path).map_err(write)
+    }
+}
+
+/// The whole chain of a plugin error, as one line (for the admin API and the log).
+pub fn error_text(e: &PluginError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Run the plugin's `check` on a destination's settings (no network).
+pub async fn check_settings(plugin: &Plugin, dest: &DestinationConfig) -> Result<(), PluginError> {
+    let ctx = CallContext {
+        destination: Arc::from(dest.name.as_str()),
+        limits: dest.limits,
+        egress: Egress::DryRun(Default::default()),
+        counters: Default::default(),
+    };
+    let refused = |message: String| PluginError::Settings {
+        destination: dest.name.clone(),
+        plugin: dest.plugin.clone(),
+        message,
+    };
+    match plugin.check(&ctx, &dest.settings.to_string()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(refused(message)),
+        Err(e) => Err(refused(e.to_string())),
+    }
+}
