@@ -7,12 +7,15 @@ WASM_OUT    := target/$(WASM_TARGET)/wasm
 DEST_OUT    := target/destinations
 GUEST_OUT   := target/test-guests
 
-# Bundled destinations: <name> is built from destinations/<name> (crate switchyard-<name>).
+# Bundled destinations in Rust: <name> is built from destinations/<name> (crate switchyard-<name>).
 DESTINATIONS := webhook
+# Bundled destinations in other languages: destinations/<name>/Makefile builds <name>.wasm there
+# (JavaScript with componentize-js from npm, Python with componentize-py from PyPI).
+FOREIGN_DESTINATIONS := slack amplitude
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave
 
-.PHONY: all setup build destinations test-guests run test lint fmt bench clean-data help
+.PHONY: all setup build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
 all: build
 
@@ -21,6 +24,7 @@ help:
 	@echo "make test   - build everything and run the whole test suite"
 	@echo "make build  - host at target/release/switchyard, destinations at $(DEST_OUT)/<name>.wasm"
 	@echo "make lint   - rustfmt --check and clippy -D warnings"
+	@echo "make bench  - benchmarks against their baselines (bench-quick: under 2 minutes)"
 
 ## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
 setup:
@@ -30,6 +34,7 @@ destinations: setup
 	$(CARGO) build $(addprefix -p switchyard-,$(DESTINATIONS)) --target $(WASM_TARGET) --profile wasm
 	@mkdir -p $(DEST_OUT)
 	@for d in $(DESTINATIONS); do cp $(WASM_OUT)/switchyard_$$d.wasm $(DEST_OUT)/$$d.wasm; echo "built $(DEST_OUT)/$$d.wasm"; done
+	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d || exit 1; cp destinations/$$d/$$d.wasm $(DEST_OUT)/$$d.wasm; echo "built $(DEST_OUT)/$$d.wasm"; done
 
 test-guests: setup
 	$(CARGO) build $(addprefix -p switchyard-,$(TEST_GUESTS)) --target $(WASM_TARGET) --profile wasm
@@ -45,13 +50,23 @@ run: build
 
 ## The whole suite: unit tests, then end-to-end tests against real components on loopback.
 test: destinations test-guests
+	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	$(CARGO) build -p switchyard
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
 
 lint: setup
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy -p switchyard -p switchyard-e2e --all-targets -- -D warnings
+	$(CARGO) clippy -p switchyard -p switchyard-e2e -p switchyard-bench --all-targets -- -D warnings
 	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
+
+## Benchmarks (not tests): Switchyard and its baselines side by side; see BENCHMARKS.md.
+bench: build
+	$(CARGO) build --release -p switchyard-bench
+	./target/release/switchyard-bench run --out bench/results
+
+bench-quick: build
+	$(CARGO) build --release -p switchyard-bench
+	./target/release/switchyard-bench run --quick --out bench/results/quick
 
 fmt:
 	$(CARGO) fmt --all

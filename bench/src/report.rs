@@ -1,0 +1,81 @@
+//! Results: one JSON file per scenario, and an SVG for the latency curve.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Write `bench/results/<scenario>.json` with the machine and the command.
+pub fn write(out: &Path, scenario: &str, quick: bool, mut result: Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    result["scenario"] = scenario.into();
+    result["date"] = chrono::Utc::now().format("%Y-%m-%d").to_string().into();
+    result["quick"] = quick.into();
+    result["machine"] = serde_json::json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    result["reproduce"] = if quick {
+        "make bench-quick"
+    } else {
+        "make bench"
+    }
+    .into();
+    let file = out.join(format!("{scenario}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!("{scenario}: {}", file.display());
+    Ok(())
+}
+
+/// A line chart of p50 and p99 latency against offered load.
+pub fn latency_svg(out: &Path, points: &[(f64, f64, f64)]) -> anyhow::Result<()> {
+    let (w, h, m) = (640.0, 360.0, 50.0);
+    let max_x = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let max_y = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.1;
+    let sx = |x: f64| m + x / max_x * (w - 2.0 * m);
+    let sy = |y: f64| h - m - y / max_y * (h - 2.0 * m);
+    let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(f(p))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{m}" y="20">End-to-end latency (ingest 200 → receipt) against offered load</text>
+<line x1="{m}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/><line x1="{m}" y1="{m}" x2="{m}" y2="{b}" stroke="black"/>
+<text x="{cx}" y="{xl}" text-anchor="middle">offered load (events/s)</text>
+<text x="12" y="{cy}" transform="rotate(-90 12 {cy})" text-anchor="middle">latency (ms)</text>
+<polyline fill="none" stroke="steelblue" stroke-width="2" points="{p50}"/>
+<polyline fill="none" stroke="firebrick" stroke-width="2" points="{p99}"/>
+<text x="{r}" y="{m}" text-anchor="end" fill="steelblue">p50</text>
+<text x="{r}" y="{m2}" text-anchor="end" fill="firebrick">p99</text>
+"#,
+        b = h - m,
+        r = w - m,
+        cx = w / 2.0,
+        xl = h - 15.0,
+        cy = h / 2.0,
+        m2 = m + 15.0,
+        p50 = line(&|p| p.1),
+        p99 = line(&|p| p.2),
+    );
+    for p in points {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0}</text>\n",
+            sx(p.0),
+            h - m + 15.0,
+            p.0
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}</text>\n</svg>\n",
+        m - 4.0,
+        sy(max_y / 1.1) + 4.0,
+        max_y / 1.1
+    ));
+    std::fs::write(out.join("e2e-latency.svg"), svg)?;
+    Ok(())
+}

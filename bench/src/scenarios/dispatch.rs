@@ -1,0 +1,127 @@
+//! Scenario 2.
+//!
+//! Dispatch cost: the webhook's per-batch work in wasm vs the same logic natively;
+//! fresh-instance cost per batch; per-event cost of the JS and Python destinations when they
+//! are built.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use switchyard::config::Limits;
+use switchyard::imports::http::Egress;
+use switchyard::runtime::bindings::switchyard::destination::types::EventType;
+use switchyard::runtime::{CallContext, Event, Runtime};
+
+use crate::baseline::webhook_request;
+use crate::procs::root;
+use crate::{events, Scale};
+
+fn ctx() -> CallContext {
+    CallContext {
+        destination: Arc::from("bench"),
+        limits: Limits::default(),
+        egress: Egress::DryRun(Default::default()),
+        counters: Default::default(),
+    }
+}
+
+fn wit_events(n: usize) -> Vec<Event> {
+    events::normalised(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, json)| Event {
+            message_id: format!("m{i}"),
+            event_type: EventType::Track,
+            json,
+        })
+        .collect()
+}
+
+/// Per-event and per-call cost of one component, after one warm-up call.
+async fn measure(
+    runtime: &Runtime,
+    name: &str,
+    file: &std::path::Path,
+    settings: &str,
+    iterations: usize,
+) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(file)?;
+    let t = Instant::now();
+    let plugin = runtime.load(name, &bytes).await?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let batch = wit_events(100);
+    let single = wit_events(1);
+    let ctx = ctx();
+    plugin.deliver(&ctx, settings, &batch).await?;
+    let t = Instant::now();
+    for _ in 0..iterations {
+        plugin.deliver(&ctx, settings, &batch).await?;
+        if let Egress::DryRun(log) = &ctx.egress {
+            log.lock().unwrap().clear();
+        }
+    }
+    let per_event_us = t.elapsed().as_secs_f64() * 1e6 / (iterations * 100) as f64;
+    let t = Instant::now();
+    for _ in 0..iterations {
+        plugin.deliver(&ctx, settings, &single).await?;
+        if let Egress::DryRun(log) = &ctx.egress {
+            log.lock().unwrap().clear();
+        }
+    }
+    let per_call_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    Ok(json!({
+        "component_bytes": bytes.len(),
+        "compile_ms": (compile_ms * 10.0).round() / 10.0,
+        "per_event_us_in_batches_of_100": (per_event_us * 100.0).round() / 100.0,
+        "fresh_instance_plus_one_event_call_us": per_call_us.round(),
+    }))
+}
+
+pub async fn run(scale: Scale) -> anyhow::Result<Value> {
+    let iterations = if scale.quick { 200 } else { 2_000 };
+    let runtime = Runtime::new(None)?;
+    let settings = r#"{"url":"https://hooks.example.com/x","secret":"s3cret"}"#;
+    let webhook = measure(
+        &runtime,
+        "webhook",
+        &root().join("target/destinations/webhook.wasm"),
+        settings,
+        iterations,
+    )
+    .await?;
+
+    // The same work natively: array body + HMAC signature + headers.
+    let texts = events::normalised(100);
+    let t = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(webhook_request("s3cret", std::hint::black_box(&texts)));
+    }
+    let native_per_event_us = t.elapsed().as_secs_f64() * 1e6 / (iterations * 100) as f64;
+
+    let mut others = serde_json::Map::new();
+    for (name, lang) in [("slack", "javascript"), ("amplitude", "python")] {
+        let file = root().join(format!("target/destinations/{name}.wasm"));
+        let sample = root().join(format!("destinations/{name}/sample-settings.json"));
+        if file.exists() && sample.exists() {
+            let settings = std::fs::read_to_string(sample)?;
+            let r = measure(&runtime, name, &file, &settings, iterations / 10).await?;
+            others.insert(format!("{name} ({lang})"), r);
+        }
+    }
+
+    let wasm_per_event = webhook["per_event_us_in_batches_of_100"]
+        .as_f64()
+        .unwrap_or(0.0);
+    println!(
+        "dispatch: webhook wasm {wasm_per_event:.2} µs/event vs native {native_per_event_us:.2} µs/event; fresh instance + call {} µs",
+        webhook["fresh_instance_plus_one_event_call_us"]
+    );
+    Ok(json!({
+        "setup": format!("webhook deliver() on batches of 100 normalised events, {iterations} iterations, HTTP answered by the dry-run recorder (no network)"),
+        "webhook_rust_wasm": webhook,
+        "webhook_native_per_event_us": (native_per_event_us * 100.0).round() / 100.0,
+        "ratio_wasm_over_native": ((wasm_per_event / native_per_event_us) * 100.0).round() / 100.0,
+        "other_languages": others,
+    }))
+}

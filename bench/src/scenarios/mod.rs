@@ -1,0 +1,49 @@
+//! The six scenarios of issue #6; each returns its JSON result.
+
+mod dispatch;
+mod e2e;
+mod fleet;
+mod hotswap;
+mod ingest;
+mod isolation;
+
+use std::path::Path;
+
+use crate::Scale;
+
+/// Run the selected scenarios (all when `only` is empty), writing each result.
+pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Result<()> {
+    let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if want("ingest") {
+        crate::report::write(out, "ingest", scale.quick, ingest::run(scale).await?)?;
+    }
+    if want("dispatch") {
+        crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;
+    }
+    if want("e2e") {
+        crate::report::write(out, "e2e", scale.quick, e2e::run(scale, out).await?)?;
+    }
+    if want("fleet") {
+        crate::report::write(out, "fleet", scale.quick, fleet::run(scale).await?)?;
+    }
+    if want("isolation") {
+        crate::report::write(out, "isolation", scale.quick, isolation::run(scale).await?)?;
+    }
+    if want("hotswap") {
+        crate::report::write(out, "hotswap", scale.quick, hotswap::run(scale).await?)?;
+    }
+    Ok(())
+}
+
+/// Pause or resume a destination through the admin API.
+pub async fn admin_post(port: u16, path: &str) -> anyhow::Result<()> {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth("bench")
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+    Ok(())
+}

@@ -1,0 +1,311 @@
+"""The ``amplitude`` destination: events to Amplitude's HTTP V2 API.
+
+Where it sits in the flow: the host's dispatcher hands a batch of normalised
+Segment events to ``deliver``; this module maps each one to an Amplitude event
+and sends them all in ONE ``POST {endpoint}`` with body
+``{"api_key": ..., "events": [...]}``, through the host's ``http`` import.
+
+Mapping (Segment -> Amplitude event):
+
+- ``event_type``: track -> the ``event`` name; identify -> ``$identify``;
+  page -> ``Viewed <name> Page`` (``Loaded a Page`` without a name); screen ->
+  ``Viewed <name> Screen`` (``Loaded a Screen`` without a name), the names
+  Segment's own Amplitude destination uses for named and unnamed pages;
+- ``user_id`` = ``userId``, ``device_id`` = ``anonymousId`` (one is required);
+- ``time`` = ``timestamp`` in ms since the epoch; ``insert_id`` = ``messageId``
+  (Amplitude drops a repeated insert_id for 7 days, so retries are harmless);
+- ``event_properties`` = ``properties`` (page/screen: plus ``name``/``category``);
+  for track, numeric ``revenue``/``price``/``quantity`` and ``productId`` are
+  also copied to Amplitude's revenue fields;
+- identify: ``user_properties`` = ``{"$set": traits}``;
+- ``ip`` = ``context.ip``; app, OS, device, carrier, locale and location come
+  from ``context`` when present; ``library`` = ``switchyard``.
+- group and alias are rejected: the HTTP V2 endpoint has no equivalent (they
+  need Amplitude's Group Identify and User Mapping APIs).
+
+Outcomes from Amplitude's answer:
+
+- 200: delivered;
+- 400 (invalid request): the events that Amplitude names in
+  ``events_with_invalid_fields`` / ``events_with_missing_fields`` /
+  ``events_with_invalid_id_lengths`` / ``silenced_events`` are rejected; the
+  others were refused only because of them and are retried (Amplitude's advice:
+  drop the listed events, resend the rest). A 400 that names no event rejects
+  the whole batch with its status and body;
+- 413 (payload too large) and other 4xx: reject with status and body;
+- 429 (throttled) and 5xx: retry; 429 carries no standard Retry-After, so the
+  hint is 30 s (Amplitude asks for a 30 s pause) unless one is given;
+- a denied request rejects; timeouts and connection errors retry.
+"""
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional
+
+import wit_world
+from componentize_py_types import Result
+from wit_world.imports import types
+
+import kit
+
+NAME = "amplitude"
+VERSION = "0.1.0"
+DEFAULT_ENDPOINT = "https://api2.amplitude.com/2/httpapi"
+# Amplitude takes up to 2000 events / 1 MB per request; 100 keeps requests small.
+MAX_BATCH = 100
+# Amplitude asks senders throttled with 429 to pause for 30 seconds.
+THROTTLE_PAUSE_MS = 30_000
+LIBRARY = "switchyard"
+
+SETTINGS_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "required": ["api_key"],
+        "additionalProperties": False,
+        "properties": {
+            "api_key": {"type": "string", "description": "API key of the Amplitude project"},
+            "endpoint": {
+                "type": "string",
+                "description": "HTTP V2 endpoint; https://api.eu.amplitude.com/2/httpapi for EU residency",
+                "default": DEFAULT_ENDPOINT,
+            },
+            "min_id_length": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Shortest user_id / device_id Amplitude accepts (Amplitude's default: 5)",
+            },
+        },
+    },
+    indent=2,
+)
+
+KNOWN = {"api_key", "endpoint", "min_id_length"}
+
+
+def settings_of(raw: str) -> Dict[str, Any]:
+    s = kit.parse_settings(raw, NAME)
+    for key in s:
+        if key not in KNOWN:
+            raise kit.SettingsError(f"amplitude settings: unknown field {json.dumps(key)}")
+    key = s.get("api_key")
+    if key is None:
+        raise kit.SettingsError("amplitude settings: api_key is required")
+    if not isinstance(key, str) or not key.strip():
+        raise kit.SettingsError("amplitude settings: api_key must be a non-empty string")
+    endpoint = s.setdefault("endpoint", DEFAULT_ENDPOINT)
+    if not isinstance(endpoint, str) or not re.match(r"https?://[^/\s]+", endpoint):
+        raise kit.SettingsError(
+            f"amplitude settings: endpoint must be an http:// or https:// URL, got {json.dumps(endpoint)}"
+        )
+    n = s.get("min_id_length")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise kit.SettingsError("amplitude settings: min_id_length must be a positive integer when given")
+    return s
+
+
+class Unsupported(Exception):
+    """This event cannot be sent to Amplitude (the reason says why)."""
+
+
+def millis(timestamp: Any) -> Optional[int]:
+    """An ISO-8601 timestamp as ms since the epoch (None when absent or unreadable)."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - EPOCH) // timedelta(milliseconds=1)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# Amplitude event field <- path in the Segment `context`.
+CONTEXT_FIELDS = [
+    ("app_version", ("app", "version")),
+    ("os_name", ("os", "name")),
+    ("os_version", ("os", "version")),
+    ("device_brand", ("device", "brand")),
+    ("device_manufacturer", ("device", "manufacturer")),
+    ("device_model", ("device", "model")),
+    ("carrier", ("network", "carrier")),
+    ("language", ("locale",)),
+    ("country", ("location", "country")),
+    ("region", ("location", "region")),
+    ("city", ("location", "city")),
+    ("location_lat", ("location", "latitude")),
+    ("location_lng", ("location", "longitude")),
+]
+
+
+def dig(obj: Any, path) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def as_dict(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def amplitude_event(event: types.Event) -> Dict[str, Any]:
+    """The Amplitude event for one Segment event, or ``Unsupported``."""
+    kind = event.event_type
+    if kind == types.EventType.GROUP:
+        raise Unsupported("amplitude: group calls are not supported by the HTTP V2 API (use Group Identify)")
+    if kind == types.EventType.ALIAS:
+        raise Unsupported("amplitude: alias calls are not supported by the HTTP V2 API (use User Mapping)")
+    try:
+        msg = json.loads(event.json)
+    except ValueError as e:
+        raise Unsupported(f"amplitude: event is not valid JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise Unsupported("amplitude: event is not a JSON object")
+
+    out: Dict[str, Any] = {}
+    user_id, anonymous_id = msg.get("userId"), msg.get("anonymousId")
+    if user_id not in (None, ""):
+        out["user_id"] = str(user_id)
+    if anonymous_id not in (None, ""):
+        out["device_id"] = str(anonymous_id)
+    if not out:
+        raise Unsupported("amplitude: event needs a userId or an anonymousId")
+
+    properties = as_dict(msg.get("properties"))
+    if kind == types.EventType.TRACK:
+        name = msg.get("event")
+        if not isinstance(name, str) or not name:
+            raise Unsupported("amplitude: track event has no event name")
+        out["event_type"] = name
+        out["event_properties"] = properties
+        for field, key in (("revenue", "revenue"), ("price", "price"), ("quantity", "quantity")):
+            if is_number(properties.get(key)):
+                out[field] = properties[key]
+        product = properties.get("productId", properties.get("product_id"))
+        if isinstance(product, (str, int)) and not isinstance(product, bool):
+            out["productId"] = str(product)
+    elif kind == types.EventType.IDENTIFY:
+        out["event_type"] = "$identify"
+        out["user_properties"] = {"$set": as_dict(msg.get("traits"))}
+    else:  # page or screen
+        noun = "Page" if kind == types.EventType.PAGE else "Screen"
+        name = msg.get("name") or properties.get("name")
+        category = msg.get("category") or properties.get("category")
+        out["event_type"] = f"Viewed {name} {noun}" if name else f"Loaded a {noun}"
+        props = dict(properties)
+        if name:
+            props.setdefault("name", name)
+        if category:
+            props.setdefault("category", category)
+        out["event_properties"] = props
+
+    time = millis(msg.get("timestamp"))
+    if time is not None:
+        out["time"] = time
+    out["insert_id"] = event.message_id
+    context = as_dict(msg.get("context"))
+    if isinstance(context.get("ip"), str) and context["ip"]:
+        out["ip"] = context["ip"]
+    for field, path in CONTEXT_FIELDS:
+        value = dig(context, path)
+        if value not in (None, "") and (isinstance(value, str) or is_number(value)):
+            out[field] = value
+    out["library"] = LIBRARY
+    return out
+
+
+def refused_events(body: bytes) -> Dict[int, List[str]]:
+    """Index (in the request's ``events``) -> problems, from a 400 body."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(answer, dict):
+        return {}
+    problems: Dict[int, List[str]] = {}
+
+    def add(indexes: Any, what: str) -> None:
+        if isinstance(indexes, list):
+            for i in indexes:
+                if isinstance(i, int) and not isinstance(i, bool):
+                    problems.setdefault(i, []).append(what)
+
+    for key, what in (
+        ("events_with_invalid_fields", "invalid field"),
+        ("events_with_missing_fields", "missing field"),
+        ("events_with_invalid_id_lengths", "id too short:"),
+    ):
+        for field, indexes in as_dict(answer.get(key)).items():
+            add(indexes, f"{what} {field}")
+    add(answer.get("silenced_events"), "device silenced")
+    return problems
+
+
+def outcomes_of_answer(status: int, headers, body: bytes, count: int) -> List[Any]:
+    """One outcome per sent event, from Amplitude's answer."""
+    if 200 <= status < 300:
+        return [kit.ok()] * count
+    why = f"amplitude answered {status}: {kit.excerpt(body)}"
+    if status == 429:
+        hint = kit.retry_after_ms(headers)
+        return [kit.retry(why, THROTTLE_PAUSE_MS if hint is None else hint)] * count
+    if status == 408 or status >= 500:
+        return [kit.retry(why, kit.retry_after_ms(headers))] * count
+    if status == 400:
+        problems = {i: p for i, p in refused_events(body).items() if 0 <= i < count}
+        if problems:
+            others = kit.retry(
+                f"not ingested: amplitude refused the batch (400) for {len(problems)} other event(s); sending again without them"
+            )
+            return [
+                kit.reject(f"amplitude answered 400: {'; '.join(problems[i])}") if i in problems else others
+                for i in range(count)
+            ]
+    return [kit.reject(why)] * count
+
+
+class WitWorld(wit_world.WitWorld):
+    def describe(self) -> types.Metadata:
+        return types.Metadata(name=NAME, version=VERSION, settings_schema=SETTINGS_SCHEMA, max_batch=MAX_BATCH)
+
+    def check(self, settings: str) -> None:
+        kit.check_result(settings_of, settings)
+
+    def deliver(self, settings: str, events: List[types.Event]) -> List[Result[None, types.Failure]]:
+        try:
+            s = settings_of(settings)
+        except kit.SettingsError as e:
+            return [kit.reject(str(e))] * len(events)
+        outcomes: List[Any] = [None] * len(events)
+        sent: List[int] = []  # batch positions of the events in the request
+        payload: List[Dict[str, Any]] = []
+        for i, event in enumerate(events):
+            try:
+                payload.append(amplitude_event(event))
+                sent.append(i)
+            except Unsupported as e:
+                outcomes[i] = kit.reject(str(e))
+        if sent:
+            body: Dict[str, Any] = {"api_key": s["api_key"], "events": payload}
+            if s.get("min_id_length") is not None:
+                body["options"] = {"min_id_length": s["min_id_length"]}
+            try:
+                status, headers, answer = kit.post_json(s["endpoint"], body)
+                results = outcomes_of_answer(status, headers, answer, len(sent))
+            except kit.HttpError as e:
+                results = [kit.outcome_of_error(e)] * len(sent)
+            for i, outcome in zip(sent, results):
+                outcomes[i] = outcome
+            failed = [o for o in results if not kit.is_ok(o)]
+            if failed:
+                kit.log("warn", f"{len(failed)} of {len(sent)} event(s) failed: {kit.describe_outcome(failed[0])}")
+        return outcomes
