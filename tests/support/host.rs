@@ -46,20 +46,48 @@ write_key = "{WRITE_KEY}"
     )
 }
 
-/// Copy the webhook and the misbehaving guest into `dir/plugins`.
+/// Copy every bundled destination and the misbehaving guest into `dir/plugins`.
 pub fn install_plugins(dir: &Path) {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        crate::destination_component("webhook"),
-        plugins.join("webhook.wasm"),
-    )
-    .unwrap();
+    let bundled = crate::workspace_root().join("target/destinations");
+    for entry in std::fs::read_dir(&bundled).expect("target/destinations: run `make test`") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, plugins.join(path.file_name().unwrap())).unwrap();
+        }
+    }
     std::fs::copy(
         crate::test_guest("misbehave"),
         plugins.join("misbehave.wasm"),
     )
     .unwrap();
+}
+
+/// Compiled components shared by the test hosts (JS and Python components take
+/// seconds to compile): copied into a host's store before it starts, and back after.
+fn shared_compiled() -> PathBuf {
+    crate::workspace_root().join("target/test-compiled-cache")
+}
+
+fn copy_new_files(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(to);
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        if !target.exists() && entry.path().extension().is_some_and(|e| e == "cwasm") {
+            let tmp = to.join(format!(
+                ".{}.{}",
+                entry.file_name().to_string_lossy(),
+                std::process::id()
+            ));
+            if std::fs::copy(entry.path(), &tmp).is_ok() {
+                let _ = std::fs::rename(&tmp, &target);
+            }
+        }
+    }
 }
 
 impl TestHost {
@@ -70,11 +98,29 @@ impl TestHost {
             .expect("host starts")
     }
 
+    /// Start without the compiled components other test hosts left (every plugin compiles).
+    pub async fn start_uncached(dir: &Path, destinations: &str) -> TestHost {
+        Self::launch(dir, destinations, false)
+            .await
+            .expect("host starts")
+    }
+
     /// Start, or say why not.
     pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
+        Self::launch(dir, destinations, true).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        destinations: &str,
+        shared_cache: bool,
+    ) -> anyhow::Result<TestHost> {
         // Host logs are captured (and echoed when SWITCHYARD_TEST_LOGS is set).
         crate::logs::init();
         install_plugins(dir);
+        if shared_cache {
+            copy_new_files(&shared_compiled(), &dir.join("data/compiled"));
+        }
         let config = Config::parse(&config_text(dir, destinations), "test.toml", dir)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -144,6 +190,7 @@ impl TestHost {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        copy_new_files(&self.dir.join("data/compiled"), &shared_compiled());
     }
 }
 

@@ -1,27 +1,20 @@
-#![allow(unsafe_code)] // the code that wit-bindgen generates for the canonical ABI
 //! The `webhook` destination: one signed `POST` per batch.
 //!
 //! Where it sits in the flow: the host's dispatcher hands a batch of normalised
 //! events to `deliver`; this component serialises them as one JSON array, signs
 //! the body with HMAC-SHA256 of `settings.secret`, and sends it through the host's
 //! `http` import (which enforces the allowlist). The receiver's answer decides the
-//! outcome of every event in the batch:
+//! outcome of every event in the batch, by the kit's standard classification:
 //! - 2xx: delivered;
 //! - 408, 429, 5xx, timeouts and connection errors: retry (with `Retry-After` as the hint);
 //! - any other status, or a request the allowlist denies: reject.
 
+use std::collections::BTreeMap;
+
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-
-wit_bindgen::generate!({
-    world: "destination",
-    path: "../../wit",
-});
-
-use switchyard::destination::http;
-use switchyard::destination::log;
-use switchyard::destination::types::RetryHint;
+use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata};
 
 /// Settings of one webhook destination (the `settings` table of its config).
 #[derive(Debug, Deserialize)]
@@ -34,7 +27,7 @@ struct Settings {
     secret: Option<String>,
     /// Extra headers sent with every request (e.g. an `Authorization` header).
     #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
 }
 
 const SETTINGS_SCHEMA: &str = r#"{
@@ -52,8 +45,7 @@ const SETTINGS_SCHEMA: &str = r#"{
 const MAX_BATCH: u32 = 500;
 
 fn parse_settings(raw: &str) -> Result<Settings, String> {
-    let settings: Settings =
-        serde_json::from_str(raw).map_err(|e| format!("webhook settings: {e}"))?;
+    let settings: Settings = kit::parse_settings(raw, "webhook")?;
     if !(settings.url.starts_with("http://") || settings.url.starts_with("https://")) {
         return Err(format!(
             "webhook settings: url must start with http:// or https://, got {:?}",
@@ -94,51 +86,6 @@ fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// `Retry-After` in seconds, as milliseconds (an HTTP-date gives no hint).
-fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
-    headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, value)| value.trim().parse::<u64>().ok())
-        .map(|secs| secs.saturating_mul(1000))
-}
-
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    text.replace(['\n', '\r'], " ")
-}
-
-/// The outcome of the whole batch, from the receiver's answer.
-fn classify(answer: Result<http::Response, http::Error>) -> Result<(), Failure> {
-    match answer {
-        Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
-        Ok(resp) if resp.status == 408 || resp.status == 429 || resp.status >= 500 => {
-            Err(Failure::Retry(RetryHint {
-                reason: format!("receiver answered {}: {}", resp.status, excerpt(&resp.body)),
-                after_ms: retry_after_ms(&resp.headers),
-            }))
-        }
-        Ok(resp) => Err(Failure::Reject(format!(
-            "receiver answered {}: {}",
-            resp.status,
-            excerpt(&resp.body)
-        ))),
-        Err(http::Error::Denied(why)) => Err(Failure::Reject(format!("request denied: {why}"))),
-        Err(http::Error::Timeout) => Err(Failure::Retry(RetryHint {
-            reason: "request timed out".into(),
-            after_ms: None,
-        })),
-        Err(http::Error::Connection(why)) => Err(Failure::Retry(RetryHint {
-            reason: format!("connection failed: {why}"),
-            after_ms: None,
-        })),
-        Err(http::Error::TooLarge) => Err(Failure::Retry(RetryHint {
-            reason: "response too large".into(),
-            after_ms: None,
-        })),
-    }
-}
-
 struct Webhook;
 
 impl Guest for Webhook {
@@ -158,7 +105,7 @@ impl Guest for Webhook {
     fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
         let settings = match parse_settings(&settings) {
             Ok(s) => s,
-            Err(why) => return vec![Err(Failure::Reject(why)); events.len()],
+            Err(why) => return vec![Err(kit::reject(why)); events.len()],
         };
         if events.is_empty() {
             return Vec::new();
@@ -169,21 +116,12 @@ impl Guest for Webhook {
             headers.push(("x-switchyard-signature".into(), signature(secret, &body)));
         }
         headers.extend(settings.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let request = http::Request {
-            method: "POST".into(),
-            url: settings.url.clone(),
-            headers,
-            body,
-        };
-        let outcome = classify(http::send(&request));
+        let outcome = kit::classify(kit::send("POST", &settings.url, &headers, body));
         if let Err(failure) = &outcome {
-            log::log(
-                log::Level::Warn,
-                &format!("batch of {} failed: {failure:?}", events.len()),
-            );
+            kit::warn(&format!("batch of {} failed: {failure:?}", events.len()));
         }
         vec![outcome; events.len()]
     }
 }
 
-export!(Webhook);
+switchyard_destination_kit::export_destination!(Webhook);

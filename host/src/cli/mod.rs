@@ -6,6 +6,7 @@
 
 mod check;
 mod dlq;
+mod new;
 mod run;
 mod try_run;
 
@@ -48,6 +49,17 @@ pub enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Scaffold a destination: source, kit, samples and a Makefile that builds NAME.wasm.
+    New {
+        /// Destination name (lower-case letters, digits, `-`, `_`).
+        name: String,
+        /// Language of the component.
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// Parent folder (default: the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Dead letters: list or replay, against a running host or a stopped host's store.
     Dlq {
         #[command(subcommand)]
@@ -67,6 +79,7 @@ impl Cli {
                 event,
             } => try_run::try_run(&plugin, &settings, &event).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::New { name, lang, dir } => new::new(&name, lang, dir),
         }
     }
 }

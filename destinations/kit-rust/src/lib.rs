@@ -1,0 +1,97 @@
+//! The Rust authoring kit for Switchyard destinations.
+//!
+//! A destination is a `cdylib` crate built for `wasm32-wasip2` that implements the
+//! `destination` world of `wit/destination.wit`. This crate owns the one
+//! `wit_bindgen::generate!` of that world for Rust guests, re-exports the generated
+//! types, and adds the helpers every destination needs:
+//!
+//! - HTTP: [`send`], [`post_json`], [`basic_auth`], [`url_encode`], and lookups on
+//!   [`Response`] ([`Response::header`], [`Response::json`], ...);
+//! - outcomes: [`classify`] / [`classify_as`] (the standard classification of an
+//!   answer), [`retry`], [`reject`], [`retry_after_ms`], [`excerpt`];
+//! - settings: [`parse_settings`] (serde, with a message that names the bad field)
+//!   and [`check_url`];
+//! - events: [`event_json`] and small accessors ([`id_field`], [`str_at`], [`object_at`]),
+//!   and time ([`timestamp_ms`], [`parse_iso8601_ms`], [`iso8601`], [`now_ms`]).
+//!
+//! A destination looks like this:
+//!
+//! ```ignore
+//! use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata};
+//!
+//! struct MyDestination;
+//!
+//! impl Guest for MyDestination {
+//!     fn describe() -> Metadata { /* name, version, settings schema, max batch */ }
+//!     fn check(settings: String) -> Result<(), String> { /* kit::parse_settings */ }
+//!     fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
+//!         /* build the request, kit::post_json, kit::classify_as */
+//!     }
+//! }
+//!
+//! switchyard_destination_kit::export_destination!(MyDestination);
+//! ```
+//!
+//! The crate also compiles for the build machine, so its pure helpers are unit-tested
+//! with a plain `cargo test -p switchyard-destination-kit`; the `http` and `log`
+//! imports only work inside a component.
+
+mod event;
+mod outcome;
+mod send;
+mod settings;
+mod time;
+
+/// The generated bindings of the `destination` world (one `generate!` for every Rust
+/// destination). Use the re-exports at the crate root instead of this module.
+#[doc(hidden)]
+#[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "destination",
+        path: "../../wit",
+        // The export macro is used from the destination crates, and finds the
+        // generated types here, through `$crate`.
+        pub_export_macro: true,
+        export_macro_name: "export_destination",
+        default_bindings_module: "$crate::bindings",
+    });
+}
+
+/// `export_destination!(MyType)`: exports `MyType` (which implements [`Guest`]) as the
+/// component's `describe`, `check` and `deliver`. Use it once, in the destination crate.
+pub use bindings::export_destination;
+/// The three exports a destination implements: `describe`, `check`, `deliver`.
+pub use bindings::Guest;
+/// Outbound HTTP (the host's `http.send` import) and its `Request`, `Response`, `Error`.
+pub use bindings::switchyard::destination::http;
+/// Log lines tagged with the destination's name (`log::log(log::Level::Warn, "...")`).
+pub use bindings::switchyard::destination::log;
+/// The values that cross the boundary.
+pub use bindings::switchyard::destination::types::{
+    Event, EventType, Failure, Metadata, RetryHint,
+};
+/// An answer from `http.send`, whatever its status.
+pub use http::Response;
+
+pub use event::{event_json, id_field, object_at, str_at, value_at};
+pub use outcome::{
+    classify, classify_as, classify_error, classify_response, excerpt, reject, retry,
+    retry_after_ms, Outcome,
+};
+pub use send::{basic_auth, header, post_json, send, url_encode, Headers};
+pub use settings::{check_url, parse_settings};
+pub use time::{iso8601, now_iso, now_ms, parse_iso8601_ms, timestamp_ms};
+
+/// Re-exported so that destinations and the kit agree on one `serde_json`.
+pub use serde_json;
+
+/// Write one log line at `warn` level.
+pub fn warn(message: &str) {
+    log::log(log::Level::Warn, message);
+}
+
+/// Write one log line at `debug` level.
+pub fn debug(message: &str) {
+    log::log(log::Level::Debug, message);
+}
