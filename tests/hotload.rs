@@ -266,7 +266,7 @@ async fn uploads_are_checked_before_they_serve() {
 async fn a_restart_with_unchanged_plugins_loads_them_from_the_compiled_cache() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let host = TestHost::start(dir.path(), &webhook(&rx)).await;
+    let host = TestHost::start_uncached(dir.path(), &webhook(&rx)).await;
     assert_eq!(
         plugin_row(&host).await["from_cache"],
         false,
