@@ -273,7 +273,7 @@ async fn a_restart_with_unchanged_plugins_loads_them_from_the_compiled_cache() {
         "first start compiles"
     );
     host.stop().await;
-    let host = TestHost::start(dir.path(), &webhook(&rx)).await;
+    let host = TestHost::start_uncached(dir.path(), &webhook(&rx)).await;
     assert_eq!(
         plugin_row(&host).await["from_cache"],
         true,

@@ -233,7 +233,9 @@ fn import_record(
     let time = kit::timestamp_ms(message)
         .ok_or_else(|| kit::reject("event has no valid timestamp"))?;
     let mut props = kit::object_at(message, "properties");
-    if let Some(url) = kit::str_at(message, "context.page.url") {
+    let page_url = kit::str_at(message, "context.page.url")
+        .or_else(|| kit::str_at(message, "properties.url"));
+    if let Some(url) = page_url {
         props
             .entry("$current_url")
             .or_insert_with(|| Value::from(url));
@@ -326,33 +328,29 @@ fn import_chunk(
 ) {
     let (indices, body): (Vec<usize>, Vec<Value>) = chunk.into_iter().unzip();
     let answer = kit::post_json(url, headers, &body);
+    for (i, outcome) in indices.into_iter().zip(import_outcomes(body.len(), answer)) {
+        outcomes[i] = outcome;
+    }
+}
+
+/// The outcomes of the `n` records of one /import request, from its answer.
+fn import_outcomes(n: usize, answer: Result<kit::Response, kit::http::Error>) -> Vec<Outcome> {
     match answer {
         Ok(resp) if resp.status == 400 => {
             // strict=1: the records that failed validation are listed by index; the
             // others were imported.
             let failed = failed_records(&resp);
             if failed.is_empty() {
-                let outcome = kit::classify_response(NAME, &resp);
-                for &i in &indices {
-                    outcomes[i] = outcome.clone();
-                }
-                return;
+                return vec![kit::classify_response(NAME, &resp); n];
             }
-            for (position, &i) in indices.iter().enumerate() {
-                outcomes[i] = match failed.iter().find(|(p, _)| *p == position) {
-                    Some((_, why)) => Err(kit::reject(format!(
-                        "mixpanel refused the event: {why}"
-                    ))),
+            (0..n)
+                .map(|position| match failed.iter().find(|(p, _)| *p == position) {
+                    Some((_, why)) => Err(kit::reject(format!("mixpanel refused the event: {why}"))),
                     None => Ok(()),
-                };
-            }
+                })
+                .collect()
         }
-        answer => {
-            let outcome = kit::classify_as(NAME, answer);
-            for &i in &indices {
-                outcomes[i] = outcome.clone();
-            }
-        }
+        answer => vec![kit::classify_as(NAME, answer); n],
     }
 }
 
@@ -387,23 +385,26 @@ fn failed_records(resp: &kit::Response) -> Vec<(usize, String)> {
 fn send_engage(settings: &Settings, records: Vec<(usize, Value)>, outcomes: &mut [Outcome]) {
     let (indices, body): (Vec<usize>, Vec<Value>) = records.into_iter().unzip();
     let url = format!("{}/engage?verbose=1", settings.endpoint);
-    let outcome = match kit::post_json(&url, &[], &body) {
-        // verbose=1: {"status":1,"error":null}, or {"status":0,"error":"..."}.
+    let outcome = engage_outcome(kit::post_json(&url, &[], &body));
+    for i in indices {
+        outcomes[i] = outcome.clone();
+    }
+}
+
+/// The outcome of an /engage request: with verbose=1 Mixpanel answers 200 with
+/// `{"status":1,"error":null}`, or `{"status":0,"error":"..."}` when it refused the updates.
+fn engage_outcome(answer: Result<kit::Response, kit::http::Error>) -> Outcome {
+    match answer {
         Ok(resp) if resp.is_success() => match resp.json::<Value>() {
             Ok(v) if v.get("status").and_then(Value::as_i64) == Some(0) => {
                 Err(kit::reject(format!(
                     "mixpanel refused the profile update: {}",
-                    v.get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("status 0")
+                    v.get("error").and_then(Value::as_str).unwrap_or("status 0")
                 )))
             }
             _ => Ok(()),
         },
         answer => kit::classify_as(NAME, answer),
-    };
-    for i in indices {
-        outcomes[i] = outcome.clone();
     }
 }
 
@@ -510,6 +511,44 @@ mod tests {
             event_name(EventType::Page, &json!({})).as_deref(),
             Some("Loaded a Page")
         );
+    }
+
+    fn resp(status: u16, body: &str) -> kit::Response {
+        kit::Response {
+            status,
+            headers: vec![("retry-after".into(), "2".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn strict_import_failures_reject_only_the_failed_records() {
+        let body = r#"{"code":400,"error":"some data points in the request failed validation","failed_records":[{"index":1,"$insert_id":"x","field":"properties.time","message":"'properties.time' is invalid: must be specified as seconds since epoch"}],"num_records_imported":2,"status":"Bad Request"}"#;
+        let out = import_outcomes(3, Ok(resp(400, body)));
+        assert!(out[0].is_ok() && out[2].is_ok());
+        match &out[1] {
+            Err(Failure::Reject(why)) => assert!(why.contains("properties.time"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let out = import_outcomes(2, Ok(resp(400, r#"{"error":"bad"}"#)));
+        assert!(out.iter().all(|o| matches!(o, Err(Failure::Reject(w)) if w.contains("400"))));
+        let out = import_outcomes(2, Ok(resp(429, "")));
+        assert!(out.iter().all(|o| matches!(o, Err(Failure::Retry(h)) if h.after_ms == Some(2000))));
+        let out = import_outcomes(2, Ok(resp(401, "")));
+        assert!(out.iter().all(|o| matches!(o, Err(Failure::Reject(_)))));
+        assert!(import_outcomes(2, Ok(resp(200, r#"{"code":200,"num_records_imported":2,"status":"OK"}"#)))
+            .iter()
+            .all(Result::is_ok));
+    }
+
+    #[test]
+    fn engage_status_zero_rejects() {
+        assert!(engage_outcome(Ok(resp(200, r#"{"status":1,"error":null}"#))).is_ok());
+        assert!(matches!(
+            engage_outcome(Ok(resp(200, r#"{"status":0,"error":"Invalid token"}"#))),
+            Err(Failure::Reject(w)) if w.contains("Invalid token")
+        ));
+        assert!(matches!(engage_outcome(Ok(resp(503, ""))), Err(Failure::Retry(_))));
     }
 
     #[test]
