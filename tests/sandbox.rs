@@ -126,7 +126,12 @@ async fn a_memory_bomb_hits_the_memory_cap() {
         })
         .await;
     assert_eq!(row["delivered"], 0);
-    assert!(tagged(name, "guest trapped"));
+    assert!(tagged(name, "linear memory cap of 16 MiB exceeded"));
+    let peak = row["memory_peak_bytes"].as_u64().unwrap();
+    assert!(
+        peak > 1 << 20 && peak <= 16 << 20,
+        "peak within the cap: {peak}"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,12 @@ async fn measure(
         }
     }
     let per_call_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    let peak = ctx
+        .counters
+        .memory_peak_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
     Ok(json!({
+        "linear_memory_per_instance_bytes": peak,
         "component_bytes": bytes.len(),
         "compile_ms": (compile_ms * 10.0).round() / 10.0,
         "per_event_us_in_batches_of_100": (per_event_us * 100.0).round() / 100.0,

@@ -61,8 +61,6 @@ pub mod bindings {
 /// `export_destination!(MyType)`: exports `MyType` (which implements [`Guest`]) as the
 /// component's `describe`, `check` and `deliver`. Use it once, in the destination crate.
 pub use bindings::export_destination;
-/// The three exports a destination implements: `describe`, `check`, `deliver`.
-pub use bindings::Guest;
 /// Outbound HTTP (the host's `http.send` import) and its `Request`, `Response`, `Error`.
 pub use bindings::switchyard::destination::http;
 /// Log lines tagged with the destination's name (`log::log(log::Level::Warn, "...")`).
@@ -71,6 +69,8 @@ pub use bindings::switchyard::destination::log;
 pub use bindings::switchyard::destination::types::{
     Event, EventType, Failure, Metadata, RetryHint,
 };
+/// The three exports a destination implements: `describe`, `check`, `deliver`.
+pub use bindings::Guest;
 /// An answer from `http.send`, whatever its status.
 pub use http::Response;
 

@@ -20,7 +20,9 @@ pub fn parse_settings<T: DeserializeOwned>(raw: &str, name: &str) -> Result<T, S
         let message = without_position(e.inner());
         if message.starts_with("unknown field") {
             // The path ends with the unknown key, which the message names already.
-            path = path.rsplit_once('.').map_or(String::new(), |(p, _)| p.into());
+            path = path
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| p.into());
         }
         if path == "." || path.is_empty() {
             format!("{name} settings: {message}")

@@ -165,7 +165,10 @@ mod tests {
             parse_iso8601_ms("2024-05-01T12:00:00.1Z"),
             Some(1_714_564_800_100)
         );
-        assert_eq!(parse_iso8601_ms("2024-02-29 00:00:00"), Some(1_709_164_800_000));
+        assert_eq!(
+            parse_iso8601_ms("2024-02-29 00:00:00"),
+            Some(1_709_164_800_000)
+        );
         assert_eq!(parse_iso8601_ms("2023-02-29T00:00:00Z"), None);
         assert_eq!(parse_iso8601_ms("2024-05-01"), None);
         assert_eq!(parse_iso8601_ms("2024-05-01T12:00:00.Z"), None);

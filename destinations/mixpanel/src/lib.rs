@@ -16,7 +16,9 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use switchyard_destination_kit::{self as kit, Event, EventType, Failure, Guest, Metadata, Outcome};
+use switchyard_destination_kit::{
+    self as kit, Event, EventType, Failure, Guest, Metadata, Outcome,
+};
 
 const NAME: &str = "mixpanel";
 const DEFAULT_ENDPOINT: &str = "https://api.mixpanel.com";
@@ -182,9 +184,8 @@ impl Settings {
 /// Mixpanel's `distinct_id`: the user id, else the anonymous id as `$device:<id>`
 /// (Simplified ID Merge).
 fn distinct_id(message: &Value) -> Option<String> {
-    kit::id_field(message, "userId").or_else(|| {
-        kit::id_field(message, "anonymousId").map(|anon| format!("$device:{anon}"))
-    })
+    kit::id_field(message, "userId")
+        .or_else(|| kit::id_field(message, "anonymousId").map(|anon| format!("$device:{anon}")))
 }
 
 /// `$insert_id` must be at most 36 characters of letters, digits and `-`: the
@@ -192,7 +193,9 @@ fn distinct_id(message: &Value) -> Option<String> {
 fn insert_id(message_id: &str) -> String {
     let fits = !message_id.is_empty()
         && message_id.len() <= 36
-        && message_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && message_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if fits {
         message_id.to_string()
     } else {
@@ -230,11 +233,11 @@ fn import_record(
 ) -> Result<Value, Failure> {
     let distinct =
         distinct_id(message).ok_or_else(|| kit::reject("event has no userId or anonymousId"))?;
-    let time = kit::timestamp_ms(message)
-        .ok_or_else(|| kit::reject("event has no valid timestamp"))?;
+    let time =
+        kit::timestamp_ms(message).ok_or_else(|| kit::reject("event has no valid timestamp"))?;
     let mut props = kit::object_at(message, "properties");
-    let page_url = kit::str_at(message, "context.page.url")
-        .or_else(|| kit::str_at(message, "properties.url"));
+    let page_url =
+        kit::str_at(message, "context.page.url").or_else(|| kit::str_at(message, "properties.url"));
     if let Some(url) = page_url {
         props
             .entry("$current_url")
@@ -260,7 +263,10 @@ fn import_record(
     }
     props.insert("time".into(), Value::from(time));
     props.insert("distinct_id".into(), Value::from(distinct));
-    props.insert("$insert_id".into(), Value::from(insert_id(&event.message_id)));
+    props.insert(
+        "$insert_id".into(),
+        Value::from(insert_id(&event.message_id)),
+    );
     Ok(json!({ "event": name, "properties": props }))
 }
 
@@ -344,10 +350,14 @@ fn import_outcomes(n: usize, answer: Result<kit::Response, kit::http::Error>) ->
                 return vec![kit::classify_response(NAME, &resp); n];
             }
             (0..n)
-                .map(|position| match failed.iter().find(|(p, _)| *p == position) {
-                    Some((_, why)) => Err(kit::reject(format!("mixpanel refused the event: {why}"))),
-                    None => Ok(()),
-                })
+                .map(
+                    |position| match failed.iter().find(|(p, _)| *p == position) {
+                        Some((_, why)) => {
+                            Err(kit::reject(format!("mixpanel refused the event: {why}")))
+                        }
+                        None => Ok(()),
+                    },
+                )
                 .collect()
         }
         answer => vec![kit::classify_as(NAME, answer); n],
@@ -531,14 +541,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let out = import_outcomes(2, Ok(resp(400, r#"{"error":"bad"}"#)));
-        assert!(out.iter().all(|o| matches!(o, Err(Failure::Reject(w)) if w.contains("400"))));
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, Err(Failure::Reject(w)) if w.contains("400"))));
         let out = import_outcomes(2, Ok(resp(429, "")));
-        assert!(out.iter().all(|o| matches!(o, Err(Failure::Retry(h)) if h.after_ms == Some(2000))));
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, Err(Failure::Retry(h)) if h.after_ms == Some(2000))));
         let out = import_outcomes(2, Ok(resp(401, "")));
         assert!(out.iter().all(|o| matches!(o, Err(Failure::Reject(_)))));
-        assert!(import_outcomes(2, Ok(resp(200, r#"{"code":200,"num_records_imported":2,"status":"OK"}"#)))
-            .iter()
-            .all(Result::is_ok));
+        assert!(import_outcomes(
+            2,
+            Ok(resp(
+                200,
+                r#"{"code":200,"num_records_imported":2,"status":"OK"}"#
+            ))
+        )
+        .iter()
+        .all(Result::is_ok));
     }
 
     #[test]
@@ -548,7 +568,10 @@ mod tests {
             engage_outcome(Ok(resp(200, r#"{"status":0,"error":"Invalid token"}"#))),
             Err(Failure::Reject(w)) if w.contains("Invalid token")
         ));
-        assert!(matches!(engage_outcome(Ok(resp(503, ""))), Err(Failure::Retry(_))));
+        assert!(matches!(
+            engage_outcome(Ok(resp(503, ""))),
+            Err(Failure::Retry(_))
+        ));
     }
 
     #[test]

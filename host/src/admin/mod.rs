@@ -184,6 +184,7 @@ async fn destinations(State(state): State<AdminState>) -> Result<Json<Value>, Ad
             "retried": d.stats.retried.load(Relaxed),
             "dead_letters": q.dead_letters,
             "violations": d.stats.sandbox.to_json(),
+            "memory_peak_bytes": d.stats.sandbox.memory_peak_bytes.load(Relaxed),
         }));
     }
     Ok(Json(Value::Array(out)))

@@ -245,3 +245,84 @@ fn basic_user(value: &HeaderValue) -> Option<String> {
     let user = decoded.split_once(':').map(|(u, _)| u).unwrap_or(&decoded);
     Some(user.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AppendReport, DeadLetter, Job, JobId, Millis, QueueStats, Settle};
+    use tower::ServiceExt;
+
+    /// A store that is full, or gone.
+    struct Refusing(fn() -> StoreError);
+
+    #[async_trait::async_trait]
+    impl Store for Refusing {
+        async fn append(&self, _: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
+            Err((self.0)())
+        }
+        async fn claim(
+            &self,
+            _: &str,
+            _: usize,
+            _: usize,
+            _: bool,
+            _: Millis,
+        ) -> Result<Vec<Job>, StoreError> {
+            Err((self.0)())
+        }
+        async fn settle(&self, _: &str, _: Vec<(JobId, Settle)>) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
+        async fn next_due(&self, _: &str) -> Result<Option<Millis>, StoreError> {
+            Err((self.0)())
+        }
+        async fn stats(&self, _: &str) -> Result<QueueStats, StoreError> {
+            Err((self.0)())
+        }
+        async fn dead_letters(
+            &self,
+            _: &str,
+            _: Option<Millis>,
+            _: Option<Millis>,
+        ) -> Result<Vec<DeadLetter>, StoreError> {
+            Err((self.0)())
+        }
+        async fn replay(
+            &self,
+            _: &str,
+            _: Option<Millis>,
+            _: Option<Millis>,
+        ) -> Result<u64, StoreError> {
+            Err((self.0)())
+        }
+        fn wakeup(&self, _: &str) -> Arc<tokio::sync::Notify> {
+            Arc::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_take_more_gets_503_with_retry_after() {
+        for refusal in [(|| StoreError::Overloaded) as fn() -> StoreError, || {
+            StoreError::Unavailable("disk full".into())
+        }] {
+            let app = app(IngestState {
+                sources: Arc::new(HashMap::from([("wk".to_string(), "web".to_string())])),
+                router: Arc::new(EventRouter::default()),
+                store: Arc::new(Refusing(refusal)),
+            });
+            let req = axum::http::Request::post("/v1/track")
+                .header(header::AUTHORIZATION, "Basic d2s6") // "wk:"
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"userId":"u","event":"E"}"#))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["success"], false);
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! back as a [`CallError`], never as a host panic.
 
 pub mod bindings;
+mod limits;
 mod plugin;
 
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -43,6 +44,8 @@ pub struct SandboxCounters {
     pub egress_denied: std::sync::atomic::AtomicU64,
     /// Guest log lines dropped by the per-call cap.
     pub log_lines_dropped: std::sync::atomic::AtomicU64,
+    /// Most linear memory one instance of this destination has held, in bytes.
+    pub memory_peak_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl SandboxCounters {
@@ -88,8 +91,8 @@ pub struct HostState {
     wasi: WasiCtx,
     /// WASI's resource table.
     table: ResourceTable,
-    /// Linear-memory and instance caps of this destination.
-    limits: wasmtime::StoreLimits,
+    /// Linear-memory cap of this destination, and what was granted.
+    limits: limits::GuestLimits,
     /// Outbound HTTP of this destination (allowlist) or a dry-run recorder.
     egress: Egress,
     /// Tagged, capped log of this call.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime::Store;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::switchyard::destination::types::{EventType, Failure};
@@ -234,10 +234,7 @@ impl Plugin {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(ctx.limits.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = super::limits::GuestLimits::new(ctx.limits.memory_bytes);
         let mut store = Store::new(
             self.runtime.engine(),
             HostState {
@@ -363,6 +360,10 @@ fn flush_stdio(store: &mut Store<HostState>) {
         .counters
         .log_lines_dropped
         .fetch_add(u64::from(state.log.dropped()), Relaxed);
+    state
+        .counters
+        .memory_peak_bytes
+        .fetch_max(state.limits.granted() as u64, Relaxed);
 }
 
 fn clip(mut s: String) -> String {

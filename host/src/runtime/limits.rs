@@ -1,0 +1,61 @@
+//! Per-call resource limits of a guest: its linear-memory cap, and a tally of
+//! the memory it was granted (reported as the destination's peak).
+
+use wasmtime::ResourceLimiter;
+
+/// Most table elements one instance may grow a table to.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// The `ResourceLimiter` of one store.
+#[derive(Debug)]
+pub struct GuestLimits {
+    /// Largest size any one linear memory may grow to, in bytes.
+    memory_cap: usize,
+    /// Bytes of linear memory granted so far, over all memories of the instance.
+    granted: usize,
+}
+
+impl GuestLimits {
+    /// Limits with a memory cap in bytes.
+    pub fn new(memory_cap: usize) -> Self {
+        Self {
+            memory_cap,
+            granted: 0,
+        }
+    }
+
+    /// Bytes of linear memory the instance holds (initial sizes plus growth).
+    pub fn granted(&self) -> usize {
+        self.granted
+    }
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            wasmtime::bail!(
+                "linear memory cap of {} MiB exceeded (asked for {desired} bytes)",
+                self.memory_cap >> 20
+            );
+        }
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        self.granted += desired.saturating_sub(current);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
+    }
+}
