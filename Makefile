@@ -8,14 +8,14 @@ DEST_OUT    := target/destinations
 GUEST_OUT   := target/test-guests
 
 # Bundled destinations in Rust: <name> is built from destinations/<name> (crate switchyard-<name>).
-DESTINATIONS := webhook
+DESTINATIONS := webhook mixpanel ga4 posthog segment http
 # Bundled destinations in other languages: destinations/<name>/Makefile builds <name>.wasm there
 # (JavaScript with componentize-js from npm, Python with componentize-py from PyPI).
 FOREIGN_DESTINATIONS := slack amplitude
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave
 
-.PHONY: all setup build destinations test-guests run test lint fmt bench bench-quick clean-data help
+.PHONY: all setup nats-server build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
 all: build
 
@@ -29,6 +29,10 @@ help:
 ## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+## nats-server (Debian package) for the NATS JetStream store's tests.
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; }
 
 destinations: setup
 	$(CARGO) build $(addprefix -p switchyard-,$(DESTINATIONS)) --target $(WASM_TARGET) --profile wasm
@@ -49,7 +53,7 @@ run: build
 	./target/release/switchyard run
 
 ## The whole suite: unit tests, then end-to-end tests against real components on loopback.
-test: destinations test-guests
+test: destinations test-guests nats-server
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	$(CARGO) build -p switchyard
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e

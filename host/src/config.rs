@@ -89,9 +89,12 @@ struct RawStore {
     /// Directory of the embedded store.
     #[serde(default = "default_store_path")]
     path: PathBuf,
-    /// NATS server URL, for `kind = "nats"`.
+    /// NATS server URL, for `kind = "nats"` (user and password may be in the URL).
     #[serde(default)]
     url: Option<String>,
+    /// NATS credentials (`.creds`) file, for `kind = "nats"`.
+    #[serde(default)]
+    credentials_file: Option<PathBuf>,
     /// How long a `messageId` is remembered for deduplication.
     #[serde(default = "default_dedup_window")]
     dedup_window: String,
@@ -103,6 +106,7 @@ impl Default for RawStore {
             kind: default_store_kind(),
             path: default_store_path(),
             url: None,
+            credentials_file: None,
             dedup_window: default_dedup_window(),
         }
     }
@@ -335,6 +339,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// How long a `messageId` is remembered per source.
     pub dedup_window: Duration,
+    /// NATS credentials file.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// The store backends.
@@ -664,6 +670,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         };
         let ordering = match d.ordering.as_str() {
             "none" => Ordering::None,
+            "user" if matches!(kind, StoreKind::Nats(_)) => {
+                return Err((
+                    at("ordering"),
+                    "\"user\" is not available with [store] kind = \"nats\" yet".into(),
+                ))
+            }
             "user" => Ordering::User,
             other => {
                 return Err((
@@ -704,6 +716,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
             kind,
             path: resolve(raw.store.path),
             dedup_window,
+            credentials_file: raw.store.credentials_file.map(resolve),
         },
         plugins_dir: resolve(raw.plugins.dir),
         sources,

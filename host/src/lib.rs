@@ -47,8 +47,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, StoreKind};
+use crate::config::Config;
 use crate::store::Store;
+
+/// Added to twice the longest destination deadline to make a claimed job's lease.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long shutdown waits for batches in flight before giving up on them
 /// (they are then delivered again after the next start).
@@ -88,15 +91,13 @@ pub struct Running {
 /// Everything [`run`] does before it waits for shutdown; fails before serving
 /// when the store, a plugin or a destination's settings are not right.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
-    let store: Arc<dyn Store> = match &config.store.kind {
-        StoreKind::Embedded => Arc::new(
-            store::embedded::EmbeddedStore::open(&config.store.path, config.store.dedup_window)
-                .context("opening the embedded store")?,
-        ),
-        StoreKind::Nats(url) => anyhow::bail!(
-            "[store] kind = \"nats\" ({url}) is not available in this build yet; use kind = \"embedded\""
-        ),
-    };
+    let longest = config
+        .destinations
+        .iter()
+        .map(|d| d.limits.timeout)
+        .max()
+        .unwrap_or_default();
+    let store: Arc<dyn Store> = store::open(&config.store, longest * 2 + LEASE_MARGIN).await?;
     let runtime = runtime::Runtime::new(Some(config.store.path.join("compiled")))
         .context("starting the wasm runtime")?;
     let catalog = Arc::new(

@@ -46,6 +46,15 @@ write_key = "{WRITE_KEY}"
     )
 }
 
+/// The same, on the NATS JetStream store at `url`.
+pub fn config_text_nats(dir: &Path, destinations: &str, url: &str) -> String {
+    config_text(dir, destinations).replacen(
+        "[store]\n",
+        &format!("[store]\nkind = \"nats\"\nurl = \"{url}\"\n"),
+        1,
+    )
+}
+
 /// Copy every bundled destination and the misbehaving guest into `dir/plugins`.
 pub fn install_plugins(dir: &Path) {
     let plugins = dir.join("plugins");
@@ -100,28 +109,29 @@ impl TestHost {
 
     /// Start without the compiled components other test hosts left (every plugin compiles).
     pub async fn start_uncached(dir: &Path, destinations: &str) -> TestHost {
-        Self::launch(dir, destinations, false)
+        Self::launch(dir, &config_text(dir, destinations), false)
             .await
             .expect("host starts")
     }
 
-    /// Start, or say why not.
-    pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
-        Self::launch(dir, destinations, true).await
+    /// Start with this whole config text (e.g. [`config_text_nats`]).
+    pub async fn start_config(dir: &Path, config: &str) -> TestHost {
+        Self::launch(dir, config, true).await.expect("host starts")
     }
 
-    async fn launch(
-        dir: &Path,
-        destinations: &str,
-        shared_cache: bool,
-    ) -> anyhow::Result<TestHost> {
+    /// Start, or say why not.
+    pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
+        Self::launch(dir, &config_text(dir, destinations), true).await
+    }
+
+    async fn launch(dir: &Path, config: &str, shared_cache: bool) -> anyhow::Result<TestHost> {
         // Host logs are captured (and echoed when SWITCHYARD_TEST_LOGS is set).
         crate::logs::init();
         install_plugins(dir);
         if shared_cache {
             copy_new_files(&shared_compiled(), &dir.join("data/compiled"));
         }
-        let config = Config::parse(&config_text(dir, destinations), "test.toml", dir)?;
+        let config = Config::parse(config, "test.toml", dir)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

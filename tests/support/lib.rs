@@ -3,6 +3,7 @@
 
 pub mod host;
 pub mod logs;
+pub mod nats;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};
@@ -100,4 +101,21 @@ pub async fn eventually<T>(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A `[[destinations]]` table: the webhook to `rx` at `/<name>`, with short retries.
+pub fn webhook_destination(name: &str, rx: &Receiver, extra: &str) -> String {
+    format!(
+        r#"
+[[destinations]]
+name = "{name}"
+plugin = "webhook"
+allowed_hosts = ["{origin}"]
+settings = {{ url = "{url}", secret = "s3cret" }}
+retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
+{extra}
+"#,
+        origin = rx.origin(),
+        url = rx.url(&format!("/{name}")),
+    )
 }

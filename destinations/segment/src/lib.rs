@@ -83,7 +83,10 @@ fn forwarded(event: &Event) -> Value {
 }
 
 /// Send events (indices into the batch, with their serialised JSON) in one request.
-fn send_request(settings: &Settings, items: &[(usize, String)]) -> Result<kit::Response, kit::http::Error> {
+fn send_request(
+    settings: &Settings,
+    items: &[(usize, String)],
+) -> Result<kit::Response, kit::http::Error> {
     let mut body = String::with_capacity(
         items.iter().map(|(_, s)| s.len() + 1).sum::<usize>() + ENVELOPE_BYTES,
     );

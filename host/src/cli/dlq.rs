@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::admin::{dead_letter_json, parse_time};
-use crate::config::{Config, StoreKind};
-use crate::store::embedded::EmbeddedStore;
+use crate::config::Config;
 use crate::store::{now_ms, Millis, Store};
 
 /// Which dead letters.
@@ -143,14 +142,8 @@ async fn ask_host(
     Ok(Some(body))
 }
 
-fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
-    match &config.store.kind {
-        StoreKind::Embedded => Ok(EmbeddedStore::open(
-            &config.store.path,
-            config.store.dedup_window,
-        )?),
-        StoreKind::Nats(_) => anyhow::bail!("the nats store is not available in this build"),
-    }
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    crate::store::open(&config.store, std::time::Duration::from_secs(60)).await
 }
 
 pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
@@ -160,7 +153,8 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
             let list = match ask_host(&t, reqwest::Method::GET, "dead-letters").await? {
                 Some(Value::Array(items)) => items,
                 Some(other) => anyhow::bail!("unexpected answer from the host: {other}"),
-                None => open_store(&t.config)?
+                None => open_store(&t.config)
+                    .await?
                     .dead_letters(&t.destination, t.since, t.until)
                     .await?
                     .iter()
@@ -187,7 +181,8 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
             let replayed = match ask_host(&t, reqwest::Method::POST, "dead-letters/replay").await? {
                 Some(body) => body["replayed"].as_u64().unwrap_or(0),
                 None => {
-                    open_store(&t.config)?
+                    open_store(&t.config)
+                        .await?
                         .replay(&t.destination, t.since, t.until)
                         .await?
                 }

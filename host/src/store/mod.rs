@@ -11,10 +11,36 @@
 //! [`Settle`] maps to ack / nak-with-delay / term.
 
 pub mod embedded;
+pub mod nats;
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+
+/// Open the store a config names. `ack_wait` is the lease of a claimed job on a
+/// shared (NATS) store: size it to the longest destination deadline.
+pub async fn open(
+    config: &crate::config::StoreConfig,
+    ack_wait: std::time::Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
+    use anyhow::Context as _;
+    Ok(match &config.kind {
+        crate::config::StoreKind::Embedded => Arc::new(
+            embedded::EmbeddedStore::open(&config.path, config.dedup_window)
+                .context("opening the embedded store")?,
+        ),
+        crate::config::StoreKind::Nats(url) => Arc::new(
+            nats::NatsStore::open(&nats::NatsOptions {
+                url: url.clone(),
+                credentials_file: config.credentials_file.clone(),
+                dedup_window: config.dedup_window,
+                ack_wait,
+            })
+            .await
+            .with_context(|| format!("opening the nats store at {url}"))?,
+        ),
+    })
+}
 
 /// Milliseconds since the Unix epoch (the store's clock unit).
 pub type Millis = i64;

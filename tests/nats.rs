@@ -1,0 +1,327 @@
+//! Switchyard on NATS JetStream (`[store] kind = "nats"`): the delivery
+//! guarantees on a real `nats-server`, several hosts on one stream, and a server
+//! that goes away.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_e2e::host::{config_text_nats, install_plugins, ADMIN_TOKEN, WRITE_KEY};
+use switchyard_e2e::nats::NatsServer;
+use switchyard_e2e::{
+    eventually, sdk_batch, switchyard_bin, webhook_destination as webhook, Receiver, Reply,
+    TestHost,
+};
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+async fn all_arrive(rx: &Receiver, want: &[String]) {
+    eventually(
+        Duration::from_secs(30),
+        "every event at the receiver",
+        || {
+            let got = rx.delivered_ids();
+            want.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn row(host: &TestHost, name: &str) -> Value {
+    let d = host.destinations().await;
+    d.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn retries_dead_letters_replay_and_dedup_on_nats() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Receiver::start().await;
+    flaky.script(vec![
+        Reply::status(500),
+        Reply::status(429).header("retry-after", "1"),
+        Reply::status(503),
+    ]);
+    let broken = Receiver::start().await;
+    broken.default_reply(Reply::status(400).body("bad payload"));
+    let dests = format!(
+        "{}{}",
+        webhook("flaky", &flaky, ""),
+        webhook("broken", &broken, "")
+    );
+    let host = TestHost::start_config(
+        dir.path(),
+        &config_text_nats(dir.path(), &dests, &server.url()),
+    )
+    .await;
+
+    assert_eq!(host.send("batch", &sdk_batch("n", 10)).await.status(), 200);
+    // The same batch again: JetStream's duplicate window drops it.
+    assert_eq!(host.send("batch", &sdk_batch("n", 10)).await.status(), 200);
+    all_arrive(&flaky, &ids("n", 10)).await;
+    let got = flaky.received();
+    let after_429 = got.iter().position(|r| r.status == 429).unwrap();
+    assert!(
+        got[after_429 + 1].at.duration_since(got[after_429].at) >= Duration::from_millis(990),
+        "Retry-After honoured"
+    );
+
+    let start = std::time::Instant::now();
+    while row(&host, "broken").await["dead_letters"] != 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            row(&host, "broken").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead: Vec<Value> = host
+        .http
+        .get(host.url("/admin/destinations/broken/dead-letters"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 10);
+    assert!(
+        dead.iter()
+            .all(|d| d["reason"].as_str().unwrap().contains("bad payload")),
+        "{dead:?}"
+    );
+    broken.default_reply(Reply::status(200));
+    let r = host
+        .http
+        .post(host.url("/admin/destinations/broken/dead-letters/replay"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["replayed"], 10);
+    all_arrive(&broken, &ids("n", 10)).await;
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = flaky.delivered_ids();
+    assert_eq!(delivered.len(), 10, "each event once: {delivered:?}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn one_hanging_destination_does_not_hold_up_the_others_on_nats() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hang = Receiver::start().await;
+    hang.default_reply(Reply::status(200).delayed(Duration::from_secs(20)));
+    let others = [
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    ];
+    let mut dests = webhook(
+        "hang",
+        &hang,
+        "limits = { memory_mb = 64, timeout_ms = 30000 }",
+    );
+    for (i, rx) in others.iter().enumerate() {
+        dests.push_str(&webhook(&format!("ok{i}"), rx, ""));
+    }
+    let host = TestHost::start_config(
+        dir.path(),
+        &config_text_nats(dir.path(), &dests, &server.url()),
+    )
+    .await;
+    assert_eq!(host.send("batch", &sdk_batch("h", 30)).await.status(), 200);
+    for rx in &others {
+        all_arrive(rx, &ids("h", 30)).await;
+    }
+    assert!(hang.received().is_empty());
+}
+
+#[tokio::test]
+async fn two_hosts_share_the_work_of_one_stream() {
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dest = webhook(
+        "shared",
+        &rx,
+        "batch = { max_events = 10, max_bytes = 512000, linger_ms = 0 }",
+    );
+    let a = TestHost::start_config(
+        dir_a.path(),
+        &config_text_nats(dir_a.path(), &dest, &server.url()),
+    )
+    .await;
+    let b = TestHost::start_config(
+        dir_b.path(),
+        &config_text_nats(dir_b.path(), &dest, &server.url()),
+    )
+    .await;
+    let mut want = Vec::new();
+    for i in 0..20 {
+        let host = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            host.send("batch", &sdk_batch(&format!("two{i}"), 10))
+                .await
+                .status(),
+            200
+        );
+        want.extend(ids(&format!("two{i}"), 10));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    all_arrive(&rx, &want).await;
+    let (da, db) = (
+        row(&a, "shared").await["delivered"].as_u64().unwrap(),
+        row(&b, "shared").await["delivered"].as_u64().unwrap(),
+    );
+    assert!(da > 0 && db > 0, "both hosts delivered: {da} + {db}");
+    assert!(da + db >= 200);
+    a.stop().await;
+    b.stop().await;
+}
+
+fn spawn_host(file: &std::path::Path) -> std::process::Child {
+    Command::new(switchyard_bin())
+        .args(["run", "--config"])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A config file for the binary on a free port, on the NATS store.
+fn binary_config(dir: &std::path::Path, dest: &str, url: &str) -> (std::path::PathBuf, String) {
+    install_plugins(dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = config_text_nats(dir, dest, url).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let file = dir.join("switchyard.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, format!("http://127.0.0.1:{port}"))
+}
+
+async fn wait_up(base: &str) {
+    for _ in 0..500 {
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{base} did not come up");
+}
+
+#[tokio::test]
+async fn kill_9_of_one_host_loses_nothing_the_other_delivers_it() {
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    // Slow deliveries so that the victim dies holding jobs.
+    rx.default_reply(Reply::status(200).delayed(Duration::from_millis(50)));
+    let dest = webhook(
+        "shared",
+        &rx,
+        "limits = { memory_mb = 64, timeout_ms = 2000 }",
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (file_a, base_a) = binary_config(dir_a.path(), &dest, &server.url());
+    let (file_b, base_b) = binary_config(dir_b.path(), &dest, &server.url());
+    let mut victim = spawn_host(&file_a);
+    let mut survivor = spawn_host(&file_b);
+    wait_up(&base_a).await;
+    wait_up(&base_b).await;
+
+    let client = reqwest::Client::new();
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        if i == 20 {
+            Command::new("kill")
+                .args(["-9", &victim.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        let r = client
+            .post(format!("{base}/v1/batch"))
+            .basic_auth(WRITE_KEY, Some(""))
+            .json(&sdk_batch(&format!("k{i}"), 10))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            acked.extend(ids(&format!("k{i}"), 10));
+        }
+    }
+    let _ = victim.wait();
+    assert!(acked.len() >= 200);
+    // The survivor delivers everything, including what the victim held (after ack_wait).
+    eventually(
+        Duration::from_secs(60),
+        "every acknowledged event through the survivor",
+        || {
+            let got = rx.delivered_ids();
+            acked.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
+    .await;
+    survivor.kill().unwrap();
+    let _ = survivor.wait();
+}
+
+#[tokio::test]
+async fn a_stopped_nats_server_gets_503_with_retry_after_and_delivery_resumes() {
+    let mut server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start_config(
+        dir.path(),
+        &config_text_nats(dir.path(), &webhook("hooks", &rx, ""), &server.url()),
+    )
+    .await;
+    assert_eq!(host.send("batch", &sdk_batch("up", 5)).await.status(), 200);
+    all_arrive(&rx, &ids("up", 5)).await;
+
+    server.stop();
+    let resp = host
+        .send(
+            "track",
+            &json!({"userId": "u", "event": "E", "messageId": "while-down"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(resp.json::<Value>().await.unwrap()["success"], false);
+
+    server.restart().await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = host.send("batch", &sdk_batch("back", 5)).await;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503, "only 503 while the server comes back");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "ingest never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    all_arrive(&rx, &ids("back", 5)).await;
+    host.stop().await;
+}
