@@ -54,7 +54,11 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
         loaded.sha256,
         events.len()
     );
-    let outcomes = loaded.deliver(&ctx, &settings_text, &events).await?;
+    // In batches of the plugin's max-batch, as the host would send them.
+    let mut outcomes = Vec::with_capacity(events.len());
+    for batch in events.chunks(loaded.metadata.max_batch as usize) {
+        outcomes.extend(loaded.deliver(&ctx, &settings_text, batch).await?);
+    }
     for req in recorded.lock().expect("dry-run log").iter() {
         println!("\n{} {}", req.method, req.url);
         for (k, v) in &req.headers {

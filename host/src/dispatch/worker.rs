@@ -12,7 +12,7 @@ use super::retry::decide;
 use super::DeliveryStats;
 use crate::config::{DestinationConfig, Ordering};
 use crate::imports::http::{Egress, HttpLimits};
-use crate::plugins::PluginSlot;
+use crate::plugins::{PluginSlot, Version};
 use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallContext, CallError, Event, Outcome};
 use crate::store::{now_ms, Job, Settle, Store};
@@ -88,12 +88,14 @@ impl Worker {
         let per_user_order = self.dest.ordering == Ordering::User;
         tracing::info!(destination = name, plugin = %self.plugin.name, "delivery started");
         while !*shutdown.borrow() {
-            // The plugin's max-batch can change with a new version.
+            // The version serving now delivers the batch claimed for it, so a swap
+            // that lowers max-batch never receives a batch larger than it accepts.
+            let version = self.plugin.current();
             let mut max_events = self
                 .dest
                 .batch
                 .max_events
-                .min(self.plugin.current().plugin.metadata.max_batch)
+                .min(version.plugin.metadata.max_batch)
                 .max(1) as usize;
             if let Some(b) = &bucket {
                 max_events = max_events.min(b.burst().max(1));
@@ -151,7 +153,7 @@ impl Worker {
                     tokio::time::sleep(wait).await;
                 }
             }
-            let result = self.deliver(jobs).await;
+            let result = self.deliver(&version, jobs).await;
             if let Some(b) = bucket.as_mut() {
                 if result.throttled {
                     b.throttled(Instant::now());
@@ -221,7 +223,7 @@ impl Worker {
     }
 
     /// Deliver one batch and settle every job in it.
-    async fn deliver(&self, jobs: Vec<Job>) -> BatchResult {
+    async fn deliver(&self, version: &Version, jobs: Vec<Job>) -> BatchResult {
         let name = self.dest.name.as_str();
         let events: Vec<Event> = jobs
             .iter()
@@ -232,8 +234,7 @@ impl Worker {
             })
             .collect();
         self.stats.in_flight.store(jobs.len() as u64, Relaxed);
-        // This batch runs to the end on the version serving now, whatever swaps meanwhile.
-        let version = self.plugin.current();
+        // This batch runs to the end on its version, whatever swaps meanwhile.
         let outcomes = match version
             .plugin
             .deliver(&self.ctx, &self.settings, &events)

@@ -328,17 +328,19 @@ async fn send_live(
     limits: &HttpLimits,
     req: WitRequest,
 ) -> Result<WitResponse, WitError> {
+    // A malformed request is the destination's mistake, never fixed by a retry: denied.
     let mut method = reqwest::Method::from_bytes(req.method.as_bytes())
-        .map_err(|_| WitError::Connection(format!("bad method `{}`", req.method)))?;
+        .map_err(|_| WitError::Denied(format!("invalid request: bad method `{}`", req.method)))?;
     let mut url = reqwest::Url::parse(&req.url)
         .map_err(|e| WitError::Denied(format!("bad URL `{}`: {e}", req.url)))?;
     let mut body = req.body;
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in &req.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| WitError::Connection(format!("bad header name `{name}`")))?;
-        let value = reqwest::header::HeaderValue::from_str(value)
-            .map_err(|_| WitError::Connection(format!("bad value of header `{name}`")))?;
+            .map_err(|_| WitError::Denied(format!("invalid request: bad header name `{name}`")))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            WitError::Denied(format!("invalid request: bad value of header `{name}`"))
+        })?;
         headers.append(name, value);
     }
     for _hop in 0..=MAX_REDIRECTS {

@@ -9,7 +9,7 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// The `ResourceLimiter` of one store.
 #[derive(Debug)]
 pub struct GuestLimits {
-    /// Largest size any one linear memory may grow to, in bytes.
+    /// Most linear memory the instance may hold, over all its memories, in bytes.
     memory_cap: usize,
     /// Bytes of linear memory granted so far, over all memories of the instance.
     granted: usize,
@@ -37,16 +37,19 @@ impl ResourceLimiter for GuestLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
+        let growth = desired.saturating_sub(current);
+        if self.granted + growth > self.memory_cap {
             wasmtime::bail!(
-                "linear memory cap of {} MiB exceeded (asked for {desired} bytes)",
-                self.memory_cap >> 20
+                "linear memory cap of {} MiB exceeded (asked for {} more bytes, holding {})",
+                self.memory_cap >> 20,
+                growth,
+                self.granted
             );
         }
         if maximum.is_some_and(|max| desired > max) {
             return Ok(false);
         }
-        self.granted += desired.saturating_sub(current);
+        self.granted += growth;
         Ok(true)
     }
 
