@@ -95,25 +95,28 @@ async fn permanent_failures_are_dead_lettered_with_the_reason() {
     };
     assert_eq!(d[0]["queued"], 0);
     assert_eq!(rx.received().len(), 1, "a 400 is not retried");
-    host.stop().await;
 
-    // The reason is kept with each dead letter (read from the stopped host's store).
-    let store = switchyard::store::embedded::EmbeddedStore::open(
-        &dir.path().join("data"),
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    use switchyard::store::Store;
-    let dead = store.dead_letters("hooks", None, None).await.unwrap();
+    // The reason is kept with each dead letter.
+    let dead: Vec<Value> = host
+        .http
+        .get(host.url("/admin/destinations/hooks/dead-letters"))
+        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 5);
     for d in dead {
+        let reason = d["reason"].as_str().unwrap();
         assert!(
-            d.reason.contains("400") && d.reason.contains("bad payload"),
-            "{}",
-            d.reason
+            reason.contains("400") && reason.contains("bad payload"),
+            "{reason}"
         );
-        assert_eq!(d.attempts, 1);
+        assert_eq!(d["attempts"], 1);
     }
+    host.stop().await;
 }
 
 #[tokio::test]
@@ -264,6 +267,11 @@ async fn one_hanging_destination_does_not_hold_up_the_other_three() {
 
 #[tokio::test]
 async fn per_user_ordering_holds_a_user_behind_its_retry_and_lets_others_flow() {
+    if switchyard_e2e::host::on_nats() {
+        // The config refuses ordering = "user" on the NATS store (README, docs/scaling.md).
+        eprintln!("per-user ordering is not offered on the NATS store; not run there");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     // The first request (user A's first event) is throttled for a second.
@@ -394,7 +402,11 @@ async fn an_operator_can_pause_and_resume_a_destination() {
     );
     assert_eq!(host.send("batch", &sdk_batch("p", 5)).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(rx.received().is_empty(), "nothing goes out while paused");
+    assert!(
+        rx.received().is_empty(),
+        "nothing goes out while paused: {:?}",
+        rx.delivered_ids()
+    );
     let d = host.destinations().await;
     assert_eq!(d[0]["health"], "paused");
     assert_eq!(d[0]["queued"], 5);

@@ -25,6 +25,25 @@ pub struct TestHost {
     pub http: reqwest::Client,
 }
 
+/// The nats-server of a test folder (started on first use; it lives until the test process ends).
+async fn nats_for(dir: &Path) -> String {
+    static SERVERS: std::sync::OnceLock<
+        tokio::sync::Mutex<std::collections::HashMap<PathBuf, crate::nats::NatsServer>>,
+    > = std::sync::OnceLock::new();
+    let mut servers = SERVERS.get_or_init(Default::default).lock().await;
+    if !servers.contains_key(dir) {
+        let server = crate::nats::NatsServer::start_in(dir.join("nats")).await;
+        servers.insert(dir.to_path_buf(), server);
+    }
+    servers[dir].url()
+}
+
+/// Whether the test hosts run on NATS JetStream (`SWITCHYARD_TEST_STORE=nats`) rather than
+/// the embedded store: `make test` runs the delivery suite both ways.
+pub fn on_nats() -> bool {
+    std::env::var("SWITCHYARD_TEST_STORE").as_deref() == Ok("nats")
+}
+
 /// The config text of a test host in `dir` with these `[[destinations]]` tables.
 pub fn config_text(dir: &Path, destinations: &str) -> String {
     format!(
@@ -121,6 +140,11 @@ impl TestHost {
 
     /// Start, or say why not.
     pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
+        if on_nats() {
+            // One server per test folder, kept running across host restarts, as in production.
+            let url = nats_for(dir).await;
+            return Self::launch(dir, &config_text_nats(dir, destinations, &url), true).await;
+        }
         Self::launch(dir, &config_text(dir, destinations), true).await
     }
 

@@ -11,13 +11,24 @@ pub struct NatsServer {
     pub port: u16,
     /// Its JetStream storage directory.
     store: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temporary folder of `store`, when the server owns it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl NatsServer {
-    /// Start one (`nats-server` must be installed: `make test` installs it).
+    /// Start one with its own data (`nats-server` must be installed: `make test` installs it).
     pub async fn start() -> NatsServer {
         let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("js");
+        Self::start_with(store, Some(dir)).await
+    }
+
+    /// Start one that keeps its JetStream data in `store` (which outlives it).
+    pub async fn start_in(store: PathBuf) -> NatsServer {
+        Self::start_with(store, None).await
+    }
+
+    async fn start_with(store: PathBuf, dir: Option<tempfile::TempDir>) -> NatsServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -26,7 +37,7 @@ impl NatsServer {
         let mut server = NatsServer {
             child: None,
             port,
-            store: dir.path().join("js"),
+            store,
             _dir: dir,
         };
         server.restart().await;
@@ -41,28 +52,40 @@ impl NatsServer {
     /// Stop it (its data stays).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            // TERM reaches the watchdog shell, whose trap stops the server.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
+            for _ in 0..250 {
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
     /// Start it again on the same port and data.
     pub async fn restart(&mut self) {
         self.stop();
-        let child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.store)
+        // A watchdog shell: the server also goes when this test process ends, even
+        // if it ends without dropping the server (a server kept in a static).
+        let script = format!(
+            "nats-server -js -a 127.0.0.1 -p {port} -sd '{store}' >/dev/null 2>&1 & s=$!; \
+             trap 'kill $s 2>/dev/null; wait $s; exit 0' TERM; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.3; done; \
+             kill $s 2>/dev/null; wait $s",
+            port = self.port,
+            store = self.store.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nats-server runs (make test installs it)");
+            .expect("sh runs");
         self.child = Some(child);
         for _ in 0..250 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -72,7 +95,10 @@ impl NatsServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("nats-server did not start on port {}", self.port);
+        panic!(
+            "nats-server did not start on port {} (is it installed? `make test` installs it)",
+            self.port
+        );
     }
 }
 

@@ -142,6 +142,32 @@ impl Worker {
                 }
                 continue;
             }
+            if self
+                .stats
+                .breaker
+                .lock()
+                .expect("breaker lock")
+                .operator_paused()
+            {
+                // Paused while the claim was under way: hand the jobs back untouched.
+                let now = now_ms();
+                let back = jobs
+                    .iter()
+                    .map(|j| {
+                        (
+                            j.id,
+                            Settle::RetryAt {
+                                at: now,
+                                reason: "paused by an operator".into(),
+                            },
+                        )
+                    })
+                    .collect();
+                if let Err(e) = self.store.settle(name, back).await {
+                    tracing::warn!(destination = name, "releasing claimed jobs failed: {e}");
+                }
+                continue;
+            }
             if !probing && jobs.len() < limit {
                 self.linger(&mut jobs, limit, max_bytes, per_user_order, &mut shutdown)
                     .await;

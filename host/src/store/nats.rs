@@ -52,6 +52,8 @@ fn dlq_subject(destination: &str) -> String {
 
 /// The JetStream store's handle.
 pub struct NatsStore {
+    /// The connection (flushed after acks, which are fire-and-forget).
+    client: async_nats::Client,
     /// JetStream context (publish timeout set).
     js: jetstream::Context,
     /// The jobs stream.
@@ -103,7 +105,7 @@ impl NatsStore {
             .await
             .map_err(|_| unavailable(format!("cannot connect to {}", options.url)))?
             .map_err(unavailable)?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
         let jobs = js
             .get_or_create_stream(stream::Config {
@@ -126,6 +128,7 @@ impl NatsStore {
             .await
             .map_err(unavailable)?;
         Ok(NatsStore {
+            client,
             js,
             jobs,
             dlq,
@@ -179,7 +182,10 @@ impl Store for NatsStore {
         for (i, e) in events.iter().enumerate() {
             for d in &e.destinations {
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", format!("{}/{}/{d}", e.source, e.message_id).as_str());
+                headers.insert(
+                    "Nats-Msg-Id",
+                    format!("{}/{}/{d}", e.source, e.message_id).as_str(),
+                );
                 headers.insert("Switchyard-Message-Id", e.message_id.as_str());
                 headers.insert("Switchyard-Type", e.event_type.as_str());
                 headers.insert("Switchyard-Received-At", received.as_str());
@@ -252,8 +258,12 @@ impl Store for NatsStore {
                 .unwrap_or(published);
             jobs.push(Job {
                 id,
-                message_id: header(&message, "Switchyard-Message-Id").unwrap_or("").to_string(),
-                event_type: header(&message, "Switchyard-Type").unwrap_or("track").to_string(),
+                message_id: header(&message, "Switchyard-Message-Id")
+                    .unwrap_or("")
+                    .to_string(),
+                event_type: header(&message, "Switchyard-Type")
+                    .unwrap_or("track")
+                    .to_string(),
                 json: String::from_utf8_lossy(&message.payload).into_owned(),
                 attempts: info.delivered.max(1) as u32,
                 first_attempt_at: queued_at.min(now),
@@ -270,7 +280,11 @@ impl Store for NatsStore {
         Ok(jobs)
     }
 
-    async fn settle(&self, destination: &str, outcomes: Vec<(JobId, Settle)>) -> Result<(), StoreError> {
+    async fn settle(
+        &self,
+        destination: &str,
+        outcomes: Vec<(JobId, Settle)>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         for (id, outcome) in outcomes {
             let message = self
@@ -293,7 +307,11 @@ impl Store for NatsStore {
                     let info = message.info().map_err(unavailable)?;
                     let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
                     let mut headers = async_nats::HeaderMap::new();
-                    for name in ["Switchyard-Message-Id", "Switchyard-Type", "Switchyard-User"] {
+                    for name in [
+                        "Switchyard-Message-Id",
+                        "Switchyard-Type",
+                        "Switchyard-User",
+                    ] {
                         if let Some(v) = header(&message, name) {
                             headers.insert(name, v);
                         }
@@ -305,7 +323,11 @@ impl Store for NatsStore {
                     headers.insert("Switchyard-Last-Attempt", now.to_string().as_str());
                     headers.insert("Switchyard-Dead-At", now.to_string().as_str());
                     self.js
-                        .publish_with_headers(dlq_subject(destination), headers, message.payload.clone())
+                        .publish_with_headers(
+                            dlq_subject(destination),
+                            headers,
+                            message.payload.clone(),
+                        )
                         .await
                         .map_err(unavailable)?
                         .await
@@ -314,6 +336,8 @@ impl Store for NatsStore {
                 }
             }
         }
+        // Naks and terms are only buffered by the client: make sure they left.
+        self.client.flush().await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -366,12 +390,19 @@ impl Store for NatsStore {
                 continue;
             }
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("replay/{seq}/{destination}").as_str());
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("replay/{seq}/{destination}").as_str(),
+            );
             headers.insert("Switchyard-Message-Id", d.message_id.as_str());
             headers.insert("Switchyard-Type", d.event_type.as_str());
             headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
             self.js
-                .publish_with_headers(jobs_subject(destination), headers, d.event_json.clone().into())
+                .publish_with_headers(
+                    jobs_subject(destination),
+                    headers,
+                    d.event_json.clone().into(),
+                )
                 .await
                 .map_err(unavailable)?
                 .await
@@ -414,7 +445,10 @@ impl NatsStore {
     }
 
     /// Every dead letter of `destination`, with its sequence in the DLQ stream.
-    async fn read_dead_letters(&self, destination: &str) -> Result<Vec<(DeadLetter, u64)>, StoreError> {
+    async fn read_dead_letters(
+        &self,
+        destination: &str,
+    ) -> Result<Vec<(DeadLetter, u64)>, StoreError> {
         let total = self.dead_letter_count(destination).await?;
         if total == 0 {
             return Ok(Vec::new());
@@ -435,14 +469,24 @@ impl NatsStore {
             let message = message.map_err(unavailable)?;
             let info = message.info().map_err(unavailable)?;
             let seq = info.stream_sequence;
-            let num = |name: &str| header(&message, name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            let num = |name: &str| {
+                header(&message, name)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
             out.push((
                 DeadLetter {
                     id: seq as i64,
                     destination: destination.to_string(),
-                    message_id: header(&message, "Switchyard-Message-Id").unwrap_or("").to_string(),
-                    event_type: header(&message, "Switchyard-Type").unwrap_or("").to_string(),
-                    reason: header(&message, "Switchyard-Reason").unwrap_or("").to_string(),
+                    message_id: header(&message, "Switchyard-Message-Id")
+                        .unwrap_or("")
+                        .to_string(),
+                    event_type: header(&message, "Switchyard-Type")
+                        .unwrap_or("")
+                        .to_string(),
+                    reason: header(&message, "Switchyard-Reason")
+                        .unwrap_or("")
+                        .to_string(),
                     attempts: num("Switchyard-Attempts") as u32,
                     first_attempt_at: num("Switchyard-First-Attempt"),
                     last_attempt_at: num("Switchyard-Last-Attempt"),
