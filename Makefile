@@ -66,11 +66,11 @@ lint: setup
 	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
 
 ## Benchmarks (not tests): Switchyard and its baselines side by side; see BENCHMARKS.md.
-bench: build
+bench: build nats-server
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --out bench/results
 
-bench-quick: build
+bench-quick: build nats-server
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --quick --out bench/results/quick
 

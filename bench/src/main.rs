@@ -34,7 +34,7 @@ enum Command {
         /// Shorter runs (the whole suite in under 2 minutes).
         #[arg(long)]
         quick: bool,
-        /// Only these scenarios (ingest, dispatch, e2e, fleet, isolation, hotswap).
+        /// Only these scenarios (ingest, dispatch, e2e, fleet, isolation, hotswap, stores).
         #[arg(long)]
         only: Vec<String>,
         /// Where results go.

@@ -1,4 +1,4 @@
-//! The six scenarios of issue #6; each returns its JSON result.
+//! The scenarios; each returns its JSON result.
 
 mod dispatch;
 mod e2e;
@@ -6,6 +6,7 @@ mod fleet;
 mod hotswap;
 mod ingest;
 mod isolation;
+mod nats;
 
 use std::path::Path;
 
@@ -31,6 +32,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("hotswap") {
         crate::report::write(out, "hotswap", scale.quick, hotswap::run(scale).await?)?;
+    }
+    if want("stores") {
+        crate::report::write(out, "stores", scale.quick, nats::run(scale).await?)?;
     }
     Ok(())
 }

@@ -286,6 +286,8 @@ impl Store for NatsStore {
         outcomes: Vec<(JobId, Settle)>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        // Acks of delivered jobs are confirmed by the server; they go out together.
+        let mut delivered = Vec::new();
         for (id, outcome) in outcomes {
             let message = self
                 .leased
@@ -295,7 +297,7 @@ impl Store for NatsStore {
                 .and_then(|m| m.remove(&id));
             let Some(message) = message else { continue };
             match outcome {
-                Settle::Done => message.double_ack().await.map_err(unavailable)?,
+                Settle::Done => delivered.push(message),
                 Settle::RetryAt { at, .. } => {
                     let delay = Duration::from_millis((at - now).max(0) as u64);
                     message
@@ -335,6 +337,9 @@ impl Store for NatsStore {
                     message.ack_with(AckKind::Term).await.map_err(unavailable)?;
                 }
             }
+        }
+        for acked in futures::future::join_all(delivered.iter().map(|m| m.double_ack())).await {
+            acked.map_err(unavailable)?;
         }
         // Naks and terms are only buffered by the client: make sure they left.
         self.client.flush().await.map_err(unavailable)?;
