@@ -3,39 +3,10 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_e2e::{eventually, sdk_batch, Receiver, Reply, TestHost};
-
-fn webhook(name: &str, rx: &Receiver, extra: &str) -> String {
-    format!(
-        r#"
-[[destinations]]
-name = "{name}"
-plugin = "webhook"
-allowed_hosts = ["{origin}"]
-settings = {{ url = "{url}", secret = "s3cret" }}
-retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
-{extra}
-"#,
-        origin = rx.origin(),
-        url = rx.url(&format!("/{name}")),
-    )
-}
-
-fn ids(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-async fn all_arrive(rx: &Receiver, want: &[String]) {
-    eventually(
-        Duration::from_secs(20),
-        "every event at the receiver",
-        || {
-            let got = rx.delivered_ids();
-            want.iter().all(|id| got.contains(id)).then_some(())
-        },
-    )
-    .await;
-}
+use switchyard_e2e::{
+    all_arrive, eventually, ids, sdk_batch, webhook_destination as webhook, Receiver, Reply,
+    TestHost,
+};
 
 #[tokio::test]
 async fn transient_failures_are_retried_until_delivered() {

@@ -8,21 +8,10 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use switchyard_e2e::{eventually, sdk_batch, Receiver, TestHost};
 
+/// The webhook to `rx` at `/<name>`, without batch linger.
 fn webhook(name: &str, rx: &Receiver, extra: &str) -> String {
-    format!(
-        r#"
-[[destinations]]
-name = "{name}"
-plugin = "webhook"
-allowed_hosts = ["{origin}"]
-settings = {{ url = "{url}", secret = "s3cret" }}
-retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
-batch = {{ max_events = 100, max_bytes = 512000, linger_ms = 0 }}
-{extra}
-"#,
-        origin = rx.origin(),
-        url = rx.url("/hook"),
-    )
+    let batch = "batch = { max_events = 100, max_bytes = 512000, linger_ms = 0 }";
+    switchyard_e2e::webhook_destination(name, rx, &format!("{batch}\n{extra}"))
 }
 
 #[tokio::test]
@@ -51,7 +40,7 @@ async fn sdk_batch_reaches_the_receiver_signed_and_normalised() {
     .await;
 
     for req in rx.received() {
-        assert_eq!(req.uri, "/hook");
+        assert_eq!(req.uri, "/hooks");
         assert_eq!(req.headers["content-type"], "application/json");
         let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(&req.body);

@@ -2,32 +2,17 @@
 //! guarantees on a real `nats-server`, several hosts on one stream, and a server
 //! that goes away.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_e2e::host::{config_text_nats, install_plugins, ADMIN_TOKEN, WRITE_KEY};
+use switchyard_e2e::binary::{spawn, wait_healthy, write_config};
+use switchyard_e2e::host::{config_text_nats, ADMIN_TOKEN, WRITE_KEY};
 use switchyard_e2e::nats::NatsServer;
 use switchyard_e2e::{
-    eventually, sdk_batch, switchyard_bin, webhook_destination as webhook, Receiver, Reply,
+    all_arrive, eventually, ids, sdk_batch, webhook_destination as webhook, Receiver, Reply,
     TestHost,
 };
-
-fn ids(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-async fn all_arrive(rx: &Receiver, want: &[String]) {
-    eventually(
-        Duration::from_secs(30),
-        "every event at the receiver",
-        || {
-            let got = rx.delivered_ids();
-            want.iter().all(|id| got.contains(id)).then_some(())
-        },
-    )
-    .await;
-}
 
 async fn row(host: &TestHost, name: &str) -> Value {
     let d = host.destinations().await;
@@ -189,46 +174,6 @@ async fn two_hosts_share_the_work_of_one_stream() {
     b.stop().await;
 }
 
-fn spawn_host(file: &std::path::Path) -> std::process::Child {
-    Command::new(switchyard_bin())
-        .args(["run", "--config"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// A config file for the binary on a free port, on the NATS store.
-fn binary_config(dir: &std::path::Path, dest: &str, url: &str) -> (std::path::PathBuf, String) {
-    install_plugins(dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = config_text_nats(dir, dest, url).replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{port}\""),
-    );
-    let file = dir.join("switchyard.toml");
-    std::fs::write(&file, text).unwrap();
-    (file, format!("http://127.0.0.1:{port}"))
-}
-
-async fn wait_up(base: &str) {
-    for _ in 0..500 {
-        if reqwest::get(format!("{base}/healthz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{base} did not come up");
-}
-
 #[tokio::test]
 async fn kill_9_of_one_host_loses_nothing_the_other_delivers_it() {
     let server = NatsServer::start().await;
@@ -241,12 +186,18 @@ async fn kill_9_of_one_host_loses_nothing_the_other_delivers_it() {
         "limits = { memory_mb = 64, timeout_ms = 2000 }",
     );
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (file_a, base_a) = binary_config(dir_a.path(), &dest, &server.url());
-    let (file_b, base_b) = binary_config(dir_b.path(), &dest, &server.url());
-    let mut victim = spawn_host(&file_a);
-    let mut survivor = spawn_host(&file_b);
-    wait_up(&base_a).await;
-    wait_up(&base_b).await;
+    let (file_a, base_a) = write_config(
+        dir_a.path(),
+        &config_text_nats(dir_a.path(), &dest, &server.url()),
+    );
+    let (file_b, base_b) = write_config(
+        dir_b.path(),
+        &config_text_nats(dir_b.path(), &dest, &server.url()),
+    );
+    let mut victim = spawn(&file_a);
+    let mut survivor = spawn(&file_b);
+    wait_healthy(&base_a).await;
+    wait_healthy(&base_b).await;
 
     let client = reqwest::Client::new();
     let mut acked = Vec::new();

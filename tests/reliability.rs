@@ -1,66 +1,20 @@
 //! The real binary: kill -9 under load, SIGTERM, and `switchyard dlq` against a
 //! running host and a stopped host's store.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_e2e::host::{config_text, install_plugins, ADMIN_TOKEN, WRITE_KEY};
-use switchyard_e2e::{eventually, sdk_batch, switchyard_bin, Receiver, Reply};
+use switchyard_e2e::binary::{spawn, wait_healthy};
+use switchyard_e2e::host::{config_text, ADMIN_TOKEN, WRITE_KEY};
+use switchyard_e2e::{eventually, sdk_batch, switchyard_bin, webhook_destination, Receiver, Reply};
 
-/// A config file for the binary on a fixed free port.
+/// The binary's config: one webhook destination `hooks` to `rx`.
 fn write_config(dir: &std::path::Path, rx: &Receiver) -> (std::path::PathBuf, String) {
-    install_plugins(dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = config_text(
+    switchyard_e2e::binary::write_config(
         dir,
-        &format!(
-            r#"
-[[destinations]]
-name = "hooks"
-plugin = "webhook"
-allowed_hosts = ["{origin}"]
-settings = {{ url = "{url}", secret = "s3cret" }}
-retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
-"#,
-            origin = rx.origin(),
-            url = rx.url("/hook")
-        ),
+        &config_text(dir, &webhook_destination("hooks", rx, "")),
     )
-    .replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{port}\""),
-    );
-    let file = dir.join("switchyard.toml");
-    std::fs::write(&file, text).unwrap();
-    (file, format!("http://127.0.0.1:{port}"))
-}
-
-fn spawn(file: &std::path::Path) -> Child {
-    Command::new(switchyard_bin())
-        .args(["run", "--config"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the host did not come up at {base}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Test support: a scriptable loopback receiver, a host started in-process on a
 //! temporary store, and Segment-shaped payloads.
 
+pub mod binary;
 pub mod host;
 pub mod logs;
 pub mod nats;
@@ -118,4 +119,22 @@ retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
         origin = rx.origin(),
         url = rx.url(&format!("/{name}")),
     )
+}
+
+/// `prefix-0` … `prefix-(n-1)`: the messageIds of [`sdk_batch`].
+pub fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Wait (at most 30 s) until every id in `want` reached `rx` with a 2xx answer.
+pub async fn all_arrive(rx: &Receiver, want: &[String]) {
+    eventually(
+        Duration::from_secs(30),
+        "every event at the receiver",
+        || {
+            let got = rx.delivered_ids();
+            want.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
+    .await;
 }

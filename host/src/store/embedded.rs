@@ -715,6 +715,8 @@ fn replay(
     Ok(moved as u64)
 }
 
+// The store contract (cursors, settle, dead letters, replay, dedup) is tested on both
+// backends by tests/store.rs; these are the embedded store's own cases.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,121 +730,6 @@ mod tests {
             json: format!(r#"{{"messageId":"{id}"}}"#),
             destinations: dests.iter().map(|d| d.to_string()).collect(),
         }
-    }
-
-    #[tokio::test]
-    async fn one_job_per_destination_and_independent_cursors() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
-        let r = store
-            .append(vec![event("a", &["x", "y"]), event("b", &["x"])])
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            AppendReport {
-                stored: 2,
-                duplicates: 0
-            }
-        );
-        let now = now_ms();
-        let xs = store.claim("x", 10, 1 << 20, false, now).await.unwrap();
-        assert_eq!(
-            xs.iter().map(|j| j.message_id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert!(
-            store
-                .claim("x", 10, 1 << 20, false, now)
-                .await
-                .unwrap()
-                .is_empty(),
-            "leased jobs are not handed out twice"
-        );
-        let ys = store.claim("y", 10, 1 << 20, false, now).await.unwrap();
-        assert_eq!(ys.len(), 1);
-        store
-            .settle(
-                "x",
-                vec![
-                    (xs[0].id, Settle::Done),
-                    (
-                        xs[1].id,
-                        Settle::RetryAt {
-                            at: now + 60_000,
-                            reason: "500".into(),
-                        },
-                    ),
-                ],
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.next_due("x").await.unwrap(), Some(now + 60_000));
-        assert!(store
-            .claim("x", 10, 1 << 20, false, now)
-            .await
-            .unwrap()
-            .is_empty());
-        let later = store
-            .claim("x", 10, 1 << 20, false, now + 60_000)
-            .await
-            .unwrap();
-        assert_eq!(later[0].attempts, 2);
-        store
-            .settle(
-                "x",
-                vec![(
-                    later[0].id,
-                    Settle::Dead {
-                        reason: "400 bad".into(),
-                    },
-                )],
-            )
-            .await
-            .unwrap();
-        let dead = store.dead_letters("x", None, None).await.unwrap();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(
-            (
-                dead[0].message_id.as_str(),
-                dead[0].reason.as_str(),
-                dead[0].attempts
-            ),
-            ("b", "400 bad", 2)
-        );
-        assert_eq!(store.replay("x", None, None).await.unwrap(), 1);
-        assert!(store
-            .dead_letters("x", None, None)
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            store
-                .claim("x", 10, 1 << 20, false, now_ms())
-                .await
-                .unwrap()[0]
-                .message_id,
-            "b"
-        );
-    }
-
-    #[tokio::test]
-    async fn duplicates_within_the_window_are_acknowledged_not_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
-        store.append(vec![event("a", &["x"])]).await.unwrap();
-        let r = store
-            .append(vec![event("a", &["x"]), event("a", &["x"])])
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            AppendReport {
-                stored: 0,
-                duplicates: 2
-            }
-        );
-        assert_eq!(store.stats("x").await.unwrap().queued, 1);
     }
 
     #[tokio::test]
