@@ -226,14 +226,24 @@ async fn one_hanging_destination_does_not_hold_up_the_other_three() {
         hang.received().is_empty(),
         "the hanging receiver has not answered anything yet"
     );
-    let d = host.destinations().await;
-    let hang_row = d
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "hang")
-        .unwrap();
-    assert!(hang_row["in_flight"].as_u64().unwrap() > 0, "{hang_row}");
+    // Meanwhile the hanging destination holds its batch in flight.
+    let start = std::time::Instant::now();
+    loop {
+        let d = host.destinations().await;
+        let row = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "hang")
+            .unwrap()
+            .clone();
+        if row["in_flight"].as_u64().unwrap() > 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{row}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(hang.received().is_empty());
 }
 
 #[tokio::test]
