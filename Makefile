@@ -56,6 +56,7 @@ run: build
 test: destinations test-guests nats-server
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	$(CARGO) build -p switchyard
+	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
 	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store =="
 	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test ingest --test hotload

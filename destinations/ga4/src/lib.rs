@@ -22,9 +22,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use switchyard_destination_kit::{
-    self as kit, Event, EventType, Failure, Guest, Metadata, Outcome,
-};
+use switchyard_destination_kit::{self as kit, Event, EventType, Failure, Outcome};
 
 const NAME: &str = "ga4";
 const DEFAULT_ENDPOINT: &str = "https://www.google-analytics.com";
@@ -550,25 +548,18 @@ fn send_chunk(url: &str, chunk: &[(usize, &Ga4Event)], outcomes: &mut [Outcome])
 
 struct Ga4;
 
-impl Guest for Ga4 {
-    fn describe() -> Metadata {
-        Metadata {
-            name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for Ga4 {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Settings;
+
+    fn settings(raw: &str) -> Result<Settings, String> {
+        Settings::parse(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let settings = match Settings::parse(&settings) {
-            Ok(s) => s,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(settings: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
         let now = kit::now_ms();
         let mut outcomes: Vec<Outcome> = vec![Ok(()); events.len()];
         let converted: Vec<Result<Ga4Event, Failure>> =

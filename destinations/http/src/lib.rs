@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata, Outcome};
+use switchyard_destination_kit::{self as kit, Event, Outcome};
 
 const NAME: &str = "http";
 const MAX_BATCH: u32 = 100;
@@ -299,25 +299,18 @@ fn send(config: &Config, headers: &[(String, String)], events: &[&Event]) -> Out
 
 struct Http;
 
-impl Guest for Http {
-    fn describe() -> Metadata {
-        Metadata {
-            name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for Http {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Config;
+
+    fn settings(raw: &str) -> Result<Config, String> {
+        Config::parse(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        Config::parse(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let config = match Config::parse(&settings) {
-            Ok(c) => c,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(config: Config, events: Vec<Event>) -> Vec<kit::Outcome> {
         if events.is_empty() {
             return Vec::new();
         }

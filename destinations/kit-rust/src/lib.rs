@@ -36,6 +36,7 @@
 //! with a plain `cargo test -p switchyard-destination-kit`; the `http` and `log`
 //! imports only work inside a component.
 
+mod destination;
 mod event;
 mod outcome;
 mod send;
@@ -58,7 +59,8 @@ pub mod bindings {
     });
 }
 
-/// `export_destination!(MyType)`: exports `MyType` (which implements [`Guest`]) as the
+/// `export_destination!(MyType)`: exports `MyType` (which implements [`Destination`], and
+/// so [`Guest`]) as the
 /// component's `describe`, `check` and `deliver`. Use it once, in the destination crate.
 pub use bindings::export_destination;
 /// Outbound HTTP (the host's `http.send` import) and its `Request`, `Response`, `Error`.
@@ -74,6 +76,7 @@ pub use bindings::Guest;
 /// An answer from `http.send`, whatever its status.
 pub use http::Response;
 
+pub use destination::Destination;
 pub use event::{event_json, id_field, object_at, str_at, value_at};
 pub use outcome::{
     classify, classify_as, classify_error, classify_response, excerpt, reject, retry,

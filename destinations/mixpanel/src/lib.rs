@@ -16,9 +16,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use switchyard_destination_kit::{
-    self as kit, Event, EventType, Failure, Guest, Metadata, Outcome,
-};
+use switchyard_destination_kit::{self as kit, Event, EventType, Failure, Outcome};
 
 const NAME: &str = "mixpanel";
 const DEFAULT_ENDPOINT: &str = "https://api.mixpanel.com";
@@ -420,25 +418,18 @@ fn engage_outcome(answer: Result<kit::Response, kit::http::Error>) -> Outcome {
 
 struct Mixpanel;
 
-impl Guest for Mixpanel {
-    fn describe() -> Metadata {
-        Metadata {
-            name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for Mixpanel {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Settings;
+
+    fn settings(raw: &str) -> Result<Settings, String> {
+        Settings::parse(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let settings = match Settings::parse(&settings) {
-            Ok(s) => s,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(settings: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
         let mut outcomes: Vec<Outcome> = vec![Ok(()); events.len()];
         let mut imports = Vec::new();
         let mut profiles = Vec::new();

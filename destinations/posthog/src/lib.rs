@@ -18,7 +18,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use switchyard_destination_kit::{self as kit, Event, EventType, Failure, Guest, Metadata};
+use switchyard_destination_kit::{self as kit, Event, EventType, Failure};
 
 const NAME: &str = "posthog";
 const DEFAULT_ENDPOINT: &str = "https://us.i.posthog.com";
@@ -168,25 +168,18 @@ fn posthog_event(event: &Event) -> Result<Value, Failure> {
 
 struct PostHog;
 
-impl Guest for PostHog {
-    fn describe() -> Metadata {
-        Metadata {
-            name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for PostHog {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Settings;
+
+    fn settings(raw: &str) -> Result<Settings, String> {
+        Settings::parse(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let settings = match Settings::parse(&settings) {
-            Ok(s) => s,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(settings: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
         let mut outcomes: Vec<Result<(), Failure>> = vec![Ok(()); events.len()];
         let mut sent = Vec::new();
         let mut batch = Vec::new();

@@ -16,7 +16,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata, Outcome};
+use switchyard_destination_kit::{self as kit, Event, Outcome};
 
 const NAME: &str = "segment";
 const DEFAULT_ENDPOINT: &str = "https://api.segment.io";
@@ -155,25 +155,18 @@ fn chunks(items: Vec<(usize, String)>) -> Vec<Vec<(usize, String)>> {
 
 struct Segment;
 
-impl Guest for Segment {
-    fn describe() -> Metadata {
-        Metadata {
-            name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for Segment {
+    const NAME: &'static str = NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Settings;
+
+    fn settings(raw: &str) -> Result<Settings, String> {
+        Settings::parse(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let settings = match Settings::parse(&settings) {
-            Ok(s) => s,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(settings: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
         let mut outcomes: Vec<Outcome> = vec![Ok(()); events.len()];
         let mut items = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata};
+use switchyard_destination_kit::{self as kit, Event};
 
 /// Settings of one webhook destination (the `settings` table of its config).
 #[derive(Debug, Deserialize)]
@@ -88,25 +88,18 @@ fn signature(secret: &str, body: &[u8]) -> String {
 
 struct Webhook;
 
-impl Guest for Webhook {
-    fn describe() -> Metadata {
-        Metadata {
-            name: "webhook".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings_schema: SETTINGS_SCHEMA.into(),
-            max_batch: MAX_BATCH,
-        }
+impl kit::Destination for Webhook {
+    const NAME: &'static str = "webhook";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SETTINGS_SCHEMA: &'static str = SETTINGS_SCHEMA;
+    const MAX_BATCH: u32 = MAX_BATCH;
+    type Settings = Settings;
+
+    fn settings(raw: &str) -> Result<Settings, String> {
+        parse_settings(raw)
     }
 
-    fn check(settings: String) -> Result<(), String> {
-        parse_settings(&settings).map(|_| ())
-    }
-
-    fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-        let settings = match parse_settings(&settings) {
-            Ok(s) => s,
-            Err(why) => return vec![Err(kit::reject(why)); events.len()],
-        };
+    fn deliver(settings: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
         if events.is_empty() {
             return Vec::new();
         }
