@@ -25,7 +25,7 @@ Mapping (Segment -> Amplitude event):
 
 Outcomes from Amplitude's answer:
 
-- 200: delivered;
+- 2xx: delivered;
 - 400 (invalid request): the events that Amplitude names in
   ``events_with_invalid_fields`` / ``events_with_missing_fields`` /
   ``events_with_invalid_id_lengths`` / ``silenced_events`` are rejected; the

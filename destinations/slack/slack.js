@@ -2,11 +2,11 @@
 //
 // Where it sits in the flow: the host's dispatcher hands a batch of normalised
 // events to `deliver`; this module writes one readable line per event and POSTs
-// them as `{"text": ...}` to the webhook URL (at most 40 lines per message, so a
-// batch of 100 is at most 3 requests), through the host's `http` import.
+// them as `{"text": ...}` to the webhook URL (at most 40 lines and 3,500 characters
+// per message, so a batch takes several requests), through the host's `http` import.
 // Slack's answer decides the outcome of the events of that message:
 // - 2xx: delivered;
-// - 429 (with `Retry-After`), 5xx, timeouts and connection errors: retry;
+// - 408, 429 (with `Retry-After`), 5xx, timeouts and connection errors: retry;
 // - other 4xx (400 invalid_payload, 403 action_prohibited, 404 channel_not_found,
 //   410 channel_is_archived, ...) and requests the allowlist denies: reject.
 // After a failed message the rest of the batch is not sent (Slack would refuse
