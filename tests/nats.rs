@@ -276,3 +276,67 @@ async fn a_stopped_nats_server_gets_503_with_retry_after_and_delivery_resumes() 
     all_arrive(&rx, &ids("back", 5)).await;
     host.stop().await;
 }
+
+#[tokio::test]
+async fn per_user_order_holds_across_two_hosts() {
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    // The first request is throttled for a second.
+    rx.script(vec![Reply::status(429).header("retry-after", "1")]);
+    let extra =
+        "ordering = \"user\"\nbatch = { max_events = 1, max_bytes = 512000, linger_ms = 0 }";
+    let dest = webhook("ordered", &rx, extra);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestHost::start_config(
+        dir_a.path(),
+        &config_text_nats(dir_a.path(), &dest, &server.url()),
+    )
+    .await;
+    let b = TestHost::start_config(
+        dir_b.path(),
+        &config_text_nats(dir_b.path(), &dest, &server.url()),
+    )
+    .await;
+    // Two users in different partitions (users of one partition share its order).
+    let user_a = "user-A".to_string();
+    let user_b = (0..)
+        .map(|i| format!("user-B{i}"))
+        .find(|u| {
+            switchyard::store::nats::partition(u) != switchyard::store::nats::partition(&user_a)
+        })
+        .unwrap();
+    let ev = |id: &str, user: &str| json!({"type": "track", "userId": user, "event": "E", "messageId": id});
+    // Both users' events go in through both hosts, in order.
+    for (i, host) in [&a, &b, &a, &b].iter().enumerate() {
+        let batch =
+            json!({"batch": [ev(&format!("a{i}"), &user_a), ev(&format!("b{i}"), &user_b)]});
+        assert_eq!(host.send("batch", &batch).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let want: Vec<String> = (0..4)
+        .flat_map(|i| [format!("a{i}"), format!("b{i}")])
+        .collect();
+    all_arrive(&rx, &want).await;
+    let delivered = rx.delivered_ids();
+    let pos = |id: &str| delivered.iter().position(|d| d == id).unwrap();
+    for i in 0..3 {
+        assert!(
+            pos(&format!("a{i}")) < pos(&format!("a{}", i + 1)),
+            "user A in order: {delivered:?}"
+        );
+        assert!(
+            pos(&format!("b{i}")) < pos(&format!("b{}", i + 1)),
+            "user B in order: {delivered:?}"
+        );
+    }
+    // The throttled event's user waited; the other user's events went meanwhile.
+    let throttled = switchyard_e2e::receiver::ids_in(&rx.received()[0].body);
+    let held = throttled[0].chars().next().unwrap();
+    let other = if held == 'a' { 'b' } else { 'a' };
+    assert!(
+        pos(&format!("{other}1")) < pos(&throttled[0]),
+        "{other} flowed while {held} waited: {delivered:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

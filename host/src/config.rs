@@ -670,12 +670,6 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         };
         let ordering = match d.ordering.as_str() {
             "none" => Ordering::None,
-            "user" if matches!(kind, StoreKind::Nats(_)) => {
-                return Err((
-                    at("ordering"),
-                    "\"user\" is not available with [store] kind = \"nats\" yet".into(),
-                ))
-            }
             "user" => Ordering::User,
             other => {
                 return Err((

@@ -97,7 +97,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         .map(|d| d.limits.timeout)
         .max()
         .unwrap_or_default();
-    let store: Arc<dyn Store> = store::open(&config.store, longest * 2 + LEASE_MARGIN).await?;
+    let store: Arc<dyn Store> = store::open(
+        &config.store,
+        longest * 2 + LEASE_MARGIN,
+        ordered_destinations(&config),
+    )
+    .await?;
     let runtime = runtime::Runtime::new(Some(config.store.path.join("compiled")))
         .context("starting the wasm runtime")?;
     let catalog = Arc::new(
@@ -154,6 +159,16 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         dispatcher,
         watcher,
     })
+}
+
+/// Names of the destinations with `ordering = "user"`.
+pub fn ordered_destinations(config: &Config) -> Vec<String> {
+    config
+        .destinations
+        .iter()
+        .filter(|d| d.ordering == config::Ordering::User)
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 impl Running {

@@ -143,7 +143,12 @@ async fn ask_host(
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    crate::store::open(&config.store, std::time::Duration::from_secs(60)).await
+    crate::store::open(
+        &config.store,
+        std::time::Duration::from_secs(60),
+        crate::ordered_destinations(config),
+    )
+    .await
 }
 
 pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Open the store a config names. `ack_wait` is the lease of a claimed job on a
-/// shared (NATS) store: size it to the longest destination deadline.
+/// shared (NATS) store: size it to the longest destination deadline. `ordered` names
+/// the destinations with per-user ordering.
 pub async fn open(
     config: &crate::config::StoreConfig,
     ack_wait: std::time::Duration,
+    ordered: Vec<String>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context as _;
     Ok(match &config.kind {
@@ -35,6 +37,7 @@ pub async fn open(
                 credentials_file: config.credentials_file.clone(),
                 dedup_window: config.dedup_window,
                 ack_wait,
+                ordered,
             })
             .await
             .with_context(|| format!("opening the nats store at {url}"))?,

@@ -16,7 +16,15 @@
 //! = ack, nak with a delay, or publish to the dead-letter stream and term.
 //! A job's id is its stream sequence; the fetched message stays in this host's
 //! memory until settled. The retry window counts from the job's publication.
-//! Per-user ordering is not offered on this store yet (the config refuses it).
+//!
+//! Per-user ordering (`ordering = "user"`), across hosts: a job's subject carries a
+//! partition, `sy.jobs.<destination>.<p>`, `p` a hash of the user (16 partitions). An
+//! ordered destination has one consumer per partition with `max_ack_pending = 1`: the
+//! server lets one job of a partition out at a time, to any host, until it is acked
+//! or terminated; a job waiting for its retry (nak with delay) still holds its
+//! partition, so that user's later events wait while other partitions flow. Each
+//! host keeps a long-lived pull on every partition consumer and claims from what
+//! arrived. Users that share a partition share its order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,8 +50,22 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("nats: {e}"))
 }
 
-fn jobs_subject(destination: &str) -> String {
-    format!("sy.jobs.{destination}")
+/// Partitions of a destination's subject space.
+const PARTITIONS: u64 = 16;
+
+/// The partition of a user (FNV-1a: stable across hosts and versions).
+pub fn partition(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % PARTITIONS
+}
+
+/// The subject of a job: its destination and the partition of its user (or of its id).
+fn jobs_subject(destination: &str, user_or_id: &str) -> String {
+    format!("sy.jobs.{destination}.{}", partition(user_or_id))
 }
 
 fn dlq_subject(destination: &str) -> String {
@@ -62,8 +84,14 @@ pub struct NatsStore {
     dlq: stream::Stream,
     /// How long a fetched job stays leased to a host before redelivery.
     ack_wait: Duration,
-    /// Consumers by destination, created on first use.
-    consumers: tokio::sync::Mutex<HashMap<String, consumer::PullConsumer>>,
+    /// Destinations with `ordering = "user"`.
+    ordered: std::collections::HashSet<String>,
+    /// Consumers by destination (one, or one per partition), created on first use.
+    consumers: tokio::sync::Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
+    /// Jobs pulled for ordered destinations, waiting to be claimed.
+    inboxes: Arc<Mutex<HashMap<String, std::collections::VecDeque<jetstream::Message>>>>,
+    /// The long-lived pulls feeding `inboxes` (stopped when the store is dropped).
+    pullers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Fetched, unsettled messages by destination and job id.
     leased: Mutex<HashMap<String, HashMap<JobId, jetstream::Message>>>,
     /// Wake-ups after local appends.
@@ -87,6 +115,8 @@ pub struct NatsOptions {
     pub dedup_window: Duration,
     /// Lease of a fetched job (sized to the destinations' timeouts).
     pub ack_wait: Duration,
+    /// Destinations with `ordering = "user"`.
+    pub ordered: Vec<String>,
 }
 
 impl NatsStore {
@@ -133,35 +163,75 @@ impl NatsStore {
             jobs,
             dlq,
             ack_wait: options.ack_wait,
+            ordered: options.ordered.iter().cloned().collect(),
             consumers: Default::default(),
+            inboxes: Default::default(),
+            pullers: Default::default(),
             leased: Default::default(),
             wakeups: Default::default(),
         })
     }
 
-    async fn consumer(&self, destination: &str) -> Result<consumer::PullConsumer, StoreError> {
+    /// The consumers of a destination: one over all its partitions, or one per
+    /// partition (ordered), each then fed into the destination's inbox by a long-lived pull.
+    async fn consumers(
+        &self,
+        destination: &str,
+    ) -> Result<Vec<consumer::PullConsumer>, StoreError> {
         let mut consumers = self.consumers.lock().await;
         if let Some(c) = consumers.get(destination) {
             return Ok(c.clone());
         }
-        let name = format!("dest-{destination}");
-        let c = self
-            .jobs
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: jobs_subject(destination),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: self.ack_wait,
-                    max_ack_pending: 100_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(unavailable)?;
-        consumers.insert(destination.to_string(), c.clone());
-        Ok(c)
+        let ordered = self.ordered.contains(destination);
+        let specs: Vec<(String, String, i64)> = if ordered {
+            (0..PARTITIONS)
+                .map(|p| {
+                    (
+                        format!("dest-{destination}-p{p}"),
+                        format!("sy.jobs.{destination}.{p}"),
+                        1,
+                    )
+                })
+                .collect()
+        } else {
+            vec![(
+                format!("dest-{destination}"),
+                format!("sy.jobs.{destination}.*"),
+                100_000,
+            )]
+        };
+        let mut made = Vec::new();
+        for (name, filter, max_ack_pending) in specs {
+            let c = self
+                .jobs
+                .get_or_create_consumer(
+                    &name,
+                    consumer::pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: filter,
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: self.ack_wait,
+                        max_ack_pending,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(unavailable)?;
+            made.push(c);
+        }
+        if ordered {
+            let mut pullers = self.pullers.lock().expect("pullers lock");
+            for c in &made {
+                pullers.push(tokio::spawn(pull_forever(
+                    c.clone(),
+                    destination.to_string(),
+                    self.inboxes.clone(),
+                    self.wakeup(destination),
+                )));
+            }
+        }
+        consumers.insert(destination.to_string(), made.clone());
+        Ok(made)
     }
 
     fn notify(&self, destination: &str) {
@@ -194,7 +264,11 @@ impl Store for NatsStore {
                 }
                 let ack = self
                     .js
-                    .publish_with_headers(jobs_subject(d), headers, e.json.clone().into())
+                    .publish_with_headers(
+                        jobs_subject(d, e.user_key.as_deref().unwrap_or(&e.message_id)),
+                        headers,
+                        e.json.clone().into(),
+                    )
                     .await
                     .map_err(unavailable)?;
                 pending.push((i, ack));
@@ -233,12 +307,17 @@ impl Store for NatsStore {
         per_user_order: bool,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
-        if per_user_order {
-            return Err(StoreError::Unavailable(
-                "per-user ordering is not available on the nats store".into(),
-            ));
+        let consumers = self.consumers(destination).await?;
+        if per_user_order && self.ordered.contains(destination) {
+            let taken: Vec<jetstream::Message> = {
+                let mut inboxes = self.inboxes.lock().expect("inboxes lock");
+                let inbox = inboxes.entry(destination.to_string()).or_default();
+                let n = inbox.len().min(max_events);
+                inbox.drain(..n).collect()
+            };
+            return self.hold(destination, taken, now);
         }
-        let consumer = self.consumer(destination).await?;
+        let consumer = &consumers[0];
         let mut batch = consumer
             .fetch()
             .max_messages(max_events)
@@ -246,38 +325,11 @@ impl Store for NatsStore {
             .messages()
             .await
             .map_err(unavailable)?;
-        let mut jobs = Vec::new();
-        let mut held = Vec::new();
+        let mut messages = Vec::new();
         while let Some(message) = batch.next().await {
-            let message = message.map_err(unavailable)?;
-            let info = message.info().map_err(unavailable)?;
-            let id = info.stream_sequence as JobId;
-            let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
-            let queued_at = header(&message, "Switchyard-Received-At")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(published);
-            jobs.push(Job {
-                id,
-                message_id: header(&message, "Switchyard-Message-Id")
-                    .unwrap_or("")
-                    .to_string(),
-                event_type: header(&message, "Switchyard-Type")
-                    .unwrap_or("track")
-                    .to_string(),
-                json: String::from_utf8_lossy(&message.payload).into_owned(),
-                attempts: info.delivered.max(1) as u32,
-                first_attempt_at: queued_at.min(now),
-                queued_at,
-            });
-            held.push((id, message));
+            messages.push(message.map_err(unavailable)?);
         }
-        self.leased
-            .lock()
-            .expect("leased lock")
-            .entry(destination.to_string())
-            .or_default()
-            .extend(held);
-        Ok(jobs)
+        self.hold(destination, messages, now)
     }
 
     async fn settle(
@@ -352,15 +404,19 @@ impl Store for NatsStore {
     }
 
     async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError> {
-        let mut consumer = self.consumer(destination).await?;
-        let info = consumer.info().await.map_err(unavailable)?;
+        let (mut pending, mut ack_pending) = (0u64, 0u64);
+        for mut c in self.consumers(destination).await? {
+            let info = c.info().await.map_err(unavailable)?;
+            pending += info.num_pending;
+            ack_pending += info.num_ack_pending as u64;
+        }
         let in_flight = self
             .leased
             .lock()
             .expect("leased lock")
             .get(destination)
             .map_or(0, |m| m.len() as u64);
-        let queued = info.num_pending + (info.num_ack_pending as u64).saturating_sub(in_flight);
+        let queued = pending + ack_pending.saturating_sub(in_flight);
         Ok(QueueStats {
             queued,
             in_flight,
@@ -378,7 +434,7 @@ impl Store for NatsStore {
             .read_dead_letters(destination)
             .await?
             .into_iter()
-            .map(|(d, _)| d)
+            .map(|(d, _, _)| d)
             .filter(|d| since.is_none_or(|s| d.dead_at >= s) && until.is_none_or(|u| d.dead_at < u))
             .collect())
     }
@@ -390,7 +446,7 @@ impl Store for NatsStore {
         until: Option<Millis>,
     ) -> Result<u64, StoreError> {
         let mut replayed = 0;
-        for (d, seq) in self.read_dead_letters(destination).await? {
+        for (d, seq, user) in self.read_dead_letters(destination).await? {
             if since.is_some_and(|s| d.dead_at < s) || until.is_some_and(|u| d.dead_at >= u) {
                 continue;
             }
@@ -402,9 +458,12 @@ impl Store for NatsStore {
             headers.insert("Switchyard-Message-Id", d.message_id.as_str());
             headers.insert("Switchyard-Type", d.event_type.as_str());
             headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
+            if let Some(user) = &user {
+                headers.insert("Switchyard-User", user.as_str());
+            }
             self.js
                 .publish_with_headers(
-                    jobs_subject(destination),
+                    jobs_subject(destination, user.as_deref().unwrap_or(&d.message_id)),
                     headers,
                     d.event_json.clone().into(),
                 )
@@ -432,6 +491,46 @@ impl Store for NatsStore {
 }
 
 impl NatsStore {
+    /// Turn pulled messages into jobs, keeping the messages until they are settled.
+    fn hold(
+        &self,
+        destination: &str,
+        messages: Vec<jetstream::Message>,
+        now: Millis,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut jobs = Vec::with_capacity(messages.len());
+        let mut held = Vec::with_capacity(messages.len());
+        for message in messages {
+            let info = message.info().map_err(unavailable)?;
+            let id = info.stream_sequence as JobId;
+            let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
+            let queued_at = header(&message, "Switchyard-Received-At")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(published);
+            jobs.push(Job {
+                id,
+                message_id: header(&message, "Switchyard-Message-Id")
+                    .unwrap_or("")
+                    .to_string(),
+                event_type: header(&message, "Switchyard-Type")
+                    .unwrap_or("track")
+                    .to_string(),
+                json: String::from_utf8_lossy(&message.payload).into_owned(),
+                attempts: info.delivered.max(1) as u32,
+                first_attempt_at: queued_at.min(now),
+                queued_at,
+            });
+            held.push((id, message));
+        }
+        self.leased
+            .lock()
+            .expect("leased lock")
+            .entry(destination.to_string())
+            .or_default()
+            .extend(held);
+        Ok(jobs)
+    }
+
     async fn dead_letter_count(&self, destination: &str) -> Result<u64, StoreError> {
         let subject = dlq_subject(destination);
         let mut subjects = self
@@ -453,7 +552,7 @@ impl NatsStore {
     async fn read_dead_letters(
         &self,
         destination: &str,
-    ) -> Result<Vec<(DeadLetter, u64)>, StoreError> {
+    ) -> Result<Vec<(DeadLetter, u64, Option<String>)>, StoreError> {
         let total = self.dead_letter_count(destination).await?;
         if total == 0 {
             return Ok(Vec::new());
@@ -499,8 +598,56 @@ impl NatsStore {
                     event_json: String::from_utf8_lossy(&message.payload).into_owned(),
                 },
                 seq,
+                header(&message, "Switchyard-User").map(str::to_string),
             ));
         }
         Ok(out)
+    }
+}
+
+impl Drop for NatsStore {
+    fn drop(&mut self) {
+        for puller in self.pullers.lock().expect("pullers lock").drain(..) {
+            puller.abort();
+        }
+    }
+}
+
+/// Keep one pull open on a partition consumer and move what arrives into the
+/// destination's inbox (the server sends a partition's next job only after the
+/// previous one is acked or terminated). Restarts the pull after an error.
+async fn pull_forever(
+    consumer: consumer::PullConsumer,
+    destination: String,
+    inboxes: Arc<Mutex<HashMap<String, std::collections::VecDeque<jetstream::Message>>>>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        match consumer.messages().await {
+            Ok(mut stream) => {
+                while let Some(next) = stream.next().await {
+                    match next {
+                        Ok(message) => {
+                            inboxes
+                                .lock()
+                                .expect("inboxes lock")
+                                .entry(destination.clone())
+                                .or_default()
+                                .push_back(message);
+                            wake.notify_one();
+                        }
+                        Err(e) => {
+                            tracing::debug!(
+                                destination = destination.as_str(),
+                                "partition pull: {e}"
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(destination = destination.as_str(), "partition pull: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
