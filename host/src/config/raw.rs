@@ -1,0 +1,274 @@
+//! The configuration file as written: one struct per table, `deny_unknown_fields`,
+//! one doc comment per key (the key names are a contract, DESIGN §8), and the
+//! defaults. [`super::Config::parse`] validates these into runtime types.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    /// Where ingest, admin and health listen.
+    #[serde(default)]
+    pub(super) server: RawServer,
+    /// The durable store.
+    #[serde(default)]
+    pub(super) store: RawStore,
+    /// Where destination components are found.
+    #[serde(default)]
+    pub(super) plugins: RawPlugins,
+    /// Write keys that may send events.
+    #[serde(default)]
+    pub(super) sources: Vec<RawSource>,
+    /// Where events go.
+    #[serde(default)]
+    pub(super) destinations: Vec<RawDestination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    /// `host:port` of the HTTP listener (ingest, admin, health).
+    #[serde(default = "default_listen")]
+    pub(super) listen: String,
+    /// Bearer token of the `/admin/` API; empty disables the admin API.
+    #[serde(default)]
+    pub(super) admin_token: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_token: String::new(),
+        }
+    }
+}
+
+pub(super) fn default_listen() -> String {
+    "127.0.0.1:8088".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    /// `embedded` (the default) or `nats`.
+    #[serde(default = "default_store_kind")]
+    pub(super) kind: String,
+    /// Directory of the embedded store.
+    #[serde(default = "default_store_path")]
+    pub(super) path: PathBuf,
+    /// NATS server URL, for `kind = "nats"` (user and password may be in the URL).
+    #[serde(default)]
+    pub(super) url: Option<String>,
+    /// NATS credentials (`.creds`) file, for `kind = "nats"`.
+    #[serde(default)]
+    pub(super) credentials_file: Option<PathBuf>,
+    /// How long a `messageId` is remembered for deduplication.
+    #[serde(default = "default_dedup_window")]
+    pub(super) dedup_window: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            kind: default_store_kind(),
+            path: default_store_path(),
+            url: None,
+            credentials_file: None,
+            dedup_window: default_dedup_window(),
+        }
+    }
+}
+
+pub(super) fn default_store_kind() -> String {
+    "embedded".into()
+}
+pub(super) fn default_store_path() -> PathBuf {
+    "./data".into()
+}
+pub(super) fn default_dedup_window() -> String {
+    "24h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlugins {
+    /// Directory of `*.wasm` destination components; the file stem is the plugin name.
+    #[serde(default = "default_plugins_dir")]
+    pub(super) dir: PathBuf,
+}
+
+impl Default for RawPlugins {
+    fn default() -> Self {
+        Self {
+            dir: default_plugins_dir(),
+        }
+    }
+}
+
+pub(super) fn default_plugins_dir() -> PathBuf {
+    "./plugins".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    /// Name of the source, stored with each event.
+    pub(super) name: String,
+    /// The write key SDKs send (HTTP Basic user name, or `writeKey` in the body).
+    pub(super) write_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDestination {
+    /// Unique name; also the key honoured in an event's `integrations` object.
+    pub(super) name: String,
+    /// Plugin (component file stem in the plugins directory) that delivers.
+    pub(super) plugin: String,
+    /// Outbound HTTP allowlist: `scheme://host[:port]`, `*.` wildcards.
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    /// Settings handed to the plugin as JSON.
+    #[serde(default = "empty_table")]
+    pub(super) settings: toml::Value,
+    /// Retry policy.
+    #[serde(default)]
+    pub(super) retry: RawRetry,
+    /// Batching.
+    #[serde(default)]
+    pub(super) batch: RawBatch,
+    /// Token-bucket rate limit; none = unlimited.
+    #[serde(default)]
+    pub(super) rate: Option<RawRate>,
+    /// Sandbox limits.
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    /// `none` or `user`.
+    #[serde(default = "default_ordering")]
+    pub(super) ordering: String,
+    /// Which events this destination receives.
+    #[serde(default)]
+    pub(super) filter: RawFilter,
+}
+
+fn empty_table() -> toml::Value {
+    toml::Value::Table(Default::default())
+}
+pub(super) fn default_ordering() -> String {
+    "none".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    /// First backoff, in milliseconds.
+    #[serde(default = "default_initial_ms")]
+    pub(super) initial_ms: u64,
+    /// Largest backoff, in milliseconds.
+    #[serde(default = "default_max_ms")]
+    pub(super) max_ms: u64,
+    /// How long after its first attempt an event is given up into dead letters.
+    #[serde(default = "default_window")]
+    pub(super) window: String,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            initial_ms: default_initial_ms(),
+            max_ms: default_max_ms(),
+            window: default_window(),
+        }
+    }
+}
+pub(super) fn default_initial_ms() -> u64 {
+    1_000
+}
+pub(super) fn default_max_ms() -> u64 {
+    600_000
+}
+pub(super) fn default_window() -> String {
+    "4h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBatch {
+    /// Most events per `deliver` call (also capped by the plugin's `max-batch`).
+    #[serde(default = "default_max_events")]
+    pub(super) max_events: u32,
+    /// Most bytes of event JSON per call.
+    #[serde(default = "default_max_bytes")]
+    pub(super) max_bytes: u64,
+    /// How long a partial batch may wait for more events.
+    #[serde(default = "default_linger_ms")]
+    pub(super) linger_ms: u64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            linger_ms: default_linger_ms(),
+        }
+    }
+}
+pub(super) fn default_max_events() -> u32 {
+    100
+}
+pub(super) fn default_max_bytes() -> u64 {
+    512_000
+}
+pub(super) fn default_linger_ms() -> u64 {
+    200
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRate {
+    /// Sustained events per second.
+    pub(super) per_second: f64,
+    /// Largest burst, in events.
+    pub(super) burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    /// Linear memory cap of one instance, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub(super) memory_mb: u64,
+    /// Wall-clock deadline of one call into the component, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub(super) timeout_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+pub(super) fn default_memory_mb() -> u64 {
+    64
+}
+pub(super) fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFilter {
+    /// Event types to keep (`track`, `identify`, ...); empty keeps all.
+    #[serde(default)]
+    pub(super) types: Vec<String>,
+    /// `track` event names to keep; empty keeps all. Other types are unaffected.
+    #[serde(default)]
+    pub(super) events: Vec<String>,
+}

@@ -1,0 +1,89 @@
+//! Parsing and validation of configuration files.
+
+use super::*;
+
+const SAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_token = "t"
+[store]
+path = "data"
+[plugins]
+dir = "plugins"
+[[sources]]
+name = "web"
+write_key = "wk_web"
+[[destinations]]
+name = "hooks"
+plugin = "webhook"
+allowed_hosts = ["http://127.0.0.1:9999"]
+settings = { url = "http://127.0.0.1:9999/hook", secret = "s3cret" }
+retry = { initial_ms = 10, max_ms = 100, window = "1m" }
+[destinations.filter]
+types = ["track"]
+"#;
+
+#[test]
+fn parses_the_design_sample() {
+    let c = Config::parse(SAMPLE, "x.toml", Path::new("/base")).unwrap();
+    assert_eq!(c.sources["wk_web"], "web");
+    assert_eq!(c.store.path, PathBuf::from("/base/data"));
+    let d = &c.destinations[0];
+    assert_eq!(d.retry.window, Duration::from_secs(60));
+    assert_eq!(d.batch.max_events, 100);
+    assert_eq!(d.settings["secret"], "s3cret");
+    assert_eq!(d.filter.types, vec!["track"]);
+}
+
+#[test]
+fn unknown_field_names_its_path() {
+    let text = SAMPLE.replace("initial_ms = 10", "initial_ms = 10, bogus = 1");
+    let err = Config::parse(&text, "x.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("destinations[0].retry") && err.contains("bogus"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_name_their_path() {
+    let text = SAMPLE.replace("window = \"1m\"", "window = \"soon\"");
+    let err = Config::parse(&text, "x.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("destinations[0].retry.window"), "{err}");
+    let text = SAMPLE.replace("types = [\"track\"]", "types = [\"tracks\"]");
+    let err = Config::parse(&text, "x.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("destinations[0].filter.types[0]"), "{err}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let err = Config::parse("[server\nlisten=1", "x.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("x.toml:") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_expansion() {
+    std::env::set_var("SWITCHYARD_TEST_TOKEN", "abc");
+    assert_eq!(expand_env("x${SWITCHYARD_TEST_TOKEN}y").unwrap(), "xabcy");
+    assert_eq!(expand_env("$${LITERAL}").unwrap(), "${LITERAL}");
+    assert!(expand_env("${SWITCHYARD_TEST_UNSET_VAR}").is_err());
+    let text = SAMPLE.replace(
+        "admin_token = \"t\"",
+        "admin_token = \"${SWITCHYARD_TEST_UNSET_VAR}\"",
+    );
+    let err = Config::parse(&text, "x.toml", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.admin_token"), "{err}");
+}
