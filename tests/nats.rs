@@ -101,37 +101,6 @@ async fn retries_dead_letters_replay_and_dedup_on_nats() {
 }
 
 #[tokio::test]
-async fn one_hanging_destination_does_not_hold_up_the_others_on_nats() {
-    let server = NatsServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let hang = Receiver::start().await;
-    hang.default_reply(Reply::status(200).delayed(Duration::from_secs(20)));
-    let others = [
-        Receiver::start().await,
-        Receiver::start().await,
-        Receiver::start().await,
-    ];
-    let mut dests = webhook(
-        "hang",
-        &hang,
-        "limits = { memory_mb = 64, timeout_ms = 30000 }",
-    );
-    for (i, rx) in others.iter().enumerate() {
-        dests.push_str(&webhook(&format!("ok{i}"), rx, ""));
-    }
-    let host = TestHost::start_config(
-        dir.path(),
-        &config_text_nats(dir.path(), &dests, &server.url()),
-    )
-    .await;
-    assert_eq!(host.send("batch", &sdk_batch("h", 30)).await.status(), 200);
-    for rx in &others {
-        all_arrive(rx, &ids("h", 30)).await;
-    }
-    assert!(hang.received().is_empty());
-}
-
-#[tokio::test]
 async fn two_hosts_share_the_work_of_one_stream() {
     let server = NatsServer::start().await;
     let rx = Receiver::start().await;

@@ -64,10 +64,7 @@ fn default_endpoint() -> String {
 impl Settings {
     fn parse(raw: &str) -> Result<Settings, String> {
         let mut s: Settings = kit::parse_settings(raw, NAME)?;
-        kit::check_url(NAME, "endpoint", &s.endpoint)?;
-        while s.endpoint.ends_with('/') {
-            s.endpoint.pop();
-        }
+        kit::check_endpoint(NAME, "endpoint", &mut s.endpoint)?;
         for (field, value) in [
             ("measurement_id", &s.measurement_id),
             ("api_secret", &s.api_secret),

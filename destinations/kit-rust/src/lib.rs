@@ -83,7 +83,7 @@ pub use outcome::{
     retry_after_ms, Outcome,
 };
 pub use send::{basic_auth, header, post_json, send, url_encode, Headers};
-pub use settings::{check_url, parse_settings};
+pub use settings::{check_endpoint, check_url, parse_settings};
 pub use time::{iso8601, now_iso, now_ms, parse_iso8601_ms, timestamp_ms};
 
 /// Re-exported so that destinations and the kit agree on one `serde_json`.

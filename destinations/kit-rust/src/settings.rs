@@ -117,3 +117,29 @@ mod tests {
         );
     }
 }
+
+/// [`check_url`] for a base URL (an `endpoint` setting), with its trailing `/`s
+/// removed so that paths can be appended.
+pub fn check_endpoint(name: &str, field: &str, url: &mut String) -> Result<(), String> {
+    check_url(name, field, url)?;
+    while url.ends_with('/') {
+        url.pop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn an_endpoint_is_checked_and_loses_its_trailing_slashes() {
+        let mut url = "https://api.example.com//".to_string();
+        check_endpoint("x", "endpoint", &mut url).unwrap();
+        assert_eq!(url, "https://api.example.com");
+        let mut bad = "api.example.com".to_string();
+        assert!(check_endpoint("x", "endpoint", &mut bad)
+            .unwrap_err()
+            .contains("endpoint"));
+    }
+}

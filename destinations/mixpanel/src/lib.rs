@@ -92,10 +92,7 @@ enum Auth<'a> {
 impl Settings {
     fn parse(raw: &str) -> Result<Settings, String> {
         let mut s: Settings = kit::parse_settings(raw, NAME)?;
-        kit::check_url(NAME, "endpoint", &s.endpoint)?;
-        while s.endpoint.ends_with('/') {
-            s.endpoint.pop();
-        }
+        kit::check_endpoint(NAME, "endpoint", &mut s.endpoint)?;
         for (field, value) in [
             ("project_id", &s.project_id),
             ("service_account_user", &s.service_account_user),

@@ -53,10 +53,7 @@ fn default_endpoint() -> String {
 impl Settings {
     fn parse(raw: &str) -> Result<Settings, String> {
         let mut s: Settings = kit::parse_settings(raw, NAME)?;
-        kit::check_url(NAME, "endpoint", &s.endpoint)?;
-        while s.endpoint.ends_with('/') {
-            s.endpoint.pop();
-        }
+        kit::check_endpoint(NAME, "endpoint", &mut s.endpoint)?;
         if s.api_key.trim().is_empty() {
             return Err(format!("{NAME} settings: api_key must not be empty"));
         }
