@@ -4,20 +4,53 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard::store::embedded::EmbeddedStore;
+use switchyard::config::{Config, DestinationConfig};
+use switchyard::route::RouteKeys;
+use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchyard::store::nats::{NatsOptions, NatsStore};
 use switchyard::store::{now_ms, AppendReport, NewEvent, Settle, Store};
 use switchyard_e2e::nats::NatsServer;
 
+/// An event for these destinations only (through its `integrations` object).
 fn event(id: &str, dests: &[&str]) -> NewEvent {
+    user_event(id, "u1", dests)
+}
+
+fn user_event(id: &str, user: &str, dests: &[&str]) -> NewEvent {
+    let mut integrations = serde_json::Map::new();
+    integrations.insert("All".into(), false.into());
+    for d in dests {
+        integrations.insert(d.to_string(), true.into());
+    }
     NewEvent {
         source: "web".into(),
         message_id: id.into(),
         event_type: "track".into(),
-        user_key: Some("u1".into()),
+        user_key: Some(user.into()),
         json: format!(r#"{{"messageId":"{id}","type":"track"}}"#),
-        destinations: dests.iter().map(|d| d.to_string()).collect(),
+        route: RouteKeys {
+            event_type: "track".into(),
+            event_name: None,
+            integrations: Some(integrations),
+        },
     }
+}
+
+/// Destinations `x` and `y`, and `ordered` with per-user ordering.
+fn destinations() -> Vec<DestinationConfig> {
+    Config::plain_destinations(&[("x", false), ("y", false), ("ordered", true)])
+}
+
+fn embedded(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::open(
+        dir,
+        &EmbeddedOptions {
+            dedup_window: Duration::from_secs(3600),
+            retention: Duration::ZERO,
+        },
+        &destinations(),
+    )
+    .unwrap()
 }
 
 async fn claim_all(store: &dyn Store, dest: &str, now: i64) -> Vec<switchyard::store::Job> {
@@ -150,13 +183,86 @@ async fn conformance(store: Arc<dyn Store>) {
     );
 }
 
+/// Per-user ordering when the destination delivers part of a batch and retries the
+/// rest (as ga4's 25-event chunks or mixpanel's two endpoints do): a user's later
+/// event is never delivered before an earlier one, and other users flow.
+async fn ordering_conformance(store: Arc<dyn Store>) {
+    let users = ["u1", "u2", "u3"];
+    let per_user = 5;
+    let mut events = Vec::new();
+    for i in 0..per_user {
+        for u in users {
+            events.push(user_event(&format!("{u}-{i}"), u, &["ordered"]));
+        }
+    }
+    store.append(events).await.unwrap();
+    let mut delivered: Vec<String> = Vec::new();
+    let mut failed_once = std::collections::HashSet::new();
+    let start = std::time::Instant::now();
+    while delivered.len() < users.len() * per_user {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stuck after {delivered:?}"
+        );
+        let batch = store
+            .claim("ordered", 10, 1 << 20, true, now_ms())
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            continue;
+        }
+        let mut in_batch = std::collections::HashSet::new();
+        for j in &batch {
+            let user = j.message_id.split('-').next().unwrap().to_string();
+            assert!(in_batch.insert(user), "two events of one user in a batch: {batch:?}");
+        }
+        // The destination delivers all but the first event of each batch the first
+        // time it sees it, and retries that one shortly.
+        let settles = batch
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                if i == 0 && failed_once.insert(j.message_id.clone()) {
+                    let at = now_ms() + 150;
+                    (j.id, Settle::RetryAt { at, reason: "partial".into() })
+                } else {
+                    delivered.push(j.message_id.clone());
+                    (j.id, Settle::Done)
+                }
+            })
+            .collect();
+        store.settle("ordered", settles).await.unwrap();
+    }
+    for u in users {
+        let order: Vec<&String> = delivered.iter().filter(|d| d.starts_with(u)).collect();
+        let expected: Vec<String> = (0..per_user).map(|i| format!("{u}-{i}")).collect();
+        assert_eq!(order, expected.iter().collect::<Vec<_>>(), "{delivered:?}");
+    }
+    assert!(!failed_once.is_empty());
+}
+
+#[tokio::test]
+async fn the_embedded_store_keeps_per_user_order_through_partial_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    ordering_conformance(Arc::new(embedded(dir.path()))).await;
+}
+
+#[tokio::test]
+async fn the_nats_store_keeps_per_user_order_through_partial_deliveries() {
+    let server = NatsServer::start().await;
+    ordering_conformance(Arc::new(
+        NatsStore::open(&options(&server, Duration::from_secs(30)), &destinations())
+            .await
+            .unwrap(),
+    ))
+    .await;
+}
+
 #[tokio::test]
 async fn the_embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(Arc::new(
-        EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap(),
-    ))
-    .await;
+    conformance(Arc::new(embedded(dir.path()))).await;
 }
 
 fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
@@ -165,7 +271,6 @@ fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
         credentials_file: None,
         dedup_window: Duration::from_secs(3600),
         ack_wait,
-        ordered: vec![],
     }
 }
 
@@ -173,7 +278,7 @@ fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
 async fn the_nats_store_keeps_the_contract() {
     let server = NatsServer::start().await;
     conformance(Arc::new(
-        NatsStore::open(&options(&server, Duration::from_secs(30)))
+        NatsStore::open(&options(&server, Duration::from_secs(30)), &destinations())
             .await
             .unwrap(),
     ))
@@ -183,13 +288,13 @@ async fn the_nats_store_keeps_the_contract() {
 #[tokio::test]
 async fn a_nats_job_held_by_a_vanished_host_is_redelivered_to_another() {
     let server = NatsServer::start().await;
-    let first = NatsStore::open(&options(&server, Duration::from_secs(1)))
+    let first = NatsStore::open(&options(&server, Duration::from_secs(1)), &destinations())
         .await
         .unwrap();
     first.append(vec![event("lost", &["x"])]).await.unwrap();
     assert_eq!(claim_all(&first, "x", now_ms()).await.len(), 1);
     drop(first); // the host dies without settling
-    let second = NatsStore::open(&options(&server, Duration::from_secs(1)))
+    let second = NatsStore::open(&options(&server, Duration::from_secs(1)), &destinations())
         .await
         .unwrap();
     let start = std::time::Instant::now();
@@ -211,7 +316,7 @@ async fn a_nats_job_held_by_a_vanished_host_is_redelivered_to_another() {
 #[tokio::test]
 async fn a_nats_store_that_lost_its_server_answers_unavailable_and_recovers() {
     let mut server = NatsServer::start().await;
-    let store = NatsStore::open(&options(&server, Duration::from_secs(30)))
+    let store = NatsStore::open(&options(&server, Duration::from_secs(30)), &destinations())
         .await
         .unwrap();
     store.append(vec![event("before", &["x"])]).await.unwrap();

@@ -4,11 +4,14 @@
 //! Three shapes: one event per commit from one writer (the raw fsync rate);
 //! 100-event batches from one writer; 100-event batches from 32 concurrent writers
 //! (group commit: requests that arrive during a commit share the next one).
+//! Each runs with 1 and with 140 destinations: an event is written once either way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard::store::embedded::EmbeddedStore;
+use switchyard::config::Config;
+use switchyard::route::RouteKeys;
+use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchyard::store::{NewEvent, Store};
 
 fn events(prefix: &str, n: usize) -> Vec<NewEvent> {
@@ -22,17 +25,35 @@ fn events(prefix: &str, n: usize) -> Vec<NewEvent> {
                 r#"{{"type":"track","event":"Order Completed","messageId":"{prefix}-{i}","userId":"user-{}","properties":{{"revenue":12.5,"orderId":"o-{i}"}},"context":{{"library":{{"name":"analytics-node"}}}},"timestamp":"2026-11-26T12:00:00.000Z"}}"#,
                 i % 50
             ),
-            destinations: vec!["hooks".into()],
+            route: RouteKeys {
+                event_type: "track".into(),
+                event_name: Some("Order Completed".into()),
+                integrations: None,
+            },
         })
         .collect()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    for destinations in [1, 140] {
+        println!("== {destinations} destinations");
+        run(destinations).await?;
+    }
+    Ok(())
+}
+
+async fn run(destinations: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    let names: Vec<String> = (0..destinations).map(|i| format!("d{i}")).collect();
+    let specs: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), false)).collect();
     let store = Arc::new(EmbeddedStore::open(
         dir.path(),
-        Duration::from_secs(86_400),
+        &EmbeddedOptions {
+            dedup_window: Duration::from_secs(86_400),
+            retention: Duration::ZERO,
+        },
+        &Config::plain_destinations(&specs),
     )?);
 
     let n = 200;

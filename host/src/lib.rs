@@ -100,7 +100,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let store: Arc<dyn Store> = store::open(
         &config.store,
         longest * 2 + LEASE_MARGIN,
-        ordered_destinations(&config),
+        &config.destinations,
     )
     .await?;
     let runtime = runtime::Runtime::new(Some(config.store.path.join("compiled")))
@@ -135,7 +135,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let sources: HashMap<String, String> = config.sources.clone().into_iter().collect();
     let app = ingest::app(ingest::IngestState {
         sources: Arc::new(sources),
-        router: Arc::new(route::Router::new(&config.destinations)),
         store: store.clone(),
     })
     .merge(admin::app(admin::state(
@@ -159,16 +158,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         dispatcher,
         watcher,
     })
-}
-
-/// Names of the destinations with `ordering = "user"`.
-pub fn ordered_destinations(config: &Config) -> Vec<String> {
-    config
-        .destinations
-        .iter()
-        .filter(|d| d.ordering == config::Ordering::User)
-        .map(|d| d.name.clone())
-        .collect()
 }
 
 impl Running {

@@ -146,7 +146,7 @@ async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>
     crate::store::open(
         &config.store,
         std::time::Duration::from_secs(60),
-        crate::ordered_destinations(config),
+        &config.destinations,
     )
     .await
 }

@@ -70,6 +70,8 @@ pub struct StoreConfig {
     pub dedup_window: Duration,
     /// NATS credentials file.
     pub credentials_file: Option<PathBuf>,
+    /// How long delivered events stay in the log (embedded store only).
+    pub retention: Duration,
 }
 
 /// The store backends.
@@ -174,6 +176,21 @@ pub struct Filter {
 }
 
 impl Config {
+    /// Destinations with default policies, for store tests and benchmarks: each
+    /// `(name, ordered)` delivers through a plugin named `webhook`.
+    pub fn plain_destinations(specs: &[(&str, bool)]) -> Vec<DestinationConfig> {
+        let mut text = String::new();
+        for (name, ordered) in specs {
+            let ordering = if *ordered { "user" } else { "none" };
+            text.push_str(&format!(
+                "[[destinations]]\nname = \"{name}\"\nplugin = \"webhook\"\nordering = \"{ordering}\"\n"
+            ));
+        }
+        Config::parse(&text, "plain_destinations", Path::new("."))
+            .expect("plain destinations are valid")
+            .destinations
+    }
+
     /// Read and validate a file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
@@ -305,6 +322,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     };
     let dedup_window =
         parse_duration(&raw.store.dedup_window).map_err(|m| ("store.dedup_window".into(), m))?;
+    let retention =
+        parse_duration(&raw.store.retention).map_err(|m| ("store.retention".into(), m))?;
+    if !retention.is_zero() && matches!(kind, StoreKind::Nats(_)) {
+        return Err((
+            "store.retention".into(),
+            "is kept by the embedded store only; on NATS, set the stream's limits instead"
+                .into(),
+        ));
+    }
 
     let mut sources = BTreeMap::new();
     let mut source_names = HashSet::new();
@@ -440,6 +466,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
             path: resolve(raw.store.path),
             dedup_window,
             credentials_file: raw.store.credentials_file.map(resolve),
+            retention,
         },
         plugins_dir: resolve(raw.plugins.dir),
         sources,

@@ -68,6 +68,10 @@ pub(super) struct RawStore {
     /// How long a `messageId` is remembered for deduplication.
     #[serde(default = "default_dedup_window")]
     pub(super) dedup_window: String,
+    /// How long delivered events stay in the embedded store's log for later
+    /// replays (`"0s"`, the default: reclaimed once every destination passed them).
+    #[serde(default = "default_retention")]
+    pub(super) retention: String,
 }
 
 impl Default for RawStore {
@@ -78,6 +82,7 @@ impl Default for RawStore {
             url: None,
             credentials_file: None,
             dedup_window: default_dedup_window(),
+            retention: default_retention(),
         }
     }
 }
@@ -90,6 +95,9 @@ pub(super) fn default_store_path() -> PathBuf {
 }
 pub(super) fn default_dedup_window() -> String {
     "24h".into()
+}
+pub(super) fn default_retention() -> String {
+    "0s".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use self::normalize::{normalize, Envelope};
-use crate::route::Router as EventRouter;
+use crate::route::RouteKeys;
 use crate::store::{NewEvent, Store, StoreError};
 
 /// Most bytes of one request (Segment's limit).
@@ -38,8 +38,6 @@ const RETRY_AFTER_SECS: u64 = 1;
 pub struct IngestState {
     /// Write key → source name.
     pub sources: Arc<HashMap<String, String>>,
-    /// Where events go.
-    pub router: Arc<EventRouter>,
     /// Where events are kept.
     pub store: Arc<dyn Store>,
 }
@@ -191,7 +189,7 @@ async fn ingest(
             let message = Value::Object(n.message);
             NewEvent {
                 source: source.clone(),
-                destinations: state.router.destinations(&message),
+                route: RouteKeys::of(message.as_object().expect("a message is an object")),
                 json: message.to_string(),
                 message_id: n.message_id,
                 event_type: n.event_type,
@@ -307,7 +305,6 @@ mod tests {
         }] {
             let app = app(IngestState {
                 sources: Arc::new(HashMap::from([("wk".to_string(), "web".to_string())])),
-                router: Arc::new(EventRouter::default()),
                 store: Arc::new(Refusing(refusal)),
             });
             let req = axum::http::Request::post("/v1/track")

@@ -1,14 +1,16 @@
-//! The durable log and the per-destination queues behind one narrow trait.
+//! The durable log and the per-destination cursors behind one narrow trait.
 //!
 //! Where it sits: ingest calls [`Store::append`] and answers `200` only when it
 //! returns (the events are on disk); the dispatcher of each destination calls
-//! [`Store::claim`] and [`Store::settle`]. The model is Centrifuge's: an event is
-//! stored once, and each destination it routes to gets its own job (queue entry)
-//! with its own attempt count and due time, so destinations never share a cursor.
+//! [`Store::claim`] and [`Store::settle`]. Each event is written once, whatever
+//! the number of destinations: every destination reads the one log through its
+//! own cursor, with its own retries and dead letters, so destinations never
+//! share a position or wait for each other.
 //!
-//! The trait is shaped for a JetStream backend too: `append` is a publish with
-//! an ack, `claim` a pull from a durable consumer per destination, and
-//! [`Settle`] maps to ack / nak-with-delay / term.
+//! The trait is shaped for both backends: the embedded store (a log of chunks
+//! in SQLite, see [`embedded`]) and NATS JetStream (one stream, a durable
+//! consumer per destination, see [`nats`]); [`Settle`] maps to ack /
+//! nak-with-delay / term.
 
 pub mod embedded;
 pub mod nats;
@@ -17,28 +19,40 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-/// Open the store a config names. `ack_wait` is the lease of a claimed job on a
-/// shared (NATS) store: size it to the longest destination deadline. `ordered` names
-/// the destinations with per-user ordering.
+use crate::config::DestinationConfig;
+use crate::route::RouteKeys;
+
+/// Open the store a config names, for these destinations. `ack_wait` is the
+/// lease of a claimed job on a shared (NATS) store: size it to the longest
+/// destination deadline.
 pub async fn open(
     config: &crate::config::StoreConfig,
     ack_wait: std::time::Duration,
-    ordered: Vec<String>,
+    destinations: &[DestinationConfig],
 ) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context as _;
     Ok(match &config.kind {
         crate::config::StoreKind::Embedded => Arc::new(
-            embedded::EmbeddedStore::open(&config.path, config.dedup_window)
-                .context("opening the embedded store")?,
+            embedded::EmbeddedStore::open(
+                &config.path,
+                &embedded::EmbeddedOptions {
+                    dedup_window: config.dedup_window,
+                    retention: config.retention,
+                },
+                destinations,
+            )
+            .context("opening the embedded store")?,
         ),
         crate::config::StoreKind::Nats(url) => Arc::new(
-            nats::NatsStore::open(&nats::NatsOptions {
-                url: url.clone(),
-                credentials_file: config.credentials_file.clone(),
-                dedup_window: config.dedup_window,
-                ack_wait,
-                ordered,
-            })
+            nats::NatsStore::open(
+                &nats::NatsOptions {
+                    url: url.clone(),
+                    credentials_file: config.credentials_file.clone(),
+                    dedup_window: config.dedup_window,
+                    ack_wait,
+                },
+                destinations,
+            )
             .await
             .with_context(|| format!("opening the nats store at {url}"))?,
         ),
@@ -77,8 +91,9 @@ pub struct NewEvent {
     pub user_key: Option<String>,
     /// The normalised message, as JSON text.
     pub json: String,
-    /// Destinations that get a job for it.
-    pub destinations: Vec<String>,
+    /// What routing reads (type, event name, `integrations`): the store decides
+    /// the event's destinations from it once, not once per destination.
+    pub route: RouteKeys,
 }
 
 /// What `append` did.
@@ -170,14 +185,17 @@ pub struct QueueStats {
 /// The durable store.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Durably append events (one job per routed destination). Returns only after
-    /// the events are on disk; concurrent callers share one commit.
+    /// Durably append events, each stored once for all the destinations it routes
+    /// to. Returns only after the events are on disk; concurrent callers share one
+    /// commit.
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError>;
 
     /// Lease up to `max_events` due jobs (and at most `max_bytes` of JSON, but always
     /// at least one) of `destination`, oldest first. A leased job is not handed out
     /// again until settled, or until the process restarts. With `per_user_order`, a
-    /// job is held back while an earlier job of the same user is leased or not yet due.
+    /// batch holds at most one event per user, and a job is held back while an
+    /// earlier job of the same user is leased or waits for its retry: a destination
+    /// that delivers part of a batch can then never put a user's later event first.
     async fn claim(
         &self,
         destination: &str,

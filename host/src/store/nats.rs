@@ -1,15 +1,21 @@
 //! The NATS JetStream store (`[store] kind = "nats"`): many hosts, one stream.
 //!
 //! Layout on the server:
-//! - stream `SWITCHYARD` (work-queue retention, file storage), subjects
-//!   `sy.jobs.<destination>`: one message per (event, destination), i.e. one
-//!   job, published with `Nats-Msg-Id = <source>/<messageId>/<destination>` so
-//!   JetStream's duplicate window (the dedup window) drops a repeated event;
+//! - stream `SWITCHYARD_EVENTS` (interest retention, file storage), subjects
+//!   `sy.ev.<p>`: one message per event, whatever the number of destinations,
+//!   published with `Nats-Msg-Id = <source>/<messageId>` so JetStream's
+//!   duplicate window (the dedup window) drops a repeated event. `p` is a hash
+//!   of the user (16 partitions). Routing is read by each destination from the
+//!   headers (type, event name, `integrations`): an event a destination's
+//!   filters skip is acknowledged by it unread. A message is removed once every
+//!   destination's consumer has acknowledged it;
 //! - one durable pull consumer per destination (`dest-<destination>`), shared by
 //!   every host with the same config: the work spreads across hosts, and a job a
 //!   host took but never settled is redelivered to another after `ack_wait`;
 //! - stream `SWITCHYARD_DLQ`, subjects `sy.dlq.<destination>`: dead letters, the
-//!   event as payload and the reason, attempts and times as headers.
+//!   event as payload and the reason, attempts and times as headers. A replayed
+//!   dead letter goes back into the events stream with a
+//!   `Switchyard-Only: <destination>` header, which every other destination skips.
 //!
 //! The trait maps as: `append` = publish and wait for every publish ack (the
 //! durability point); `claim` = fetch from the destination's consumer; `settle`
@@ -17,14 +23,18 @@
 //! A job's id is its stream sequence; the fetched message stays in this host's
 //! memory until settled. The retry window counts from the job's publication.
 //!
-//! Per-user ordering (`ordering = "user"`), across hosts: a job's subject carries a
-//! partition, `sy.jobs.<destination>.<p>`, `p` a hash of the user (16 partitions). An
-//! ordered destination has one consumer per partition with `max_ack_pending = 1`: the
-//! server lets one job of a partition out at a time, to any host, until it is acked
-//! or terminated; a job waiting for its retry (nak with delay) still holds its
-//! partition, so that user's later events wait while other partitions flow. Each
-//! host keeps a long-lived pull on every partition consumer and claims from what
-//! arrived. Users that share a partition share its order.
+//! Per-user ordering (`ordering = "user"`), across hosts: an ordered destination
+//! has one consumer per partition (`dest-<destination>-p<p>`, filter `sy.ev.<p>`)
+//! with `max_ack_pending = 1`: the server lets one event of a partition out at a
+//! time, to any host, until it is acked or terminated; an event waiting for its
+//! retry (nak with delay) still holds its partition, so that user's later events
+//! wait while other partitions flow, and a batch never holds two events of one
+//! user. Each host keeps a long-lived pull on every partition consumer and claims
+//! from what arrived. Users that share a partition share its order.
+//!
+//! Migration: the layout before this one (stream `SWITCHYARD`, one message per
+//! event and destination) is detected at open; an empty one is deleted, one
+//! with messages is refused with what to do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,12 +44,17 @@ use async_nats::jetstream::{self, consumer, stream, AckKind};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
+use crate::config::{DestinationConfig, Ordering};
+use crate::route::{RouteKeys, Router};
+
 use super::{
     now_ms, AppendReport, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle, Store,
     StoreError,
 };
 
-const JOBS: &str = "SWITCHYARD";
+const EVENTS: &str = "SWITCHYARD_EVENTS";
+/// The stream of the previous layout (one message per event and destination).
+const OLD_JOBS: &str = "SWITCHYARD";
 const DLQ: &str = "SWITCHYARD_DLQ";
 /// How long a publish may wait for JetStream's ack before ingest answers 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -63,9 +78,9 @@ pub fn partition(key: &str) -> u64 {
     h % PARTITIONS
 }
 
-/// The subject of a job: its destination and the partition of its user (or of its id).
-fn jobs_subject(destination: &str, user_or_id: &str) -> String {
-    format!("sy.jobs.{destination}.{}", partition(user_or_id))
+/// The subject of an event: the partition of its user (or of its id).
+fn event_subject(user_or_id: &str) -> String {
+    format!("sy.ev.{}", partition(user_or_id))
 }
 
 fn dlq_subject(destination: &str) -> String {
@@ -78,15 +93,17 @@ pub struct NatsStore {
     client: async_nats::Client,
     /// JetStream context (publish timeout set).
     js: jetstream::Context,
-    /// The jobs stream.
-    jobs: stream::Stream,
+    /// The events stream.
+    events: stream::Stream,
     /// The dead-letter stream.
     dlq: stream::Stream,
     /// How long a fetched job stays leased to a host before redelivery.
     ack_wait: Duration,
     /// Destinations with `ordering = "user"`.
     ordered: std::collections::HashSet<String>,
-    /// Consumers by destination (one, or one per partition), created on first use.
+    /// Decides, from an event's headers, whether a destination takes it.
+    router: Router,
+    /// Consumers by destination (one, or one per partition), created at open.
     consumers: tokio::sync::Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
     /// Jobs pulled for ordered destinations, waiting to be claimed.
     inboxes: Arc<Mutex<HashMap<String, std::collections::VecDeque<jetstream::Message>>>>,
@@ -115,13 +132,14 @@ pub struct NatsOptions {
     pub dedup_window: Duration,
     /// Lease of a fetched job (sized to the destinations' timeouts).
     pub ack_wait: Duration,
-    /// Destinations with `ordering = "user"`.
-    pub ordered: Vec<String>,
 }
 
 impl NatsStore {
-    /// Connect and make sure both streams exist.
-    pub async fn open(options: &NatsOptions) -> Result<NatsStore, StoreError> {
+    /// Connect, make sure both streams and every destination's consumers exist.
+    pub async fn open(
+        options: &NatsOptions,
+        destinations: &[DestinationConfig],
+    ) -> Result<NatsStore, StoreError> {
         let mut connect = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect();
@@ -137,11 +155,12 @@ impl NatsStore {
             .map_err(unavailable)?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
-        let jobs = js
+        refuse_old_layout(&js).await?;
+        let events = js
             .get_or_create_stream(stream::Config {
-                name: JOBS.into(),
-                subjects: vec!["sy.jobs.>".into()],
-                retention: stream::RetentionPolicy::WorkQueue,
+                name: EVENTS.into(),
+                subjects: vec!["sy.ev.>".into()],
+                retention: stream::RetentionPolicy::Interest,
                 storage: stream::StorageType::File,
                 duplicate_window: options.dedup_window,
                 ..Default::default()
@@ -157,19 +176,31 @@ impl NatsStore {
             })
             .await
             .map_err(unavailable)?;
-        Ok(NatsStore {
+        let ids: Vec<u32> = (0..destinations.len() as u32).collect();
+        let store = NatsStore {
             client,
             js,
-            jobs,
+            events,
             dlq,
             ack_wait: options.ack_wait,
-            ordered: options.ordered.iter().cloned().collect(),
+            ordered: destinations
+                .iter()
+                .filter(|d| d.ordering == Ordering::User)
+                .map(|d| d.name.clone())
+                .collect(),
+            router: Router::new(destinations, &ids),
             consumers: Default::default(),
             inboxes: Default::default(),
             pullers: Default::default(),
             leased: Default::default(),
             wakeups: Default::default(),
-        })
+        };
+        // Interest retention keeps a message only for consumers that exist when it
+        // is published: every destination's consumers are made before any append.
+        for d in destinations {
+            store.consumers(&d.name).await?;
+        }
+        Ok(store)
     }
 
     /// The consumers of a destination: one over all its partitions, or one per
@@ -188,7 +219,7 @@ impl NatsStore {
                 .map(|p| {
                     (
                         format!("dest-{destination}-p{p}"),
-                        format!("sy.jobs.{destination}.{p}"),
+                        format!("sy.ev.{p}"),
                         1,
                     )
                 })
@@ -196,14 +227,14 @@ impl NatsStore {
         } else {
             vec![(
                 format!("dest-{destination}"),
-                format!("sy.jobs.{destination}.*"),
+                "sy.ev.>".to_string(),
                 100_000,
             )]
         };
         let mut made = Vec::new();
         for (name, filter, max_ack_pending) in specs {
             let c = self
-                .jobs
+                .events
                 .get_or_create_consumer(
                     &name,
                     consumer::pull::Config {
@@ -243,56 +274,98 @@ fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<&'a str> {
     m.headers.as_ref()?.get(name).map(|v| v.as_str())
 }
 
+/// A header value on one line (NATS headers cannot hold line breaks; JSON text
+/// never needs one).
+fn header_value(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// What routing reads, from an event's headers.
+fn route_keys(m: &jetstream::Message) -> RouteKeys {
+    RouteKeys {
+        event_type: header(m, "Switchyard-Type").unwrap_or("").to_string(),
+        event_name: header(m, "Switchyard-Event").map(str::to_string),
+        integrations: header(m, "Switchyard-Integrations")
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Object(map) => Some(map),
+                _ => None,
+            }),
+    }
+}
+
+/// Refuse a server that holds the previous layout with work in it; delete an empty one.
+async fn refuse_old_layout(js: &jetstream::Context) -> Result<(), StoreError> {
+    let Ok(mut old) = js.get_stream(OLD_JOBS).await else {
+        return Ok(());
+    };
+    let messages = old.info().await.map_err(unavailable)?.state.messages;
+    if messages > 0 {
+        return Err(StoreError::Unavailable(format!(
+            "nats: stream {OLD_JOBS} holds {messages} jobs of an older Switchyard (one message \
+             per event and destination); this version does not convert them: drain them with \
+             the previous version (or delete the stream: `nats stream rm {OLD_JOBS}`), then \
+             start again"
+        )));
+    }
+    tracing::info!("nats: deleting the empty stream {OLD_JOBS} of the previous layout");
+    js.delete_stream(OLD_JOBS).await.map_err(unavailable)?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Store for NatsStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
         let received = now_ms().to_string();
         // Publish everything first, then wait for every ack: one round of acks per request.
         let mut pending = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            for d in &e.destinations {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(
-                    "Nats-Msg-Id",
-                    format!("{}/{}/{d}", e.source, e.message_id).as_str(),
-                );
-                headers.insert("Switchyard-Message-Id", e.message_id.as_str());
-                headers.insert("Switchyard-Type", e.event_type.as_str());
-                headers.insert("Switchyard-Received-At", received.as_str());
-                if let Some(user) = &e.user_key {
-                    headers.insert("Switchyard-User", user.as_str());
-                }
-                let ack = self
-                    .js
-                    .publish_with_headers(
-                        jobs_subject(d, e.user_key.as_deref().unwrap_or(&e.message_id)),
-                        headers,
-                        e.json.clone().into(),
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                pending.push((i, ack));
+        let mut nowhere = 0;
+        for e in &events {
+            if self.router.routes(&e.route).is_empty() {
+                nowhere += 1;
+                continue;
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{}/{}", e.source, e.message_id).as_str(),
+            );
+            headers.insert("Switchyard-Message-Id", e.message_id.as_str());
+            headers.insert("Switchyard-Type", e.event_type.as_str());
+            headers.insert("Switchyard-Received-At", received.as_str());
+            if let Some(user) = &e.user_key {
+                headers.insert("Switchyard-User", user.as_str());
+            }
+            if let Some(name) = &e.route.event_name {
+                headers.insert("Switchyard-Event", header_value(name).as_str());
+            }
+            if let Some(integrations) = &e.route.integrations {
+                let text = serde_json::Value::Object(integrations.clone()).to_string();
+                headers.insert("Switchyard-Integrations", header_value(&text).as_str());
+            }
+            let ack = self
+                .js
+                .publish_with_headers(
+                    event_subject(e.user_key.as_deref().unwrap_or(&e.message_id)),
+                    headers,
+                    e.json.clone().into(),
+                )
+                .await
+                .map_err(unavailable)?;
+            pending.push(ack);
+        }
+        let mut duplicates = 0;
+        for ack in pending {
+            if ack.await.map_err(unavailable)?.duplicate {
+                duplicates += 1;
             }
         }
-        let mut duplicate = vec![true; events.len()];
-        for (i, e) in events.iter().enumerate() {
-            if e.destinations.is_empty() {
-                duplicate[i] = false;
+        if events.len() > nowhere {
+            let names: Vec<String> = self.consumers.lock().await.keys().cloned().collect();
+            for d in names {
+                self.notify(&d);
             }
         }
-        for (i, ack) in pending {
-            let ack = ack.await.map_err(unavailable)?;
-            if !ack.duplicate {
-                duplicate[i] = false;
-            }
-        }
-        let mut woken: Vec<&String> = events.iter().flat_map(|e| &e.destinations).collect();
-        woken.sort();
-        woken.dedup();
-        for d in woken {
-            self.notify(d);
-        }
-        let duplicates = duplicate.iter().filter(|d| **d).count();
         Ok(AppendReport {
             stored: events.len() - duplicates,
             duplicates,
@@ -315,6 +388,7 @@ impl Store for NatsStore {
                 let n = inbox.len().min(max_events);
                 inbox.drain(..n).collect()
             };
+            let taken = self.routed(destination, taken);
             return self.hold(destination, taken, now);
         }
         let consumer = &consumers[0];
@@ -329,6 +403,7 @@ impl Store for NatsStore {
         while let Some(message) = batch.next().await {
             messages.push(message.map_err(unavailable)?);
         }
+        let messages = self.routed(destination, messages);
         self.hold(destination, messages, now)
     }
 
@@ -455,6 +530,7 @@ impl Store for NatsStore {
                 "Nats-Msg-Id",
                 format!("replay/{seq}/{destination}").as_str(),
             );
+            headers.insert("Switchyard-Only", destination);
             headers.insert("Switchyard-Message-Id", d.message_id.as_str());
             headers.insert("Switchyard-Type", d.event_type.as_str());
             headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
@@ -463,7 +539,7 @@ impl Store for NatsStore {
             }
             self.js
                 .publish_with_headers(
-                    jobs_subject(destination, user.as_deref().unwrap_or(&d.message_id)),
+                    event_subject(user.as_deref().unwrap_or(&d.message_id)),
                     headers,
                     d.event_json.clone().into(),
                 )
@@ -491,6 +567,34 @@ impl Store for NatsStore {
 }
 
 impl NatsStore {
+    /// The messages `destination` takes; the others are acknowledged unread (its
+    /// filters or the event's `integrations` skip them, or a replay is for another).
+    fn routed(
+        &self,
+        destination: &str,
+        messages: Vec<jetstream::Message>,
+    ) -> Vec<jetstream::Message> {
+        let mut kept = Vec::with_capacity(messages.len());
+        for m in messages {
+            let takes = match header(&m, "Switchyard-Only") {
+                Some(only) => only == destination,
+                None => self.router.accepts(destination, &route_keys(&m)),
+            };
+            if takes {
+                kept.push(m);
+            } else {
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = m.ack().await {
+                        tracing::debug!("nats: acking a skipped event: {e}");
+                    }
+                    let _ = client.flush().await;
+                });
+            }
+        }
+        kept
+    }
+
     /// Turn pulled messages into jobs, keeping the messages until they are settled.
     fn hold(
         &self,

@@ -1,39 +1,58 @@
-//! The embedded store: SQLite (WAL) in `[store] path`, owned by one thread.
+//! The embedded store: a log of events in SQLite (WAL) in `[store] path`, one
+//! cursor per destination, owned by one thread.
 //!
-//! Why SQLite: one file, crash-safe transactions, secondary indexes for "due
-//! jobs of destination D, oldest first" and "dead letters of D between T1 and T2",
-//! and a mature fsync story. Measured on this project's 2-core machine
-//! (`cargo run --release --example store_append`, see BENCHMARKS.md): a commit
-//! with `synchronous = FULL` costs one fsync, so the append rate is set by how
-//! many events share a commit, which is what the group commit below maximises.
+//! Layout (see [`sql::SCHEMA`]): each appended request becomes one row of
+//! `chunks` (its events, each with the set of destinations it routes to), keyed
+//! by the sequence number of its first event. Each destination has a row in
+//! `cursors`: every event at or below its `acked` is settled for it. Rows exist
+//! only for what is not plain progress: `retries` (a copy of the event, its due
+//! time, attempts and last error) and `dead_events`. A chunk is deleted once
+//! every cursor has passed it and it is older than `[store] retention`. So an
+//! event costs one row write per request, whatever the number of destinations,
+//! and a destination that delivers costs one cursor update per commit.
+//!
+//! Why this engine: measured on this project's 2-core machine against plain
+//! segment files and per-event rows (BENCHMARKS.md, "Durable ingest"), SQLite
+//! with one row per request keeps within reach of a bare append + fdatasync
+//! while keeping crash-safe transactions and indexes for dead letters by time.
 //!
 //! Group commit: every operation is a command sent to the single writer thread.
 //! The thread takes all commands that are waiting, runs them in one
-//! transaction (each inside its own savepoint, so one failing command does not
-//! undo the others), commits once, and only then answers every caller. An
-//! `append` is therefore acknowledged only after the fsync that made it durable,
-//! and N concurrent requests cost one fsync, not N.
+//! transaction, commits once (one fsync, `synchronous = FULL`), and only then
+//! answers every caller: an `append` is acknowledged only after the fsync that
+//! made it durable. A failed commit answers every command of the group with the
+//! error and rebuilds the writer's memory from what is on disk, so nothing
+//! leased in the failed group stays stuck.
+//!
+//! Deduplication ([`dedup`]) is checked in memory and persisted once per commit.
 //!
 //! Back-pressure: the command queue is bounded; an `append` that finds it full
 //! fails with [`StoreError::Overloaded`] at once (ingest answers 503).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+mod chunk;
+mod dedup;
+mod queues;
 mod sql;
 #[cfg(test)]
 mod tests;
 
-use self::sql::{append, claim, dead_letters, replay, settle, stats, SCHEMA};
+use self::chunk::{Chunk, ChunkCache, StoredEvent};
+use self::dedup::Dedup;
+use self::queues::{Log, Queue};
 use super::{
     now_ms, AppendReport, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle, Store,
     StoreError,
 };
+use crate::config::{DestinationConfig, Ordering};
+use crate::route::{RouteSet, Router};
 
 /// Commands that may wait for the writer before appends are refused.
 const QUEUE_CAPACITY: usize = 4_096;
@@ -41,20 +60,39 @@ const QUEUE_CAPACITY: usize = 4_096;
 /// Most commands in one transaction.
 const MAX_COMMANDS_PER_COMMIT: usize = 512;
 
-/// How often expired dedup entries are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often housekeeping (reclaiming chunks, pruning dedup keys) takes a step.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
+
+/// Most chunks (or dedup rows) deleted in one housekeeping step, so that a large
+/// prune never holds up a commit for long.
+const HOUSEKEEPING_STEP: usize = 256;
+
+/// Options of the embedded store.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// How long a `messageId` is remembered per source.
+    pub dedup_window: Duration,
+    /// How long delivered events stay in the log.
+    pub retention: Duration,
+}
+
+/// An event ready for the writer: routed and keyed on the caller's task.
+struct Prepared {
+    key: dedup::Key,
+    event: StoredEvent,
+}
 
 /// A command for the writer thread, with where to send its answer.
 enum Command {
-    Append(
-        Vec<NewEvent>,
-        oneshot::Sender<Result<AppendReport, StoreError>>,
-    ),
+    Append {
+        source: String,
+        events: Vec<Prepared>,
+        reply: oneshot::Sender<Result<AppendReport, StoreError>>,
+    },
     Claim {
         destination: String,
         max_events: usize,
         max_bytes: usize,
-        per_user_order: bool,
         now: Millis,
         reply: oneshot::Sender<Result<Vec<Job>, StoreError>>,
     },
@@ -83,6 +121,8 @@ enum Command {
 pub struct EmbeddedStore {
     /// Commands to the writer thread.
     commands: mpsc::Sender<Command>,
+    /// Decides each appended event's destinations (over the cursors' ids).
+    router: Router,
     /// Per-destination wake-ups, notified after commits that add due work.
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
@@ -99,29 +139,54 @@ pub enum OpenError {
     /// The directory could not be created.
     #[error("cannot create store directory {path}")]
     Dir {
+        /// The directory.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
     /// SQLite refused.
     #[error("cannot open store {path}")]
     Sqlite {
+        /// The database file.
         path: String,
+        /// Why.
         source: rusqlite::Error,
+    },
+    /// The file holds the layout of an older version, with work still in it.
+    #[error(
+        "{path} was written by an older Switchyard (one job row per event and destination) \
+         and still holds {jobs} queued jobs and {dead} dead letters; this version does not \
+         convert them: drain them with the previous version (or move the directory away to \
+         start empty), then start again"
+    )]
+    OldLayout {
+        /// The database file.
+        path: String,
+        /// Jobs waiting there.
+        jobs: i64,
+        /// Dead letters kept there.
+        dead: i64,
     },
 }
 
 impl EmbeddedStore {
-    /// Open (or create) the store in directory `dir`, with a dedup window.
+    /// Open (or create) the store in directory `dir`, for these destinations.
     ///
-    /// Jobs left leased by a previous process are released: at-least-once.
-    pub fn open(dir: &Path, dedup_window: Duration) -> Result<EmbeddedStore, OpenError> {
+    /// Each destination keeps its cursor across restarts (a new one starts at the
+    /// end of the log); events that were in flight are delivered again.
+    pub fn open(
+        dir: &Path,
+        options: &EmbeddedOptions,
+        destinations: &[DestinationConfig],
+    ) -> Result<EmbeddedStore, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
             path: dir.display().to_string(),
             source,
         })?;
         let file = dir.join("switchyard.sqlite3");
+        let path = file.display().to_string();
         let sqlite = |source| OpenError::Sqlite {
-            path: file.display().to_string(),
+            path: path.clone(),
             source,
         };
         let conn = Connection::open(&file).map_err(sqlite)?;
@@ -129,20 +194,52 @@ impl EmbeddedStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = OFF;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(sqlite)?;
-        conn.execute_batch(SCHEMA).map_err(sqlite)?;
-        conn.execute("UPDATE jobs SET leased = 0 WHERE leased = 1", [])
-            .map_err(sqlite)?;
+        match sql::old_layout(&conn).map_err(sqlite)? {
+            Some((jobs, dead)) if jobs > 0 || dead > 0 => {
+                return Err(OpenError::OldLayout {
+                    path: path.clone(),
+                    jobs,
+                    dead,
+                })
+            }
+            Some(_) => {
+                tracing::info!(file = %path, "store: dropping the empty tables of the old layout");
+                sql::drop_old_layout(&conn).map_err(sqlite)?;
+            }
+            None => {}
+        }
+        conn.execute_batch(sql::SCHEMA).map_err(sqlite)?;
+
+        let plan: Vec<(String, bool)> = destinations
+            .iter()
+            .map(|d| (d.name.clone(), d.ordering == Ordering::User))
+            .collect();
+        let mut writer = Writer {
+            conn,
+            dedup: Dedup::new(options.dedup_window.as_millis() as i64),
+            retention_ms: options.retention.as_millis() as i64,
+            plan,
+            queues: Vec::new(),
+            by_name: HashMap::new(),
+            by_id: HashMap::new(),
+            others_acked: Vec::new(),
+            next_seq: 1,
+            cache: ChunkCache::default(),
+            index: BTreeMap::new(),
+            wakeups: Default::default(),
+            last_housekeeping: Instant::now(),
+        };
+        writer.load().map_err(sqlite)?;
+        writer.load_dedup().map_err(sqlite)?;
+        let ids: Vec<u32> = writer.queues.iter().map(|q| q.id).collect();
+        let router = Router::new(destinations, &ids);
+        let wakeups = writer.wakeups.clone();
 
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>> = Default::default();
-        let writer = Writer {
-            conn,
-            dedup_window_ms: dedup_window.as_millis() as i64,
-            wakeups: wakeups.clone(),
-        };
         std::thread::Builder::new()
             .name("switchyard-store".into())
             .spawn(move || writer.run(rx))
@@ -152,6 +249,7 @@ impl EmbeddedStore {
             })?;
         Ok(EmbeddedStore {
             commands: tx,
+            router,
             wakeups,
         })
     }
@@ -174,9 +272,29 @@ impl EmbeddedStore {
 #[async_trait::async_trait]
 impl Store for EmbeddedStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
+        let source = events.first().map(|e| e.source.clone()).unwrap_or_default();
+        // Routing and keys are worked out here, on the caller's task, so the
+        // writer thread does no per-destination work.
+        let events = events
+            .into_iter()
+            .map(|e| Prepared {
+                key: dedup::key(&e.source, &e.message_id),
+                event: StoredEvent {
+                    routes: self.router.routes(&e.route),
+                    message_id: e.message_id,
+                    event_type: e.event_type,
+                    user_key: e.user_key,
+                    json: e.json,
+                },
+            })
+            .collect();
         let (reply, answer) = oneshot::channel();
         self.commands
-            .try_send(Command::Append(events, reply))
+            .try_send(Command::Append {
+                source,
+                events,
+                reply,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => {
@@ -193,15 +311,15 @@ impl Store for EmbeddedStore {
         destination: &str,
         max_events: usize,
         max_bytes: usize,
-        per_user_order: bool,
+        _per_user_order: bool,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
+        // Per-user ordering is the destination's own setting, known since `open`.
         let destination = destination.to_string();
         self.ask(|reply| Command::Claim {
             destination,
             max_events,
             max_bytes,
-            per_user_order,
             now,
             reply,
         })
@@ -274,26 +392,133 @@ fn notify_of(wakeups: &Mutex<HashMap<String, Arc<Notify>>>, destination: &str) -
         .clone()
 }
 
-/// The thread that owns the connection.
+/// The thread that owns the connection and every cursor.
 struct Writer {
     /// The only connection to the database.
     conn: Connection,
-    /// Dedup window, in ms.
-    dedup_window_ms: i64,
+    /// `messageId`s seen within the window.
+    dedup: Dedup,
+    /// `[store] retention`, in ms.
+    retention_ms: i64,
+    /// The configured destinations, in order: name, per-user ordering.
+    plan: Vec<(String, bool)>,
+    /// One queue per configured destination, in config order.
+    queues: Vec<Queue>,
+    /// Queue index by destination name.
+    by_name: HashMap<String, usize>,
+    /// Queue index by cursor id.
+    by_id: HashMap<u32, usize>,
+    /// Cursors of destinations no longer configured: their events are kept.
+    others_acked: Vec<i64>,
+    /// The sequence number of the next appended event.
+    next_seq: i64,
+    /// Chunks read or written lately.
+    cache: ChunkCache,
+    /// `first → last` sequence number of the chunks seen, to find a seq's chunk in the cache.
+    index: BTreeMap<i64, i64>,
     /// Who to wake after a commit.
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// When housekeeping last took a step.
+    last_housekeeping: Instant,
 }
 
-/// An answer to send once the transaction has committed.
-type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// An answer to send once the transaction has committed (`None`) or failed.
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
-fn sql(e: rusqlite::Error) -> StoreError {
+fn sql_error(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
 }
 
 impl Writer {
+    /// (Re)build the cursors and queues from what is on disk.
+    fn load(&mut self) -> rusqlite::Result<()> {
+        self.cache.clear();
+        self.index.clear();
+        self.next_seq = sql::next_seq(&self.conn)?;
+        let mut known: HashMap<String, (u32, i64)> = sql::cursors(&self.conn)?
+            .into_iter()
+            .map(|(id, name, acked)| (name, (id, acked)))
+            .collect();
+        self.queues.clear();
+        self.by_name.clear();
+        self.by_id.clear();
+        for (name, ordered) in self.plan.clone() {
+            let (id, acked) = match known.remove(&name) {
+                Some(c) => c,
+                None => {
+                    let acked = self.next_seq - 1;
+                    (sql::insert_cursor(&self.conn, &name, acked)?, acked)
+                }
+            };
+            let retries = sql::retries_of(&self.conn, id)?;
+            self.by_name.insert(name.clone(), self.queues.len());
+            self.by_id.insert(id, self.queues.len());
+            self.queues
+                .push(Queue::new(id, name, acked, ordered, retries));
+        }
+        for (name, (_, acked)) in &known {
+            tracing::warn!(
+                destination = name.as_str(),
+                "store: a destination no longer in the config still has a cursor; \
+                 the log is kept from where it stopped"
+            );
+            self.others_acked.push(*acked);
+        }
+        self.count_unread()
+    }
+
+    /// Each queue's unread events, from the chunks' route summaries (a chunk a
+    /// cursor stops inside is decoded).
+    fn count_unread(&mut self) -> rusqlite::Result<()> {
+        let Some(low) = self.queues.iter().map(|q| q.acked).min() else {
+            return Ok(());
+        };
+        for q in &mut self.queues {
+            q.unread = 0;
+        }
+        for (first, n, summary) in sql::summaries_after(&self.conn, low)? {
+            let last = first + n - 1;
+            let summary = chunk::decode_summary(&summary);
+            let mut decoded: Option<Arc<Chunk>> = None;
+            for qi in 0..self.queues.len() {
+                let (id, acked) = (self.queues[qi].id, self.queues[qi].acked);
+                if last <= acked {
+                    continue;
+                }
+                if first > acked {
+                    self.queues[qi].unread += summary
+                        .iter()
+                        .filter(|(set, _)| set.contains(id))
+                        .map(|(_, n)| u64::from(*n))
+                        .sum::<u64>();
+                    continue;
+                }
+                if decoded.is_none() {
+                    decoded = sql::chunk_holding(&self.conn, first)?;
+                }
+                if let Some(c) = &decoded {
+                    self.queues[qi].unread += c
+                        .events
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, e)| first + *i as i64 > acked && e.routes.contains(id))
+                        .count() as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn load_dedup(&mut self) -> rusqlite::Result<()> {
+        let since = now_ms() - self.dedup.window_ms() * 2;
+        for (at, keys) in sql::dedup_since(&self.conn, since)? {
+            self.dedup.add(dedup::from_bytes(&keys), at);
+        }
+        self.dedup.expire(now_ms());
+        Ok(())
+    }
+
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut last_prune = std::time::Instant::now();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_COMMANDS_PER_COMMIT {
@@ -303,136 +528,244 @@ impl Writer {
                 }
             }
             self.commit(batch);
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = std::time::Instant::now();
-                let cutoff = now_ms() - self.dedup_window_ms;
-                if let Err(e) = self
-                    .conn
-                    .execute("DELETE FROM dedup WHERE seen_at < ?1", [cutoff])
-                {
-                    tracing::warn!("store: pruning dedup entries failed: {e}");
-                }
-            }
         }
     }
 
     /// Run a batch of commands in one transaction, then answer them all.
     fn commit(&mut self, batch: Vec<Command>) {
+        let now = now_ms();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut woken: Vec<String> = Vec::new();
-        let window = self.dedup_window_ms;
-        let result = (|| -> Result<(), rusqlite::Error> {
-            let mut tx = self.conn.transaction()?;
-            for cmd in batch {
-                replies.push(run_command(&mut tx, cmd, window, &mut woken));
+        let mut woken: HashSet<usize> = HashSet::new();
+        let mut staged: Vec<dedup::Key> = Vec::new();
+        let result = self.run_batch(batch, now, &mut replies, &mut woken, &mut staged);
+        match result {
+            Ok(()) => {
+                self.dedup.add(staged, now);
+                for reply in replies {
+                    reply(None);
+                }
+                for qi in woken {
+                    notify_of(&self.wakeups, &self.queues[qi].name).notify_one();
+                }
             }
-            tx.commit()
-        })();
-        let failure = result.err().map(sql);
-        for reply in replies {
-            reply(
-                failure
-                    .as_ref()
-                    .map(|e| StoreError::Unavailable(e.to_string())),
-            );
-        }
-        if failure.is_none() {
-            woken.sort();
-            woken.dedup();
-            for d in woken {
-                notify_of(&self.wakeups, &d).notify_one();
+            Err(e) => {
+                let failure = sql_error(e);
+                tracing::warn!("store: commit failed: {failure}");
+                for reply in replies {
+                    reply(Some(&failure));
+                }
+                // Memory ran ahead of the rolled-back transaction: start again from disk.
+                if let Err(e) = self.load() {
+                    tracing::warn!("store: reloading after a failed commit failed: {e}");
+                }
+                for q in &self.queues {
+                    notify_of(&self.wakeups, &q.name).notify_one();
+                }
             }
         }
+    }
+
+    fn run_batch(
+        &mut self,
+        batch: Vec<Command>,
+        now: Millis,
+        replies: &mut Vec<Reply>,
+        woken: &mut HashSet<usize>,
+        staged: &mut Vec<dedup::Key>,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut staged_set: HashSet<dedup::Key> = HashSet::new();
+        let mut log = Log {
+            conn: &tx,
+            cache: &mut self.cache,
+            index: &mut self.index,
+            next_seq: self.next_seq,
+        };
+        for cmd in batch {
+            let reply = run_command(
+                cmd,
+                &mut log,
+                &mut self.queues,
+                &self.by_name,
+                &self.by_id,
+                &self.dedup,
+                &mut staged_set,
+                staged,
+                woken,
+                now,
+            )?;
+            replies.push(reply);
+        }
+        self.next_seq = log.next_seq;
+        if !staged.is_empty() {
+            sql::insert_dedup(&tx, now, &dedup::to_bytes(staged))?;
+        }
+        for q in &mut self.queues {
+            if q.dirty {
+                sql::set_acked(&tx, q.id, q.acked)?;
+                q.dirty = false;
+            }
+        }
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            self.last_housekeeping = Instant::now();
+            let upto = self
+                .queues
+                .iter()
+                .map(|q| q.acked)
+                .chain(self.others_acked.iter().copied())
+                .min()
+                .unwrap_or(self.next_seq - 1);
+            for first in sql::reclaim(&tx, upto, now - self.retention_ms, HOUSEKEEPING_STEP)? {
+                self.cache.remove(first);
+                self.index.remove(&first);
+            }
+            let cutoff = self.dedup.expire(now);
+            sql::prune_dedup(&tx, cutoff, HOUSEKEEPING_STEP)?;
+        }
+        tx.commit()
     }
 }
 
-/// Run one command in its own savepoint; return how to answer it after the commit.
+/// Run one command; return how to answer it after the commit. An error fails
+/// the whole transaction.
+#[allow(clippy::too_many_arguments)]
 fn run_command(
-    tx: &mut Transaction<'_>,
     cmd: Command,
-    window: i64,
-    woken: &mut Vec<String>,
-) -> Reply {
+    log: &mut Log<'_>,
+    queues: &mut [Queue],
+    by_name: &HashMap<String, usize>,
+    by_id: &HashMap<u32, usize>,
+    dedup: &Dedup,
+    staged_set: &mut HashSet<dedup::Key>,
+    staged: &mut Vec<dedup::Key>,
+    woken: &mut HashSet<usize>,
+    now: Millis,
+) -> rusqlite::Result<Reply> {
     fn answer<T: Send + 'static>(
         reply: oneshot::Sender<Result<T, StoreError>>,
-        result: Result<T, rusqlite::Error>,
+        value: T,
     ) -> Reply {
-        match result {
-            Ok(v) => Box::new(move |failure| {
-                let _ = reply.send(match failure {
-                    None => Ok(v),
-                    Some(e) => Err(e),
-                });
-            }),
-            Err(e) => Box::new(move |_| {
-                let _ = reply.send(Err(sql(e)));
-            }),
-        }
+        Box::new(move |failure| {
+            let _ = reply.send(match failure {
+                None => Ok(value),
+                Some(e) => Err(StoreError::Unavailable(match e {
+                    StoreError::Unavailable(m) => m.clone(),
+                    other => other.to_string(),
+                })),
+            });
+        })
     }
-    fn in_savepoint<T>(
-        tx: &mut Transaction<'_>,
-        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
-    ) -> Result<T, rusqlite::Error> {
-        let sp = tx.savepoint()?;
-        let value = f(&sp)?;
-        sp.commit()?;
-        Ok(value)
-    }
-    match cmd {
-        Command::Append(events, reply) => {
-            let mut dests = Vec::new();
-            let result = in_savepoint(tx, |t| append(t, &events, window, &mut dests));
-            if result.is_ok() {
-                woken.extend(dests);
+    Ok(match cmd {
+        Command::Append {
+            source,
+            events,
+            reply,
+        } => {
+            let mut report = AppendReport::default();
+            let mut kept: Vec<StoredEvent> = Vec::new();
+            for p in events {
+                if dedup.seen(p.key, now) || !staged_set.insert(p.key) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                staged.push(p.key);
+                report.stored += 1;
+                if !p.event.routes.is_empty() {
+                    kept.push(p.event);
+                }
             }
-            answer(reply, result)
+            if !kept.is_empty() {
+                let chunk = Chunk {
+                    first: log.next_seq,
+                    received_at: now,
+                    events: kept,
+                };
+                sql::insert_chunk(log.conn, &source, &chunk)?;
+                log.next_seq += chunk.events.len() as i64;
+                let mut counts: HashMap<&RouteSet, u64> = HashMap::new();
+                for e in &chunk.events {
+                    *counts.entry(&e.routes).or_default() += 1;
+                }
+                for (set, n) in counts {
+                    for id in set.ids() {
+                        if let Some(&qi) = by_id.get(&id) {
+                            queues[qi].unread += n;
+                            woken.insert(qi);
+                        }
+                    }
+                }
+                log.index.insert(chunk.first, chunk.last());
+                log.cache.put(Arc::new(chunk));
+            }
+            answer(reply, report)
         }
         Command::Claim {
             destination,
             max_events,
             max_bytes,
-            per_user_order,
             now,
             reply,
-        } => answer(
-            reply,
-            in_savepoint(tx, |t| {
-                claim(t, &destination, max_events, max_bytes, per_user_order, now)
-            }),
-        ),
-        Command::Settle(destination, outcomes, reply) => {
-            let result = in_savepoint(tx, |t| settle(t, &destination, &outcomes));
-            if result.is_ok() {
-                woken.push(destination);
-            }
-            answer(reply, result)
+        } => {
+            let jobs = match by_name.get(&destination) {
+                Some(&qi) => queues[qi].claim(log, max_events, max_bytes, now)?,
+                None => Vec::new(),
+            };
+            answer(reply, jobs)
         }
-        Command::NextDue(destination, reply) => answer(
-            reply,
-            tx.query_row(
-                "SELECT MIN(due_at) FROM jobs WHERE destination = ?1 AND leased = 0",
-                [&destination],
-                |r| r.get::<_, Option<i64>>(0),
-            ),
-        ),
-        Command::Stats(destination, reply) => answer(reply, stats(tx, &destination)),
+        Command::Settle(destination, outcomes, reply) => {
+            if let Some(&qi) = by_name.get(&destination) {
+                queues[qi].settle(log, &outcomes, now)?;
+                woken.insert(qi);
+            }
+            answer(reply, ())
+        }
+        Command::NextDue(destination, reply) => {
+            let due = by_name
+                .get(&destination)
+                .and_then(|&qi| queues[qi].next_due(now));
+            answer(reply, due)
+        }
+        Command::Stats(destination, reply) => {
+            let stats = match by_name.get(&destination) {
+                Some(&qi) => QueueStats {
+                    dead_letters: sql::dead_count(log.conn, queues[qi].id)?,
+                    ..queues[qi].stats()
+                },
+                None => QueueStats::default(),
+            };
+            answer(reply, stats)
+        }
         Command::DeadLetters {
             destination,
             since,
             until,
             reply,
-        } => answer(reply, dead_letters(tx, &destination, since, until)),
+        } => {
+            let list = match by_name.get(&destination) {
+                Some(&qi) => {
+                    sql::dead_letters(log.conn, queues[qi].id, &destination, since, until)?
+                }
+                None => Vec::new(),
+            };
+            answer(reply, list)
+        }
         Command::Replay {
             destination,
             since,
             until,
             reply,
         } => {
-            let result = in_savepoint(tx, |t| replay(t, &destination, since, until));
-            if result.is_ok() {
-                woken.push(destination);
-            }
-            answer(reply, result)
+            let moved = match by_name.get(&destination) {
+                Some(&qi) => {
+                    let moved = sql::replay(log.conn, queues[qi].id, since, until, now)?;
+                    let n = moved.len() as u64;
+                    queues[qi].replayed(moved, now);
+                    woken.insert(qi);
+                    n
+                }
+                None => 0,
+            };
+            answer(reply, moved)
         }
-    }
+    })
 }

@@ -1,291 +1,478 @@
-//! The embedded store's SQL: the schema, and one function per command, each run by
-//! the writer thread inside the command's savepoint.
+//! The embedded store's SQL: the schema, and one function per statement the
+//! writer runs. Everything here runs on the writer thread, inside its
+//! transaction.
+
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::store::{
-    now_ms, AppendReport, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
-};
+use super::chunk::{self, Chunk};
+use crate::store::{DeadLetter, Millis};
 
+/// The log, the cursors, and the rows for what is not plain progress.
 pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq         INTEGER PRIMARY KEY,
-    source      TEXT    NOT NULL,
-    message_id  TEXT    NOT NULL,
-    type        TEXT    NOT NULL,
-    user_key    TEXT,
+CREATE TABLE IF NOT EXISTS chunks (
+    first       INTEGER PRIMARY KEY,
+    n           INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    body        TEXT    NOT NULL
+    source      TEXT    NOT NULL,
+    summary     BLOB    NOT NULL,
+    body        BLOB    NOT NULL
 );
-CREATE TABLE IF NOT EXISTS jobs (
-    id               INTEGER PRIMARY KEY,
-    destination      TEXT    NOT NULL,
-    event_seq        INTEGER NOT NULL REFERENCES events(seq),
+CREATE TABLE IF NOT EXISTS cursors (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT    NOT NULL UNIQUE,
+    acked INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retries (
+    dest             INTEGER NOT NULL,
+    seq              INTEGER NOT NULL,
+    message_id       TEXT    NOT NULL,
+    type             TEXT    NOT NULL,
     user_key         TEXT,
+    received_at      INTEGER NOT NULL,
+    body             TEXT    NOT NULL,
     due_at           INTEGER NOT NULL,
-    leased           INTEGER NOT NULL DEFAULT 0,
-    attempts         INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL,
     first_attempt_at INTEGER,
-    last_attempt_at  INTEGER,
-    last_error       TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (destination, leased, due_at, id);
-CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_seq);
-CREATE INDEX IF NOT EXISTS jobs_user ON jobs (destination, user_key, id);
-CREATE TABLE IF NOT EXISTS dead_letters (
+    last_error       TEXT,
+    PRIMARY KEY (dest, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_events (
     id               INTEGER PRIMARY KEY,
-    destination      TEXT    NOT NULL,
-    event_seq        INTEGER NOT NULL REFERENCES events(seq),
+    dest             INTEGER NOT NULL,
+    seq              INTEGER NOT NULL,
+    message_id       TEXT    NOT NULL,
+    type             TEXT    NOT NULL,
+    user_key         TEXT,
+    received_at      INTEGER NOT NULL,
+    body             TEXT    NOT NULL,
     reason           TEXT    NOT NULL,
     attempts         INTEGER NOT NULL,
     first_attempt_at INTEGER NOT NULL,
     last_attempt_at  INTEGER NOT NULL,
     dead_at          INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (destination, dead_at);
-CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_seq);
-CREATE TABLE IF NOT EXISTS dedup (
-    source     TEXT    NOT NULL,
-    message_id TEXT    NOT NULL,
-    seen_at    INTEGER NOT NULL,
-    PRIMARY KEY (source, message_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_by_time ON dedup (seen_at);
+CREATE INDEX IF NOT EXISTS dead_events_by_time ON dead_events (dest, dead_at);
+CREATE TABLE IF NOT EXISTS dedup_keys (
+    id   INTEGER PRIMARY KEY,
+    at   INTEGER NOT NULL,
+    keys BLOB    NOT NULL
+);
 ";
 
-pub(super) fn append(
-    tx: &Connection,
-    events: &[NewEvent],
-    window: i64,
-    woken: &mut Vec<String>,
-) -> Result<AppendReport, rusqlite::Error> {
-    let now = now_ms();
-    let mut report = AppendReport::default();
-    let mut seen =
-        tx.prepare_cached("SELECT seen_at FROM dedup WHERE source = ?1 AND message_id = ?2")?;
-    let mut remember = tx.prepare_cached(
-        "INSERT INTO dedup (source, message_id, seen_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at",
+/// What a store of the old layout (one job row per event and destination) holds,
+/// if `conn` is one: `(jobs, dead letters)`.
+pub(super) fn old_layout(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    let has_jobs: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
+        [],
+        |r| r.get(0),
     )?;
-    let mut insert_event = tx.prepare_cached(
-        "INSERT INTO events (source, message_id, type, user_key, received_at, body)
+    if !has_jobs {
+        return Ok(None);
+    }
+    let jobs = conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?;
+    let dead = conn
+        .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+        .unwrap_or(0);
+    Ok(Some((jobs, dead)))
+}
+
+/// Drop the empty tables of the old layout.
+pub(super) fn drop_old_layout(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS events;
+         DROP TABLE IF EXISTS dead_letters; DROP TABLE IF EXISTS dedup;",
+    )
+}
+
+/// Insert a chunk.
+pub(super) fn insert_chunk(
+    conn: &Connection,
+    source: &str,
+    chunk: &Chunk,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO chunks (first, n, received_at, source, summary, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut insert_job = tx.prepare_cached(
-        "INSERT INTO jobs (destination, event_seq, user_key, due_at) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for e in events {
-        let previous: Option<i64> = seen
-            .query_row(params![e.source, e.message_id], |r| r.get(0))
-            .optional()?;
-        if previous.is_some_and(|at| now - at < window) {
-            report.duplicates += 1;
-            continue;
-        }
-        remember.execute(params![e.source, e.message_id, now])?;
-        report.stored += 1;
-        if e.destinations.is_empty() {
-            continue;
-        }
-        insert_event.execute(params![
-            e.source,
-            e.message_id,
-            e.event_type,
-            e.user_key,
-            now,
-            e.json
-        ])?;
-        let seq = tx.last_insert_rowid();
-        for d in &e.destinations {
-            insert_job.execute(params![d, seq, e.user_key, now])?;
-            woken.push(d.clone());
-        }
-    }
-    Ok(report)
-}
-
-pub(super) fn claim(
-    tx: &Connection,
-    destination: &str,
-    max_events: usize,
-    max_bytes: usize,
-    per_user_order: bool,
-    now: Millis,
-) -> Result<Vec<Job>, rusqlite::Error> {
-    // With per-user order, a job waits while an earlier job of the same user is
-    // in flight or not yet due; jobs are then taken in arrival order.
-    let sql = if per_user_order {
-        "SELECT j.id, e.message_id, e.type, e.body, j.attempts, j.first_attempt_at, e.received_at
-         FROM jobs j JOIN events e ON e.seq = j.event_seq
-         WHERE j.destination = ?1 AND j.leased = 0 AND j.due_at <= ?2
-           AND NOT EXISTS (
-               SELECT 1 FROM jobs p
-               WHERE p.destination = j.destination AND p.user_key = j.user_key AND p.id < j.id
-                 AND (p.leased = 1 OR p.due_at > ?2))
-         ORDER BY j.id LIMIT ?3"
-    } else {
-        "SELECT j.id, e.message_id, e.type, e.body, j.attempts, j.first_attempt_at, e.received_at
-         FROM jobs j JOIN events e ON e.seq = j.event_seq
-         WHERE j.destination = ?1 AND j.leased = 0 AND j.due_at <= ?2
-         ORDER BY j.due_at, j.id LIMIT ?3"
-    };
-    let mut select = tx.prepare_cached(sql)?;
-    let mut rows = select.query(params![destination, now, max_events as i64])?;
-    let mut jobs = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(row) = rows.next()? {
-        let json: String = row.get(3)?;
-        if !jobs.is_empty() && bytes + json.len() > max_bytes {
-            break;
-        }
-        bytes += json.len();
-        let attempts: u32 = row.get(4)?;
-        let first: Option<i64> = row.get(5)?;
-        jobs.push(Job {
-            id: row.get(0)?,
-            message_id: row.get(1)?,
-            event_type: row.get(2)?,
-            json,
-            attempts: attempts + 1,
-            first_attempt_at: first.unwrap_or(now),
-            queued_at: row.get(6)?,
-        });
-    }
-    let mut lease = tx.prepare_cached(
-        "UPDATE jobs SET leased = 1, attempts = attempts + 1, last_attempt_at = ?2,
-                first_attempt_at = COALESCE(first_attempt_at, ?2)
-         WHERE id = ?1",
-    )?;
-    for job in &jobs {
-        lease.execute(params![job.id, now])?;
-    }
-    Ok(jobs)
-}
-
-pub(super) fn settle(
-    tx: &Connection,
-    destination: &str,
-    outcomes: &[(JobId, Settle)],
-) -> Result<(), rusqlite::Error> {
-    let now = now_ms();
-    let mut event_of =
-        tx.prepare_cached("SELECT event_seq FROM jobs WHERE id = ?1 AND destination = ?2")?;
-    let mut delete_job = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
-    let mut retry = tx
-        .prepare_cached("UPDATE jobs SET leased = 0, due_at = ?2, last_error = ?3 WHERE id = ?1")?;
-    let mut dead = tx.prepare_cached(
-        "INSERT INTO dead_letters (destination, event_seq, reason, attempts, first_attempt_at, last_attempt_at, dead_at)
-         SELECT destination, event_seq, ?2, attempts, COALESCE(first_attempt_at, ?3), COALESCE(last_attempt_at, ?3), ?3
-         FROM jobs WHERE id = ?1",
-    )?;
-    let mut gc = tx.prepare_cached(
-        "DELETE FROM events WHERE seq = ?1
-           AND NOT EXISTS (SELECT 1 FROM jobs WHERE event_seq = ?1)
-           AND NOT EXISTS (SELECT 1 FROM dead_letters WHERE event_seq = ?1)",
-    )?;
-    for (id, outcome) in outcomes {
-        let Some(seq) = event_of
-            .query_row(params![id, destination], |r| r.get::<_, i64>(0))
-            .optional()?
-        else {
-            continue;
-        };
-        match outcome {
-            Settle::Done => {
-                delete_job.execute([id])?;
-                gc.execute([seq])?;
-            }
-            Settle::RetryAt { at, reason } => {
-                retry.execute(params![id, at, reason])?;
-            }
-            Settle::Dead { reason } => {
-                dead.execute(params![id, reason, now])?;
-                delete_job.execute([id])?;
-            }
-        }
-    }
+    )?
+    .execute(params![
+        chunk.first,
+        chunk.events.len() as i64,
+        chunk.received_at,
+        source,
+        chunk::encode_summary(&chunk.events),
+        chunk::encode_body(&chunk.events)
+    ])?;
     Ok(())
 }
 
-pub(super) fn stats(tx: &Connection, destination: &str) -> Result<QueueStats, rusqlite::Error> {
-    let (queued, in_flight) = tx.query_row(
-        "SELECT COALESCE(SUM(leased = 0), 0), COALESCE(SUM(leased = 1), 0) FROM jobs WHERE destination = ?1",
-        [destination],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-    )?;
-    let dead: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM dead_letters WHERE destination = ?1",
-        [destination],
-        |r| r.get(0),
-    )?;
-    Ok(QueueStats {
-        queued: queued as u64,
-        in_flight: in_flight as u64,
-        dead_letters: dead as u64,
-    })
+/// The chunk holding `seq`, if it is still in the log.
+pub(super) fn chunk_holding(
+    conn: &Connection,
+    seq: i64,
+) -> rusqlite::Result<Option<Arc<Chunk>>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT first, n, received_at, body FROM chunks
+             WHERE first <= ?1 ORDER BY first DESC LIMIT 1",
+        )?
+        .query_row([seq], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((first, n, received_at, body)) = row else {
+        return Ok(None);
+    };
+    if seq >= first + n {
+        return Ok(None);
+    }
+    let chunk = chunk::decode(first, received_at, &body)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(Some(Arc::new(chunk)))
 }
 
+/// The next sequence number after the log's last event, from the chunks and
+/// the cursors (which remember progress past chunks already reclaimed).
+pub(super) fn next_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    let chunks: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(first + n), 1) FROM chunks",
+        [],
+        |r| r.get(0),
+    )?;
+    let cursors: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(acked) + 1, 1) FROM cursors",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(chunks.max(cursors))
+}
+
+/// Route summaries of the chunks ending after `after`: `(first, n, summary)`.
+pub(super) fn summaries_after(
+    conn: &Connection,
+    after: i64,
+) -> rusqlite::Result<Vec<(i64, i64, Vec<u8>)>> {
+    let mut q = conn.prepare_cached(
+        "SELECT first, n, summary FROM chunks WHERE first + n - 1 > ?1 ORDER BY first",
+    )?;
+    let rows = q.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Every cursor: `(id, name, acked)`.
+pub(super) fn cursors(conn: &Connection) -> rusqlite::Result<Vec<(u32, String, i64)>> {
+    let mut q = conn.prepare_cached("SELECT id, name, acked FROM cursors ORDER BY id")?;
+    let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// A new cursor at `acked`; returns its id.
+pub(super) fn insert_cursor(conn: &Connection, name: &str, acked: i64) -> rusqlite::Result<u32> {
+    conn.execute(
+        "INSERT INTO cursors (name, acked) VALUES (?1, ?2)",
+        params![name, acked],
+    )?;
+    Ok(conn.last_insert_rowid() as u32)
+}
+
+/// Move a cursor.
+pub(super) fn set_acked(conn: &Connection, id: u32, acked: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE cursors SET acked = ?2 WHERE id = ?1")?
+        .execute(params![id, acked])?;
+    Ok(())
+}
+
+/// A retry row as the writer keeps it in memory (the body stays on disk).
+#[derive(Debug, Clone)]
+pub(super) struct RetryMeta {
+    /// Sequence number of the event.
+    pub seq: i64,
+    /// `userId` or `anonymousId`.
+    pub user_key: Option<String>,
+    /// When it is due.
+    pub due_at: Millis,
+    /// Attempts made.
+    pub attempts: u32,
+    /// First attempt, if any was made (a replayed dead letter starts afresh).
+    pub first_attempt_at: Option<Millis>,
+}
+
+/// The retry rows of a destination.
+pub(super) fn retries_of(conn: &Connection, dest: u32) -> rusqlite::Result<Vec<RetryMeta>> {
+    let mut q = conn.prepare_cached(
+        "SELECT seq, user_key, due_at, attempts, first_attempt_at FROM retries WHERE dest = ?1",
+    )?;
+    let rows = q.query_map([dest], |r| {
+        Ok(RetryMeta {
+            seq: r.get(0)?,
+            user_key: r.get(1)?,
+            due_at: r.get(2)?,
+            attempts: r.get(3)?,
+            first_attempt_at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A retried event's `(message_id, type, body, received_at)`.
+pub(super) fn retry_event(
+    conn: &Connection,
+    dest: u32,
+    seq: i64,
+) -> rusqlite::Result<Option<(String, String, String, i64)>> {
+    conn.prepare_cached(
+        "SELECT message_id, type, body, received_at FROM retries WHERE dest = ?1 AND seq = ?2",
+    )?
+    .query_row(params![dest, seq], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()
+}
+
+/// An event to copy into a retry or dead-letter row.
+pub(super) struct EventCopy<'a> {
+    pub seq: i64,
+    pub message_id: &'a str,
+    pub event_type: &'a str,
+    pub user_key: Option<&'a str>,
+    pub received_at: Millis,
+    pub body: &'a str,
+}
+
+/// A fresh event's first retry row.
+pub(super) fn insert_retry(
+    conn: &Connection,
+    dest: u32,
+    e: &EventCopy<'_>,
+    due_at: Millis,
+    attempts: u32,
+    first_attempt_at: Millis,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO retries
+           (dest, seq, message_id, type, user_key, received_at, body, due_at, attempts,
+            first_attempt_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        dest,
+        e.seq,
+        e.message_id,
+        e.event_type,
+        e.user_key,
+        e.received_at,
+        e.body,
+        due_at,
+        attempts,
+        first_attempt_at,
+        error
+    ])?;
+    Ok(())
+}
+
+/// A retry row tried again.
+pub(super) fn update_retry(
+    conn: &Connection,
+    dest: u32,
+    seq: i64,
+    due_at: Millis,
+    attempts: u32,
+    first_attempt_at: Millis,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE retries SET due_at = ?3, attempts = ?4, first_attempt_at = ?5, last_error = ?6
+         WHERE dest = ?1 AND seq = ?2",
+    )?
+    .execute(params![dest, seq, due_at, attempts, first_attempt_at, error])?;
+    Ok(())
+}
+
+/// A retry row settled for good.
+pub(super) fn delete_retry(conn: &Connection, dest: u32, seq: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM retries WHERE dest = ?1 AND seq = ?2")?
+        .execute(params![dest, seq])?;
+    Ok(())
+}
+
+/// A dead letter, copied from an event.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn insert_dead(
+    conn: &Connection,
+    dest: u32,
+    e: &EventCopy<'_>,
+    reason: &str,
+    attempts: u32,
+    first_attempt_at: Millis,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO dead_events
+           (dest, seq, message_id, type, user_key, received_at, body, reason, attempts,
+            first_attempt_at, last_attempt_at, dead_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+    )?
+    .execute(params![
+        dest,
+        e.seq,
+        e.message_id,
+        e.event_type,
+        e.user_key,
+        e.received_at,
+        e.body,
+        reason,
+        attempts,
+        first_attempt_at,
+        now
+    ])?;
+    Ok(())
+}
+
+/// A retry row moved into the dead letters.
+pub(super) fn retry_to_dead(
+    conn: &Connection,
+    dest: u32,
+    seq: i64,
+    reason: &str,
+    attempts: u32,
+    first_attempt_at: Millis,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO dead_events
+           (dest, seq, message_id, type, user_key, received_at, body, reason, attempts,
+            first_attempt_at, last_attempt_at, dead_at)
+         SELECT dest, seq, message_id, type, user_key, received_at, body, ?3, ?4, ?5, ?6, ?6
+         FROM retries WHERE dest = ?1 AND seq = ?2",
+    )?
+    .execute(params![dest, seq, reason, attempts, first_attempt_at, now])?;
+    delete_retry(conn, dest, seq)
+}
+
+/// Dead letters of a destination in `[since, until)`, oldest first.
 pub(super) fn dead_letters(
-    tx: &Connection,
-    destination: &str,
+    conn: &Connection,
+    dest: u32,
+    name: &str,
     since: Option<Millis>,
     until: Option<Millis>,
-) -> Result<Vec<DeadLetter>, rusqlite::Error> {
-    let mut q = tx.prepare_cached(
-        "SELECT d.id, d.destination, e.message_id, e.type, d.reason, d.attempts,
-                d.first_attempt_at, d.last_attempt_at, d.dead_at, e.body
-         FROM dead_letters d JOIN events e ON e.seq = d.event_seq
-         WHERE d.destination = ?1 AND d.dead_at >= ?2 AND d.dead_at < ?3
-         ORDER BY d.dead_at, d.id",
+) -> rusqlite::Result<Vec<DeadLetter>> {
+    let mut q = conn.prepare_cached(
+        "SELECT id, message_id, type, reason, attempts, first_attempt_at, last_attempt_at,
+                dead_at, body
+         FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3
+         ORDER BY dead_at, id",
     )?;
     let rows = q.query_map(
-        params![
-            destination,
-            since.unwrap_or(i64::MIN),
-            until.unwrap_or(i64::MAX)
-        ],
+        params![dest, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
         |r| {
             Ok(DeadLetter {
                 id: r.get(0)?,
-                destination: r.get(1)?,
-                message_id: r.get(2)?,
-                event_type: r.get(3)?,
-                reason: r.get(4)?,
-                attempts: r.get(5)?,
-                first_attempt_at: r.get(6)?,
-                last_attempt_at: r.get(7)?,
-                dead_at: r.get(8)?,
-                event_json: r.get(9)?,
+                destination: name.to_string(),
+                message_id: r.get(1)?,
+                event_type: r.get(2)?,
+                reason: r.get(3)?,
+                attempts: r.get(4)?,
+                first_attempt_at: r.get(5)?,
+                last_attempt_at: r.get(6)?,
+                dead_at: r.get(7)?,
+                event_json: r.get(8)?,
             })
         },
     )?;
     rows.collect()
 }
 
+/// Dead letters kept for a destination.
+pub(super) fn dead_count(conn: &Connection, dest: u32) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM dead_events WHERE dest = ?1")?
+        .query_row([dest], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+/// Move dead letters of `[since, until)` into the retry rows, due at `now`;
+/// returns the moved rows' `(seq, user_key)`.
 pub(super) fn replay(
-    tx: &Connection,
-    destination: &str,
+    conn: &Connection,
+    dest: u32,
     since: Option<Millis>,
     until: Option<Millis>,
-) -> Result<u64, rusqlite::Error> {
-    let now = now_ms();
-    let range = params![
-        destination,
-        since.unwrap_or(i64::MIN),
-        until.unwrap_or(i64::MAX),
-        now
-    ];
-    tx.execute(
-        "INSERT INTO jobs (destination, event_seq, user_key, due_at)
-         SELECT d.destination, d.event_seq, e.user_key, ?4
-         FROM dead_letters d JOIN events e ON e.seq = d.event_seq
-         WHERE d.destination = ?1 AND d.dead_at >= ?2 AND d.dead_at < ?3
-         ORDER BY d.event_seq",
+    now: Millis,
+) -> rusqlite::Result<Vec<(i64, Option<String>)>> {
+    let range = params![dest, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), now];
+    let moved = {
+        let mut q = conn.prepare_cached(
+            "SELECT seq, user_key FROM dead_events
+             WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND ?4 = ?4 ORDER BY seq",
+        )?;
+        let rows = q.query_map(range, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    conn.execute(
+        "INSERT OR REPLACE INTO retries
+           (dest, seq, message_id, type, user_key, received_at, body, due_at, attempts,
+            first_attempt_at, last_error)
+         SELECT dest, seq, message_id, type, user_key, received_at, body, ?4, 0, NULL, NULL
+         FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3",
         range,
     )?;
-    let moved = tx.execute(
-        "DELETE FROM dead_letters WHERE destination = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND ?4 = ?4",
+    conn.execute(
+        "DELETE FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND ?4 = ?4",
         range,
     )?;
-    Ok(moved as u64)
+    Ok(moved)
+}
+
+/// Delete up to `limit` chunks wholly at or below `upto` received before
+/// `before`; returns the first sequence numbers of the deleted chunks.
+pub(super) fn reclaim(
+    conn: &Connection,
+    upto: i64,
+    before: Millis,
+    limit: usize,
+) -> rusqlite::Result<Vec<i64>> {
+    let firsts = {
+        let mut q = conn.prepare_cached(
+            "SELECT first FROM chunks WHERE first + n - 1 <= ?1 AND received_at < ?2
+             ORDER BY first LIMIT ?3",
+        )?;
+        let rows = q.query_map(params![upto, before, limit as i64], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<i64>>>()?
+    };
+    let mut delete = conn.prepare_cached("DELETE FROM chunks WHERE first = ?1")?;
+    for f in &firsts {
+        delete.execute([f])?;
+    }
+    Ok(firsts)
+}
+
+/// Persist the keys of one commit.
+pub(super) fn insert_dedup(conn: &Connection, at: Millis, keys: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO dedup_keys (at, keys) VALUES (?1, ?2)")?
+        .execute(params![at, keys])?;
+    Ok(())
+}
+
+/// The persisted keys seen at or after `since`: `(at, keys)`.
+pub(super) fn dedup_since(conn: &Connection, since: Millis) -> rusqlite::Result<Vec<(i64, Vec<u8>)>> {
+    let mut q = conn.prepare_cached("SELECT at, keys FROM dedup_keys WHERE at >= ?1")?;
+    let rows = q.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Delete up to `limit` persisted key rows older than `before`.
+pub(super) fn prune_dedup(conn: &Connection, before: Millis, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM dedup_keys WHERE id IN
+           (SELECT id FROM dedup_keys WHERE at < ?1 ORDER BY id LIMIT ?2)",
+    )?
+    .execute(params![before, limit as i64])
 }

@@ -1,107 +1,169 @@
 //! The embedded store's own cases. The store contract (cursors, settle, dead letters,
-//! replay, dedup) is tested on both backends by tests/store.rs.
+//! replay, dedup, ordering) is tested on both backends by tests/store.rs.
 
 use super::*;
+use crate::config::Config;
+use crate::route::RouteKeys;
 
-fn event(id: &str, dests: &[&str]) -> NewEvent {
+fn event(id: &str, user: &str) -> NewEvent {
     NewEvent {
         source: "web".into(),
         message_id: id.into(),
         event_type: "track".into(),
-        user_key: Some("u1".into()),
+        user_key: Some(user.into()),
         json: format!(r#"{{"messageId":"{id}"}}"#),
-        destinations: dests.iter().map(|d| d.to_string()).collect(),
+        route: RouteKeys {
+            event_type: "track".into(),
+            ..RouteKeys::default()
+        },
     }
 }
 
+fn open(dir: &Path, specs: &[(&str, bool)]) -> EmbeddedStore {
+    EmbeddedStore::open(
+        dir,
+        &EmbeddedOptions {
+            dedup_window: Duration::from_secs(3600),
+            retention: Duration::ZERO,
+        },
+        &Config::plain_destinations(specs),
+    )
+    .unwrap()
+}
+
+async fn ids(store: &EmbeddedStore, dest: &str, n: usize, now: Millis) -> Vec<String> {
+    store
+        .claim(dest, n, 1 << 20, false, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.message_id)
+        .collect()
+}
+
 #[tokio::test]
-async fn leases_are_released_on_reopen() {
+async fn leases_are_released_on_reopen_and_cursors_survive_it() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
-        store.append(vec![event("a", &["x"])]).await.unwrap();
-        assert_eq!(
-            store
-                .claim("x", 10, 1 << 20, false, now_ms())
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        let store = open(dir.path(), &[("x", false)]);
+        store
+            .append(vec![event("a", "u"), event("b", "u")])
+            .await
+            .unwrap();
+        let jobs = store.claim("x", 1, 1 << 20, false, now_ms()).await.unwrap();
+        store.settle("x", vec![(jobs[0].id, Settle::Done)]).await.unwrap();
+        assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b"]);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
-    assert_eq!(
-        store
-            .claim("x", 10, 1 << 20, false, now_ms())
-            .await
-            .unwrap()
-            .len(),
-        1
+    let store = open(dir.path(), &[("x", false), ("new", false)]);
+    assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b"], "b was leased, a settled");
+    assert!(
+        ids(&store, "new", 10, now_ms()).await.is_empty(),
+        "a destination added later starts at the end of the log"
     );
 }
 
 #[tokio::test]
-async fn per_user_order_holds_a_user_behind_its_unsettled_event() {
+async fn per_user_order_puts_one_event_per_user_in_a_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
-    let mut b = event("b1", &["x"]);
-    b.user_key = Some("u2".into());
+    let store = open(dir.path(), &[("x", true)]);
     store
-        .append(vec![event("a1", &["x"]), event("a2", &["x"]), b])
+        .append(vec![event("a1", "u1"), event("a2", "u1"), event("b1", "u2")])
         .await
         .unwrap();
     let now = now_ms();
-    let first = store.claim("x", 1, 1 << 20, true, now).await.unwrap();
-    assert_eq!(first[0].message_id, "a1");
-    // a1 is in flight: a2 waits, b1 (another user) flows.
-    let next = store.claim("x", 10, 1 << 20, true, now).await.unwrap();
-    assert_eq!(
-        next.iter()
-            .map(|j| j.message_id.as_str())
-            .collect::<Vec<_>>(),
-        ["b1"]
-    );
+    let first = store.claim("x", 10, 1 << 20, true, now).await.unwrap();
+    let got: Vec<_> = first.iter().map(|j| j.message_id.as_str()).collect();
+    assert_eq!(got, ["a1", "b1"], "a2 waits behind a1, even in the same batch");
     let retry = Settle::RetryAt {
         at: now + 60_000,
         reason: "429".into(),
     };
-    store.settle("x", vec![(first[0].id, retry)]).await.unwrap();
-    assert!(
-        store
-            .claim("x", 10, 1 << 20, true, now)
-            .await
-            .unwrap()
-            .is_empty(),
-        "a2 waits behind a1's retry"
-    );
-    let later = store
-        .claim("x", 10, 1 << 20, true, now + 60_000)
+    store
+        .settle("x", vec![(first[0].id, retry), (first[1].id, Settle::Done)])
         .await
         .unwrap();
-    assert_eq!(
-        later
-            .iter()
-            .map(|j| j.message_id.as_str())
-            .collect::<Vec<_>>(),
-        ["a1", "a2"]
+    assert!(
+        ids(&store, "x", 10, now).await.is_empty(),
+        "a2 waits behind a1's retry"
     );
+    assert_eq!(store.stats("x").await.unwrap().queued, 2);
+    let later = store.claim("x", 10, 1 << 20, true, now + 60_000).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].message_id, "a1");
+    store
+        .settle("x", vec![(later[0].id, Settle::Done)])
+        .await
+        .unwrap();
+    assert_eq!(ids(&store, "x", 10, now + 60_000).await, ["a2"]);
 }
 
 #[tokio::test]
 async fn claim_respects_max_bytes_but_returns_at_least_one() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+    let store = open(dir.path(), &[("x", false)]);
     store
-        .append(vec![event("a", &["x"]), event("b", &["x"])])
+        .append(vec![event("a", "u"), event("b", "u")])
         .await
         .unwrap();
     assert_eq!(
-        store
-            .claim("x", 10, 1, false, now_ms())
-            .await
-            .unwrap()
-            .len(),
+        store.claim("x", 10, 1, false, now_ms()).await.unwrap().len(),
         1
     );
+}
+
+#[tokio::test]
+async fn delivered_chunks_are_reclaimed_and_dedup_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), &[("x", false), ("y", false)]);
+        store.append(vec![event("a", "u")]).await.unwrap();
+        for d in ["x", "y"] {
+            let jobs = store.claim(d, 10, 1 << 20, false, now_ms()).await.unwrap();
+            store
+                .settle(d, jobs.iter().map(|j| (j.id, Settle::Done)).collect())
+                .await
+                .unwrap();
+        }
+        // Housekeeping runs with a later commit.
+        tokio::time::sleep(HOUSEKEEPING_EVERY + Duration::from_millis(50)).await;
+        store.append(vec![event("b", "u")]).await.unwrap();
+    }
+    let conn = Connection::open(dir.path().join("switchyard.sqlite3")).unwrap();
+    let chunks: i64 = conn
+        .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chunks, 1, "only b's chunk is left");
+    drop(conn);
+    let store = open(dir.path(), &[("x", false), ("y", false)]);
+    let r = store
+        .append(vec![event("a", "u"), event("c", "u")])
+        .await
+        .unwrap();
+    assert_eq!((r.stored, r.duplicates), (1, 1), "a is remembered after the restart");
+    assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b", "c"]);
+    assert_eq!(store.stats("y").await.unwrap().queued, 2);
+}
+
+#[tokio::test]
+async fn an_old_layout_with_work_in_it_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join("switchyard.sqlite3")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY); INSERT INTO jobs VALUES (1);
+         CREATE TABLE dead_letters (id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    drop(conn);
+    let err = EmbeddedStore::open(
+        dir.path(),
+        &EmbeddedOptions {
+            dedup_window: Duration::from_secs(60),
+            retention: Duration::ZERO,
+        },
+        &Config::plain_destinations(&[("x", false)]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("older Switchyard") && err.contains("1 queued jobs"), "{err}");
 }

@@ -1,0 +1,463 @@
+//! Each destination's cursor over the log, with its retries and what it holds back.
+//!
+//! Where it sits: the writer thread owns one [`Queue`] per destination and runs
+//! `claim` and `settle` on it. Durable state is small: the cursor's `acked`
+//! (every event at or below it is settled for this destination), the retry
+//! rows and the dead letters. What is in flight or held back for ordering
+//! lives only here: after a restart the cursor starts again at `acked`, and
+//! those events are delivered again (at-least-once).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::chunk::{Chunk, ChunkCache};
+use super::sql::{self, EventCopy, RetryMeta};
+use crate::store::{Job, JobId, Millis, QueueStats, Settle};
+
+/// Most events an ordered destination holds back behind their users' earlier
+/// events before its cursor stops reading ahead (other users then wait too).
+const MAX_HELD: usize = 100_000;
+
+/// Most events a claim skips (routed elsewhere) before it answers with what it has.
+const MAX_SKIP: usize = 50_000;
+
+/// Reads events of the log by sequence number, through the shared cache.
+pub(super) struct Log<'a> {
+    /// The writer's connection (inside its transaction).
+    pub conn: &'a Connection,
+    /// Chunks read or written lately.
+    pub cache: &'a mut ChunkCache,
+    /// Chunk starts by sequence range, for the cache: `first` of the chunk holding a seq.
+    pub index: &'a mut BTreeMap<i64, i64>,
+    /// The next sequence number to be written.
+    pub next_seq: i64,
+}
+
+impl Log<'_> {
+    /// The chunk holding `seq`.
+    fn chunk(&mut self, seq: i64) -> rusqlite::Result<Option<Arc<Chunk>>> {
+        if let Some((&first, &last)) = self.index.range(..=seq).next_back() {
+            if seq <= last {
+                if let Some(c) = self.cache.get(first) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        let chunk = sql::chunk_holding(self.conn, seq)?;
+        if let Some(c) = &chunk {
+            self.index.insert(c.first, c.last());
+            self.cache.put(c.clone());
+        }
+        Ok(chunk)
+    }
+}
+
+/// A fresh event claimed and not yet settled.
+#[derive(Debug, Clone)]
+struct Lease {
+    /// Its user, for ordering.
+    user: Option<String>,
+    /// Attempts so far, this one included.
+    attempts: u32,
+    /// First attempt.
+    first_attempt_at: Millis,
+}
+
+/// One destination's queue.
+#[derive(Debug)]
+pub(super) struct Queue {
+    /// Stable id: its bit in route sets and its key in the tables.
+    pub id: u32,
+    /// Destination name.
+    pub name: String,
+    /// Every event at or below this is settled here (persisted).
+    pub acked: i64,
+    /// `acked` changed since it was last written.
+    pub dirty: bool,
+    /// The cursor: events up to here were read (claimed, held, skipped or settled).
+    scanned: i64,
+    /// Fresh events claimed, by sequence number.
+    in_flight: BTreeMap<i64, Lease>,
+    /// Retry rows claimed: sequence number → lease.
+    retry_leased: HashMap<i64, Lease>,
+    /// Retry rows waiting: `(due, seq)`.
+    retry_due: BTreeSet<(Millis, i64)>,
+    /// Every retry row: sequence number → what is kept in memory of it.
+    retries: HashMap<i64, RetryMeta>,
+    /// Ordered destinations: events read but waiting behind their user's earlier event.
+    held: BTreeMap<i64, String>,
+    /// Ordered destinations: each user's outstanding events (in flight, retrying, held).
+    users: Option<HashMap<String, BTreeSet<i64>>>,
+    /// Events routed here after `scanned` (the unread part of the queue).
+    pub unread: u64,
+}
+
+impl Queue {
+    /// A queue at `acked` with its retry rows; `ordered` for per-user ordering.
+    pub fn new(id: u32, name: String, acked: i64, ordered: bool, retries: Vec<RetryMeta>) -> Queue {
+        let mut q = Queue {
+            id,
+            name,
+            acked,
+            dirty: false,
+            scanned: acked,
+            in_flight: BTreeMap::new(),
+            retry_leased: HashMap::new(),
+            retry_due: BTreeSet::new(),
+            retries: HashMap::new(),
+            held: BTreeMap::new(),
+            users: ordered.then(HashMap::new),
+            unread: 0,
+        };
+        for r in retries {
+            q.add_retry(r);
+        }
+        q
+    }
+
+    fn add_retry(&mut self, r: RetryMeta) {
+        self.retry_due.insert((r.due_at, r.seq));
+        if let (Some(users), Some(u)) = (&mut self.users, &r.user_key) {
+            users.entry(u.clone()).or_default().insert(r.seq);
+        }
+        self.retries.insert(r.seq, r);
+    }
+
+    /// Whether `seq` is the earliest outstanding event of `user` (always true unordered).
+    fn first_of(&self, user: Option<&str>, seq: i64) -> bool {
+        match (&self.users, user) {
+            (Some(users), Some(u)) => users.get(u).and_then(|s| s.first()) == Some(&seq),
+            _ => true,
+        }
+    }
+
+    fn forget_user_event(&mut self, user: Option<&str>, seq: i64) {
+        if let (Some(users), Some(u)) = (&mut self.users, user) {
+            if let Some(set) = users.get_mut(u) {
+                set.remove(&seq);
+                if set.is_empty() {
+                    users.remove(u);
+                }
+            }
+        }
+    }
+
+    /// Lease up to `max_events` (and `max_bytes`, at least one) due events: retries
+    /// first, then events held back for ordering, then the log after the cursor.
+    pub fn claim(
+        &mut self,
+        log: &mut Log<'_>,
+        max_events: usize,
+        max_bytes: usize,
+        now: Millis,
+    ) -> rusqlite::Result<Vec<Job>> {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut bytes = 0usize;
+        let ordered = self.users.is_some();
+        let mut in_batch: HashSet<String> = HashSet::new();
+        let fits = |jobs: &Vec<Job>, bytes: usize, len: usize| jobs.is_empty() || bytes + len <= max_bytes;
+
+        // 1. Retries that are due.
+        let due: Vec<(Millis, i64)> = self.retry_due.range(..=(now, i64::MAX)).copied().collect();
+        for (at, seq) in due {
+            if jobs.len() >= max_events {
+                return Ok(jobs);
+            }
+            let meta = self.retries[&seq].clone();
+            let user = meta.user_key.as_deref();
+            if ordered
+                && (!self.first_of(user, seq) || user.is_some_and(|u| in_batch.contains(u)))
+            {
+                continue;
+            }
+            let Some((message_id, event_type, json, received_at)) =
+                sql::retry_event(log.conn, self.id, seq)?
+            else {
+                continue;
+            };
+            if !fits(&jobs, bytes, json.len()) {
+                return Ok(jobs);
+            }
+            bytes += json.len();
+            self.retry_due.remove(&(at, seq));
+            let lease = Lease {
+                user: meta.user_key.clone(),
+                attempts: meta.attempts + 1,
+                first_attempt_at: meta.first_attempt_at.unwrap_or(now),
+            };
+            if let Some(u) = &lease.user {
+                in_batch.insert(u.clone());
+            }
+            jobs.push(Job {
+                id: seq,
+                message_id,
+                event_type,
+                json,
+                attempts: lease.attempts,
+                first_attempt_at: lease.first_attempt_at,
+                queued_at: received_at,
+            });
+            self.retry_leased.insert(seq, lease);
+        }
+
+        // 2. Events held back behind their user, now first in line.
+        if ordered {
+            let held: Vec<(i64, String)> =
+                self.held.iter().map(|(s, u)| (*s, u.clone())).collect();
+            for (seq, user) in held {
+                if jobs.len() >= max_events {
+                    return Ok(jobs);
+                }
+                if !self.first_of(Some(&user), seq) || in_batch.contains(&user) {
+                    continue;
+                }
+                let Some(chunk) = log.chunk(seq)? else {
+                    self.held.remove(&seq);
+                    continue;
+                };
+                let e = chunk.get(seq).expect("chunk holds seq");
+                if !fits(&jobs, bytes, e.json.len()) {
+                    return Ok(jobs);
+                }
+                bytes += e.json.len();
+                self.held.remove(&seq);
+                in_batch.insert(user.clone());
+                jobs.push(fresh_job(seq, &chunk, now));
+                self.in_flight.insert(
+                    seq,
+                    Lease {
+                        user: Some(user),
+                        attempts: 1,
+                        first_attempt_at: now,
+                    },
+                );
+            }
+        }
+
+        // 3. The log after the cursor.
+        let mut skipped = 0usize;
+        while jobs.len() < max_events && self.scanned + 1 < log.next_seq {
+            if ordered && self.held.len() >= MAX_HELD {
+                break;
+            }
+            let seq = self.scanned + 1;
+            let Some(chunk) = log.chunk(seq)? else {
+                // Reclaimed (cannot happen above `acked`): move on.
+                self.scanned = seq;
+                continue;
+            };
+            let e = chunk.get(seq).expect("chunk holds seq");
+            if !e.routes.contains(self.id) {
+                self.scanned = seq;
+                skipped += 1;
+                if skipped >= MAX_SKIP {
+                    break;
+                }
+                continue;
+            }
+            let user = e.user_key.clone();
+            if let (Some(users), Some(u)) = (&mut self.users, &user) {
+                let earlier = users.get(u).is_some_and(|s| !s.is_empty());
+                if earlier || in_batch.contains(u) {
+                    users.entry(u.clone()).or_default().insert(seq);
+                    self.held.insert(seq, u.clone());
+                    self.scanned = seq;
+                    self.unread = self.unread.saturating_sub(1);
+                    continue;
+                }
+            }
+            if !fits(&jobs, bytes, e.json.len()) {
+                break;
+            }
+            bytes += e.json.len();
+            if let (Some(users), Some(u)) = (&mut self.users, &user) {
+                users.entry(u.clone()).or_default().insert(seq);
+                in_batch.insert(u.clone());
+            }
+            jobs.push(fresh_job(seq, &chunk, now));
+            self.in_flight.insert(
+                seq,
+                Lease {
+                    user,
+                    attempts: 1,
+                    first_attempt_at: now,
+                },
+            );
+            self.scanned = seq;
+            self.unread = self.unread.saturating_sub(1);
+        }
+        self.advance();
+        Ok(jobs)
+    }
+
+    /// Settle claimed jobs; a job this queue does not hold (settled already, or
+    /// from before a reset) is ignored.
+    pub fn settle(
+        &mut self,
+        log: &mut Log<'_>,
+        outcomes: &[(JobId, Settle)],
+        now: Millis,
+    ) -> rusqlite::Result<()> {
+        for (seq, outcome) in outcomes {
+            let seq = *seq;
+            if let Some(lease) = self.in_flight.remove(&seq) {
+                let user = lease.user.as_deref();
+                match outcome {
+                    Settle::Done => self.forget_user_event(user, seq),
+                    Settle::RetryAt { at, reason } => {
+                        let chunk = log.chunk(seq)?.expect("an unsettled event is in the log");
+                        let e = chunk.get(seq).expect("chunk holds seq");
+                        sql::insert_retry(
+                            log.conn,
+                            self.id,
+                            &copy(seq, &chunk),
+                            *at,
+                            lease.attempts,
+                            lease.first_attempt_at,
+                            reason,
+                        )?;
+                        // Still outstanding for its user: stays in `users`.
+                        self.add_retry(RetryMeta {
+                            seq,
+                            user_key: e.user_key.clone(),
+                            due_at: *at,
+                            attempts: lease.attempts,
+                            first_attempt_at: Some(lease.first_attempt_at),
+                        });
+                    }
+                    Settle::Dead { reason } => {
+                        let chunk = log.chunk(seq)?.expect("an unsettled event is in the log");
+                        sql::insert_dead(
+                            log.conn,
+                            self.id,
+                            &copy(seq, &chunk),
+                            reason,
+                            lease.attempts,
+                            lease.first_attempt_at,
+                            now,
+                        )?;
+                        self.forget_user_event(user, seq);
+                    }
+                }
+            } else if let Some(lease) = self.retry_leased.remove(&seq) {
+                let user = lease.user.as_deref();
+                match outcome {
+                    Settle::Done => {
+                        sql::delete_retry(log.conn, self.id, seq)?;
+                        self.retries.remove(&seq);
+                        self.forget_user_event(user, seq);
+                    }
+                    Settle::RetryAt { at, reason } => {
+                        sql::update_retry(
+                            log.conn,
+                            self.id,
+                            seq,
+                            *at,
+                            lease.attempts,
+                            lease.first_attempt_at,
+                            reason,
+                        )?;
+                        if let Some(meta) = self.retries.get_mut(&seq) {
+                            meta.due_at = *at;
+                            meta.attempts = lease.attempts;
+                            meta.first_attempt_at = Some(lease.first_attempt_at);
+                        }
+                        self.retry_due.insert((*at, seq));
+                    }
+                    Settle::Dead { reason } => {
+                        sql::retry_to_dead(
+                            log.conn,
+                            self.id,
+                            seq,
+                            reason,
+                            lease.attempts,
+                            lease.first_attempt_at,
+                            now,
+                        )?;
+                        self.retries.remove(&seq);
+                        self.forget_user_event(user, seq);
+                    }
+                }
+            }
+        }
+        self.advance();
+        Ok(())
+    }
+
+    /// Dead letters moved back into the queue (as retry rows due now).
+    pub fn replayed(&mut self, moved: Vec<(i64, Option<String>)>, now: Millis) {
+        for (seq, user_key) in moved {
+            self.add_retry(RetryMeta {
+                seq,
+                user_key,
+                due_at: now,
+                attempts: 0,
+                first_attempt_at: None,
+            });
+        }
+    }
+
+    /// Move `acked` up to just below the earliest event still held here.
+    fn advance(&mut self) {
+        let earliest = [
+            self.in_flight.keys().next().copied(),
+            self.held.keys().next().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let acked = earliest.map_or(self.scanned, |s| s - 1);
+        if acked > self.acked {
+            self.acked = acked;
+            self.dirty = true;
+        }
+    }
+
+    /// When the next retry is due; `now` when unread or claimable work waits.
+    pub fn next_due(&self, now: Millis) -> Option<Millis> {
+        let held_ready = self
+            .held
+            .iter()
+            .any(|(s, u)| self.first_of(Some(u.as_str()), *s));
+        if self.unread > 0 || held_ready {
+            return Some(now);
+        }
+        self.retry_due.first().map(|(at, _)| *at)
+    }
+
+    /// Counts for the admin API (dead letters filled in by the caller).
+    pub fn stats(&self) -> QueueStats {
+        QueueStats {
+            queued: self.unread + self.held.len() as u64 + self.retry_due.len() as u64,
+            in_flight: (self.in_flight.len() + self.retry_leased.len()) as u64,
+            dead_letters: 0,
+        }
+    }
+}
+
+fn fresh_job(seq: i64, chunk: &Chunk, now: Millis) -> Job {
+    let e = chunk.get(seq).expect("chunk holds seq");
+    Job {
+        id: seq,
+        message_id: e.message_id.clone(),
+        event_type: e.event_type.clone(),
+        json: e.json.clone(),
+        attempts: 1,
+        first_attempt_at: now,
+        queued_at: chunk.received_at,
+    }
+}
+
+fn copy(seq: i64, chunk: &Chunk) -> EventCopy<'_> {
+    let e = chunk.get(seq).expect("chunk holds seq");
+    EventCopy {
+        seq,
+        message_id: &e.message_id,
+        event_type: &e.event_type,
+        user_key: e.user_key.as_deref(),
+        received_at: chunk.received_at,
+        body: &e.json,
+    }
+}
