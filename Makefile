@@ -15,7 +15,7 @@ FOREIGN_DESTINATIONS := slack amplitude
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave
 
-.PHONY: all setup nats-server build destinations test-guests run test lint fmt bench bench-quick clean-data help
+.PHONY: all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
 all: build
 
@@ -67,11 +67,15 @@ lint: setup
 	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
 
 ## Benchmarks (not tests): Switchyard and its baselines side by side; see BENCHMARKS.md.
-bench: build nats-server
+## wrk (Debian package): the ingest scenarios' load generator.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench: build nats-server wrk
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --out bench/results
 
-bench-quick: build nats-server
+bench-quick: build nats-server wrk
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --quick --out bench/results/quick
 

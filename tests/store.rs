@@ -215,7 +215,10 @@ async fn ordering_conformance(store: Arc<dyn Store>) {
         let mut in_batch = std::collections::HashSet::new();
         for j in &batch {
             let user = j.message_id.split('-').next().unwrap().to_string();
-            assert!(in_batch.insert(user), "two events of one user in a batch: {batch:?}");
+            assert!(
+                in_batch.insert(user),
+                "two events of one user in a batch: {batch:?}"
+            );
         }
         // The destination delivers all but the first event of each batch the first
         // time it sees it, and retries that one shortly.
@@ -225,7 +228,13 @@ async fn ordering_conformance(store: Arc<dyn Store>) {
             .map(|(i, j)| {
                 if i == 0 && failed_once.insert(j.message_id.clone()) {
                     let at = now_ms() + 150;
-                    (j.id, Settle::RetryAt { at, reason: "partial".into() })
+                    (
+                        j.id,
+                        Settle::RetryAt {
+                            at,
+                            reason: "partial".into(),
+                        },
+                    )
                 } else {
                     delivered.push(j.message_id.clone());
                     (j.id, Settle::Done)

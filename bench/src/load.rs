@@ -24,10 +24,6 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
-    /// Requests per second.
-    pub fn rps(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64()
-    }
     /// Events per second.
     pub fn eps(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()

@@ -9,11 +9,13 @@
 
 mod baseline;
 mod events;
+mod least_durable;
 mod load;
 mod procs;
 mod receiver;
 mod report;
 mod scenarios;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,7 +36,8 @@ enum Command {
         /// Shorter runs (the whole suite in under 2 minutes).
         #[arg(long)]
         quick: bool,
-        /// Only these scenarios (ingest, dispatch, e2e, fleet, isolation, hotswap, stores).
+        /// Only these scenarios (ingest, fanout, drain, log, dispatch, e2e, fleet,
+        /// isolation, hotswap, stores).
         #[arg(long)]
         only: Vec<String>,
         /// Where results go.
@@ -45,6 +48,14 @@ enum Command {
     BareServer {
         #[arg(long)]
         port: u16,
+    },
+    /// Baseline: the least durable ingest (parse, stamp, re-serialise, append, fdatasync per group).
+    LeastDurable {
+        #[arg(long)]
+        port: u16,
+        /// Where the log file goes.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Baseline: one destination as a native service (POST a JSON array; it signs and forwards).
     NativeDestination {
@@ -95,6 +106,7 @@ fn main() -> anyhow::Result<()> {
                 scenarios::run_all(scale, &only, &out).await
             }
             Command::BareServer { port } => baseline::bare_server(port).await,
+            Command::LeastDurable { port, dir } => least_durable::serve(port, dir).await,
             Command::NativeDestination {
                 port,
                 target,

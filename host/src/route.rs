@@ -280,7 +280,10 @@ mod tests {
             names(&r, json!({"type":"track","event":"Order Completed"})),
             ["hooks", "orders"]
         );
-        assert_eq!(names(&r, json!({"type":"track","event":"Viewed"})), ["hooks"]);
+        assert_eq!(
+            names(&r, json!({"type":"track","event":"Viewed"})),
+            ["hooks"]
+        );
         assert_eq!(names(&r, json!({"type":"identify"})), ["hooks", "people"]);
     }
 

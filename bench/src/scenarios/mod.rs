@@ -1,11 +1,14 @@
 //! The scenarios; each returns its JSON result.
 
 mod dispatch;
+mod drain;
 mod e2e;
+mod fanout;
 mod fleet;
 mod hotswap;
 mod ingest;
 mod isolation;
+mod log;
 mod nats;
 
 use std::path::Path;
@@ -17,6 +20,15 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if want("ingest") {
         crate::report::write(out, "ingest", scale.quick, ingest::run(scale).await?)?;
+    }
+    if want("fanout") {
+        crate::report::write(out, "fanout", scale.quick, fanout::run(scale).await?)?;
+    }
+    if want("drain") {
+        crate::report::write(out, "drain", scale.quick, drain::run(scale).await?)?;
+    }
+    if want("log") {
+        crate::report::write(out, "log", scale.quick, log::run(scale).await?)?;
     }
     if want("dispatch") {
         crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;
@@ -50,4 +62,17 @@ pub async fn admin_post(port: u16, path: &str) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
     Ok(())
+}
+
+/// GET an admin path (JSON).
+pub async fn admin_get(port: u16, path: &str) -> anyhow::Result<serde_json::Value> {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth("bench")
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+    Ok(r.json().await?)
 }

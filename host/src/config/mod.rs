@@ -327,8 +327,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     if !retention.is_zero() && matches!(kind, StoreKind::Nats(_)) {
         return Err((
             "store.retention".into(),
-            "is kept by the embedded store only; on NATS, set the stream's limits instead"
-                .into(),
+            "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
         ));
     }
 

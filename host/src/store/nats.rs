@@ -216,13 +216,7 @@ impl NatsStore {
         let ordered = self.ordered.contains(destination);
         let specs: Vec<(String, String, i64)> = if ordered {
             (0..PARTITIONS)
-                .map(|p| {
-                    (
-                        format!("dest-{destination}-p{p}"),
-                        format!("sy.ev.{p}"),
-                        1,
-                    )
-                })
+                .map(|p| (format!("dest-{destination}-p{p}"), format!("sy.ev.{p}"), 1))
                 .collect()
         } else {
             vec![(

@@ -641,10 +641,7 @@ fn run_command(
     woken: &mut HashSet<usize>,
     now: Millis,
 ) -> rusqlite::Result<Reply> {
-    fn answer<T: Send + 'static>(
-        reply: oneshot::Sender<Result<T, StoreError>>,
-        value: T,
-    ) -> Reply {
+    fn answer<T: Send + 'static>(reply: oneshot::Sender<Result<T, StoreError>>, value: T) -> Reply {
         Box::new(move |failure| {
             let _ = reply.send(match failure {
                 None => Ok(value),

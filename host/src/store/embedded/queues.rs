@@ -157,7 +157,8 @@ impl Queue {
         let mut bytes = 0usize;
         let ordered = self.users.is_some();
         let mut in_batch: HashSet<String> = HashSet::new();
-        let fits = |jobs: &Vec<Job>, bytes: usize, len: usize| jobs.is_empty() || bytes + len <= max_bytes;
+        let fits =
+            |jobs: &Vec<Job>, bytes: usize, len: usize| jobs.is_empty() || bytes + len <= max_bytes;
 
         // 1. Retries that are due.
         let due: Vec<(Millis, i64)> = self.retry_due.range(..=(now, i64::MAX)).copied().collect();
@@ -167,8 +168,7 @@ impl Queue {
             }
             let meta = self.retries[&seq].clone();
             let user = meta.user_key.as_deref();
-            if ordered
-                && (!self.first_of(user, seq) || user.is_some_and(|u| in_batch.contains(u)))
+            if ordered && (!self.first_of(user, seq) || user.is_some_and(|u| in_batch.contains(u)))
             {
                 continue;
             }
@@ -204,8 +204,7 @@ impl Queue {
 
         // 2. Events held back behind their user, now first in line.
         if ordered {
-            let held: Vec<(i64, String)> =
-                self.held.iter().map(|(s, u)| (*s, u.clone())).collect();
+            let held: Vec<(i64, String)> = self.held.iter().map(|(s, u)| (*s, u.clone())).collect();
             for (seq, user) in held {
                 if jobs.len() >= max_events {
                     return Ok(jobs);

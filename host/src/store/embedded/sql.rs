@@ -88,11 +88,7 @@ pub(super) fn drop_old_layout(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Insert a chunk.
-pub(super) fn insert_chunk(
-    conn: &Connection,
-    source: &str,
-    chunk: &Chunk,
-) -> rusqlite::Result<()> {
+pub(super) fn insert_chunk(conn: &Connection, source: &str, chunk: &Chunk) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO chunks (first, n, received_at, source, summary, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -109,10 +105,7 @@ pub(super) fn insert_chunk(
 }
 
 /// The chunk holding `seq`, if it is still in the log.
-pub(super) fn chunk_holding(
-    conn: &Connection,
-    seq: i64,
-) -> rusqlite::Result<Option<Arc<Chunk>>> {
+pub(super) fn chunk_holding(conn: &Connection, seq: i64) -> rusqlite::Result<Option<Arc<Chunk>>> {
     let row = conn
         .prepare_cached(
             "SELECT first, n, received_at, body FROM chunks
@@ -141,16 +134,14 @@ pub(super) fn chunk_holding(
 /// The next sequence number after the log's last event, from the chunks and
 /// the cursors (which remember progress past chunks already reclaimed).
 pub(super) fn next_seq(conn: &Connection) -> rusqlite::Result<i64> {
-    let chunks: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(first + n), 1) FROM chunks",
-        [],
-        |r| r.get(0),
-    )?;
-    let cursors: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(acked) + 1, 1) FROM cursors",
-        [],
-        |r| r.get(0),
-    )?;
+    let chunks: i64 =
+        conn.query_row("SELECT COALESCE(MAX(first + n), 1) FROM chunks", [], |r| {
+            r.get(0)
+        })?;
+    let cursors: i64 =
+        conn.query_row("SELECT COALESCE(MAX(acked) + 1, 1) FROM cursors", [], |r| {
+            r.get(0)
+        })?;
     Ok(chunks.max(cursors))
 }
 
@@ -292,7 +283,14 @@ pub(super) fn update_retry(
         "UPDATE retries SET due_at = ?3, attempts = ?4, first_attempt_at = ?5, last_error = ?6
          WHERE dest = ?1 AND seq = ?2",
     )?
-    .execute(params![dest, seq, due_at, attempts, first_attempt_at, error])?;
+    .execute(params![
+        dest,
+        seq,
+        due_at,
+        attempts,
+        first_attempt_at,
+        error
+    ])?;
     Ok(())
 }
 
@@ -407,7 +405,12 @@ pub(super) fn replay(
     until: Option<Millis>,
     now: Millis,
 ) -> rusqlite::Result<Vec<(i64, Option<String>)>> {
-    let range = params![dest, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), now];
+    let range = params![
+        dest,
+        since.unwrap_or(i64::MIN),
+        until.unwrap_or(i64::MAX),
+        now
+    ];
     let moved = {
         let mut q = conn.prepare_cached(
             "SELECT seq, user_key FROM dead_events
@@ -462,14 +465,21 @@ pub(super) fn insert_dedup(conn: &Connection, at: Millis, keys: &[u8]) -> rusqli
 }
 
 /// The persisted keys seen at or after `since`: `(at, keys)`.
-pub(super) fn dedup_since(conn: &Connection, since: Millis) -> rusqlite::Result<Vec<(i64, Vec<u8>)>> {
+pub(super) fn dedup_since(
+    conn: &Connection,
+    since: Millis,
+) -> rusqlite::Result<Vec<(i64, Vec<u8>)>> {
     let mut q = conn.prepare_cached("SELECT at, keys FROM dedup_keys WHERE at >= ?1")?;
     let rows = q.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
 /// Delete up to `limit` persisted key rows older than `before`.
-pub(super) fn prune_dedup(conn: &Connection, before: Millis, limit: usize) -> rusqlite::Result<usize> {
+pub(super) fn prune_dedup(
+    conn: &Connection,
+    before: Millis,
+    limit: usize,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "DELETE FROM dedup_keys WHERE id IN
            (SELECT id FROM dedup_keys WHERE at < ?1 ORDER BY id LIMIT ?2)",

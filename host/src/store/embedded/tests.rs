@@ -51,12 +51,19 @@ async fn leases_are_released_on_reopen_and_cursors_survive_it() {
             .await
             .unwrap();
         let jobs = store.claim("x", 1, 1 << 20, false, now_ms()).await.unwrap();
-        store.settle("x", vec![(jobs[0].id, Settle::Done)]).await.unwrap();
+        store
+            .settle("x", vec![(jobs[0].id, Settle::Done)])
+            .await
+            .unwrap();
         assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b"]);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let store = open(dir.path(), &[("x", false), ("new", false)]);
-    assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b"], "b was leased, a settled");
+    assert_eq!(
+        ids(&store, "x", 10, now_ms()).await,
+        ["b"],
+        "b was leased, a settled"
+    );
     assert!(
         ids(&store, "new", 10, now_ms()).await.is_empty(),
         "a destination added later starts at the end of the log"
@@ -68,13 +75,21 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), &[("x", true)]);
     store
-        .append(vec![event("a1", "u1"), event("a2", "u1"), event("b1", "u2")])
+        .append(vec![
+            event("a1", "u1"),
+            event("a2", "u1"),
+            event("b1", "u2"),
+        ])
         .await
         .unwrap();
     let now = now_ms();
     let first = store.claim("x", 10, 1 << 20, true, now).await.unwrap();
     let got: Vec<_> = first.iter().map(|j| j.message_id.as_str()).collect();
-    assert_eq!(got, ["a1", "b1"], "a2 waits behind a1, even in the same batch");
+    assert_eq!(
+        got,
+        ["a1", "b1"],
+        "a2 waits behind a1, even in the same batch"
+    );
     let retry = Settle::RetryAt {
         at: now + 60_000,
         reason: "429".into(),
@@ -88,7 +103,10 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
         "a2 waits behind a1's retry"
     );
     assert_eq!(store.stats("x").await.unwrap().queued, 2);
-    let later = store.claim("x", 10, 1 << 20, true, now + 60_000).await.unwrap();
+    let later = store
+        .claim("x", 10, 1 << 20, true, now + 60_000)
+        .await
+        .unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].message_id, "a1");
     store
@@ -107,7 +125,11 @@ async fn claim_respects_max_bytes_but_returns_at_least_one() {
         .await
         .unwrap();
     assert_eq!(
-        store.claim("x", 10, 1, false, now_ms()).await.unwrap().len(),
+        store
+            .claim("x", 10, 1, false, now_ms())
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -140,7 +162,11 @@ async fn delivered_chunks_are_reclaimed_and_dedup_survives_a_restart() {
         .append(vec![event("a", "u"), event("c", "u")])
         .await
         .unwrap();
-    assert_eq!((r.stored, r.duplicates), (1, 1), "a is remembered after the restart");
+    assert_eq!(
+        (r.stored, r.duplicates),
+        (1, 1),
+        "a is remembered after the restart"
+    );
     assert_eq!(ids(&store, "x", 10, now_ms()).await, ["b", "c"]);
     assert_eq!(store.stats("y").await.unwrap().queued, 2);
 }
@@ -165,5 +191,8 @@ async fn an_old_layout_with_work_in_it_is_refused_with_what_to_do() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("older Switchyard") && err.contains("1 queued jobs"), "{err}");
+    assert!(
+        err.contains("older Switchyard") && err.contains("1 queued jobs"),
+        "{err}"
+    );
 }
