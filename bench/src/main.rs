@@ -36,8 +36,8 @@ enum Command {
         /// Shorter runs (the whole suite in under 2 minutes).
         #[arg(long)]
         quick: bool,
-        /// Only these scenarios (ingest, fanout, drain, log, dispatch, e2e, fleet,
-        /// isolation, hotswap, stores).
+        /// Only these scenarios (ingest, fanout, drain, log, candidates, dispatch, e2e,
+        /// fleet, isolation, hotswap, stores).
         #[arg(long)]
         only: Vec<String>,
         /// Where results go.

@@ -1,5 +1,6 @@
 //! The scenarios; each returns its JSON result.
 
+mod candidates;
 mod dispatch;
 mod drain;
 mod e2e;
@@ -29,6 +30,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("log") {
         crate::report::write(out, "log", scale.quick, log::run(scale).await?)?;
+    }
+    if want("candidates") {
+        crate::report::write(out, "candidates", scale.quick, candidates::run(scale).await?)?;
     }
     if want("dispatch") {
         crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;
