@@ -128,3 +128,35 @@ settings = { url = "http://127.0.0.1:9999/hook", secret = "s" }
         );
     }
 }
+
+#[test]
+fn try_refuses_what_ingest_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    let event = dir.path().join("event.json");
+    std::fs::write(&settings, r#"{"url": "http://127.0.0.1:9/hook"}"#).unwrap();
+    for (body, needle) in [
+        (
+            r#"{"batch": [{"type": "track", "userId": "u", "event": "E"}], "context": "web"}"#,
+            "`context` must be an object",
+        ),
+        (r#"[{"type": "track", "event": "E"}]"#, "event 0: `userId`"),
+    ] {
+        std::fs::write(&event, body).unwrap();
+        let out = Command::new(switchyard_bin())
+            .arg("try")
+            .arg(destination_component("webhook"))
+            .arg("--settings")
+            .arg(&settings)
+            .arg("--event")
+            .arg(&event)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{body}");
+        assert!(
+            stderr.contains("event.json") && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+}
