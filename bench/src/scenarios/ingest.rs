@@ -3,9 +3,11 @@
 //! Ingest ceiling: durable ingest of 100-event batches vs a bare axum handler.
 
 use serde_json::{json, Value};
+use switchyard_e2e::binary::wait_up;
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
 
 use crate::load::{closed_loop, LoadResult, Target};
-use crate::procs::{baseline, config, free_port, switchyard, wait_up, webhook};
+use crate::procs::{baseline, config, switchyard, STARTUP};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -25,11 +27,11 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let rx = Receiver::start().await;
     let port = free_port();
-    let dest = webhook("sink", &format!("{}/sink", rx.origin()), &rx.origin(), "");
+    let dest = webhook_table("sink", &format!("{}/sink", rx.origin()), &rx.origin(), "");
     let (host, _) = switchyard(dir.path(), &config(dir.path(), port, &dest), port).await?;
     // Paused: this run measures durable ingest alone (events are stored, not delivered).
     super::admin_post(port, "/admin/destinations/sink/pause").await?;
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
     let make = || events::batch("ingest", 100);
     closed_loop(&target, CONCURRENCY, scale.phase / 5, make, false).await;
     let cand = closed_loop(&target, CONCURRENCY, scale.phase, make, false).await;
@@ -41,8 +43,8 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         &["bare-server".into(), "--port".into(), bport.to_string()],
         bport,
     )?;
-    wait_up(&format!("http://127.0.0.1:{bport}/healthz")).await?;
-    let btarget = Target::new(format!("http://127.0.0.1:{bport}/v1/batch"), "wk_bench");
+    wait_up(&format!("http://127.0.0.1:{bport}/healthz"), STARTUP).await?;
+    let btarget = Target::new(format!("http://127.0.0.1:{bport}/v1/batch"), WRITE_KEY);
     closed_loop(&btarget, CONCURRENCY, scale.phase / 5, make, false).await;
     let base = closed_loop(&btarget, CONCURRENCY, scale.phase, make, false).await;
     drop(bare);

@@ -292,29 +292,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn list(entries: &[&str]) -> Allowlist {
-        Allowlist::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
-    }
-
-    fn url(s: &str) -> reqwest::Url {
-        reqwest::Url::parse(s).unwrap()
+    /// `permit` of `url` through the allowlist of one `entry`.
+    async fn permit_one(entry: &str, url: &str) -> Result<(), Error> {
+        let list = Allowlist::parse(&[entry.to_string()]).unwrap();
+        permit(&list, &reqwest::Url::parse(url).unwrap()).await
     }
 
     #[tokio::test]
     async fn wildcard_names_resolving_to_loopback_are_refused() {
         // `localhost` resolves to loopback; a wildcard cannot reach it, an exact entry can.
-        let wild = list(&["http://*.localhost:80"]);
-        match permit(&wild, &url("http://app.localhost/")).await {
+        match permit_one("http://*.localhost:80", "http://app.localhost/").await {
             // Where the resolver knows `*.localhost` (RFC 6761), it is loopback: denied.
             Err(Error::Denied(why)) => assert!(why.contains("not a public address"), "{why}"),
             // Where it does not, the request fails as a (retryable) connection error.
             Err(Error::Connection(why)) => assert!(why.contains("cannot resolve"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(
-            permit(&list(&["http://localhost:80"]), &url("http://localhost/"))
-                .await
-                .is_ok()
-        );
+        assert!(permit_one("http://localhost:80", "http://localhost/")
+            .await
+            .is_ok());
     }
 }
