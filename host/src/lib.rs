@@ -15,11 +15,11 @@
 //!                      imports::http (allowlist) ─> vendor API
 //! ```
 //!
-//! - [`config`]: TOML → validated [`Config`](config::Config).
+//! - [`config`]: TOML → validated [`config::Config`].
 //! - [`ingest`]: Segment's tracking API (`/v1/*`): auth, limits, and
 //!   [`ingest::normalize`], the one validation and normalisation of messages.
 //! - [`route`]: filters and the `integrations` object decide each event's destinations.
-//! - [`store`]: the [`Store`](store::Store) trait; the embedded SQLite store
+//! - [`store`]: the [`store::Store`] trait; the embedded SQLite store
 //!   ([`store::embedded`]) and the NATS JetStream store ([`store::nats`]).
 //! - [`dispatch`]: per-destination workers between store and runtime: batching,
 //!   retry policy, rate limit, health breaker.

@@ -3,7 +3,7 @@
 //!
 //! - [`Destination`]: the `destination` world of `wit/destination.wit`.
 //!
-//! The host traits of the imports are implemented in [`super::host`]; the
+//! The host traits of the imports are implemented in `host.rs`; the
 //! conversions of exported values (events, outcomes) live in `plugin.rs`.
 #![allow(missing_docs)] // generated
 

@@ -8,7 +8,7 @@
 //! - `bindings.rs`: the generated code, one `bindgen!` per world;
 //! - `engine.rs`: the [`Runtime`]: engine setup (component model, pooling
 //!   allocator, epoch interruption) and the cache of compiled components;
-//! - `host.rs`: [`HostState`], the data of one call, and the host functions;
+//! - `host.rs`: `HostState`, the data of one call, and the host functions;
 //! - `plugin.rs`: a loaded [`Plugin`] and its `describe`, `check`, `deliver`;
 //! - `limits.rs`, `stdio.rs`: the memory cap and the capture of stdout/stderr.
 //!
