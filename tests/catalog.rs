@@ -6,7 +6,11 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use switchyard_e2e::admin::Row;
 use switchyard_e2e::{eventually, Receiver, Reply, TestHost};
+
+/// How long a destination's row may take to show the expected counts.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn dest(name: &str, plugin: &str, rx: &Receiver, settings: &str) -> String {
     format!(
@@ -32,34 +36,16 @@ fn events() -> Value {
     ]})
 }
 
-async fn row(host: &TestHost, name: &str) -> Value {
-    let d = host.destinations().await;
-    d.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap()
-        .clone()
-}
-
+/// Poll the admin row of destination `name` until `check` holds of it (at most [`WAIT`]).
 async fn wait_row(
     host: &TestHost,
     name: &str,
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let start = std::time::Instant::now();
-    loop {
-        let r = row(host, name).await;
-        if check(&r) {
-            return r;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{name}: timed out waiting for {what}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    host.admin()
+        .wait(Row::Destination(name), what, WAIT, check)
+        .await
 }
 
 fn body_of(rx: &Receiver) -> Value {
@@ -265,16 +251,7 @@ async fn javascript_and_python_deliver_beside_the_rust_webhook_in_one_host() {
         .map(|e| e["insert_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(amp_ids.len(), 50);
-    let plugins: Vec<Value> = host
-        .http
-        .get(host.url("/admin/plugins"))
-        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plugins = host.admin().plugins().await;
     assert_eq!(
         plugins.len(),
         3,

@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use switchyard_e2e::receiver::Received;
+use switchyard_e2e::admin::Row;
+use switchyard_e2e::receiver::{serve_fallback, Received};
 use switchyard_e2e::{Receiver, Reply, TestHost};
 
 // ---- a relay that records methods, in front of a scripted `Receiver` ----
@@ -45,12 +46,9 @@ impl Tap {
         let rx = Receiver::start().await;
         rx.script(script);
         rx.default_reply(default);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let methods = Arc::<Mutex<Vec<String>>>::default();
         let state: TapState = (rx.clone(), methods.clone(), reqwest::Client::new());
-        let app = axum::Router::new().fallback(relay).with_state(state);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = serve_fallback(relay, state).await;
         Tap { rx, addr, methods }
     }
 
@@ -143,30 +141,21 @@ batch = {{ max_events = 100, max_bytes = 512000, linger_ms = 50 }}
 /// Poll the admin row of `name` (every 50 ms, at most 60 s) until it shows `delivered`
 /// and `dead` dead letters.
 async fn settled(host: &TestHost, name: &str, delivered: u64, dead: u64) -> Value {
-    let start = std::time::Instant::now();
-    loop {
-        let rows = host.destinations().await;
-        let r = rows.as_array().unwrap().iter().find(|r| r["name"] == name);
-        let r = r.unwrap().clone();
-        if r["delivered"] == delivered && r["dead_letters"] == dead {
-            return r;
-        }
-        let what = format!("{delivered} delivered, {dead} dead letters");
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{name}: no {what}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{delivered} delivered, {dead} dead letters");
+    host.admin()
+        .wait(
+            Row::Destination(name),
+            &what,
+            Duration::from_secs(60),
+            |r| r["delivered"] == delivered && r["dead_letters"] == dead,
+        )
+        .await
 }
 
 /// Assert the dead letters of `name`: exactly the `messageId`s that are keys of `want`,
 /// each with a reason that starts with its value.
 async fn assert_dead(host: &TestHost, name: &str, want: Value) {
-    let url = host.url(&format!("/admin/destinations/{name}/dead-letters"));
-    let auth = switchyard_e2e::host::ADMIN_TOKEN;
-    let resp = host.http.get(url).bearer_auth(auth).send().await.unwrap();
-    let list: Vec<Value> = resp.json().await.unwrap();
+    let list = host.admin().dead_letters(name).await;
     let want = want.as_object().unwrap();
     assert_eq!(list.len(), want.len(), "{name}: {list:#?}");
     for d in &list {

@@ -1,8 +1,22 @@
 //! The `switchyard` binary: `try` and `check`.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use switchyard_e2e::{destination_component, switchyard_bin};
+
+/// `switchyard try webhook.wasm --settings SETTINGS --event EVENT`.
+fn try_webhook(settings: &Path, event: &Path) -> Output {
+    Command::new(switchyard_bin())
+        .arg("try")
+        .arg(destination_component("webhook"))
+        .arg("--settings")
+        .arg(settings)
+        .arg("--event")
+        .arg(event)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn try_prints_the_request_and_the_outcome_without_sending() {
@@ -20,15 +34,7 @@ fn try_prints_the_request_and_the_outcome_without_sending() {
         r#"{"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "try-1"}"#,
     )
     .unwrap();
-    let out = Command::new(switchyard_bin())
-        .arg("try")
-        .arg(destination_component("webhook"))
-        .arg("--settings")
-        .arg(&settings)
-        .arg("--event")
-        .arg(&event)
-        .output()
-        .unwrap();
+    let out = try_webhook(&settings, &event);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -51,17 +57,7 @@ fn try_names_the_file_and_line_of_bad_json() {
     let event = dir.path().join("event.json");
     std::fs::write(&settings, "{\n  \"url\": \n}").unwrap();
     std::fs::write(&event, "{}").unwrap();
-    let out = Command::new(switchyard_bin())
-        .arg("try")
-        .arg(destination_component("webhook"))
-        .args([
-            "--settings".as_ref(),
-            settings.as_os_str(),
-            "--event".as_ref(),
-            event.as_os_str(),
-        ])
-        .output()
-        .unwrap();
+    let out = try_webhook(&settings, &event);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("settings.json:3:"), "{stderr}");
@@ -125,6 +121,30 @@ settings = { url = "http://127.0.0.1:9999/hook", secret = "s" }
         assert!(
             stderr.contains("switchyard.toml"),
             "names the file: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn try_refuses_what_ingest_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    let event = dir.path().join("event.json");
+    std::fs::write(&settings, r#"{"url": "http://127.0.0.1:9/hook"}"#).unwrap();
+    for (body, needle) in [
+        (
+            r#"{"batch": [{"type": "track", "userId": "u", "event": "E"}], "context": "web"}"#,
+            "`context` must be an object",
+        ),
+        (r#"[{"type": "track", "event": "E"}]"#, "event 0: `userId`"),
+    ] {
+        std::fs::write(&event, body).unwrap();
+        let out = try_webhook(&settings, &event);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{body}");
+        assert!(
+            stderr.contains("event.json") && stderr.contains(needle),
+            "{stderr}"
         );
     }
 }

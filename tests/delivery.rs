@@ -68,16 +68,7 @@ async fn permanent_failures_are_dead_lettered_with_the_reason() {
     assert_eq!(rx.received().len(), 1, "a 400 is not retried");
 
     // The reason is kept with each dead letter.
-    let dead: Vec<Value> = host
-        .http
-        .get(host.url("/admin/destinations/hooks/dead-letters"))
-        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = host.admin().dead_letters("hooks").await;
     assert_eq!(dead.len(), 5);
     for d in dead {
         let reason = d["reason"].as_str().unwrap();
@@ -375,12 +366,7 @@ async fn an_operator_can_pause_and_resume_a_destination() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let host = TestHost::start(dir.path(), &webhook("hooks", &rx, "")).await;
-    let admin = |path: &str| {
-        host.http
-            .post(host.url(path))
-            .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
-            .send()
-    };
+    let admin = host.admin();
     assert_eq!(
         host.http
             .post(host.url("/admin/destinations/hooks/pause"))
@@ -391,17 +377,11 @@ async fn an_operator_can_pause_and_resume_a_destination() {
         401
     );
     assert_eq!(
-        admin("/admin/destinations/nope/pause")
-            .await
-            .unwrap()
-            .status(),
+        admin.post("/admin/destinations/nope/pause").await.status(),
         404
     );
     assert_eq!(
-        admin("/admin/destinations/hooks/pause")
-            .await
-            .unwrap()
-            .status(),
+        admin.post("/admin/destinations/hooks/pause").await.status(),
         200
     );
     assert_eq!(host.send("batch", &sdk_batch("p", 5)).await.status(), 200);
@@ -415,9 +395,9 @@ async fn an_operator_can_pause_and_resume_a_destination() {
     assert_eq!(d[0]["health"], "paused");
     assert_eq!(d[0]["queued"], 5);
     assert_eq!(
-        admin("/admin/destinations/hooks/resume")
+        admin
+            .post("/admin/destinations/hooks/resume")
             .await
-            .unwrap()
             .status(),
         200
     );

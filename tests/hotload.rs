@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_e2e::admin::Row;
 use switchyard_e2e::host::ADMIN_TOKEN;
-use switchyard_e2e::{destination_component, eventually, sdk_batch, Receiver, TestHost};
+use switchyard_e2e::{
+    destination_component, eventually, sdk_batch, webhook_destination, Admin, Receiver, TestHost,
+};
 
 /// The webhook component with a custom section appended: a valid component
 /// with the same behaviour and a different sha256 (a "new version").
@@ -31,54 +34,13 @@ fn webhook_variant(tag: &str) -> Vec<u8> {
     bytes
 }
 
+/// How long a new version (or a rollback) may take to serve, or to be refused.
+const SWAP: Duration = Duration::from_secs(20);
+
+/// The webhook to `rx`, with a short linger.
 fn webhook(rx: &Receiver) -> String {
-    format!(
-        r#"
-[[destinations]]
-name = "hooks"
-plugin = "webhook"
-allowed_hosts = ["{origin}"]
-settings = {{ url = "{url}", secret = "s3cret" }}
-retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
-batch = {{ max_events = 50, max_bytes = 512000, linger_ms = 20 }}
-"#,
-        origin = rx.origin(),
-        url = rx.url("/hook"),
-    )
-}
-
-async fn plugin_row(host: &TestHost) -> Value {
-    let list: Value = host
-        .http
-        .get(host.url("/admin/plugins"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "webhook")
-        .unwrap()
-        .clone()
-}
-
-async fn wait_plugin(host: &TestHost, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let start = std::time::Instant::now();
-    loop {
-        let row = plugin_row(host).await;
-        if check(&row) {
-            return row;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let batch = "batch = { max_events = 50, max_bytes = 512000, linger_ms = 20 }";
+    webhook_destination("hooks", rx, batch)
 }
 
 #[tokio::test]
@@ -87,7 +49,7 @@ async fn plugin_files_are_swapped_under_load_without_losing_or_repeating_events(
     let rx = Receiver::start().await;
     let host = TestHost::start(dir.path(), &webhook(&rx)).await;
     let file = dir.path().join("plugins/webhook.wasm");
-    let original = plugin_row(&host).await["sha256"]
+    let original = host.admin().plugin("webhook").await["sha256"]
         .as_str()
         .unwrap()
         .to_string();
@@ -117,10 +79,15 @@ async fn plugin_files_are_swapped_under_load_without_losing_or_repeating_events(
     // 1. Garbage: refused, the old version serves on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::write(&file, b"this is not a component").unwrap();
-    let row = wait_plugin(&host, "the garbage to be refused", |r| {
-        !r["last_error"].is_null()
-    })
-    .await;
+    let row = host
+        .admin()
+        .wait(
+            Row::Plugin("webhook"),
+            "the garbage to be refused",
+            SWAP,
+            |r| !r["last_error"].is_null(),
+        )
+        .await;
     assert_eq!(
         row["sha256"],
         original.as_str(),
@@ -137,7 +104,12 @@ async fn plugin_files_are_swapped_under_load_without_losing_or_repeating_events(
     // 2. A valid new version: serves within seconds, with a new sha256.
     let v2 = webhook_variant("v2");
     std::fs::write(&file, &v2).unwrap();
-    let row = wait_plugin(&host, "v2 to serve", |r| r["sha256"] != original.as_str()).await;
+    let row = host
+        .admin()
+        .wait(Row::Plugin("webhook"), "v2 to serve", SWAP, |r| {
+            r["sha256"] != original.as_str()
+        })
+        .await;
     assert!(row["last_error"].is_null(), "{row}");
     assert_eq!(row["previous_sha256"], original.as_str());
     let dests = host.destinations().await;
@@ -148,15 +120,13 @@ async fn plugin_files_are_swapped_under_load_without_losing_or_repeating_events(
 
     // 3. Roll back to the original.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = host
-        .http
-        .post(host.url("/admin/plugins/webhook/rollback"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = host.admin().post("/admin/plugins/webhook/rollback").await;
     assert_eq!(r.status(), 200);
-    wait_plugin(&host, "the rollback", |r| r["sha256"] == original.as_str()).await;
+    host.admin()
+        .wait(Row::Plugin("webhook"), "the rollback", SWAP, |r| {
+            r["sha256"] == original.as_str()
+        })
+        .await;
     assert_eq!(
         std::fs::read(&file).unwrap(),
         std::fs::read(destination_component("webhook")).unwrap(),
@@ -187,14 +157,13 @@ async fn uploads_are_checked_before_they_serve() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let host = TestHost::start(dir.path(), &webhook(&rx)).await;
-    let original = plugin_row(&host).await["sha256"]
+    let original = host.admin().plugin("webhook").await["sha256"]
         .as_str()
         .unwrap()
         .to_string();
     let put = |body: Vec<u8>, token: &str| {
-        host.http
-            .put(host.url("/admin/plugins/webhook"))
-            .bearer_auth(token)
+        Admin::with_client(host.http.clone(), host.url(""), token)
+            .request(reqwest::Method::PUT, "/admin/plugins/webhook")
             .body(body)
             .send()
     };
@@ -213,7 +182,10 @@ async fn uploads_are_checked_before_they_serve() {
             .contains("not a valid destination component"),
         "{body}"
     );
-    assert_eq!(plugin_row(&host).await["sha256"], original.as_str());
+    assert_eq!(
+        host.admin().plugin("webhook").await["sha256"],
+        original.as_str()
+    );
 
     // A component of another world (the misbehaving guest refuses these settings in check).
     let other = std::fs::read(switchyard_e2e::test_guest("misbehave")).unwrap();
@@ -233,7 +205,10 @@ async fn uploads_are_checked_before_they_serve() {
     let body: Value = r.json().await.unwrap();
     let new_sha = body["sha256"].as_str().unwrap().to_string();
     assert_ne!(new_sha, original);
-    assert_eq!(plugin_row(&host).await["sha256"], new_sha.as_str());
+    assert_eq!(
+        host.admin().plugin("webhook").await["sha256"],
+        new_sha.as_str()
+    );
 
     assert_eq!(
         host.send(
@@ -268,14 +243,14 @@ async fn a_restart_with_unchanged_plugins_loads_them_from_the_compiled_cache() {
     let rx = Receiver::start().await;
     let host = TestHost::start_uncached(dir.path(), &webhook(&rx)).await;
     assert_eq!(
-        plugin_row(&host).await["from_cache"],
+        host.admin().plugin("webhook").await["from_cache"],
         false,
         "first start compiles"
     );
     host.stop().await;
     let host = TestHost::start_uncached(dir.path(), &webhook(&rx)).await;
     assert_eq!(
-        plugin_row(&host).await["from_cache"],
+        host.admin().plugin("webhook").await["from_cache"],
         true,
         "second start loads the cache"
     );

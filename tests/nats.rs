@@ -7,22 +7,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchyard_e2e::binary::{spawn, wait_healthy, write_config};
-use switchyard_e2e::host::{config_text_nats, ADMIN_TOKEN, WRITE_KEY};
+use switchyard_e2e::host::{config_text_nats, WRITE_KEY};
 use switchyard_e2e::nats::NatsServer;
 use switchyard_e2e::{
     all_arrive, eventually, ids, sdk_batch, webhook_destination as webhook, Receiver, Reply,
     TestHost,
 };
-
-async fn row(host: &TestHost, name: &str) -> Value {
-    let d = host.destinations().await;
-    d.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap()
-        .clone()
-}
 
 #[tokio::test]
 async fn retries_dead_letters_replay_and_dedup_on_nats() {
@@ -59,24 +49,15 @@ async fn retries_dead_letters_replay_and_dedup_on_nats() {
     );
 
     let start = std::time::Instant::now();
-    while row(&host, "broken").await["dead_letters"] != 10 {
+    while host.admin().destination("broken").await["dead_letters"] != 10 {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "{}",
-            row(&host, "broken").await
+            host.admin().destination("broken").await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dead: Vec<Value> = host
-        .http
-        .get(host.url("/admin/destinations/broken/dead-letters"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = host.admin().dead_letters("broken").await;
     assert_eq!(dead.len(), 10);
     assert!(
         dead.iter()
@@ -84,14 +65,7 @@ async fn retries_dead_letters_replay_and_dedup_on_nats() {
         "{dead:?}"
     );
     broken.default_reply(Reply::status(200));
-    let r = host
-        .http
-        .post(host.url("/admin/destinations/broken/dead-letters/replay"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["replayed"], 10);
+    assert_eq!(host.admin().replay("broken").await, 10);
     all_arrive(&broken, &ids("n", 10)).await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -134,8 +108,12 @@ async fn two_hosts_share_the_work_of_one_stream() {
     }
     all_arrive(&rx, &want).await;
     let (da, db) = (
-        row(&a, "shared").await["delivered"].as_u64().unwrap(),
-        row(&b, "shared").await["delivered"].as_u64().unwrap(),
+        a.admin().destination("shared").await["delivered"]
+            .as_u64()
+            .unwrap(),
+        b.admin().destination("shared").await["delivered"]
+            .as_u64()
+            .unwrap(),
     );
     assert!(da > 0 && db > 0, "both hosts delivered: {da} + {db}");
     assert!(da + db >= 200);

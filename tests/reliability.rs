@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_e2e::binary::{spawn, wait_healthy};
 use switchyard_e2e::host::{config_text, ADMIN_TOKEN, WRITE_KEY};
-use switchyard_e2e::{eventually, sdk_batch, switchyard_bin, webhook_destination, Receiver, Reply};
+use switchyard_e2e::{
+    eventually, sdk_batch, switchyard_bin, webhook_destination, Admin, Receiver, Reply,
+};
 
 /// The binary's config: one webhook destination `hooks` to `rx`.
 fn write_config(dir: &std::path::Path, rx: &Receiver) -> (std::path::PathBuf, String) {
@@ -118,12 +120,7 @@ async fn rejected_events_are_dead_lettered_and_dlq_replay_delivers_them() {
     let mut child = spawn(&file);
     wait_healthy(&base).await;
     let client = reqwest::Client::new();
-    let admin = |client: &reqwest::Client| {
-        client
-            .get(format!("{base}/admin/destinations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-    };
+    let admin = Admin::new(base.as_str(), ADMIN_TOKEN);
     // Two rounds, so that the two halves are dead-lettered at different times.
     for i in 0..2u64 {
         let r = client
@@ -136,7 +133,7 @@ async fn rejected_events_are_dead_lettered_and_dlq_replay_delivers_them() {
         assert_eq!(r.status(), 200);
         let start = std::time::Instant::now();
         loop {
-            let d: Value = admin(&client).await.unwrap().json().await.unwrap();
+            let d = admin.destinations().await;
             if d[0]["dead_letters"] == 10 * (i + 1) {
                 break;
             }

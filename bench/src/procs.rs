@@ -1,25 +1,17 @@
 //! Processes under test: the `switchyard` binary and this binary's baselines.
+//! Ports, config text, the binary's command line and the wait for `/healthz`
+//! come from the test support crate (`tests/support`), shared with the tests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The workspace root (this crate is `bench/`).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use switchyard_e2e::binary::{run_command, wait_up};
+use switchyard_e2e::host::config_for;
+use switchyard_e2e::workspace_root;
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// How long a process may take to answer `/healthz`.
+pub const STARTUP: Duration = Duration::from_secs(60);
 
 /// A child process that is killed when dropped.
 pub struct Proc {
@@ -56,40 +48,21 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Wait until `GET url` answers (anything), up to 60 s.
-pub async fn wait_up(url: &str) -> anyhow::Result<Duration> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if client.get(url).send().await.is_ok() {
-            return Ok(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    anyhow::bail!("{url} did not come up")
-}
-
 /// Start `switchyard run` on `config` (in `dir`, with the bundled plugins).
 /// Returns the process and how long it took to answer `/healthz`.
 pub async fn switchyard(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Proc, Duration)> {
     let file = dir.join("switchyard.toml");
     std::fs::write(&file, config)?;
-    let bin = root().join("target/release/switchyard");
+    let bin = workspace_root().join("target/release/switchyard");
     anyhow::ensure!(
         bin.exists(),
         "{} is missing: run `make bench`",
         bin.display()
     );
     let start = Instant::now();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let child = run_command(&bin, &file).env("RUST_LOG", "warn").spawn()?;
     let proc = Proc { child, port };
-    wait_up(&format!("http://127.0.0.1:{port}/healthz")).await?;
+    wait_up(&format!("http://127.0.0.1:{port}/healthz"), STARTUP).await?;
     Ok((proc, start.elapsed()))
 }
 
@@ -103,37 +76,13 @@ pub fn baseline(args: &[String], port: u16) -> anyhow::Result<Proc> {
     Ok(Proc { child, port })
 }
 
-/// The config text of a bench host.
+/// The config text of a bench host on `port`: its store in `dir`, the bundled
+/// destinations as its plugins.
 pub fn config(dir: &Path, port: u16, destinations: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_token = "bench"
-[store]
-path = "{store}"
-[plugins]
-dir = "{plugins}"
-[[sources]]
-name = "bench"
-write_key = "wk_bench"
-{destinations}
-"#,
-        store = dir.join("data").display(),
-        plugins = root().join("target/destinations").display(),
-    )
-}
-
-/// One webhook destination to `url`.
-pub fn webhook(name: &str, url: &str, origin: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[destinations]]
-name = "{name}"
-plugin = "webhook"
-allowed_hosts = ["{origin}"]
-settings = {{ url = "{url}", secret = "secret-{name}" }}
-{extra}
-"#
+    config_for(
+        &format!("127.0.0.1:{port}"),
+        &dir.join("data"),
+        &workspace_root().join("target/destinations"),
+        destinations,
     )
 }

@@ -1,5 +1,7 @@
 //! A fast loopback receiver: counts events per path and records when each
-//! messageId arrived. One path can be made to hang.
+//! messageId arrived. One path can be made to hang. (The tests' receiver keeps
+//! every request, too much for a benchmark; both serve through the support
+//! crate's `serve_fallback`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Uri;
+use switchyard_e2e::receiver::serve_fallback;
 
 #[derive(Default)]
 struct Inner {
@@ -32,15 +35,8 @@ pub struct Receiver {
 impl Receiver {
     /// Start on a free loopback port.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let inner: Arc<Mutex<Inner>> = Default::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let port = serve_fallback(handle, inner.clone()).await.port();
         Receiver { port, inner }
     }
 

@@ -15,29 +15,42 @@
 //!                      imports::http (allowlist) ─> vendor API
 //! ```
 //!
-//! - [`config`]: TOML → validated [`Config`](config::Config).
-//! - [`ingest`]: Segment's tracking API (`/v1/*`): auth, limits, validation, normalisation.
+//! - [`config`]: TOML → validated [`config::Config`].
+//! - [`ingest`]: Segment's tracking API (`/v1/*`): auth, limits, and
+//!   [`ingest::normalize`], the one validation and normalisation of messages.
 //! - [`route`]: filters and the `integrations` object decide each event's destinations.
-//! - [`store`]: the [`Store`](store::Store) trait and the embedded SQLite store.
-//! - [`dispatch`]: per-destination workers between store and runtime.
-//! - [`runtime`]: the wasmtime engine, the one `bindgen!`, plugins.
-//! - [`imports`]: host side of the WIT imports (`http`, `log`).
-//! - [`plugins`]: loading components from the plugins directory.
+//! - [`store`]: the [`store::Store`] trait; the embedded SQLite store
+//!   ([`store::embedded`]) and the NATS JetStream store ([`store::nats`]).
+//! - [`dispatch`]: per-destination workers between store and runtime: batching,
+//!   retry policy, rate limit, health breaker.
+//! - [`runtime`]: the wasmtime engine and compiled cache, the generated bindings,
+//!   the host functions, loaded plugins and per-call limits.
+//! - [`imports`]: the behaviour behind the WIT imports (`http` egress, `log`).
+//! - [`plugins`]: the plugin catalog: versions, hot swap, rollback, directory watcher.
 //! - [`admin`]: `/healthz` and `/admin/*`.
 //! - [`cli`]: the `switchyard` subcommands.
 //!
+//! Leaves that several of them share: [`allowlist`] (egress entries, parsed by
+//! config, checked by `imports::http`), [`event_type`] (the six Segment calls)
+//! and [`dead_letters`] (the operator's view of a dead letter).
+//!
 //! [`run`] is the testable entry point: give it a config, a bound listener and a
 //! shutdown future.
+#![warn(missing_docs)]
 
 pub mod admin;
+pub mod allowlist;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod event_type;
 pub mod imports;
 pub mod ingest;
 pub mod plugins;
 pub mod route;
 pub mod runtime;
+// store/ is being rewritten on another branch, which brings its missing docs
+// (the fields of `embedded::OpenError`); until then, the lint is off there.
 pub mod store;
 
 use std::collections::HashMap;

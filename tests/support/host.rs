@@ -8,6 +8,8 @@ use tokio::task::JoinHandle;
 
 use switchyard::config::Config;
 
+use crate::Admin;
+
 /// Write key of the test source.
 pub const WRITE_KEY: &str = "wk_test";
 /// Admin token of test hosts.
@@ -46,10 +48,22 @@ pub fn on_nats() -> bool {
 
 /// The config text of a test host in `dir` with these `[[destinations]]` tables.
 pub fn config_text(dir: &Path, destinations: &str) -> String {
+    config_for(
+        "127.0.0.1:0",
+        &dir.join("data"),
+        &dir.join("plugins"),
+        destinations,
+    )
+}
+
+/// The config text of a host listening on `listen`, with its store in `store`, its
+/// plugins in `plugins` and these `[[destinations]]` tables; the source `test` has
+/// [`WRITE_KEY`] and the admin API [`ADMIN_TOKEN`].
+pub fn config_for(listen: &str, store: &Path, plugins: &Path, destinations: &str) -> String {
     format!(
         r#"
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
 admin_token = "{ADMIN_TOKEN}"
 [store]
 path = "{store}"
@@ -60,8 +74,8 @@ name = "test"
 write_key = "{WRITE_KEY}"
 {destinations}
 "#,
-        store = dir.join("data").display(),
-        plugins = dir.join("plugins").display(),
+        store = store.display(),
+        plugins = plugins.display(),
     )
 }
 
@@ -203,17 +217,14 @@ impl TestHost {
             .expect("ingest answers")
     }
 
+    /// Its admin API, with the test token (through [`TestHost::http`]).
+    pub fn admin(&self) -> Admin {
+        Admin::with_client(self.http.clone(), self.url(""), ADMIN_TOKEN)
+    }
+
     /// `GET /admin/destinations`, as JSON.
     pub async fn destinations(&self) -> Value {
-        self.http
-            .get(self.url("/admin/destinations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.admin().destinations().await
     }
 
     /// Stop gracefully and wait for it.

@@ -1,6 +1,9 @@
-//! Test support: a scriptable loopback receiver, a host started in-process on a
-//! temporary store, and Segment-shaped payloads.
+//! Test and benchmark support: a scriptable loopback receiver, a host started
+//! in-process on a temporary store, the `switchyard` binary as a process, a
+//! client of the admin API, config text, and Segment-shaped payloads. The
+//! benchmarks (`bench/`) use it too.
 
+pub mod admin;
 pub mod binary;
 pub mod host;
 pub mod logs;
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use admin::Admin;
 pub use host::TestHost;
 pub use receiver::{Receiver, Reply};
 
@@ -25,33 +29,22 @@ pub fn workspace_root() -> PathBuf {
 
 /// A bundled destination built by `make destinations`.
 pub fn destination_component(name: &str) -> PathBuf {
-    let path = workspace_root()
-        .join("target/destinations")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test`, which builds it",
-        path.display()
-    );
-    path
+    built(&format!("target/destinations/{name}.wasm"))
 }
 
 /// A test-only guest built by `make test-guests`.
 pub fn test_guest(name: &str) -> PathBuf {
-    let path = workspace_root()
-        .join("target/test-guests")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test`, which builds it",
-        path.display()
-    );
-    path
+    built(&format!("target/test-guests/{name}.wasm"))
 }
 
 /// The `switchyard` binary built by `make test`.
 pub fn switchyard_bin() -> PathBuf {
-    let path = workspace_root().join("target/debug/switchyard");
+    built("target/debug/switchyard")
+}
+
+/// A file that `make test` builds, by its path in the workspace.
+fn built(path: &str) -> PathBuf {
+    let path = workspace_root().join(path);
     assert!(
         path.exists(),
         "{} is missing: run `make test`, which builds it",
@@ -104,8 +97,18 @@ pub async fn eventually<T>(
     }
 }
 
-/// A `[[destinations]]` table: the webhook to `rx` at `/<name>`, with short retries.
-pub fn webhook_destination(name: &str, rx: &Receiver, extra: &str) -> String {
+/// A free loopback port (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free loopback port")
+        .local_addr()
+        .expect("a bound address")
+        .port()
+}
+
+/// A `[[destinations]]` table: the webhook `name` POSTing to `url` (allowed:
+/// `origin`), signed with `s3cret`, then `extra` lines.
+pub fn webhook_table(name: &str, url: &str, origin: &str, extra: &str) -> String {
     format!(
         r#"
 [[destinations]]
@@ -113,11 +116,19 @@ name = "{name}"
 plugin = "webhook"
 allowed_hosts = ["{origin}"]
 settings = {{ url = "{url}", secret = "s3cret" }}
-retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
 {extra}
-"#,
-        origin = rx.origin(),
-        url = rx.url(&format!("/{name}")),
+"#
+    )
+}
+
+/// A `[[destinations]]` table: the webhook to `rx` at `/<name>`, with short retries.
+pub fn webhook_destination(name: &str, rx: &Receiver, extra: &str) -> String {
+    let retry = "retry = { initial_ms = 20, max_ms = 200, window = \"1m\" }";
+    webhook_table(
+        name,
+        &rx.url(&format!("/{name}")),
+        &rx.origin(),
+        &format!("{retry}\n{extra}"),
     )
 }
 

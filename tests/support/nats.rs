@@ -29,11 +29,7 @@ impl NatsServer {
     }
 
     async fn start_with(store: PathBuf, dir: Option<tempfile::TempDir>) -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let mut server = NatsServer {
             child: None,
             port,

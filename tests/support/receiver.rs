@@ -1,4 +1,6 @@
-//! A loopback HTTP receiver that records every request and answers from a script.
+//! A loopback HTTP receiver that records every request and answers from a script,
+//! and [`serve_loopback`] / [`serve_fallback`], which serve any app or handler on
+//! a free loopback port.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -86,15 +88,8 @@ pub struct Receiver {
 impl Receiver {
     /// Start on a free loopback port, answering 200.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let inner: Arc<Mutex<Inner>> = Default::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = serve_fallback(handle, inner.clone()).await;
         Receiver { addr, inner }
     }
 
@@ -131,6 +126,30 @@ impl Receiver {
             .flat_map(|r| ids_in(&r.body))
             .collect()
     }
+}
+
+/// Serve `app` on a free loopback port in the background (for as long as the
+/// runtime runs); its address.
+pub async fn serve_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback listener");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Serve `handler`, with `state`, for every request on a free loopback port, in
+/// the background; its address.
+pub async fn serve_fallback<H, T, S>(handler: H, state: S) -> std::net::SocketAddr
+where
+    H: axum::handler::Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    serve_loopback(axum::Router::new().fallback(handler).with_state(state)).await
 }
 
 /// `messageId`s in a JSON-array body.

@@ -166,11 +166,17 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         let p = dir.path();
         let (eps, bytes) = match name {
             "sqlite-row-per-event" => {
-                let c = sqlite(p, "CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")?;
+                let c = sqlite(
+                    p,
+                    "CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+                )?;
                 measure(SqlitePerEvent(c), p, total).await?
             }
             "sqlite-row-per-request" => {
-                let c = sqlite(p, "CREATE TABLE chunks (first INTEGER PRIMARY KEY, body BLOB NOT NULL)")?;
+                let c = sqlite(
+                    p,
+                    "CREATE TABLE chunks (first INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+                )?;
                 measure(SqlitePerRequest(c), p, total).await?
             }
             "redb-row-per-request" => {

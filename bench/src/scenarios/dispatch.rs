@@ -12,9 +12,9 @@ use switchyard::config::Limits;
 use switchyard::imports::http::Egress;
 use switchyard::runtime::bindings::switchyard::destination::types::EventType;
 use switchyard::runtime::{CallContext, Event, Runtime};
+use switchyard_e2e::workspace_root;
 
 use crate::baseline::webhook_request;
-use crate::procs::root;
 use crate::{events, Scale};
 
 fn ctx() -> CallContext {
@@ -90,7 +90,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let webhook = measure(
         &runtime,
         "webhook",
-        &root().join("target/destinations/webhook.wasm"),
+        &workspace_root().join("target/destinations/webhook.wasm"),
         settings,
         iterations,
     )
@@ -106,8 +106,8 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
 
     let mut others = serde_json::Map::new();
     for (name, lang) in [("slack", "javascript"), ("amplitude", "python")] {
-        let file = root().join(format!("target/destinations/{name}.wasm"));
-        let sample = root().join(format!("destinations/{name}/sample-settings.json"));
+        let file = workspace_root().join(format!("target/destinations/{name}.wasm"));
+        let sample = workspace_root().join(format!("destinations/{name}/sample-settings.json"));
         if file.exists() && sample.exists() {
             let settings = std::fs::read_to_string(sample)?;
             let r = measure(&runtime, name, &file, &settings, iterations / 10).await?;

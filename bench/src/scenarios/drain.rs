@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::procs::{config, free_port, switchyard, webhook};
+use crate::procs::{config, switchyard};
 use crate::receiver::Receiver;
 use crate::scenarios::ingest::CONNECTIONS;
 use crate::{wrk, Scale};
+use switchyard_e2e::{free_port, webhook_table};
 
 /// Longest a drain may take before the scenario gives up.
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
@@ -22,7 +23,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         let port = free_port();
         let dests: String = (0..n)
             .map(|i| {
-                webhook(
+                webhook_table(
                     &format!("d{i}"),
                     &format!("{}/d{i}", rx.origin()),
                     &rx.origin(),

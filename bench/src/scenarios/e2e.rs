@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
 
 use crate::load::{closed_loop, open_loop, percentile, LoadResult, Target};
-use crate::procs::{config, free_port, switchyard, webhook};
+use crate::procs::{config, switchyard};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -31,9 +32,9 @@ pub async fn run(scale: Scale, out: &Path) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
     let port = free_port();
     let extra = "batch = { max_events = 500, max_bytes = 1000000, linger_ms = 20 }";
-    let dest = webhook("e2e", &format!("{}/e2e", rx.origin()), &rx.origin(), extra);
+    let dest = webhook_table("e2e", &format!("{}/e2e", rx.origin()), &rx.origin(), extra);
     let (_host, _) = switchyard(dir.path(), &config(dir.path(), port, &dest), port).await?;
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
 
     // Sustained: as fast as ingest answers; count what the receiver gets in the window.
     let before = rx.total();

@@ -4,10 +4,11 @@
 
 use serde_json::{json, Value};
 
-use crate::procs::{config, free_port, switchyard, webhook};
+use crate::procs::{config, switchyard};
 use crate::receiver::Receiver;
 use crate::scenarios::ingest::CONNECTIONS;
 use crate::{wrk, Scale};
+use switchyard_e2e::{free_port, webhook_table};
 
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
@@ -18,7 +19,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         let port = free_port();
         let dests: String = (0..n)
             .map(|i| {
-                webhook(
+                webhook_table(
                     &format!("d{i}"),
                     &format!("{}/d{i}", rx.origin()),
                     &rx.origin(),

@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchyard_e2e::binary::wait_up;
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
 
 use crate::load::{open_loop, Target};
-use crate::procs::{baseline, config, free_port, rss_kib, switchyard, wait_up, webhook};
+use crate::procs::{baseline, config, rss_kib, switchyard, STARTUP};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -41,7 +43,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let port = free_port();
     let dests: String = (0..DESTINATIONS)
         .map(|i| {
-            webhook(
+            webhook_table(
                 &format!("d{i}"),
                 &format!("{}/d{i}", rx.origin()),
                 &rx.origin(),
@@ -55,7 +57,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (host, warm) = switchyard(dir.path(), &text, port).await?;
     let idle_rss = host.rss_kib();
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
     let before = rx.total();
     let start = Instant::now();
     let load = open_loop(&target, OFFERED_RPS, scale.phase, || {
@@ -100,15 +102,15 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         rport,
     )?;
     for s in &services {
-        wait_up(&format!("http://127.0.0.1:{}/healthz", s.port)).await?;
+        wait_up(&format!("http://127.0.0.1:{}/healthz", s.port), STARTUP).await?;
     }
-    wait_up(&format!("http://127.0.0.1:{rport}/healthz")).await?;
+    wait_up(&format!("http://127.0.0.1:{rport}/healthz"), STARTUP).await?;
     let fleet_start = start.elapsed();
     let rss_of = |services: &[crate::procs::Proc]| {
         services.iter().map(|s| rss_kib(s.child.id())).sum::<u64>() + router.rss_kib()
     };
     let fleet_idle_rss = rss_of(&services);
-    let btarget = Target::new(format!("http://127.0.0.1:{rport}/v1/batch"), "wk_bench");
+    let btarget = Target::new(format!("http://127.0.0.1:{rport}/v1/batch"), WRITE_KEY);
     let start = Instant::now();
     let bload = open_loop(&btarget, OFFERED_RPS, scale.phase, || {
         events::batch("fleet", 10)

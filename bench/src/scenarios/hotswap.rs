@@ -6,16 +6,17 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table, workspace_root};
 
 use super::e2e::latencies;
 use crate::load::{open_loop, percentile, Target};
-use crate::procs::{config, free_port, root, switchyard, webhook};
+use crate::procs::{config, switchyard};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
 /// The webhook with a custom section appended: same code, new sha256.
 fn new_version() -> anyhow::Result<Vec<u8>> {
-    let mut bytes = std::fs::read(root().join("target/destinations/webhook.wasm"))?;
+    let mut bytes = std::fs::read(workspace_root().join("target/destinations/webhook.wasm"))?;
     let name = b"bench";
     let payload: Vec<u8> = [&[name.len() as u8][..], name, b"v2"].concat();
     bytes.push(0);
@@ -30,19 +31,16 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     rx.record_arrivals(true);
     let port = free_port();
     let extra = "batch = { max_events = 500, max_bytes = 1000000, linger_ms = 20 }";
-    let dest = webhook("hot", &format!("{}/hot", rx.origin()), &rx.origin(), extra);
+    let dest = webhook_table("hot", &format!("{}/hot", rx.origin()), &rx.origin(), extra);
     let (_host, _) = switchyard(dir.path(), &config(dir.path(), port, &dest), port).await?;
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
 
     let phase = scale.phase;
     let swap = tokio::spawn(async move {
         tokio::time::sleep(phase / 2).await;
         let at = Instant::now();
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()?
-            .put(format!("http://127.0.0.1:{port}/admin/plugins/webhook"))
-            .bearer_auth("bench")
+        let r = super::admin(port)
+            .request(reqwest::Method::PUT, "/admin/plugins/webhook")
             .body(new_version()?)
             .send()
             .await?;

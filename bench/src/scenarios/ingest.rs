@@ -7,9 +7,11 @@
 
 use serde_json::{json, Value};
 
-use crate::procs::{baseline, config, free_port, switchyard, wait_up, webhook};
+use crate::procs::{baseline, config, switchyard, STARTUP};
 use crate::receiver::Receiver;
 use crate::{wrk, Scale};
+use switchyard_e2e::binary::wait_up;
+use switchyard_e2e::{free_port, webhook_table};
 
 /// wrk connections (as in the measurement).
 pub const CONNECTIONS: usize = 32;
@@ -18,7 +20,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let rx = Receiver::start().await;
     let port = free_port();
-    let dest = webhook("sink", &format!("{}/sink", rx.origin()), &rx.origin(), "");
+    let dest = webhook_table("sink", &format!("{}/sink", rx.origin()), &rx.origin(), "");
     let (host, _) = switchyard(dir.path(), &config(dir.path(), port, &dest), port).await?;
     // Paused: this run measures durable ingest alone (events are stored, not delivered).
     super::admin_post(port, "/admin/destinations/sink/pause").await?;
@@ -40,7 +42,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         ],
         fport,
     )?;
-    wait_up(&format!("http://127.0.0.1:{fport}/healthz")).await?;
+    wait_up(&format!("http://127.0.0.1:{fport}/healthz"), STARTUP).await?;
     let furl = format!("http://127.0.0.1:{fport}/v1/batch");
     wrk::run(&furl, CONNECTIONS, scale.phase / 5)?;
     let least = wrk::run(&furl, CONNECTIONS, scale.phase)?;
@@ -51,7 +53,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         &["bare-server".into(), "--port".into(), bport.to_string()],
         bport,
     )?;
-    wait_up(&format!("http://127.0.0.1:{bport}/healthz")).await?;
+    wait_up(&format!("http://127.0.0.1:{bport}/healthz"), STARTUP).await?;
     let burl = format!("http://127.0.0.1:{bport}/v1/batch");
     wrk::run(&burl, CONNECTIONS, scale.phase / 5)?;
     let base = wrk::run(&burl, CONNECTIONS, scale.phase)?;

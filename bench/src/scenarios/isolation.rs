@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
 
 use crate::load::{open_loop, Target};
-use crate::procs::{config, free_port, switchyard, webhook};
+use crate::procs::{config, switchyard};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -23,7 +24,7 @@ async fn nine_rate(scale: Scale, hang: bool) -> anyhow::Result<f64> {
     let port = free_port();
     let dests: String = (0..10)
         .map(|i| {
-            webhook(
+            webhook_table(
                 &format!("d{i}"),
                 &format!("{}/d{i}", rx.origin()),
                 &rx.origin(),
@@ -32,7 +33,7 @@ async fn nine_rate(scale: Scale, hang: bool) -> anyhow::Result<f64> {
         })
         .collect();
     let (_host, _) = switchyard(dir.path(), &config(dir.path(), port, &dests), port).await?;
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
     let start = Instant::now();
     open_loop(&target, OFFERED_RPS, scale.phase, || {
         events::batch("iso", 10)

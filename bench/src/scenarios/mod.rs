@@ -14,6 +14,9 @@ mod nats;
 
 use std::path::Path;
 
+use switchyard_e2e::host::ADMIN_TOKEN;
+use switchyard_e2e::Admin;
+
 use crate::Scale;
 
 /// Run the selected scenarios (all when `only` is empty), writing each result.
@@ -32,7 +35,12 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
         crate::report::write(out, "log", scale.quick, log::run(scale).await?)?;
     }
     if want("candidates") {
-        crate::report::write(out, "candidates", scale.quick, candidates::run(scale).await?)?;
+        crate::report::write(
+            out,
+            "candidates",
+            scale.quick,
+            candidates::run(scale).await?,
+        )?;
     }
     if want("dispatch") {
         crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;
@@ -55,13 +63,15 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     Ok(())
 }
 
+/// The admin API of the bench host on `port`.
+pub fn admin(port: u16) -> Admin {
+    Admin::new(format!("http://127.0.0.1:{port}"), ADMIN_TOKEN)
+}
+
 /// Pause or resume a destination through the admin API.
 pub async fn admin_post(port: u16, path: &str) -> anyhow::Result<()> {
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .bearer_auth("bench")
+    let r = admin(port)
+        .request(reqwest::Method::POST, path)
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());

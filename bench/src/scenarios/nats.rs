@@ -7,9 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
 
 use crate::load::{closed_loop, Target};
-use crate::procs::{config, free_port, switchyard, webhook, Proc};
+use crate::procs::{config, switchyard, Proc};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -18,7 +19,7 @@ async fn measure(scale: Scale, nats_url: Option<&str>) -> anyhow::Result<Value> 
     let rx = Receiver::start().await;
     let port = free_port();
     let extra = "batch = { max_events = 500, max_bytes = 1000000, linger_ms = 20 }";
-    let dest = webhook(
+    let dest = webhook_table(
         "sink",
         &format!("{}/sink", rx.origin()),
         &rx.origin(),
@@ -34,7 +35,7 @@ async fn measure(scale: Scale, nats_url: Option<&str>) -> anyhow::Result<Value> 
     }
     let (_host, _) = switchyard(dir.path(), &text, port).await?;
     super::admin_post(port, "/admin/destinations/sink/pause").await?;
-    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), "wk_bench");
+    let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
     let ingest = closed_loop(&target, 32, scale.phase, || events::batch("st", 100), false).await;
     let start = Instant::now();
     super::admin_post(port, "/admin/destinations/sink/resume").await?;

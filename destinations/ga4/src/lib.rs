@@ -576,10 +576,6 @@ impl kit::Destination for Ga4 {
         for group in &groups {
             send_group(&url, group, &mut outcomes);
         }
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
-        if failed > 0 {
-            kit::warn(&format!("{failed} of {} events failed", events.len()));
-        }
         outcomes
     }
 }

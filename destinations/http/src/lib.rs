@@ -334,10 +334,6 @@ impl kit::Destination for Http {
                 })
                 .collect()
         };
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
-        if failed > 0 {
-            kit::warn(&format!("{failed} of {} events failed", events.len()));
-        }
         outcomes
     }
 }

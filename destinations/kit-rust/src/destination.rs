@@ -1,8 +1,10 @@
 //! What every Rust destination shares: implement [`Destination`] and the kit
 //! provides the component's `describe`, `check` and the settings half of
-//! `deliver` (a settings error rejects every event with the message).
+//! `deliver` (a settings error rejects every event with the message). After a
+//! delivery with failures, the kit writes one `warn` line: "N of M events
+//! failed", with the first failure's reason.
 
-use crate::{reject, Event, Guest, Metadata, Outcome};
+use crate::{reject, Event, Failure, Guest, Metadata, Outcome};
 
 /// A destination: its description, its settings, and the delivery of a batch.
 pub trait Destination {
@@ -40,8 +42,54 @@ impl<T: Destination> Guest for T {
 
     fn deliver(settings: String, events: Vec<Event>) -> Vec<Outcome> {
         match T::settings(&settings) {
-            Ok(parsed) => <T as Destination>::deliver(parsed, events),
+            Ok(parsed) => {
+                let outcomes = <T as Destination>::deliver(parsed, events);
+                if let Some(line) = failure_summary(&outcomes) {
+                    crate::warn(&line);
+                }
+                outcomes
+            }
             Err(why) => vec![Err(reject(why)); events.len()],
         }
+    }
+}
+
+/// "2 of 5 events failed; the first: retry: acme answered 503: ..." when any failed.
+fn failure_summary(outcomes: &[Outcome]) -> Option<String> {
+    let mut failures = outcomes.iter().filter_map(|o| o.as_ref().err());
+    let first = failures.next()?;
+    let failed = 1 + failures.count();
+    let first = match first {
+        Failure::Retry(hint) => format!("retry: {}", hint.reason),
+        Failure::Reject(reason) => format!("reject: {reason}"),
+    };
+    Some(format!(
+        "{failed} of {} events failed; the first: {first}",
+        outcomes.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry;
+
+    #[test]
+    fn failures_are_summed_up_in_one_line() {
+        assert_eq!(failure_summary(&[Ok(()), Ok(())]), None);
+        assert_eq!(failure_summary(&[]), None);
+        let outcomes = [
+            Ok(()),
+            Err(retry("acme answered 503: busy", Some(1000))),
+            Err(reject("no user")),
+        ];
+        assert_eq!(
+            failure_summary(&outcomes).unwrap(),
+            "2 of 3 events failed; the first: retry: acme answered 503: busy"
+        );
+        assert_eq!(
+            failure_summary(&[Err(reject("bad"))]).unwrap(),
+            "1 of 1 events failed; the first: reject: bad"
+        );
     }
 }

@@ -3,33 +3,60 @@
 //! A destination is a `cdylib` crate built for `wasm32-wasip2` that implements the
 //! `destination` world of `wit/destination.wit`. This crate owns the one
 //! `wit_bindgen::generate!` of that world for Rust guests, re-exports the generated
-//! types, and adds the helpers every destination needs:
+//! types, and adds what every destination needs:
 //!
-//! - HTTP: [`send`], [`post_json`], [`basic_auth`], [`url_encode`], and lookups on
-//!   [`Response`] ([`Response::header`], [`Response::json`], ...);
+//! - the [`Destination`] trait: implement it, and the kit provides the component's
+//!   `describe`, `check` and the settings half of `deliver` (a settings error rejects
+//!   every event with the message), and writes one `warn` line when events failed
+//!   ("2 of 5 events failed; the first: ...");
+//! - HTTP: [`send`], [`post_json`], [`basic_auth`], [`url_encode`], [`header`], and
+//!   lookups on [`Response`] ([`Response::header`], [`Response::json`], ...);
 //! - outcomes: [`classify`] / [`classify_as`] (the standard classification of an
-//!   answer), [`retry`], [`reject`], [`retry_after_ms`], [`excerpt`];
-//! - settings: [`parse_settings`] (serde, with a message that names the bad field)
-//!   and [`check_url`];
-//! - events: [`event_json`] and small accessors ([`id_field`], [`str_at`], [`object_at`]),
-//!   and time ([`timestamp_ms`], [`parse_iso8601_ms`], [`iso8601`], [`now_ms`]).
+//!   answer) and their halves [`classify_response`] / [`classify_error`], [`retry`],
+//!   [`reject`], [`retry_after_ms`], [`excerpt`];
+//! - settings: [`parse_settings`] (serde, with a message that names the bad field),
+//!   [`check_url`] and [`check_endpoint`];
+//! - events: [`event_json`] and small accessors ([`value_at`], [`id_field`],
+//!   [`str_at`], [`object_at`]), and time ([`timestamp_ms`], [`parse_iso8601_ms`],
+//!   [`iso8601`], [`now_ms`], [`now_iso`]);
+//! - log lines: [`warn`], [`debug`], or [`log`] itself.
 //!
-//! A destination looks like this:
+//! A destination looks like this (the bundled ones in `destinations/` and the
+//! scaffold of `switchyard new --lang rust` are written the same way):
 //!
 //! ```ignore
-//! use switchyard_destination_kit::{self as kit, Event, Failure, Guest, Metadata};
+//! use serde::Deserialize;
+//! use switchyard_destination_kit::{self as kit, Event};
 //!
-//! struct MyDestination;
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings {
+//!     url: String,
+//! }
 //!
-//! impl Guest for MyDestination {
-//!     fn describe() -> Metadata { /* name, version, settings schema, max batch */ }
-//!     fn check(settings: String) -> Result<(), String> { /* kit::parse_settings */ }
-//!     fn deliver(settings: String, events: Vec<Event>) -> Vec<Result<(), Failure>> {
-//!         /* build the request, kit::post_json, kit::classify_as */
+//! struct Acme;
+//!
+//! impl kit::Destination for Acme {
+//!     const NAME: &'static str = "acme";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const SETTINGS_SCHEMA: &'static str = r#"{"type":"object","required":["url"]}"#;
+//!     const MAX_BATCH: u32 = 100;
+//!     type Settings = Settings;
+//!
+//!     fn settings(raw: &str) -> Result<Settings, String> {
+//!         let s: Settings = kit::parse_settings(raw, "acme")?;
+//!         kit::check_url("acme", "url", &s.url)?;
+//!         Ok(s)
+//!     }
+//!
+//!     fn deliver(s: Settings, events: Vec<Event>) -> Vec<kit::Outcome> {
+//!         let body: Vec<_> = events.iter().map(kit::event_json).collect();
+//!         let outcome = kit::classify_as("acme", kit::post_json(&s.url, &[], &body));
+//!         vec![outcome; events.len()]
 //!     }
 //! }
 //!
-//! switchyard_destination_kit::export_destination!(MyDestination);
+//! switchyard_destination_kit::export_destination!(Acme);
 //! ```
 //!
 //! The crate also compiles for the build machine, so its pure helpers are unit-tested

@@ -460,10 +460,6 @@ impl kit::Destination for Mixpanel {
         if !profiles.is_empty() {
             send_engage(&settings, profiles, &mut outcomes);
         }
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
-        if failed > 0 {
-            kit::warn(&format!("{failed} of {} events failed", events.len()));
-        }
         outcomes
     }
 }

@@ -197,9 +197,6 @@ impl kit::Destination for PostHog {
             });
             let url = format!("{}/batch/", settings.endpoint);
             let outcome = kit::classify_as(NAME, kit::post_json(&url, &[], &body));
-            if let Err(failure) = &outcome {
-                kit::warn(&format!("batch of {} failed: {failure:?}", batch.len()));
-            }
             for i in sent {
                 outcomes[i] = outcome.clone();
             }

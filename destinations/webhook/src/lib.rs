@@ -110,9 +110,6 @@ impl kit::Destination for Webhook {
         }
         headers.extend(settings.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         let outcome = kit::classify(kit::send("POST", &settings.url, &headers, body));
-        if let Err(failure) = &outcome {
-            kit::warn(&format!("batch of {} failed: {failure:?}", events.len()));
-        }
         vec![outcome; events.len()]
     }
 }

@@ -12,6 +12,10 @@
 //! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
 //!
 //! `T` is RFC 3339 (`2026-11-26T12:00:00Z`) or milliseconds since the epoch.
+//! Every answer is a typed struct of [`answers`]; dead letters are
+//! [`DeadLetterView`]s.
+
+pub mod answers;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -24,11 +28,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
+use self::answers::{
+    DestinationRow, Done, Failure, HealthNow, Healthz, PluginRow, Replayed, VersionRow,
+};
+use crate::dispatch::health::Health;
 use crate::dispatch::DeliveryStats;
-use crate::plugins::{error_text, Catalog, PluginError, PluginSlot, Version};
-use crate::store::{DeadLetter, Millis, Store};
+use crate::plugins::{error_text, Catalog, PluginError, PluginSlot};
+use crate::store::view::{parse_time, DeadLetterView};
+use crate::store::{Millis, Store};
 
 /// One destination as the admin API shows it.
 #[derive(Debug, Clone)]
@@ -86,11 +94,11 @@ impl IntoResponse for AdminError {
             AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        (
-            status,
-            Json(json!({"success": false, "message": self.to_string()})),
-        )
-            .into_response()
+        let body = Failure {
+            success: false,
+            message: self.to_string(),
+        };
+        (status, Json(body)).into_response()
     }
 }
 
@@ -126,7 +134,7 @@ pub fn app(state: AdminState) -> axum::Router {
         ))
         .with_state(state);
     axum::Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { Json(Healthz { status: "ok" }) }))
         .merge(admin)
 }
 
@@ -165,29 +173,31 @@ fn find<'a>(state: &'a AdminState, name: &str) -> Result<&'a DestinationInfo, Ad
         .ok_or_else(|| AdminError::NotFound(name.to_string()))
 }
 
-async fn destinations(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+async fn destinations(
+    State(state): State<AdminState>,
+) -> Result<Json<Vec<DestinationRow>>, AdminError> {
     let mut out = Vec::new();
     for d in state.destinations.iter() {
         let q = state.store.stats(&d.name).await?;
         let health = d.stats.health();
         let serving = d.plugin.current();
-        out.push(json!({
-            "name": d.name,
-            "plugin": d.plugin.name,
-            "version": serving.plugin.metadata.version,
-            "sha256": serving.plugin.sha256,
-            "health": health.state,
-            "health_reason": health.reason,
-            "queued": q.queued,
-            "in_flight": d.stats.in_flight.load(Relaxed),
-            "delivered": d.stats.delivered.load(Relaxed),
-            "retried": d.stats.retried.load(Relaxed),
-            "dead_letters": q.dead_letters,
-            "violations": d.stats.sandbox.to_json(),
-            "memory_peak_bytes": d.stats.sandbox.memory_peak_bytes.load(Relaxed),
-        }));
+        out.push(DestinationRow {
+            name: d.name.clone(),
+            plugin: d.plugin.name.clone(),
+            version: serving.plugin.metadata.version.clone(),
+            sha256: serving.plugin.sha256.clone(),
+            health: health.state,
+            health_reason: health.reason,
+            queued: q.queued,
+            in_flight: d.stats.in_flight.load(Relaxed),
+            delivered: d.stats.delivered.load(Relaxed),
+            retried: d.stats.retried.load(Relaxed),
+            dead_letters: q.dead_letters,
+            violations: d.stats.sandbox.violations(),
+            memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 /// `?since=T&until=T`.
@@ -209,56 +219,22 @@ impl Range {
     }
 }
 
-/// RFC 3339 or milliseconds since the epoch.
-pub fn parse_time(t: &str) -> Result<Millis, String> {
-    if let Ok(ms) = t.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.timestamp_millis())
-        .map_err(|_| format!("`{t}` is not an RFC 3339 time or milliseconds since the epoch"))
-}
-
-fn iso(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-/// A dead letter as JSON (the admin API's and `switchyard dlq list --json`'s shape).
-pub fn dead_letter_json(d: &DeadLetter) -> Value {
-    json!({
-        "id": d.id,
-        "destination": d.destination,
-        "messageId": d.message_id,
-        "type": d.event_type,
-        "reason": d.reason,
-        "attempts": d.attempts,
-        "firstAttemptAt": iso(d.first_attempt_at),
-        "lastAttemptAt": iso(d.last_attempt_at),
-        "deadAt": iso(d.dead_at),
-        "event": serde_json::from_str::<Value>(&d.event_json).unwrap_or(Value::Null),
-    })
-}
-
 async fn list_dead_letters(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     Query(range): Query<Range>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Vec<DeadLetterView>>, AdminError> {
     find(&state, &name)?;
     let (since, until) = range.millis()?;
     let list = state.store.dead_letters(&name, since, until).await?;
-    Ok(Json(Value::Array(
-        list.iter().map(dead_letter_json).collect(),
-    )))
+    Ok(Json(list.iter().map(DeadLetterView::from).collect()))
 }
 
 async fn replay_dead_letters(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     Query(range): Query<Range>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Done<Replayed>>, AdminError> {
     find(&state, &name)?;
     let (since, until) = range.millis()?;
     let replayed = state.store.replay(&name, since, until).await?;
@@ -267,54 +243,39 @@ async fn replay_dead_letters(
         replayed,
         "dead letters replayed"
     );
-    Ok(Json(json!({"success": true, "replayed": replayed})))
+    Ok(Json(Done::with(Replayed { replayed })))
 }
 
 async fn pause(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Done<HealthNow>>, AdminError> {
     find(&state, &name)?.stats.set_operator_paused(true);
-    Ok(Json(json!({"success": true, "health": "paused"})))
+    Ok(Json(Done::with(HealthNow {
+        health: Health::Paused,
+    })))
 }
 
 async fn resume(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Done<HealthNow>>, AdminError> {
     let d = find(&state, &name)?;
     d.stats.set_operator_paused(false);
-    Ok(Json(
-        json!({"success": true, "health": d.stats.health().state}),
-    ))
+    Ok(Json(Done::with(HealthNow {
+        health: d.stats.health().state,
+    })))
 }
 
-fn version_json(v: &Version) -> Value {
-    json!({
-        "version": v.plugin.metadata.version,
-        "sha256": v.plugin.sha256,
-        "max_batch": v.plugin.metadata.max_batch,
-        "from_cache": v.plugin.from_cache,
-    })
-}
-
-fn slot_json(slot: &PluginSlot) -> Value {
-    let mut v = version_json(&slot.current());
-    v["name"] = json!(slot.name);
-    v["previous_sha256"] = json!(slot.previous_sha256());
-    v["last_error"] = json!(slot.last_error());
-    v
-}
-
-async fn list_plugins(State(state): State<AdminState>) -> Json<Value> {
+async fn list_plugins(State(state): State<AdminState>) -> Json<Vec<PluginRow>> {
     let list = state
         .catalog
         .names()
         .iter()
         .filter_map(|n| state.catalog.slot(n))
-        .map(|s| slot_json(&s))
+        .map(|s| PluginRow::from(&*s))
         .collect();
-    Json(Value::Array(list))
+    Json(list)
 }
 
 fn plugin_error(e: PluginError) -> AdminError {
@@ -330,25 +291,21 @@ async fn upload_plugin(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Done<VersionRow>>, AdminError> {
     let version = state
         .catalog
         .install(&name, body.to_vec(), true)
         .await
         .map_err(plugin_error)?;
-    let mut v = version_json(&version);
-    v["success"] = json!(true);
-    Ok(Json(v))
+    Ok(Json(Done::with(VersionRow::from(&*version))))
 }
 
 async fn rollback_plugin(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Done<VersionRow>>, AdminError> {
     let version = state.catalog.rollback(&name).await.map_err(plugin_error)?;
-    let mut v = version_json(&version);
-    v["success"] = json!(true);
-    Ok(Json(v))
+    Ok(Json(Done::with(VersionRow::from(&*version))))
 }
 
 /// Admin state from the dispatcher's counters and the plugin catalog.

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::admin::{dead_letter_json, parse_time};
 use crate::config::Config;
+use crate::store::view::{parse_time, DeadLetterView};
 use crate::store::{now_ms, Millis, Store};
 
 /// Which dead letters.
@@ -151,21 +151,24 @@ async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>
     .await
 }
 
+/// Run a `dlq` subcommand.
 pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DlqCommand::List { selection, json } => {
             let t = target(&selection)?;
-            let list = match ask_host(&t, reqwest::Method::GET, "dead-letters").await? {
-                Some(Value::Array(items)) => items,
-                Some(other) => anyhow::bail!("unexpected answer from the host: {other}"),
-                None => open_store(&t.config)
-                    .await?
-                    .dead_letters(&t.destination, t.since, t.until)
-                    .await?
-                    .iter()
-                    .map(dead_letter_json)
-                    .collect(),
-            };
+            let list: Vec<DeadLetterView> =
+                match ask_host(&t, reqwest::Method::GET, "dead-letters").await? {
+                    Some(answer) => serde_json::from_value(answer.clone()).map_err(|e| {
+                        anyhow::anyhow!("unexpected answer from the host: {e}: {answer}")
+                    })?,
+                    None => open_store(&t.config)
+                        .await?
+                        .dead_letters(&t.destination, t.since, t.until)
+                        .await?
+                        .iter()
+                        .map(DeadLetterView::from)
+                        .collect(),
+                };
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -173,10 +176,7 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
                 for d in &list {
                     println!(
                         "{}  {}  attempts={}  {}",
-                        d["deadAt"].as_str().unwrap_or(""),
-                        d["messageId"].as_str().unwrap_or(""),
-                        d["attempts"],
-                        d["reason"].as_str().unwrap_or("")
+                        d.dead_at, d.message_id, d.attempts, d.reason
                     );
                 }
             }

@@ -23,7 +23,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands (their names and flags are a contract: DESIGN §8).
+/// The subcommands (their names and flags are a contract: the README's "Command line" section).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve ingest, delivery and admin (default config: bundled destinations, store in ./data).
@@ -62,6 +62,7 @@ pub enum Command {
     },
     /// Dead letters: list or replay, against a running host or a stopped host's store.
     Dlq {
+        /// `list` or `replay`.
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },

@@ -3,7 +3,9 @@
 //! Writes `D/NAME/` with the component's source, the language kit, the WIT
 //! contract, sample settings and event, a README and a Makefile whose default
 //! target builds `NAME.wasm` in that folder and whose `test` target dry-runs
-//! the samples through `switchyard try`. The templates live in `host/templates/`.
+//! the samples through `switchyard try`. The templates live in `host/templates/`;
+//! the kits are copied from `kits/js`, `kits/python` and, for Rust, the sources
+//! of `destinations/kit-rust` (into `kit/`, with a manifest of its own).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 /// The languages a destination can be scaffolded in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
-    /// Rust with wit-bindgen, target wasm32-wasip2.
+    /// Rust with the Rust kit (wit-bindgen), target wasm32-wasip2.
     Rust,
     /// JavaScript with componentize-js.
     Js,
@@ -24,6 +26,43 @@ const README: &str = include_str!("../../templates/common-README.md");
 const SAMPLE_EVENT: &str = include_str!("../../templates/common-sample-event.json");
 const SAMPLE_SETTINGS: &str = include_str!("../../templates/common-sample-settings.json");
 
+/// The Rust kit's `generate!` finds the WIT two folders up in this repository
+/// (`destinations/kit-rust` → `wit/`), one folder up in a scaffold (`kit/` → `wit/`).
+const KIT_WIT_PATH: (&str, &str) = (r#"path: "../../wit""#, r#"path: "../wit""#);
+
+/// `(path in the new folder, source)` of the Rust kit, copied as it is in
+/// `destinations/kit-rust/src` (but for [`KIT_WIT_PATH`]).
+const RUST_KIT: [(&str, &str); 7] = [
+    (
+        "kit/src/lib.rs",
+        include_str!("../../../destinations/kit-rust/src/lib.rs"),
+    ),
+    (
+        "kit/src/destination.rs",
+        include_str!("../../../destinations/kit-rust/src/destination.rs"),
+    ),
+    (
+        "kit/src/event.rs",
+        include_str!("../../../destinations/kit-rust/src/event.rs"),
+    ),
+    (
+        "kit/src/outcome.rs",
+        include_str!("../../../destinations/kit-rust/src/outcome.rs"),
+    ),
+    (
+        "kit/src/send.rs",
+        include_str!("../../../destinations/kit-rust/src/send.rs"),
+    ),
+    (
+        "kit/src/settings.rs",
+        include_str!("../../../destinations/kit-rust/src/settings.rs"),
+    ),
+    (
+        "kit/src/time.rs",
+        include_str!("../../../destinations/kit-rust/src/time.rs"),
+    ),
+];
+
 /// `(path in the new folder, template)` for a language.
 fn templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
     match lang {
@@ -35,6 +74,10 @@ fn templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
             ("src/lib.rs", include_str!("../../templates/rust/lib.rs")),
             ("Makefile", include_str!("../../templates/rust/Makefile")),
             (".gitignore", include_str!("../../templates/rust/gitignore")),
+            (
+                "kit/Cargo.toml",
+                include_str!("../../templates/rust/kit-Cargo.toml"),
+            ),
         ],
         Lang::Js => vec![
             (
@@ -72,6 +115,7 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Scaffold the destination `name` in `lang` under `dir` (default: the current directory).
 pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if !valid_name(name) {
         anyhow::bail!(
@@ -92,6 +136,7 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{module}}", &name.replace('-', "_"))
             .replace("{{lang}}", lang_name)
+            .replace("{{version}}", env!("CARGO_PKG_VERSION"))
     };
     let mut files: Vec<(String, String)> = vec![
         ("wit/destination.wit".into(), WIT.into()),
@@ -102,6 +147,12 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
     for (path, text) in templates(lang) {
         let is_kit = path.starts_with("kit.");
         files.push((fill(path), if is_kit { text.into() } else { fill(text) }));
+    }
+    if lang == Lang::Rust {
+        for (path, text) in RUST_KIT {
+            let (here, there) = KIT_WIT_PATH;
+            files.push((path.into(), text.replace(here, there)));
+        }
     }
     for (path, text) in &files {
         write(&root.join(path), text)?;
@@ -137,6 +188,38 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_kit_is_copied_whole_with_its_wit_path_and_dependencies() {
+        let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../destinations/kit-rust");
+        let mut sources: Vec<String> = std::fs::read_dir(kit.join("src"))
+            .unwrap()
+            .map(|e| format!("kit/src/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        sources.sort();
+        let mut copied: Vec<String> = RUST_KIT.iter().map(|(p, _)| p.to_string()).collect();
+        copied.sort();
+        assert_eq!(copied, sources, "every source file of the kit is copied");
+        assert_eq!(RUST_KIT[0].1.matches(KIT_WIT_PATH.0).count(), 1);
+
+        let deps = |text: &str| -> Vec<String> {
+            let manifest: toml::Table = toml::from_str(text).unwrap();
+            let mut names: Vec<String> = manifest["dependencies"]
+                .as_table()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            names.sort();
+            names
+        };
+        let real = std::fs::read_to_string(kit.join("Cargo.toml")).unwrap();
+        assert_eq!(
+            deps(include_str!("../../templates/rust/kit-Cargo.toml")),
+            deps(&real),
+            "the scaffold's kit manifest has the kit's dependencies"
+        );
+    }
+
+    #[test]
     fn every_language_gets_a_complete_folder() {
         for lang in [Lang::Rust, Lang::Js, Lang::Python] {
             let dir = tempfile::tempdir().unwrap();
@@ -153,6 +236,12 @@ mod tests {
             }
             let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
             assert!(makefile.contains("acme-crm.wasm"), "{lang:?}");
+            if lang == Lang::Rust {
+                let kit = std::fs::read_to_string(root.join("kit/src/lib.rs")).unwrap();
+                assert!(kit.contains(KIT_WIT_PATH.1), "the kit finds wit/");
+                let manifest = std::fs::read_to_string(root.join("kit/Cargo.toml")).unwrap();
+                assert!(!manifest.contains("{{"), "unfilled placeholder");
+            }
             assert!(!makefile.contains("{{"), "{lang:?}: unfilled placeholder");
             assert!(
                 new("acme-crm", lang, Some(dir.path().to_path_buf())).is_err(),

@@ -1,6 +1,7 @@
 //! `switchyard try PLUGIN.wasm --settings FILE --event FILE`: a dry run.
 //!
-//! The events are validated and normalised as ingest would, the settings are
+//! The events are validated and normalised by ingest's own
+//! [`normalize_body`], the settings are
 //! `check`ed, then `deliver` runs with an `http` import that sends nothing: it
 //! prints each request and answers `200 {}`. The exit code is 0 when every event
 //! is delivered, 1 otherwise.
@@ -9,14 +10,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::Limits;
 use crate::imports::http::Egress;
-use crate::ingest::normalize::{normalize, Envelope};
-use crate::runtime::bindings::switchyard::destination::types::EventType;
+use crate::ingest::normalize::{normalize_body, BodyKind};
 use crate::runtime::{CallContext, Event, Outcome, Runtime};
 
+/// Dry-run `plugin` on the events of `event` with the settings of `settings`.
 pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Result<ExitCode> {
     let settings_value = super::read_json(settings)?;
     if !settings_value.is_object() {
@@ -92,38 +93,28 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
     })
 }
 
-/// One message, an array of messages, or a batch body → normalised events.
+/// One message, an array of messages, or a batch body → normalised events. Every
+/// form is read as a batch body, so that each message needs its `type` and the
+/// batch-level `context`, `integrations` and `sentAt` apply as in `/v1/batch`.
 fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
-    let (items, envelope_root) = match value {
-        Value::Array(items) => (items, None),
-        Value::Object(mut map) => match map.remove("batch") {
-            Some(Value::Array(items)) => (items, Some(map)),
-            Some(_) => anyhow::bail!("{}: `batch` must be an array", path.display()),
-            None => (vec![Value::Object(map)], None),
-        },
+    let batch = |items: Vec<Value>| Map::from_iter([("batch".to_string(), Value::Array(items))]);
+    let body = match value {
+        Value::Array(items) => batch(items),
+        Value::Object(map) if map.contains_key("batch") => map,
+        Value::Object(map) => batch(vec![Value::Object(map)]),
         _ => anyhow::bail!("{}: expected a JSON object or array", path.display()),
     };
-    let root = envelope_root.unwrap_or_default();
-    let envelope = Envelope {
-        context: root.get("context").and_then(Value::as_object),
-        integrations: root.get("integrations").and_then(Value::as_object),
-        sent_at: root.get("sentAt"),
-    };
-    let now = chrono::Utc::now();
-    items
+    let events =
+        normalize_body(body, BodyKind::Batch, chrono::Utc::now()).map_err(|e| match e.item {
+            Some(i) => anyhow::anyhow!("{}: event {i}: {}", path.display(), e.message),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message),
+        })?;
+    Ok(events
         .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let Value::Object(item) = item else {
-                anyhow::bail!("{}: event {i}: must be an object", path.display());
-            };
-            let n = normalize(item, None, envelope, now)
-                .map_err(|m| anyhow::anyhow!("{}: event {i}: {m}", path.display()))?;
-            Ok(Event {
-                message_id: n.message_id,
-                event_type: EventType::parse(&n.event_type).unwrap_or(EventType::Track),
-                json: Value::Object(n.message).to_string(),
-            })
+        .map(|n| Event {
+            message_id: n.message_id,
+            event_type: n.event_type.into(),
+            json: Value::Object(n.message).to_string(),
         })
-        .collect()
+        .collect())
 }

@@ -1,31 +1,48 @@
 //! Configuration: TOML text → validated [`Config`].
 //!
 //! Where it sits: read once by the CLI before anything starts. The structs of
-//! [`raw`] mirror the file exactly (`deny_unknown_fields`, one doc comment per
-//! key: the key names are a contract, see DESIGN §8); [`Config::parse`] expands
-//! `${ENV}` in string values and validates every value into runtime types
-//! (durations, allowlists, limits), so the rest of the host never sees raw text.
+//! `raw.rs` mirror the file exactly (`deny_unknown_fields`, one doc comment per
+//! key: the key names are a contract, documented in the README's
+//! "Configuration" section); [`Config::parse`] expands `${ENV}` in string
+//! values, and `validate.rs` turns every value into runtime types (durations,
+//! allowlists, limits), one function per section, so the rest of the host never
+//! sees raw text.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::imports::http::Allowlist;
+use serde::Deserialize;
+
+use crate::allowlist::Allowlist;
 
 /// Anything wrong with a configuration file, with where it is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{file}: cannot read")]
     Read {
+        /// The file.
         file: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not TOML.
     #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
+    Syntax {
+        /// The file.
+        file: String,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A key is unknown, or a value is wrong.
     #[error("{file}: `{path}`: {message}")]
     Invalid {
+        /// The file.
         file: String,
+        /// The key's path, e.g. `destinations[0].retry.window`.
         path: String,
+        /// What is wrong.
         message: String,
     },
 }
@@ -33,14 +50,12 @@ pub enum ConfigError {
 mod raw;
 #[cfg(test)]
 mod tests;
+mod validate;
 
-use self::raw::*;
+use self::raw::{default_memory_mb, default_timeout_ms, RawConfig};
 
 /// The largest linear memory a destination may ask for (the pooling allocator's slot size).
 pub const MAX_MEMORY_MB: u64 = 512;
-
-/// Event types of the Segment spec.
-pub const EVENT_TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -157,10 +172,12 @@ impl Default for Limits {
     }
 }
 
-/// Per-user ordering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Per-user ordering (`ordering = "none"` or `"user"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ordering {
     /// Events flow independently.
+    #[default]
     None,
     /// A user's later events wait while an earlier one awaits retry.
     User,
@@ -220,7 +237,7 @@ impl Config {
                     message: e.inner().to_string(),
                 }
             })?;
-        validate(raw, base).map_err(|(path, message)| ConfigError::Invalid {
+        validate::validate(raw, base).map_err(|(path, message)| ConfigError::Invalid {
             file: file.into(),
             path,
             message,
@@ -294,188 +311,4 @@ pub fn expand_env(s: &str) -> Result<String, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration (e.g. \"500ms\", \"30s\", \"4h\"): {e}"))
-}
-
-fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
-    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let listen = raw.server.listen.clone();
-    if listen.parse::<std::net::SocketAddr>().is_err() && !listen.contains(':') {
-        return Err((
-            "server.listen".into(),
-            format!("`{listen}` is not host:port"),
-        ));
-    }
-    let kind = match raw.store.kind.as_str() {
-        "embedded" => StoreKind::Embedded,
-        "nats" => StoreKind::Nats(raw.store.url.clone().ok_or_else(|| {
-            (
-                "store.url".to_string(),
-                "required when kind = \"nats\"".to_string(),
-            )
-        })?),
-        other => {
-            return Err((
-                "store.kind".into(),
-                format!("`{other}`: expected \"embedded\" or \"nats\""),
-            ))
-        }
-    };
-    let dedup_window =
-        parse_duration(&raw.store.dedup_window).map_err(|m| ("store.dedup_window".into(), m))?;
-    let retention =
-        parse_duration(&raw.store.retention).map_err(|m| ("store.retention".into(), m))?;
-    if !retention.is_zero() && matches!(kind, StoreKind::Nats(_)) {
-        return Err((
-            "store.retention".into(),
-            "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
-        ));
-    }
-
-    let mut sources = BTreeMap::new();
-    let mut source_names = HashSet::new();
-    for (i, s) in raw.sources.iter().enumerate() {
-        if s.name.is_empty() || !source_names.insert(s.name.clone()) {
-            return Err((
-                format!("sources[{i}].name"),
-                format!("`{}` is empty or used twice", s.name),
-            ));
-        }
-        if s.write_key.is_empty() {
-            return Err((
-                format!("sources[{i}].write_key"),
-                "must not be empty".into(),
-            ));
-        }
-        if sources
-            .insert(s.write_key.clone(), s.name.clone())
-            .is_some()
-        {
-            return Err((
-                format!("sources[{i}].write_key"),
-                "the same write key names two sources".into(),
-            ));
-        }
-    }
-
-    let mut destinations = Vec::new();
-    let mut names = HashSet::new();
-    for (i, d) in raw.destinations.into_iter().enumerate() {
-        let at = |field: &str| format!("destinations[{i}].{field}");
-        if !valid_name(&d.name) || !names.insert(d.name.clone()) {
-            return Err((
-                at("name"),
-                format!(
-                    "`{}` is empty, used twice, or not made of letters, digits, `-` and `_`",
-                    d.name
-                ),
-            ));
-        }
-        if !valid_name(&d.plugin) {
-            return Err((at("plugin"), format!("`{}` is not a plugin name", d.plugin)));
-        }
-        let allowed_hosts = Allowlist::parse(&d.allowed_hosts)
-            .map_err(|(j, m)| (at(&format!("allowed_hosts[{j}]")), m))?;
-        let settings =
-            serde_json::to_value(&d.settings).map_err(|e| (at("settings"), e.to_string()))?;
-        if !settings.is_object() {
-            return Err((at("settings"), "must be a table".into()));
-        }
-        if d.retry.initial_ms == 0 || d.retry.max_ms < d.retry.initial_ms {
-            return Err((
-                at("retry"),
-                "initial_ms must be > 0 and max_ms >= initial_ms".into(),
-            ));
-        }
-        let retry = RetryPolicy {
-            initial: Duration::from_millis(d.retry.initial_ms),
-            max: Duration::from_millis(d.retry.max_ms),
-            window: parse_duration(&d.retry.window).map_err(|m| (at("retry.window"), m))?,
-        };
-        if d.batch.max_events == 0 || d.batch.max_bytes == 0 {
-            return Err((at("batch"), "max_events and max_bytes must be > 0".into()));
-        }
-        let batch = BatchPolicy {
-            max_events: d.batch.max_events,
-            max_bytes: d.batch.max_bytes,
-            linger: Duration::from_millis(d.batch.linger_ms),
-        };
-        let rate = match d.rate {
-            Some(r) if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 => {
-                return Err((at("rate"), "per_second and burst must be > 0".into()))
-            }
-            Some(r) => Some(RatePolicy {
-                per_second: r.per_second,
-                burst: r.burst,
-            }),
-            None => None,
-        };
-        if d.limits.memory_mb == 0 || d.limits.memory_mb > MAX_MEMORY_MB {
-            return Err((
-                at("limits.memory_mb"),
-                format!("must be between 1 and {MAX_MEMORY_MB}"),
-            ));
-        }
-        if d.limits.timeout_ms == 0 {
-            return Err((at("limits.timeout_ms"), "must be > 0".into()));
-        }
-        let limits = Limits {
-            memory_bytes: (d.limits.memory_mb as usize) << 20,
-            timeout: Duration::from_millis(d.limits.timeout_ms),
-        };
-        let ordering = match d.ordering.as_str() {
-            "none" => Ordering::None,
-            "user" => Ordering::User,
-            other => {
-                return Err((
-                    at("ordering"),
-                    format!("`{other}`: expected \"none\" or \"user\""),
-                ))
-            }
-        };
-        for (j, t) in d.filter.types.iter().enumerate() {
-            if !EVENT_TYPES.contains(&t.as_str()) {
-                return Err((
-                    at(&format!("filter.types[{j}]")),
-                    format!("`{t}` is not one of {}", EVENT_TYPES.join(", ")),
-                ));
-            }
-        }
-        destinations.push(DestinationConfig {
-            name: d.name,
-            plugin: d.plugin,
-            allowed_hosts,
-            settings,
-            retry,
-            batch,
-            rate,
-            limits,
-            ordering,
-            filter: Filter {
-                types: d.filter.types,
-                events: d.filter.events,
-            },
-        });
-    }
-
-    Ok(Config {
-        listen,
-        admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
-        store: StoreConfig {
-            kind,
-            path: resolve(raw.store.path),
-            dedup_window,
-            credentials_file: raw.store.credentials_file.map(resolve),
-            retention,
-        },
-        plugins_dir: resolve(raw.plugins.dir),
-        sources,
-        destinations,
-    })
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

@@ -1,10 +1,13 @@
 //! The configuration file as written: one struct per table, `deny_unknown_fields`,
-//! one doc comment per key (the key names are a contract, DESIGN §8), and the
-//! defaults. [`super::Config::parse`] validates these into runtime types.
+//! one doc comment per key (the key names are a contract: the README's
+//! "Configuration" section documents them), and the defaults.
+//! [`super::Config::parse`] validates these into runtime types.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use super::Ordering;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,8 +57,8 @@ pub(super) fn default_listen() -> String {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     /// `embedded` (the default) or `nats`.
-    #[serde(default = "default_store_kind")]
-    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) kind: RawStoreKind,
     /// Directory of the embedded store.
     #[serde(default = "default_store_path")]
     pub(super) path: PathBuf,
@@ -77,7 +80,7 @@ pub(super) struct RawStore {
 impl Default for RawStore {
     fn default() -> Self {
         Self {
-            kind: default_store_kind(),
+            kind: RawStoreKind::default(),
             path: default_store_path(),
             url: None,
             credentials_file: None,
@@ -87,9 +90,17 @@ impl Default for RawStore {
     }
 }
 
-pub(super) fn default_store_kind() -> String {
-    "embedded".into()
+/// `[store] kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawStoreKind {
+    /// SQLite under `path`.
+    #[default]
+    Embedded,
+    /// NATS JetStream at `url`.
+    Nats,
 }
+
 pub(super) fn default_store_path() -> PathBuf {
     "./data".into()
 }
@@ -155,8 +166,8 @@ pub(super) struct RawDestination {
     #[serde(default)]
     pub(super) limits: RawLimits,
     /// `none` or `user`.
-    #[serde(default = "default_ordering")]
-    pub(super) ordering: String,
+    #[serde(default)]
+    pub(super) ordering: Ordering,
     /// Which events this destination receives.
     #[serde(default)]
     pub(super) filter: RawFilter,
@@ -164,9 +175,6 @@ pub(super) struct RawDestination {
 
 fn empty_table() -> toml::Value {
     toml::Value::Table(Default::default())
-}
-pub(super) fn default_ordering() -> String {
-    "none".into()
 }
 
 #[derive(Debug, Deserialize)]

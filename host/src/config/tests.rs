@@ -24,7 +24,7 @@ types = ["track"]
 "#;
 
 #[test]
-fn parses_the_design_sample() {
+fn parses_the_readme_sample() {
     let c = Config::parse(SAMPLE, "x.toml", Path::new("/base")).unwrap();
     assert_eq!(c.sources["wk_web"], "web");
     assert_eq!(c.store.path, PathBuf::from("/base/data"));
@@ -86,4 +86,100 @@ fn env_expansion() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("server.admin_token"), "{err}");
+}
+
+#[test]
+fn store_kind_and_ordering_are_named_values() {
+    let text = SAMPLE.replace(
+        "path = \"data\"",
+        "path = \"data\"\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"",
+    );
+    let text = text.replace(
+        "[destinations.filter]",
+        "ordering = \"user\"\n[destinations.filter]",
+    );
+    let c = Config::parse(&text, "x.toml", Path::new(".")).unwrap();
+    assert_eq!(
+        c.store.kind,
+        StoreKind::Nats("nats://127.0.0.1:4222".into())
+    );
+    assert_eq!(c.destinations[0].ordering, Ordering::User);
+    let c = Config::parse(SAMPLE, "x.toml", Path::new(".")).unwrap();
+    assert_eq!(c.store.kind, StoreKind::Embedded);
+    assert_eq!(c.destinations[0].ordering, Ordering::None);
+
+    for (from, to, path, needle) in [
+        (
+            "path = \"data\"",
+            "kind = \"sqlite\"",
+            "store.kind",
+            "embedded",
+        ),
+        (
+            "path = \"data\"",
+            "kind = \"nats\"",
+            "store.url",
+            "required",
+        ),
+        (
+            "[destinations.filter]",
+            "ordering = \"users\"\n[destinations.filter]",
+            "destinations[0].ordering",
+            "user",
+        ),
+    ] {
+        let text = SAMPLE.replace(from, to);
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path) && err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn each_section_names_its_bad_values() {
+    for (from, to, path) in [
+        (
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"nowhere\"",
+            "server.listen",
+        ),
+        (
+            "write_key = \"wk_web\"",
+            "write_key = \"\"",
+            "sources[0].write_key",
+        ),
+        (
+            "plugin = \"webhook\"",
+            "plugin = \"web hook\"",
+            "destinations[0].plugin",
+        ),
+        (
+            "retry = { initial_ms = 10, max_ms = 100, window = \"1m\" }",
+            "retry = { initial_ms = 10, max_ms = 1, window = \"1m\" }",
+            "destinations[0].retry",
+        ),
+        (
+            "[destinations.filter]",
+            "limits = { memory_mb = 4096 }\n[destinations.filter]",
+            "destinations[0].limits.memory_mb",
+        ),
+        (
+            "[destinations.filter]",
+            "rate = { per_second = 0, burst = 1 }\n[destinations.filter]",
+            "destinations[0].rate",
+        ),
+        (
+            "allowed_hosts = [\"http://127.0.0.1:9999\"]",
+            "allowed_hosts = [\"127.0.0.1\"]",
+            "destinations[0].allowed_hosts[0]",
+        ),
+    ] {
+        let text = SAMPLE.replace(from, to);
+        assert_ne!(text, SAMPLE, "{from}");
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path), "{path}: {err}");
+    }
 }

@@ -1,6 +1,22 @@
 //! The host side of the `log` import, and of guest stdout/stderr.
+//!
+//! Where it sits: the runtime's host functions hand each `log.log` of a guest
+//! to [`GuestLog::write`], and the captured stdout and stderr of a call to
+//! [`GuestLog::write_stream`]. Every line becomes a host log line tagged with
+//! the destination, within a cap per call.
 
-use crate::runtime::bindings::switchyard::destination::log::Level;
+/// Severity of a guest log line (the WIT `log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail for debugging.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something went wrong, the destination carries on.
+    Warn,
+    /// Something failed.
+    Error,
+}
 
 /// Most log lines one call into a guest may write; the rest are counted and dropped.
 pub const MAX_LINES_PER_CALL: u32 = 200;
@@ -89,68 +105,4 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// Guest stdout or stderr: kept up to a cap, the rest silently discarded, so a
-/// guest that prints without end neither grows host memory nor fails its call.
-#[derive(Debug, Clone)]
-pub struct CapturedOutput {
-    /// What was kept, shared with the host side.
-    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    /// Most bytes kept.
-    cap: usize,
-}
-
-impl CapturedOutput {
-    /// An empty capture that keeps at most `cap` bytes.
-    pub fn new(cap: usize) -> Self {
-        Self {
-            buffer: Default::default(),
-            cap,
-        }
-    }
-
-    /// What was kept so far.
-    pub fn contents(&self) -> Vec<u8> {
-        self.buffer.lock().expect("capture lock").clone()
-    }
-}
-
-impl wasmtime_wasi::cli::IsTerminal for CapturedOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl wasmtime_wasi::cli::StdoutStream for CapturedOutput {
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let mut kept = self.buffer.lock().expect("capture lock");
-        let room = self.cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..buf.len().min(room)]);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }

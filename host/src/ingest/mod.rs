@@ -2,7 +2,7 @@
 //!
 //! Where it sits: the front door. `POST /v1/{track,identify,page,screen,group,
 //! alias,batch,import}` authenticates the write key, enforces Segment's limits,
-//! validates and normalises every message ([`normalize`]), asks the
+//! validates and normalises every message ([`normalize::normalize_body`]), asks the
 //! [`Router`](crate::route::Router) where each goes, appends the whole request
 //! to the [`Store`] and answers `200 {"success":true}` only once the store says
 //! it is durable. A request is all-or-nothing: any bad message rejects it whole,
@@ -22,14 +22,14 @@ use axum::Json;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use self::normalize::{normalize, Envelope};
+use self::normalize::{normalize_body, BodyKind};
 use crate::route::RouteKeys;
 use crate::store::{NewEvent, Store, StoreError};
 
+pub use self::normalize::MAX_BATCH_EVENTS;
+
 /// Most bytes of one request (Segment's limit).
 pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
-/// Most events in one batch (Segment's limit).
-pub const MAX_BATCH_EVENTS: usize = 2_500;
 /// Seconds a client is asked to wait when the store is overloaded.
 const RETRY_AFTER_SECS: u64 = 1;
 
@@ -111,11 +111,7 @@ async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, IngestError> {
-    let single = match kind.as_str() {
-        "batch" | "import" => None,
-        "track" | "identify" | "page" | "screen" | "group" | "alias" => Some(kind.as_str()),
-        _ => return Err(IngestError::NotFound(kind)),
-    };
+    let body_kind = BodyKind::of_endpoint(&kind).ok_or(IngestError::NotFound(kind))?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
@@ -129,59 +125,15 @@ async fn ingest(
         })?;
     let parsed: Value = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::BadRequest(format!("invalid JSON: {e}")))?;
-    let Value::Object(mut root) = parsed else {
+    let Value::Object(root) = parsed else {
         return Err(IngestError::BadRequest(
             "the body must be a JSON object".into(),
         ));
     };
     let source = authenticate(&state, &headers, &root)?;
     let received_at = chrono::Utc::now();
-
-    let mut events = Vec::new();
-    match single {
-        Some(kind) => {
-            let n = normalize(root, Some(kind), Envelope::default(), received_at)
-                .map_err(IngestError::BadRequest)?;
-            events.push(n);
-        }
-        None => {
-            let items = match root.remove("batch") {
-                Some(Value::Array(items)) => items,
-                Some(_) => return Err(IngestError::BadRequest("`batch` must be an array".into())),
-                None => return Err(IngestError::BadRequest("`batch` is required".into())),
-            };
-            if items.len() > MAX_BATCH_EVENTS {
-                return Err(IngestError::BadRequest(format!(
-                    "batch has {} events; the limit is {MAX_BATCH_EVENTS}",
-                    items.len()
-                )));
-            }
-            let object = |field: &str| -> Result<Option<&Map<String, Value>>, IngestError> {
-                match root.get(field) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::Object(m)) => Ok(Some(m)),
-                    Some(_) => Err(IngestError::BadRequest(format!(
-                        "`{field}` must be an object"
-                    ))),
-                }
-            };
-            let envelope = Envelope {
-                context: object("context")?,
-                integrations: object("integrations")?,
-                sent_at: root.get("sentAt"),
-            };
-            for (i, item) in items.into_iter().enumerate() {
-                let Value::Object(item) = item else {
-                    return Err(IngestError::BadRequest(format!(
-                        "batch[{i}]: must be an object"
-                    )));
-                };
-                let n = normalize(item, None, envelope, received_at)
-                    .map_err(|m| IngestError::BadRequest(format!("batch[{i}]: {m}")))?;
-                events.push(n);
-            }
-        }
-    }
+    let events = normalize_body(root, body_kind, received_at)
+        .map_err(|e| IngestError::BadRequest(e.to_string()))?;
 
     let new_events = events
         .into_iter()
@@ -192,7 +144,7 @@ async fn ingest(
                 route: RouteKeys::of(message.as_object().expect("a message is an object")),
                 json: message.to_string(),
                 message_id: n.message_id,
-                event_type: n.event_type,
+                event_type: n.event_type.into(),
                 user_key: Some(n.user_key),
             }
         })

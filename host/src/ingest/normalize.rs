@@ -1,27 +1,83 @@
-//! Validation and normalisation of one Segment message (DESIGN §2).
+//! Validation and normalisation of Segment messages: a request body (one call,
+//! or a batch) into the events that are stored, as the README's "Ingest:
+//! Segment's tracking API" describes them.
 //!
-//! Pure functions of the message, its batch envelope and the server clock, so
-//! that they are tested without HTTP.
+//! Where it sits: inside ingest, and the one place that decides what a valid
+//! event is: `/v1/*` ([`super`]) and `switchyard try` both call
+//! [`normalize_body`]. Pure functions of the body and the server clock, so that
+//! they are tested without HTTP.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::config::EVENT_TYPES;
+use crate::event_type::EventType;
 
 /// Most bytes of one event (Segment's limit).
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Longest `messageId`.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+/// Most events in one batch (Segment's limit).
+pub const MAX_BATCH_EVENTS: usize = 2_500;
 
-/// Fields a batch envelope can give every item that lacks them.
+/// What a body holds, by the endpoint it was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `/v1/track`, `/v1/identify`, ...: one message; its type is the endpoint's.
+    Single(EventType),
+    /// `/v1/batch` and `/v1/import`: `{"batch": [...]}`, each item with its own `type`,
+    /// and batch-level `context`, `integrations` and `sentAt`.
+    Batch,
+}
+
+impl BodyKind {
+    /// The kind of an endpoint (`track`, ..., `alias`, `batch`, `import`); `None` for
+    /// any other name.
+    pub fn of_endpoint(name: &str) -> Option<BodyKind> {
+        match name {
+            "batch" | "import" => Some(BodyKind::Batch),
+            other => EventType::parse(other).map(BodyKind::Single),
+        }
+    }
+}
+
+/// Why a body was refused: a message for the client, and the batch item it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Index of the batch item, when the message is about one.
+    pub item: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.item {
+            Some(i) => write!(f, "batch[{i}]: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid {
+            item: None,
+            message,
+        }
+    }
+}
+
+/// Fields a batch envelope gives every item that lacks them.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Envelope<'a> {
+struct Envelope<'a> {
     /// Batch-level `context`, merged under each item's.
-    pub context: Option<&'a Map<String, Value>>,
+    context: Option<&'a Map<String, Value>>,
     /// Batch-level `integrations`, merged under each item's.
-    pub integrations: Option<&'a Map<String, Value>>,
+    integrations: Option<&'a Map<String, Value>>,
     /// Batch-level `sentAt`, used when the item has none.
-    pub sent_at: Option<&'a Value>,
+    sent_at: Option<&'a Value>,
 }
 
 /// A valid, normalised message.
@@ -32,16 +88,65 @@ pub struct Normalized {
     /// Its `messageId` (given or assigned).
     pub message_id: String,
     /// Its `type`.
-    pub event_type: String,
+    pub event_type: EventType,
     /// `userId`, else `anonymousId`, as text.
     pub user_key: String,
 }
 
+/// Validate and normalise a whole body (a JSON object). All or nothing: the first
+/// bad message refuses the body, and the error names the batch item.
+pub fn normalize_body(
+    mut root: Map<String, Value>,
+    kind: BodyKind,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<Normalized>, Invalid> {
+    if let BodyKind::Single(event_type) = kind {
+        let n = normalize(root, Some(event_type), Envelope::default(), received_at)?;
+        return Ok(vec![n]);
+    }
+    let items = match root.remove("batch") {
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(String::from("`batch` must be an array").into()),
+        None => return Err(String::from("`batch` is required").into()),
+    };
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err(format!(
+            "batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+            items.len()
+        )
+        .into());
+    }
+    let object = |field: &str| match root.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(Invalid::from(format!("`{field}` must be an object"))),
+    };
+    let envelope = Envelope {
+        context: object("context")?,
+        integrations: object("integrations")?,
+        sent_at: root.get("sentAt"),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |message: String| Invalid {
+                item: Some(i),
+                message,
+            };
+            let Value::Object(item) = item else {
+                return Err(at("must be an object".into()));
+            };
+            normalize(item, None, envelope, received_at).map_err(at)
+        })
+        .collect()
+}
+
 /// Validate and normalise `item`. `kind` is the endpoint's type (`None` for batch items,
 /// which carry their own). Errors are messages for the client.
-pub fn normalize(
+fn normalize(
     mut item: Map<String, Value>,
-    kind: Option<&str>,
+    kind: Option<EventType>,
     envelope: Envelope<'_>,
     received_at: DateTime<Utc>,
 ) -> Result<Normalized, String> {
@@ -54,32 +159,30 @@ pub fn normalize(
         ));
     }
     let event_type = match kind {
-        Some(k) => k.to_string(),
-        None => match item.get("type") {
-            Some(Value::String(t)) if EVENT_TYPES.contains(&t.as_str()) => t.clone(),
-            Some(other) => {
-                return Err(format!(
-                    "`type` must be one of {}, got {other}",
-                    EVENT_TYPES.join(", ")
-                ))
-            }
-            None => return Err("`type` is required in batch items".into()),
-        },
+        Some(k) => k,
+        None => {
+            let given = item
+                .get("type")
+                .ok_or("`type` is required in batch items")?;
+            given.as_str().and_then(EventType::parse).ok_or_else(|| {
+                format!("`type` must be one of {}, got {given}", EventType::names())
+            })?
+        }
     };
-    item.insert("type".into(), Value::String(event_type.clone()));
+    item.insert("type".into(), Value::String(event_type.into()));
     item.remove("writeKey");
 
     let user_key = id_text(&item, "userId")?
         .or(id_text(&item, "anonymousId")?)
         .ok_or("`userId` or `anonymousId` is required")?;
-    if event_type == "track"
+    if event_type == EventType::Track
         && !matches!(item.get("event"), Some(Value::String(e)) if !e.trim().is_empty())
     {
         return Err("`event` is required for track calls".into());
     }
-    let required_id = match event_type.as_str() {
-        "group" => Some("groupId"),
-        "alias" => Some("previousId"),
+    let required_id = match event_type {
+        EventType::Group => Some("groupId"),
+        EventType::Alias => Some("previousId"),
         _ => None,
     };
     if let Some(field) = required_id {
@@ -222,7 +325,7 @@ mod tests {
         let item = obj(
             json!({"userId":"u","event":"E","timestamp":"2026-11-26T10:59:55Z","sentAt":"2026-11-26T11:00:00Z"}),
         );
-        let n = normalize(item, Some("track"), Envelope::default(), now()).unwrap();
+        let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
         assert_eq!(n.message["timestamp"], "2026-11-26T12:00:05.000Z");
         assert_eq!(n.message["originalTimestamp"], "2026-11-26T10:59:55.000Z");
         assert_eq!(n.message["receivedAt"], "2026-11-26T12:00:10.000Z");
@@ -247,32 +350,98 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_one_call_or_a_batch() {
+        assert_eq!(
+            BodyKind::of_endpoint("page"),
+            Some(BodyKind::Single(EventType::Page))
+        );
+        assert_eq!(BodyKind::of_endpoint("import"), Some(BodyKind::Batch));
+        assert_eq!(BodyKind::of_endpoint("purchase"), None);
+
+        let one = obj(json!({"userId":"u","event":"E","type":"identify","writeKey":"wk"}));
+        let n = normalize_body(one, BodyKind::Single(EventType::Track), now()).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].event_type, EventType::Track, "the endpoint decides");
+        assert!(n[0].message.get("writeKey").is_none());
+
+        let batch = obj(json!({"batch":[
+            {"type":"track","userId":"u","event":"E"},
+            {"type":"alias","userId":"u","previousId":"a"}
+        ]}));
+        let n = normalize_body(batch, BodyKind::Batch, now()).unwrap();
+        let types: Vec<_> = n.iter().map(|n| n.event_type).collect();
+        assert_eq!(types, [EventType::Track, EventType::Alias]);
+        assert_eq!(n[1].user_key, "u");
+    }
+
+    #[test]
+    fn a_bad_batch_is_refused_whole_and_names_the_item() {
+        let cases = [
+            (json!({}), None, "`batch` is required"),
+            (json!({"batch": {}}), None, "`batch` must be an array"),
+            (
+                json!({"batch": [], "context": "web"}),
+                None,
+                "`context` must be an object",
+            ),
+            (
+                json!({"batch": [], "integrations": [1]}),
+                None,
+                "`integrations` must be an object",
+            ),
+            (
+                json!({"batch": [{"type":"track","userId":"u","event":"E"}, 7]}),
+                Some(1),
+                "must be an object",
+            ),
+            (
+                json!({"batch": [{"type":"track","event":"E"}]}),
+                Some(0),
+                "userId",
+            ),
+        ];
+        for (body, item, needle) in cases {
+            let err = normalize_body(obj(body.clone()), BodyKind::Batch, now()).unwrap_err();
+            assert_eq!(err.item, item, "{body}");
+            assert!(err.message.contains(needle), "{body}: {err}");
+        }
+        let too_many = vec![json!({}); MAX_BATCH_EVENTS + 1];
+        let err = normalize_body(obj(json!({ "batch": too_many })), BodyKind::Batch, now());
+        assert!(err.unwrap_err().to_string().contains("the limit is 2500"));
+        let err = Invalid {
+            item: Some(3),
+            message: "m".into(),
+        };
+        assert_eq!(err.to_string(), "batch[3]: m");
+    }
+
+    #[test]
     fn rejects_what_segment_rejects() {
         let cases = [
-            (json!({"event":"E"}), Some("track"), "userId"),
-            (json!({"userId":"u"}), Some("track"), "event"),
+            (json!({"event":"E"}), Some(EventType::Track), "userId"),
+            (json!({"userId":"u"}), Some(EventType::Track), "event"),
             (
                 json!({"userId":"u","event":"E","messageId":"x".repeat(101)}),
-                Some("track"),
+                Some(EventType::Track),
                 "messageId",
             ),
             (json!({"userId":"u","type":"bogus"}), None, "type"),
             (json!({"userId":"u"}), None, "type"),
-            (json!({"userId":"u"}), Some("group"), "groupId"),
-            (json!({"userId":"u"}), Some("alias"), "previousId"),
+            (json!({"userId":"u"}), Some(EventType::Group), "groupId"),
+            (json!({"userId":"u"}), Some(EventType::Alias), "previousId"),
             (
                 json!({"userId":"u","event":"E","timestamp":"yesterday"}),
-                Some("track"),
+                Some(EventType::Track),
                 "timestamp",
             ),
             (
                 json!({"userId":"u","event":"E","properties":"x"}),
-                Some("track"),
+                Some(EventType::Track),
                 "properties",
             ),
             (
                 json!({"userId":"u","event":"E","properties":{"p":"x".repeat(40_000)}}),
-                Some("track"),
+                Some(EventType::Track),
                 "bytes",
             ),
         ];

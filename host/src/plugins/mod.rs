@@ -30,17 +30,27 @@ pub enum PluginError {
     /// The component file is missing or unreadable.
     #[error("cannot read plugin {path}")]
     Read {
+        /// The component file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
     /// The component does not compile, link or describe itself.
     #[error("plugin `{plugin}` is not a valid destination component")]
-    Load { plugin: String, source: CallError },
+    Load {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        source: CallError,
+    },
     /// The plugin refused a destination's settings.
     #[error("destination `{destination}`: settings refused by plugin `{plugin}`: {message}")]
     Settings {
+        /// The destination whose settings were refused.
         destination: String,
+        /// The plugin.
         plugin: String,
+        /// The plugin's message.
         message: String,
     },
     /// No such plugin in the catalog.
@@ -52,7 +62,9 @@ pub enum PluginError {
     /// The new version could not be written to the plugins directory.
     #[error("cannot write plugin {path}")]
     Write {
+        /// The component file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
 }

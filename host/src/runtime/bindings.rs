@@ -1,8 +1,11 @@
-//! The one `bindgen!` of the host: Rust types and traits for `wit/destination.wit`.
+//! Generated code only: Rust types and traits for the worlds in `wit/`, one
+//! `bindgen!` per world.
 //!
-//! Every other module uses the generated types from here. The host traits of
-//! the imports are implemented on [`HostState`](super::HostState) by delegating
-//! to `crate::imports`, which holds the behaviour (allowlist, log cap).
+//! - [`Destination`]: the `destination` world of `wit/destination.wit`.
+//!
+//! The host traits of the imports are implemented in `host.rs`; the
+//! conversions of exported values (events, outcomes) live in `plugin.rs`.
+#![allow(missing_docs)] // generated
 
 wasmtime::component::bindgen!({
     world: "destination",
@@ -10,26 +13,3 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
 });
-
-use self::switchyard::destination::{http, log, types};
-use super::HostState;
-
-impl types::Host for HostState {}
-
-impl http::Host for HostState {
-    async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        let answer = self.egress.send(req).await;
-        if matches!(answer, Err(http::Error::Denied(_))) {
-            self.counters
-                .egress_denied
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        answer
-    }
-}
-
-impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        self.log.write(level, &message);
-    }
-}

@@ -1,20 +1,19 @@
-//! One loaded destination component: compiled once, instantiated per call.
+//! One loaded destination component: compiled once (by the [`Runtime`]),
+//! instantiated per call, with the conversions of the values it exports.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, ResourceTable};
 use wasmtime::Store;
-use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::switchyard::destination::types::{EventType, Failure};
 use super::bindings::{Destination, DestinationPre};
-use super::{CallError, HostState, Runtime, STDIO_CAPTURE_BYTES};
+use super::host::HostState;
+use super::{CallError, Runtime};
 use crate::config::Limits;
 use crate::imports::http::Egress;
-use crate::imports::log::{CapturedOutput, GuestLog};
 
 pub use super::bindings::switchyard::destination::types::Event;
 
@@ -93,15 +92,21 @@ impl std::fmt::Debug for Plugin {
 impl EventType {
     /// The WIT enum of a Segment `type`.
     pub fn parse(s: &str) -> Option<EventType> {
-        Some(match s {
-            "track" => EventType::Track,
-            "identify" => EventType::Identify,
-            "page" => EventType::Page,
-            "screen" => EventType::Screen,
-            "group" => EventType::Group,
-            "alias" => EventType::Alias,
-            _ => return None,
-        })
+        crate::event_type::EventType::parse(s).map(EventType::from)
+    }
+}
+
+impl From<crate::event_type::EventType> for EventType {
+    fn from(t: crate::event_type::EventType) -> Self {
+        use crate::event_type::EventType as T;
+        match t {
+            T::Track => EventType::Track,
+            T::Identify => EventType::Identify,
+            T::Page => EventType::Page,
+            T::Screen => EventType::Screen,
+            T::Group => EventType::Group,
+            T::Alias => EventType::Alias,
+        }
     }
 }
 
@@ -141,113 +146,9 @@ impl Runtime {
     }
 }
 
-impl Runtime {
-    /// The compiled component: from the cache when this exact component was
-    /// compiled by this engine configuration before, else compiled (and cached).
-    async fn compile_or_cached(
-        &self,
-        name: &str,
-        sha256: &str,
-        bytes: &[u8],
-    ) -> Result<(Component, bool), CallError> {
-        let engine = self.engine().clone();
-        let cache = self.cache_file(sha256);
-        if let Some(file) = cache.clone().filter(|f| f.exists()) {
-            let engine = engine.clone();
-            let loaded = tokio::task::spawn_blocking(move || load_compiled(&engine, &file)).await;
-            match loaded {
-                Ok(Ok(component)) => {
-                    tracing::info!(
-                        plugin = name,
-                        sha256,
-                        "plugin loaded from the compiled cache"
-                    );
-                    return Ok((component, true));
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(plugin = name, "compiled cache unusable, recompiling: {e:#}")
-                }
-                Err(e) => tracing::warn!(plugin = name, "compiled cache task failed: {e}"),
-            }
-        }
-        let owned = bytes.to_vec();
-        // Compiling takes from milliseconds (Rust) to seconds (JS, Python): off the executor.
-        let started = std::time::Instant::now();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-            .await
-            .map_err(|e| CallError::Invalid(format!("compiler task failed: {e}")))?
-            .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
-        tracing::info!(
-            plugin = name,
-            sha256,
-            ms = started.elapsed().as_millis() as u64,
-            "plugin compiled"
-        );
-        if let Some(file) = cache {
-            if let Err(e) = store_compiled(&component, &file) {
-                tracing::warn!(
-                    plugin = name,
-                    "could not write the compiled cache {}: {e:#}",
-                    file.display()
-                );
-            }
-        }
-        Ok((component, false))
-    }
-}
-
-/// Load a precompiled component written by [`store_compiled`].
-#[allow(unsafe_code)]
-fn load_compiled(engine: &wasmtime::Engine, file: &std::path::Path) -> wasmtime::Result<Component> {
-    // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output for
-    // a compatible engine. The file lives in the host's private store directory,
-    // is written only by `store_compiled` (atomically, via rename), and its name
-    // carries the component's sha256 and the engine's compatibility hash; wasmtime
-    // also checks the version and configuration recorded in the artifact.
-    unsafe { Component::deserialize_file(engine, file) }
-}
-
-/// Write a compiled component atomically (temporary file, then rename).
-fn store_compiled(component: &Component, file: &std::path::Path) -> anyhow::Result<()> {
-    let bytes = component
-        .serialize()
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)?;
-    Ok(())
-}
-
 impl Plugin {
     fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
-        let stdout = CapturedOutput::new(STDIO_CAPTURE_BYTES);
-        let stderr = CapturedOutput::new(STDIO_CAPTURE_BYTES);
-        // No preopens, no env, no args, no sockets: WASI is linked only because
-        // guest languages' runtimes import it.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let limits = super::limits::GuestLimits::new(ctx.limits.memory_bytes);
-        let mut store = Store::new(
-            self.runtime.engine(),
-            HostState {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-                egress: ctx.egress.clone(),
-                log: GuestLog::new(ctx.destination.clone()),
-                counters: ctx.counters.clone(),
-                stdout,
-                stderr,
-            },
-        );
+        let mut store = Store::new(self.runtime.engine(), HostState::new(ctx));
         store.limiter(|state| &mut state.limits);
         // Yield to the executor at every epoch tick, so the wall-clock deadline
         // below can preempt a guest that never returns.
@@ -266,7 +167,7 @@ impl Plugin {
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
-        flush_stdio(&mut store);
+        store.data_mut().flush();
         let meta = settle(result, ctx)?;
         Ok(Metadata {
             name: meta.name,
@@ -290,7 +191,7 @@ impl Plugin {
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
-        flush_stdio(&mut store);
+        store.data_mut().flush();
         settle(result, ctx)
     }
 
@@ -309,7 +210,7 @@ impl Plugin {
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
-        flush_stdio(&mut store);
+        store.data_mut().flush();
         let outcomes = settle(result, ctx)?;
         if outcomes.len() != events.len() {
             ctx.counters.contract.fetch_add(1, Relaxed);
@@ -348,22 +249,6 @@ fn settle<T>(
         }
         Ok(Ok(v)) => Ok(v),
     }
-}
-
-fn flush_stdio(store: &mut Store<HostState>) {
-    let state = store.data_mut();
-    let out = state.stdout.contents();
-    let err = state.stderr.contents();
-    state.log.write_stream("stdout", &out);
-    state.log.write_stream("stderr", &err);
-    state
-        .counters
-        .log_lines_dropped
-        .fetch_add(u64::from(state.log.dropped()), Relaxed);
-    state
-        .counters
-        .memory_peak_bytes
-        .fetch_max(state.limits.granted() as u64, Relaxed);
 }
 
 fn clip(mut s: String) -> String {

@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod nats;
+pub mod view;
 
 use std::sync::Arc;
 

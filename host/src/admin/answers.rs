@@ -1,0 +1,138 @@
+//! The bodies of the admin API's answers, as typed structs (their keys are the
+//! README's "Admin API" section).
+
+use serde::Serialize;
+
+use crate::dispatch::health::Health;
+use crate::plugins::{PluginSlot, Version};
+use crate::runtime::Violations;
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize)]
+pub struct Healthz {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// An error: `{"success": false, "message": ...}`.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A success with its details: `{"success": true, ...}`.
+#[derive(Debug, Serialize)]
+pub struct Done<T> {
+    /// Always `true`.
+    pub success: bool,
+    /// The details, flattened beside `success`.
+    #[serde(flatten)]
+    pub details: T,
+}
+
+impl<T> Done<T> {
+    /// A success with these details.
+    pub fn with(details: T) -> Done<T> {
+        Done {
+            success: true,
+            details,
+        }
+    }
+}
+
+/// One element of `GET /admin/destinations`.
+#[derive(Debug, Serialize)]
+pub struct DestinationRow {
+    /// Destination name.
+    pub name: String,
+    /// Its plugin.
+    pub plugin: String,
+    /// The serving version (from `describe`).
+    pub version: String,
+    /// sha256 of the serving component.
+    pub sha256: String,
+    /// `healthy`, `degraded` or `paused`.
+    pub health: Health,
+    /// Why it is not healthy.
+    pub health_reason: Option<String>,
+    /// Jobs waiting, from the store.
+    pub queued: u64,
+    /// Events in the batch being delivered now.
+    pub in_flight: u64,
+    /// Events delivered since start.
+    pub delivered: u64,
+    /// Events scheduled for another attempt since start.
+    pub retried: u64,
+    /// Dead letters kept, from the store.
+    pub dead_letters: u64,
+    /// Sandbox violations since start.
+    pub violations: Violations,
+    /// The most linear memory one instance has held.
+    pub memory_peak_bytes: u64,
+}
+
+/// A plugin version: the answer to an upload or a rollback (with `success`).
+#[derive(Debug, Serialize)]
+pub struct VersionRow {
+    /// The version from `describe`.
+    pub version: String,
+    /// sha256 of the component.
+    pub sha256: String,
+    /// Largest batch it accepts.
+    pub max_batch: u32,
+    /// Whether its compiled code came from the cache.
+    pub from_cache: bool,
+}
+
+impl From<&Version> for VersionRow {
+    fn from(v: &Version) -> Self {
+        VersionRow {
+            version: v.plugin.metadata.version.clone(),
+            sha256: v.plugin.sha256.clone(),
+            max_batch: v.plugin.metadata.max_batch,
+            from_cache: v.plugin.from_cache,
+        }
+    }
+}
+
+/// One element of `GET /admin/plugins`.
+#[derive(Debug, Serialize)]
+pub struct PluginRow {
+    /// Plugin name.
+    pub name: String,
+    /// The serving version.
+    #[serde(flatten)]
+    pub serving: VersionRow,
+    /// sha256 of the version a rollback goes back to.
+    pub previous_sha256: Option<String>,
+    /// Why the last new version was refused.
+    pub last_error: Option<String>,
+}
+
+impl From<&PluginSlot> for PluginRow {
+    fn from(slot: &PluginSlot) -> Self {
+        PluginRow {
+            name: slot.name.clone(),
+            serving: VersionRow::from(&*slot.current()),
+            previous_sha256: slot.previous_sha256(),
+            last_error: slot.last_error(),
+        }
+    }
+}
+
+/// The details of a replay: how many dead letters went back into the queue.
+#[derive(Debug, Serialize)]
+pub struct Replayed {
+    /// How many.
+    pub replayed: u64,
+}
+
+/// The details of a pause or resume: the destination's health now.
+#[derive(Debug, Serialize)]
+pub struct HealthNow {
+    /// `healthy`, `degraded` or `paused`.
+    pub health: Health,
+}

@@ -1,0 +1,264 @@
+//! The outbound-HTTP allowlist of a destination: its entries, their parsing, and
+//! the match of a URL against them.
+//!
+//! Where it sits: a leaf. [`config`](crate::config) parses each destination's
+//! `allowed_hosts` into an [`Allowlist`] (so a bad entry is refused with its
+//! path before anything starts), and the `http` import
+//! ([`imports::http`](crate::imports::http)) checks every request and every
+//! redirect hop against it. Deny by default: an empty list allows nothing.
+//!
+//! An entry is `scheme://host[:port]`; the port defaults to the scheme's, and a
+//! host `*.example.com` matches the subdomains of `example.com` (not the apex).
+//! Addresses that are not public (see [`is_public`]) are reached only through an
+//! entry that names the host exactly: an IP literal matched only by a wildcard
+//! is refused here, and a name matched only by a wildcard must resolve to public
+//! addresses (the `http` import resolves it).
+
+use std::net::IpAddr;
+
+/// One allowlist entry: `scheme://host[:port]`, host may start with `*.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AllowRule {
+    /// `http` or `https`.
+    scheme: String,
+    /// Lower-case host; for a wildcard, the suffix after `*.`.
+    host: String,
+    /// `*.example.com` matches any subdomain of `example.com` (not the apex).
+    wildcard: bool,
+    /// Port, defaulting to the scheme's.
+    port: u16,
+}
+
+/// The hosts a destination may call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    rules: Vec<AllowRule>,
+}
+
+/// How a URL passed the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// An entry names this exact host: any address is fine.
+    Exact,
+    /// Only a `*.` entry matched: the host must resolve to public addresses.
+    Wildcard,
+}
+
+impl Allowlist {
+    /// Parse entries; an error gives the index of the bad entry and why.
+    pub fn parse(entries: &[String]) -> Result<Allowlist, (usize, String)> {
+        let mut rules = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            rules.push(parse_rule(entry).map_err(|m| (i, m))?);
+        }
+        Ok(Allowlist { rules })
+    }
+
+    /// Whether `url` may be called, and through which kind of entry; `Err` says why not.
+    pub fn check(&self, url: &reqwest::Url) -> Result<Matched, String> {
+        let scheme = url.scheme();
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("{url} has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("{url} has no port"))?;
+        let exact =
+            |r: &&AllowRule| r.scheme == scheme && r.port == port && !r.wildcard && r.host == host;
+        let wild = |r: &&AllowRule| {
+            r.scheme == scheme
+                && r.port == port
+                && r.wildcard
+                && host.len() > r.host.len() + 1
+                && host.ends_with(&r.host)
+                && host.as_bytes()[host.len() - r.host.len() - 1] == b'.'
+        };
+        if self.rules.iter().any(|r| exact(&r)) {
+            return Ok(Matched::Exact);
+        }
+        if self.rules.iter().any(|r| wild(&r)) {
+            if let Ok(ip) = host.parse::<IpAddr>() {
+                if !is_public(ip) {
+                    return Err(format!(
+                        "{ip} is not a public address and no entry names it"
+                    ));
+                }
+            }
+            return Ok(Matched::Wildcard);
+        }
+        Err(format!(
+            "{scheme}://{host}:{port} is not in this destination's allowed_hosts"
+        ))
+    }
+}
+
+/// Whether an address is on the public internet (not loopback, private,
+/// link-local, CGNAT, unspecified, broadcast, documentation or multicast).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1])))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+fn parse_rule(entry: &str) -> Result<AllowRule, String> {
+    let (scheme, rest) = entry
+        .split_once("://")
+        .ok_or_else(|| format!("`{entry}`: expected scheme://host[:port]"))?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(format!("`{entry}`: scheme must be http or https")),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') || rest.contains('@') || rest.contains('?') {
+        return Err(format!("`{entry}`: only scheme://host[:port], no path"));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, tail) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("`{entry}`: unclosed ["))?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("`{entry}`: bad port"))?,
+            None if tail.is_empty() => default_port,
+            None => return Err(format!("`{entry}`: bad host")),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| format!("`{entry}`: bad port `{p}`"))?,
+            ),
+            None => (rest.to_string(), default_port),
+        }
+    };
+    let host = host.to_ascii_lowercase();
+    let (wildcard, host) = match host.strip_prefix("*.") {
+        Some(suffix) => (true, suffix.to_string()),
+        None => (false, host),
+    };
+    if host.is_empty() || host.contains('*') {
+        return Err(format!(
+            "`{entry}`: bad host (wildcards only as a leading `*.`)"
+        ));
+    }
+    Ok(AllowRule {
+        scheme: scheme.to_string(),
+        host,
+        wildcard,
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[&str]) -> Allowlist {
+        Allowlist::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn deny_by_default() {
+        assert!(list(&[]).check(&url("https://example.com/")).is_err());
+    }
+
+    #[test]
+    fn scheme_host_and_port_must_all_match() {
+        let l = list(&["http://127.0.0.1:9999", "https://api.example.com"]);
+        assert!(l.check(&url("http://127.0.0.1:9999/hook")).is_ok());
+        assert!(l.check(&url("http://127.0.0.1:9998/hook")).is_err());
+        assert!(l.check(&url("https://127.0.0.1:9999/hook")).is_err());
+        assert!(l.check(&url("https://api.example.com/x")).is_ok());
+        assert!(l.check(&url("https://api.example.com:8443/x")).is_err());
+        assert!(l.check(&url("http://api.example.com/x")).is_err());
+    }
+
+    #[test]
+    fn wildcards_match_subdomains_only() {
+        let l = list(&["https://*.example.com"]);
+        assert!(l.check(&url("https://a.example.com/")).is_ok());
+        assert!(l.check(&url("https://a.b.example.com/")).is_ok());
+        assert!(l.check(&url("https://example.com/")).is_err());
+        assert!(l.check(&url("https://badexample.com/")).is_err());
+    }
+
+    #[test]
+    fn non_public_addresses_need_an_entry_that_names_them() {
+        let l = list(&[
+            "http://*.0.1:80",
+            "http://10.0.0.5:8080",
+            "https://*.example.com",
+        ]);
+        assert!(
+            l.check(&url("http://127.0.0.1/")).is_err(),
+            "loopback through a wildcard"
+        );
+        assert_eq!(l.check(&url("http://10.0.0.5:8080/")), Ok(Matched::Exact));
+        assert_eq!(
+            l.check(&url("https://api.example.com/")),
+            Ok(Matched::Wildcard)
+        );
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for bad in [
+            "example.com",
+            "ftp://x",
+            "http://x/path",
+            "http://x:port",
+            "http://a*.b",
+        ] {
+            assert!(Allowlist::parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+}

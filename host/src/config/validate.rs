@@ -1,0 +1,236 @@
+//! Validation: the file as written (`raw.rs`) into the runtime types of
+//! [`super::Config`], one function per section. Every error is the key's path
+//! and a message; [`super::Config::parse`] adds the file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{
+    RawBatch, RawConfig, RawDestination, RawFilter, RawLimits, RawRate, RawRetry, RawServer,
+    RawSource, RawStore, RawStoreKind,
+};
+use super::{
+    parse_duration, BatchPolicy, Config, DestinationConfig, Filter, Invalid, Limits, RatePolicy,
+    RetryPolicy, StoreConfig, StoreKind, MAX_MEMORY_MB,
+};
+use crate::allowlist::Allowlist;
+use crate::event_type::EventType;
+
+/// The whole file; relative paths resolve against `base`.
+pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let listen = listen(&raw.server)?;
+    let store = store(raw.store, resolve)?;
+    let sources = sources(&raw.sources)?;
+    let destinations = destinations(raw.destinations)?;
+    Ok(Config {
+        listen,
+        admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
+        store,
+        plugins_dir: resolve(raw.plugins.dir),
+        sources,
+        destinations,
+    })
+}
+
+/// `[server] listen`: `host:port`.
+fn listen(server: &RawServer) -> Result<String, Invalid> {
+    let listen = server.listen.clone();
+    if listen.parse::<std::net::SocketAddr>().is_err() && !listen.contains(':') {
+        return Err((
+            "server.listen".into(),
+            format!("`{listen}` is not host:port"),
+        ));
+    }
+    Ok(listen)
+}
+
+/// `[store]`: the backend (a NATS store needs its `url`), paths, the dedup window
+/// and the retention (embedded only).
+fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreConfig, Invalid> {
+    let kind = match raw.kind {
+        RawStoreKind::Embedded => StoreKind::Embedded,
+        RawStoreKind::Nats => StoreKind::Nats(raw.url.ok_or_else(|| {
+            (
+                "store.url".to_string(),
+                "required when kind = \"nats\"".to_string(),
+            )
+        })?),
+    };
+    let dedup_window =
+        parse_duration(&raw.dedup_window).map_err(|m| ("store.dedup_window".into(), m))?;
+    let retention = parse_duration(&raw.retention).map_err(|m| ("store.retention".into(), m))?;
+    if !retention.is_zero() && matches!(kind, StoreKind::Nats(_)) {
+        return Err((
+            "store.retention".into(),
+            "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
+        ));
+    }
+    Ok(StoreConfig {
+        kind,
+        path: resolve(raw.path),
+        dedup_window,
+        credentials_file: raw.credentials_file.map(resolve),
+        retention,
+    })
+}
+
+/// `[[sources]]`: write key → source name; names and keys are unique and not empty.
+fn sources(raw: &[RawSource]) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut sources = BTreeMap::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.iter().enumerate() {
+        if s.name.is_empty() || !names.insert(s.name.clone()) {
+            return Err((
+                format!("sources[{i}].name"),
+                format!("`{}` is empty or used twice", s.name),
+            ));
+        }
+        if s.write_key.is_empty() {
+            return Err((
+                format!("sources[{i}].write_key"),
+                "must not be empty".into(),
+            ));
+        }
+        if sources
+            .insert(s.write_key.clone(), s.name.clone())
+            .is_some()
+        {
+            return Err((
+                format!("sources[{i}].write_key"),
+                "the same write key names two sources".into(),
+            ));
+        }
+    }
+    Ok(sources)
+}
+
+/// `[[destinations]]`, in file order; names are unique.
+fn destinations(raw: Vec<RawDestination>) -> Result<Vec<DestinationConfig>, Invalid> {
+    let mut names = HashSet::new();
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let at = At(format!("destinations[{i}]"));
+            if !valid_name(&d.name) || !names.insert(d.name.clone()) {
+                return Err(at.err(
+                    "name",
+                    format!(
+                        "`{}` is empty, used twice, or not made of letters, digits, `-` and `_`",
+                        d.name
+                    ),
+                ));
+            }
+            destination(&at, d)
+        })
+        .collect()
+}
+
+/// Where a table is (`destinations[2]`), to name its keys in errors.
+struct At(String);
+
+impl At {
+    /// The error of `field` in this table.
+    fn err(&self, field: &str, message: impl Into<String>) -> Invalid {
+        (format!("{}.{field}", self.0), message.into())
+    }
+}
+
+/// One `[[destinations]]` table.
+fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid> {
+    if !valid_name(&d.plugin) {
+        return Err(at.err("plugin", format!("`{}` is not a plugin name", d.plugin)));
+    }
+    let allowed_hosts = Allowlist::parse(&d.allowed_hosts)
+        .map_err(|(j, m)| at.err(&format!("allowed_hosts[{j}]"), m))?;
+    let settings =
+        serde_json::to_value(&d.settings).map_err(|e| at.err("settings", e.to_string()))?;
+    if !settings.is_object() {
+        return Err(at.err("settings", "must be a table"));
+    }
+    Ok(DestinationConfig {
+        allowed_hosts,
+        settings,
+        retry: retry(at, &d.retry)?,
+        batch: batch(at, &d.batch)?,
+        rate: d.rate.as_ref().map(|r| rate(at, r)).transpose()?,
+        limits: limits(at, &d.limits)?,
+        ordering: d.ordering,
+        filter: filter(at, d.filter)?,
+        name: d.name,
+        plugin: d.plugin,
+    })
+}
+
+/// `retry = { initial_ms, max_ms, window }`.
+fn retry(at: &At, r: &RawRetry) -> Result<RetryPolicy, Invalid> {
+    if r.initial_ms == 0 || r.max_ms < r.initial_ms {
+        return Err(at.err("retry", "initial_ms must be > 0 and max_ms >= initial_ms"));
+    }
+    Ok(RetryPolicy {
+        initial: Duration::from_millis(r.initial_ms),
+        max: Duration::from_millis(r.max_ms),
+        window: parse_duration(&r.window).map_err(|m| at.err("retry.window", m))?,
+    })
+}
+
+/// `batch = { max_events, max_bytes, linger_ms }`.
+fn batch(at: &At, b: &RawBatch) -> Result<BatchPolicy, Invalid> {
+    if b.max_events == 0 || b.max_bytes == 0 {
+        return Err(at.err("batch", "max_events and max_bytes must be > 0"));
+    }
+    Ok(BatchPolicy {
+        max_events: b.max_events,
+        max_bytes: b.max_bytes,
+        linger: Duration::from_millis(b.linger_ms),
+    })
+}
+
+/// `rate = { per_second, burst }`.
+fn rate(at: &At, r: &RawRate) -> Result<RatePolicy, Invalid> {
+    if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 {
+        return Err(at.err("rate", "per_second and burst must be > 0"));
+    }
+    Ok(RatePolicy {
+        per_second: r.per_second,
+        burst: r.burst,
+    })
+}
+
+/// `limits = { memory_mb, timeout_ms }`.
+fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
+    if l.memory_mb == 0 || l.memory_mb > MAX_MEMORY_MB {
+        return Err(at.err(
+            "limits.memory_mb",
+            format!("must be between 1 and {MAX_MEMORY_MB}"),
+        ));
+    }
+    if l.timeout_ms == 0 {
+        return Err(at.err("limits.timeout_ms", "must be > 0"));
+    }
+    Ok(Limits {
+        memory_bytes: (l.memory_mb as usize) << 20,
+        timeout: Duration::from_millis(l.timeout_ms),
+    })
+}
+
+/// `[destinations.filter]`: `types` must be Segment types.
+fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
+    for (j, t) in f.types.iter().enumerate() {
+        t.parse::<EventType>()
+            .map_err(|e| at.err(&format!("filter.types[{j}]"), e.to_string()))?;
+    }
+    Ok(Filter {
+        types: f.types,
+        events: f.events,
+    })
+}
+
+/// A destination or plugin name: 1 to 64 letters, digits, `-` and `_`.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,155 @@
+//! The host functions of a guest: [`HostState`], the data of one `Store`, and
+//! its implementations of the generated import traits.
+//!
+//! Where it sits: between the generated bindings and [`crate::imports`]. Each
+//! import converts the WIT values into the types of `imports` and delegates to
+//! it, so the behaviour (allowlist, request limits, log cap) knows nothing of
+//! wasmtime; the counting of violations happens here.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::switchyard::destination::{http, log, types};
+use super::limits::GuestLimits;
+use super::stdio::CapturedOutput;
+use super::{CallContext, SandboxCounters, STDIO_CAPTURE_BYTES};
+use crate::imports;
+use crate::imports::http::Egress;
+use crate::imports::log::GuestLog;
+
+/// Data of one `Store`: everything a single call into a guest can touch.
+pub struct HostState {
+    /// WASI context: no preopens, no env, no network; stdout/stderr captured.
+    wasi: WasiCtx,
+    /// WASI's resource table.
+    table: ResourceTable,
+    /// Linear-memory cap of this destination, and what was granted.
+    pub(super) limits: GuestLimits,
+    /// Outbound HTTP of this destination (allowlist) or a dry-run recorder.
+    egress: Egress,
+    /// Tagged, capped log of this call.
+    log: GuestLog,
+    /// Where violations are counted.
+    counters: Arc<SandboxCounters>,
+    /// Captured guest stdout.
+    stdout: CapturedOutput,
+    /// Captured guest stderr.
+    stderr: CapturedOutput,
+}
+
+impl HostState {
+    /// Fresh state for one call of `ctx`'s destination.
+    pub(super) fn new(ctx: &CallContext) -> HostState {
+        let stdout = CapturedOutput::new(STDIO_CAPTURE_BYTES);
+        let stderr = CapturedOutput::new(STDIO_CAPTURE_BYTES);
+        // No preopens, no env, no args, no sockets: WASI is linked only because
+        // guest languages' runtimes import it.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: GuestLimits::new(ctx.limits.memory_bytes),
+            egress: ctx.egress.clone(),
+            log: GuestLog::new(ctx.destination.clone()),
+            counters: ctx.counters.clone(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// After a call: captured stdout and stderr become log lines, and the log
+    /// cap and the memory peak are counted.
+    pub(super) fn flush(&mut self) {
+        let out = self.stdout.contents();
+        let err = self.stderr.contents();
+        self.log.write_stream("stdout", &out);
+        self.log.write_stream("stderr", &err);
+        self.counters
+            .log_lines_dropped
+            .fetch_add(u64::from(self.log.dropped()), Relaxed);
+        self.counters
+            .memory_peak_bytes
+            .fetch_max(self.limits.granted() as u64, Relaxed);
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl http::Host for HostState {
+    async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
+        let answer = self.egress.send(req.into()).await;
+        if matches!(answer, Err(imports::http::Error::Denied(_))) {
+            self.counters.egress_denied.fetch_add(1, Relaxed);
+        }
+        answer.map(Into::into).map_err(Into::into)
+    }
+}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        self.log.write(level.into(), &message);
+    }
+}
+
+impl From<http::Request> for imports::http::Request {
+    fn from(r: http::Request) -> Self {
+        imports::http::Request {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<imports::http::Response> for http::Response {
+    fn from(r: imports::http::Response) -> Self {
+        http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<imports::http::Error> for http::Error {
+    fn from(e: imports::http::Error) -> Self {
+        use imports::http::Error as E;
+        match e {
+            E::Denied(why) => http::Error::Denied(why),
+            E::Timeout => http::Error::Timeout,
+            E::Connection(why) => http::Error::Connection(why),
+            E::TooLarge => http::Error::TooLarge,
+        }
+    }
+}
+
+impl From<log::Level> for imports::log::Level {
+    fn from(level: log::Level) -> Self {
+        use imports::log::Level as L;
+        match level {
+            log::Level::Debug => L::Debug,
+            log::Level::Info => L::Info,
+            log::Level::Warn => L::Warn,
+            log::Level::Error => L::Error,
+        }
+    }
+}
