@@ -1,14 +1,16 @@
 //! wrk (Debian's package, installed by `make bench`) as the load generator of the
 //! ingest scenarios: a C client on its own threads, so the side under test, not
 //! the generator, is what saturates. Each request is a `/v1/batch` of 100 track
-//! events with unique `messageId`s, built by a Lua script.
+//! events with unique `messageId`s, built by a Lua script, with Basic auth of the
+//! bench hosts' write key.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// The request script: unique ids per thread and request, Basic auth `wk_bench:`.
+/// The request script: unique ids per thread and request; `{AUTH}` is the Basic
+/// credentials of the write key.
 const SCRIPT: &str = r#"
 local threads = 0
 function setup(thread)
@@ -26,7 +28,7 @@ request = function()
     parts[i] = string.format('{"type":"track","event":"Order Completed","userId":"user-%d","messageId":"%s-%d-%d","timestamp":"2026-11-26T12:00:00.000Z","properties":{"orderId":"50314b8e9bcf000000000000","total":27.5,"revenue":25.0,"shipping":3,"tax":2,"currency":"USD","products":[{"product_id":"507f1f77bcf86cd799439011","sku":"45790-32","name":"Monopoly","price":19,"quantity":1}]},"context":{"page":{"path":"/checkout","url":"https://shop.example.com/checkout"},"ip":"203.0.113.7"}}', i % 97, prefix, counter, i)
   end
   local body = '{"batch":[' .. table.concat(parts, ",") .. '],"context":{"library":{"name":"analytics-node","version":"2.1.0"}}}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "Basic d2tfYmVuY2g6"}, body)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "Basic {AUTH}"}, body)
 end
 "#;
 
@@ -68,7 +70,10 @@ impl WrkResult {
 pub fn run(url: &str, connections: usize, duration: Duration) -> anyhow::Result<WrkResult> {
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("batch.lua");
-    std::fs::write(&script, SCRIPT)?;
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:", switchyard_e2e::host::WRITE_KEY));
+    std::fs::write(&script, SCRIPT.replace("{AUTH}", &auth))?;
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -87,7 +92,9 @@ pub fn run(url: &str, connections: usize, duration: Duration) -> anyhow::Result<
         "wrk failed: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse(&text)
+    let r = parse(&text)?;
+    anyhow::ensure!(r.ok_rps > 0.0, "no request to {url} got a 2xx: {text}");
+    Ok(r)
 }
 
 fn parse(text: &str) -> anyhow::Result<WrkResult> {

@@ -80,11 +80,8 @@ pub async fn admin_post(port: u16, path: &str) -> anyhow::Result<()> {
 
 /// GET an admin path (JSON).
 pub async fn admin_get(port: u16, path: &str) -> anyhow::Result<serde_json::Value> {
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .bearer_auth("bench")
+    let r = admin(port)
+        .request(reqwest::Method::GET, path)
         .send()
         .await?;
     anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());

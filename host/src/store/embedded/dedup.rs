@@ -8,6 +8,7 @@
 //! keys), and persisted as one row per commit, which start-up loads back.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,28 @@ pub(super) fn key(source: &str, message_id: &str) -> Key {
     let d = h.finalize();
     u128::from_le_bytes(d[..16].try_into().expect("16 bytes"))
 }
+
+/// Keys are already uniform (SHA-256 digests): hashing them again is wasted work,
+/// so the sets use their low 64 bits as the hash.
+#[derive(Debug, Default)]
+pub(super) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+/// A set of keys.
+pub(super) type KeySet = HashSet<Key, BuildHasherDefault<DigestHasher>>;
 
 /// Keys as bytes, for the persisted row.
 pub(super) fn to_bytes(keys: &[Key]) -> Vec<u8> {
@@ -47,7 +70,7 @@ pub(super) struct Dedup {
     /// Width of a bucket, in ms.
     width: i64,
     /// `(bucket start, keys)`, oldest first.
-    buckets: VecDeque<(i64, HashSet<Key>)>,
+    buckets: VecDeque<(i64, KeySet)>,
 }
 
 impl Dedup {
@@ -76,7 +99,7 @@ impl Dedup {
             Some(i) => i,
             None => {
                 let i = self.buckets.partition_point(|(s, _)| *s < start);
-                self.buckets.insert(i, (start, HashSet::new()));
+                self.buckets.insert(i, (start, KeySet::default()));
                 i
             }
         };

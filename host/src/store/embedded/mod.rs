@@ -574,7 +574,7 @@ impl Writer {
         staged: &mut Vec<dedup::Key>,
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        let mut staged_set: HashSet<dedup::Key> = HashSet::new();
+        let mut staged_set = dedup::KeySet::default();
         let mut log = Log {
             conn: &tx,
             cache: &mut self.cache,
@@ -636,7 +636,7 @@ fn run_command(
     by_name: &HashMap<String, usize>,
     by_id: &HashMap<u32, usize>,
     dedup: &Dedup,
-    staged_set: &mut HashSet<dedup::Key>,
+    staged_set: &mut dedup::KeySet,
     staged: &mut Vec<dedup::Key>,
     woken: &mut HashSet<usize>,
     now: Millis,
