@@ -86,3 +86,12 @@ pub fn config(dir: &Path, port: u16, destinations: &str) -> String {
         destinations,
     )
 }
+
+/// `n` webhook destinations `d0`..`d<n-1>`, each posting to `<origin>/d<i>`.
+pub fn webhooks(n: usize, origin: &str) -> String {
+    (0..n)
+        .map(|i| {
+            switchyard_e2e::webhook_table(&format!("d{i}"), &format!("{origin}/d{i}"), origin, "")
+        })
+        .collect()
+}

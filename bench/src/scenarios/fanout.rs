@@ -4,11 +4,11 @@
 
 use serde_json::{json, Value};
 
-use crate::procs::{config, switchyard};
+use crate::procs::{config, switchyard, webhooks};
 use crate::receiver::Receiver;
 use crate::scenarios::ingest::CONNECTIONS;
 use crate::{wrk, Scale};
-use switchyard_e2e::{free_port, webhook_table};
+use switchyard_e2e::free_port;
 
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
@@ -17,16 +17,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     for n in [1usize, 10, 40, 140] {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let dests: String = (0..n)
-            .map(|i| {
-                webhook_table(
-                    &format!("d{i}"),
-                    &format!("{}/d{i}", rx.origin()),
-                    &rx.origin(),
-                    "",
-                )
-            })
-            .collect();
+        let dests = webhooks(n, &rx.origin());
         let (host, _) = switchyard(dir.path(), &config(dir.path(), port, &dests), port).await?;
         for i in 0..n {
             super::admin_post(port, &format!("/admin/destinations/d{i}/pause")).await?;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard_e2e::binary::wait_up;
-use switchyard_e2e::{free_port, host::WRITE_KEY, webhook_table};
+use switchyard_e2e::{free_port, host::WRITE_KEY};
 
 use crate::load::{open_loop, Target};
-use crate::procs::{baseline, config, rss_kib, switchyard, STARTUP};
+use crate::procs::{baseline, config, rss_kib, switchyard, webhooks, STARTUP};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -41,16 +41,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir()?;
     let port = free_port();
-    let dests: String = (0..DESTINATIONS)
-        .map(|i| {
-            webhook_table(
-                &format!("d{i}"),
-                &format!("{}/d{i}", rx.origin()),
-                &rx.origin(),
-                "",
-            )
-        })
-        .collect();
+    let dests = webhooks(DESTINATIONS, &rx.origin());
     let text = config(dir.path(), port, &dests);
     let (host, cold) = switchyard(dir.path(), &text, port).await?;
     drop(host);
