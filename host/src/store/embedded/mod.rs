@@ -232,6 +232,7 @@ impl EmbeddedStore {
             index: BTreeMap::new(),
             wakeups: Default::default(),
             last_housekeeping: Instant::now(),
+            needs_reload: false,
         };
         writer.load().map_err(sqlite)?;
         writer.load_dedup().map_err(sqlite)?;
@@ -420,6 +421,8 @@ struct Writer {
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// When housekeeping last took a step.
     last_housekeeping: Instant,
+    /// A failed commit's reload did not finish: no command runs until it does.
+    needs_reload: bool,
 }
 
 /// An answer to send once the transaction has committed (`None`) or failed.
@@ -430,41 +433,52 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
 }
 
 impl Writer {
-    /// (Re)build the cursors and queues from what is on disk.
+    /// (Re)build the cursors and queues from what is on disk. On an error the
+    /// previous state is left as it was and `needs_reload` stays set.
     fn load(&mut self) -> rusqlite::Result<()> {
-        self.cache.clear();
-        self.index.clear();
-        self.next_seq = sql::next_seq(&self.conn)?;
+        self.needs_reload = true;
+        let next_seq = sql::next_seq(&self.conn)?;
         let mut known: HashMap<String, (u32, i64)> = sql::cursors(&self.conn)?
             .into_iter()
             .map(|(id, name, acked)| (name, (id, acked)))
             .collect();
-        self.queues.clear();
-        self.by_name.clear();
-        self.by_id.clear();
+        let (mut queues, mut by_name, mut by_id) = (Vec::new(), HashMap::new(), HashMap::new());
         for (name, ordered) in self.plan.clone() {
             let (id, acked) = match known.remove(&name) {
                 Some(c) => c,
                 None => {
-                    let acked = self.next_seq - 1;
+                    let acked = next_seq - 1;
                     (sql::insert_cursor(&self.conn, &name, acked)?, acked)
                 }
             };
             let retries = sql::retries_of(&self.conn, id)?;
-            self.by_name.insert(name.clone(), self.queues.len());
-            self.by_id.insert(id, self.queues.len());
-            self.queues
-                .push(Queue::new(id, name, acked, ordered, retries));
+            let dead_ahead = sql::dead_seqs_after(&self.conn, id, acked)?;
+            by_name.insert(name.clone(), queues.len());
+            by_id.insert(id, queues.len());
+            queues.push(Queue::new(id, name, acked, ordered, retries, dead_ahead));
         }
+        let mut others_acked = Vec::new();
         for (name, (_, acked)) in &known {
             tracing::warn!(
                 destination = name.as_str(),
                 "store: a destination no longer in the config still has a cursor; \
                  the log is kept from where it stopped"
             );
-            self.others_acked.push(*acked);
+            others_acked.push(*acked);
         }
-        self.count_unread()
+        let previous = std::mem::replace(&mut self.queues, queues);
+        if let Err(e) = self.count_unread() {
+            self.queues = previous;
+            return Err(e);
+        }
+        self.cache.clear();
+        self.index.clear();
+        self.next_seq = next_seq;
+        self.by_name = by_name;
+        self.by_id = by_id;
+        self.others_acked = others_acked;
+        self.needs_reload = false;
+        Ok(())
     }
 
     /// Each queue's unread events, from the chunks' route summaries (a chunk a
@@ -533,6 +547,15 @@ impl Writer {
 
     /// Run a batch of commands in one transaction, then answer them all.
     fn commit(&mut self, batch: Vec<Command>) {
+        if self.needs_reload {
+            if let Err(e) = self.load() {
+                // Dropping the commands answers each caller "unavailable".
+                tracing::warn!("store: still cannot reload after a failed commit: {e}");
+                drop(batch);
+                std::thread::sleep(Duration::from_millis(100));
+                return;
+            }
+        }
         let now = now_ms();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut woken: HashSet<usize> = HashSet::new();
@@ -596,7 +619,7 @@ impl Writer {
             )?;
             replies.push(reply);
         }
-        self.next_seq = log.next_seq;
+        let next_seq = log.next_seq;
         if !staged.is_empty() {
             sql::insert_dedup(&tx, now, &dedup::to_bytes(staged))?;
         }
@@ -622,7 +645,9 @@ impl Writer {
             let cutoff = self.dedup.expire(now);
             sql::prune_dedup(&tx, cutoff, HOUSEKEEPING_STEP)?;
         }
-        tx.commit()
+        tx.commit()?;
+        self.next_seq = next_seq;
+        Ok(())
     }
 }
 

@@ -92,11 +92,21 @@ pub(super) struct Queue {
     users: Option<HashMap<String, BTreeSet<i64>>>,
     /// Events routed here after `scanned` (the unread part of the queue).
     pub unread: u64,
+    /// Events above `acked` already settled into a retry or dead-letter row before a
+    /// restart: the cursor passes them without delivering them again.
+    settled_ahead: std::collections::HashSet<i64>,
 }
 
 impl Queue {
     /// A queue at `acked` with its retry rows; `ordered` for per-user ordering.
-    pub fn new(id: u32, name: String, acked: i64, ordered: bool, retries: Vec<RetryMeta>) -> Queue {
+    pub fn new(
+        id: u32,
+        name: String,
+        acked: i64,
+        ordered: bool,
+        retries: Vec<RetryMeta>,
+        dead_ahead: Vec<i64>,
+    ) -> Queue {
         let mut q = Queue {
             id,
             name,
@@ -110,7 +120,11 @@ impl Queue {
             held: BTreeMap::new(),
             users: ordered.then(HashMap::new),
             unread: 0,
+            settled_ahead: dead_ahead.into_iter().filter(|s| *s > acked).collect(),
         };
+        for r in retries.iter().filter(|r| r.seq > acked) {
+            q.settled_ahead.insert(r.seq);
+        }
         for r in retries {
             q.add_retry(r);
         }
@@ -166,7 +180,10 @@ impl Queue {
             if jobs.len() >= max_events {
                 return Ok(jobs);
             }
-            let meta = self.retries[&seq].clone();
+            let Some(meta) = self.retries.get(&seq).cloned() else {
+                self.retry_due.remove(&(at, seq));
+                continue;
+            };
             let user = meta.user_key.as_deref();
             if ordered && (!self.first_of(user, seq) || user.is_some_and(|u| in_batch.contains(u)))
             {
@@ -248,6 +265,14 @@ impl Queue {
                 continue;
             };
             let e = chunk.get(seq).expect("chunk holds seq");
+            if e.routes.contains(self.id)
+                && (self.settled_ahead.remove(&seq) || self.retries.contains_key(&seq))
+            {
+                // Settled into a retry or dead-letter row before a restart, or replayed.
+                self.scanned = seq;
+                self.unread = self.unread.saturating_sub(1);
+                continue;
+            }
             if !e.routes.contains(self.id) {
                 self.scanned = seq;
                 skipped += 1;
@@ -414,16 +439,24 @@ impl Queue {
         }
     }
 
-    /// When the next retry is due; `now` when unread or claimable work waits.
+    /// When the next claim can take something: `now` when unread or held events
+    /// are ready, else the earliest retry that is first in line for its user.
     pub fn next_due(&self, now: Millis) -> Option<Millis> {
         let held_ready = self
             .held
             .iter()
             .any(|(s, u)| self.first_of(Some(u.as_str()), *s));
-        if self.unread > 0 || held_ready {
+        let reading = self.users.is_none() || self.held.len() < MAX_HELD;
+        if (self.unread > 0 && reading) || held_ready {
             return Some(now);
         }
-        self.retry_due.first().map(|(at, _)| *at)
+        self.retry_due
+            .iter()
+            .find(|(_, seq)| {
+                let user = self.retries.get(seq).and_then(|r| r.user_key.as_deref());
+                self.first_of(user, *seq)
+            })
+            .map(|(at, _)| *at)
     }
 
     /// Counts for the admin API (dead letters filled in by the caller).

@@ -212,6 +212,17 @@ pub(super) fn retries_of(conn: &Connection, dest: u32) -> rusqlite::Result<Vec<R
     rows.collect()
 }
 
+/// Sequence numbers of a destination's dead letters above `after`.
+pub(super) fn dead_seqs_after(
+    conn: &Connection,
+    dest: u32,
+    after: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut q = conn.prepare_cached("SELECT seq FROM dead_events WHERE dest = ?1 AND seq > ?2")?;
+    let rows = q.query_map(params![dest, after], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// A retried event's `(message_id, type, body, received_at)`.
 pub(super) fn retry_event(
     conn: &Connection,

@@ -196,3 +196,48 @@ async fn an_old_layout_with_work_in_it_is_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
+    for ordered in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let now = now_ms();
+        {
+            let store = open(dir.path(), &[("x", ordered)]);
+            store
+                .append(vec![event("a", "u1"), event("b", "u2"), event("c", "u3")])
+                .await
+                .unwrap();
+            let jobs = store.claim("x", 10, 1 << 20, ordered, now).await.unwrap();
+            assert_eq!(jobs.len(), 3);
+            // a stays in flight (the cursor stays below it); b waits for a retry; c is dead.
+            let retry = Settle::RetryAt {
+                at: now + 60_000,
+                reason: "503".into(),
+            };
+            let dead = Settle::Dead {
+                reason: "400".into(),
+            };
+            store
+                .settle("x", vec![(jobs[1].id, retry), (jobs[2].id, dead)])
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let store = open(dir.path(), &[("x", ordered)]);
+        assert_eq!(
+            ids(&store, "x", 10, now).await,
+            ["a"],
+            "ordered = {ordered}"
+        );
+        assert!(ids(&store, "x", 10, now).await.is_empty());
+        assert_eq!(store.next_due("x").await.unwrap(), Some(now + 60_000));
+        let later = store
+            .claim("x", 10, 1 << 20, ordered, now + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].message_id.as_str(), later[0].attempts), ("b", 2));
+        assert_eq!(store.dead_letters("x", None, None).await.unwrap().len(), 1);
+    }
+}
