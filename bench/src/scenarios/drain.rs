@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::procs::{config, switchyard, webhooks};
 use crate::receiver::Receiver;
 use crate::scenarios::ingest::CONNECTIONS;
 use crate::{wrk, Scale};
-use switchyard_e2e::free_port;
 
 /// Longest a drain may take before the scenario gives up.
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
@@ -19,13 +17,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
     let mut rows = Vec::new();
     for n in [1usize, 10] {
-        let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let dests = webhooks(n, &rx.origin());
-        let (host, _) = switchyard(dir.path(), &config(dir.path(), port, &dests), port).await?;
-        for i in 0..n {
-            super::admin_post(port, &format!("/admin/destinations/d{i}/pause")).await?;
-        }
+        let (_dir, host, port) = super::paused_host(n, &rx.origin()).await?;
         let url = format!("http://127.0.0.1:{port}/v1/batch");
         wrk::run(&url, CONNECTIONS, scale.phase / 2)?;
         let backlog = queued(port).await?;

@@ -4,24 +4,16 @@
 
 use serde_json::{json, Value};
 
-use crate::procs::{config, switchyard, webhooks};
 use crate::receiver::Receiver;
 use crate::scenarios::ingest::CONNECTIONS;
 use crate::{wrk, Scale};
-use switchyard_e2e::free_port;
 
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
     let mut rows = Vec::new();
     let mut first = None;
     for n in [1usize, 10, 40, 140] {
-        let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let dests = webhooks(n, &rx.origin());
-        let (host, _) = switchyard(dir.path(), &config(dir.path(), port, &dests), port).await?;
-        for i in 0..n {
-            super::admin_post(port, &format!("/admin/destinations/d{i}/pause")).await?;
-        }
+        let (_dir, host, port) = super::paused_host(n, &rx.origin()).await?;
         let url = format!("http://127.0.0.1:{port}/v1/batch");
         wrk::run(&url, CONNECTIONS, scale.phase / 5)?;
         let r = wrk::run(&url, CONNECTIONS, scale.phase)?;

@@ -87,3 +87,20 @@ pub async fn admin_get(port: u16, path: &str) -> anyhow::Result<serde_json::Valu
     anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
     Ok(r.json().await?)
 }
+
+/// A bench host with `n` webhook destinations to `origin`, all paused (only
+/// ingest works); returns its directory (delete it last), process and port.
+pub async fn paused_host(
+    n: usize,
+    origin: &str,
+) -> anyhow::Result<(tempfile::TempDir, crate::procs::Proc, u16)> {
+    let dir = tempfile::tempdir()?;
+    let port = switchyard_e2e::free_port();
+    let dests = crate::procs::webhooks(n, origin);
+    let text = crate::procs::config(dir.path(), port, &dests);
+    let (host, _) = crate::procs::switchyard(dir.path(), &text, port).await?;
+    for i in 0..n {
+        admin_post(port, &format!("/admin/destinations/d{i}/pause")).await?;
+    }
+    Ok((dir, host, port))
+}
