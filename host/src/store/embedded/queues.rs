@@ -221,7 +221,16 @@ impl Queue {
 
         // 2. Events held back behind their user, now first in line.
         if ordered {
-            let held: Vec<(i64, String)> = self.held.iter().map(|(s, u)| (*s, u.clone())).collect();
+            // Only the held events first in line for their user, and no more than fit:
+            // copying every held event on each claim would cost up to MAX_HELD copies.
+            let room = max_events.saturating_sub(jobs.len());
+            let held: Vec<(i64, String)> = self
+                .held
+                .iter()
+                .filter(|(s, u)| self.first_of(Some(u.as_str()), **s) && !in_batch.contains(*u))
+                .take(room)
+                .map(|(s, u)| (*s, u.clone()))
+                .collect();
             for (seq, user) in held {
                 if jobs.len() >= max_events {
                     return Ok(jobs);
