@@ -59,7 +59,7 @@ test: destinations test-guests nats-server
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
 	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store =="
-	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test ingest --test hotload
+	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload
 
 lint: setup
 	$(CARGO) fmt --all --check

@@ -110,14 +110,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         .map(|d| d.limits.timeout)
         .max()
         .unwrap_or_default();
-    let store: Arc<dyn Store> = store::open(
-        &config.store,
-        longest * 2 + LEASE_MARGIN,
-        &config.destinations,
+    let ack_wait = config.store.ack_wait.unwrap_or(longest * 2 + LEASE_MARGIN);
+    let store: Arc<dyn Store> = store::open(&config.store, ack_wait, &config.destinations).await?;
+    let runtime = runtime::Runtime::new(
+        Some(config.store.path.join("compiled")),
+        config.max_instances,
     )
-    .await?;
-    let runtime = runtime::Runtime::new(Some(config.store.path.join("compiled")))
-        .context("starting the wasm runtime")?;
+    .context("starting the wasm runtime")?;
     let catalog = Arc::new(
         plugins::Catalog::load(&runtime, &config.plugins_dir, &config.destinations).await?,
     );

@@ -75,6 +75,10 @@ struct Inner {
     default: Option<Reply>,
     /// Everything received.
     received: Vec<Received>,
+    /// Requests being answered now.
+    open: usize,
+    /// The most requests that were being answered at once.
+    most_open: usize,
 }
 
 /// The receiver; clones share state.
@@ -116,6 +120,11 @@ impl Receiver {
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
+    }
+
+    /// The most requests this receiver was answering at once.
+    pub fn most_concurrent(&self) -> usize {
+        self.inner.lock().unwrap().most_open
     }
 
     /// `messageId`s of every event in request bodies answered 2xx (JSON arrays of events).
@@ -175,6 +184,8 @@ async fn handle(
 ) -> Response {
     let reply = {
         let mut g = inner.lock().unwrap();
+        g.open += 1;
+        g.most_open = g.most_open.max(g.open);
         g.script
             .pop_front()
             .or_else(|| g.default.clone())
@@ -183,13 +194,17 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    inner.lock().unwrap().received.push(Received {
-        uri: uri.to_string(),
-        headers,
-        body,
-        at: Instant::now(),
-        status: reply.status,
-    });
+    {
+        let mut g = inner.lock().unwrap();
+        g.open -= 1;
+        g.received.push(Received {
+            uri: uri.to_string(),
+            headers,
+            body,
+            at: Instant::now(),
+            status: reply.status,
+        });
+    }
     let mut resp = (
         StatusCode::from_u16(reply.status).unwrap(),
         reply.body.clone(),

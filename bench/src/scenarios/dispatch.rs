@@ -85,7 +85,7 @@ async fn measure(
 
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let iterations = if scale.quick { 200 } else { 2_000 };
-    let runtime = Runtime::new(None)?;
+    let runtime = Runtime::new(None, 4)?;
     let settings = r#"{"url":"https://hooks.example.com/x","secret":"s3cret"}"#;
     let webhook = measure(
         &runtime,

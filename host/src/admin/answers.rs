@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::dispatch::concurrency::LimitReport;
+
 use crate::dispatch::health::Health;
 use crate::plugins::{PluginSlot, Version};
 use crate::runtime::Violations;
@@ -60,8 +62,12 @@ pub struct DestinationRow {
     pub health_reason: Option<String>,
     /// Jobs waiting, from the store.
     pub queued: u64,
-    /// Events in the batch being delivered now.
+    /// Events in the batches in flight now.
     pub in_flight: u64,
+    /// Batches in flight now (a claimed batch counts from its claim).
+    pub batches_in_flight: u32,
+    /// The concurrency limit: mode, current limit, ceiling, reference round trip.
+    pub concurrency: LimitReport,
     /// Events delivered since start.
     pub delivered: u64,
     /// Events scheduled for another attempt since start.

@@ -181,6 +181,7 @@ async fn destinations(
         let q = state.store.stats(&d.name).await?;
         let health = d.stats.health();
         let serving = d.plugin.current();
+        let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
         out.push(DestinationRow {
             name: d.name.clone(),
             plugin: d.plugin.name.clone(),
@@ -190,6 +191,8 @@ async fn destinations(
             health_reason: health.reason,
             queued: q.queued,
             in_flight: d.stats.in_flight.load(Relaxed),
+            batches_in_flight: concurrency.in_flight,
+            concurrency,
             delivered: d.stats.delivered.load(Relaxed),
             retried: d.stats.retried.load(Relaxed),
             dead_letters: q.dead_letters,

@@ -9,7 +9,7 @@ use crate::runtime::Runtime;
 
 pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
-    let runtime = Runtime::new(None)?;
+    let runtime = Runtime::new(None, 4)?;
     let catalog = Catalog::load(&runtime, &config.plugins_dir, &config.destinations)
         .await
         .map_err(|e| anyhow::Error::new(e).context(file.display().to_string()))?;

@@ -30,7 +30,7 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let runtime = Runtime::new(None)?;
+    let runtime = Runtime::new(None, 4)?;
     let loaded = runtime
         .load(&name, &bytes)
         .await

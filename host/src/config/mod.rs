@@ -68,6 +68,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// Directory of destination components.
     pub plugins_dir: PathBuf,
+    /// Most component instances alive at once (`[plugins] max_instances`, or
+    /// the sum of the destinations' largest concurrency, at most
+    /// [`DEFAULT_MAX_INSTANCES`]).
+    pub max_instances: u32,
     /// Write key → source name.
     pub sources: BTreeMap<String, String>,
     /// Destinations in file order.
@@ -87,6 +91,8 @@ pub struct StoreConfig {
     pub credentials_file: Option<PathBuf>,
     /// How long delivered events stay in the log (embedded store only).
     pub retention: Duration,
+    /// The lease of a job taken from NATS (`None`: derived from the timeouts).
+    pub ack_wait: Option<Duration>,
 }
 
 /// The store backends.
@@ -115,6 +121,8 @@ pub struct DestinationConfig {
     pub batch: BatchPolicy,
     /// Rate limit.
     pub rate: Option<RatePolicy>,
+    /// Batches in flight.
+    pub concurrency: Concurrency,
     /// Sandbox limits.
     pub limits: Limits,
     /// Per-user ordering.
@@ -143,6 +151,46 @@ pub struct BatchPolicy {
     pub max_bytes: u64,
     /// How long a partial batch may wait.
     pub linger: Duration,
+}
+
+/// The largest adaptive concurrency when `max` is not given.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+
+/// The most batches in flight that `concurrency` may ask for.
+pub const MAX_CONCURRENCY: u32 = 1_024;
+
+/// The cap of the default `[plugins] max_instances`.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1_024;
+
+/// How many batches of one destination may be in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// `concurrency = N`: always up to N.
+    Fixed(u32),
+    /// `concurrency = { adaptive = true, max = N }` (the default): the limit
+    /// follows the destination's round-trip times and back-pressure, between 1
+    /// and `max` (see `dispatch/concurrency.rs`).
+    Adaptive {
+        /// The ceiling.
+        max: u32,
+    },
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency::Adaptive {
+            max: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+impl Concurrency {
+    /// The most batches that can ever be in flight.
+    pub fn max(&self) -> u32 {
+        match *self {
+            Concurrency::Fixed(n) | Concurrency::Adaptive { max: n } => n,
+        }
+    }
 }
 
 /// Token bucket.

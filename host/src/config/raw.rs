@@ -75,6 +75,12 @@ pub(super) struct RawStore {
     /// replays (`"0s"`, the default: reclaimed once every destination passed them).
     #[serde(default = "default_retention")]
     pub(super) retention: String,
+    /// How long a host holds a NATS job it took without a sign of life before
+    /// the server hands it to another host (`kind = "nats"` only); by default
+    /// twice the longest destination timeout plus 30 s. While a batch lingers,
+    /// waits for rate tokens or is in flight, the host renews the lease.
+    #[serde(default)]
+    pub(super) ack_wait: Option<String>,
 }
 
 impl Default for RawStore {
@@ -86,6 +92,7 @@ impl Default for RawStore {
             credentials_file: None,
             dedup_window: default_dedup_window(),
             retention: default_retention(),
+            ack_wait: None,
         }
     }
 }
@@ -117,12 +124,18 @@ pub(super) struct RawPlugins {
     /// Directory of `*.wasm` destination components; the file stem is the plugin name.
     #[serde(default = "default_plugins_dir")]
     pub(super) dir: PathBuf,
+    /// Most component instances alive at once, across all destinations (each
+    /// batch in flight is one); by default the sum of the destinations' largest
+    /// concurrency, at most 1,024.
+    #[serde(default)]
+    pub(super) max_instances: Option<u32>,
 }
 
 impl Default for RawPlugins {
     fn default() -> Self {
         Self {
             dir: default_plugins_dir(),
+            max_instances: None,
         }
     }
 }
@@ -162,6 +175,11 @@ pub(super) struct RawDestination {
     /// Token-bucket rate limit; none = unlimited.
     #[serde(default)]
     pub(super) rate: Option<RawRate>,
+    /// Batches in flight: a number (fixed) or `{ adaptive = true, max = N }`
+    /// (the default, with `max` 16). Read as TOML so that `validate.rs` can name
+    /// what is wrong with either form.
+    #[serde(default)]
+    pub(super) concurrency: Option<toml::Value>,
     /// Sandbox limits.
     #[serde(default)]
     pub(super) limits: RawLimits,

@@ -183,3 +183,90 @@ fn each_section_names_its_bad_values() {
         assert!(err.contains(path), "{path}: {err}");
     }
 }
+
+#[test]
+fn concurrency_is_a_number_or_an_adaptive_table() {
+    let with = |line: &str| {
+        Config::parse(
+            &SAMPLE.replace(
+                "[destinations.filter]",
+                &format!("{line}\n[destinations.filter]"),
+            ),
+            "x.toml",
+            Path::new("/"),
+        )
+    };
+    let c = with("").unwrap();
+    assert_eq!(
+        c.destinations[0].concurrency,
+        Concurrency::Adaptive { max: 16 }
+    );
+    assert_eq!(c.max_instances, 16, "the sum of the destinations' ceilings");
+    let c = with("concurrency = 8").unwrap();
+    assert_eq!(c.destinations[0].concurrency, Concurrency::Fixed(8));
+    let c = with("concurrency = { adaptive = true, max = 64 }").unwrap();
+    assert_eq!(
+        c.destinations[0].concurrency,
+        Concurrency::Adaptive { max: 64 }
+    );
+    let c = with("concurrency = { adaptive = false, max = 3 }").unwrap();
+    assert_eq!(c.destinations[0].concurrency, Concurrency::Fixed(3));
+    for (line, path, says) in [
+        (
+            "concurrency = 0",
+            "destinations[0].concurrency",
+            "between 1 and 1024",
+        ),
+        (
+            "concurrency = \"lots\"",
+            "destinations[0].concurrency",
+            "a number",
+        ),
+        (
+            "concurrency = { max = 5000 }",
+            "destinations[0].concurrency.max",
+            "between 1",
+        ),
+        (
+            "concurrency = { maximum = 4 }",
+            "destinations[0].concurrency.maximum",
+            "unknown key",
+        ),
+        (
+            "concurrency = { adaptive = 1 }",
+            "destinations[0].concurrency.adaptive",
+            "true or false",
+        ),
+    ] {
+        let e = with(line).unwrap_err().to_string();
+        assert!(e.contains(path) && e.contains(says), "{line}: {e}");
+    }
+    let c = Config::parse(
+        &SAMPLE.replace("dir = \"plugins\"", "dir = \"plugins\"\nmax_instances = 40"),
+        "x.toml",
+        Path::new("/"),
+    )
+    .unwrap();
+    assert_eq!(c.max_instances, 40);
+}
+
+#[test]
+fn ack_wait_is_for_nats_only() {
+    let nats = SAMPLE.replace(
+        "path = \"data\"",
+        "kind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nack_wait = \"5s\"",
+    );
+    let c = Config::parse(&nats, "x.toml", Path::new("/")).unwrap();
+    assert_eq!(c.store.ack_wait, Some(Duration::from_secs(5)));
+    let e = Config::parse(
+        &SAMPLE.replace("path = \"data\"", "ack_wait = \"5s\""),
+        "x.toml",
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("store.ack_wait") && e.contains("embedded"),
+        "{e}"
+    );
+}

@@ -11,8 +11,9 @@ use super::raw::{
     RawSource, RawStore, RawStoreKind,
 };
 use super::{
-    parse_duration, BatchPolicy, Config, DestinationConfig, Filter, Invalid, Limits, RatePolicy,
-    RetryPolicy, StoreConfig, StoreKind, MAX_MEMORY_MB,
+    parse_duration, BatchPolicy, Concurrency, Config, DestinationConfig, Filter, Invalid, Limits,
+    RatePolicy, RetryPolicy, StoreConfig, StoreKind, DEFAULT_MAX_INSTANCES, MAX_CONCURRENCY,
+    MAX_MEMORY_MB,
 };
 use crate::allowlist::Allowlist;
 use crate::event_type::EventType;
@@ -24,11 +25,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let store = store(raw.store, resolve)?;
     let sources = sources(&raw.sources)?;
     let destinations = destinations(raw.destinations)?;
+    let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     Ok(Config {
         listen,
         admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
         store,
         plugins_dir: resolve(raw.plugins.dir),
+        max_instances,
         sources,
         destinations,
     })
@@ -67,12 +70,29 @@ fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreCon
             "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
         ));
     }
+    let ack_wait = raw
+        .ack_wait
+        .map(|t| parse_duration(&t).map_err(|m| ("store.ack_wait".to_string(), m)))
+        .transpose()?;
+    match ack_wait {
+        Some(_) if kind == StoreKind::Embedded => {
+            return Err((
+                "store.ack_wait".into(),
+                "is the lease of a NATS job; the embedded store has none".into(),
+            ))
+        }
+        Some(d) if d < Duration::from_secs(1) => {
+            return Err(("store.ack_wait".into(), "must be at least 1s".into()))
+        }
+        _ => {}
+    }
     Ok(StoreConfig {
         kind,
         path: resolve(raw.path),
         dedup_window,
         credentials_file: raw.credentials_file.map(resolve),
         retention,
+        ack_wait,
     })
 }
 
@@ -155,6 +175,12 @@ fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid>
         retry: retry(at, &d.retry)?,
         batch: batch(at, &d.batch)?,
         rate: d.rate.as_ref().map(|r| rate(at, r)).transpose()?,
+        concurrency: d
+            .concurrency
+            .as_ref()
+            .map(|c| concurrency(at, c))
+            .transpose()?
+            .unwrap_or_default(),
         limits: limits(at, &d.limits)?,
         ordering: d.ordering,
         filter: filter(at, d.filter)?,
@@ -185,6 +211,64 @@ fn batch(at: &At, b: &RawBatch) -> Result<BatchPolicy, Invalid> {
         max_bytes: b.max_bytes,
         linger: Duration::from_millis(b.linger_ms),
     })
+}
+
+/// `concurrency = N` or `concurrency = { adaptive = true, max = N }`.
+fn concurrency(at: &At, value: &toml::Value) -> Result<Concurrency, Invalid> {
+    let in_range = |key: &str, n: i64| -> Result<u32, Invalid> {
+        if (1..=i64::from(MAX_CONCURRENCY)).contains(&n) {
+            Ok(n as u32)
+        } else {
+            Err(at.err(
+                key,
+                format!("must be between 1 and {MAX_CONCURRENCY}, not {n}"),
+            ))
+        }
+    };
+    match value {
+        toml::Value::Integer(n) => Ok(Concurrency::Fixed(in_range("concurrency", *n)?)),
+        toml::Value::Table(t) => {
+            if let Some(key) = t.keys().find(|k| *k != "adaptive" && *k != "max") {
+                return Err(at.err(
+                    &format!("concurrency.{key}"),
+                    "unknown key; expected `adaptive` or `max`",
+                ));
+            }
+            let adaptive = match t.get("adaptive") {
+                None => true,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(_) => return Err(at.err("concurrency.adaptive", "must be true or false")),
+            };
+            let max = match t.get("max") {
+                None => super::DEFAULT_MAX_CONCURRENCY,
+                Some(toml::Value::Integer(n)) => in_range("concurrency.max", *n)?,
+                Some(_) => return Err(at.err("concurrency.max", "must be a number")),
+            };
+            Ok(if adaptive {
+                Concurrency::Adaptive { max }
+            } else {
+                Concurrency::Fixed(max)
+            })
+        }
+        _ => Err(at.err(
+            "concurrency",
+            "must be a number (batches in flight) or a table `{ adaptive = true, max = N }`",
+        )),
+    }
+}
+
+/// `[plugins] max_instances`, or the sum of the destinations' largest
+/// concurrency (at least 1, at most [`DEFAULT_MAX_INSTANCES`]).
+fn max_instances(raw: Option<u32>, destinations: &[DestinationConfig]) -> Result<u32, Invalid> {
+    match raw {
+        Some(0) => Err(("plugins.max_instances".into(), "must be > 0".into())),
+        Some(n) => Ok(n),
+        None => Ok(destinations
+            .iter()
+            .map(|d| d.concurrency.max())
+            .sum::<u32>()
+            .clamp(1, DEFAULT_MAX_INSTANCES)),
+    }
 }
 
 /// `rate = { per_second, burst }`.

@@ -3,9 +3,13 @@
 //! Where it sits: the only module where the store and the runtime meet. Each
 //! destination gets its own task ([`worker`]) with its own queue cursor in the
 //! store, so a slow or failing destination never delays another. A worker
-//! claims due jobs, hands them to the destination's component in one batch,
-//! and settles each event by its outcome ([`retry`]).
+//! claims due jobs and sends them as batches, up to its concurrency limit
+//! ([`concurrency`]) at once; each batch in flight ([`flight`]) settles its
+//! events by their outcomes ([`retry`]) and reports to the destination's
+//! breaker ([`health`]), rate ([`rate`]) and limit.
 
+pub mod concurrency;
+mod flight;
 pub mod health;
 pub mod rate;
 pub mod retry;
@@ -16,17 +20,38 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::DestinationConfig;
 use crate::plugins::Catalog;
 use crate::runtime::SandboxCounters;
-use crate::store::Store;
+use crate::store::{Millis, Store};
 
-pub use worker::Worker;
+pub use worker::{ClaimParams, Worker};
+
+/// Time as the worker and its policies see it.
+pub trait Clock: Send + Sync + 'static {
+    /// Monotonic time, for the rate, the concurrency limit and round trips
+    /// (tokio's clock, so paused time drives it in tests).
+    fn now(&self) -> tokio::time::Instant;
+    /// Wall-clock milliseconds, the store's unit (due times, linger).
+    fn wall_ms(&self) -> Millis;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+    fn wall_ms(&self) -> Millis {
+        crate::store::now_ms()
+    }
+}
 
 /// Live state of one destination, shared by its worker and the admin API.
 #[derive(Debug)]
@@ -43,8 +68,12 @@ pub struct DeliveryStats {
     pub dead_lettered: AtomicU64,
     /// Sandbox violations (deadlines, traps, contract, egress, log cap).
     pub sandbox: Arc<SandboxCounters>,
-    /// Events in the batch being delivered now.
+    /// Events in the batches in flight now.
     pub in_flight: AtomicU64,
+    /// How many batches may be in flight, and how many are.
+    pub limiter: Mutex<concurrency::Limiter>,
+    /// Wakes the worker when a batch comes back (there is room for another).
+    pub room: Notify,
 }
 
 impl DeliveryStats {
@@ -64,6 +93,11 @@ impl DeliveryStats {
             dead_lettered: AtomicU64::new(0),
             sandbox: Arc::default(),
             in_flight: AtomicU64::new(0),
+            limiter: Mutex::new(concurrency::Limiter::new(
+                dest.concurrency,
+                tokio::time::Instant::now(),
+            )),
+            room: Notify::new(),
         }
     }
 
@@ -114,13 +148,14 @@ impl Dispatcher {
                 store.clone(),
                 client.clone(),
                 counters,
+                Arc::new(SystemClock),
             );
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
         }
         Dispatcher { tasks, stats }
     }
 
-    /// Wait until every worker has finished its batch in flight and stopped.
+    /// Wait until every worker has finished its batches in flight and stopped.
     pub async fn join(self) {
         for task in self.tasks {
             let _ = task.await;

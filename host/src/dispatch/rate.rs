@@ -4,9 +4,13 @@
 //! throttling (a `retry` with an `after` hint, i.e. the vendor's `Retry-After`),
 //! the current rate halves (multiplicative decrease, down to 1/64 of the ceiling);
 //! every batch delivered after that adds a tenth of the ceiling back (additive
-//! increase) until the configured rate is reached again.
+//! increase) until the configured rate is reached again. One bucket serves all
+//! of a destination's batches in flight: the worker takes a batch's tokens
+//! before it leaves, and each batch reports back when it is settled.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::RatePolicy;
 

@@ -1,48 +1,80 @@
-//! One destination's delivery loop.
+//! One destination's delivery loop: up to its concurrency limit of batches in
+//! flight, the next one claimed while the others are out.
+//!
+//! Each turn of [`Worker::run`] takes these named steps:
+//! 1. [`Worker::wait_while_paused`]: an operator's pause, or an open breaker
+//!    (then only a probe of one event goes, alone);
+//! 2. [`Worker::wait_for_room`]: fewer batches in flight than the limit
+//!    ([`super::concurrency`]); a claimed batch counts from its claim, so the
+//!    events in memory never exceed the limit × `batch.max_bytes`;
+//! 3. [`Worker::claim`], then [`Worker::linger`] for a partial batch;
+//! 4. [`Worker::throttle`]: the destination's one token bucket, shared by all
+//!    its batches;
+//! 5. deliver, settle and record, in a task of its own ([`super::flight`]).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use super::health::BatchVerdict;
 use super::rate::TokenBucket;
-use super::retry::decide;
-use super::DeliveryStats;
-use crate::config::{DestinationConfig, Ordering};
+use super::{Clock, DeliveryStats};
+use crate::config::DestinationConfig;
 use crate::imports::http::{Egress, HttpLimits};
 use crate::plugins::{PluginSlot, Version};
-use crate::runtime::bindings::switchyard::destination::types::EventType;
-use crate::runtime::{CallContext, CallError, Event, Outcome};
-use crate::store::{now_ms, Job, Settle, Store};
+use crate::runtime::CallContext;
+use crate::store::{Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pause after a store error.
 const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
 
-/// The delivery loop of one destination.
-pub struct Worker {
+/// What the worker and its batches in flight share.
+pub struct Shared {
     /// The destination's configuration (policies, limits).
-    dest: DestinationConfig,
-    /// Its component's serving version (hot-swappable).
-    plugin: Arc<PluginSlot>,
+    pub dest: DestinationConfig,
     /// Its settings as JSON text, serialised once.
-    settings: String,
+    pub settings: String,
     /// The store holding its queue.
-    store: Arc<dyn Store>,
+    pub store: Arc<dyn Store>,
     /// What every call into the component runs with (limits, egress).
-    ctx: CallContext,
-    /// Counters and health, shared with the admin API.
-    stats: Arc<DeliveryStats>,
+    pub ctx: CallContext,
+    /// Counters, health and the concurrency limit, shared with the admin API.
+    pub stats: Arc<DeliveryStats>,
+    /// The rate limit, one for all batches in flight (`None`: unlimited).
+    pub bucket: Option<Mutex<TokenBucket>>,
+    /// Time, injected so the policies can be tested with paused time.
+    pub clock: Arc<dyn Clock>,
 }
 
-/// What one batch did, for health and rate.
-struct BatchResult {
-    verdict: BatchVerdict,
-    /// The destination asked to slow down (a retry with an `after` hint).
-    throttled: bool,
+/// The delivery loop of one destination.
+pub struct Worker {
+    /// Its component's serving version (hot-swappable).
+    plugin: Arc<PluginSlot>,
+    /// Shared with the batches in flight.
+    shared: Arc<Shared>,
+    /// The batches in flight.
+    flights: JoinSet<()>,
+}
+
+/// What one claim asks the store for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimParams {
+    /// Most events.
+    pub max_events: usize,
+    /// Most bytes of event JSON (at least one event is always taken).
+    pub max_bytes: usize,
+    /// At most one event per user, none of a user with an event out.
+    pub per_user_order: bool,
+}
+
+/// Whether the loop goes on to claim, or starts its turn again.
+enum Step {
+    Go,
+    Again,
 }
 
 impl Worker {
@@ -53,6 +85,7 @@ impl Worker {
         store: Arc<dyn Store>,
         client: reqwest::Client,
         stats: Arc<DeliveryStats>,
+        clock: Arc<dyn Clock>,
     ) -> Worker {
         let name: Arc<str> = Arc::from(dest.name.as_str());
         let ctx = CallContext {
@@ -69,154 +102,213 @@ impl Worker {
             },
             counters: stats.sandbox.clone(),
         };
+        let bucket = dest
+            .rate
+            .map(|r| Mutex::new(TokenBucket::new(r, clock.now())));
         Worker {
-            settings: dest.settings.to_string(),
-            dest,
             plugin,
-            store,
-            ctx,
-            stats,
+            shared: Arc::new(Shared {
+                settings: dest.settings.to_string(),
+                dest,
+                store,
+                ctx,
+                stats,
+                bucket,
+                clock,
+            }),
+            flights: JoinSet::new(),
         }
     }
 
-    /// Deliver until `shutdown` turns true; a batch in flight is finished first.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let name = self.dest.name.as_str();
-        let wake = self.store.wakeup(name);
-        let mut bucket = self.dest.rate.map(|r| TokenBucket::new(r, Instant::now()));
-        let max_bytes = self.dest.batch.max_bytes as usize;
-        let per_user_order = self.dest.ordering == Ordering::User;
-        tracing::info!(destination = name, plugin = %self.plugin.name, "delivery started");
+    /// Deliver until `shutdown` turns true; batches in flight are finished first.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.shared.dest.name.clone();
+        let wake = self.shared.store.wakeup(&name);
+        tracing::info!(destination = name.as_str(), plugin = %self.plugin.name, "delivery started");
         while !*shutdown.borrow() {
+            while self.flights.try_join_next().is_some() {}
+            let probing = match self.wait_while_paused(&mut shutdown).await {
+                Some(probing) => probing,
+                None => continue,
+            };
+            if let Step::Again = self.wait_for_room(&mut shutdown).await {
+                continue;
+            }
             // The version serving now delivers the batch claimed for it, so a swap
             // that lowers max-batch never receives a batch larger than it accepts.
             let version = self.plugin.current();
-            let mut max_events = self
-                .dest
-                .batch
-                .max_events
-                .min(version.plugin.metadata.max_batch)
-                .max(1) as usize;
-            if let Some(b) = &bucket {
-                max_events = max_events.min(b.burst().max(1));
-            }
-            let (operator_paused, probing, probe_wait) = {
-                let b = self.stats.breaker.lock().expect("breaker lock");
-                (b.operator_paused(), b.is_paused(), b.probe_interval())
-            };
-            if operator_paused {
-                tokio::select! {
-                    _ = self.stats.control.notified() => {}
-                    _ = shutdown.changed() => {}
-                }
+            let params = self.params(&version, probing);
+            let Some(mut jobs) = self.claim(params).await else {
+                pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
-            }
-            if probing {
-                // The breaker is open: wait, then send one event as a probe.
-                tokio::select! {
-                    _ = tokio::time::sleep(probe_wait) => {}
-                    _ = self.stats.control.notified() => continue,
-                    _ = shutdown.changed() => continue,
-                }
-            }
-            let limit = if probing { 1 } else { max_events };
-            let mut jobs = match self.claim(limit, max_bytes, per_user_order).await {
-                Some(jobs) => jobs,
-                None => {
-                    pause(&mut shutdown, STORE_ERROR_PAUSE).await;
-                    continue;
-                }
             };
             if jobs.is_empty() {
-                let wait = match self.store.next_due(name).await {
-                    Ok(Some(at)) => {
-                        Duration::from_millis((at - now_ms()).max(1) as u64).min(IDLE_POLL)
-                    }
-                    _ => IDLE_POLL,
-                };
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = self.stats.control.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
-                }
+                self.idle(&wake, &mut shutdown).await;
                 continue;
             }
             if self
+                .shared
                 .stats
                 .breaker
                 .lock()
                 .expect("breaker lock")
                 .operator_paused()
             {
-                // Paused while the claim was under way: hand the jobs back untouched.
-                let now = now_ms();
-                let back = jobs
-                    .iter()
-                    .map(|j| {
-                        (
-                            j.id,
-                            Settle::RetryAt {
-                                at: now,
-                                reason: "paused by an operator".into(),
-                            },
-                        )
-                    })
-                    .collect();
-                if let Err(e) = self.store.settle(name, back).await {
-                    tracing::warn!(destination = name, "releasing claimed jobs failed: {e}");
-                }
+                self.release(jobs, "paused by an operator").await;
                 continue;
             }
-            if !probing && jobs.len() < limit {
-                self.linger(&mut jobs, limit, max_bytes, per_user_order, &mut shutdown)
-                    .await;
-            }
-            if let Some(b) = bucket.as_mut() {
-                let wait = b.take(jobs.len(), Instant::now());
-                if !wait.is_zero() {
-                    // Sent even if shutdown starts meanwhile: the jobs are leased.
-                    tokio::time::sleep(wait).await;
-                }
-            }
-            let result = self.deliver(&version, jobs).await;
-            if let Some(b) = bucket.as_mut() {
-                if result.throttled {
-                    b.throttled(Instant::now());
-                    tracing::debug!(
-                        destination = name,
-                        rate = b.rate(),
-                        "throttled: rate lowered"
-                    );
-                } else if result.verdict == BatchVerdict::Success {
-                    b.succeeded(Instant::now());
-                }
-            }
-            self.stats
-                .breaker
+            self.shared
+                .stats
+                .limiter
                 .lock()
-                .expect("breaker lock")
-                .record(result.verdict);
+                .expect("limiter lock")
+                .started();
+            if !probing && jobs.len() < params.max_events {
+                self.linger(&mut jobs, params, &mut shutdown).await;
+            }
+            self.shared
+                .stats
+                .in_flight
+                .fetch_add(jobs.len() as u64, Relaxed);
+            self.throttle(jobs.len()).await;
+            self.flights
+                .spawn(super::flight::fly(self.shared.clone(), version, jobs));
         }
-        tracing::info!(destination = name, "delivery stopped");
+        while self.flights.join_next().await.is_some() {}
+        tracing::info!(destination = name.as_str(), "delivery stopped");
     }
 
-    async fn claim(
-        &self,
-        limit: usize,
-        max_bytes: usize,
-        per_user_order: bool,
-    ) -> Option<Vec<Job>> {
-        match self
+    /// Step 1: hold while an operator pauses the destination; while its breaker
+    /// is open, wait until nothing is in flight and a probe interval has passed.
+    /// `Some(probing)` goes on; `None` starts the turn again.
+    async fn wait_while_paused(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<bool> {
+        let stats = self.shared.stats.clone();
+        let (operator_paused, probing, probe_wait) = {
+            let b = stats.breaker.lock().expect("breaker lock");
+            (b.operator_paused(), b.is_paused(), b.probe_interval())
+        };
+        if operator_paused {
+            tokio::select! {
+                _ = stats.control.notified() => {}
+                _ = self.flights.join_next(), if !self.flights.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+            return None;
+        }
+        if !probing {
+            return Some(false);
+        }
+        if !self.flights.is_empty() {
+            // A probe goes alone: let the batches still out come back first.
+            tokio::select! {
+                _ = self.flights.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            return None;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(probe_wait) => Some(true),
+            _ = stats.control.notified() => None,
+            _ = shutdown.changed() => None,
+        }
+    }
+
+    /// Step 2: wait while the concurrency limit is reached.
+    async fn wait_for_room(&mut self, shutdown: &mut watch::Receiver<bool>) -> Step {
+        let stats = self.shared.stats.clone();
+        if stats.limiter.lock().expect("limiter lock").has_room() {
+            return Step::Go;
+        }
+        tokio::select! {
+            _ = stats.room.notified() => {}
+            _ = self.flights.join_next(), if !self.flights.is_empty() => {}
+            _ = stats.control.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+        Step::Again
+    }
+
+    /// What the next claim asks for: the batch size the destination and its
+    /// component accept (a rate's burst caps it too), one event for a probe.
+    fn params(&self, version: &Version, probing: bool) -> ClaimParams {
+        let dest = &self.shared.dest;
+        let mut max_events = dest
+            .batch
+            .max_events
+            .min(version.plugin.metadata.max_batch)
+            .max(1) as usize;
+        if let Some(b) = &self.shared.bucket {
+            max_events = max_events.min(b.lock().expect("bucket lock").burst().max(1));
+        }
+        ClaimParams {
+            max_events: if probing { 1 } else { max_events },
+            max_bytes: dest.batch.max_bytes as usize,
+            per_user_order: dest.ordering == crate::config::Ordering::User,
+        }
+    }
+
+    /// Step 3: lease due jobs; `None` after a store error.
+    async fn claim(&self, params: ClaimParams) -> Option<Vec<Job>> {
+        let s = &self.shared;
+        match s
             .store
-            .claim(&self.dest.name, limit, max_bytes, per_user_order, now_ms())
+            .claim(
+                &s.dest.name,
+                params.max_events,
+                params.max_bytes,
+                params.per_user_order,
+                s.clock.wall_ms(),
+            )
             .await
         {
             Ok(jobs) => Some(jobs),
             Err(e) => {
-                tracing::warn!(destination = self.dest.name.as_str(), "claim failed: {e}");
+                tracing::warn!(destination = s.dest.name.as_str(), "claim failed: {e}");
                 None
             }
+        }
+    }
+
+    /// Nothing due: wait for new work, a batch to come back, the next retry, or
+    /// at most [`IDLE_POLL`].
+    async fn idle(&mut self, wake: &tokio::sync::Notify, shutdown: &mut watch::Receiver<bool>) {
+        let s = self.shared.clone();
+        let wait = match s.store.next_due(&s.dest.name).await {
+            Ok(Some(at)) => {
+                Duration::from_millis((at - s.clock.wall_ms()).max(1) as u64).min(IDLE_POLL)
+            }
+            _ => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = s.stats.control.notified() => {}
+            _ = self.flights.join_next(), if !self.flights.is_empty() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Hand claimed jobs back untouched, due now.
+    async fn release(&self, jobs: Vec<Job>, reason: &str) {
+        let s = &self.shared;
+        let now = s.clock.wall_ms();
+        let back = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.id,
+                    Settle::RetryAt {
+                        at: now,
+                        reason: reason.into(),
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = s.store.settle(&s.dest.name, back).await {
+            tracing::warn!(
+                destination = s.dest.name.as_str(),
+                "releasing claimed jobs failed: {e}"
+            );
         }
     }
 
@@ -225,114 +317,43 @@ impl Worker {
     async fn linger(
         &self,
         jobs: &mut Vec<Job>,
-        limit: usize,
-        max_bytes: usize,
-        per_user_order: bool,
+        params: ClaimParams,
         shutdown: &mut watch::Receiver<bool>,
     ) {
-        let linger = self.dest.batch.linger.as_millis() as i64;
+        let s = &self.shared;
+        let linger = s.dest.batch.linger.as_millis() as i64;
         let oldest = jobs.iter().map(|j| j.queued_at).min().unwrap_or(0);
-        let wait = oldest + linger - now_ms();
+        let wait = oldest + linger - s.clock.wall_ms();
         if linger == 0 || wait <= 0 {
             return;
         }
         pause(shutdown, Duration::from_millis(wait as u64)).await;
         let used: usize = jobs.iter().map(|j| j.json.len()).sum();
-        if used < max_bytes {
-            if let Some(more) = self
-                .claim(limit - jobs.len(), max_bytes - used, per_user_order)
-                .await
-            {
+        if used < params.max_bytes {
+            let rest = ClaimParams {
+                max_events: params.max_events - jobs.len(),
+                max_bytes: params.max_bytes - used,
+                ..params
+            };
+            if let Some(more) = self.claim(rest).await {
                 jobs.extend(more);
             }
         }
     }
 
-    /// Deliver one batch and settle every job in it.
-    async fn deliver(&self, version: &Version, jobs: Vec<Job>) -> BatchResult {
-        let name = self.dest.name.as_str();
-        let events: Vec<Event> = jobs
-            .iter()
-            .map(|j| Event {
-                message_id: j.message_id.clone(),
-                event_type: EventType::parse(&j.event_type).unwrap_or(EventType::Track),
-                json: j.json.clone(),
-            })
-            .collect();
-        self.stats.in_flight.store(jobs.len() as u64, Relaxed);
-        // This batch runs to the end on its version, whatever swaps meanwhile.
-        let outcomes = match version
-            .plugin
-            .deliver(&self.ctx, &self.settings, &events)
-            .await
-        {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                tracing::warn!(
-                    destination = name,
-                    batch = jobs.len(),
-                    "delivery failed: {e}"
-                );
-                let reason = e.to_string();
-                let outcome = match e {
-                    CallError::Invalid(_) => Outcome::Reject(reason),
-                    _ => Outcome::Retry {
-                        reason,
-                        after: None,
-                    },
-                };
-                vec![outcome; jobs.len()]
-            }
+    /// Step 4: take `n` tokens from the destination's bucket, waiting if it is
+    /// in debt. The jobs are leased: they are sent even if shutdown starts meanwhile.
+    async fn throttle(&self, n: usize) {
+        let Some(bucket) = &self.shared.bucket else {
+            return;
         };
-        self.stats.in_flight.store(0, Relaxed);
-
-        let delivered = outcomes.contains(&Outcome::Delivered);
-        let first_retry = outcomes.iter().find_map(|o| match o {
-            Outcome::Retry { reason, .. } => Some(reason.clone()),
-            _ => None,
-        });
-        let throttled = outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::Retry { after: Some(_), .. }));
-        let verdict = match (delivered, first_retry) {
-            (true, _) => BatchVerdict::Success,
-            (false, Some(reason)) => BatchVerdict::Failure(reason),
-            (false, None) => BatchVerdict::Neutral,
-        };
-
-        let now = now_ms();
-        let jitter = super::retry::jitter(&mut rand::rng());
-        let settles: Vec<_> = jobs
-            .iter()
-            .zip(outcomes)
-            .map(|(job, outcome)| {
-                let settle = decide(&self.dest.retry, job, outcome, now, jitter);
-                match &settle {
-                    Settle::Done => self.stats.delivered.fetch_add(1, Relaxed),
-                    Settle::RetryAt { at, reason } => {
-                        tracing::debug!(destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
-                        self.stats.retried.fetch_add(1, Relaxed)
-                    }
-                    Settle::Dead { reason } => {
-                        tracing::warn!(destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
-                        self.stats.dead_lettered.fetch_add(1, Relaxed)
-                    }
-                };
-                (job.id, settle)
-            })
-            .collect();
-        // Settling must not be lost: retry a few times; if the store stays down the
-        // jobs stay leased and are delivered again after a restart (at-least-once).
-        for attempt in 0..5u32 {
-            match self.store.settle(name, settles.clone()).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(destination = name, attempt, "settle failed: {e}");
-                    tokio::time::sleep(STORE_ERROR_PAUSE * (attempt + 1)).await;
-                }
-            }
+        let wait = bucket
+            .lock()
+            .expect("bucket lock")
+            .take(n, self.shared.clock.now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
-        BatchResult { verdict, throttled }
     }
 }
 

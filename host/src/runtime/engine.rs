@@ -19,6 +19,12 @@ use super::host::HostState;
 use super::CallError;
 use crate::config::MAX_MEMORY_MB;
 
+/// Core instances a component may hold (a JS or Python component has several).
+pub const CORE_PER_COMPONENT: u32 = 4;
+
+/// Linear memories (and tables) a component may hold.
+pub const MEMORIES_PER_COMPONENT: u32 = 2;
+
 /// How often the epoch advances; the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -39,6 +45,11 @@ struct RuntimeInner {
     linker: Linker<HostState>,
     /// Tells the ticker thread to stop when the runtime is dropped.
     stop_ticker: Arc<AtomicBool>,
+    /// One permit per instance slot of the pool: a call waits here for a slot
+    /// rather than failing when every slot is taken.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// How many slots the pool has.
+    instances: u32,
 }
 
 impl Drop for RuntimeInner {
@@ -56,13 +67,23 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Build the engine (pooling allocator, epochs) and the linker, and start the
     /// ticker. Compiled components are cached in `cache_dir` when given.
-    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+    ///
+    /// The pool has room for `instances` live component instances (each call,
+    /// i.e. each batch in flight, is one; `[plugins] max_instances`). It reserves
+    /// address space, not memory: per instance slot, up to
+    /// [`CORE_PER_COMPONENT`] core instances and [`MEMORIES_PER_COMPONENT`]
+    /// linear memories of wasmtime's default reservation (4 GiB plus guard
+    /// pages on 64-bit hosts). RAM is used only by the pages a live instance
+    /// touches, and is returned when its call ends (README, "Delivery").
+    pub fn new(cache_dir: Option<PathBuf>, instances: u32) -> anyhow::Result<Runtime> {
+        let instances = instances.max(1);
+        let n = instances as usize;
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(256)
-            .total_core_instances(1024)
-            .total_memories(512)
-            .total_tables(512)
-            .total_stacks(256)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * CORE_PER_COMPONENT)
+            .total_memories(instances * MEMORIES_PER_COMPONENT)
+            .total_tables(instances * MEMORIES_PER_COMPONENT)
+            .total_stacks(instances)
             .max_memory_size((MAX_MEMORY_MB as usize) << 20);
         let mut config = EngineConfig::new();
         config
@@ -109,8 +130,25 @@ impl Runtime {
                 engine_tag,
                 linker,
                 stop_ticker,
+                slots: Arc::new(tokio::sync::Semaphore::new(n)),
+                instances,
             }),
         })
+    }
+
+    /// How many instances can be alive at once.
+    pub fn instances(&self) -> u32 {
+        self.inner.instances
+    }
+
+    /// Wait for a free instance slot; it is given back when the permit drops.
+    pub(super) async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.inner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed")
     }
 
     /// The engine.

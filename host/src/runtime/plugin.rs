@@ -159,6 +159,7 @@ impl Plugin {
 
     /// Run `describe` in a fresh instance.
     pub async fn describe(&self, ctx: &CallContext) -> Result<Metadata, CallError> {
+        let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {
@@ -183,6 +184,7 @@ impl Plugin {
         ctx: &CallContext,
         settings: &str,
     ) -> Result<Result<(), String>, CallError> {
+        let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {
@@ -202,6 +204,7 @@ impl Plugin {
         settings: &str,
         events: &[Event],
     ) -> Result<Vec<Outcome>, CallError> {
+        let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {

@@ -110,7 +110,7 @@ pub struct NatsStore {
     /// The long-lived pulls feeding `inboxes` (stopped when the store is dropped).
     pullers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Fetched, unsettled messages by destination and job id.
-    leased: Mutex<HashMap<String, HashMap<JobId, jetstream::Message>>>,
+    leased: Arc<Mutex<HashMap<String, HashMap<JobId, Leased>>>>,
     /// Wake-ups after local appends.
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
 }
@@ -120,6 +120,18 @@ impl std::fmt::Debug for NatsStore {
         f.write_str("NatsStore")
     }
 }
+
+/// A message this host holds for a destination, and since when.
+struct Leased {
+    message: jetstream::Message,
+    since: std::time::Instant,
+}
+
+/// Longest a host keeps renewing the lease of one job. A batch that lingers,
+/// waits for rate tokens (which AIMD can make 64× longer) or is in flight is
+/// renewed; a job held past this is left to expire, so a host whose worker is
+/// stuck cannot hold it for ever.
+const MAX_RENEWED_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
@@ -195,6 +207,13 @@ impl NatsStore {
             leased: Default::default(),
             wakeups: Default::default(),
         };
+        let renew = tokio::spawn(renew_leases(
+            store.leased.clone(),
+            store.inboxes.clone(),
+            store.client.clone(),
+            (options.ack_wait / 3).max(Duration::from_millis(250)),
+        ));
+        store.pullers.lock().expect("pullers lock").push(renew);
         // Interest retention keeps a message only for consumers that exist when it
         // is published: every destination's consumers are made before any append.
         for d in destinations {
@@ -415,7 +434,8 @@ impl Store for NatsStore {
                 .lock()
                 .expect("leased lock")
                 .get_mut(destination)
-                .and_then(|m| m.remove(&id));
+                .and_then(|m| m.remove(&id))
+                .map(|l| l.message);
             let Some(message) = message else { continue };
             match outcome {
                 Settle::Done => delivered.push(message),
@@ -618,7 +638,13 @@ impl NatsStore {
                 first_attempt_at: queued_at.min(now),
                 queued_at,
             });
-            held.push((id, message));
+            held.push((
+                id,
+                Leased {
+                    message,
+                    since: std::time::Instant::now(),
+                },
+            ));
         }
         self.leased
             .lock()
@@ -708,6 +734,50 @@ impl Drop for NatsStore {
         for puller in self.pullers.lock().expect("pullers lock").drain(..) {
             puller.abort();
         }
+    }
+}
+
+/// Every `every`, tell the server that this host still works on the jobs it
+/// holds (`+WPI`, an in-progress ack, which restarts a job's `ack_wait`): those
+/// claimed and not yet settled, and those pulled for an ordered destination and
+/// waiting in its inbox. A host that dies stops renewing, and its jobs go to
+/// another host after `ack_wait`.
+async fn renew_leases(
+    leased: Arc<Mutex<HashMap<String, HashMap<JobId, Leased>>>>,
+    inboxes: Arc<Mutex<HashMap<String, std::collections::VecDeque<jetstream::Message>>>>,
+    client: async_nats::Client,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut held: Vec<jetstream::Message> = Vec::new();
+        for (destination, jobs) in leased.lock().expect("leased lock").iter() {
+            for (id, l) in jobs {
+                if l.since.elapsed() < MAX_RENEWED_LEASE {
+                    held.push(l.message.clone());
+                } else {
+                    tracing::warn!(
+                        destination = destination.as_str(),
+                        job = id,
+                        "nats: a job held for over 15 minutes is no longer renewed"
+                    );
+                }
+            }
+        }
+        for inbox in inboxes.lock().expect("inboxes lock").values() {
+            held.extend(inbox.iter().cloned());
+        }
+        if held.is_empty() {
+            continue;
+        }
+        for m in &held {
+            if let Err(e) = m.ack_with(AckKind::Progress).await {
+                tracing::debug!("nats: renewing a lease: {e}");
+            }
+        }
+        let _ = client.flush().await;
     }
 }
 

@@ -26,7 +26,12 @@
 //!
 //! Deduplication ([`dedup`]) is checked in memory and persisted once per commit.
 //!
-//! Back-pressure: the command queue is bounded; an `append` that finds it full
+//! Delivery first: appends wait in a queue of their own. Each transaction
+//! takes every waiting delivery command (claims, settles, reads) first and then
+//! at most [`MAX_APPENDS_PER_COMMIT`] appends, so a claim or a settle waits for
+//! at most the commit under way and its own, however many appends are queued.
+//!
+//! Back-pressure: the append queue is bounded; an `append` that finds it full
 //! fails with [`StoreError::Overloaded`] at once (ingest answers 503).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,11 +59,17 @@ use super::{
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
 
-/// Commands that may wait for the writer before appends are refused.
+/// Appends that may wait for the writer before more are refused.
 const QUEUE_CAPACITY: usize = 4_096;
 
-/// Most commands in one transaction.
+/// Delivery commands that may wait (their callers wait for room, never refused).
+const CONTROL_CAPACITY: usize = 4_096;
+
+/// Most delivery commands in one transaction.
 const MAX_COMMANDS_PER_COMMIT: usize = 512;
+
+/// Most appends in one transaction.
+const MAX_APPENDS_PER_COMMIT: usize = 256;
 
 /// How often housekeeping (reclaiming chunks, pruning dedup keys) takes a step.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
@@ -119,8 +130,10 @@ enum Command {
 
 /// The embedded store's handle; cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
-    /// Commands to the writer thread.
+    /// Delivery commands (claims, settles, reads) to the writer thread, served first.
     commands: mpsc::Sender<Command>,
+    /// Appends to the writer thread.
+    appends: mpsc::Sender<Command>,
     /// Decides each appended event's destinations (over the cursors' ids).
     router: Router,
     /// Per-destination wake-ups, notified after commits that add due work.
@@ -240,16 +253,18 @@ impl EmbeddedStore {
         let router = Router::new(destinations, &ids);
         let wakeups = writer.wakeups.clone();
 
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
+        let (append_tx, append_rx) = mpsc::channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("switchyard-store".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, append_rx))
             .map_err(|source| OpenError::Dir {
                 path: dir.display().to_string(),
                 source,
             })?;
         Ok(EmbeddedStore {
             commands: tx,
+            appends: append_tx,
             router,
             wakeups,
         })
@@ -290,7 +305,7 @@ impl Store for EmbeddedStore {
             })
             .collect();
         let (reply, answer) = oneshot::channel();
-        self.commands
+        self.appends
             .try_send(Command::Append {
                 source,
                 events,
@@ -532,12 +547,49 @@ impl Writer {
         Ok(())
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
+    /// Serve commands until both queues are closed: each transaction takes the
+    /// waiting delivery commands first, then the waiting appends (each up to its cap).
+    fn run(mut self, mut control: mpsc::Receiver<Command>, mut appends: mpsc::Receiver<Command>) {
+        let waiter = match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("store: cannot start the writer's waiter: {e}");
+                return;
+            }
+        };
+        let (mut control_open, mut appends_open) = (true, true);
+        while control_open || appends_open {
+            let first = waiter.block_on(async {
+                tokio::select! {
+                    biased;
+                    c = control.recv(), if control_open => (c, true),
+                    a = appends.recv(), if appends_open => (a, false),
+                }
+            });
+            let mut batch = match first {
+                (Some(cmd), _) => vec![cmd],
+                (None, true) => {
+                    control_open = false;
+                    continue;
+                }
+                (None, false) => {
+                    appends_open = false;
+                    continue;
+                }
+            };
             while batch.len() < MAX_COMMANDS_PER_COMMIT {
-                match rx.try_recv() {
+                match control.try_recv() {
                     Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            let mut taken = 0;
+            while taken < MAX_APPENDS_PER_COMMIT {
+                match appends.try_recv() {
+                    Ok(cmd) => {
+                        batch.push(cmd);
+                        taken += 1;
+                    }
                     Err(_) => break,
                 }
             }

@@ -1,0 +1,199 @@
+//! One batch in flight: call the component, settle every event by its outcome,
+//! and tell the destination's policies (breaker, rate, concurrency) how it went.
+//!
+//! Where it sits: the worker ([`super::worker`]) claims a batch, waits for its
+//! rate tokens and spawns [`fly`] for it; up to the concurrency limit of these
+//! run at once. Each settles its own events, so one slow batch never holds up
+//! the settling of another.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::health::BatchVerdict;
+use super::retry::decide;
+use super::worker::Shared;
+use crate::plugins::Version;
+use crate::runtime::bindings::switchyard::destination::types::EventType;
+use crate::runtime::{CallError, Event, Outcome};
+use crate::store::{Job, Settle};
+
+/// Pause between attempts to settle while the store is failing.
+const SETTLE_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What one batch told the destination's policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// For the breaker.
+    pub verdict: BatchVerdict,
+    /// The destination asked to slow down with a hint (`Retry-After`): for the rate.
+    pub throttled: bool,
+    /// Anything to retry, or a call that failed: for the concurrency limit.
+    pub pushed_back: bool,
+    /// From handing the batch to the component until it answered.
+    pub rtt: Duration,
+}
+
+/// Deliver `jobs` on `version`, settle them, and record the outcome.
+pub async fn fly(shared: Arc<Shared>, version: Arc<Version>, jobs: Vec<Job>) {
+    let events = jobs.len() as u64;
+    let started = shared.clock.now();
+    let outcomes = call(&shared, &version, &jobs).await;
+    let rtt = shared.clock.now().saturating_duration_since(started);
+    let report = report(&outcomes, rtt);
+    settle(&shared, &jobs, outcomes).await;
+    shared.stats.in_flight.fetch_sub(events, Relaxed);
+    record(&shared, &report);
+}
+
+/// Run `deliver` in a fresh instance; a failed call gives every event the same outcome.
+async fn call(shared: &Shared, version: &Version, jobs: &[Job]) -> Vec<Outcome> {
+    let events: Vec<Event> = jobs
+        .iter()
+        .map(|j| Event {
+            message_id: j.message_id.clone(),
+            event_type: EventType::parse(&j.event_type).unwrap_or(EventType::Track),
+            json: j.json.clone(),
+        })
+        .collect();
+    // This batch runs to the end on its version, whatever swaps meanwhile.
+    match version
+        .plugin
+        .deliver(&shared.ctx, &shared.settings, &events)
+        .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::warn!(
+                destination = shared.dest.name.as_str(),
+                batch = jobs.len(),
+                "delivery failed: {e}"
+            );
+            let reason = e.to_string();
+            let outcome = match e {
+                CallError::Invalid(_) => Outcome::Reject(reason),
+                _ => Outcome::Retry {
+                    reason,
+                    after: None,
+                },
+            };
+            vec![outcome; jobs.len()]
+        }
+    }
+}
+
+/// What the outcomes say about the destination.
+pub fn report(outcomes: &[Outcome], rtt: Duration) -> Report {
+    let delivered = outcomes.contains(&Outcome::Delivered);
+    let first_retry = outcomes.iter().find_map(|o| match o {
+        Outcome::Retry { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    let throttled = outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Retry { after: Some(_), .. }));
+    let pushed_back = first_retry.is_some();
+    let verdict = match (delivered, first_retry) {
+        (true, _) => BatchVerdict::Success,
+        (false, Some(reason)) => BatchVerdict::Failure(reason),
+        (false, None) => BatchVerdict::Neutral,
+    };
+    Report {
+        verdict,
+        throttled,
+        pushed_back,
+        rtt,
+    }
+}
+
+/// Settle every job by its outcome, all in one store call.
+async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
+    let name = shared.dest.name.as_str();
+    let stats = &shared.stats;
+    let now = shared.clock.wall_ms();
+    let jitter = super::retry::jitter(&mut rand::rng());
+    let settles: Vec<_> = jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            let settle = decide(&shared.dest.retry, job, outcome, now, jitter);
+            match &settle {
+                Settle::Done => stats.delivered.fetch_add(1, Relaxed),
+                Settle::RetryAt { at, reason } => {
+                    tracing::debug!(destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
+                    stats.retried.fetch_add(1, Relaxed)
+                }
+                Settle::Dead { reason } => {
+                    tracing::warn!(destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
+                    stats.dead_lettered.fetch_add(1, Relaxed)
+                }
+            };
+            (job.id, settle)
+        })
+        .collect();
+    // Settling must not be lost: retry a few times; if the store stays down the
+    // jobs stay leased and are delivered again after a restart (at-least-once).
+    for attempt in 0..5u32 {
+        match shared.store.settle(name, settles.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(destination = name, attempt, "settle failed: {e}");
+                tokio::time::sleep(SETTLE_RETRY_PAUSE * (attempt + 1)).await;
+            }
+        }
+    }
+}
+
+/// Tell the breaker, the rate and the concurrency limit, then wake the worker:
+/// there is room for another batch.
+fn record(shared: &Shared, report: &Report) {
+    let now = shared.clock.now();
+    if let Some(bucket) = &shared.bucket {
+        let mut b = bucket.lock().expect("bucket lock");
+        if report.throttled {
+            b.throttled(now);
+            tracing::debug!(
+                destination = shared.dest.name.as_str(),
+                rate = b.rate(),
+                "throttled: rate lowered"
+            );
+        } else if report.verdict == BatchVerdict::Success {
+            b.succeeded(now);
+        }
+    }
+    shared.stats.limiter.lock().expect("limiter lock").finished(
+        report.rtt,
+        report.pushed_back,
+        now,
+    );
+    shared
+        .stats
+        .breaker
+        .lock()
+        .expect("breaker lock")
+        .record(report.verdict.clone());
+    shared.stats.room.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_say_success_failure_or_nothing() {
+        let ms = Duration::from_millis(5);
+        let retry = |after| Outcome::Retry {
+            reason: "503".into(),
+            after,
+        };
+        let r = report(&[Outcome::Delivered, retry(None)], ms);
+        assert_eq!(r.verdict, BatchVerdict::Success);
+        assert!(r.pushed_back && !r.throttled);
+        let r = report(&[retry(Some(Duration::from_secs(1)))], ms);
+        assert_eq!(r.verdict, BatchVerdict::Failure("503".into()));
+        assert!(r.pushed_back && r.throttled);
+        let r = report(&[Outcome::Reject("bad".into())], ms);
+        assert_eq!(r.verdict, BatchVerdict::Neutral);
+        assert!(!r.pushed_back);
+    }
+}

@@ -1,0 +1,187 @@
+//! Many batches in flight (README, "Delivery"): a fixed and an adaptive limit
+//! against a slow receiver, what the admin API shows, and per-user order while
+//! several batches are out. `make test` runs this suite on both stores.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchyard_e2e::{
+    all_arrive, ids, sdk_batch, webhook_destination as webhook, Receiver, Reply, TestHost,
+};
+
+/// The row of `name` in `GET /admin/destinations`.
+async fn row(host: &TestHost, name: &str) -> Value {
+    host.admin().destination(name).await
+}
+
+#[tokio::test]
+async fn a_fixed_concurrency_puts_that_many_batches_in_flight_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(200).delayed(Duration::from_millis(300)));
+    let extra = "concurrency = 4\nbatch = { max_events = 10, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("slow", &rx, extra)).await;
+    for i in 0..4 {
+        let body = sdk_batch(&format!("f{i}"), 50);
+        assert_eq!(host.send("batch", &body).await.status(), 200);
+    }
+    // While the 20 batches drain, the admin API shows the limit and the batches out.
+    let start = Instant::now();
+    let mut seen_full = false;
+    while start.elapsed() < Duration::from_secs(10) && !seen_full {
+        let r = row(&host, "slow").await;
+        assert_eq!(r["concurrency"]["mode"], "fixed", "{r}");
+        assert_eq!(r["concurrency"]["limit"], 4, "{r}");
+        assert!(r["batches_in_flight"].as_u64().unwrap() <= 4, "{r}");
+        seen_full = r["batches_in_flight"] == 4 && r["in_flight"].as_u64().unwrap() >= 31;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen_full, "four batches of ten out at once");
+    let want: Vec<String> = (0..4).flat_map(|i| ids(&format!("f{i}"), 50)).collect();
+    all_arrive(&rx, &want).await;
+    let took = start.elapsed();
+    assert_eq!(rx.most_concurrent(), 4, "never more than the limit");
+    // 20 batches of 300 ms, four at a time: about 1.5 s, not the 6 s of one at a time.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert_eq!(rx.delivered_ids().len(), 200, "each event once");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_adaptive_limit_climbs_against_a_slow_vendor_that_keeps_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(200).delayed(Duration::from_millis(100)));
+    // The default is adaptive, up to 16.
+    let extra = "batch = { max_events = 5, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("vendor", &rx, extra)).await;
+    let r = row(&host, "vendor").await;
+    assert_eq!(r["concurrency"]["mode"], "adaptive", "{r}");
+    assert_eq!(r["concurrency"]["max"], 16, "{r}");
+    for i in 0..10 {
+        let body = sdk_batch(&format!("a{i}"), 100);
+        assert_eq!(host.send("batch", &body).await.status(), 200);
+    }
+    let want: Vec<String> = (0..10).flat_map(|i| ids(&format!("a{i}"), 100)).collect();
+    let start = Instant::now();
+    all_arrive(&rx, &want).await;
+    let took = start.elapsed();
+    // 200 batches of 100 ms would take 20 s one at a time.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(
+        rx.most_concurrent() >= 8,
+        "the limit climbed: {} at once",
+        rx.most_concurrent()
+    );
+    let r = row(&host, "vendor").await;
+    assert!(r["concurrency"]["limit"].as_u64().unwrap() >= 8, "{r}");
+    assert!(
+        r["concurrency"]["reference_rtt_ms"].as_f64().unwrap() >= 100.0,
+        "{r}"
+    );
+    assert_eq!(rx.delivered_ids().len(), 1000, "each event once");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn back_pressure_lowers_the_adaptive_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(200).delayed(Duration::from_millis(50)));
+    let extra = "batch = { max_events = 5, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("pushy", &rx, extra)).await;
+    for i in 0..4 {
+        let body = sdk_batch(&format!("p{i}"), 100);
+        assert_eq!(host.send("batch", &body).await.status(), 200);
+    }
+    let want: Vec<String> = (0..4).flat_map(|i| ids(&format!("p{i}"), 100)).collect();
+    all_arrive(&rx, &want).await;
+    let before = row(&host, "pushy").await["concurrency"]["limit"]
+        .as_u64()
+        .unwrap();
+    assert!(before >= 8, "climbed first: {before}");
+    // The vendor now answers 503 to everything.
+    rx.default_reply(Reply::status(503).delayed(Duration::from_millis(50)));
+    let body = sdk_batch("later", 100);
+    assert_eq!(host.send("batch", &body).await.status(), 200);
+    let start = Instant::now();
+    loop {
+        let r = row(&host, "pushy").await;
+        if r["concurrency"]["limit"].as_u64().unwrap() <= before / 2 {
+            assert_eq!(
+                r["concurrency"]["last_change"], "back-pressure: halved",
+                "{r}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the limit falls: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_users_events_are_never_in_two_batches_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(200).delayed(Duration::from_millis(60)));
+    let extra = "ordering = \"user\"\nconcurrency = 8\n\
+                 batch = { max_events = 4, max_bytes = 512000, linger_ms = 0 }";
+    let host = TestHost::start(dir.path(), &webhook("ordered", &rx, extra)).await;
+    let users = 12;
+    let per_user = 8;
+    let mut events = Vec::new();
+    for n in 0..per_user {
+        for u in 0..users {
+            events.push(json!({
+                "type": "track", "event": "E", "userId": format!("u{u}"),
+                "messageId": format!("u{u}-{n}"),
+            }));
+        }
+    }
+    assert_eq!(
+        host.send("batch", &json!({ "batch": events }))
+            .await
+            .status(),
+        200
+    );
+    let want: Vec<String> = (0..users)
+        .flat_map(|u| (0..per_user).map(move |n| format!("u{u}-{n}")))
+        .collect();
+    all_arrive(&rx, &want).await;
+    // Each request's events, with when it arrived and when it was answered.
+    let received = rx.received();
+    let mut out: Vec<(Instant, Vec<String>)> = received
+        .iter()
+        .map(|r| (r.at, switchyard_e2e::receiver::ids_in(&r.body)))
+        .collect();
+    out.sort_by_key(|(at, _)| *at);
+    for u in 0..users {
+        let seen: Vec<usize> = out
+            .iter()
+            .flat_map(|(_, ids)| ids.iter())
+            .filter_map(|id| id.strip_prefix(&format!("u{u}-"))?.parse().ok())
+            .collect();
+        assert_eq!(
+            seen,
+            (0..per_user).collect::<Vec<_>>(),
+            "u{u} in order, once"
+        );
+    }
+    for (_, ids) in &out {
+        let mut users: Vec<&str> = ids.iter().map(|i| i.split('-').next().unwrap()).collect();
+        users.sort();
+        let n = users.len();
+        users.dedup();
+        assert_eq!(users.len(), n, "one event per user per batch: {ids:?}");
+    }
+    assert!(
+        rx.most_concurrent() > 1,
+        "batches overlapped: {}",
+        rx.most_concurrent()
+    );
+    host.stop().await;
+}
