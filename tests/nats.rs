@@ -287,3 +287,48 @@ async fn per_user_order_holds_across_two_hosts() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_throttled_batch_keeps_its_lease_two_hosts_deliver_each_event_once() {
+    // Each batch of 5 waits 2.5 s for its rate tokens after it is claimed, longer
+    // than the 2 s lease: without renewal the server would hand it to the other host.
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dest = webhook(
+        "throttled",
+        &rx,
+        "rate = { per_second = 2, burst = 5 }\nconcurrency = 2\n\
+         batch = { max_events = 5, max_bytes = 512000, linger_ms = 0 }",
+    );
+    let config = |dir: &std::path::Path| {
+        config_text_nats(dir, &dest, &server.url()).replacen(
+            "kind = \"nats\"\n",
+            "kind = \"nats\"\nack_wait = \"2s\"\n",
+            1,
+        )
+    };
+    let a = TestHost::start_config(dir_a.path(), &config(dir_a.path())).await;
+    let b = TestHost::start_config(dir_b.path(), &config(dir_b.path())).await;
+    assert_eq!(a.send("batch", &sdk_batch("lease", 40)).await.status(), 200);
+    let want = ids("lease", 40);
+    eventually(
+        Duration::from_secs(40),
+        "all 40 events at the receiver",
+        || {
+            let got = rx.delivered_ids();
+            want.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
+    .await;
+    // Wait out a lease more: a job handed to the other host would arrive by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = rx.delivered_ids();
+    got.sort();
+    let n = got.len();
+    got.dedup();
+    assert_eq!(n, got.len(), "no event delivered twice");
+    assert_eq!(n, 40);
+    a.stop().await;
+    b.stop().await;
+}
