@@ -48,6 +48,30 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Proportional set size of a process, in KiB (`Pss:` of `/proc/PID/smaps_rollup`):
+/// its private pages plus its share of pages it shares with others, so that a
+/// sum over processes counts shared libraries once (0 when unknown).
+pub fn pss_kib(pid: u32) -> u64 {
+    proc_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+/// Virtual address space of a process, in KiB (`VmSize`): what the instance pool reserves shows here.
+pub fn vm_size_kib(pid: u32) -> u64 {
+    proc_field(&format!("/proc/{pid}/status"), "VmSize:")
+}
+
+fn proc_field(file: &str, name: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Start `switchyard run` on `config` (in `dir`, with the bundled plugins).
 /// Returns the process and how long it took to answer `/healthz`.
 pub async fn switchyard(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Proc, Duration)> {

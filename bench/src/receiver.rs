@@ -22,6 +22,19 @@ struct Inner {
     record: bool,
     /// Requests to this path never get an answer (within 60 s).
     hang: Option<String>,
+    /// Requests to this path are answered 500.
+    fail: Option<String>,
+    /// Every answer waits this long: the vendor's latency.
+    latency: Duration,
+    /// Beyond this many requests being answered at once, each extra one adds
+    /// `.1` to every answer: a vendor that queues.
+    knee: Option<(u32, Duration)>,
+    /// Requests being answered now.
+    open: u32,
+    /// Sample 1 in 16 messageIds per path for latency (`record_paths`).
+    sample_paths: bool,
+    /// Arrivals of sampled `path messageId` pairs.
+    path_arrivals: HashMap<String, Instant>,
 }
 
 /// The receiver; clones share state.
@@ -48,6 +61,54 @@ impl Receiver {
     /// Record arrival times of messageIds from now on.
     pub fn record_arrivals(&self, on: bool) {
         self.inner.lock().unwrap().record = on;
+    }
+
+    /// Answer every request after `latency` (a vendor's round trip).
+    pub fn latency(&self, latency: Duration) {
+        self.inner.lock().unwrap().latency = latency;
+    }
+
+    /// Add `extra` per request beyond `knee` being answered at once.
+    pub fn queue_beyond(&self, knee: u32, extra: Duration) {
+        self.inner.lock().unwrap().knee = Some((knee, extra));
+    }
+
+    /// Answer `path` with 500.
+    pub fn fail(&self, path: &str) {
+        self.inner.lock().unwrap().fail = Some(path.to_string());
+    }
+
+    /// Events received on `path`.
+    pub fn on_path(&self, path: &str) -> u64 {
+        self.inner
+            .lock()
+            .unwrap()
+            .per_path
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Record arrivals per path of 1 in 16 messageIds (by a hash of the id).
+    pub fn record_paths(&self, on: bool) {
+        self.inner.lock().unwrap().sample_paths = on;
+    }
+
+    /// Arrivals of the sampled ids on every path: `(id, arrival)`.
+    pub fn path_arrivals(&self) -> Vec<(String, Instant)> {
+        let g = self.inner.lock().unwrap();
+        g.path_arrivals
+            .iter()
+            .map(|(k, at)| (k.split(' ').nth(1).unwrap_or("").to_string(), *at))
+            .collect()
+    }
+
+    /// Whether `id` is among the sampled ids.
+    pub fn sampled(id: &str) -> bool {
+        id.bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            % 16
+            == 0
     }
 
     /// Make `path` hang.
@@ -90,24 +151,57 @@ impl Receiver {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, body: Bytes) -> &'static str {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    body: Bytes,
+) -> (axum::http::StatusCode, &'static str) {
     let path = uri.path().to_string();
-    let hang = inner.lock().unwrap().hang.as_deref() == Some(path.as_str());
+    let (hang, fail, wait) = {
+        let mut g = inner.lock().unwrap();
+        g.open += 1;
+        let extra = match g.knee {
+            Some((knee, per)) => per * g.open.saturating_sub(knee),
+            None => Duration::ZERO,
+        };
+        (
+            g.hang.as_deref() == Some(path.as_str()),
+            g.fail.as_deref() == Some(path.as_str()),
+            g.latency + extra,
+        )
+    };
     if hang {
         tokio::time::sleep(Duration::from_secs(60)).await;
-        return "late";
+        inner.lock().unwrap().open -= 1;
+        return (axum::http::StatusCode::OK, "late");
+    }
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
     let at = Instant::now();
-    let record = inner.lock().unwrap().record;
-    let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+    let events: Vec<serde_json::Value> = if fail {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&body).unwrap_or_default()
+    };
     let mut g = inner.lock().unwrap();
-    *g.per_path.entry(path).or_default() += events.len() as u64;
-    if record {
+    g.open -= 1;
+    if fail {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down");
+    }
+    *g.per_path.entry(path.clone()).or_default() += events.len() as u64;
+    let (record, per_path) = (g.record, g.sample_paths);
+    if record || per_path {
         for e in &events {
             if let Some(id) = e.get("messageId").and_then(|v| v.as_str()) {
-                g.arrivals.entry(id.to_string()).or_insert(at);
+                if record {
+                    g.arrivals.entry(id.to_string()).or_insert(at);
+                }
+                if per_path && Receiver::sampled(id) {
+                    g.path_arrivals.entry(format!("{path} {id}")).or_insert(at);
+                }
             }
         }
     }
-    "ok"
+    (axum::http::StatusCode::OK, "ok")
 }

@@ -79,3 +79,57 @@ pub fn latency_svg(out: &Path, points: &[(f64, f64, f64)]) -> anyhow::Result<()>
     std::fs::write(out.join("e2e-latency.svg"), svg)?;
     Ok(())
 }
+
+/// Batches in flight and delivered events/s over time, one panel per run:
+/// `(label, [(seconds, batches in flight, limit, delivered/s)])`.
+pub fn series_svg(
+    out: &Path,
+    file: &str,
+    runs: &[(String, Vec<(f64, u64, u64, f64)>)],
+) -> anyhow::Result<()> {
+    let (w, ph, m) = (640.0, 240.0, 50.0);
+    let h = ph * runs.len() as f64 + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{m}\" y=\"20\">Draining a backlog: batches in flight (blue), the limit (grey) and delivered events/s (red) over time</text>\n"
+    );
+    for (k, (label, points)) in runs.iter().enumerate() {
+        let top = 30.0 + ph * k as f64;
+        let bottom = top + ph - m;
+        let max_t = points.iter().map(|p| p.0).fold(0.1, f64::max);
+        let max_b = points
+            .iter()
+            .map(|p| p.1.max(p.2) as f64)
+            .fold(1.0, f64::max)
+            * 1.1;
+        let max_e = points.iter().map(|p| p.3).fold(1.0, f64::max) * 1.1;
+        let sx = |t: f64| m + t / max_t * (w - 2.0 * m);
+        let line = |f: &dyn Fn(&(f64, u64, u64, f64)) -> f64, max: f64| {
+            points
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{:.1},{:.1}",
+                        sx(p.0),
+                        bottom - f(p) / max * (ph - m - 20.0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        svg.push_str(&format!(
+            "<text x=\"{m}\" y=\"{ty}\">vendor at {label}: {t:.1} s</text>\n<line x1=\"{m}\" y1=\"{bottom}\" x2=\"{r}\" y2=\"{bottom}\" stroke=\"black\"/>\n<polyline fill=\"none\" stroke=\"grey\" stroke-dasharray=\"4\" points=\"{lim}\"/>\n<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"2\" points=\"{b}\"/>\n<polyline fill=\"none\" stroke=\"firebrick\" stroke-width=\"2\" points=\"{e}\"/>\n<text x=\"4\" y=\"{yb}\" fill=\"steelblue\">{mb:.0}</text>\n<text x=\"{r}\" y=\"{yb}\" text-anchor=\"end\" fill=\"firebrick\">{me:.0}/s</text>\n",
+            ty = top + 14.0,
+            t = max_t,
+            r = w - m,
+            lim = line(&|p| p.2 as f64, max_b),
+            b = line(&|p| p.1 as f64, max_b),
+            e = line(&|p| p.3, max_e),
+            yb = top + 34.0,
+            mb = max_b / 1.1,
+            me = max_e / 1.1,
+        ));
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(out.join(file), svg)?;
+    Ok(())
+}

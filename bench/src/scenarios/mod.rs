@@ -1,6 +1,7 @@
 //! The scenarios; each returns its JSON result.
 
 mod candidates;
+mod concurrency;
 mod dispatch;
 mod drain;
 mod e2e;
@@ -56,6 +57,46 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("hotswap") {
         crate::report::write(out, "hotswap", scale.quick, hotswap::run(scale).await?)?;
+    }
+    if want("slow") {
+        crate::report::write(
+            out,
+            "slow",
+            scale.quick,
+            concurrency::slow(scale, out).await?,
+        )?;
+    }
+    if want("adaptive") {
+        crate::report::write(
+            out,
+            "adaptive",
+            scale.quick,
+            concurrency::adaptive(scale).await?,
+        )?;
+    }
+    if want("fleet50") {
+        crate::report::write(
+            out,
+            "fleet50",
+            scale.quick,
+            concurrency::fleet50(scale).await?,
+        )?;
+    }
+    if want("sustained") {
+        crate::report::write(
+            out,
+            "sustained",
+            scale.quick,
+            concurrency::sustained(scale).await?,
+        )?;
+    }
+    if want("isolation80") {
+        crate::report::write(
+            out,
+            "isolation80",
+            scale.quick,
+            concurrency::isolation80(scale).await?,
+        )?;
     }
     if want("stores") {
         crate::report::write(out, "stores", scale.quick, nats::run(scale).await?)?;

@@ -1,0 +1,384 @@
+//! Scenarios of many batches in flight, against receivers that add a vendor's
+//! latency (BENCHMARKS.md, "Many batches in flight"):
+//! - `slow`: one destination draining a backlog to a 50 ms and a 200 ms vendor,
+//!   against the ideal (limit × batch ÷ round trip), with a plot over time;
+//! - `adaptive`: a vendor that queues beyond 8 requests at once, the adaptive
+//!   limit against fixed limits at and far above the knee;
+//! - `fleet50`: 140 destinations at 50 ms, 1,000 events/s in (140,000
+//!   deliveries/s): backlog, p99 from the `200` to receipt, and memory (PSS);
+//! - `sustained`: the highest ingest rate whose backlog stays flat, against the
+//!   ingest ceiling with delivery paused;
+//! - `isolation80`: healthy destinations at 80 % of their capacity beside one
+//!   that hangs and one that answers 500.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchyard_e2e::{host::WRITE_KEY, webhook_table};
+
+use crate::load::{closed_loop, open_loop, percentile, Target};
+use crate::procs::{config, pss_kib, switchyard, vm_size_kib, Proc};
+use crate::receiver::Receiver;
+use crate::{events, Scale};
+
+/// A host with these destinations: its directory (delete it last), process and port.
+async fn host(dests: &str) -> anyhow::Result<(tempfile::TempDir, Proc, u16)> {
+    let dir = tempfile::tempdir()?;
+    let port = switchyard_e2e::free_port();
+    let (p, _) = switchyard(dir.path(), &config(dir.path(), port, dests), port).await?;
+    Ok((dir, p, port))
+}
+
+fn target(port: u16) -> Target {
+    Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY)
+}
+
+/// One destination `d` to `rx`, with these extra keys.
+fn dest(name: &str, rx: &Receiver, extra: &str) -> String {
+    webhook_table(
+        name,
+        &format!("{}/{name}", rx.origin()),
+        &rx.origin(),
+        extra,
+    )
+}
+
+/// `(queued + in flight, batches in flight, limit)` of every destination.
+async fn rows(port: u16) -> anyhow::Result<Vec<(u64, u64, u64)>> {
+    let list = super::admin_get(port, "/admin/destinations").await?;
+    Ok(list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    (
+                        d["queued"].as_u64().unwrap_or(0) + d["in_flight"].as_u64().unwrap_or(0),
+                        d["batches_in_flight"].as_u64().unwrap_or(0),
+                        d["concurrency"]["limit"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A backlog built with `d0` paused, then drained: events/s, and a sample every
+/// 200 ms of `(seconds, batches in flight, limit, delivered/s)`.
+async fn drain(
+    rx: &Receiver,
+    extra: &str,
+    fill: Duration,
+) -> anyhow::Result<(f64, u64, Vec<(f64, u64, u64, f64)>)> {
+    let (_dir, _host, port) = host(&dest("d0", rx, extra)).await?;
+    super::admin_post(port, "/admin/destinations/d0/pause").await?;
+    closed_loop(&target(port), 8, fill, || events::batch("slow", 100), false).await;
+    let backlog = rows(port).await?[0].0;
+    let before = rx.on_path("/d0");
+    let start = Instant::now();
+    super::admin_post(port, "/admin/destinations/d0/resume").await?;
+    let mut series = Vec::new();
+    let mut last = (0.0, before);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = rows(port).await?[0];
+        let (t, got) = (start.elapsed().as_secs_f64(), rx.on_path("/d0"));
+        series.push((t, r.1, r.2, (got - last.1) as f64 / (t - last.0)));
+        last = (t, got);
+        if r.0 == 0 || t > 120.0 {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(((rx.on_path("/d0") - before) as f64 / secs, backlog, series))
+}
+
+pub async fn slow(scale: Scale, out: &std::path::Path) -> anyhow::Result<Value> {
+    let fill = if scale.quick {
+        Duration::from_millis(700)
+    } else {
+        Duration::from_secs(2)
+    };
+    let mut points = Vec::new();
+    let mut plots = Vec::new();
+    for rtt_ms in [50u64, 200] {
+        let rx = Receiver::start().await;
+        rx.latency(Duration::from_millis(rtt_ms));
+        let extra = "batch = { max_events = 100, max_bytes = 512000, linger_ms = 0 }";
+        let (eps, backlog, series) = drain(&rx, extra, fill).await?;
+        let ideal = 16.0 * 100.0 / (rtt_ms as f64 / 1000.0);
+        println!(
+            "slow: vendor at {rtt_ms} ms: {eps:.0} events/s draining {backlog} (ideal at 16 in flight: {ideal:.0}, {:.0} %)",
+            eps / ideal * 100.0
+        );
+        plots.push((format!("{rtt_ms} ms"), series.clone()));
+        points.push(json!({
+            "vendor_rtt_ms": rtt_ms,
+            "backlog": backlog,
+            "events_per_s": eps.round(),
+            "ideal_events_per_s": ideal.round(),
+            "fraction_of_ideal": (eps / ideal * 1000.0).round() / 1000.0,
+            "series": series.iter().map(|s| json!({"t": (s.0 * 10.0).round() / 10.0, "batches_in_flight": s.1, "limit": s.2, "delivered_per_s": s.3.round()})).collect::<Vec<_>>(),
+        }));
+    }
+    crate::report::series_svg(out, "concurrency-over-time.svg", &plots)?;
+    Ok(json!({
+        "setup": "one webhook destination (batches of 100, linger 0, default adaptive concurrency up to 16) draining a backlog to a receiver that answers after 50 ms / 200 ms; ideal = 16 × 100 ÷ RTT",
+        "goal": "≥ 20,000 events/s at 50 ms",
+        "points": points,
+        "plot": "bench/results/concurrency-over-time.svg",
+    }))
+}
+
+pub async fn adaptive(scale: Scale) -> anyhow::Result<Value> {
+    let fill = if scale.quick {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_millis(1500)
+    };
+    let mut runs = Vec::new();
+    for (label, conc) in [
+        (
+            "adaptive, max 64",
+            "concurrency = { adaptive = true, max = 64 }",
+        ),
+        ("fixed 8 (the knee)", "concurrency = 8"),
+        ("fixed 64", "concurrency = 64"),
+    ] {
+        let rx = Receiver::start().await;
+        rx.latency(Duration::from_millis(50));
+        rx.queue_beyond(8, Duration::from_millis(10));
+        let extra =
+            format!("{conc}\nbatch = {{ max_events = 100, max_bytes = 512000, linger_ms = 0 }}");
+        let (eps, _, series) = drain(&rx, &extra, fill).await?;
+        let tail: Vec<u64> = series[series.len() / 2..].iter().map(|s| s.2).collect();
+        let mut sorted = tail.clone();
+        sorted.sort();
+        let settled = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+        let lo = sorted.first().copied().unwrap_or(0);
+        let hi = sorted.last().copied().unwrap_or(0);
+        let vendor_rtt = 50 + 10 * settled.saturating_sub(8);
+        println!("adaptive: {label}: {eps:.0} events/s, limit in the second half {lo}..{hi} (median {settled}), vendor round trip there ≈ {vendor_rtt} ms");
+        runs.push(json!({
+            "run": label,
+            "events_per_s": eps.round(),
+            "limit_second_half": {"median": settled, "min": lo, "max": hi},
+            "vendor_rtt_ms_at_median_limit": vendor_rtt,
+        }));
+    }
+    Ok(json!({
+        "setup": "one webhook destination (batches of 100) draining a backlog to a receiver that answers in 50 ms up to 8 requests at once and 10 ms later per request beyond 8",
+        "goal": "the adaptive limit settles near 8 instead of overloading the receiver",
+        "runs": runs,
+    }))
+}
+
+pub async fn fleet50(scale: Scale) -> anyhow::Result<Value> {
+    let phase = if scale.quick {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(30)
+    };
+    let mut memory = Vec::new();
+    let mut result = json!({});
+    for n in [1usize, 140] {
+        let rx = Receiver::start().await;
+        rx.latency(Duration::from_millis(50));
+        let dests: String = (0..n).map(|i| dest(&format!("d{i}"), &rx, "")).collect();
+        let (_dir, h, port) = host(&dests).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pid = h.child.id();
+        let (idle, vm) = (pss_kib(pid), vm_size_kib(pid));
+        rx.record_paths(true);
+        let t = target(port);
+        let load =
+            tokio::spawn(
+                async move { open_loop(&t, 100.0, phase, || events::batch("f50", 10)).await },
+            );
+        let mut backlog = Vec::new();
+        let start = Instant::now();
+        let mut loaded = 0;
+        while start.elapsed() < phase {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            backlog.push(rows(port).await?.iter().map(|r| r.0).sum::<u64>());
+            loaded = loaded.max(pss_kib(pid));
+        }
+        let load = load.await?;
+        rx.drain().await;
+        let mut lat: Vec<u64> = Vec::new();
+        let acked: std::collections::HashMap<&str, Instant> = load
+            .acked
+            .iter()
+            .map(|(id, at)| (id.as_str(), *at))
+            .collect();
+        for (id, at) in rx.path_arrivals() {
+            if let Some(a) = acked.get(id.as_str()) {
+                lat.push(at.saturating_duration_since(*a).as_micros() as u64);
+            }
+        }
+        let expected = load
+            .acked
+            .iter()
+            .filter(|(id, _)| Receiver::sampled(id))
+            .count()
+            * n;
+        let (p50, p99) = (
+            percentile(&lat, 0.5) / 1000.0,
+            percentile(&lat, 0.99) / 1000.0,
+        );
+        let third = backlog.len() / 3;
+        println!(
+            "fleet50: {n} destinations at 50 ms, {:.0} events/s in: backlog {:?}, p50 {p50:.0} ms, p99 {p99:.0} ms, {} of {expected} sampled deliveries arrived; PSS idle {idle} KiB, loaded {loaded} KiB, VmSize {vm} KiB",
+            load.eps(), backlog, lat.len()
+        );
+        memory.push((n, idle, loaded));
+        if n == 140 {
+            result = json!({
+                "destinations": n,
+                "ingest_events_per_s": load.eps().round(),
+                "deliveries_per_s_offered": (load.eps() * n as f64).round(),
+                "backlog_each_second": backlog,
+                "backlog_flat": backlog.last().copied().unwrap_or(0) <= backlog.get(third).copied().unwrap_or(0).max(20_000),
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "sampled_deliveries": lat.len(),
+                "sampled_expected": expected,
+                "pss_kib_idle": idle,
+                "pss_kib_loaded": loaded,
+                "vm_size_kib": vm,
+            });
+        }
+    }
+    let (one, many) = (memory[0], memory[1]);
+    let per_idle = (many.1 as f64 - one.1 as f64) / 139.0;
+    let per_loaded = (many.2 as f64 - one.2 as f64) / 139.0;
+    println!(
+        "fleet50: marginal PSS per destination: {per_idle:.0} KiB idle, {per_loaded:.0} KiB loaded"
+    );
+    result["pss_kib_one_destination"] = json!({"idle": one.1, "loaded": one.2});
+    result["marginal_pss_kib_per_destination"] =
+        json!({"idle": per_idle.round(), "loaded": per_loaded.round()});
+    result["setup"] = json!(format!("140 webhook destinations (default batching and adaptive concurrency) to a receiver that answers after 50 ms; open loop of 100 requests/s of 10 events for {phase:?}; latency from the 200 to receipt on 1 in 16 messageIds on every path; PSS from /proc/PID/smaps_rollup; the same with 1 destination for the marginal memory"));
+    result["goal"] = json!("backlog flat, p99 ≤ 500 ms");
+    Ok(result)
+}
+
+pub async fn sustained(scale: Scale) -> anyhow::Result<Value> {
+    let rx = Receiver::start().await;
+    rx.latency(Duration::from_millis(50));
+    let extra = "batch = { max_events = 500, max_bytes = 1000000, linger_ms = 20 }";
+    let phase = if scale.quick {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(30)
+    };
+    // The ceiling: ingest alone, delivery paused.
+    let ceiling = {
+        let (_dir, _h, port) = host(&dest("d0", &rx, extra)).await?;
+        super::admin_post(port, "/admin/destinations/d0/pause").await?;
+        let r = crate::wrk::run(
+            &format!("http://127.0.0.1:{port}/v1/batch"),
+            super::ingest::CONNECTIONS,
+            scale.phase,
+        )?;
+        r.eps()
+    };
+    println!("sustained: ingest ceiling with delivery paused: {ceiling:.0} events/s");
+    let mut steps = Vec::new();
+    let mut best = 0.0;
+    for frac in [0.3, 0.4, 0.5, 0.6, 0.7] {
+        let (_dir, _h, port) = host(&dest("d0", &rx, extra)).await?;
+        let rate = ceiling * frac;
+        let t = target(port);
+        let load = tokio::spawn(async move {
+            open_loop(&t, rate / 100.0, phase, || events::batch("sus", 100)).await
+        });
+        let mut backlog = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < phase {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            backlog.push(rows(port).await?[0].0);
+        }
+        let load = load.await?;
+        let third = backlog.get(backlog.len() / 3).copied().unwrap_or(0);
+        let end = backlog.last().copied().unwrap_or(0);
+        let flat = load.errors == 0 && end <= third.max((rate * 2.0) as u64);
+        println!(
+            "sustained: offered {rate:.0} events/s ({:.0} %): ingested {:.0}, errors {}, backlog {:?}: {}",
+            frac * 100.0,
+            load.eps(),
+            load.errors,
+            backlog,
+            if flat { "flat" } else { "grows" }
+        );
+        steps.push(json!({"fraction": frac, "offered_events_per_s": rate.round(), "ingested_events_per_s": load.eps().round(), "ingest_errors": load.errors, "backlog_each_second": backlog, "flat": flat}));
+        if flat {
+            best = load.eps();
+        } else {
+            break;
+        }
+    }
+    Ok(json!({
+        "setup": format!("one webhook destination (batches up to 500, linger 20 ms) to a receiver at 50 ms; ceiling: wrk ({} connections) with delivery paused; then open loops of 100-event requests at rising fractions of it for {phase:?} each, stopping at the first whose backlog grows", super::ingest::CONNECTIONS),
+        "goal": "≥ 0.5 × the ceiling",
+        "ceiling_events_per_s": ceiling.round(),
+        "highest_flat_events_per_s": best.round(),
+        "ratio": (best / ceiling * 1000.0).round() / 1000.0,
+        "steps": steps,
+    }))
+}
+
+pub async fn isolation80(scale: Scale) -> anyhow::Result<Value> {
+    const HEALTHY: usize = 4;
+    let healthy_rate = |rx: &Receiver, secs: f64| -> f64 {
+        (0..HEALTHY)
+            .map(|i| rx.on_path(&format!("/h{i}")))
+            .sum::<u64>() as f64
+            / secs
+    };
+    let run = |bad: bool, offered: Option<f64>| async move {
+        let rx = Receiver::start().await;
+        rx.latency(Duration::from_millis(50));
+        let mut dests: String = (0..HEALTHY)
+            .map(|i| dest(&format!("h{i}"), &rx, ""))
+            .collect();
+        if bad {
+            rx.hang("/hang");
+            rx.fail("/fail");
+            dests.push_str(&dest(
+                "hang",
+                &rx,
+                "limits = { memory_mb = 64, timeout_ms = 30000 }",
+            ));
+            dests.push_str(&dest("fail", &rx, ""));
+        }
+        let (_dir, _h, port) = host(&dests).await?;
+        let t = target(port);
+        let start = Instant::now();
+        match offered {
+            None => {
+                closed_loop(&t, 8, scale.phase, || events::batch("iso", 100), false).await;
+            }
+            Some(eps) => {
+                open_loop(&t, eps / 100.0, scale.phase, || events::batch("iso", 100)).await;
+            }
+        }
+        anyhow::Ok(healthy_rate(&rx, start.elapsed().as_secs_f64()))
+    };
+    let capacity = run(false, None).await?;
+    let offered = capacity * 0.8 / HEALTHY as f64;
+    let alone = run(false, Some(offered)).await?;
+    let beside = run(true, Some(offered)).await?;
+    println!(
+        "isolation80: {HEALTHY} healthy destinations: capacity {capacity:.0} deliveries/s; at 80 % ({offered:.0} events/s in): {alone:.0} alone, {beside:.0} beside a hanging and a failing one ({:.1} %)",
+        beside / alone * 100.0
+    );
+    Ok(json!({
+        "setup": format!("{HEALTHY} healthy webhook destinations at 50 ms; capacity = their deliveries/s under closed-loop ingest (8 senders of 100-event batches); then an open loop at 80 % of it, alone and beside one destination whose receiver hangs (30 s timeout) and one that answers 500, for {:?}", scale.phase),
+        "goal": "the healthy ones keep ≥ 95 % of their throughput",
+        "capacity_deliveries_per_s": capacity.round(),
+        "offered_events_per_s": offered.round(),
+        "healthy_deliveries_per_s_alone": alone.round(),
+        "healthy_deliveries_per_s_beside_bad": beside.round(),
+        "fraction": (beside / alone * 1000.0).round() / 1000.0,
+    }))
+}
