@@ -8,7 +8,7 @@ use switchyard::config::{Config, DestinationConfig};
 use switchyard::route::RouteKeys;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchyard::store::nats::{NatsOptions, NatsStore};
-use switchyard::store::{now_ms, AppendReport, NewEvent, Settle, Store};
+use switchyard::store::{now_ms, AppendReport, Claim, NewEvent, Settle, Store};
 use switchyard_e2e::nats::NatsServer;
 
 /// An event for these destinations only (through its `integrations` object).
@@ -54,7 +54,10 @@ fn embedded(dir: &std::path::Path) -> EmbeddedStore {
 }
 
 async fn claim_all(store: &dyn Store, dest: &str, now: i64) -> Vec<switchyard::store::Job> {
-    store.claim(dest, 100, 1 << 20, false, now).await.unwrap()
+    store
+        .claim(dest, Claim::any(100, 1 << 20), now)
+        .await
+        .unwrap()
 }
 
 /// The contract, whatever the backend.
@@ -205,7 +208,7 @@ async fn ordering_conformance(store: Arc<dyn Store>) {
             "stuck after {delivered:?}"
         );
         let batch = store
-            .claim("ordered", 10, 1 << 20, true, now_ms())
+            .claim("ordered", Claim::per_user(10, 1 << 20), now_ms())
             .await
             .unwrap();
         if batch.is_empty() {

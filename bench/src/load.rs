@@ -4,8 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 /// What a load phase measured.
 #[derive(Debug, Clone, Default)]
 pub struct LoadResult {
@@ -70,12 +68,13 @@ impl Target {
         }
     }
 
-    async fn send(&self, body: &Value) -> bool {
+    async fn send(&self, body: &str) -> bool {
         match self
             .client
             .post(&self.url)
             .basic_auth(&self.write_key, Some(""))
-            .json(body)
+            .header("content-type", "application/json")
+            .body(body.to_string())
             .send()
             .await
         {
@@ -90,7 +89,7 @@ pub async fn closed_loop(
     target: &Target,
     concurrency: usize,
     duration: Duration,
-    make: impl Fn() -> (Value, Vec<String>) + Send + Sync + 'static,
+    make: impl Fn() -> (String, Vec<String>) + Send + Sync + 'static,
     keep_ids: bool,
 ) -> LoadResult {
     let make = Arc::new(make);
@@ -132,7 +131,7 @@ pub async fn open_loop(
     target: &Target,
     rps: f64,
     duration: Duration,
-    make: impl Fn() -> (Value, Vec<String>) + Send + Sync + 'static,
+    make: impl Fn() -> (String, Vec<String>) + Send + Sync + 'static,
 ) -> LoadResult {
     let result = Arc::new(Mutex::new(LoadResult::default()));
     let start = Instant::now();

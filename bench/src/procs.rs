@@ -60,6 +60,19 @@ pub fn vm_size_kib(pid: u32) -> u64 {
     proc_field(&format!("/proc/{pid}/status"), "VmSize:")
 }
 
+/// CPU time a process has used (user + system), in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
 fn proc_field(file: &str, name: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()

@@ -80,13 +80,12 @@ pub fn latency_svg(out: &Path, points: &[(f64, f64, f64)]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Batches in flight and delivered events/s over time, one panel per run:
-/// `(label, [(seconds, batches in flight, limit, delivered/s)])`.
-pub fn series_svg(
-    out: &Path,
-    file: &str,
-    runs: &[(String, Vec<(f64, u64, u64, f64)>)],
-) -> anyhow::Result<()> {
+/// One sample of a drain: seconds since it began, batches in flight, the
+/// concurrency limit, delivered events/s since the previous sample.
+pub type Sample = (f64, u64, u64, f64);
+
+/// Batches in flight and delivered events/s over time, one panel per run.
+pub fn series_svg(out: &Path, file: &str, runs: &[(String, Vec<Sample>)]) -> anyhow::Result<()> {
     let (w, ph, m) = (640.0, 240.0, 50.0);
     let h = ph * runs.len() as f64 + 30.0;
     let mut svg = format!(
@@ -103,7 +102,7 @@ pub fn series_svg(
             * 1.1;
         let max_e = points.iter().map(|p| p.3).fold(1.0, f64::max) * 1.1;
         let sx = |t: f64| m + t / max_t * (w - 2.0 * m);
-        let line = |f: &dyn Fn(&(f64, u64, u64, f64)) -> f64, max: f64| {
+        let line = |f: &dyn Fn(&Sample) -> f64, max: f64| {
             points
                 .iter()
                 .map(|p| {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use switchyard_e2e::{host::WRITE_KEY, webhook_table};
 
 use crate::load::{closed_loop, open_loop, percentile, Target};
-use crate::procs::{config, pss_kib, switchyard, vm_size_kib, Proc};
+use crate::procs::{config, cpu_seconds, pss_kib, switchyard, vm_size_kib, Proc};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -68,7 +68,7 @@ async fn drain(
     rx: &Receiver,
     extra: &str,
     fill: Duration,
-) -> anyhow::Result<(f64, u64, Vec<(f64, u64, u64, f64)>)> {
+) -> anyhow::Result<(f64, u64, Vec<crate::report::Sample>)> {
     let (_dir, _host, port) = host(&dest("d0", rx, extra)).await?;
     super::admin_post(port, "/admin/destinations/d0/pause").await?;
     closed_loop(&target(port), 8, fill, || events::batch("slow", 100), false).await;
@@ -204,6 +204,11 @@ pub async fn fleet50(scale: Scale) -> anyhow::Result<Value> {
         }
         let load = load.await?;
         rx.drain().await;
+        let after: u64 = rows(port).await?.iter().map(|r| r.0).sum();
+        anyhow::ensure!(
+            after == 0,
+            "{after} events still queued or in flight after the drain"
+        );
         let mut lat: Vec<u64> = Vec::new();
         let acked: std::collections::HashMap<&str, Instant> = load
             .acked
@@ -265,7 +270,9 @@ pub async fn fleet50(scale: Scale) -> anyhow::Result<Value> {
 pub async fn sustained(scale: Scale) -> anyhow::Result<Value> {
     let rx = Receiver::start().await;
     rx.latency(Duration::from_millis(50));
-    let extra = "batch = { max_events = 500, max_bytes = 1000000, linger_ms = 20 }";
+    let conc = std::env::var("SY_CONC").unwrap_or_default();
+    let extra =
+        &format!("batch = {{ max_events = 500, max_bytes = 1000000, linger_ms = 20 }}\n{conc}");
     let phase = if scale.quick {
         Duration::from_secs(10)
     } else {
@@ -285,10 +292,11 @@ pub async fn sustained(scale: Scale) -> anyhow::Result<Value> {
     println!("sustained: ingest ceiling with delivery paused: {ceiling:.0} events/s");
     let mut steps = Vec::new();
     let mut best = 0.0;
-    for frac in [0.3, 0.4, 0.5, 0.6, 0.7] {
-        let (_dir, _h, port) = host(&dest("d0", &rx, extra)).await?;
+    for frac in [0.3, 0.4, 0.5, 0.55, 0.6, 0.7] {
+        let (_dir, h, port) = host(&dest("d0", &rx, extra)).await?;
         let rate = ceiling * frac;
         let t = target(port);
+        let (cpu0, bench0) = (cpu_seconds(h.child.id()), cpu_seconds(std::process::id()));
         let load = tokio::spawn(async move {
             open_loop(&t, rate / 100.0, phase, || events::batch("sus", 100)).await
         });
@@ -299,18 +307,21 @@ pub async fn sustained(scale: Scale) -> anyhow::Result<Value> {
             backlog.push(rows(port).await?[0].0);
         }
         let load = load.await?;
+        let secs = start.elapsed().as_secs_f64();
+        let host_cores = (cpu_seconds(h.child.id()) - cpu0) / secs;
+        let bench_cores = (cpu_seconds(std::process::id()) - bench0) / secs;
         let third = backlog.get(backlog.len() / 3).copied().unwrap_or(0);
         let end = backlog.last().copied().unwrap_or(0);
         let flat = load.errors == 0 && end <= third.max((rate * 2.0) as u64);
         println!(
-            "sustained: offered {rate:.0} events/s ({:.0} %): ingested {:.0}, errors {}, backlog {:?}: {}",
+            "sustained: offered {rate:.0} events/s ({:.0} %): ingested {:.0}, errors {}, cores used: host {host_cores:.2}, generator and receiver {bench_cores:.2}; backlog {:?}: {}",
             frac * 100.0,
             load.eps(),
             load.errors,
             backlog,
             if flat { "flat" } else { "grows" }
         );
-        steps.push(json!({"fraction": frac, "offered_events_per_s": rate.round(), "ingested_events_per_s": load.eps().round(), "ingest_errors": load.errors, "backlog_each_second": backlog, "flat": flat}));
+        steps.push(json!({"fraction": frac, "offered_events_per_s": rate.round(), "ingested_events_per_s": load.eps().round(), "ingest_errors": load.errors, "host_cores": (host_cores * 100.0).round() / 100.0, "generator_and_receiver_cores": (bench_cores * 100.0).round() / 100.0, "backlog_each_second": backlog, "flat": flat}));
         if flat {
             best = load.eps();
         } else {

@@ -10,7 +10,7 @@ use switchyard_e2e::binary::wait_up;
 use switchyard_e2e::{free_port, host::WRITE_KEY};
 
 use crate::load::{open_loop, Target};
-use crate::procs::{baseline, config, rss_kib, switchyard, webhooks, STARTUP};
+use crate::procs::{baseline, config, pss_kib, rss_kib, switchyard, webhooks, STARTUP};
 use crate::receiver::Receiver;
 use crate::{events, Scale};
 
@@ -47,7 +47,9 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     drop(host);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (host, warm) = switchyard(dir.path(), &text, port).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = host.rss_kib();
+    let idle_pss = pss_kib(host.child.id());
     let target = Target::new(format!("http://127.0.0.1:{port}/v1/batch"), WRITE_KEY);
     let before = rx.total();
     let start = Instant::now();
@@ -56,6 +58,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     })
     .await;
     let loaded_rss = host.rss_kib();
+    let loaded_pss = pss_kib(host.child.id());
     let sy_expected = load.events * DESTINATIONS as u64;
     let (sy_delivered, sy_done) = until_delivered(&rx, before, sy_expected, start).await;
     let sy_rate = sy_delivered as f64 / sy_done.as_secs_f64();
@@ -100,7 +103,13 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let rss_of = |services: &[crate::procs::Proc]| {
         services.iter().map(|s| rss_kib(s.child.id())).sum::<u64>() + router.rss_kib()
     };
+    // Summed RSS counts the pages the 141 processes share (the binary, libc) 141
+    // times; PSS gives each process its share of them, so the sum counts them once.
+    let pss_of = |services: &[crate::procs::Proc]| {
+        services.iter().map(|s| pss_kib(s.child.id())).sum::<u64>() + pss_kib(router.child.id())
+    };
     let fleet_idle_rss = rss_of(&services);
+    let fleet_idle_pss = pss_of(&services);
     let btarget = Target::new(format!("http://127.0.0.1:{rport}/v1/batch"), WRITE_KEY);
     let start = Instant::now();
     let bload = open_loop(&btarget, OFFERED_RPS, scale.phase, || {
@@ -108,6 +117,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     })
     .await;
     let fleet_loaded_rss = rss_of(&services);
+    let fleet_loaded_pss = pss_of(&services);
     let fleet_expected = bload.events * DESTINATIONS as u64;
     let (fleet_delivered, fleet_done) = until_delivered(&brx, 0, fleet_expected, start).await;
     let fleet_rate = fleet_delivered as f64 / fleet_done.as_secs_f64();
@@ -115,13 +125,14 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     drop(services);
 
     println!(
-        "fleet: switchyard {} KiB RSS, start {:?} cold / {:?} cached, {:.0} deliveries/s; 141 processes {} KiB, start {:?}, {:.0} deliveries/s",
-        loaded_rss, cold, warm, sy_rate, fleet_loaded_rss, fleet_start, fleet_rate
+        "fleet: switchyard {loaded_pss} KiB PSS ({loaded_rss} KiB RSS), start {cold:?} cold / {warm:?} cached, {sy_rate:.0} deliveries/s; 141 processes {fleet_loaded_pss} KiB PSS ({fleet_loaded_rss} KiB summed RSS), start {fleet_start:?}, {fleet_rate:.0} deliveries/s"
     );
     Ok(json!({
         "setup": format!("{DESTINATIONS} webhook destinations with different settings; offered load {OFFERED_RPS} requests/s of 10 events, each event going to every destination, for {:?}", scale.phase),
         "switchyard": {
             "processes": 1,
+            "pss_kib_idle": idle_pss,
+            "pss_kib_loaded": loaded_pss,
             "rss_kib_idle": idle_rss,
             "rss_kib_loaded": loaded_rss,
             "startup_ms_cold_compile": cold.as_millis(),
@@ -134,8 +145,10 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         },
         "microservices": {
             "processes": DESTINATIONS + 1,
-            "rss_kib_idle": fleet_idle_rss,
-            "rss_kib_loaded": fleet_loaded_rss,
+            "pss_kib_idle": fleet_idle_pss,
+            "pss_kib_loaded": fleet_loaded_pss,
+            "rss_kib_idle_summed": fleet_idle_rss,
+            "rss_kib_loaded_summed": fleet_loaded_rss,
             "startup_ms": fleet_start.as_millis(),
             "deliveries_per_s": fleet_rate.round(),
             "deliveries": fleet_delivered,
@@ -143,6 +156,8 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             "last_delivery_after_ms": fleet_done.as_millis(),
             "ingest_errors": bload.errors,
         },
-        "ratio_rss_loaded": ((loaded_rss as f64 / fleet_loaded_rss.max(1) as f64) * 1000.0).round() / 1000.0,
+        "ratio_pss_idle": ((idle_pss as f64 / fleet_idle_pss.max(1) as f64) * 1000.0).round() / 1000.0,
+        "ratio_pss_loaded": ((loaded_pss as f64 / fleet_loaded_pss.max(1) as f64) * 1000.0).round() / 1000.0,
+        "ratio_rss_loaded_summed": ((loaded_rss as f64 / fleet_loaded_rss.max(1) as f64) * 1000.0).round() / 1000.0,
     }))
 }

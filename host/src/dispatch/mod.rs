@@ -29,7 +29,7 @@ use crate::plugins::Catalog;
 use crate::runtime::SandboxCounters;
 use crate::store::{Millis, Store};
 
-pub use worker::{ClaimParams, Worker};
+pub use worker::Worker;
 
 /// Time as the worker and its policies see it.
 pub trait Clock: Send + Sync + 'static {

@@ -25,7 +25,7 @@ use crate::config::DestinationConfig;
 use crate::imports::http::{Egress, HttpLimits};
 use crate::plugins::{PluginSlot, Version};
 use crate::runtime::CallContext;
-use crate::store::{Job, Settle, Store};
+use crate::store::{Claim, Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -58,17 +58,6 @@ pub struct Worker {
     shared: Arc<Shared>,
     /// The batches in flight.
     flights: JoinSet<()>,
-}
-
-/// What one claim asks the store for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimParams {
-    /// Most events.
-    pub max_events: usize,
-    /// Most bytes of event JSON (at least one event is always taken).
-    pub max_bytes: usize,
-    /// At most one event per user, none of a user with an event out.
-    pub per_user_order: bool,
 }
 
 /// Whether the loop goes on to claim, or starts its turn again.
@@ -230,7 +219,7 @@ impl Worker {
 
     /// What the next claim asks for: the batch size the destination and its
     /// component accept (a rate's burst caps it too), one event for a probe.
-    fn params(&self, version: &Version, probing: bool) -> ClaimParams {
+    fn params(&self, version: &Version, probing: bool) -> Claim {
         let dest = &self.shared.dest;
         let mut max_events = dest
             .batch
@@ -240,7 +229,7 @@ impl Worker {
         if let Some(b) = &self.shared.bucket {
             max_events = max_events.min(b.lock().expect("bucket lock").burst().max(1));
         }
-        ClaimParams {
+        Claim {
             max_events: if probing { 1 } else { max_events },
             max_bytes: dest.batch.max_bytes as usize,
             per_user_order: dest.ordering == crate::config::Ordering::User,
@@ -248,19 +237,9 @@ impl Worker {
     }
 
     /// Step 3: lease due jobs; `None` after a store error.
-    async fn claim(&self, params: ClaimParams) -> Option<Vec<Job>> {
+    async fn claim(&self, params: Claim) -> Option<Vec<Job>> {
         let s = &self.shared;
-        match s
-            .store
-            .claim(
-                &s.dest.name,
-                params.max_events,
-                params.max_bytes,
-                params.per_user_order,
-                s.clock.wall_ms(),
-            )
-            .await
-        {
+        match s.store.claim(&s.dest.name, params, s.clock.wall_ms()).await {
             Ok(jobs) => Some(jobs),
             Err(e) => {
                 tracing::warn!(destination = s.dest.name.as_str(), "claim failed: {e}");
@@ -317,7 +296,7 @@ impl Worker {
     async fn linger(
         &self,
         jobs: &mut Vec<Job>,
-        params: ClaimParams,
+        params: Claim,
         shutdown: &mut watch::Receiver<bool>,
     ) {
         let s = &self.shared;
@@ -330,7 +309,7 @@ impl Worker {
         pause(shutdown, Duration::from_millis(wait as u64)).await;
         let used: usize = jobs.iter().map(|j| j.json.len()).sum();
         if used < params.max_bytes {
-            let rest = ClaimParams {
+            let rest = Claim {
                 max_events: params.max_events - jobs.len(),
                 max_bytes: params.max_bytes - used,
                 ..params

@@ -199,7 +199,7 @@ fn basic_user(value: &HeaderValue) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AppendReport, DeadLetter, Job, JobId, Millis, QueueStats, Settle};
+    use crate::store::{AppendReport, Claim, DeadLetter, Job, JobId, Millis, QueueStats, Settle};
     use tower::ServiceExt;
 
     /// A store that is full, or gone.
@@ -210,14 +210,7 @@ mod tests {
         async fn append(&self, _: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
             Err((self.0)())
         }
-        async fn claim(
-            &self,
-            _: &str,
-            _: usize,
-            _: usize,
-            _: bool,
-            _: Millis,
-        ) -> Result<Vec<Job>, StoreError> {
+        async fn claim(&self, _: &str, _: Claim, _: Millis) -> Result<Vec<Job>, StoreError> {
             Err((self.0)())
         }
         async fn settle(&self, _: &str, _: Vec<(JobId, Settle)>) -> Result<(), StoreError> {

@@ -106,6 +106,36 @@ pub struct AppendReport {
     pub duplicates: usize,
 }
 
+/// What one claim asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// Most events.
+    pub max_events: usize,
+    /// Most bytes of event JSON (at least one event is always taken).
+    pub max_bytes: usize,
+    /// At most one event per user, none of a user with an event out or waiting.
+    pub per_user_order: bool,
+}
+
+impl Claim {
+    /// Up to `max_events` and `max_bytes`, in any order.
+    pub fn any(max_events: usize, max_bytes: usize) -> Claim {
+        Claim {
+            max_events,
+            max_bytes,
+            per_user_order: false,
+        }
+    }
+
+    /// Up to `max_events` and `max_bytes`, at most one event per user.
+    pub fn per_user(max_events: usize, max_bytes: usize) -> Claim {
+        Claim {
+            per_user_order: true,
+            ..Claim::any(max_events, max_bytes)
+        }
+    }
+}
+
 /// Identity of a job within a destination's queue.
 pub type JobId = i64;
 
@@ -191,18 +221,18 @@ pub trait Store: Send + Sync + 'static {
     /// commit.
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError>;
 
-    /// Lease up to `max_events` due jobs (and at most `max_bytes` of JSON, but always
-    /// at least one) of `destination`, oldest first. A leased job is not handed out
-    /// again until settled, or until the process restarts. With `per_user_order`, a
-    /// batch holds at most one event per user, and a job is held back while an
-    /// earlier job of the same user is leased or waits for its retry: a destination
-    /// that delivers part of a batch can then never put a user's later event first.
+    /// Lease up to `claim.max_events` due jobs (and at most `claim.max_bytes` of
+    /// JSON, but always at least one) of `destination`, oldest first. A leased job
+    /// is not handed out again until settled, or until the process restarts. With
+    /// `claim.per_user_order`, a batch holds at most one event per user, and a job
+    /// is held back while an earlier job of the same user is leased or waits for
+    /// its retry: a destination that delivers part of a batch can then never put a
+    /// user's later event first, and several batches in flight never hold events
+    /// of the same user.
     async fn claim(
         &self,
         destination: &str,
-        max_events: usize,
-        max_bytes: usize,
-        per_user_order: bool,
+        claim: Claim,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError>;
 

@@ -48,8 +48,8 @@ use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteKeys, Router};
 
 use super::{
-    now_ms, AppendReport, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle, Store,
-    StoreError,
+    now_ms, AppendReport, Claim, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
+    Store, StoreError,
 };
 
 const EVENTS: &str = "SWITCHYARD_EVENTS";
@@ -388,11 +388,14 @@ impl Store for NatsStore {
     async fn claim(
         &self,
         destination: &str,
-        max_events: usize,
-        max_bytes: usize,
-        per_user_order: bool,
+        claim: Claim,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
+        let Claim {
+            max_events,
+            max_bytes,
+            per_user_order,
+        } = claim;
         let consumers = self.consumers(destination).await?;
         if per_user_order && self.ordered.contains(destination) {
             let taken: Vec<jetstream::Message> = {

@@ -53,8 +53,8 @@ use self::chunk::{Chunk, ChunkCache, StoredEvent};
 use self::dedup::Dedup;
 use self::queues::{Log, Queue};
 use super::{
-    now_ms, AppendReport, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle, Store,
-    StoreError,
+    now_ms, AppendReport, Claim, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
+    Store, StoreError,
 };
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
@@ -325,11 +325,14 @@ impl Store for EmbeddedStore {
     async fn claim(
         &self,
         destination: &str,
-        max_events: usize,
-        max_bytes: usize,
-        _per_user_order: bool,
+        claim: Claim,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
+        let Claim {
+            max_events,
+            max_bytes,
+            ..
+        } = claim;
         // Per-user ordering is the destination's own setting, known since `open`.
         let destination = destination.to_string();
         self.ask(|reply| Command::Claim {

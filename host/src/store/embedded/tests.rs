@@ -33,7 +33,7 @@ fn open(dir: &Path, specs: &[(&str, bool)]) -> EmbeddedStore {
 
 async fn ids(store: &EmbeddedStore, dest: &str, n: usize, now: Millis) -> Vec<String> {
     store
-        .claim(dest, n, 1 << 20, false, now)
+        .claim(dest, Claim::any(n, 1 << 20), now)
         .await
         .unwrap()
         .into_iter()
@@ -50,7 +50,10 @@ async fn leases_are_released_on_reopen_and_cursors_survive_it() {
             .append(vec![event("a", "u"), event("b", "u")])
             .await
             .unwrap();
-        let jobs = store.claim("x", 1, 1 << 20, false, now_ms()).await.unwrap();
+        let jobs = store
+            .claim("x", Claim::any(1, 1 << 20), now_ms())
+            .await
+            .unwrap();
         store
             .settle("x", vec![(jobs[0].id, Settle::Done)])
             .await
@@ -83,7 +86,10 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
         .await
         .unwrap();
     let now = now_ms();
-    let first = store.claim("x", 10, 1 << 20, true, now).await.unwrap();
+    let first = store
+        .claim("x", Claim::per_user(10, 1 << 20), now)
+        .await
+        .unwrap();
     let got: Vec<_> = first.iter().map(|j| j.message_id.as_str()).collect();
     assert_eq!(
         got,
@@ -104,7 +110,7 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
     );
     assert_eq!(store.stats("x").await.unwrap().queued, 2);
     let later = store
-        .claim("x", 10, 1 << 20, true, now + 60_000)
+        .claim("x", Claim::per_user(10, 1 << 20), now + 60_000)
         .await
         .unwrap();
     assert_eq!(later.len(), 1);
@@ -126,7 +132,7 @@ async fn claim_respects_max_bytes_but_returns_at_least_one() {
         .unwrap();
     assert_eq!(
         store
-            .claim("x", 10, 1, false, now_ms())
+            .claim("x", Claim::any(10, 1), now_ms())
             .await
             .unwrap()
             .len(),
@@ -141,7 +147,10 @@ async fn delivered_chunks_are_reclaimed_and_dedup_survives_a_restart() {
         let store = open(dir.path(), &[("x", false), ("y", false)]);
         store.append(vec![event("a", "u")]).await.unwrap();
         for d in ["x", "y"] {
-            let jobs = store.claim(d, 10, 1 << 20, false, now_ms()).await.unwrap();
+            let jobs = store
+                .claim(d, Claim::any(10, 1 << 20), now_ms())
+                .await
+                .unwrap();
             store
                 .settle(d, jobs.iter().map(|j| (j.id, Settle::Done)).collect())
                 .await
@@ -208,7 +217,17 @@ async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
                 .append(vec![event("a", "u1"), event("b", "u2"), event("c", "u3")])
                 .await
                 .unwrap();
-            let jobs = store.claim("x", 10, 1 << 20, ordered, now).await.unwrap();
+            let jobs = store
+                .claim(
+                    "x",
+                    Claim {
+                        per_user_order: ordered,
+                        ..Claim::any(10, 1 << 20)
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
             assert_eq!(jobs.len(), 3);
             // a stays in flight (the cursor stays below it); b waits for a retry; c is dead.
             let retry = Settle::RetryAt {
@@ -233,7 +252,14 @@ async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
         assert!(ids(&store, "x", 10, now).await.is_empty());
         assert_eq!(store.next_due("x").await.unwrap(), Some(now + 60_000));
         let later = store
-            .claim("x", 10, 1 << 20, ordered, now + 60_000)
+            .claim(
+                "x",
+                Claim {
+                    per_user_order: ordered,
+                    ..Claim::any(10, 1 << 20)
+                },
+                now + 60_000,
+            )
             .await
             .unwrap();
         assert_eq!(later.len(), 1);
