@@ -24,7 +24,7 @@ help:
 	@echo "make test   - build everything and run the whole test suite"
 	@echo "make build  - host at target/release/switchyard, destinations at $(DEST_OUT)/<name>.wasm"
 	@echo "make lint   - rustfmt --check and clippy -D warnings"
-	@echo "make bench  - benchmarks against their baselines (bench-quick: under 2 minutes)"
+	@echo "make bench  - benchmarks against their baselines (bench-quick: about 5 minutes)"
 
 ## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
 setup:

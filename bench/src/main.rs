@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run scenarios and write bench/results/<scenario>.json.
     Run {
-        /// Shorter runs (the whole suite in under 2 minutes).
+        /// Shorter runs (the whole suite in about 5 minutes).
         #[arg(long)]
         quick: bool,
         /// Only these scenarios (ingest, fanout, drain, log, candidates, dispatch, e2e,
