@@ -139,13 +139,14 @@ pub fn ids(prefix: &str, n: usize) -> Vec<String> {
 
 /// Wait (at most 30 s) until every id in `want` reached `rx` with a 2xx answer.
 pub async fn all_arrive(rx: &Receiver, want: &[String]) {
-    eventually(
-        Duration::from_secs(30),
-        "every event at the receiver",
-        || {
-            let got = rx.delivered_ids();
-            want.iter().all(|id| got.contains(id)).then_some(())
-        },
-    )
+    all_arrive_within(rx, want, Duration::from_secs(30)).await;
+}
+
+/// Wait (at most `timeout`) until every id in `want` reached `rx` with a 2xx answer.
+pub async fn all_arrive_within(rx: &Receiver, want: &[String], timeout: Duration) {
+    eventually(timeout, "every event at the receiver", || {
+        let got = rx.delivered_ids();
+        want.iter().all(|id| got.contains(id)).then_some(())
+    })
     .await;
 }
