@@ -15,7 +15,7 @@ FOREIGN_DESTINATIONS := slack amplitude
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave
 
-.PHONY: all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
+.PHONY: sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
 all: build
 
@@ -53,7 +53,11 @@ run: build
 	./target/release/switchyard run
 
 ## The whole suite: unit tests, then end-to-end tests against real components on loopback.
-test: destinations test-guests nats-server
+## The official SDKs the ingest suite sends through (tests/sdks/).
+sdks:
+	$(MAKE) --no-print-directory -C tests/sdks/python
+
+test: destinations test-guests nats-server sdks
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	$(CARGO) build -p switchyard
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS))

@@ -185,24 +185,130 @@ async fn every_bad_input_gets_its_status_and_a_json_error_and_nothing_is_stored(
 
     let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
         ("no key", host.http.post(url("/v1/track")).json(&good), 401),
-        ("unknown key", host.http.post(url("/v1/track")).basic_auth("nope", Some("")).json(&good), 401),
-        ("bad key in body", host.http.post(url("/v1/track")).json(&json!({"writeKey": "nope", "userId": "u", "event": "E"})), 401),
-        ("not JSON", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).header("content-type", "application/json").body("{not json"), 400),
-        ("not an object", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).json(&json!([1, 2])), 400),
-        ("form content type", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).header("content-type", "application/x-www-form-urlencoded").body("a=b"), 415),
-        ("no user", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).json(&json!({"event": "E"})), 400),
-        ("track without event", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).json(&json!({"userId": "u"})), 400),
-        ("long messageId", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).json(&json!({"userId": "u", "event": "E", "messageId": "m".repeat(101)})), 400),
-        ("event over 32 KB", host.http.post(url("/v1/track")).basic_auth("wk_test", Some("")).json(&json!({"userId": "u", "event": "E", "properties": {"p": big_prop}})), 400),
-        ("request over 500 KB", host.http.post(url("/v1/batch")).basic_auth("wk_test", Some("")).json(&json!({"batch": over_request})), 400),
-        ("batch over 2500 events", host.http.post(url("/v1/batch")).basic_auth("wk_test", Some("")).json(&json!({"batch": too_many})), 400),
-        ("batch not an array", host.http.post(url("/v1/batch")).basic_auth("wk_test", Some("")).json(&json!({"batch": {}})), 400),
-        ("one bad item rejects the whole batch", host.http.post(url("/v1/batch")).basic_auth("wk_test", Some("")).json(&json!({"batch": [
-            {"type": "track", "userId": "u", "event": "E", "messageId": "should-not-be-stored"},
-            {"type": "track", "userId": "u"}
-        ]})), 400),
-        ("unknown type in batch", host.http.post(url("/v1/batch")).basic_auth("wk_test", Some("")).json(&json!({"batch": [{"type": "purchase", "userId": "u"}]})), 400),
-        ("unknown endpoint", host.http.post(url("/v1/purchase")).basic_auth("wk_test", Some("")).json(&good), 404),
+        (
+            "unknown key",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("nope", Some(""))
+                .json(&good),
+            401,
+        ),
+        (
+            "bad key in body",
+            host.http
+                .post(url("/v1/track"))
+                .json(&json!({"writeKey": "nope", "userId": "u", "event": "E"})),
+            401,
+        ),
+        (
+            "not JSON",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+        ),
+        (
+            "not an object",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!([1, 2])),
+            400,
+        ),
+        (
+            "form content type",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("a=b"),
+            415,
+        ),
+        (
+            "no user",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"event": "E"})),
+            400,
+        ),
+        (
+            "track without event",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"userId": "u"})),
+            400,
+        ),
+        (
+            "long messageId",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"userId": "u", "event": "E", "messageId": "m".repeat(101)})),
+            400,
+        ),
+        (
+            "event over 32 KB",
+            host.http
+                .post(url("/v1/track"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"userId": "u", "event": "E", "properties": {"p": big_prop}})),
+            400,
+        ),
+        (
+            "request over 500 KB",
+            host.http
+                .post(url("/v1/batch"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"batch": over_request})),
+            413,
+        ),
+        (
+            "batch over 2500 events",
+            host.http
+                .post(url("/v1/batch"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"batch": too_many})),
+            400,
+        ),
+        (
+            "batch not an array",
+            host.http
+                .post(url("/v1/batch"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"batch": {}})),
+            400,
+        ),
+        (
+            "a batch with no valid event",
+            host.http
+                .post(url("/v1/batch"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"batch": [
+                    {"type": "track", "event": "E", "messageId": "no-user"},
+                    {"type": "track", "userId": "u"}
+                ]})),
+            400,
+        ),
+        (
+            "unknown type in batch",
+            host.http
+                .post(url("/v1/batch"))
+                .basic_auth("wk_test", Some(""))
+                .json(&json!({"batch": [{"type": "purchase", "userId": "u"}]})),
+            400,
+        ),
+        (
+            "unknown endpoint",
+            host.http
+                .post(url("/v1/purchase"))
+                .basic_auth("wk_test", Some(""))
+                .json(&good),
+            404,
+        ),
     ];
     for (what, req, status) in cases {
         let resp = req.send().await.unwrap();

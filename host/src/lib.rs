@@ -53,7 +53,6 @@ pub mod runtime;
 // (the fields of `embedded::OpenError`); until then, the lint is off there.
 pub mod store;
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
@@ -144,21 +143,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             stats: dispatcher.stats[&d.name].clone(),
         })
         .collect();
-    let sources: HashMap<String, String> = config.sources.clone().into_iter().collect();
-    let app = ingest::app(ingest::IngestState {
-        sources: Arc::new(sources),
-        store: store.clone(),
-    })
-    .merge(admin::app(admin::state(
+    let ingest_state = ingest::IngestState::new(&config, store.clone());
+    let mut admin_state = admin::state(
         config.admin_token.clone(),
         infos,
         store.clone(),
         catalog.clone(),
-    )));
+    );
+    admin_state.sources = Arc::new(config.sources.values().cloned().collect());
+    admin_state.rejections = ingest_state.rejections.clone();
+    let app = ingest::app(ingest_state).merge(admin::app(admin_state));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");
     let mut stop_for_server = stop_rx.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_for_server.wait_for(|stop| *stop).await;
     });

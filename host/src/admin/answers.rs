@@ -142,3 +142,14 @@ pub struct HealthNow {
     /// `healthy`, `degraded` or `paused`.
     pub health: Health,
 }
+
+/// One element of `GET /admin/sources`.
+#[derive(Debug, Serialize)]
+pub struct SourceRow {
+    /// Source name.
+    pub name: String,
+    /// Events refused inside accepted batches (or in batches with no valid event) since start.
+    pub rejected: u64,
+    /// The same, per reason code.
+    pub rejected_by_code: std::collections::BTreeMap<&'static str, u64>,
+}

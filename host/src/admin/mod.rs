@@ -8,6 +8,8 @@
 //! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T`
 //! - `POST /admin/destinations/{name}/dead-letters/replay?since=T&until=T`
 //! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
+//! - `GET  /admin/sources`, `GET /admin/sources/{name}/rejected`: events refused
+//!   inside accepted batches, per source and reason, and the newest of them
 //! - `GET  /admin/plugins`
 //! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
 //!
@@ -63,6 +65,10 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     /// Plugin versions: uploads and rollbacks.
     pub catalog: Arc<Catalog>,
+    /// Source names in config order.
+    pub sources: Arc<Vec<String>>,
+    /// Events refused at ingest, per source.
+    pub rejections: Arc<crate::ingest::rejections::Rejections>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -74,6 +80,9 @@ pub enum AdminError {
     /// No such destination.
     #[error("no destination named `{0}`")]
     NotFound(String),
+    /// An unknown source.
+    #[error("no source named `{0}`")]
+    NoSource(String),
     /// A bad query parameter.
     #[error("{0}")]
     BadRequest(String),
@@ -89,7 +98,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match self {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::NotFound(_) | AdminError::NoSource(_) => StatusCode::NOT_FOUND,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,6 +131,8 @@ pub fn app(state: AdminState) -> axum::Router {
         )
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))
+        .route("/admin/sources", get(list_sources))
+        .route("/admin/sources/{name}/rejected", get(source_rejected))
         .route("/admin/plugins", get(list_plugins))
         .route(
             "/admin/plugins/{name}",
@@ -136,6 +147,33 @@ pub fn app(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { Json(Healthz { status: "ok" }) }))
         .merge(admin)
+}
+
+async fn list_sources(State(state): State<AdminState>) -> Json<Vec<answers::SourceRow>> {
+    Json(
+        state
+            .sources
+            .iter()
+            .map(|name| {
+                let r = state.rejections.report(name);
+                answers::SourceRow {
+                    name: name.clone(),
+                    rejected: r.total,
+                    rejected_by_code: r.counts,
+                }
+            })
+            .collect(),
+    )
+}
+
+async fn source_rejected(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<crate::ingest::rejections::SourceRejections>, AdminError> {
+    if !state.sources.contains(&name) {
+        return Err(AdminError::NoSource(name));
+    }
+    Ok(Json(state.rejections.report(&name)))
 }
 
 async fn authorize(
@@ -323,5 +361,7 @@ pub fn state(
         destinations: Arc::new(infos),
         store,
         catalog,
+        sources: Arc::default(),
+        rejections: Arc::default(),
     }
 }

@@ -104,12 +104,22 @@ fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
         Value::Object(map) => batch(vec![Value::Object(map)]),
         _ => anyhow::bail!("{}: expected a JSON object or array", path.display()),
     };
-    let events =
-        normalize_body(body, BodyKind::Batch, chrono::Utc::now()).map_err(|e| match e.item {
-            Some(i) => anyhow::anyhow!("{}: event {i}: {}", path.display(), e.message),
-            None => anyhow::anyhow!("{}: {}", path.display(), e.message),
+    let accepted =
+        normalize_body(body, BodyKind::Batch, chrono::Utc::now()).map_err(|e| {
+            match (e.rejected.first(), e.item) {
+                (Some(r), _) => {
+                    anyhow::anyhow!("{}: event {}: {}", path.display(), r.index, r.message)
+                }
+                (None, Some(i)) => anyhow::anyhow!("{}: event {i}: {}", path.display(), e.message),
+                (None, None) => anyhow::anyhow!("{}: {}", path.display(), e.message),
+            }
         })?;
-    Ok(events
+    // Ingest would store the others; a dry run of a file names what is wrong in it.
+    if let Some(r) = accepted.rejected.first() {
+        anyhow::bail!("{}: event {}: {}", path.display(), r.index, r.message);
+    }
+    Ok(accepted
+        .events
         .into_iter()
         .map(|n| Event {
             message_id: n.message_id,

@@ -74,8 +74,33 @@ pub struct Config {
     pub max_instances: u32,
     /// Write key → source name.
     pub sources: BTreeMap<String, String>,
+    /// Write key → the origins whose pages may send with it (CORS).
+    pub allowed_origins: BTreeMap<String, AllowedOrigins>,
+    /// Proxies whose `X-Forwarded-*` headers are believed (`[server] trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Destinations in file order.
     pub destinations: Vec<DestinationConfig>,
+}
+
+/// The origins a source accepts browser requests from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOrigins {
+    /// `*`: any origin.
+    pub any: bool,
+    /// Exact origins (`scheme://host[:port]`, lower case).
+    pub exact: Vec<String>,
+}
+
+impl AllowedOrigins {
+    /// Whether a page of `origin` may send.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.any || self.exact.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// Whether any origin is allowed at all.
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.exact.is_empty()
+    }
 }
 
 /// Which store, where.

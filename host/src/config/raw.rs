@@ -38,6 +38,10 @@ pub(super) struct RawServer {
     /// Bearer token of the `/admin/` API; empty disables the admin API.
     #[serde(default)]
     pub(super) admin_token: String,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed; empty trusts none.
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -45,6 +49,7 @@ impl Default for RawServer {
         Self {
             listen: default_listen(),
             admin_token: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -151,6 +156,10 @@ pub(super) struct RawSource {
     pub(super) name: String,
     /// The write key SDKs send (HTTP Basic user name, or `writeKey` in the body).
     pub(super) write_key: String,
+    /// Origins whose pages may send this source's events from a browser
+    /// (`https://app.example.com`, or `*` for any); empty allows none.
+    #[serde(default)]
+    pub(super) allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,9 +11,9 @@ use super::raw::{
     RawSource, RawStore, RawStoreKind,
 };
 use super::{
-    parse_duration, BatchPolicy, Concurrency, Config, DestinationConfig, Filter, Invalid, Limits,
-    RatePolicy, RetryPolicy, StoreConfig, StoreKind, DEFAULT_MAX_INSTANCES, MAX_CONCURRENCY,
-    MAX_MEMORY_MB,
+    parse_duration, AllowedOrigins, BatchPolicy, Concurrency, Config, DestinationConfig, Filter,
+    Invalid, Limits, RatePolicy, RetryPolicy, StoreConfig, StoreKind, DEFAULT_MAX_INSTANCES,
+    MAX_CONCURRENCY, MAX_MEMORY_MB,
 };
 use crate::allowlist::Allowlist;
 use crate::event_type::EventType;
@@ -24,6 +24,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let listen = listen(&raw.server)?;
     let store = store(raw.store, resolve)?;
     let sources = sources(&raw.sources)?;
+    let allowed_origins = allowed_origins(&raw.sources)?;
+    let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
     let destinations = destinations(raw.destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     Ok(Config {
@@ -33,8 +35,57 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         plugins_dir: resolve(raw.plugins.dir),
         max_instances,
         sources,
+        allowed_origins,
+        trusted_proxies,
         destinations,
     })
+}
+
+/// `[[sources]] allowed_origins`: `*` or `scheme://host[:port]`, per write key.
+fn allowed_origins(raw: &[RawSource]) -> Result<BTreeMap<String, AllowedOrigins>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (i, s) in raw.iter().enumerate() {
+        let mut origins = AllowedOrigins::default();
+        for (j, o) in s.allowed_origins.iter().enumerate() {
+            let o = o.trim().trim_end_matches('/');
+            if o == "*" {
+                origins.any = true;
+                continue;
+            }
+            let valid = o.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', '*', ' '])
+            });
+            if !valid {
+                return Err((
+                    format!("sources[{i}].allowed_origins[{j}]"),
+                    format!("`{o}` is not an origin: expected \"*\" or scheme://host[:port], e.g. \"https://app.example.com\""),
+                ));
+            }
+            origins.exact.push(o.to_ascii_lowercase());
+        }
+        out.insert(s.write_key.clone(), origins);
+    }
+    Ok(out)
+}
+
+/// `[server] trusted_proxies`: addresses or CIDR ranges.
+fn trusted_proxies(raw: &[String]) -> Result<Vec<ipnet::IpNet>, Invalid> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p = p.trim();
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    (
+                        format!("server.trusted_proxies[{i}]"),
+                        format!("`{p}` is not an address or a CIDR range (e.g. \"10.0.0.0/8\")"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `[server] listen`: `host:port`.

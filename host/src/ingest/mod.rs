@@ -1,61 +1,120 @@
 //! HTTP ingest: Segment's tracking API, so existing SDKs work unchanged.
 //!
 //! Where it sits: the front door. `POST /v1/{track,identify,page,screen,group,
-//! alias,batch,import}` authenticates the write key, enforces Segment's limits,
-//! validates and normalises every message ([`normalize::normalize_body`]), asks the
-//! [`Router`](crate::route::Router) where each goes, appends the whole request
-//! to the [`Store`] and answers `200 {"success":true}` only once the store says
-//! it is durable. A request is all-or-nothing: any bad message rejects it whole,
-//! and nothing of a rejected request is stored. Ingest never touches the runtime.
+//! alias,batch,import}` and the short paths of analytics.js and the mobile SDKs
+//! (`/v1/t`, `/v1/i`, `/v1/p`, `/v1/s`, `/v1/g`, `/v1/a`, `/v1/b`) decompress
+//! the body (`gzip`, `deflate`, `br`; limits apply to the decompressed size),
+//! authenticate the write key, check the page's origin ([`cors`]), validate and
+//! normalise every message ([`normalize::normalize_body`]), add what Segment's
+//! API adds (`context.ip`, `context.library`), append the valid events to the
+//! [`Store`] and answer `200` only once the store says they are durable.
+//!
+//! A batch keeps its valid events: each refused one is named in the answer
+//! (`rejected`) and kept for the admin API ([`rejections`]). A problem of the
+//! request itself (bad JSON, auth, size, no valid event at all) refuses it
+//! whole, and nothing of it is stored. `GET /v1/projects/{writeKey}/settings`
+//! ([`settings`]) answers analytics.js's settings. Ingest never touches the runtime.
 
+mod client;
+mod cors;
 pub mod normalize;
+pub mod rejections;
+mod settings;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Extension, Json};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use self::normalize::{normalize_body, BodyKind};
+use self::normalize::{enrich, normalize_body, BodyKind, Invalid};
+use self::rejections::Rejections;
+use crate::config::{AllowedOrigins, Config};
 use crate::route::RouteKeys;
 use crate::store::{NewEvent, Store, StoreError};
 
 pub use self::normalize::MAX_BATCH_EVENTS;
 
-/// Most bytes of one request (Segment's limit).
+/// Most bytes of one request, after decompression (Segment's limit).
 pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
 /// Seconds a client is asked to wait when the store is overloaded.
 const RETRY_AFTER_SECS: u64 = 1;
 
+/// A source, by its write key.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its name, stored with each event.
+    pub name: String,
+    /// Pages that may send with its key.
+    pub origins: AllowedOrigins,
+}
+
 /// What ingest needs.
 #[derive(Clone)]
 pub struct IngestState {
-    /// Write key → source name.
-    pub sources: Arc<HashMap<String, String>>,
+    /// Write key → source.
+    pub sources: Arc<HashMap<String, Source>>,
     /// Where events are kept.
     pub store: Arc<dyn Store>,
+    /// Proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Refused events, for the admin API.
+    pub rejections: Arc<Rejections>,
+}
+
+impl IngestState {
+    /// The ingest of `config`, appending to `store`.
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> IngestState {
+        let sources = config
+            .sources
+            .iter()
+            .map(|(key, name)| {
+                let source = Source {
+                    name: name.clone(),
+                    origins: config.allowed_origins.get(key).cloned().unwrap_or_default(),
+                };
+                (key.clone(), source)
+            })
+            .collect();
+        IngestState {
+            sources: Arc::new(sources),
+            store,
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            rejections: Arc::default(),
+        }
+    }
 }
 
 /// Everything ingest can answer besides success; each becomes a JSON body.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// Malformed or invalid input.
+    /// Malformed input.
     #[error("{0}")]
     BadRequest(String),
+    /// No valid event: the reasons, with every refused event.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// The body is over the limit (after decompression).
+    #[error("request body exceeds {MAX_REQUEST_BYTES} bytes (after decompression)")]
+    TooLarge,
     /// Missing or unknown write key.
     #[error("{0}")]
     Unauthorized(String),
-    /// Not one of the eight endpoints.
+    /// A page whose origin the source does not allow.
+    #[error("origin {0} may not send here: add it to the source's allowed_origins")]
+    OriginNotAllowed(String),
+    /// Not an endpoint of the API.
     #[error("unknown endpoint /v1/{0}")]
     NotFound(String),
     /// Not JSON.
-    #[error("Content-Type must be application/json")]
+    #[error("Content-Type must be application/json (or text/plain, as analytics.js sends)")]
     UnsupportedMediaType,
     /// The store is overloaded or unavailable.
     #[error("{0}")]
@@ -66,15 +125,23 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            IngestError::Invalid(i) => (StatusCode::BAD_REQUEST, i.code),
+            IngestError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            IngestError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             IngestError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             IngestError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             IngestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
-        let body = Json(json!({"success": false, "code": code, "message": self.to_string()}));
-        let mut resp = (status, body).into_response();
+        let mut body = json!({"success": false, "code": code, "message": self.to_string()});
+        if let IngestError::Invalid(i) = &self {
+            if !i.rejected.is_empty() {
+                body["rejected"] = json!(i.rejected);
+            }
+        }
+        let mut resp = (status, Json(body)).into_response();
         match self {
             IngestError::Unavailable(_) => {
                 resp.headers_mut()
@@ -98,16 +165,48 @@ impl From<StoreError> for IngestError {
     }
 }
 
-/// The ingest routes.
+/// The ingest routes, with decompression and CORS as layers.
 pub fn app(state: IngestState) -> axum::Router {
     axum::Router::new()
         .route("/v1/{kind}", post(ingest))
+        .route("/v1/projects/{key}/settings", get(settings::settings))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn(remember_encoding))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::layer,
+        ))
         .with_state(state)
 }
+
+/// The `Content-Encoding` a request came with (the decompression layer removes
+/// the header), to name it when the stream is corrupt.
+#[derive(Debug, Clone)]
+struct SentEncoding(String);
+
+async fn remember_encoding(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(e) = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        let e = SentEncoding(e.to_string());
+        request.extensions_mut().insert(e);
+    }
+    next.run(request).await
+}
+
+/// The peer address, when the server recorded it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 async fn ingest(
     State(state): State<IngestState>,
     Path(kind): Path<String>,
+    peer: Peer,
+    encoding: Option<Extension<SentEncoding>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, IngestError> {
@@ -118,11 +217,8 @@ async fn ingest(
             return Err(IngestError::UnsupportedMediaType);
         }
     }
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|_| {
-            IngestError::BadRequest(format!("request body exceeds {MAX_REQUEST_BYTES} bytes"))
-        })?;
+    let encoding = encoding.map_or_else(|| "identity".to_string(), |e| e.0 .0);
+    let bytes = read_body(body, &encoding).await?;
     let parsed: Value = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::BadRequest(format!("invalid JSON: {e}")))?;
     let Value::Object(root) = parsed else {
@@ -131,18 +227,28 @@ async fn ingest(
         ));
     };
     let source = authenticate(&state, &headers, &root)?;
+    if let Some(origin) = cors::origin(&headers) {
+        if !source.origins.allows(origin) {
+            return Err(IngestError::OriginNotAllowed(origin.to_string()));
+        }
+    }
     let received_at = chrono::Utc::now();
-    let events = normalize_body(root, body_kind, received_at)
-        .map_err(|e| IngestError::BadRequest(e.to_string()))?;
-
-    let new_events = events
+    let accepted = normalize_body(root, body_kind, received_at).map_err(|e| {
+        state.rejections.record(&source.name, &e.rejected);
+        IngestError::Invalid(e)
+    })?;
+    let ip = client::client_ip(peer.map(|p| p.0 .0), &headers, &state.trusted_proxies)
+        .map(|ip| ip.to_string());
+    let new_events = accepted
+        .events
         .into_iter()
-        .map(|n| {
-            let message = Value::Object(n.message);
+        .map(|mut n| {
+            enrich(&mut n.message, ip.as_deref());
+            let route = RouteKeys::of(&n.message);
             NewEvent {
-                source: source.clone(),
-                route: RouteKeys::of(message.as_object().expect("a message is an object")),
-                json: message.to_string(),
+                source: source.name.clone(),
+                route,
+                json: Value::Object(n.message).to_string(),
                 message_id: n.message_id,
                 event_type: n.event_type.into(),
                 user_key: Some(n.user_key),
@@ -152,15 +258,40 @@ async fn ingest(
     if !new_events.is_empty() {
         state.store.append(new_events).await?;
     }
-    Ok(Json(json!({"success": true})))
+    state.rejections.record(&source.name, &accepted.rejected);
+    Ok(Json(if accepted.rejected.is_empty() {
+        json!({"success": true})
+    } else {
+        json!({"success": true, "rejected": accepted.rejected})
+    }))
 }
 
-/// The source of the request: the Basic-auth user name, else `writeKey` in the body.
-fn authenticate(
-    state: &IngestState,
+/// The whole body, decompressed by the layer, at most [`MAX_REQUEST_BYTES`]: a
+/// decompression bomb stops there (413); a corrupt stream is a 400 naming its encoding.
+async fn read_body(body: Body, encoding: &str) -> Result<axum::body::Bytes, IngestError> {
+    axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|e| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return IngestError::TooLarge;
+                }
+                source = err.source();
+            }
+            IngestError::BadRequest(format!(
+                "the request body cannot be read as Content-Encoding {encoding}: {e}"
+            ))
+        })
+}
+
+/// The source of the request, by its write key: the Basic-auth user name, else
+/// `writeKey` in the body.
+fn authenticate<'a>(
+    state: &'a IngestState,
     headers: &HeaderMap,
     root: &Map<String, Value>,
-) -> Result<String, IngestError> {
+) -> Result<&'a Source, IngestError> {
     let key = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(basic_user(value).ok_or_else(|| {
             IngestError::Unauthorized("Authorization must be Basic <base64(writeKey:)>".into())
@@ -178,7 +309,6 @@ fn authenticate(
     state
         .sources
         .get(&key)
-        .cloned()
         .ok_or_else(|| IngestError::Unauthorized("unknown write key".into()))
 }
 
@@ -248,9 +378,15 @@ mod tests {
         for refusal in [(|| StoreError::Overloaded) as fn() -> StoreError, || {
             StoreError::Unavailable("disk full".into())
         }] {
+            let source = Source {
+                name: "web".into(),
+                origins: AllowedOrigins::default(),
+            };
             let app = app(IngestState {
-                sources: Arc::new(HashMap::from([("wk".to_string(), "web".to_string())])),
+                sources: Arc::new(HashMap::from([("wk".to_string(), source)])),
                 store: Arc::new(Refusing(refusal)),
+                trusted_proxies: Arc::default(),
+                rejections: Arc::default(),
             });
             let req = axum::http::Request::post("/v1/track")
                 .header(header::AUTHORIZATION, "Basic d2s6") // "wk:"

@@ -30,23 +30,87 @@ pub enum BodyKind {
 }
 
 impl BodyKind {
-    /// The kind of an endpoint (`track`, ..., `alias`, `batch`, `import`); `None` for
-    /// any other name.
+    /// The kind of an endpoint (`track`, ..., `alias`, `batch`, `import`, and the
+    /// short paths `t`, `i`, `p`, `s`, `g`, `a`, `b` that analytics.js and the
+    /// mobile SDKs post to); `None` for any other name.
     pub fn of_endpoint(name: &str) -> Option<BodyKind> {
-        match name {
+        let long = match name {
+            "t" => "track",
+            "i" => "identify",
+            "p" => "page",
+            "s" => "screen",
+            "g" => "group",
+            "a" => "alias",
+            "b" => "batch",
+            other => other,
+        };
+        match long {
             "batch" | "import" => Some(BodyKind::Batch),
             other => EventType::parse(other).map(BodyKind::Single),
         }
     }
 }
 
-/// Why a body was refused: a message for the client, and the batch item it is about.
+/// Why a whole body was refused: a message for the client, and the batch item it
+/// is about. A batch none of whose events is valid is refused too, with every
+/// rejected event listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     /// Index of the batch item, when the message is about one.
     pub item: Option<usize>,
+    /// A stable code for the kind of problem (`invalid_request`, or the event's code).
+    pub code: &'static str,
     /// What is wrong.
     pub message: String,
+    /// Every refused event, when the body had no valid one.
+    pub rejected: Vec<Rejected>,
+}
+
+/// Why one event was refused: a stable code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// `missing_field`, `invalid_field`, `too_large` or `not_an_object`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Reject {
+    fn missing(message: impl Into<String>) -> Reject {
+        Reject {
+            code: "missing_field",
+            message: message.into(),
+        }
+    }
+    fn invalid(message: impl Into<String>) -> Reject {
+        Reject {
+            code: "invalid_field",
+            message: message.into(),
+        }
+    }
+}
+
+/// One event of a batch that was not stored, while its neighbours were.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Its `messageId`, when it had a usable one.
+    #[serde(rename = "messageId")]
+    pub message_id: Option<String>,
+    /// Why, as a code.
+    pub code: &'static str,
+    /// Why, for a person.
+    pub message: String,
+}
+
+/// What a body holds once validated: the events to store and those refused.
+#[derive(Debug, Clone, Default)]
+pub struct Accepted {
+    /// Valid, normalised events, in body order.
+    pub events: Vec<Normalized>,
+    /// Refused events of a batch, in body order.
+    pub rejected: Vec<Rejected>,
 }
 
 impl std::fmt::Display for Invalid {
@@ -64,7 +128,9 @@ impl From<String> for Invalid {
     fn from(message: String) -> Self {
         Invalid {
             item: None,
+            code: "invalid_request",
             message,
+            rejected: Vec::new(),
         }
     }
 }
@@ -93,16 +159,31 @@ pub struct Normalized {
     pub user_key: String,
 }
 
-/// Validate and normalise a whole body (a JSON object). All or nothing: the first
-/// bad message refuses the body, and the error names the batch item.
+/// Validate and normalise a whole body (a JSON object).
+///
+/// A single call (`/v1/track`, ...) is all or nothing. A batch keeps its valid
+/// events and lists the others in [`Accepted::rejected`], as Segment's API does,
+/// so that one bad event does not sink its neighbours; a batch with no valid
+/// event at all is refused whole. Problems of the body itself (`batch` missing
+/// or not an array, too many events, a bad envelope) refuse it whole.
 pub fn normalize_body(
     mut root: Map<String, Value>,
     kind: BodyKind,
     received_at: DateTime<Utc>,
-) -> Result<Vec<Normalized>, Invalid> {
+) -> Result<Accepted, Invalid> {
     if let BodyKind::Single(event_type) = kind {
-        let n = normalize(root, Some(event_type), Envelope::default(), received_at)?;
-        return Ok(vec![n]);
+        return match normalize(root, Some(event_type), Envelope::default(), received_at) {
+            Ok(n) => Ok(Accepted {
+                events: vec![n],
+                rejected: Vec::new(),
+            }),
+            Err(r) => Err(Invalid {
+                item: None,
+                code: r.code,
+                message: r.message,
+                rejected: Vec::new(),
+            }),
+        };
     }
     let items = match root.remove("batch") {
         Some(Value::Array(items)) => items,
@@ -126,20 +207,45 @@ pub fn normalize_body(
         integrations: object("integrations")?,
         sent_at: root.get("sentAt"),
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let at = |message: String| Invalid {
-                item: Some(i),
-                message,
-            };
-            let Value::Object(item) = item else {
-                return Err(at("must be an object".into()));
-            };
-            normalize(item, None, envelope, received_at).map_err(at)
-        })
-        .collect()
+    let mut accepted = Accepted::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let message_id = item
+            .get("messageId")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty() && id.chars().count() <= MAX_MESSAGE_ID_CHARS)
+            .map(str::to_string);
+        let result = match item {
+            Value::Object(item) => normalize(item, None, envelope, received_at),
+            _ => Err(Reject {
+                code: "not_an_object",
+                message: "must be an object".into(),
+            }),
+        };
+        match result {
+            Ok(n) => accepted.events.push(n),
+            Err(r) => accepted.rejected.push(Rejected {
+                index,
+                message_id,
+                code: r.code,
+                message: r.message,
+            }),
+        }
+    }
+    if accepted.events.is_empty() {
+        if let Some(first) = accepted.rejected.first() {
+            return Err(Invalid {
+                item: Some(first.index),
+                code: first.code,
+                message: format!(
+                    "no valid event in the batch ({} refused); the first: {}",
+                    accepted.rejected.len(),
+                    first.message
+                ),
+                rejected: accepted.rejected,
+            });
+        }
+    }
+    Ok(accepted)
 }
 
 /// Validate and normalise `item`. `kind` is the endpoint's type (`None` for batch items,
@@ -149,23 +255,27 @@ fn normalize(
     kind: Option<EventType>,
     envelope: Envelope<'_>,
     received_at: DateTime<Utc>,
-) -> Result<Normalized, String> {
+) -> Result<Normalized, Reject> {
     let size = serde_json::to_vec(&item)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
     if size > MAX_EVENT_BYTES {
-        return Err(format!(
-            "event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes"
-        ));
+        return Err(Reject {
+            code: "too_large",
+            message: format!("event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes"),
+        });
     }
     let event_type = match kind {
         Some(k) => k,
         None => {
             let given = item
                 .get("type")
-                .ok_or("`type` is required in batch items")?;
+                .ok_or_else(|| Reject::missing("`type` is required in batch items"))?;
             given.as_str().and_then(EventType::parse).ok_or_else(|| {
-                format!("`type` must be one of {}, got {given}", EventType::names())
+                Reject::invalid(format!(
+                    "`type` must be one of {}, got {given}",
+                    EventType::names()
+                ))
             })?
         }
     };
@@ -174,11 +284,11 @@ fn normalize(
 
     let user_key = id_text(&item, "userId")?
         .or(id_text(&item, "anonymousId")?)
-        .ok_or("`userId` or `anonymousId` is required")?;
+        .ok_or_else(|| Reject::missing("`userId` or `anonymousId` is required"))?;
     if event_type == EventType::Track
         && !matches!(item.get("event"), Some(Value::String(e)) if !e.trim().is_empty())
     {
-        return Err("`event` is required for track calls".into());
+        return Err(Reject::missing("`event` is required for track calls"));
     }
     let required_id = match event_type {
         EventType::Group => Some("groupId"),
@@ -187,13 +297,15 @@ fn normalize(
     };
     if let Some(field) = required_id {
         if id_text(&item, field)?.is_none() {
-            return Err(format!("`{field}` is required for {event_type} calls"));
+            return Err(Reject::missing(format!(
+                "`{field}` is required for {event_type} calls"
+            )));
         }
     }
     for field in ["properties", "traits"] {
         if let Some(v) = item.get(field) {
             if !v.is_object() && !v.is_null() {
-                return Err(format!("`{field}` must be an object"));
+                return Err(Reject::invalid(format!("`{field}` must be an object")));
             }
         }
     }
@@ -201,39 +313,44 @@ fn normalize(
     let message_id = match item.get("messageId") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
         Some(Value::String(id)) if id.is_empty() => {
-            return Err("`messageId` must not be empty".into())
+            return Err(Reject::invalid("`messageId` must not be empty"))
         }
         Some(Value::String(id)) if id.chars().count() > MAX_MESSAGE_ID_CHARS => {
-            return Err(format!(
+            return Err(Reject::invalid(format!(
                 "`messageId` is longer than {MAX_MESSAGE_ID_CHARS} characters"
-            ))
+            )))
         }
         Some(Value::String(id)) => id.clone(),
-        Some(_) => return Err("`messageId` must be a string".into()),
+        Some(_) => return Err(Reject::invalid("`messageId` must be a string")),
     };
     item.insert("messageId".into(), Value::String(message_id.clone()));
 
-    merge_under(&mut item, "context", envelope.context)?;
-    merge_under(&mut item, "integrations", envelope.integrations)?;
+    merge_under(&mut item, "context", envelope.context).map_err(Reject::invalid)?;
+    merge_under(&mut item, "integrations", envelope.integrations).map_err(Reject::invalid)?;
 
     // Timestamps: receivedAt is ours; the client's clock is corrected by how far
-    // its sentAt is from our receivedAt.
-    let original = match item.get("originalTimestamp").filter(|v| !v.is_null()) {
-        Some(v) => Some(("originalTimestamp", v)),
-        None => item
-            .get("timestamp")
-            .filter(|v| !v.is_null())
-            .map(|v| ("timestamp", v)),
+    // its sentAt is from our receivedAt. A timestamp that cannot be read is not a
+    // reason to refuse the event: it is left out (so receivedAt stands in) and
+    // noted under `context.switchyard.warnings`.
+    let mut warnings = Vec::new();
+    let mut read = |field: &str, v: Option<&Value>| -> Option<DateTime<Utc>> {
+        let v = v.filter(|v| !v.is_null())?;
+        let parsed = parse_time(v);
+        if parsed.is_none() {
+            warnings.push(Value::String(format!(
+                "`{field}` {v} is not a date; receivedAt is used instead"
+            )));
+        }
+        parsed
     };
-    let original = original
-        .map(|(field, v)| parse_time(field, v))
-        .transpose()?;
-    let sent_at = item
-        .get("sentAt")
-        .filter(|v| !v.is_null())
-        .or(envelope.sent_at.filter(|v| !v.is_null()))
-        .map(|v| parse_time("sentAt", v))
-        .transpose()?;
+    let original = match item.get("originalTimestamp").filter(|v| !v.is_null()) {
+        Some(v) => read("originalTimestamp", Some(v)),
+        None => read("timestamp", item.get("timestamp")),
+    };
+    let sent_at = match item.get("sentAt").filter(|v| !v.is_null()) {
+        Some(v) => read("sentAt", Some(v)),
+        None => read("sentAt", envelope.sent_at),
+    };
     let timestamp = match (original, sent_at) {
         (Some(orig), Some(sent)) => received_at - (sent - orig),
         (Some(orig), None) => orig,
@@ -241,11 +358,24 @@ fn normalize(
     };
     item.insert("receivedAt".into(), Value::String(iso(received_at)));
     item.insert("timestamp".into(), Value::String(iso(timestamp)));
-    if let Some(orig) = original {
-        item.insert("originalTimestamp".into(), Value::String(iso(orig)));
+    match original {
+        Some(orig) => {
+            item.insert("originalTimestamp".into(), Value::String(iso(orig)));
+        }
+        None => {
+            item.remove("originalTimestamp");
+        }
     }
-    if let Some(sent) = sent_at {
-        item.insert("sentAt".into(), Value::String(iso(sent)));
+    match sent_at {
+        Some(sent) => {
+            item.insert("sentAt".into(), Value::String(iso(sent)));
+        }
+        None => {
+            item.remove("sentAt");
+        }
+    }
+    if !warnings.is_empty() {
+        note(&mut item, warnings);
     }
 
     Ok(Normalized {
@@ -257,13 +387,54 @@ fn normalize(
 }
 
 /// An identifier field as text: a non-empty string or a number; absent/null is `None`.
-fn id_text(item: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+fn id_text(item: &Map<String, Value>, field: &str) -> Result<Option<String>, Reject> {
     match item.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(format!("`{field}` must be a string")),
+        Some(_) => Err(Reject::invalid(format!("`{field}` must be a string"))),
+    }
+}
+
+/// Add `warnings` to `context.switchyard.warnings`.
+fn note(item: &mut Map<String, Value>, warnings: Vec<Value>) {
+    let context = item
+        .entry("context")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(context) = context {
+        let ours = context
+            .entry("switchyard")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(ours) = ours {
+            match ours.get_mut("warnings") {
+                Some(Value::Array(list)) => list.extend(warnings),
+                _ => {
+                    ours.insert("warnings".into(), Value::Array(warnings));
+                }
+            }
+        }
+    }
+}
+
+/// What ingest adds from the request, as Segment's API does: `context.ip` (the
+/// client's address) and `context.library` when the client sent none.
+pub fn enrich(message: &mut Map<String, Value>, ip: Option<&str>) {
+    let context = message
+        .entry("context")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(context) = context {
+        if let Some(ip) = ip {
+            if !matches!(context.get("ip"), Some(Value::String(s)) if !s.is_empty()) {
+                context.insert("ip".into(), Value::String(ip.to_string()));
+            }
+        }
+        if !matches!(context.get("library"), Some(Value::Object(_))) {
+            context.insert(
+                "library".into(),
+                serde_json::json!({"name": "unknown", "version": "unknown"}),
+            );
+        }
     }
 }
 
@@ -291,13 +462,49 @@ fn merge_under(
     Ok(())
 }
 
-fn parse_time(field: &str, v: &Value) -> Result<DateTime<Utc>, String> {
-    let text = v
-        .as_str()
-        .ok_or_else(|| format!("`{field}` must be an ISO-8601 date string"))?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("`{field}` is not an ISO-8601 date: {text:?}"))
+/// Read a date as the SDKs and Segment's API send them: RFC 3339, ISO 8601 with a
+/// `+0000` offset or with no zone (taken as UTC), a space for the `T`, a date
+/// alone (midnight UTC), or a number of milliseconds (or, below 10^11, seconds)
+/// since the epoch, also as a string of digits.
+pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let epoch = |n: f64| -> Option<DateTime<Utc>> {
+        let ms = if n.abs() >= 1e11 { n } else { n * 1000.0 };
+        Utc.timestamp_millis_opt(ms as i64).single()
+    };
+    let text = match v {
+        Value::Number(n) => return n.as_f64().and_then(epoch),
+        Value::String(s) => s.trim(),
+        _ => return None,
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<f64>().ok().and_then(epoch);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -357,9 +564,26 @@ mod tests {
         );
         assert_eq!(BodyKind::of_endpoint("import"), Some(BodyKind::Batch));
         assert_eq!(BodyKind::of_endpoint("purchase"), None);
+        for (short, long) in [
+            ("t", "track"),
+            ("i", "identify"),
+            ("p", "page"),
+            ("s", "screen"),
+            ("g", "group"),
+            ("a", "alias"),
+            ("b", "batch"),
+        ] {
+            assert_eq!(
+                BodyKind::of_endpoint(short),
+                BodyKind::of_endpoint(long),
+                "{short}"
+            );
+        }
 
         let one = obj(json!({"userId":"u","event":"E","type":"identify","writeKey":"wk"}));
-        let n = normalize_body(one, BodyKind::Single(EventType::Track), now()).unwrap();
+        let n = normalize_body(one, BodyKind::Single(EventType::Track), now())
+            .unwrap()
+            .events;
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].event_type, EventType::Track, "the endpoint decides");
         assert!(n[0].message.get("writeKey").is_none());
@@ -368,14 +592,16 @@ mod tests {
             {"type":"track","userId":"u","event":"E"},
             {"type":"alias","userId":"u","previousId":"a"}
         ]}));
-        let n = normalize_body(batch, BodyKind::Batch, now()).unwrap();
+        let n = normalize_body(batch, BodyKind::Batch, now())
+            .unwrap()
+            .events;
         let types: Vec<_> = n.iter().map(|n| n.event_type).collect();
         assert_eq!(types, [EventType::Track, EventType::Alias]);
         assert_eq!(n[1].user_key, "u");
     }
 
     #[test]
-    fn a_bad_batch_is_refused_whole_and_names_the_item() {
+    fn a_bad_body_is_refused_whole_and_names_the_item() {
         let cases = [
             (json!({}), None, "`batch` is required"),
             (json!({"batch": {}}), None, "`batch` must be an array"),
@@ -390,14 +616,9 @@ mod tests {
                 "`integrations` must be an object",
             ),
             (
-                json!({"batch": [{"type":"track","userId":"u","event":"E"}, 7]}),
-                Some(1),
-                "must be an object",
-            ),
-            (
-                json!({"batch": [{"type":"track","event":"E"}]}),
+                json!({"batch": [{"type":"track","event":"E"}, 7]}),
                 Some(0),
-                "userId",
+                "no valid event in the batch (2 refused)",
             ),
         ];
         for (body, item, needle) in cases {
@@ -410,9 +631,103 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("the limit is 2500"));
         let err = Invalid {
             item: Some(3),
+            code: "invalid_request",
             message: "m".into(),
+            rejected: Vec::new(),
         };
         assert_eq!(err.to_string(), "batch[3]: m");
+    }
+
+    #[test]
+    fn a_bad_event_does_not_sink_its_neighbours() {
+        let mut items: Vec<Value> = (0..99)
+            .map(|i| json!({"type":"track","userId":"u","event":"E","messageId":format!("ok-{i}")}))
+            .collect();
+        items.insert(
+            40,
+            json!({"type":"track","event":"E","messageId":"no-user"}),
+        );
+        items.push(json!(7));
+        let a = normalize_body(obj(json!({ "batch": items })), BodyKind::Batch, now()).unwrap();
+        assert_eq!(a.events.len(), 99);
+        assert_eq!(
+            a.rejected,
+            vec![
+                Rejected {
+                    index: 40,
+                    message_id: Some("no-user".into()),
+                    code: "missing_field",
+                    message: "`userId` or `anonymousId` is required".into(),
+                },
+                Rejected {
+                    index: 100,
+                    message_id: None,
+                    code: "not_an_object",
+                    message: "must be an object".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_timestamp_form_the_sdks_send_is_read() {
+        let cases = [
+            (json!("2026-11-30T10:00:00Z"), "2026-11-30T10:00:00.000Z"),
+            (
+                json!("2026-11-30T11:00:00+01:00"),
+                "2026-11-30T10:00:00.000Z",
+            ),
+            (
+                json!("2026-11-30T10:00:00+0000"),
+                "2026-11-30T10:00:00.000Z",
+            ),
+            (
+                json!("2026-11-30T10:00:00.250+0000"),
+                "2026-11-30T10:00:00.250Z",
+            ),
+            (json!("2026-11-30T10:00:00"), "2026-11-30T10:00:00.000Z"),
+            (json!("2026-11-30 10:00:00"), "2026-11-30T10:00:00.000Z"),
+            (json!("2026-11-30"), "2026-11-30T00:00:00.000Z"),
+            (json!(1_796_032_800_000_i64), "2026-11-30T10:00:00.000Z"),
+            (json!(1_796_032_800), "2026-11-30T10:00:00.000Z"),
+            (json!("1796032800000"), "2026-11-30T10:00:00.000Z"),
+        ];
+        for (given, want) in cases {
+            let item = obj(json!({"userId":"u","event":"E","timestamp": given}));
+            let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
+            assert_eq!(n.message["timestamp"], want, "{given}");
+            assert!(n.message.get("context").is_none(), "{given}: no warning");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_timestamp_is_replaced_by_received_at_and_noted() {
+        let item = obj(json!({"userId":"u","event":"E","timestamp":"yesterday","sentAt":"soon"}));
+        let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
+        assert_eq!(n.message["timestamp"], "2026-11-26T12:00:10.000Z");
+        assert!(n.message.get("originalTimestamp").is_none());
+        assert!(n.message.get("sentAt").is_none());
+        let warnings = n.message["context"]["switchyard"]["warnings"]
+            .as_array()
+            .unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].as_str().unwrap().contains("yesterday"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn enrichment_adds_ip_and_library_only_when_missing() {
+        let mut m =
+            obj(json!({"context": {"ip": "1.2.3.4", "library": {"name": "analytics-python"}}}));
+        enrich(&mut m, Some("9.9.9.9"));
+        assert_eq!(m["context"]["ip"], "1.2.3.4");
+        assert_eq!(m["context"]["library"]["name"], "analytics-python");
+        let mut m = obj(json!({}));
+        enrich(&mut m, Some("9.9.9.9"));
+        assert_eq!(m["context"]["ip"], "9.9.9.9");
+        assert_eq!(m["context"]["library"]["name"], "unknown");
     }
 
     #[test]
@@ -430,11 +745,6 @@ mod tests {
             (json!({"userId":"u"}), Some(EventType::Group), "groupId"),
             (json!({"userId":"u"}), Some(EventType::Alias), "previousId"),
             (
-                json!({"userId":"u","event":"E","timestamp":"yesterday"}),
-                Some(EventType::Track),
-                "timestamp",
-            ),
-            (
                 json!({"userId":"u","event":"E","properties":"x"}),
                 Some(EventType::Track),
                 "properties",
@@ -447,7 +757,7 @@ mod tests {
         ];
         for (item, kind, needle) in cases {
             let err = normalize(obj(item.clone()), kind, Envelope::default(), now()).unwrap_err();
-            assert!(err.contains(needle), "{item}: {err}");
+            assert!(err.message.contains(needle), "{item}: {err:?}");
         }
     }
 }
