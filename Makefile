@@ -56,6 +56,7 @@ run: build
 ## The official SDKs the ingest suite sends through (tests/sdks/).
 sdks:
 	$(MAKE) --no-print-directory -C tests/sdks/python
+	$(MAKE) --no-print-directory -C tests/sdks/browser
 
 test: destinations test-guests nats-server sdks
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
