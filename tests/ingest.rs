@@ -345,3 +345,82 @@ async fn every_bad_input_gets_its_status_and_a_json_error_and_nothing_is_stored(
     assert_eq!(d[0]["dead_letters"], 0);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn stored_sizes_numbers_clocks_and_error_answers_hold_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &webhook("hooks", &rx, "")).await;
+    // A 40 KB batch context copied into each of 200 small events would store 8 MB.
+    let items: Vec<Value> = (0..200)
+        .map(|i| json!({"type": "track", "userId": "u", "event": "E", "messageId": format!("amp-{i}")}))
+        .collect();
+    let body = json!({"batch": items, "context": {"pad": "p".repeat(30 * 1024)}});
+    let resp = host.send("batch", &body).await;
+    assert_eq!(resp.status(), 413);
+    let answer: Value = resp.json().await.unwrap();
+    assert!(
+        answer["message"].as_str().unwrap().contains("as stored"),
+        "{answer}"
+    );
+    // One event that the batch context pushes over 32 KB is refused; its neighbour is stored.
+    let body = json!({"context": {"pad": "p".repeat(31 * 1024)}, "batch": [
+        {"type": "track", "userId": "u", "event": "E", "messageId": "fits", "context": {"pad": "short"}},
+        {"type": "track", "userId": "u", "event": "E", "messageId": "too-big", "properties": {"q": "q".repeat(2048)}},
+    ]});
+    let answer: Value = host.send("batch", &body).await.json().await.unwrap();
+    assert_eq!(answer["rejected"][0]["messageId"], "too-big", "{answer}");
+    assert_eq!(answer["rejected"][0]["code"], "too_large");
+
+    // An id beyond 2^53 keeps its digits; an absurd clock falls back to receivedAt.
+    let raw = r#"{"userId": 12345678901234567890123, "event": "E", "messageId": "big-id",
+                  "originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}"#;
+    let resp = host
+        .http
+        .post(host.url("/v1/track"))
+        .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let want = ["fits".to_string(), "big-id".to_string()];
+    switchyard_e2e::all_arrive(&rx, &want).await;
+    let event = rx
+        .received()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).ok())
+        .flatten()
+        .find(|e| e["messageId"] == "big-id")
+        .unwrap();
+    assert_eq!(event["userId"], "12345678901234567890123");
+    assert_eq!(event["timestamp"], event["receivedAt"], "{event}");
+
+    // Error answers: an unknown path is a JSON 404, an unknown query parameter a JSON 400.
+    let resp = host
+        .http
+        .get(host.url("/no/such/path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["success"], false);
+    let resp = host
+        .admin()
+        .request(
+            reqwest::Method::GET,
+            "/admin/destinations/hooks/dead-letters?sincee=1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let answer: Value = resp.json().await.unwrap();
+    assert!(
+        answer["message"].as_str().unwrap().contains("since"),
+        "{answer}"
+    );
+    host.stop().await;
+}

@@ -22,6 +22,7 @@ pub mod answers;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -83,6 +84,9 @@ pub enum AdminError {
     /// An unknown source.
     #[error("no source named `{0}`")]
     NoSource(String),
+    /// Something else that is not there, said in full.
+    #[error("{0}")]
+    Missing(String),
     /// A bad query parameter.
     #[error("{0}")]
     BadRequest(String),
@@ -98,7 +102,9 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match self {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AdminError::NotFound(_) | AdminError::NoSource(_) => StatusCode::NOT_FOUND,
+            AdminError::NotFound(_) | AdminError::NoSource(_) | AdminError::Missing(_) => {
+                StatusCode::NOT_FOUND
+            }
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,7 +145,8 @@ pub fn app(state: AdminState) -> axum::Router {
             put(upload_plugin).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route("/admin/plugins/{name}/rollback", post(rollback_plugin))
-        .layer(axum::middleware::from_fn_with_state(
+        // On the matched routes only: an unknown path is a 404, not a 401.
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
         ))
@@ -147,6 +154,9 @@ pub fn app(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { Json(Healthz { status: "ok" }) }))
         .merge(admin)
+        .fallback(|uri: axum::http::Uri| async move {
+            AdminError::Missing(format!("no such path: {}", uri.path()))
+        })
 }
 
 async fn list_sources(State(state): State<AdminState>) -> Json<Vec<answers::SourceRow>> {
@@ -263,8 +273,9 @@ impl Range {
 async fn list_dead_letters(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-    Query(range): Query<Range>,
+    range: Result<Query<Range>, QueryRejection>,
 ) -> Result<Json<Vec<DeadLetterView>>, AdminError> {
+    let Query(range) = range.map_err(query_error)?;
     find(&state, &name)?;
     let (since, until) = range.millis()?;
     let list = state.store.dead_letters(&name, since, until).await?;
@@ -274,8 +285,9 @@ async fn list_dead_letters(
 async fn replay_dead_letters(
     State(state): State<AdminState>,
     Path(name): Path<String>,
-    Query(range): Query<Range>,
+    range: Result<Query<Range>, QueryRejection>,
 ) -> Result<Json<Done<Replayed>>, AdminError> {
+    let Query(range) = range.map_err(query_error)?;
     find(&state, &name)?;
     let (since, until) = range.millis()?;
     let replayed = state.store.replay(&name, since, until).await?;
@@ -319,11 +331,17 @@ async fn list_plugins(State(state): State<AdminState>) -> Json<Vec<PluginRow>> {
     Json(list)
 }
 
+/// A query string that does not parse (an unknown parameter, say), as JSON.
+fn query_error(e: QueryRejection) -> AdminError {
+    AdminError::BadRequest(format!(
+        "{}; the parameters are `since` and `until`",
+        e.body_text()
+    ))
+}
+
 fn plugin_error(e: PluginError) -> AdminError {
     match e {
-        PluginError::Unknown(_) | PluginError::NoPrevious(_) => {
-            AdminError::NotFound(error_text(&e))
-        }
+        PluginError::Unknown(_) | PluginError::NoPrevious(_) => AdminError::Missing(error_text(&e)),
         _ => AdminError::Refused(error_text(&e)),
     }
 }

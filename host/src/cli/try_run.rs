@@ -105,7 +105,7 @@ fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
         _ => anyhow::bail!("{}: expected a JSON object or array", path.display()),
     };
     let accepted =
-        normalize_body(body, BodyKind::Batch, chrono::Utc::now()).map_err(|e| {
+        normalize_body(body, BodyKind::Batch, chrono::Utc::now(), None).map_err(|e| {
             match (e.rejected.first(), e.item) {
                 (Some(r), _) => {
                     anyhow::anyhow!("{}: event {}: {}", path.display(), r.index, r.message)

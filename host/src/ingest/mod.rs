@@ -34,7 +34,7 @@ use axum::{Extension, Json};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use self::normalize::{enrich, normalize_body, BodyKind, Invalid};
+use self::normalize::{normalize_body, BodyKind, Invalid};
 use self::rejections::Rejections;
 use crate::config::{AllowedOrigins, Config};
 use crate::route::RouteKeys;
@@ -125,6 +125,9 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            IngestError::Invalid(i) if i.code == "request_too_large" => {
+                (StatusCode::PAYLOAD_TOO_LARGE, i.code)
+            }
             IngestError::Invalid(i) => (StatusCode::BAD_REQUEST, i.code),
             IngestError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -233,22 +236,21 @@ async fn ingest(
         }
     }
     let received_at = chrono::Utc::now();
-    let accepted = normalize_body(root, body_kind, received_at).map_err(|e| {
+    let ip = client::client_ip(peer.map(|p| p.0 .0), &headers, &state.trusted_proxies)
+        .map(|ip| ip.to_string());
+    let accepted = normalize_body(root, body_kind, received_at, ip.as_deref()).map_err(|e| {
         state.rejections.record(&source.name, &e.rejected);
         IngestError::Invalid(e)
     })?;
-    let ip = client::client_ip(peer.map(|p| p.0 .0), &headers, &state.trusted_proxies)
-        .map(|ip| ip.to_string());
     let new_events = accepted
         .events
         .into_iter()
-        .map(|mut n| {
-            enrich(&mut n.message, ip.as_deref());
+        .map(|n| {
             let route = RouteKeys::of(&n.message);
             NewEvent {
                 source: source.name.clone(),
                 route,
-                json: Value::Object(n.message).to_string(),
+                json: n.json,
                 message_id: n.message_id,
                 event_type: n.event_type.into(),
                 user_key: Some(n.user_key),

@@ -16,6 +16,10 @@ use crate::event_type::EventType;
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Longest `messageId`.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+/// Most bytes one request may store, all its events together, as stored (a batch's
+/// `context` and `integrations` are copied into every event, so a small body can
+/// ask for much more).
+pub const MAX_STORED_BYTES: usize = 4 << 20;
 /// Most events in one batch (Segment's limit).
 pub const MAX_BATCH_EVENTS: usize = 2_500;
 
@@ -144,6 +148,8 @@ struct Envelope<'a> {
     integrations: Option<&'a Map<String, Value>>,
     /// Batch-level `sentAt`, used when the item has none.
     sent_at: Option<&'a Value>,
+    /// The client's address, for `context.ip` (see [`enrich`]).
+    ip: Option<&'a str>,
 }
 
 /// A valid, normalised message.
@@ -151,6 +157,8 @@ struct Envelope<'a> {
 pub struct Normalized {
     /// The whole message, as stored and delivered.
     pub message: Map<String, Value>,
+    /// The same as JSON text, as stored (at most [`MAX_EVENT_BYTES`]).
+    pub json: String,
     /// Its `messageId` (given or assigned).
     pub message_id: String,
     /// Its `type`.
@@ -170,9 +178,14 @@ pub fn normalize_body(
     mut root: Map<String, Value>,
     kind: BodyKind,
     received_at: DateTime<Utc>,
+    ip: Option<&str>,
 ) -> Result<Accepted, Invalid> {
     if let BodyKind::Single(event_type) = kind {
-        return match normalize(root, Some(event_type), Envelope::default(), received_at) {
+        let envelope = Envelope {
+            ip,
+            ..Envelope::default()
+        };
+        return match normalize(root, Some(event_type), envelope, received_at) {
             Ok(n) => Ok(Accepted {
                 events: vec![n],
                 rejected: Vec::new(),
@@ -206,8 +219,10 @@ pub fn normalize_body(
         context: object("context")?,
         integrations: object("integrations")?,
         sent_at: root.get("sentAt"),
+        ip,
     };
     let mut accepted = Accepted::default();
+    let mut stored = 0usize;
     for (index, item) in items.into_iter().enumerate() {
         let message_id = item
             .get("messageId")
@@ -222,7 +237,22 @@ pub fn normalize_body(
             }),
         };
         match result {
-            Ok(n) => accepted.events.push(n),
+            Ok(n) => {
+                stored += n.json.len();
+                if stored > MAX_STORED_BYTES {
+                    return Err(Invalid {
+                        item: Some(index),
+                        code: "request_too_large",
+                        message: format!(
+                            "the events of this request take more than {MAX_STORED_BYTES} bytes \
+                             as stored (the batch's context and integrations are copied into \
+                             each event)"
+                        ),
+                        rejected: Vec::new(),
+                    });
+                }
+                accepted.events.push(n)
+            }
             Err(r) => accepted.rejected.push(Rejected {
                 index,
                 message_id,
@@ -256,15 +286,6 @@ fn normalize(
     envelope: Envelope<'_>,
     received_at: DateTime<Utc>,
 ) -> Result<Normalized, Reject> {
-    let size = serde_json::to_vec(&item)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_EVENT_BYTES {
-        return Err(Reject {
-            code: "too_large",
-            message: format!("event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes"),
-        });
-    }
     let event_type = match kind {
         Some(k) => k,
         None => {
@@ -281,6 +302,15 @@ fn normalize(
     };
     item.insert("type".into(), Value::String(event_type.into()));
     item.remove("writeKey");
+    // Identifiers sent as numbers are kept as the digits the client sent, as
+    // strings: a destination that reads JSON numbers as doubles would round one
+    // beyond 2^53 (ingest parses with `arbitrary_precision`, so nothing is lost here).
+    for field in ["userId", "anonymousId", "groupId", "previousId"] {
+        if let Some(Value::Number(n)) = item.get(field) {
+            let digits = n.to_string();
+            item.insert(field.into(), Value::String(digits));
+        }
+    }
 
     let user_key = id_text(&item, "userId")?
         .or(id_text(&item, "anonymousId")?)
@@ -335,7 +365,7 @@ fn normalize(
     let mut warnings = Vec::new();
     let mut read = |field: &str, v: Option<&Value>| -> Option<DateTime<Utc>> {
         let v = v.filter(|v| !v.is_null())?;
-        let parsed = parse_time(v);
+        let parsed = parse_time(v).filter(in_range);
         if parsed.is_none() {
             warnings.push(Value::String(format!(
                 "`{field}` {v} is not a date; receivedAt is used instead"
@@ -351,10 +381,20 @@ fn normalize(
         Some(v) => read("sentAt", Some(v)),
         None => read("sentAt", envelope.sent_at),
     };
-    let timestamp = match (original, sent_at) {
-        (Some(orig), Some(sent)) => received_at - (sent - orig),
-        (Some(orig), None) => orig,
-        (None, _) => received_at,
+    let corrected = match (original, sent_at) {
+        (Some(orig), Some(sent)) => received_at.checked_sub_signed(sent - orig),
+        (Some(orig), None) => Some(orig),
+        (None, _) => Some(received_at),
+    };
+    let timestamp = match corrected.filter(in_range) {
+        Some(t) => t,
+        None => {
+            warnings.push(Value::String(
+                "the corrected timestamp falls outside years 1 to 9999; receivedAt is used instead"
+                    .into(),
+            ));
+            received_at
+        }
     };
     item.insert("receivedAt".into(), Value::String(iso(received_at)));
     item.insert("timestamp".into(), Value::String(iso(timestamp)));
@@ -377,9 +417,23 @@ fn normalize(
     if !warnings.is_empty() {
         note(&mut item, warnings);
     }
+    enrich(&mut item, envelope.ip);
+    // The limit holds on what is stored: after the batch's context and
+    // integrations are merged in and ingest's own fields are added.
+    let json = serde_json::to_string(&item).unwrap_or_default();
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(Reject {
+            code: "too_large",
+            message: format!(
+                "event is {} bytes as stored; the limit is {MAX_EVENT_BYTES} bytes",
+                json.len()
+            ),
+        });
+    }
 
     Ok(Normalized {
         message: item,
+        json,
         message_id,
         event_type,
         user_key,
@@ -460,6 +514,12 @@ fn merge_under(
         Some(_) => return Err(format!("`{field}` must be an object")),
     }
     Ok(())
+}
+
+/// Whether `t` is a year RFC 3339 can write (1 to 9999).
+fn in_range(t: &DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&t.year())
 }
 
 /// Read a date as the SDKs and Segment's API send them: RFC 3339, ISO 8601 with a
@@ -548,6 +608,7 @@ mod tests {
             context: Some(&ctx),
             integrations: Some(&integrations),
             sent_at: None,
+            ip: None,
         };
         let item = obj(json!({"type":"identify","userId":"u","context":{"ip":"5.6.7.8"}}));
         let n = normalize(item, None, env, now()).unwrap();
@@ -581,7 +642,7 @@ mod tests {
         }
 
         let one = obj(json!({"userId":"u","event":"E","type":"identify","writeKey":"wk"}));
-        let n = normalize_body(one, BodyKind::Single(EventType::Track), now())
+        let n = normalize_body(one, BodyKind::Single(EventType::Track), now(), None)
             .unwrap()
             .events;
         assert_eq!(n.len(), 1);
@@ -592,7 +653,7 @@ mod tests {
             {"type":"track","userId":"u","event":"E"},
             {"type":"alias","userId":"u","previousId":"a"}
         ]}));
-        let n = normalize_body(batch, BodyKind::Batch, now())
+        let n = normalize_body(batch, BodyKind::Batch, now(), None)
             .unwrap()
             .events;
         let types: Vec<_> = n.iter().map(|n| n.event_type).collect();
@@ -622,12 +683,17 @@ mod tests {
             ),
         ];
         for (body, item, needle) in cases {
-            let err = normalize_body(obj(body.clone()), BodyKind::Batch, now()).unwrap_err();
+            let err = normalize_body(obj(body.clone()), BodyKind::Batch, now(), None).unwrap_err();
             assert_eq!(err.item, item, "{body}");
             assert!(err.message.contains(needle), "{body}: {err}");
         }
         let too_many = vec![json!({}); MAX_BATCH_EVENTS + 1];
-        let err = normalize_body(obj(json!({ "batch": too_many })), BodyKind::Batch, now());
+        let err = normalize_body(
+            obj(json!({ "batch": too_many })),
+            BodyKind::Batch,
+            now(),
+            None,
+        );
         assert!(err.unwrap_err().to_string().contains("the limit is 2500"));
         let err = Invalid {
             item: Some(3),
@@ -648,7 +714,8 @@ mod tests {
             json!({"type":"track","event":"E","messageId":"no-user"}),
         );
         items.push(json!(7));
-        let a = normalize_body(obj(json!({ "batch": items })), BodyKind::Batch, now()).unwrap();
+        let a =
+            normalize_body(obj(json!({ "batch": items })), BodyKind::Batch, now(), None).unwrap();
         assert_eq!(a.events.len(), 99);
         assert_eq!(
             a.rejected,
@@ -667,6 +734,60 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_size_limits_hold_on_what_is_stored() {
+        // A small item under a large batch context: over 32 KB once merged.
+        let pad = "x".repeat(40 * 1024);
+        let body = json!({"context": {"pad": pad}, "batch": [
+            {"type":"track","userId":"u","event":"E","messageId":"a"},
+            {"type":"track","userId":"u","event":"E","messageId":"b"}
+        ]});
+        let err = normalize_body(obj(body), BodyKind::Batch, now(), None).unwrap_err();
+        assert_eq!(err.code, "too_large");
+        assert_eq!(err.rejected.len(), 2, "{err}");
+        assert!(err.rejected[0].message.contains("as stored"), "{err:?}");
+        // Each event under 32 KB, but the request as stored over 4 MiB.
+        let pad = "x".repeat(30 * 1024);
+        let items: Vec<Value> = (0..200)
+            .map(|i| json!({"type":"track","userId":"u","event":"E","messageId":format!("m{i}")}))
+            .collect();
+        let body = json!({"context": {"pad": pad}, "batch": items});
+        let err = normalize_body(obj(body), BodyKind::Batch, now(), None).unwrap_err();
+        assert_eq!(err.code, "request_too_large");
+        assert!(err.rejected.is_empty());
+        assert!(err.message.contains("as stored"), "{err}");
+    }
+
+    #[test]
+    fn numeric_ids_keep_every_digit() {
+        let item: Map<String, Value> = serde_json::from_str(
+            r#"{"userId": 12345678901234567890123, "event": "E", "properties": {"big": 98765432109876543210}}"#,
+        )
+        .unwrap();
+        let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
+        assert_eq!(n.message["userId"], "12345678901234567890123");
+        assert_eq!(n.user_key, "12345678901234567890123");
+        assert!(
+            n.json.contains(r#""big":98765432109876543210"#),
+            "{}",
+            n.json
+        );
+    }
+
+    #[test]
+    fn an_extreme_clock_falls_back_to_received_at() {
+        let item = obj(json!({"userId":"u","event":"E",
+            "originalTimestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T00:00:00Z"}));
+        let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
+        assert_eq!(n.message["timestamp"], "2026-11-26T12:00:10.000Z");
+        let item = obj(json!({"userId":"u","event":"E","timestamp": 1e18}));
+        let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
+        assert_eq!(n.message["timestamp"], "2026-11-26T12:00:10.000Z");
+        assert!(n.message["context"]["switchyard"]["warnings"]
+            .to_string()
+            .contains("not a date"));
     }
 
     #[test]
@@ -696,7 +817,10 @@ mod tests {
             let item = obj(json!({"userId":"u","event":"E","timestamp": given}));
             let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
             assert_eq!(n.message["timestamp"], want, "{given}");
-            assert!(n.message.get("context").is_none(), "{given}: no warning");
+            assert!(
+                n.message["context"].get("switchyard").is_none(),
+                "{given}: no warning"
+            );
         }
     }
 
