@@ -27,6 +27,9 @@ struct AllowRule {
     wildcard: bool,
     /// Port, defaulting to the scheme's.
     port: u16,
+    /// The host as an address, when it is one (so `[::ffff:127.0.0.1]` matches the
+    /// URL form `[::ffff:7f00:1]`).
+    ip: Option<IpAddr>,
 }
 
 /// The hosts a destination may call.
@@ -66,8 +69,13 @@ impl Allowlist {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| format!("{url} has no port"))?;
-        let exact =
-            |r: &&AllowRule| r.scheme == scheme && r.port == port && !r.wildcard && r.host == host;
+        let host_ip = host.parse::<IpAddr>().ok();
+        let exact = |r: &&AllowRule| {
+            r.scheme == scheme
+                && r.port == port
+                && !r.wildcard
+                && (r.host == host || (r.ip.is_some() && r.ip == host_ip))
+        };
         let wild = |r: &&AllowRule| {
             r.scheme == scheme
                 && r.port == port
@@ -96,7 +104,9 @@ impl Allowlist {
 }
 
 /// Whether an address is on the public internet (not loopback, private,
-/// link-local, CGNAT, unspecified, broadcast, documentation or multicast).
+/// link-local, CGNAT, unspecified, broadcast, documentation, benchmarking,
+/// reserved or multicast; for IPv6 also not site-local, 6to4 or NAT64, which can
+/// reach IPv4 addresses).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -109,6 +119,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || o[0] == 0
+                || o[0] >= 240 // reserved (240.0.0.0/4)
+                || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking (198.18.0.0/15)
                 || (o[0] == 100 && (64..128).contains(&o[1])))
         }
         IpAddr::V6(v6) => {
@@ -120,7 +132,10 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80)
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0 // site-local (fec0::/10)
+                || seg[0] == 0x2002 // 6to4 (2002::/16): can embed any IPv4 address
+                || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4])) // NAT64 (64:ff9b::/96)
         }
     }
 }
@@ -170,6 +185,7 @@ fn parse_rule(entry: &str) -> Result<AllowRule, String> {
     }
     Ok(AllowRule {
         scheme: scheme.to_string(),
+        ip: host.parse().ok(),
         host,
         wildcard,
         port,
@@ -186,6 +202,34 @@ mod tests {
 
     fn url(s: &str) -> reqwest::Url {
         reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_mapped_entry_matches_its_own_url() {
+        let l = list(&["http://[::ffff:127.0.0.1]:9999"]);
+        assert!(l.check(&url("http://[::ffff:127.0.0.1]:9999/hook")).is_ok());
+        assert!(l
+            .check(&url("http://[::ffff:127.0.0.2]:9999/hook"))
+            .is_err());
+    }
+
+    #[test]
+    fn ranges_that_reach_private_or_reserved_space_are_not_public() {
+        for ip in [
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "fec0::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["198.20.0.1", "93.184.216.34", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]

@@ -47,8 +47,9 @@ pub fn decide(
         Outcome::Reject(reason) => Settle::Dead { reason },
         Outcome::Retry { reason, after } => {
             let delay = backoff(policy, job.attempts, jitter).max(after.unwrap_or_default());
-            let at = now + delay.as_millis() as i64;
-            let deadline = job.first_attempt_at + policy.window.as_millis() as i64;
+            // Hints come from vendors and windows from the config: saturate, never wrap.
+            let at = now.saturating_add(millis(delay));
+            let deadline = job.first_attempt_at.saturating_add(millis(policy.window));
             if at >= deadline {
                 Settle::Dead {
                     reason: format!(
@@ -64,9 +65,33 @@ pub fn decide(
     }
 }
 
+/// A duration in [`Millis`], saturating at `i64::MAX`.
+fn millis(d: Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_retry_after_dead_letters_instead_of_wrapping_around() {
+        let job = Job {
+            id: 1,
+            message_id: "m".into(),
+            event_type: "track".into(),
+            json: "{}".into(),
+            attempts: 1,
+            first_attempt_at: 1_000,
+            queued_at: 1_000,
+        };
+        let outcome = Outcome::Retry {
+            reason: "slow down".into(),
+            after: Some(Duration::from_millis(u64::MAX)),
+        };
+        let settle = decide(&policy(), &job, outcome, 2_000, 0.5);
+        assert!(matches!(settle, Settle::Dead { .. }), "{settle:?}");
+    }
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
