@@ -49,11 +49,12 @@ pub mod ingest;
 pub mod plugins;
 pub mod route;
 pub mod runtime;
+pub mod server;
 // store/ is being rewritten on another branch, which brings its missing docs
 // (the fields of `embedded::OpenError`); until then, the lint is off there.
 pub mod store;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -156,12 +157,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");
-    let mut stop_for_server = stop_rx.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_for_server.wait_for(|stop| *stop).await;
-    });
-    let server = tokio::spawn(server.into_future());
+    let server = tokio::spawn(server::serve(
+        listener,
+        app,
+        config.server_limits,
+        stop_rx.clone(),
+    ));
     Ok(Running {
         addr,
         stop_tx,

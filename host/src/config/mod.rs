@@ -78,6 +78,8 @@ pub struct Config {
     pub allowed_origins: BTreeMap<String, AllowedOrigins>,
     /// Proxies whose `X-Forwarded-*` headers are believed (`[server] trusted_proxies`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The listener's timeouts and connection limit (`[server]`).
+    pub server_limits: crate::server::ServerLimits,
     /// Destinations in file order.
     pub destinations: Vec<DestinationConfig>,
 }

@@ -42,6 +42,16 @@ pub(super) struct RawServer {
     /// `X-Forwarded-Proto` are believed; empty trusts none.
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
+    /// Longest wait for a request's headers, and between requests on a kept-alive
+    /// connection (`"10s"`).
+    #[serde(default)]
+    pub(super) header_timeout: Option<String>,
+    /// Longest time to read and answer one request, body included (`"30s"`).
+    #[serde(default)]
+    pub(super) request_timeout: Option<String>,
+    /// Most open connections (1,024); more are closed as soon as accepted.
+    #[serde(default)]
+    pub(super) max_connections: Option<usize>,
 }
 
 impl Default for RawServer {
@@ -50,6 +60,9 @@ impl Default for RawServer {
             listen: default_listen(),
             admin_token: String::new(),
             trusted_proxies: Vec::new(),
+            header_timeout: None,
+            request_timeout: None,
+            max_connections: None,
         }
     }
 }

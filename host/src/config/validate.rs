@@ -26,6 +26,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let sources = sources(&raw.sources)?;
     let allowed_origins = allowed_origins(&raw.sources)?;
     let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
+    let server_limits = server_limits(&raw.server)?;
     let destinations = destinations(raw.destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     Ok(Config {
@@ -37,7 +38,44 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         sources,
         allowed_origins,
         trusted_proxies,
+        server_limits,
         destinations,
+    })
+}
+
+/// `[server] header_timeout`, `request_timeout`, `max_connections`.
+fn server_limits(raw: &RawServer) -> Result<crate::server::ServerLimits, Invalid> {
+    let defaults = crate::server::ServerLimits::default();
+    let duration =
+        |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, Invalid> {
+            match v {
+                None => Ok(default),
+                Some(text) => {
+                    let d = parse_duration(text).map_err(|m| (format!("server.{key}"), m))?;
+                    if d.is_zero() {
+                        return Err((format!("server.{key}"), "must be more than 0s".into()));
+                    }
+                    Ok(d)
+                }
+            }
+        };
+    let max_connections = match raw.max_connections {
+        Some(0) => return Err(("server.max_connections".into(), "must be > 0".into())),
+        Some(n) => n,
+        None => defaults.max_connections,
+    };
+    Ok(crate::server::ServerLimits {
+        header_timeout: duration(
+            "header_timeout",
+            &raw.header_timeout,
+            defaults.header_timeout,
+        )?,
+        request_timeout: duration(
+            "request_timeout",
+            &raw.request_timeout,
+            defaults.request_timeout,
+        )?,
+        max_connections,
     })
 }
 

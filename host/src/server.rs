@@ -1,0 +1,119 @@
+//! The HTTP listener: accepts connections for the app (ingest, admin, health)
+//! with the limits a public endpoint needs (README, "Configuration", `[server]`).
+//!
+//! Where it sits: under everything HTTP. `axum::serve` has no timeouts, so a
+//! client that opens a connection and never finishes its headers (or never
+//! sends another request on a kept-alive one) would hold a socket for ever, and
+//! a few hundred of them exhaust the process's file descriptors. Here:
+//! - `header_timeout`: a request's headers must arrive within it, the first
+//!   request's and every later one's on a kept-alive connection (so it is also
+//!   the idle timeout);
+//! - `request_timeout`: a whole request, body included, must be read and
+//!   answered within it (`408` otherwise);
+//! - `max_connections`: connections beyond it are closed as soon as accepted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt as _;
+
+/// The listener's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Longest wait for a request's headers (and between requests on one connection).
+    pub header_timeout: Duration,
+    /// Longest time to read and answer one request.
+    pub request_timeout: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1_024,
+        }
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` turns true; connections in
+/// progress then finish their current request.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: ServerLimits,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut watch_stop = shutdown.clone();
+    let stopping = async move {
+        let _ = watch_stop.wait_for(|stop| *stop).await.map(|_| ());
+    };
+    tokio::pin!(stopping);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopping => return Ok(()),
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open");
+            drop(stream);
+            continue;
+        };
+        let service =
+            app.clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let mut stop = shutdown.clone();
+        let conn_stopping = async move {
+            let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+        };
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                _ = conn_stopping => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// The address a connection came from, as the app sees it.
+pub type Peer = ConnectInfo<SocketAddr>;
