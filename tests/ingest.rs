@@ -372,8 +372,9 @@ async fn stored_sizes_numbers_clocks_and_error_answers_hold_up() {
     assert_eq!(answer["rejected"][0]["messageId"], "too-big", "{answer}");
     assert_eq!(answer["rejected"][0]["code"], "too_large");
 
-    // An id beyond 2^53 keeps its digits; an absurd clock falls back to receivedAt.
-    let raw = r#"{"userId": 12345678901234567890123, "event": "E", "messageId": "big-id",
+    // An id beyond 2^53 keeps its digits (the webhook reads numbers as doubles);
+    // an absurd clock falls back to receivedAt.
+    let raw = r#"{"userId": 9007199254740993, "event": "E", "messageId": "big-id",
                   "originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}"#;
     let resp = host
         .http
@@ -394,7 +395,10 @@ async fn stored_sizes_numbers_clocks_and_error_answers_hold_up() {
         .flatten()
         .find(|e| e["messageId"] == "big-id")
         .unwrap();
-    assert_eq!(event["userId"], "12345678901234567890123");
+    assert_eq!(
+        event["userId"], "9007199254740993",
+        "2^53 + 1 keeps its last digit"
+    );
     assert_eq!(event["timestamp"], event["receivedAt"], "{event}");
 
     // Error answers: an unknown path is a JSON 404, an unknown query parameter a JSON 400.

@@ -74,6 +74,8 @@ pub async fn serve(
             },
             _ = &mut stopping => return Ok(()),
         };
+        // Answers go out at once, not when Nagle's algorithm decides (as axum::serve does).
+        let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open");
             drop(stream);

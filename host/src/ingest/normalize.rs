@@ -302,9 +302,10 @@ fn normalize(
     };
     item.insert("type".into(), Value::String(event_type.into()));
     item.remove("writeKey");
-    // Identifiers sent as numbers are kept as the digits the client sent, as
-    // strings: a destination that reads JSON numbers as doubles would round one
-    // beyond 2^53 (ingest parses with `arbitrary_precision`, so nothing is lost here).
+    // Identifiers sent as numbers are kept as their digits, as strings: a
+    // destination that reads JSON numbers as doubles would round one beyond 2^53.
+    // (Ingest reads integers up to 2^64 exactly; larger ones are read as doubles,
+    // since `arbitrary_precision` cost 11 % of the ingest ceiling: BENCHMARKS.md.)
     for field in ["userId", "anonymousId", "groupId", "previousId"] {
         if let Some(Value::Number(n)) = item.get(field) {
             let digits = n.to_string();
@@ -763,14 +764,17 @@ mod tests {
     #[test]
     fn numeric_ids_keep_every_digit() {
         let item: Map<String, Value> = serde_json::from_str(
-            r#"{"userId": 12345678901234567890123, "event": "E", "properties": {"big": 98765432109876543210}}"#,
+            r#"{"userId": 9007199254740993, "event": "E", "properties": {"big": 18446744073709551615}}"#,
         )
         .unwrap();
         let n = normalize(item, Some(EventType::Track), Envelope::default(), now()).unwrap();
-        assert_eq!(n.message["userId"], "12345678901234567890123");
-        assert_eq!(n.user_key, "12345678901234567890123");
+        assert_eq!(
+            n.message["userId"], "9007199254740993",
+            "2^53 + 1, which a double rounds"
+        );
+        assert_eq!(n.user_key, "9007199254740993");
         assert!(
-            n.json.contains(r#""big":98765432109876543210"#),
+            n.json.contains(r#""big":18446744073709551615"#),
             "{}",
             n.json
         );
