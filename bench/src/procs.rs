@@ -37,15 +37,7 @@ impl Proc {
 
 /// VmRSS of a process, in KiB (0 when unknown).
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    proc_field(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
 /// Proportional set size of a process, in KiB (`Pss:` of `/proc/PID/smaps_rollup`):

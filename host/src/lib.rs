@@ -153,7 +153,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
     admin_state.sources = Arc::new(config.sources.values().cloned().collect());
     admin_state.rejections = ingest_state.rejections.clone();
-    let app = ingest::app(ingest_state).merge(admin::app(admin_state));
+    let ingest =
+        ingest::app(ingest_state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.server_limits.request_timeout,
+        ));
+    let app = ingest.merge(admin::app(admin_state));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");

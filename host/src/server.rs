@@ -8,11 +8,14 @@
 //! - `header_timeout`: a request's headers must arrive within it, the first
 //!   request's and every later one's on a kept-alive connection (so it is also
 //!   the idle timeout);
-//! - `request_timeout`: a whole request, body included, must be read and
-//!   answered within it (`408` otherwise);
 //! - `max_connections`: connections beyond it are closed as soon as accepted.
+//!
+//! (`request_timeout`, a whole ingest request read and answered, is a layer on
+//! the ingest routes: `lib.rs`. Plugin uploads may take longer to compile.)
+//!
+//! At shutdown the listener stops accepting, every connection finishes the
+//! request it is serving, and [`serve`] returns once they all have.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ use tower::ServiceExt as _;
 pub struct ServerLimits {
     /// Longest wait for a request's headers (and between requests on one connection).
     pub header_timeout: Duration,
-    /// Longest time to read and answer one request.
+    /// Longest time to read and answer one ingest request.
     pub request_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
@@ -51,10 +54,7 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout,
-    ));
+    let mut connections = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut watch_stop = shutdown.clone();
     let stopping = async move {
@@ -72,7 +72,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = &mut stopping => return Ok(()),
+            _ = &mut stopping => {
+                while connections.join_next().await.is_some() {}
+                return Ok(());
+            }
         };
         // Answers go out at once, not when Nagle's algorithm decides (as axum::serve does).
         let _ = stream.set_nodelay(true);
@@ -92,7 +95,8 @@ pub async fn serve(
         let conn_stopping = async move {
             let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
         };
-        tokio::spawn(async move {
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             let _slot = slot;
             let service = hyper_util::service::TowerToHyperService::new(service);
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -116,6 +120,3 @@ pub async fn serve(
         });
     }
 }
-
-/// The address a connection came from, as the app sees it.
-pub type Peer = ConnectInfo<SocketAddr>;

@@ -18,9 +18,6 @@ use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallError, Event, Outcome};
 use crate::store::{Job, Settle};
 
-/// Pause between attempts to settle while the store is failing.
-const SETTLE_RETRY_PAUSE: Duration = Duration::from_millis(500);
-
 /// What one batch told the destination's policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -34,16 +31,41 @@ pub struct Report {
     pub rtt: Duration,
 }
 
-/// Deliver `jobs` on `version`, settle them, and record the outcome.
+/// Deliver `jobs` on `version`, settle them, and record the outcome. Whatever
+/// happens inside (even a panic), the batch leaves the counts of batches and
+/// events in flight, so the worker never waits for a batch that is gone.
 pub async fn fly(shared: Arc<Shared>, version: Arc<Version>, jobs: Vec<Job>) {
+    use futures::FutureExt as _;
     let events = jobs.len() as u64;
-    let started = shared.clock.now();
-    let outcomes = call(&shared, &version, &jobs).await;
-    let rtt = shared.clock.now().saturating_duration_since(started);
-    let report = report(&outcomes, rtt);
-    settle(&shared, &jobs, outcomes).await;
+    let flown = std::panic::AssertUnwindSafe(deliver_and_settle(&shared, &version, jobs))
+        .catch_unwind()
+        .await;
+    let report = flown.unwrap_or_else(|_| {
+        tracing::error!(
+            destination = shared.dest.name.as_str(),
+            "a batch in flight panicked; its events stay leased until a restart"
+        );
+        Report {
+            verdict: BatchVerdict::Neutral,
+            throttled: false,
+            pushed_back: true,
+            rtt: Duration::ZERO,
+        }
+    });
     shared.stats.in_flight.fetch_sub(events, Relaxed);
     record(&shared, &report);
+}
+
+/// The round trip (from the call into the component, including any wait for a
+/// free instance slot, which is local congestion the limit should also back
+/// off from) and the settling.
+async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) -> Report {
+    let started = shared.clock.now();
+    let outcomes = call(shared, version, &jobs).await;
+    let rtt = shared.clock.now().saturating_duration_since(started);
+    let report = report(&outcomes, rtt);
+    settle(shared, &jobs, outcomes).await;
+    report
 }
 
 /// Run `deliver` in a fresh instance; a failed call gives every event the same outcome.
@@ -138,7 +160,7 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(destination = name, attempt, "settle failed: {e}");
-                tokio::time::sleep(SETTLE_RETRY_PAUSE * (attempt + 1)).await;
+                tokio::time::sleep(super::worker::STORE_ERROR_PAUSE * (attempt + 1)).await;
             }
         }
     }

@@ -30,7 +30,7 @@ use crate::store::{Claim, Job, Settle, Store};
 /// Longest idle wait before the worker looks at the store again anyway.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pause after a store error.
-const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+pub(super) const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
 
 /// What the worker and its batches in flight share.
 pub struct Shared {

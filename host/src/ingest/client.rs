@@ -10,8 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// Whether `ip` is one of the trusted proxies.
+/// Whether `ip` is one of the trusted proxies (an IPv4 peer of a `[::]`
+/// listener arrives as `::ffff:a.b.c.d`, and is compared as IPv4).
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    let ip = ip.to_canonical();
     proxies.iter().any(|net| net.contains(&ip))
 }
 
@@ -21,7 +23,7 @@ pub fn client_ip(
     headers: &HeaderMap,
     proxies: &[IpNet],
 ) -> Option<IpAddr> {
-    let peer = peer?.ip();
+    let peer = peer?.ip().to_canonical();
     if !trusted(peer, proxies) {
         return Some(peer);
     }

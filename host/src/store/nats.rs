@@ -755,11 +755,11 @@ async fn renew_leases(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let mut held: Vec<jetstream::Message> = Vec::new();
+        let mut held: Vec<(String, JobId, jetstream::Message)> = Vec::new();
         for (destination, jobs) in leased.lock().expect("leased lock").iter() {
             for (id, l) in jobs {
                 if l.since.elapsed() < MAX_RENEWED_LEASE {
-                    held.push(l.message.clone());
+                    held.push((destination.clone(), *id, l.message.clone()));
                 } else {
                     tracing::warn!(
                         destination = destination.as_str(),
@@ -769,15 +769,41 @@ async fn renew_leases(
                 }
             }
         }
+        let mut waiting: Vec<jetstream::Message> = Vec::new();
         for inbox in inboxes.lock().expect("inboxes lock").values() {
-            held.extend(inbox.iter().cloned());
+            waiting.extend(inbox.iter().cloned());
         }
-        if held.is_empty() {
+        // A message claimed from an inbox since the snapshot is renewed as a leased
+        // one (or not at all, once settled), never from the stale copy here.
+        let sequence = |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).ok();
+        if held.is_empty() && waiting.is_empty() {
             continue;
         }
-        for m in &held {
-            if let Err(e) = m.ack_with(AckKind::Progress).await {
-                tracing::debug!("nats: renewing a lease: {e}");
+        for (destination, id, m) in &held {
+            // Settled since the snapshot (a nak with a delay, say): a late renewal
+            // would restart its lease over the delay.
+            let still = leased
+                .lock()
+                .expect("leased lock")
+                .get(destination)
+                .is_some_and(|jobs| jobs.contains_key(id));
+            if still {
+                if let Err(e) = m.ack_with(AckKind::Progress).await {
+                    tracing::debug!("nats: renewing a lease: {e}");
+                }
+            }
+        }
+        for m in &waiting {
+            let seq = sequence(m);
+            let still = inboxes
+                .lock()
+                .expect("inboxes lock")
+                .values()
+                .any(|inbox| inbox.iter().any(|w| sequence(w) == seq));
+            if still {
+                if let Err(e) = m.ack_with(AckKind::Progress).await {
+                    tracing::debug!("nats: renewing a lease: {e}");
+                }
             }
         }
         let _ = client.flush().await;
