@@ -27,6 +27,14 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
+/// A request from a page must come from an origin its own source allows.
+pub fn check(source: &super::Source, headers: &HeaderMap) -> Result<(), IngestError> {
+    match origin(headers) {
+        Some(o) if !source.origins.allows(o) => Err(IngestError::OriginNotAllowed(o.to_string())),
+        _ => Ok(()),
+    }
+}
+
 /// Answer preflights, and mark answers to allowed origins readable.
 pub async fn layer(State(state): State<IngestState>, request: Request, next: Next) -> Response {
     let Some(origin) = origin(request.headers()).map(str::to_string) else {

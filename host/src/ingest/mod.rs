@@ -230,11 +230,7 @@ async fn ingest(
         ));
     };
     let source = authenticate(&state, &headers, &root)?;
-    if let Some(origin) = cors::origin(&headers) {
-        if !source.origins.allows(origin) {
-            return Err(IngestError::OriginNotAllowed(origin.to_string()));
-        }
-    }
+    cors::check(source, &headers)?;
     let received_at = chrono::Utc::now();
     let ip = client::client_ip(peer.map(|p| p.0 .0), &headers, &state.trusted_proxies)
         .map(|ip| ip.to_string());

@@ -27,11 +27,7 @@ pub async fn settings(
     let source = state.sources.get(&key).ok_or_else(|| {
         IngestError::NotFound(format!("projects/{key}/settings: unknown write key"))
     })?;
-    if let Some(origin) = cors::origin(&headers) {
-        if !source.origins.allows(origin) {
-            return Err(IngestError::OriginNotAllowed(origin.to_string()));
-        }
-    }
+    cors::check(source, &headers)?;
     let peer = peer.map(|p| p.0 .0);
     let host = headers
         .get(header::HOST)
