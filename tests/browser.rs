@@ -157,12 +157,7 @@ async fn analytics_next_in_chromium_sends_across_origins_one_call_at_a_time_and_
 
     // Six calls (three per page), each stored and delivered once.
     let events: Vec<Value> = eventually(Duration::from_secs(20), "six browser events", || {
-        let got: Vec<Value> = rx
-            .received()
-            .iter()
-            .filter_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).ok())
-            .flatten()
-            .collect();
+        let got = rx.events();
         (got.len() >= 6).then_some(got)
     })
     .await;

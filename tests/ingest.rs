@@ -388,13 +388,7 @@ async fn stored_sizes_numbers_clocks_and_error_answers_hold_up() {
     assert_eq!(resp.status(), 200);
     let want = ["fits".to_string(), "big-id".to_string()];
     switchyard_e2e::all_arrive(&rx, &want).await;
-    let event = rx
-        .received()
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).ok())
-        .flatten()
-        .find(|e| e["messageId"] == "big-id")
-        .unwrap();
+    let event = rx.event("big-id").unwrap();
     assert_eq!(
         event["userId"], "9007199254740993",
         "2^53 + 1 keeps its last digit"

@@ -48,13 +48,7 @@ fn deflate(body: &[u8]) -> Vec<u8> {
 
 /// The stored event of `id`, as the destination received it.
 async fn delivered(rx: &Receiver, id: &str) -> Value {
-    eventually(Duration::from_secs(20), id, || {
-        rx.received().iter().find_map(|r| {
-            let events: Vec<Value> = serde_json::from_slice(&r.body).ok()?;
-            events.into_iter().find(|e| e["messageId"] == id)
-        })
-    })
-    .await
+    eventually(Duration::from_secs(20), id, || rx.event(id)).await
 }
 
 #[tokio::test]

@@ -122,6 +122,22 @@ impl Receiver {
         self.inner.lock().unwrap().received.clone()
     }
 
+    /// Every event of every request whose body is a JSON array, in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.received()
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).ok())
+            .flatten()
+            .collect()
+    }
+
+    /// The event with this `messageId`, if one arrived.
+    pub fn event(&self, message_id: &str) -> Option<Value> {
+        self.events()
+            .into_iter()
+            .find(|e| e["messageId"] == message_id)
+    }
+
     /// The most requests this receiver was answering at once.
     pub fn most_concurrent(&self) -> usize {
         self.inner.lock().unwrap().most_open
