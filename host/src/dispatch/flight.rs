@@ -166,8 +166,8 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
     }
 }
 
-/// Tell the breaker, the rate and the concurrency limit, then wake the worker:
-/// there is room for another batch.
+/// Tell the breaker, the rate and the concurrency limit. (The worker wakes when
+/// this batch's task ends: it waits on its set of batches in flight.)
 fn record(shared: &Shared, report: &Report) {
     let now = shared.clock.now();
     if let Some(bucket) = &shared.bucket {
@@ -194,7 +194,6 @@ fn record(shared: &Shared, report: &Report) {
         .lock()
         .expect("breaker lock")
         .record(report.verdict.clone());
-    shared.stats.room.notify_one();
 }
 
 #[cfg(test)]

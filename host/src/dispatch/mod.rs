@@ -72,8 +72,6 @@ pub struct DeliveryStats {
     pub in_flight: AtomicU64,
     /// How many batches may be in flight, and how many are.
     pub limiter: Mutex<concurrency::Limiter>,
-    /// Wakes the worker when a batch comes back (there is room for another).
-    pub room: Notify,
 }
 
 impl DeliveryStats {
@@ -97,7 +95,6 @@ impl DeliveryStats {
                 dest.concurrency,
                 tokio::time::Instant::now(),
             )),
-            room: Notify::new(),
         }
     }
 

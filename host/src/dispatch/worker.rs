@@ -209,7 +209,6 @@ impl Worker {
             return Step::Go;
         }
         tokio::select! {
-            _ = stats.room.notified() => {}
             _ = self.flights.join_next(), if !self.flights.is_empty() => {}
             _ = stats.control.notified() => {}
             _ = shutdown.changed() => {}
