@@ -12,7 +12,8 @@
 //! Addresses that are not public (see [`is_public`]) are reached only through an
 //! entry that names the host exactly: an IP literal matched only by a wildcard
 //! is refused here, and a name matched only by a wildcard must resolve to public
-//! addresses (the `http` import resolves it).
+//! addresses (the egress resolver, `imports/resolve.rs`, checks every address
+//! it hands to a connection).
 
 use std::net::IpAddr;
 
@@ -55,6 +56,16 @@ impl Allowlist {
             rules.push(parse_rule(entry).map_err(|m| (i, m))?);
         }
         Ok(Allowlist { rules })
+    }
+
+    /// Whether an entry (of any scheme or port) names `host` exactly, so that it
+    /// may resolve to addresses that are not public. The egress resolver
+    /// ([`imports::resolve`](crate::imports::resolve)) asks this of every name.
+    pub fn names_exactly(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.rules
+            .iter()
+            .any(|r| !r.wildcard && r.host.eq_ignore_ascii_case(host))
     }
 
     /// Whether `url` may be called, and through which kind of entry; `Err` says why not.

@@ -122,12 +122,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let client = imports::http::client();
     let dispatcher = dispatch::Dispatcher::start(
         &config.destinations,
         &catalog,
         store.clone(),
-        client,
+        Arc::new(imports::resolve::SystemLookup),
         stop_rx.clone(),
     );
     let watcher = plugins::watch::spawn(catalog.clone(), stop_rx.clone())
@@ -142,6 +141,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
                 .slot(&d.plugin)
                 .expect("every destination's plugin is in the catalog"),
             stats: dispatcher.stats[&d.name].clone(),
+            last_queue: Default::default(),
         })
         .collect();
     let ingest_state = ingest::IngestState::new(&config, store.clone());

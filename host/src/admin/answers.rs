@@ -74,6 +74,10 @@ pub struct DestinationRow {
     pub retried: u64,
     /// Dead letters kept, from the store.
     pub dead_letters: u64,
+    /// Set when the store could not answer just now: `queued` and
+    /// `dead_letters` are then its last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
     /// Sandbox violations since start.
     pub violations: Violations,
     /// The most linear memory one instance has held.

@@ -50,6 +50,8 @@ pub struct DestinationInfo {
     pub plugin: Arc<PluginSlot>,
     /// Live counters and health.
     pub stats: Arc<DeliveryStats>,
+    /// The store's last answer about its queue, shown while the store cannot answer.
+    pub last_queue: Arc<std::sync::Mutex<crate::store::QueueStats>>,
 }
 
 /// Largest component accepted by `PUT /admin/plugins/{name}`.
@@ -226,7 +228,18 @@ async fn destinations(
 ) -> Result<Json<Vec<DestinationRow>>, AdminError> {
     let mut out = Vec::new();
     for d in state.destinations.iter() {
-        let q = state.store.stats(&d.name).await?;
+        // While the store cannot answer (a full disk, NATS away), the row still
+        // shows the last figures it gave, and why they may be stale.
+        let (q, store_error) = match state.store.stats(&d.name).await {
+            Ok(q) => {
+                *d.last_queue.lock().expect("last queue lock") = q;
+                (q, None)
+            }
+            Err(e) => (
+                *d.last_queue.lock().expect("last queue lock"),
+                Some(e.to_string()),
+            ),
+        };
         let health = d.stats.health();
         let serving = d.plugin.current();
         let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
@@ -244,6 +257,7 @@ async fn destinations(
             delivered: d.stats.delivered.load(Relaxed),
             retried: d.stats.retried.load(Relaxed),
             dead_letters: q.dead_letters,
+            store_error,
             violations: d.stats.sandbox.violations(),
             memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
         });

@@ -18,6 +18,9 @@ use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallError, Event, Outcome};
 use crate::store::{Job, Settle};
 
+/// Longest wait between two attempts to settle a batch while the store fails.
+const MAX_SETTLE_PAUSE: Duration = Duration::from_secs(5);
+
 /// What one batch told the destination's policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -153,14 +156,39 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
             (job.id, settle)
         })
         .collect();
-    // Settling must not be lost: retry a few times; if the store stays down the
-    // jobs stay leased and are delivered again after a restart (at-least-once).
-    for attempt in 0..5u32 {
+    // Settling must not be lost: retry until the store takes it (a full disk
+    // frees up, a NATS server comes back). Meanwhile the events count as in
+    // flight and stay leased; at shutdown they stay leased and are delivered
+    // again after the restart (at-least-once).
+    let mut shutdown = shared.shutdown.clone();
+    let mut pause = super::worker::STORE_ERROR_PAUSE;
+    for attempt in 1u32.. {
         match shared.store.settle(name, settles.clone()).await {
-            Ok(()) => return,
+            Ok(()) => {
+                if attempt > 1 {
+                    tracing::info!(
+                        destination = name,
+                        attempt,
+                        "settled after the store came back"
+                    );
+                }
+                return;
+            }
             Err(e) => {
-                tracing::warn!(destination = name, attempt, "settle failed: {e}");
-                tokio::time::sleep(super::worker::STORE_ERROR_PAUSE * (attempt + 1)).await;
+                tracing::warn!(
+                    destination = name,
+                    attempt,
+                    events = jobs.len(),
+                    "settle failed, will retry: {e}"
+                );
+                if *shutdown.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
+                pause = (pause * 2).min(MAX_SETTLE_PAUSE);
             }
         }
     }

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::DestinationConfig;
+use crate::imports::resolve::Lookup;
 use crate::plugins::Catalog;
 use crate::runtime::SandboxCounters;
 use crate::store::{Millis, Store};
@@ -123,12 +124,13 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start a worker for each destination, with its plugin's slot in the catalog.
+    /// Start a worker for each destination, with its plugin's slot in the catalog;
+    /// names its destinations call are looked up through `lookup` (and checked).
     pub fn start(
         destinations: &[DestinationConfig],
         catalog: &Catalog,
         store: Arc<dyn Store>,
-        client: reqwest::Client,
+        lookup: Arc<dyn Lookup>,
         shutdown: watch::Receiver<bool>,
     ) -> Dispatcher {
         let mut tasks = Vec::new();
@@ -143,9 +145,10 @@ impl Dispatcher {
                 dest.clone(),
                 plugin,
                 store.clone(),
-                client.clone(),
+                lookup.clone(),
                 counters,
                 Arc::new(SystemClock),
+                shutdown.clone(),
             );
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
         }

@@ -22,7 +22,8 @@ use tokio::task::JoinSet;
 use super::rate::TokenBucket;
 use super::{Clock, DeliveryStats};
 use crate::config::DestinationConfig;
-use crate::imports::http::{Egress, HttpLimits};
+use crate::imports::http::{self, Egress, HttpLimits};
+use crate::imports::resolve::Lookup;
 use crate::plugins::{PluginSlot, Version};
 use crate::runtime::CallContext;
 use crate::store::{Claim, Job, Settle, Store};
@@ -48,6 +49,8 @@ pub struct Shared {
     pub bucket: Option<Mutex<TokenBucket>>,
     /// Time, injected so the policies can be tested with paused time.
     pub clock: Arc<dyn Clock>,
+    /// Turns true at shutdown: a batch stops retrying its settle then.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The delivery loop of one destination.
@@ -72,17 +75,19 @@ impl Worker {
         dest: DestinationConfig,
         plugin: Arc<PluginSlot>,
         store: Arc<dyn Store>,
-        client: reqwest::Client,
+        lookup: Arc<dyn Lookup>,
         stats: Arc<DeliveryStats>,
         clock: Arc<dyn Clock>,
+        shutdown: watch::Receiver<bool>,
     ) -> Worker {
         let name: Arc<str> = Arc::from(dest.name.as_str());
+        let allowlist = Arc::new(dest.allowed_hosts.clone());
         let ctx = CallContext {
             destination: name.clone(),
             limits: dest.limits,
             egress: Egress::Live {
-                client,
-                allowlist: Arc::new(dest.allowed_hosts.clone()),
+                client: http::client_for(allowlist.clone(), lookup),
+                allowlist,
                 limits: HttpLimits {
                     timeout: dest.limits.timeout.min(HttpLimits::default().timeout),
                     ..HttpLimits::default()
@@ -104,6 +109,7 @@ impl Worker {
                 stats,
                 bucket,
                 clock,
+                shutdown,
             }),
             flights: JoinSet::new(),
         }

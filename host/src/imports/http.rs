@@ -11,16 +11,17 @@
 //! 169.254.169.254 metadata service, CGNAT, unspecified, multicast) are reached
 //! only through an entry that names the host exactly: an IP literal or a host
 //! name matched by a `*.` wildcard entry is refused when it is (or resolves to)
-//! such an address. The name is resolved for that check just before the request
-//! (a rebinding between that look-up and the connection is not covered). In a dry run
+//! such an address. Names are resolved once, by the destination's client, through
+//! [`super::resolve::CheckedResolver`], which checks every address it hands to
+//! the connection (so DNS rebinding cannot slip a private address in). In a dry run
 //! (`switchyard try`) nothing is sent: requests are recorded and answered `200`.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::resolve::{refusal_in, CheckedResolver, Lookup, ResolveError};
 pub use crate::allowlist::Allowlist;
-use crate::allowlist::{is_public, Matched};
+use crate::allowlist::Matched;
 
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
@@ -66,35 +67,11 @@ pub enum Error {
     TooLarge,
 }
 
-/// For a wildcard match: refuse a host name that resolves to a non-public address.
-async fn check_resolution(url: &reqwest::Url) -> Result<(), Error> {
-    let Some(host) = url.host_str() else {
-        return Ok(());
-    };
-    if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-        return Ok(());
-    }
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| Error::Connection(format!("cannot resolve {host}: {e}")))?;
-    for addr in addrs {
-        if !is_public(addr.ip()) {
-            return Err(Error::Denied(format!(
-                "{host} resolves to {}, which is not a public address, and no entry names {host} exactly",
-                addr.ip()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The whole egress check of one hop: allowlist, then resolution for wildcard matches.
-pub async fn permit(allowlist: &Allowlist, url: &reqwest::Url) -> Result<(), Error> {
-    if allowlist.check(url).map_err(Error::Denied)? == Matched::Wildcard {
-        check_resolution(url).await?;
-    }
-    Ok(())
+/// The allowlist check of one hop (every redirect hop too). Whether the name
+/// may resolve to addresses that are not public is checked by the destination's
+/// resolver ([`super::resolve`]) as the connection is made.
+pub fn permit(allowlist: &Allowlist, url: &reqwest::Url) -> Result<Matched, Error> {
+    allowlist.check(url).map_err(Error::Denied)
 }
 
 /// Limits of outbound HTTP for one destination.
@@ -142,12 +119,15 @@ impl std::fmt::Debug for Egress {
     }
 }
 
-/// The one HTTP client of the process: no automatic redirects (each hop is
-/// re-checked against the allowlist here), no proxies from the environment.
-pub fn client() -> reqwest::Client {
+/// A destination's HTTP client: its own connection pool, no automatic redirects
+/// (each hop is re-checked against the allowlist here), no proxies from the
+/// environment, and names resolved only through a [`CheckedResolver`] of its
+/// allowlist (so a connection goes only to addresses checked for it).
+pub fn client_for(allowlist: Arc<Allowlist>, lookup: Arc<dyn Lookup>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver::new(allowlist, lookup)))
         .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds")
@@ -205,7 +185,7 @@ async fn send_live(
         headers.append(name, value);
     }
     for _hop in 0..=MAX_REDIRECTS {
-        permit(allowlist, &url).await?;
+        permit(allowlist, &url)?;
         let resp = client
             .request(method.clone(), url.clone())
             .headers(headers.clone())
@@ -213,7 +193,12 @@ async fn send_live(
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
+                if let Some(refused) = refusal_in(&e) {
+                    match refused {
+                        ResolveError::NotPublic { .. } => Error::Denied(refused.to_string()),
+                        ResolveError::Failed { .. } => Error::Connection(refused.to_string()),
+                    }
+                } else if e.is_timeout() {
                     Error::Timeout
                 } else {
                     Error::Connection(error_chain(&e))
@@ -291,25 +276,147 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::future::Future;
+    use std::net::IpAddr;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// `permit` of `url` through the allowlist of one `entry`.
-    async fn permit_one(entry: &str, url: &str) -> Result<(), Error> {
-        let list = Allowlist::parse(&[entry.to_string()]).unwrap();
-        permit(&list, &reqwest::Url::parse(url).unwrap()).await
+    /// A DNS server of the test's: fixed answers per name, and a count of look-ups.
+    #[derive(Default)]
+    struct TestDns {
+        answers: HashMap<String, IpAddr>,
+        lookups: AtomicUsize,
+    }
+
+    impl Lookup for TestDns {
+        fn lookup(
+            &self,
+            host: String,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            let answer = self.answers.get(&host).copied();
+            Box::pin(async move {
+                answer
+                    .map(|ip| vec![ip])
+                    .ok_or_else(|| std::io::Error::other("no such name"))
+            })
+        }
+    }
+
+    /// A receiver on loopback counting its requests; `/hop` redirects to `location`.
+    async fn receiver(location: Option<String>) -> (u16, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let counted = counted.clone();
+            let location = location.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                match (uri.path(), location) {
+                    ("/hop", Some(to)) => (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, to)],
+                    )
+                        .into_response(),
+                    _ => "ok".into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (port, hits)
+    }
+    use axum::response::IntoResponse as _;
+
+    fn egress(entries: &[String], dns: Arc<TestDns>) -> Egress {
+        let allowlist = Arc::new(Allowlist::parse(entries).unwrap());
+        Egress::Live {
+            client: client_for(allowlist.clone(), dns),
+            allowlist,
+            limits: HttpLimits::default(),
+            destination: Arc::from("test"),
+        }
+    }
+
+    fn get(url: String) -> Request {
+        Request {
+            method: "GET".into(),
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn loopback_dns(names: &[&str]) -> Arc<TestDns> {
+        Arc::new(TestDns {
+            answers: names
+                .iter()
+                .map(|n| (n.to_string(), IpAddr::from([127, 0, 0, 1])))
+                .collect(),
+            lookups: AtomicUsize::new(0),
+        })
     }
 
     #[tokio::test]
-    async fn wildcard_names_resolving_to_loopback_are_refused() {
-        // `localhost` resolves to loopback; a wildcard cannot reach it, an exact entry can.
-        match permit_one("http://*.localhost:80", "http://app.localhost/").await {
-            // Where the resolver knows `*.localhost` (RFC 6761), it is loopback: denied.
-            Err(Error::Denied(why)) => assert!(why.contains("not a public address"), "{why}"),
-            // Where it does not, the request fails as a (retryable) connection error.
+    async fn a_wildcard_name_resolving_to_loopback_is_denied_before_any_byte_is_sent() {
+        let (port, hits) = receiver(None).await;
+        let dns = loopback_dns(&["api.vendor.test"]);
+        let e = egress(&[format!("http://*.vendor.test:{port}")], dns.clone());
+        match e.send(get(format!("http://api.vendor.test:{port}/"))).await {
+            Err(Error::Denied(why)) => assert!(
+                why.contains("127.0.0.1") && why.contains("not a public address"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the receiver was reached");
+        // One look-up, made by the connection itself: there is no earlier check to rebind after.
+        assert_eq!(dns.lookups.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_exact_entry_connects_through_the_checked_resolver() {
+        // `api.vendor.test` exists only in the test's DNS: reaching the receiver
+        // shows the connection used the addresses the resolver checked.
+        let (port, hits) = receiver(None).await;
+        let dns = loopback_dns(&["api.vendor.test"]);
+        let e = egress(&[format!("http://api.vendor.test:{port}")], dns.clone());
+        let resp = e
+            .send(get(format!("http://api.vendor.test:{port}/")))
+            .await
+            .unwrap();
+        assert_eq!((resp.status, resp.body), (200, b"ok".to_vec()));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(dns.lookups.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_wildcard_name_on_loopback_is_denied() {
+        let (target_port, target_hits) = receiver(None).await;
+        let (port, _) = receiver(Some(format!("http://evil.vendor.test:{target_port}/"))).await;
+        let dns = loopback_dns(&["start.test", "evil.vendor.test"]);
+        let e = egress(
+            &[
+                format!("http://start.test:{port}"),
+                format!("http://*.vendor.test:{target_port}"),
+            ],
+            dns,
+        );
+        match e.send(get(format!("http://start.test:{port}/hop"))).await {
+            Err(Error::Denied(why)) => assert!(why.contains("evil.vendor.test"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(target_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_is_a_connection_error_to_retry() {
+        let e = egress(&["https://*.vendor.test".into()], loopback_dns(&[]));
+        match e.send(get("https://nx.vendor.test/".into())).await {
             Err(Error::Connection(why)) => assert!(why.contains("cannot resolve"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(permit_one("http://localhost:80", "http://localhost/")
-            .await
-            .is_ok());
     }
 }

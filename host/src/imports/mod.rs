@@ -3,9 +3,10 @@
 //! Where it sits: below the runtime, which links these into every instance
 //! (its host functions convert the WIT values and call in here); they are the
 //! sandbox's only doors. `http` checks every request against the destination's
-//! allowlist; `log` turns guest lines into host log lines tagged with the
+//! allowlist, and `resolve` every address a connection is made to; `log` turns guest lines into host log lines tagged with the
 //! destination, with a cap per call so a noisy guest cannot flood the host.
 //! Nothing here depends on the runtime or on wasmtime's generated types.
 
 pub mod http;
 pub mod log;
+pub mod resolve;

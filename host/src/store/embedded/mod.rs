@@ -21,8 +21,10 @@
 //! transaction, commits once (one fsync, `synchronous = FULL`), and only then
 //! answers every caller: an `append` is acknowledged only after the fsync that
 //! made it durable. A failed commit answers every command of the group with the
-//! error and rebuilds the writer's memory from what is on disk, so nothing
-//! leased in the failed group stays stuck.
+//! error and rebuilds the writer's memory from what is on disk, taking back the
+//! leases of the batches still in flight (as they were before the failed
+//! group): those batches settle again (the worker retries a settle until it
+//! succeeds), and their events are neither delivered twice nor left stuck.
 //!
 //! Deduplication ([`dedup`]) is checked in memory and persisted once per commit.
 //!
@@ -51,7 +53,7 @@ mod tests;
 
 use self::chunk::{Chunk, ChunkCache, StoredEvent};
 use self::dedup::Dedup;
-use self::queues::{Log, Queue};
+use self::queues::{Leased, Log, Queue};
 use super::{
     now_ms, AppendReport, Claim, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
     Store, StoreError,
@@ -126,6 +128,9 @@ enum Command {
         until: Option<Millis>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Tests: fail the transaction this command lands in, as a full disk would.
+    #[cfg(test)]
+    Fail(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The embedded store's handle; cheap to share behind an `Arc`.
@@ -246,6 +251,7 @@ impl EmbeddedStore {
             wakeups: Default::default(),
             last_housekeeping: Instant::now(),
             needs_reload: false,
+            carry: None,
         };
         writer.load().map_err(sqlite)?;
         writer.load_dedup().map_err(sqlite)?;
@@ -268,6 +274,12 @@ impl EmbeddedStore {
             router,
             wakeups,
         })
+    }
+
+    /// Tests: fail one transaction, as a full disk would.
+    #[cfg(test)]
+    pub(crate) async fn fail_a_commit(&self) {
+        let _ = self.ask(Command::Fail).await;
     }
 
     async fn ask<T>(
@@ -441,6 +453,27 @@ struct Writer {
     last_housekeeping: Instant,
     /// A failed commit's reload did not finish: no command runs until it does.
     needs_reload: bool,
+    /// Leases of batches in flight at a failed commit, per destination, to take
+    /// back into the queues once they are rebuilt from disk.
+    carry: Option<HashMap<String, Carried>>,
+}
+
+/// What memory knew of a queue before a failed commit, to take back after
+/// rebuilding it from disk ([`Queue::carry`]).
+struct Carried {
+    /// The leases of the batches in flight.
+    leases: HashMap<i64, Leased>,
+    /// Events settled ahead of the cursor ([`Queue::done_ahead`]).
+    done_ahead: Vec<i64>,
+}
+
+/// What a transaction changed in the leases, to undo if it fails.
+#[derive(Default)]
+struct Undo {
+    /// Leases it handed out (queue index, seq): their claims fail with it.
+    claimed: Vec<(usize, i64)>,
+    /// Leases its settles took away: the settles fail, and will be sent again.
+    settled: Vec<(usize, i64, Leased)>,
 }
 
 /// An answer to send once the transaction has committed (`None`) or failed.
@@ -495,6 +528,13 @@ impl Writer {
         self.by_name = by_name;
         self.by_id = by_id;
         self.others_acked = others_acked;
+        if let Some(carry) = self.carry.take() {
+            for q in &mut self.queues {
+                if let Some(c) = carry.get(&q.name) {
+                    q.carry(&c.leases, &c.done_ahead);
+                }
+            }
+        }
         self.needs_reload = false;
         Ok(())
     }
@@ -615,10 +655,14 @@ impl Writer {
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut woken: HashSet<usize> = HashSet::new();
         let mut staged: Vec<dedup::Key> = Vec::new();
-        let result = self.run_batch(batch, now, &mut replies, &mut woken, &mut staged);
+        let mut undo = Undo::default();
+        let result = self.run_batch(batch, now, &mut replies, &mut woken, &mut staged, &mut undo);
         match result {
             Ok(()) => {
                 self.dedup.add(staged, now);
+                for q in &mut self.queues {
+                    q.committed = q.acked;
+                }
                 for reply in replies {
                     reply(None);
                 }
@@ -632,7 +676,16 @@ impl Writer {
                 for reply in replies {
                     reply(Some(&failure));
                 }
-                // Memory ran ahead of the rolled-back transaction: start again from disk.
+                // Memory ran ahead of the rolled-back transaction: start again from
+                // disk, keeping the leases of the batches still in flight (as they
+                // were before this transaction), whose settles will come again.
+                match self.carried_before(undo) {
+                    Ok(carried) => self.carry = Some(carried),
+                    Err(e) => tracing::warn!(
+                        "store: cannot read what the batches in flight hold; \
+                         their events will be delivered again: {e}"
+                    ),
+                }
                 if let Err(e) = self.load() {
                     tracing::warn!("store: reloading after a failed commit failed: {e}");
                 }
@@ -643,6 +696,33 @@ impl Writer {
         }
     }
 
+    /// What the queues knew before the failed transaction that `undo` describes.
+    fn carried_before(&mut self, undo: Undo) -> rusqlite::Result<HashMap<String, Carried>> {
+        let mut leases: Vec<HashMap<i64, Leased>> =
+            self.queues.iter().map(|q| q.leases()).collect();
+        let mut undone: Vec<HashSet<i64>> = vec![HashSet::new(); self.queues.len()];
+        for (qi, seq) in undo.claimed {
+            leases[qi].remove(&seq);
+            undone[qi].insert(seq);
+        }
+        for (qi, seq, lease) in undo.settled {
+            leases[qi].insert(seq, lease);
+            undone[qi].insert(seq);
+        }
+        let mut log = Log {
+            conn: &self.conn,
+            cache: &mut self.cache,
+            index: &mut self.index,
+            next_seq: self.next_seq,
+        };
+        let mut carried = HashMap::new();
+        for ((q, leases), undone) in self.queues.iter().zip(leases).zip(undone) {
+            let done_ahead = q.done_ahead(&mut log, &undone)?;
+            carried.insert(q.name.clone(), Carried { leases, done_ahead });
+        }
+        Ok(carried)
+    }
+
     fn run_batch(
         &mut self,
         batch: Vec<Command>,
@@ -650,6 +730,7 @@ impl Writer {
         replies: &mut Vec<Reply>,
         woken: &mut HashSet<usize>,
         staged: &mut Vec<dedup::Key>,
+        undo: &mut Undo,
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         let mut staged_set = dedup::KeySet::default();
@@ -670,6 +751,7 @@ impl Writer {
                 &mut staged_set,
                 staged,
                 woken,
+                undo,
                 now,
             )?;
             replies.push(reply);
@@ -719,6 +801,7 @@ fn run_command(
     staged_set: &mut dedup::KeySet,
     staged: &mut Vec<dedup::Key>,
     woken: &mut HashSet<usize>,
+    undo: &mut Undo,
     now: Millis,
 ) -> rusqlite::Result<Reply> {
     fn answer<T: Send + 'static>(reply: oneshot::Sender<Result<T, StoreError>>, value: T) -> Reply {
@@ -784,13 +867,22 @@ fn run_command(
             reply,
         } => {
             let jobs = match by_name.get(&destination) {
-                Some(&qi) => queues[qi].claim(log, max_events, max_bytes, now)?,
+                Some(&qi) => {
+                    let jobs = queues[qi].claim(log, max_events, max_bytes, now)?;
+                    undo.claimed.extend(jobs.iter().map(|j| (qi, j.id)));
+                    jobs
+                }
                 None => Vec::new(),
             };
             answer(reply, jobs)
         }
         Command::Settle(destination, outcomes, reply) => {
             if let Some(&qi) = by_name.get(&destination) {
+                for (seq, _) in &outcomes {
+                    if let Some(lease) = queues[qi].lease(*seq) {
+                        undo.settled.push((qi, *seq, lease));
+                    }
+                }
                 queues[qi].settle(log, &outcomes, now)?;
                 woken.insert(qi);
             }
@@ -825,6 +917,14 @@ fn run_command(
                 None => Vec::new(),
             };
             answer(reply, list)
+        }
+        #[cfg(test)]
+        Command::Fail(reply) => {
+            drop(reply);
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ));
         }
         Command::Replay {
             destination,

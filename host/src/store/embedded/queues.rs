@@ -56,13 +56,23 @@ impl Log<'_> {
 
 /// A fresh event claimed and not yet settled.
 #[derive(Debug, Clone)]
-struct Lease {
+pub(super) struct Lease {
     /// Its user, for ordering.
     user: Option<String>,
     /// Attempts so far, this one included.
     attempts: u32,
     /// First attempt.
     first_attempt_at: Millis,
+}
+
+/// A lease held by a batch in flight, as carried across a reload of the queues
+/// (after a failed commit), so that the batch's settle still finds it.
+#[derive(Debug, Clone)]
+pub(super) enum Leased {
+    /// A fresh event of the log.
+    Fresh(Lease),
+    /// A retry row.
+    Retry(Lease),
 }
 
 /// One destination's queue.
@@ -76,6 +86,8 @@ pub(super) struct Queue {
     pub acked: i64,
     /// `acked` changed since it was last written.
     pub dirty: bool,
+    /// `acked` as of the last commit (a failed one may have moved `acked` on).
+    pub committed: i64,
     /// The cursor: events up to here were read (claimed, held, skipped or settled).
     scanned: i64,
     /// Fresh events claimed, by sequence number.
@@ -95,6 +107,10 @@ pub(super) struct Queue {
     /// Events above `acked` already settled into a retry or dead-letter row before a
     /// restart: the cursor passes them without delivering them again.
     settled_ahead: std::collections::HashSet<i64>,
+    /// Events ahead of the cursor whose leases were carried across a reload
+    /// ([`Queue::carry`]) and have settled since: the cursor passes them, and
+    /// they were never counted in `unread`.
+    passed: HashSet<i64>,
 }
 
 impl Queue {
@@ -112,6 +128,7 @@ impl Queue {
             name,
             acked,
             dirty: false,
+            committed: acked,
             scanned: acked,
             in_flight: BTreeMap::new(),
             retry_leased: HashMap::new(),
@@ -121,6 +138,7 @@ impl Queue {
             users: ordered.then(HashMap::new),
             unread: 0,
             settled_ahead: dead_ahead.into_iter().filter(|s| *s > acked).collect(),
+            passed: HashSet::new(),
         };
         for r in retries.iter().filter(|r| r.seq > acked) {
             q.settled_ahead.insert(r.seq);
@@ -273,6 +291,11 @@ impl Queue {
                 self.scanned = seq;
                 continue;
             };
+            if self.in_flight.contains_key(&seq) || self.passed.remove(&seq) {
+                // Leased before a reload of the queues: still in flight, or settled since.
+                self.scanned = seq;
+                continue;
+            }
             let e = chunk.get(seq).expect("chunk holds seq");
             if e.routes.contains(self.id)
                 && (self.settled_ahead.remove(&seq) || self.retries.contains_key(&seq))
@@ -336,6 +359,10 @@ impl Queue {
         for (seq, outcome) in outcomes {
             let seq = *seq;
             if let Some(lease) = self.in_flight.remove(&seq) {
+                if seq > self.scanned {
+                    // A lease carried across a reload, settled before the cursor got here.
+                    self.passed.insert(seq);
+                }
                 let user = lease.user.as_deref();
                 match outcome {
                     Settle::Done => self.forget_user_event(user, seq),
@@ -419,6 +446,89 @@ impl Queue {
         Ok(())
     }
 
+    /// The lease of `seq`, if a batch in flight holds it.
+    pub fn lease(&self, seq: i64) -> Option<Leased> {
+        if let Some(l) = self.in_flight.get(&seq) {
+            return Some(Leased::Fresh(l.clone()));
+        }
+        self.retry_leased.get(&seq).cloned().map(Leased::Retry)
+    }
+
+    /// Every lease held by batches in flight.
+    pub fn leases(&self) -> HashMap<i64, Leased> {
+        let fresh = self
+            .in_flight
+            .iter()
+            .map(|(s, l)| (*s, Leased::Fresh(l.clone())));
+        let retry = self
+            .retry_leased
+            .iter()
+            .map(|(s, l)| (*s, Leased::Retry(l.clone())));
+        fresh.chain(retry).collect()
+    }
+
+    /// Events above the committed cursor and read by it that are settled here but
+    /// not on disk (a later batch settled before an earlier one, or the failed
+    /// transaction moved the cursor): every event read that no lease, retry, hold
+    /// or `excluded` accounts for.
+    pub fn done_ahead(
+        &self,
+        log: &mut Log<'_>,
+        excluded: &HashSet<i64>,
+    ) -> rusqlite::Result<Vec<i64>> {
+        let mut done = Vec::new();
+        for seq in self.committed + 1..=self.scanned {
+            if self.in_flight.contains_key(&seq)
+                || self.retries.contains_key(&seq)
+                || self.held.contains_key(&seq)
+                || excluded.contains(&seq)
+            {
+                continue;
+            }
+            if let Some(chunk) = log.chunk(seq)? {
+                if chunk.get(seq).is_some_and(|e| e.routes.contains(self.id)) {
+                    done.push(seq);
+                }
+            }
+        }
+        // And what is known settled ahead of the cursor (carried by an earlier
+        // reload, or from disk: from disk again after this one).
+        done.extend(
+            self.passed
+                .iter()
+                .chain(&self.settled_ahead)
+                .filter(|s| !excluded.contains(s)),
+        );
+        Ok(done)
+    }
+
+    /// Take back into a queue just rebuilt from disk what only memory knew: the
+    /// leases of batches still in flight (their events are not claimed again,
+    /// and their settles apply) and the events settled ahead of the cursor
+    /// (not delivered again).
+    pub fn carry(&mut self, leases: &HashMap<i64, Leased>, done_ahead: &[i64]) {
+        self.settled_ahead
+            .extend(done_ahead.iter().filter(|s| **s > self.acked));
+        for (&seq, leased) in leases {
+            match leased {
+                Leased::Fresh(lease) if seq > self.acked => {
+                    if let (Some(users), Some(u)) = (&mut self.users, &lease.user) {
+                        users.entry(u.clone()).or_default().insert(seq);
+                    }
+                    self.in_flight.insert(seq, lease.clone());
+                    self.unread = self.unread.saturating_sub(1);
+                }
+                Leased::Retry(lease) => {
+                    if let Some(meta) = self.retries.get(&seq) {
+                        self.retry_due.remove(&(meta.due_at, seq));
+                        self.retry_leased.insert(seq, lease.clone());
+                    }
+                }
+                Leased::Fresh(_) => {}
+            }
+        }
+    }
+
     /// Dead letters moved back into the queue (as retry rows due now).
     pub fn replayed(&mut self, moved: Vec<(i64, Option<String>)>, now: Millis) {
         for (seq, user_key) in moved {
@@ -441,7 +551,8 @@ impl Queue {
         .into_iter()
         .flatten()
         .min();
-        let acked = earliest.map_or(self.scanned, |s| s - 1);
+        // Never past the cursor: leases carried across a reload can lie ahead of it.
+        let acked = earliest.map_or(self.scanned, |s| (s - 1).min(self.scanned));
         if acked > self.acked {
             self.acked = acked;
             self.dirty = true;

@@ -267,3 +267,112 @@ async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
         assert_eq!(store.dead_letters("x", None, None).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_failed_commit_keeps_the_leases_in_flight_and_what_settled_ahead() {
+    for ordered in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), &[("x", ordered)]));
+        let events: Vec<NewEvent> = (0..40)
+            .map(|i| event(&format!("e{i}"), &format!("u{i}")))
+            .collect();
+        store.append(events).await.unwrap();
+        let now = now_ms();
+        let a = store
+            .claim("x", Claim::any(10, 1 << 20), now)
+            .await
+            .unwrap();
+        let b = store
+            .claim("x", Claim::any(10, 1 << 20), now)
+            .await
+            .unwrap();
+        // `b` settles before `a`: the cursor stays below `a`, `b` is done ahead of it.
+        let done = |jobs: &[Job]| {
+            jobs.iter()
+                .map(|j| (j.id, Settle::Done))
+                .collect::<Vec<_>>()
+        };
+        store.settle("x", done(&b)).await.unwrap();
+
+        store.fail_a_commit().await;
+        // A batch carried across the reload settles before the cursor passes it.
+        let d = store.claim("x", Claim::any(5, 1 << 20), now).await.unwrap();
+        assert_eq!(d.len(), 5, "ordered: {ordered}");
+        store.fail_a_commit().await;
+        store.settle("x", done(&d)).await.unwrap();
+        // A transaction that moves the cursor and fails: `a`'s settle with a failure.
+        let s = store.clone();
+        let settles = done(&a);
+        let (_, settled) = tokio::join!(store.fail_a_commit(), async move {
+            s.settle("x", settles).await
+        });
+        let a_settled = settled.is_ok();
+        // Two failures in a row keep all of it.
+        store.fail_a_commit().await;
+        store.fail_a_commit().await;
+
+        // Neither `a` (in flight) nor `b` nor `d` (settled) is handed out again.
+        let c = store
+            .claim("x", Claim::any(40, 1 << 20), now)
+            .await
+            .unwrap();
+        let got: Vec<&str> = c.iter().map(|j| j.message_id.as_str()).collect();
+        let want: Vec<String> = (25..40).map(|i| format!("e{i}")).collect();
+        assert_eq!(got, want, "ordered: {ordered}");
+        let stats = store.stats("x").await.unwrap();
+        let in_flight = if a_settled { 15 } else { 25 };
+        assert_eq!(
+            (stats.queued, stats.in_flight),
+            (0, in_flight),
+            "ordered: {ordered}"
+        );
+
+        // `a`'s settle, sent again after the failure, applies.
+        if !a_settled {
+            store.settle("x", done(&a)).await.unwrap();
+        }
+        store.settle("x", done(&c)).await.unwrap();
+        let stats = store.stats("x").await.unwrap();
+        assert_eq!(
+            (stats.queued, stats.in_flight),
+            (0, 0),
+            "ordered: {ordered}"
+        );
+        drop(store);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Everything is settled on disk too: nothing comes back after a restart.
+        let store = open(dir.path(), &[("x", ordered)]);
+        assert!(
+            ids(&store, "x", 100, now).await.is_empty(),
+            "ordered: {ordered}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_settle_in_a_failed_commit_is_undone_and_can_be_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path(), &[("x", false)]));
+    store
+        .append((0..10).map(|i| event(&format!("e{i}"), "u")).collect())
+        .await
+        .unwrap();
+    let now = now_ms();
+    let a = store
+        .claim("x", Claim::any(10, 1 << 20), now)
+        .await
+        .unwrap();
+    let settles: Vec<_> = a.iter().map(|j| (j.id, Settle::Done)).collect();
+    // The settle and the failure land in the same transaction, or the failure first.
+    let (failing, settling) = (store.clone(), store.clone());
+    let s = settles.clone();
+    let (_, first) = tokio::join!(failing.fail_a_commit(), async move {
+        settling.settle("x", s).await
+    });
+    if first.is_err() {
+        assert!(ids(&store, "x", 10, now).await.is_empty(), "leased again");
+        store.settle("x", settles).await.unwrap();
+    }
+    let stats = store.stats("x").await.unwrap();
+    assert_eq!((stats.queued, stats.in_flight), (0, 0));
+}
