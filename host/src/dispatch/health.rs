@@ -134,10 +134,10 @@ impl Breaker {
                 self.transition(Health::Healthy, None);
             }
             BatchVerdict::Failure(reason) => {
-                self.report.consecutive_failures += 1;
+                self.report.consecutive_failures = self.report.consecutive_failures.saturating_add(1);
                 let n = self.report.consecutive_failures;
                 if self.report.state == Health::Paused {
-                    self.probe_interval = (self.probe_interval * 2).min(self.max_probe);
+                    self.probe_interval = self.probe_interval.saturating_mul(2).min(self.max_probe);
                     self.report.reason = Some(reason);
                 } else if n >= PAUSE_AFTER {
                     self.transition(Health::Paused, Some(reason));
@@ -189,6 +189,15 @@ mod tests {
         b.record(BatchVerdict::Success);
         assert_eq!(b.report().state, Health::Healthy);
         assert_eq!(b.probe_interval(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn probe_backoff_saturates_at_the_extremes() {
+        let mut b = Breaker::new("d", Duration::MAX / 2 + Duration::from_secs(1), Duration::MAX);
+        for _ in 0..PAUSE_AFTER + 3 {
+            b.record(BatchVerdict::Failure("503".into()));
+        }
+        assert_eq!(b.probe_interval(), Duration::MAX);
     }
 
     #[test]

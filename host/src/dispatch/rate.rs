@@ -64,7 +64,8 @@ impl TokenBucket {
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
+            // Saturates (an enormous batch against a tiny rate): never a panic.
+            Duration::try_from_secs_f64(-self.tokens / self.rate).unwrap_or(Duration::MAX)
         }
     }
 
@@ -84,6 +85,24 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_batches_and_rates_saturate() {
+        let now = Instant::now();
+        let mut b = TokenBucket::new(
+            RatePolicy {
+                per_second: f64::MIN_POSITIVE,
+                burst: 1,
+            },
+            now,
+        );
+        assert_eq!(b.take(usize::MAX, now), Duration::MAX);
+        for _ in 0..100 {
+            b.throttled(now);
+        }
+        assert!(b.rate() > 0.0);
+        b.succeeded(now + Duration::from_secs(u32::MAX as u64));
+    }
 
     fn bucket(now: Instant) -> TokenBucket {
         TokenBucket::new(

@@ -38,7 +38,7 @@ impl ResourceLimiter for GuestLimits {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
-        if self.granted + growth > self.memory_cap {
+        if self.granted.saturating_add(growth) > self.memory_cap {
             wasmtime::bail!(
                 "linear memory cap of {} MiB exceeded (asked for {} more bytes, holding {})",
                 self.memory_cap >> 20,
