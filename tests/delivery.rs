@@ -394,6 +394,18 @@ async fn an_operator_can_pause_and_resume_a_destination() {
     let d = host.destinations().await;
     assert_eq!(d[0]["health"], "paused");
     assert_eq!(d[0]["queued"], 5);
+
+    // The pause outlives a restart (it is kept in the store).
+    host.stop().await;
+    let host = TestHost::start(dir.path(), &webhook("hooks", &rx, "")).await;
+    let admin = host.admin();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        rx.received().is_empty(),
+        "delivered after a restart while paused"
+    );
+    assert_eq!(host.destinations().await[0]["health"], "paused");
+
     assert_eq!(
         admin
             .post("/admin/destinations/hooks/resume")
@@ -402,5 +414,9 @@ async fn an_operator_can_pause_and_resume_a_destination() {
         200
     );
     all_arrive(&rx, &ids("p", 5)).await;
+    // And so does the resume.
+    host.stop().await;
+    let host = TestHost::start(dir.path(), &webhook("hooks", &rx, "")).await;
+    assert_ne!(host.destinations().await[0]["health"], "paused");
     host.stop().await;
 }

@@ -332,3 +332,88 @@ async fn a_throttled_batch_keeps_its_lease_two_hosts_deliver_each_event_once() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_pause_on_one_host_holds_every_host_and_the_rate_is_shared() {
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // 10 events/s in all, in batches of one.
+    let dest = webhook(
+        "shared",
+        &rx,
+        "rate = { per_second = 10, burst = 2 }\n\
+         batch = { max_events = 1, max_bytes = 512000, linger_ms = 0 }",
+    );
+    let start = |dir: std::path::PathBuf| {
+        let config = config_text_nats(&dir, &dest, &server.url());
+        async move { TestHost::start_config(&dir, &config).await }
+    };
+    let a = start(dir_a.path().to_path_buf()).await;
+    let b = start(dir_b.path().to_path_buf()).await;
+
+    assert_eq!(
+        a.admin()
+            .post("/admin/destinations/shared/pause")
+            .await
+            .status(),
+        200
+    );
+    // B follows within a poll (1 s).
+    let asked = std::time::Instant::now();
+    while b.admin().destination("shared").await["health"] != "paused" {
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "host B never paused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.send("batch", &sdk_batch("held", 5)).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        rx.received().is_empty(),
+        "delivered while paused on another host"
+    );
+
+    // Resumed on B: both deliver, sharing 10 events/s.
+    assert_eq!(
+        b.admin()
+            .post("/admin/destinations/shared/resume")
+            .await
+            .status(),
+        200
+    );
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let host = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            host.send("batch", &sdk_batch(&format!("r{i}"), 5))
+                .await
+                .status(),
+            200
+        );
+    }
+    let mut want = ids("held", 5);
+    for i in 0..5 {
+        want.extend(ids(&format!("r{i}"), 5));
+    }
+    all_arrive(&rx, &want).await;
+    let took = started.elapsed();
+    // 30 events at 10/s with a burst of 2 in all: at least 2.5 s. Each host at
+    // the full rate (20/s in all) would take about half of that.
+    assert!(
+        took >= Duration::from_millis(2500),
+        "30 events in {took:?}: the hosts did not share the rate"
+    );
+    let (da, db) = (
+        a.admin().destination("shared").await["delivered"]
+            .as_u64()
+            .unwrap(),
+        b.admin().destination("shared").await["delivered"]
+            .as_u64()
+            .unwrap(),
+    );
+    assert!(da > 0 && db > 0, "both hosts delivered: {da} + {db}");
+    a.stop().await;
+    b.stop().await;
+}

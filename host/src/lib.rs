@@ -122,11 +122,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Destinations an operator paused stay paused across a restart.
+    let paused = store
+        .paused()
+        .await
+        .context("reading the operator's pauses from the store")?;
     let dispatcher = dispatch::Dispatcher::start(
         &config.destinations,
         &catalog,
         store.clone(),
         Arc::new(imports::resolve::SystemLookup),
+        &paused,
         stop_rx.clone(),
     );
     let watcher = plugins::watch::spawn(catalog.clone(), stop_rx.clone())

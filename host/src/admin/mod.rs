@@ -317,7 +317,11 @@ async fn pause(
     State(state): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<Done<HealthNow>>, AdminError> {
-    find(&state, &name)?.stats.set_operator_paused(true);
+    let d = find(&state, &name)?;
+    // Recorded first: it outlives a restart, and on NATS every host follows it.
+    state.store.set_paused(&name, true).await?;
+    d.stats.operator_changes.fetch_add(1, Relaxed);
+    d.stats.set_operator_paused(true);
     Ok(Json(Done::with(HealthNow {
         health: Health::Paused,
     })))
@@ -328,6 +332,8 @@ async fn resume(
     Path(name): Path<String>,
 ) -> Result<Json<Done<HealthNow>>, AdminError> {
     let d = find(&state, &name)?;
+    state.store.set_paused(&name, false).await?;
+    d.stats.operator_changes.fetch_add(1, Relaxed);
     d.stats.set_operator_paused(false);
     Ok(Json(Done::with(HealthNow {
         health: d.stats.health().state,

@@ -134,7 +134,8 @@ impl Breaker {
                 self.transition(Health::Healthy, None);
             }
             BatchVerdict::Failure(reason) => {
-                self.report.consecutive_failures = self.report.consecutive_failures.saturating_add(1);
+                self.report.consecutive_failures =
+                    self.report.consecutive_failures.saturating_add(1);
                 let n = self.report.consecutive_failures;
                 if self.report.state == Health::Paused {
                     self.probe_interval = self.probe_interval.saturating_mul(2).min(self.max_probe);
@@ -193,7 +194,11 @@ mod tests {
 
     #[test]
     fn probe_backoff_saturates_at_the_extremes() {
-        let mut b = Breaker::new("d", Duration::MAX / 2 + Duration::from_secs(1), Duration::MAX);
+        let mut b = Breaker::new(
+            "d",
+            Duration::MAX / 2 + Duration::from_secs(1),
+            Duration::MAX,
+        );
         for _ in 0..PAUSE_AFTER + 3 {
             b.record(BatchVerdict::Failure("503".into()));
         }

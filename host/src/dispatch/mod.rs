@@ -11,6 +11,7 @@
 pub mod concurrency;
 mod flight;
 pub mod health;
+pub mod operator;
 pub mod rate;
 pub mod retry;
 mod worker;
@@ -73,13 +74,22 @@ pub struct DeliveryStats {
     pub in_flight: AtomicU64,
     /// How many batches may be in flight, and how many are.
     pub limiter: Mutex<concurrency::Limiter>,
+    /// Live hosts sharing this destination's rate limit (1 on the embedded store).
+    pub hosts: std::sync::atomic::AtomicUsize,
+    /// Bumped by every pause or resume from this host's admin API, so the
+    /// follower never applies a poll that started before it ([`operator`]).
+    pub operator_changes: AtomicU64,
 }
 
 impl DeliveryStats {
     /// Fresh state for `dest`: healthy, counters at zero. The breaker's probe
     /// interval follows the retry policy (5 × `initial`, from 100 ms, doubling up to `max`).
     pub fn new(dest: &DestinationConfig) -> DeliveryStats {
-        let first_probe = (dest.retry.initial * 5).max(Duration::from_millis(100));
+        let first_probe = dest
+            .retry
+            .initial
+            .saturating_mul(5)
+            .max(Duration::from_millis(100));
         DeliveryStats {
             breaker: Mutex::new(health::Breaker::new(
                 &dest.name,
@@ -96,12 +106,19 @@ impl DeliveryStats {
                 dest.concurrency,
                 tokio::time::Instant::now(),
             )),
+            hosts: std::sync::atomic::AtomicUsize::new(1),
+            operator_changes: AtomicU64::new(0),
         }
     }
 
     /// Health for the admin API.
     pub fn health(&self) -> health::HealthReport {
         self.breaker.lock().expect("breaker lock").report()
+    }
+
+    /// Whether an operator holds the destination.
+    pub fn operator_paused(&self) -> bool {
+        self.breaker.lock().expect("breaker lock").operator_paused()
     }
 
     /// Hold (`true`) or release the destination; its worker notices at once.
@@ -124,13 +141,16 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start a worker for each destination, with its plugin's slot in the catalog;
-    /// names its destinations call are looked up through `lookup` (and checked).
+    /// Start a worker for each destination, with its plugin's slot in the catalog
+    /// (those an operator `paused` start held); names its destinations call are
+    /// looked up through `lookup` (and checked). The follower of operator state
+    /// ([`operator`]) runs beside them.
     pub fn start(
         destinations: &[DestinationConfig],
         catalog: &Catalog,
         store: Arc<dyn Store>,
         lookup: Arc<dyn Lookup>,
+        paused: &std::collections::HashSet<String>,
         shutdown: watch::Receiver<bool>,
     ) -> Dispatcher {
         let mut tasks = Vec::new();
@@ -140,6 +160,9 @@ impl Dispatcher {
                 .slot(&dest.plugin)
                 .expect("plugins are loaded for every destination before dispatch starts");
             let counters = Arc::new(DeliveryStats::new(dest));
+            if paused.contains(&dest.name) {
+                counters.set_operator_paused(true);
+            }
             stats.insert(dest.name.clone(), counters.clone());
             let worker = Worker::new(
                 dest.clone(),
@@ -152,6 +175,12 @@ impl Dispatcher {
             );
             tasks.push(tokio::spawn(worker.run(shutdown.clone())));
         }
+        tasks.push(tokio::spawn(operator::follow(
+            store,
+            stats.clone(),
+            operator::host_id(),
+            shutdown,
+        )));
         Dispatcher { tasks, stats }
     }
 

@@ -7,6 +7,10 @@
 //! increase) until the configured rate is reached again. One bucket serves all
 //! of a destination's batches in flight: the worker takes a batch's tokens
 //! before it leaves, and each batch reports back when it is settled.
+//!
+//! Several hosts on one NATS stream share the configured rate: each takes
+//! `per_second / hosts` and `burst / hosts` (at least one event), where `hosts`
+//! is the number of live hosts the operator follower counts (`operator.rs`).
 
 use std::time::Duration;
 
@@ -27,6 +31,10 @@ pub struct TokenBucket {
     tokens: f64,
     /// When `tokens` was last refilled.
     last: Instant,
+    /// The destination's configured limit, for all hosts together.
+    policy: RatePolicy,
+    /// Live hosts this bucket shares `policy` with (itself included).
+    hosts: usize,
 }
 
 impl TokenBucket {
@@ -38,7 +46,23 @@ impl TokenBucket {
             burst: policy.burst as f64,
             tokens: policy.burst as f64,
             last: now,
+            policy,
+            hosts: 1,
         }
+    }
+
+    /// Take this host's share of the configured limit, among `hosts` live hosts.
+    pub fn share(&mut self, hosts: usize) {
+        let hosts = hosts.max(1);
+        if hosts == self.hosts {
+            return;
+        }
+        let scale = self.hosts as f64 / hosts as f64;
+        self.hosts = hosts;
+        self.ceiling = self.policy.per_second / hosts as f64;
+        self.rate = (self.rate * scale).min(self.ceiling);
+        self.burst = (self.policy.burst as f64 / hosts as f64).floor().max(1.0);
+        self.tokens = self.tokens.min(self.burst);
     }
 
     /// Largest batch the bucket can ever pay for at once.
@@ -85,6 +109,21 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_share_the_rate_and_the_burst() {
+        let t0 = Instant::now();
+        let mut b = bucket(t0);
+        b.share(2);
+        assert_eq!(b.rate(), 5.0);
+        assert_eq!(b.burst(), 2);
+        // 2 tokens in the bucket, then 5/s: 7 events take 1 s.
+        assert_eq!(b.take(7, t0), Duration::from_secs(1));
+        b.share(1);
+        assert_eq!((b.rate(), b.burst()), (10.0, 5));
+        b.share(0);
+        assert_eq!(b.rate(), 10.0);
+    }
 
     #[test]
     fn extreme_batches_and_rates_saturate() {

@@ -331,10 +331,11 @@ impl Worker {
         let Some(bucket) = &self.shared.bucket else {
             return;
         };
-        let wait = bucket
-            .lock()
-            .expect("bucket lock")
-            .take(n, self.shared.clock.now());
+        let wait = {
+            let mut b = bucket.lock().expect("bucket lock");
+            b.share(self.shared.stats.hosts.load(Relaxed));
+            b.take(n, self.shared.clock.now())
+        };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

@@ -366,6 +366,15 @@ mod tests {
         ) -> Result<u64, StoreError> {
             Err((self.0)())
         }
+        async fn set_paused(&self, _: &str, _: bool) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
+        async fn paused(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+            Err((self.0)())
+        }
+        async fn live_hosts(&self, _: &str) -> Result<usize, StoreError> {
+            Err((self.0)())
+        }
         fn wakeup(&self, _: &str) -> Arc<tokio::sync::Notify> {
             Arc::default()
         }

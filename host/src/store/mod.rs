@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod nats;
+mod nats_kv;
 pub mod view;
 
 use std::sync::Arc;
@@ -265,6 +266,18 @@ pub trait Store: Send + Sync + 'static {
         since: Option<Millis>,
         until: Option<Millis>,
     ) -> Result<u64, StoreError>;
+
+    /// Record an operator's pause (or resume) of `destination`: it outlives a
+    /// restart, and on NATS every host sees it.
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError>;
+
+    /// The destinations an operator paused.
+    async fn paused(&self) -> Result<std::collections::HashSet<String>, StoreError>;
+
+    /// Announce `host` (this process) as live and count the live hosts sharing
+    /// this store, this one included: a destination's rate limit is divided
+    /// among them.
+    async fn live_hosts(&self, host: &str) -> Result<usize, StoreError>;
 
     /// Notified when `destination` may have new due work.
     fn wakeup(&self, destination: &str) -> Arc<Notify>;

@@ -113,6 +113,8 @@ pub struct NatsStore {
     leased: Arc<Mutex<HashMap<String, HashMap<JobId, Leased>>>>,
     /// Wake-ups after local appends.
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Operator pauses and live hosts, shared by every host (`nats_kv.rs`).
+    operator: super::nats_kv::OperatorKv,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -189,6 +191,7 @@ impl NatsStore {
             .await
             .map_err(unavailable)?;
         let ids: Vec<u32> = (0..destinations.len() as u32).collect();
+        let operator = super::nats_kv::OperatorKv::open(&js).await?;
         let store = NatsStore {
             client,
             js,
@@ -206,6 +209,7 @@ impl NatsStore {
             pullers: Default::default(),
             leased: Default::default(),
             wakeups: Default::default(),
+            operator,
         };
         let renew = tokio::spawn(renew_leases(
             store.leased.clone(),
@@ -571,6 +575,18 @@ impl Store for NatsStore {
             self.notify(destination);
         }
         Ok(replayed)
+    }
+
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
+        self.operator.set_paused(destination, paused).await
+    }
+
+    async fn paused(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.operator.paused().await
+    }
+
+    async fn live_hosts(&self, host: &str) -> Result<usize, StoreError> {
+        self.operator.live_hosts(host).await
     }
 
     fn wakeup(&self, destination: &str) -> Arc<Notify> {

@@ -128,6 +128,8 @@ enum Command {
         until: Option<Millis>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    SetPaused(String, bool, oneshot::Sender<Result<(), StoreError>>),
+    Paused(oneshot::Sender<Result<Vec<String>, StoreError>>),
     /// Tests: fail the transaction this command lands in, as a full disk would.
     #[cfg(test)]
     Fail(oneshot::Sender<Result<(), StoreError>>),
@@ -407,6 +409,21 @@ impl Store for EmbeddedStore {
             reply,
         })
         .await
+    }
+
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
+        let destination = destination.to_string();
+        self.ask(|reply| Command::SetPaused(destination, paused, reply))
+            .await
+    }
+
+    async fn paused(&self) -> Result<HashSet<String>, StoreError> {
+        Ok(self.ask(Command::Paused).await?.into_iter().collect())
+    }
+
+    async fn live_hosts(&self, _host: &str) -> Result<usize, StoreError> {
+        // One process owns the embedded store.
+        Ok(1)
     }
 
     fn wakeup(&self, destination: &str) -> Arc<Notify> {
@@ -918,6 +935,11 @@ fn run_command(
             };
             answer(reply, list)
         }
+        Command::SetPaused(destination, paused, reply) => {
+            sql::set_paused(log.conn, &destination, paused)?;
+            answer(reply, ())
+        }
+        Command::Paused(reply) => answer(reply, sql::paused(log.conn)?),
         #[cfg(test)]
         Command::Fail(reply) => {
             drop(reply);

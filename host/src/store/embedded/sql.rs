@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS dedup_keys (
     at   INTEGER NOT NULL,
     keys BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS paused (
+    destination TEXT PRIMARY KEY
+) WITHOUT ROWID;
 ";
 
 /// What a store of the old layout (one job row per event and destination) holds,
@@ -171,6 +174,28 @@ pub(super) fn insert_cursor(conn: &Connection, name: &str, acked: i64) -> rusqli
         params![name, acked],
     )?;
     Ok(conn.last_insert_rowid() as u32)
+}
+
+/// Record that an operator paused (or resumed) `destination`.
+pub(super) fn set_paused(
+    conn: &Connection,
+    destination: &str,
+    paused: bool,
+) -> rusqlite::Result<()> {
+    let sql = if paused {
+        "INSERT OR IGNORE INTO paused (destination) VALUES (?1)"
+    } else {
+        "DELETE FROM paused WHERE destination = ?1"
+    };
+    conn.prepare_cached(sql)?.execute(params![destination])?;
+    Ok(())
+}
+
+/// The destinations an operator paused.
+pub(super) fn paused(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT destination FROM paused")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// Move a cursor.
