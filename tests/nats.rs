@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchyard_e2e::binary::{spawn, wait_healthy, write_config};
 use switchyard_e2e::host::{config_text_nats, WRITE_KEY};
-use switchyard_e2e::nats::NatsServer;
+use switchyard_e2e::nats::{NatsCluster, NatsServer};
 use switchyard_e2e::{
     all_arrive, eventually, ids, sdk_batch, webhook_destination as webhook, Receiver, Reply,
     TestHost,
@@ -416,4 +416,42 @@ async fn a_pause_on_one_host_holds_every_host_and_the_rate_is_shared() {
     assert!(da > 0 && db > 0, "both hosts delivered: {da} + {db}");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn with_three_replicas_a_server_killed_under_load_loses_no_acknowledged_event() {
+    let mut cluster = NatsCluster::start().await;
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_text_nats(dir.path(), &webhook("hooks", &rx, ""), &cluster.url()).replacen(
+        "[store]\n",
+        "[store]\nreplicas = 3\n",
+        1,
+    );
+    let host = TestHost::start_config(dir.path(), &config).await;
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for i in 0..40 {
+        if i == 15 {
+            cluster.kill_9(0);
+        }
+        let prefix = format!("r3-{i}");
+        let resp = host
+            .http
+            .post(host.url("/v1/batch"))
+            .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+            .json(&sdk_batch(&prefix, 10))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            acked.extend(ids(&prefix, 10));
+        } else {
+            assert_eq!(resp.status(), 503);
+            refused += 1;
+        }
+    }
+    assert!(acked.len() >= 300, "{refused} of 40 requests refused");
+    switchyard_e2e::all_arrive_within(&rx, &acked, Duration::from_secs(60)).await;
+    host.stop().await;
 }

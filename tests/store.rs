@@ -283,6 +283,7 @@ fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
         credentials_file: None,
         dedup_window: Duration::from_secs(3600),
         ack_wait,
+        replicas: 1,
     }
 }
 

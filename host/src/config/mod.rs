@@ -120,6 +120,8 @@ pub struct StoreConfig {
     pub retention: Duration,
     /// The lease of a job taken from NATS (`None`: derived from the timeouts).
     pub ack_wait: Option<Duration>,
+    /// Replicas of the NATS streams (1 on the embedded store).
+    pub replicas: usize,
 }
 
 /// The store backends.

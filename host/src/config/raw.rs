@@ -99,6 +99,11 @@ pub(super) struct RawStore {
     /// waits for rate tokens or is in flight, the host renews the lease.
     #[serde(default)]
     pub(super) ack_wait: Option<String>,
+    /// Replicas of the NATS streams (`kind = "nats"` only; 1 to 5, default 1).
+    /// On a JetStream cluster, 3 keeps every acknowledged event through the
+    /// loss of a server (README, "Durability on NATS").
+    #[serde(default)]
+    pub(super) replicas: Option<usize>,
 }
 
 impl Default for RawStore {
@@ -111,6 +116,7 @@ impl Default for RawStore {
             dedup_window: default_dedup_window(),
             retention: default_retention(),
             ack_wait: None,
+            replicas: None,
         }
     }
 }

@@ -175,8 +175,22 @@ fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreCon
         }
         _ => {}
     }
+    let replicas = match raw.replicas {
+        Some(_) if kind == StoreKind::Embedded => {
+            return Err((
+                "store.replicas".into(),
+                "is the replica count of the NATS streams; the embedded store has none".into(),
+            ))
+        }
+        Some(n) if !(1..=5).contains(&n) => {
+            return Err(("store.replicas".into(), "must be 1 to 5".into()))
+        }
+        Some(n) => n,
+        None => 1,
+    };
     Ok(StoreConfig {
         kind,
+        replicas,
         path: resolve(raw.path),
         dedup_window,
         credentials_file: raw.credentials_file.map(resolve),

@@ -52,6 +52,7 @@ pub async fn open(
                     credentials_file: config.credentials_file.clone(),
                     dedup_window: config.dedup_window,
                     ack_wait,
+                    replicas: config.replicas,
                 },
                 destinations,
             )

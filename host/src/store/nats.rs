@@ -146,6 +146,8 @@ pub struct NatsOptions {
     pub dedup_window: Duration,
     /// Lease of a fetched job (sized to the destinations' timeouts).
     pub ack_wait: Duration,
+    /// Replicas of the streams this store creates (the server needs that many).
+    pub replicas: usize,
 }
 
 impl NatsStore {
@@ -176,6 +178,7 @@ impl NatsStore {
                 subjects: vec!["sy.ev.>".into()],
                 retention: stream::RetentionPolicy::Interest,
                 storage: stream::StorageType::File,
+                num_replicas: options.replicas,
                 duplicate_window: options.dedup_window,
                 ..Default::default()
             })
@@ -186,12 +189,13 @@ impl NatsStore {
                 name: DLQ.into(),
                 subjects: vec!["sy.dlq.>".into()],
                 storage: stream::StorageType::File,
+                num_replicas: options.replicas,
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
         let ids: Vec<u32> = (0..destinations.len() as u32).collect();
-        let operator = super::nats_kv::OperatorKv::open(&js).await?;
+        let operator = super::nats_kv::OperatorKv::open(&js, options.replicas).await?;
         let store = NatsStore {
             client,
             js,

@@ -62,7 +62,11 @@ fn name_of(key: &str) -> String {
 /// Open the bucket, or make it: its stream is made here (as the KV layout
 /// wants it) rather than by the client's `create_key_value`, whose request asks
 /// for stream features that older servers (Debian's 2.9) refuse.
-async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, StoreError> {
+async fn bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+    replicas: usize,
+) -> Result<kv::Store, StoreError> {
     if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
         return Ok(store);
     }
@@ -77,6 +81,7 @@ async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store
         deny_delete: true,
         allow_direct: true,
         discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -86,7 +91,7 @@ async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store
 
 impl OperatorKv {
     /// Open (or create) both buckets.
-    pub async fn open(js: &jetstream::Context) -> Result<OperatorKv, StoreError> {
+    pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<OperatorKv, StoreError> {
         let paused = bucket(
             js,
             kv::Config {
@@ -96,6 +101,7 @@ impl OperatorKv {
                 storage: jetstream::stream::StorageType::File,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         let hosts = bucket(
@@ -108,6 +114,7 @@ impl OperatorKv {
                 storage: jetstream::stream::StorageType::Memory,
                 ..Default::default()
             },
+            replicas,
         )
         .await?;
         Ok(OperatorKv { paused, hosts })
