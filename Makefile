@@ -15,7 +15,7 @@ FOREIGN_DESTINATIONS := slack amplitude
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave
 
-.PHONY: sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
+.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
 all: build
 
@@ -25,6 +25,8 @@ help:
 	@echo "make build  - host at target/release/switchyard, destinations at $(DEST_OUT)/<name>.wasm"
 	@echo "make lint   - rustfmt --check and clippy -D warnings"
 	@echo "make bench  - benchmarks against their baselines (bench-quick: about 5 minutes)"
+	@echo "make soak   - the fault loops at full length (kill -9, full disk, NATS faults)"
+	@echo "make fuzz   - fuzz the ingest and config parsers (FUZZ_SECONDS per target)"
 
 ## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
 setup:
@@ -83,6 +85,26 @@ bench: build nats-server wrk
 bench-quick: build nats-server wrk
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --quick --out bench/results/quick
+
+## Fuzzing (not part of `make test`): cargo-fuzz (from crates.io) on the stable toolchain
+## (RUSTC_BOOTSTRAP lets it pass its -Z flags), FUZZ_SECONDS per target. A crash is kept
+## in fuzz/artifacts/<target>/; add it to host/tests/properties.rs `regressions`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ingest_body config
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s =="; \
+	  mkdir -p fuzz/corpus/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --sanitizer none $$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 || exit 1; \
+	done
+
+## Fault loops at full length (the short forms run in `make test`): kill -9 cycles under
+## load, a full disk, and NATS servers killed, restarted, emptied and cut off (tests/soak.rs).
+soak: destinations test-guests nats-server
+	$(CARGO) build -p switchyard
+	SWITCHYARD_SOAK=full $(CARGO) test -p switchyard-e2e --test soak -- --nocapture --test-threads 1
 
 fmt:
 	$(CARGO) fmt --all

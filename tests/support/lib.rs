@@ -8,7 +8,9 @@ pub mod binary;
 pub mod host;
 pub mod logs;
 pub mod nats;
+pub mod proxy;
 pub mod receiver;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -167,6 +167,50 @@ pub struct Normalized {
     pub user_key: String,
 }
 
+/// What [`normalize_body`] promises of what it accepts, checked by the
+/// properties in `make test` (`host/tests/properties.rs`) and the fuzz targets
+/// of `make fuzz` (`fuzz/`): the first promise broken, if any.
+pub fn broken_promise(accepted: &Accepted) -> Option<String> {
+    if accepted.events.len() + accepted.rejected.len() > MAX_BATCH_EVENTS {
+        return Some("more events than a batch may hold".into());
+    }
+    let mut stored = 0usize;
+    for n in &accepted.events {
+        stored += n.json.len();
+        if n.json.len() > MAX_EVENT_BYTES {
+            return Some(format!("{} stores {} bytes", n.message_id, n.json.len()));
+        }
+        match serde_json::from_str::<Value>(&n.json) {
+            Ok(Value::Object(m)) if m == n.message => {}
+            _ => return Some(format!("{}: stored JSON is not the message", n.message_id)),
+        }
+        if n.message_id.is_empty() || n.message_id.chars().count() > MAX_MESSAGE_ID_CHARS {
+            return Some(format!("bad messageId {:?}", n.message_id));
+        }
+        if n.message.get("messageId").and_then(Value::as_str) != Some(n.message_id.as_str()) {
+            return Some(format!(
+                "{}: messageId differs from the message's",
+                n.message_id
+            ));
+        }
+        if n.message.get("type").and_then(Value::as_str) != Some(n.event_type.as_str()) {
+            return Some(format!("{}: type differs from the message's", n.message_id));
+        }
+        for field in ["timestamp", "receivedAt"] {
+            let ok = n
+                .message
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| (1..=9999).contains(&chrono::Datelike::year(&t)));
+            if !ok {
+                return Some(format!("{}: `{field}` is not RFC 3339", n.message_id));
+            }
+        }
+    }
+    (stored > MAX_STORED_BYTES).then(|| format!("{stored} bytes stored for one request"))
+}
+
 /// Validate and normalise a whole body (a JSON object).
 ///
 /// A single call (`/v1/track`, ...) is all or nothing. A batch keeps its valid

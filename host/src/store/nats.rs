@@ -58,6 +58,8 @@ const OLD_JOBS: &str = "SWITCHYARD";
 const DLQ: &str = "SWITCHYARD_DLQ";
 /// How long a publish may wait for JetStream's ack before ingest answers 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for the answer to one fetch.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle worker asks the server for work (other hosts' appends).
 const IDLE_POLL_MS: i64 = 200;
 
@@ -115,6 +117,49 @@ pub struct NatsStore {
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
     /// Operator pauses and live hosts, shared by every host (`nats_kv.rs`).
     operator: super::nats_kv::OperatorKv,
+    /// The two streams' configs, to make them again if they are deleted.
+    streams: [stream::Config; 2],
+    /// Every destination's name, to make its consumers again.
+    destinations: Vec<String>,
+    /// When [`NatsStore::repair`] last ran (at most once a second).
+    last_repair: Mutex<Option<std::time::Instant>>,
+}
+
+/// The events and dead-letter streams, as this store makes them.
+fn stream_configs(options: &NatsOptions) -> [stream::Config; 2] {
+    [
+        stream::Config {
+            name: EVENTS.into(),
+            subjects: vec!["sy.ev.>".into()],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            duplicate_window: options.dedup_window,
+            ..Default::default()
+        },
+        stream::Config {
+            name: DLQ.into(),
+            subjects: vec!["sy.dlq.>".into()],
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            ..Default::default()
+        },
+    ]
+}
+
+/// Whether an error says a stream or consumer is gone (deleted by hand, or a
+/// server that lost its data), rather than that the server is unreachable.
+fn missing(e: &dyn std::fmt::Display) -> bool {
+    let text = e.to_string();
+    [
+        "no stream found",
+        "stream not found",
+        "consumer not found",
+        "does not exist",
+        "no responders",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -172,26 +217,13 @@ impl NatsStore {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
         refuse_old_layout(&js).await?;
+        let streams = stream_configs(options);
         let events = js
-            .get_or_create_stream(stream::Config {
-                name: EVENTS.into(),
-                subjects: vec!["sy.ev.>".into()],
-                retention: stream::RetentionPolicy::Interest,
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                duplicate_window: options.dedup_window,
-                ..Default::default()
-            })
+            .get_or_create_stream(streams[0].clone())
             .await
             .map_err(unavailable)?;
         let dlq = js
-            .get_or_create_stream(stream::Config {
-                name: DLQ.into(),
-                subjects: vec!["sy.dlq.>".into()],
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                ..Default::default()
-            })
+            .get_or_create_stream(streams[1].clone())
             .await
             .map_err(unavailable)?;
         let ids: Vec<u32> = (0..destinations.len() as u32).collect();
@@ -214,6 +246,9 @@ impl NatsStore {
             leased: Default::default(),
             wakeups: Default::default(),
             operator,
+            streams,
+            destinations: destinations.iter().map(|d| d.name.clone()).collect(),
+            last_repair: Mutex::new(None),
         };
         let renew = tokio::spawn(renew_leases(
             store.leased.clone(),
@@ -288,6 +323,35 @@ impl NatsStore {
 
     fn notify(&self, destination: &str) {
         self.wakeup(destination).notify_one();
+    }
+
+    /// Make the streams and every destination's consumers again, when an error
+    /// says they are gone (at most once a second). Consumers come first back,
+    /// before the next publish, so interest retention keeps what is published.
+    async fn repair(&self, error: &(dyn std::fmt::Display + Sync)) {
+        {
+            let mut last = self.last_repair.lock().expect("repair lock");
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        tracing::warn!("nats: a stream or consumer is gone ({error}); making them again");
+        for config in &self.streams {
+            if let Err(e) = self.js.get_or_create_stream(config.clone()).await {
+                tracing::warn!("nats: cannot make stream {} again: {e}", config.name);
+                return;
+            }
+        }
+        self.consumers.lock().await.clear();
+        for d in &self.destinations {
+            if let Err(e) = self.consumers(d).await {
+                tracing::warn!(
+                    destination = d.as_str(),
+                    "nats: cannot make its consumer again: {e}"
+                );
+            }
+        }
     }
 }
 
@@ -371,14 +435,28 @@ impl Store for NatsStore {
                     headers,
                     e.json.clone().into(),
                 )
-                .await
-                .map_err(unavailable)?;
-            pending.push(ack);
+                .await;
+            match ack {
+                Ok(ack) => pending.push(ack),
+                Err(e) => {
+                    if missing(&e) {
+                        self.repair(&e).await;
+                    }
+                    return Err(unavailable(e));
+                }
+            }
         }
         let mut duplicates = 0;
         for ack in pending {
-            if ack.await.map_err(unavailable)?.duplicate {
-                duplicates += 1;
+            match ack.await {
+                Ok(a) if a.duplicate => duplicates += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    if missing(&e) {
+                        self.repair(&e).await;
+                    }
+                    return Err(unavailable(e));
+                }
             }
         }
         if events.len() > nowhere {
@@ -416,17 +494,31 @@ impl Store for NatsStore {
             return self.hold(destination, taken, now);
         }
         let consumer = &consumers[0];
-        let mut batch = consumer
-            .fetch()
-            .max_messages(max_events)
-            .max_bytes(max_bytes.max(1))
-            .messages()
-            .await
-            .map_err(unavailable)?;
-        let mut messages = Vec::new();
-        while let Some(message) = batch.next().await {
-            messages.push(message.map_err(unavailable)?);
-        }
+        // A pull sent while the connection drops is never answered: bound it.
+        let fetch = async {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(max_events)
+                .max_bytes(max_bytes.max(1))
+                .messages()
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut messages = Vec::new();
+            while let Some(message) = batch.next().await {
+                messages.push(message.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>(messages)
+        };
+        let messages = match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
+            Ok(Ok(messages)) => messages,
+            Ok(Err(e)) => {
+                if missing(&e) {
+                    self.repair(&e).await;
+                }
+                return Err(unavailable(e));
+            }
+            Err(_) => return Err(unavailable("no answer to a fetch (reconnecting?)")),
+        };
         let messages = self.routed(destination, messages);
         self.hold(destination, messages, now)
     }

@@ -111,7 +111,7 @@ impl OperatorKv {
                 description: "Switchyard: live hosts (heartbeats)".into(),
                 history: 1,
                 max_age: HOST_TTL,
-                storage: jetstream::stream::StorageType::Memory,
+                storage: jetstream::stream::StorageType::File,
                 ..Default::default()
             },
             replicas,

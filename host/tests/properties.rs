@@ -1,0 +1,172 @@
+//! Properties of the parsers that face the outside, on generated input: a
+//! request body's normalisation, timestamps, and the config file. They run in
+//! `make test`; the same functions are fuzzed by `make fuzz` (`fuzz/`), and
+//! each input a fuzzer ever crashed on is kept as a case below.
+
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+use switchyard::config::Config;
+use switchyard::event_type::EventType;
+use switchyard::ingest::normalize::{broken_promise, normalize_body, parse_time, BodyKind};
+
+/// Field names that mean something to a Segment message, and some that do not.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("type".to_string()),
+        Just("messageId".to_string()),
+        Just("userId".to_string()),
+        Just("anonymousId".to_string()),
+        Just("timestamp".to_string()),
+        Just("originalTimestamp".to_string()),
+        Just("sentAt".to_string()),
+        Just("context".to_string()),
+        Just("integrations".to_string()),
+        Just("event".to_string()),
+        Just("properties".to_string()),
+        Just("traits".to_string()),
+        Just("batch".to_string()),
+        "[a-zA-Z_]{0,8}",
+    ]
+}
+
+/// Strings a client might send where a time, an id or a name goes.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("track".to_string()),
+        Just("identify".to_string()),
+        Just("2026-12-01T10:00:00Z".to_string()),
+        Just("+12026-01-01T00:00:00Z".to_string()),
+        Just("1969-12-31T23:59:59.999999999-23:59".to_string()),
+        Just("12345678901234567890123".to_string()),
+        ".{0,40}",
+    ]
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        text().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn kinds() -> Vec<BodyKind> {
+    let mut kinds = vec![BodyKind::Batch];
+    for t in ["track", "identify", "page", "screen", "group", "alias"] {
+        kinds.push(BodyKind::Single(EventType::parse(t).unwrap()));
+    }
+    kinds
+}
+
+/// Normalise `body` as every endpoint would; panics, or breaks a promise, fail.
+fn check_body(body: Map<String, Value>) -> Result<(), TestCaseError> {
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+    for kind in kinds() {
+        if let Ok(accepted) = normalize_body(body.clone(), kind, now, Some("203.0.113.9")) {
+            prop_assert_eq!(broken_promise(&accepted), None, "{:?} {:?}", kind, body);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_object_normalises_within_its_promises(body in prop::collection::btree_map(key(), json(), 0..10)) {
+        check_body(body.into_iter().collect())?;
+    }
+
+    #[test]
+    fn any_batch_normalises_within_its_promises(
+        items in prop::collection::vec(prop::collection::btree_map(key(), json(), 0..8), 0..12),
+        context in json(),
+        sent_at in json(),
+    ) {
+        let batch: Vec<Value> = items
+            .into_iter()
+            .map(|m| Value::Object(m.into_iter().collect()))
+            .collect();
+        let mut body = Map::new();
+        body.insert("batch".into(), Value::Array(batch));
+        body.insert("context".into(), context);
+        body.insert("sentAt".into(), sent_at);
+        check_body(body)?;
+    }
+
+    #[test]
+    fn any_bytes_are_refused_or_normalised(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&bytes) {
+            check_body(body)?;
+        }
+    }
+
+    #[test]
+    fn a_parsed_time_is_a_real_time(v in json()) {
+        if let Some(t) = parse_time(&v) {
+            prop_assert!(chrono::Datelike::year(&t) >= -262_000);
+        }
+    }
+
+    #[test]
+    fn any_config_text_parses_or_says_where_it_is_wrong(
+        lines in prop::collection::vec(prop_oneof![
+            Just("[server]".to_string()),
+            Just("[store]".to_string()),
+            Just("[[sources]]".to_string()),
+            Just("[[destinations]]".to_string()),
+            Just("name = \"d\"".to_string()),
+            Just("plugin = \"webhook\"".to_string()),
+            Just("write_key = \"k\"".to_string()),
+            Just("listen = \"127.0.0.1:0\"".to_string()),
+            Just("concurrency = 99999999999".to_string()),
+            Just("retry = { initial_ms = 18446744073709551615, max_ms = 0, window = \"9999999999y\" }".to_string()),
+            Just("rate = { per_second = 0, burst = 0 }".to_string()),
+            Just("limits = { timeout_ms = 18446744073709551615 }".to_string()),
+            "[a-z_]{1,10} = .{0,20}",
+            ".{0,30}",
+        ], 0..12)
+    ) {
+        let text = lines.join("\n");
+        let dir = std::env::temp_dir();
+        if let Err(e) = Config::parse(&text, "prop.toml", &dir) {
+            let message = format!("{e:#}");
+            prop_assert!(message.contains("prop.toml"), "{message}");
+        }
+    }
+}
+
+/// Inputs that once broke a parser (from fuzzing and from issue #18).
+#[test]
+fn regressions() {
+    let cases = [
+        // A 400 KB batch context merged into 500 items (issue #18): refused or within the limits.
+        format!(
+            r#"{{"batch":[{}],"context":{{"pad":"{}"}}}}"#,
+            vec![r#"{"type":"track","event":"e","userId":"u"}"#; 500].join(","),
+            "x".repeat(400_000)
+        ),
+        // A time past year 9999.
+        r#"{"type":"track","event":"e","userId":"u","timestamp":"+12026-01-01T00:00:00Z"}"#.into(),
+        // Integers beyond 2^64 as ids.
+        r#"{"type":"identify","userId":123456789012345678901234567890}"#.into(),
+    ];
+    for case in cases {
+        let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&case) else {
+            panic!("not JSON: {}", &case[..60.min(case.len())]);
+        };
+        check_body(body).unwrap();
+    }
+}
