@@ -8,6 +8,7 @@ mod e2e;
 mod fanout;
 mod fleet;
 mod hotswap;
+mod housekeeping;
 mod ingest;
 mod isolation;
 mod log;
@@ -31,6 +32,14 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("drain") {
         crate::report::write(out, "drain", scale.quick, drain::run(scale).await?)?;
+    }
+    if want("housekeeping") {
+        crate::report::write(
+            out,
+            "housekeeping",
+            scale.quick,
+            housekeeping::run(scale).await?,
+        )?;
     }
     if want("log") {
         crate::report::write(out, "log", scale.quick, log::run(scale).await?)?;
