@@ -70,14 +70,16 @@ fn deliveries(rx: &Receiver) -> HashMap<String, usize> {
 async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
     let dir = tempfile::tempdir().unwrap();
     install_plugins(dir.path());
-    let disk = SmallDisk::mount(&dir.path().join("data"), 24);
+    // The store alone on the small disk (the compiled-component cache of the
+    // test hosts stays beside it, in `data/`).
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 24);
     let rx = Receiver::start().await;
     // Slow enough that batches are in flight when the disk fills.
     rx.default_reply(Reply::status(200).delayed(Duration::from_millis(300)));
     let extra = "concurrency = 4\nbatch = { max_events = 10, max_bytes = 512000, linger_ms = 0 }";
     let config = config_for(
         "127.0.0.1:0",
-        &dir.path().join("data"),
+        &dir.path().join("disk"),
         &dir.path().join("plugins"),
         &webhook_destination("hooks", &rx, extra),
     );
@@ -99,7 +101,12 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
 
     // Ingest is refused while the disk is full, with a reason.
     let resp = host.send("batch", &sdk_batch("refused", 5)).await;
-    assert_eq!(resp.status(), 503, "{:?}", resp.text().await);
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("full"), "{body}");
+    assert_eq!(message.matches("unavailable").count(), 1, "said twice: {message}");
 
     // Longer than a batch used to retry its settle (5 attempts, 7.5 s in all).
     // (9 s: under the server's 10 s idle timeout, so the client's kept-alive
