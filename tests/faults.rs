@@ -106,7 +106,11 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
     let body: serde_json::Value = resp.json().await.unwrap();
     let message = body["message"].as_str().unwrap_or_default();
     assert!(message.contains("full"), "{body}");
-    assert_eq!(message.matches("unavailable").count(), 1, "said twice: {message}");
+    assert_eq!(
+        message.matches("unavailable").count(),
+        1,
+        "said twice: {message}"
+    );
 
     // Longer than a batch used to retry its settle (5 attempts, 7.5 s in all).
     // (9 s: under the server's 10 s idle timeout, so the client's kept-alive

@@ -168,7 +168,8 @@ fn regressions() {
         // A float that serde_json's fast parser read one digit off, so the stored
         // event differed from the one checked (found by the properties above).
         r#"{"batch":[{"type":1.1263271664625038e-278}],"userId":0}"#.into(),
-        r#"{"type":"track","event":"e","userId":"u","properties":{"x":1.1263271664625038e-278}}"#.into(),
+        r#"{"type":"track","event":"e","userId":"u","properties":{"x":1.1263271664625038e-278}}"#
+            .into(),
         // Integers beyond 2^64 as ids.
         r#"{"type":"identify","userId":123456789012345678901234567890}"#.into(),
     ];

@@ -10,33 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard::config::Config;
-use switchyard::route::RouteKeys;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use switchyard::store::{Claim, NewEvent, Settle, Store};
+use switchyard::store::{Claim, Settle, Store};
 
+use super::log::{request, PER_REQUEST};
 use crate::Scale;
 
 const WRITERS: usize = 32;
-const PER_REQUEST: usize = 100;
 /// The dedup window: short, so the filled keys expire before the measurement.
 const WINDOW: Duration = Duration::from_secs(2);
-
-fn request(tag: &str, writer: usize, r: usize, json: &[String]) -> Vec<NewEvent> {
-    (0..PER_REQUEST)
-        .map(|i| NewEvent {
-            source: "bench".into(),
-            message_id: format!("{tag}{writer}-{r}-{i}"),
-            event_type: "track".into(),
-            user_key: Some(format!("user-{}", i % 97)),
-            json: json[i].clone(),
-            route: RouteKeys {
-                event_type: "track".into(),
-                event_name: Some("Order Completed".into()),
-                integrations: None,
-            },
-        })
-        .collect()
-}
 
 /// Append `total` events from [`WRITERS`] writers.
 async fn fill(

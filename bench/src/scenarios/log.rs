@@ -14,7 +14,7 @@ use switchyard::store::{NewEvent, Store};
 use crate::Scale;
 
 const WRITERS: usize = 32;
-const PER_REQUEST: usize = 100;
+pub(super) const PER_REQUEST: usize = 100;
 
 fn options() -> EmbeddedOptions {
     EmbeddedOptions {
@@ -23,11 +23,13 @@ fn options() -> EmbeddedOptions {
     }
 }
 
-fn request(writer: usize, r: usize, json: &[String]) -> Vec<NewEvent> {
+/// One request of `PER_REQUEST` events with ids `<tag><writer>-<r>-<i>` (also
+/// used by the `housekeeping` scenario).
+pub(super) fn request(tag: &str, writer: usize, r: usize, json: &[String]) -> Vec<NewEvent> {
     (0..PER_REQUEST)
         .map(|i| NewEvent {
             source: "bench".into(),
-            message_id: format!("w{writer}-{r}-{i}"),
+            message_id: format!("{tag}{writer}-{r}-{i}"),
             event_type: "track".into(),
             user_key: Some(format!("user-{}", i % 97)),
             json: json[i].clone(),
@@ -65,7 +67,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         let (store, json) = (store.clone(), json.clone());
         tasks.push(tokio::spawn(async move {
             for r in 0..per_writer {
-                store.append(request(w, r, &json)).await?;
+                store.append(request("w", w, r, &json)).await?;
             }
             anyhow::Ok(())
         }));
