@@ -111,6 +111,16 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
         1,
         "said twice: {message}"
     );
+    // Not ready, and /readyz says why; alive all the same.
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "not ready", "{ready}");
+    assert_eq!(ready["reasons"][0]["check"], "store", "{ready}");
+    let why = ready["reasons"][0]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("full"), "{ready}");
+    let alive = host.http.get(host.url("/healthz")).send().await.unwrap();
+    assert_eq!(alive.status(), 200);
 
     // Longer than a batch used to retry its settle (5 attempts, 7.5 s in all).
     // (9 s: under the server's 10 s idle timeout, so the client's kept-alive
@@ -144,6 +154,9 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Ready again once a commit succeeded.
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
     let got = deliveries(&rx);
     let duplicates: usize = acked.iter().map(|id| got[id] - 1).sum();
     eprintln!(

@@ -205,6 +205,24 @@ async fn a_stopped_nats_server_gets_503_with_retry_after_and_delivery_resumes() 
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
     assert_eq!(resp.json::<Value>().await.unwrap()["success"], false);
+    // Not ready while the server is away, and /readyz says so.
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["reasons"][0]["check"], "nats", "{ready}");
+    let start = std::time::Instant::now();
+    loop {
+        let metrics = host.admin().request(reqwest::Method::GET, "/metrics");
+        let text = metrics.send().await.unwrap().text().await.unwrap();
+        if text.contains("switchyard_nats_connected 0") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the metrics never showed the disconnection:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     server.restart().await;
     let start = std::time::Instant::now();
@@ -221,6 +239,8 @@ async fn a_stopped_nats_server_gets_503_with_retry_after_and_delivery_resumes() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     all_arrive(&rx, &ids("back", 5)).await;
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
     host.stop().await;
 }
 

@@ -27,7 +27,8 @@
 //!   the host functions, loaded plugins and per-call limits.
 //! - [`imports`]: the behaviour behind the WIT imports (`http` egress, `log`).
 //! - [`plugins`]: the plugin catalog: versions, hot swap, rollback, directory watcher.
-//! - [`admin`]: `/healthz` and `/admin/*`.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
+//! - [`observe`]: the metrics registry and the readiness checks behind them.
 //! - [`cli`]: the `switchyard` subcommands.
 //!
 //! Leaves that several of them share: [`allowlist`] (egress entries, parsed by
@@ -46,6 +47,7 @@ pub mod dispatch;
 pub mod event_type;
 pub mod imports;
 pub mod ingest;
+pub mod observe;
 pub mod plugins;
 pub mod route;
 pub mod runtime;
@@ -99,6 +101,8 @@ pub struct Running {
     dispatcher: dispatch::Dispatcher,
     /// The plugins-directory watcher.
     watcher: tokio::task::JoinHandle<()>,
+    /// The `[server] metrics_listen` server, when configured.
+    metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// Everything [`run`] does before it waits for shutdown; fails before serving
@@ -121,6 +125,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         plugins::Catalog::load(&runtime, &config.plugins_dir, &config.destinations).await?,
     );
 
+    // One registry per host; the store brings its own commit histograms.
+    let instruments = observe::metrics::Instruments {
+        commits: store.commits().metrics.clone(),
+        ..Default::default()
+    };
+    let metrics = Arc::new(observe::metrics::Metrics::new(instruments.clone()));
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Destinations an operator paused stay paused across a restart.
     let paused = store
@@ -133,6 +144,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         store.clone(),
         Arc::new(imports::resolve::SystemLookup),
         &paused,
+        &instruments,
         stop_rx.clone(),
     );
     let watcher = plugins::watch::spawn(catalog.clone(), stop_rx.clone())
@@ -150,7 +162,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             last_queue: Default::default(),
         })
         .collect();
-    let ingest_state = ingest::IngestState::new(&config, store.clone());
+    let mut ingest_state = ingest::IngestState::new(&config, store.clone());
+    ingest_state.instruments = instruments;
     let mut admin_state = admin::state(
         config.admin_token.clone(),
         infos,
@@ -159,6 +172,22 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
     admin_state.sources = Arc::new(config.sources.values().cloned().collect());
     admin_state.rejections = ingest_state.rejections.clone();
+    admin_state.metrics = metrics;
+    let metrics_server = match &config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([server] metrics_listen)"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening (no auth)");
+            Some(tokio::spawn(server::serve(
+                listener,
+                admin::probes::metrics_app(admin_state.clone()),
+                config.server_limits,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let ingest =
         ingest::app(ingest_state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -180,6 +209,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         server,
         dispatcher,
         watcher,
+        metrics_server,
     })
 }
 
@@ -191,8 +221,12 @@ impl Running {
         let dispatcher = self.dispatcher;
         let server = self.server;
         let watcher = self.watcher;
+        let metrics_server = self.metrics_server;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async move {
             let _ = server.await;
+            if let Some(m) = metrics_server {
+                let _ = m.await;
+            }
             let _ = watcher.await;
             dispatcher.join().await;
         })

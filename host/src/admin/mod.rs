@@ -1,4 +1,5 @@
-//! Operations endpoints: `GET /healthz` (open) and `/admin/*` (bearer token).
+//! Operations endpoints: `GET /healthz` and `GET /readyz` (open), `GET /metrics`
+//! and `/admin/*` (bearer token); the probes and metrics are in [`probes`].
 //!
 //! Where it sits: beside ingest on the same listener. It reads the
 //! dispatcher's counters and health, and the store's queue sizes and dead
@@ -18,6 +19,7 @@
 //! [`DeadLetterView`]s.
 
 pub mod answers;
+pub mod probes;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -32,9 +34,7 @@ use axum::routing::{get, post, put};
 use axum::Json;
 use serde::Deserialize;
 
-use self::answers::{
-    DestinationRow, Done, Failure, HealthNow, Healthz, PluginRow, Replayed, VersionRow,
-};
+use self::answers::{DestinationRow, Done, Failure, HealthNow, PluginRow, Replayed, VersionRow};
 use crate::dispatch::health::Health;
 use crate::dispatch::DeliveryStats;
 use crate::plugins::{error_text, Catalog, PluginError, PluginSlot};
@@ -72,6 +72,8 @@ pub struct AdminState {
     pub sources: Arc<Vec<String>>,
     /// Events refused at ingest, per source.
     pub rejections: Arc<crate::ingest::rejections::Rejections>,
+    /// This host's metrics registry (`/metrics`).
+    pub metrics: Arc<crate::observe::metrics::Metrics>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -128,6 +130,7 @@ impl From<crate::store::StoreError> for AdminError {
 /// The health and admin routes.
 pub fn app(state: AdminState) -> axum::Router {
     let admin = axum::Router::new()
+        .route("/metrics", get(probes::metrics))
         .route("/admin/destinations", get(destinations))
         .route(
             "/admin/destinations/{name}/dead-letters",
@@ -152,13 +155,15 @@ pub fn app(state: AdminState) -> axum::Router {
             state.clone(),
             authorize,
         ))
-        .with_state(state);
-    axum::Router::new()
-        .route("/healthz", get(|| async { Json(Healthz { status: "ok" }) }))
+        .with_state(state.clone());
+    probes::open_routes(state)
         .merge(admin)
-        .fallback(|uri: axum::http::Uri| async move {
-            AdminError::Missing(format!("no such path: {}", uri.path()))
-        })
+        .fallback(no_such_path)
+}
+
+/// Any path no route serves: a JSON 404.
+async fn no_such_path(uri: axum::http::Uri) -> AdminError {
+    AdminError::Missing(format!("no such path: {}", uri.path()))
 }
 
 async fn list_sources(State(state): State<AdminState>) -> Json<Vec<answers::SourceRow>> {
@@ -401,5 +406,6 @@ pub fn state(
         catalog,
         sources: Arc::default(),
         rejections: Arc::default(),
+        metrics: Arc::default(),
     }
 }

@@ -6,6 +6,7 @@
 
 mod check;
 mod dlq;
+pub mod logging;
 mod new;
 mod run;
 mod try_run;
@@ -71,6 +72,9 @@ pub enum Command {
 impl Cli {
     /// Run the subcommand; the exit code is the result.
     pub async fn execute(self) -> anyhow::Result<std::process::ExitCode> {
+        if !matches!(self.command, Command::Run { .. }) {
+            logging::init(&crate::config::LogConfig::default());
+        }
         match self.command {
             Command::Run { config } => run::run(config).await,
             Command::Check { config } => check::check(&config).await,

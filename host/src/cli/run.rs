@@ -12,6 +12,7 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         Some(file) => Config::load(file)?,
         None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
     };
+    super::logging::init(&config.log);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

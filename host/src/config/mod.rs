@@ -82,6 +82,28 @@ pub struct Config {
     pub server_limits: crate::server::ServerLimits,
     /// Destinations in file order.
     pub destinations: Vec<DestinationConfig>,
+    /// The unauthenticated `/metrics` listener (`[server] metrics_listen`).
+    pub metrics_listen: Option<String>,
+    /// How the host logs (`[log]`).
+    pub log: LogConfig,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// The filter (`info`, or `RUST_LOG` syntax).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "info".into(),
+        }
+    }
 }
 
 /// The origins a source accepts browser requests from.

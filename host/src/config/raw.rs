@@ -27,6 +27,23 @@ pub(super) struct RawConfig {
     /// Where events go.
     #[serde(default)]
     pub(super) destinations: Vec<RawDestination>,
+    /// How the host logs.
+    #[serde(default)]
+    pub(super) log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    /// `text` (the default: one human-readable line per event) or `json`
+    /// (one JSON object per line, for a log pipeline).
+    #[serde(default)]
+    pub(super) format: Option<String>,
+    /// The least severe level logged (`error`, `warn`, `info`, `debug`, `trace`),
+    /// or a filter in `RUST_LOG` syntax (`info,switchyard::dispatch=debug`).
+    /// `RUST_LOG`, when set, wins. Default: `info`.
+    #[serde(default)]
+    pub(super) level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +69,11 @@ pub(super) struct RawServer {
     /// Most open connections (1,024); more are closed as soon as accepted.
     #[serde(default)]
     pub(super) max_connections: Option<usize>,
+    /// `host:port` of a second listener serving `/metrics` (and the probes)
+    /// without the admin token, for a private network; unset: `/metrics` is on
+    /// the main listener only, with the admin token.
+    #[serde(default)]
+    pub(super) metrics_listen: Option<String>,
 }
 
 impl Default for RawServer {
@@ -63,6 +85,7 @@ impl Default for RawServer {
             header_timeout: None,
             request_timeout: None,
             max_connections: None,
+            metrics_listen: None,
         }
     }
 }

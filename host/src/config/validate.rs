@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    RawBatch, RawConfig, RawDestination, RawFilter, RawLimits, RawRate, RawRetry, RawServer,
-    RawSource, RawStore, RawStoreKind,
+    RawBatch, RawConfig, RawDestination, RawFilter, RawLimits, RawLog, RawRate, RawRetry,
+    RawServer, RawSource, RawStore, RawStoreKind,
 };
 use super::{
     parse_duration, AllowedOrigins, BatchPolicy, Concurrency, Config, DestinationConfig, Filter,
@@ -29,6 +29,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let server_limits = server_limits(&raw.server)?;
     let destinations = destinations(raw.destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
+    let metrics_listen = match &raw.server.metrics_listen {
+        Some(addr) => Some(host_port("server.metrics_listen", addr)?),
+        None => None,
+    };
+    let log = log(&raw.log)?;
     Ok(Config {
         listen,
         admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
@@ -40,7 +45,31 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         trusted_proxies,
         server_limits,
         destinations,
+        metrics_listen,
+        log,
     })
+}
+
+/// `[log]`: the format and the level filter.
+fn log(raw: &RawLog) -> Result<super::LogConfig, Invalid> {
+    let json = match raw.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err((
+                "log.format".into(),
+                format!("`{other}` is not a log format: expected \"text\" or \"json\""),
+            ))
+        }
+    };
+    let level = raw.level.clone().unwrap_or_else(|| "info".into());
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
+        return Err((
+            "log.level".into(),
+            format!("`{level}` is not a level (error, warn, info, debug, trace) or a filter: {e}"),
+        ));
+    }
+    Ok(super::LogConfig { json, level })
 }
 
 /// `[server] header_timeout`, `request_timeout`, `max_connections`.
@@ -128,14 +157,15 @@ fn trusted_proxies(raw: &[String]) -> Result<Vec<ipnet::IpNet>, Invalid> {
 
 /// `[server] listen`: `host:port`.
 fn listen(server: &RawServer) -> Result<String, Invalid> {
-    let listen = server.listen.clone();
+    host_port("server.listen", &server.listen)
+}
+
+/// A listener address.
+fn host_port(key: &str, listen: &str) -> Result<String, Invalid> {
     if listen.parse::<std::net::SocketAddr>().is_err() && !listen.contains(':') {
-        return Err((
-            "server.listen".into(),
-            format!("`{listen}` is not host:port"),
-        ));
+        return Err((key.into(), format!("`{listen}` is not host:port")));
     }
-    Ok(listen)
+    Ok(listen.to_string())
 }
 
 /// `[store]`: the backend (a NATS store needs its `url`), paths, the dedup window

@@ -66,6 +66,7 @@ async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) 
     let started = shared.clock.now();
     let outcomes = call(shared, version, &jobs).await;
     let rtt = shared.clock.now().saturating_duration_since(started);
+    shared.stats.calls.observe(rtt.as_secs_f64());
     let report = report(&outcomes, rtt);
     settle(shared, &jobs, outcomes).await;
     report
@@ -143,7 +144,11 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
         .map(|(job, outcome)| {
             let settle = decide(&shared.dest.retry, job, outcome, now, jitter);
             match &settle {
-                Settle::Done => stats.delivered.fetch_add(1, Relaxed),
+                Settle::Done => {
+                    let waited = now.saturating_sub(job.queued_at).max(0);
+                    stats.latency.observe(waited as f64 / 1000.0);
+                    stats.delivered.fetch_add(1, Relaxed)
+                }
                 Settle::RetryAt { at, reason } => {
                     tracing::debug!(destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
                     stats.retried.fetch_add(1, Relaxed)

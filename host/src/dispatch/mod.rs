@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::DestinationConfig;
 use crate::imports::resolve::Lookup;
+use crate::observe::metrics::Instruments;
 use crate::plugins::Catalog;
 use crate::runtime::SandboxCounters;
 use crate::store::{Millis, Store};
@@ -79,12 +80,21 @@ pub struct DeliveryStats {
     /// Bumped by every pause or resume from this host's admin API, so the
     /// follower never applies a poll that started before it ([`operator`]).
     pub operator_changes: AtomicU64,
+    /// Seconds from receipt to delivery of each delivered event (`/metrics`).
+    pub latency: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds of each `deliver` call (`/metrics`).
+    pub calls: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl DeliveryStats {
     /// Fresh state for `dest`: healthy, counters at zero. The breaker's probe
     /// interval follows the retry policy (5 × `initial`, from 100 ms, doubling up to `max`).
     pub fn new(dest: &DestinationConfig) -> DeliveryStats {
+        DeliveryStats::observed(dest, &Instruments::default())
+    }
+
+    /// Fresh state for `dest` whose latency and call histograms are those of `instruments`.
+    pub fn observed(dest: &DestinationConfig, instruments: &Instruments) -> DeliveryStats {
         let first_probe = dest
             .retry
             .initial
@@ -108,6 +118,8 @@ impl DeliveryStats {
             )),
             hosts: std::sync::atomic::AtomicUsize::new(1),
             operator_changes: AtomicU64::new(0),
+            latency: instruments.latency_of(&dest.name),
+            calls: instruments.calls_of(&dest.name),
         }
     }
 
@@ -142,7 +154,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Start a worker for each destination, with its plugin's slot in the catalog
-    /// (those an operator `paused` start held); names its destinations call are
+    /// (those an operator `paused` start held; latencies go to `instruments`); names its destinations call are
     /// looked up through `lookup` (and checked). The follower of operator state
     /// ([`operator`]) runs beside them.
     pub fn start(
@@ -151,6 +163,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         lookup: Arc<dyn Lookup>,
         paused: &std::collections::HashSet<String>,
+        instruments: &Instruments,
         shutdown: watch::Receiver<bool>,
     ) -> Dispatcher {
         let mut tasks = Vec::new();
@@ -159,7 +172,7 @@ impl Dispatcher {
             let plugin = catalog
                 .slot(&dest.plugin)
                 .expect("plugins are loaded for every destination before dispatch starts");
-            let counters = Arc::new(DeliveryStats::new(dest));
+            let counters = Arc::new(DeliveryStats::observed(dest, instruments));
             if paused.contains(&dest.name) {
                 counters.set_operator_paused(true);
             }

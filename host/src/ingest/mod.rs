@@ -37,6 +37,7 @@ use serde_json::{json, Map, Value};
 use self::normalize::{normalize_body, BodyKind, Invalid};
 use self::rejections::Rejections;
 use crate::config::{AllowedOrigins, Config};
+use crate::observe::metrics::{Instruments, RequestLabels, SourceLabel};
 use crate::route::RouteKeys;
 use crate::store::{NewEvent, Store, StoreError};
 
@@ -67,6 +68,8 @@ pub struct IngestState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Refused events, for the admin API.
     pub rejections: Arc<Rejections>,
+    /// Requests and events counted for `/metrics`.
+    pub instruments: Instruments,
 }
 
 impl IngestState {
@@ -88,6 +91,7 @@ impl IngestState {
             store,
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             rejections: Arc::default(),
+            instruments: Instruments::default(),
         }
     }
 }
@@ -205,6 +209,19 @@ async fn remember_encoding(
 /// The peer address, when the server recorded it.
 type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
+/// What one request did, for `/metrics`.
+#[derive(Debug, Default)]
+struct Tally {
+    /// The source, once the write key is known.
+    source: Option<String>,
+    /// Events stored.
+    stored: u64,
+    /// Events refused.
+    rejected: u64,
+    /// Events acknowledged as already stored.
+    duplicates: u64,
+}
+
 async fn ingest(
     State(state): State<IngestState>,
     Path(kind): Path<String>,
@@ -212,6 +229,48 @@ async fn ingest(
     encoding: Option<Extension<SentEncoding>>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    let mut tally = Tally::default();
+    let response = accept(&state, kind, peer, encoding, headers, body, &mut tally)
+        .await
+        .into_response();
+    count(&state.instruments, &tally, response.status());
+    response
+}
+
+/// Count one answered request and its events.
+fn count(instruments: &Instruments, tally: &Tally, status: StatusCode) {
+    let source = tally.source.clone().unwrap_or_default();
+    instruments
+        .ingest_requests
+        .get_or_create(&RequestLabels {
+            source: source.clone(),
+            status: status.as_u16(),
+        })
+        .inc();
+    if tally.source.is_none() {
+        return;
+    }
+    let label = SourceLabel { source };
+    for (family, n) in [
+        (&instruments.events_accepted, tally.stored),
+        (&instruments.events_rejected, tally.rejected),
+        (&instruments.events_deduplicated, tally.duplicates),
+    ] {
+        if n > 0 {
+            family.get_or_create(&label).inc_by(n);
+        }
+    }
+}
+
+async fn accept(
+    state: &IngestState,
+    kind: String,
+    peer: Peer,
+    encoding: Option<Extension<SentEncoding>>,
+    headers: HeaderMap,
+    body: Body,
+    tally: &mut Tally,
 ) -> Result<Json<Value>, IngestError> {
     let body_kind = BodyKind::of_endpoint(&kind).ok_or(IngestError::NotFound(kind))?;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
@@ -229,13 +288,15 @@ async fn ingest(
             "the body must be a JSON object".into(),
         ));
     };
-    let source = authenticate(&state, &headers, &root)?;
+    let source = authenticate(state, &headers, &root)?;
+    tally.source = Some(source.name.clone());
     cors::check(source, &headers)?;
     let received_at = chrono::Utc::now();
     let ip = client::client_ip(peer.map(|p| p.0 .0), &headers, &state.trusted_proxies)
         .map(|ip| ip.to_string());
     let accepted = normalize_body(root, body_kind, received_at, ip.as_deref()).map_err(|e| {
         state.rejections.record(&source.name, &e.rejected);
+        tally.rejected = e.rejected.len() as u64;
         IngestError::Invalid(e)
     })?;
     let new_events = accepted
@@ -254,9 +315,12 @@ async fn ingest(
         })
         .collect::<Vec<_>>();
     if !new_events.is_empty() {
-        state.store.append(new_events).await?;
+        let report = state.store.append(new_events).await?;
+        tally.stored = report.stored as u64;
+        tally.duplicates = report.duplicates as u64;
     }
     state.rejections.record(&source.name, &accepted.rejected);
+    tally.rejected = accepted.rejected.len() as u64;
     Ok(Json(if accepted.rejected.is_empty() {
         json!({"success": true})
     } else {
@@ -378,6 +442,9 @@ mod tests {
         fn wakeup(&self, _: &str) -> Arc<tokio::sync::Notify> {
             Arc::default()
         }
+        fn commits(&self) -> Arc<crate::store::Commits> {
+            Arc::default()
+        }
     }
 
     #[tokio::test]
@@ -394,6 +461,7 @@ mod tests {
                 store: Arc::new(Refusing(refusal)),
                 trusted_proxies: Arc::default(),
                 rejections: Arc::default(),
+                instruments: Instruments::default(),
             });
             let req = axum::http::Request::post("/v1/track")
                 .header(header::AUTHORIZATION, "Basic d2s6") // "wk:"

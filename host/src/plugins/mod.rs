@@ -91,6 +91,8 @@ pub struct PluginSlot {
     last_error: Mutex<Option<String>>,
     /// One install or rollback at a time.
     installing: tokio::sync::Mutex<()>,
+    /// Swaps and rollbacks since the host started (`switchyard_plugin_swaps_total`).
+    pub swaps: std::sync::atomic::AtomicU64,
 }
 
 impl PluginSlot {
@@ -172,6 +174,7 @@ impl Catalog {
                     previous: Mutex::new(None),
                     last_error: Mutex::new(None),
                     installing: tokio::sync::Mutex::new(()),
+                    swaps: Default::default(),
                 }),
             );
         }
@@ -248,6 +251,8 @@ impl Catalog {
         }
         *slot.previous.lock().expect("previous lock") = Some(current.clone());
         slot.current.store(version.clone());
+        slot.swaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *slot.last_error.lock().expect("error lock") = None;
         tracing::info!(
             plugin = name,
@@ -274,6 +279,8 @@ impl Catalog {
         self.persist(name, &previous.bytes)?;
         let current = slot.current();
         slot.current.store(previous.clone());
+        slot.swaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *slot.previous.lock().expect("previous lock") = Some(current.clone());
         tracing::info!(
             plugin = name,

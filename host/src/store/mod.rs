@@ -204,6 +204,39 @@ pub struct DeadLetter {
     pub event_json: String,
 }
 
+/// How the store's commits go, shared with `/metrics` and `/readyz` ([`crate::observe`]).
+#[derive(Debug, Default)]
+pub struct Commits {
+    /// Duration and events of each commit of appended events.
+    pub metrics: crate::observe::metrics::CommitMetrics,
+    /// Why the last commit failed, until one succeeds.
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl Commits {
+    /// A commit of `events` appended events (maybe none) succeeded in `took`.
+    pub fn succeeded(&self, events: usize, took: std::time::Duration) {
+        if events > 0 {
+            self.metrics.duration.observe(took.as_secs_f64());
+            self.metrics.events.observe(events as f64);
+        }
+        let mut failing = self.failing.lock().expect("commits lock");
+        if failing.is_some() {
+            *failing = None;
+        }
+    }
+
+    /// A commit failed.
+    pub fn failed(&self, reason: &str) {
+        *self.failing.lock().expect("commits lock") = Some(reason.to_string());
+    }
+
+    /// Why the last commit failed, if it did.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().expect("commits lock").clone()
+    }
+}
+
 /// Size of a destination's queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
@@ -282,4 +315,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Notified when `destination` may have new due work.
     fn wakeup(&self, destination: &str) -> Arc<Notify>;
+
+    /// The store's commit figures and its last commit failure.
+    fn commits(&self) -> Arc<Commits>;
+
+    /// Whether the store can take events now (`/readyz`): `Err` says why not.
+    /// By default: the last commit did not fail.
+    async fn ready(&self) -> Result<(), StoreError> {
+        match self.commits().failing() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "the last commit failed: {reason}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// On NATS, whether the client is connected now; `None` for a local store.
+    fn connected(&self) -> Option<bool> {
+        None
+    }
 }

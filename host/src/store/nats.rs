@@ -123,6 +123,8 @@ pub struct NatsStore {
     destinations: Vec<String>,
     /// When [`NatsStore::repair`] last ran (at most once a second).
     last_repair: Mutex<Option<std::time::Instant>>,
+    /// Publish figures and the last failure (`/metrics`, `/readyz`).
+    commits: Arc<super::Commits>,
 }
 
 /// The events and dead-letter streams, as this store makes them.
@@ -179,6 +181,9 @@ struct Leased {
 /// renewed; a job held past this is left to expire, so a host whose worker is
 /// stuck cannot hold it for ever.
 const MAX_RENEWED_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// Longest wait for JetStream's answer to the readiness check.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
@@ -249,6 +254,7 @@ impl NatsStore {
             streams,
             destinations: destinations.iter().map(|d| d.name.clone()).collect(),
             last_repair: Mutex::new(None),
+            commits: Arc::default(),
         };
         let renew = tokio::spawn(renew_leases(
             store.leased.clone(),
@@ -398,9 +404,9 @@ async fn refuse_old_layout(js: &jetstream::Context) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[async_trait::async_trait]
-impl Store for NatsStore {
-    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
+impl NatsStore {
+    /// Publish every event, then wait for every ack: one round of acks per request.
+    async fn publish(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
         let received = now_ms().to_string();
         // Publish everything first, then wait for every ack: one round of acks per request.
         let mut pending = Vec::new();
@@ -469,6 +475,21 @@ impl Store for NatsStore {
             stored: events.len() - duplicates,
             duplicates,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for NatsStore {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
+        let started = std::time::Instant::now();
+        let count = events.len();
+        let published = self.publish(events).await;
+        match &published {
+            Ok(_) => self.commits.succeeded(count, started.elapsed()),
+            Err(StoreError::Unavailable(why)) => self.commits.failed(why),
+            Err(StoreError::Overloaded) => {}
+        }
+        published
     }
 
     async fn claim(
@@ -692,6 +713,35 @@ impl Store for NatsStore {
             .entry(destination.to_string())
             .or_default()
             .clone()
+    }
+
+    fn commits(&self) -> Arc<super::Commits> {
+        self.commits.clone()
+    }
+
+    /// Connected, JetStream answers within [`READY_TIMEOUT`] with the events
+    /// stream, and the last publish did not fail.
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(unavailable(format!(
+                "not connected to the NATS server ({})",
+                self.client.connection_state()
+            )));
+        }
+        // A round trip to JetStream that also finds the events stream.
+        match tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(EVENTS)).await {
+            Err(_) => return Err(unavailable("JetStream did not answer within 2 s")),
+            Ok(Err(e)) => return Err(unavailable(format!("JetStream, stream {EVENTS}: {e}"))),
+            Ok(Ok(_)) => {}
+        }
+        match self.commits.failing() {
+            Some(why) => Err(unavailable(format!("the last publish failed: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.client.connection_state() == async_nats::connection::State::Connected)
     }
 }
 

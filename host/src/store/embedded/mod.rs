@@ -145,6 +145,8 @@ pub struct EmbeddedStore {
     router: Router,
     /// Per-destination wake-ups, notified after commits that add due work.
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// The writer's commit figures and failures (`/metrics`, `/readyz`).
+    commits: Arc<super::Commits>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -254,12 +256,14 @@ impl EmbeddedStore {
             last_housekeeping: Instant::now(),
             needs_reload: false,
             carry: None,
+            commits: Arc::default(),
         };
         writer.load().map_err(sqlite)?;
         writer.load_dedup().map_err(sqlite)?;
         let ids: Vec<u32> = writer.queues.iter().map(|q| q.id).collect();
         let router = Router::new(destinations, &ids);
         let wakeups = writer.wakeups.clone();
+        let commits = writer.commits.clone();
 
         let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let (append_tx, append_rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -275,6 +279,7 @@ impl EmbeddedStore {
             appends: append_tx,
             router,
             wakeups,
+            commits,
         })
     }
 
@@ -429,6 +434,22 @@ impl Store for EmbeddedStore {
     fn wakeup(&self, destination: &str) -> Arc<Notify> {
         notify_of(&self.wakeups, destination)
     }
+
+    fn commits(&self) -> Arc<super::Commits> {
+        self.commits.clone()
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.appends.is_closed() {
+            return Err(StoreError::Unavailable("the writer stopped".into()));
+        }
+        match self.commits.failing() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "the last commit failed: {reason}"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 fn notify_of(wakeups: &Mutex<HashMap<String, Arc<Notify>>>, destination: &str) -> Arc<Notify> {
@@ -470,6 +491,8 @@ struct Writer {
     last_housekeeping: Instant,
     /// A failed commit's reload did not finish: no command runs until it does.
     needs_reload: bool,
+    /// Commit figures and the last failure, shared with the store's handle.
+    commits: Arc<super::Commits>,
     /// Leases of batches in flight at a failed commit, per destination, to take
     /// back into the queues once they are rebuilt from disk.
     carry: Option<HashMap<String, Carried>>,
@@ -669,6 +692,14 @@ impl Writer {
             }
         }
         let now = now_ms();
+        let started = Instant::now();
+        let appended: usize = batch
+            .iter()
+            .map(|c| match c {
+                Command::Append { events, .. } => events.len(),
+                _ => 0,
+            })
+            .sum();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut woken: HashSet<usize> = HashSet::new();
         let mut staged: Vec<dedup::Key> = Vec::new();
@@ -676,6 +707,7 @@ impl Writer {
         let result = self.run_batch(batch, now, &mut replies, &mut woken, &mut staged, &mut undo);
         match result {
             Ok(()) => {
+                self.commits.succeeded(appended, started.elapsed());
                 self.dedup.add(staged, now);
                 for q in &mut self.queues {
                     q.committed = q.acked;
@@ -690,6 +722,9 @@ impl Writer {
             Err(e) => {
                 let failure = sql_error(e);
                 tracing::warn!("store: commit failed: {failure}");
+                if let StoreError::Unavailable(why) = &failure {
+                    self.commits.failed(why);
+                }
                 for reply in replies {
                     reply(Some(&failure));
                 }

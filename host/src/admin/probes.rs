@@ -1,0 +1,94 @@
+//! Probes and metrics: `GET /healthz` (liveness, open), `GET /readyz`
+//! (readiness, open; see [`crate::observe::ready`]) and `GET /metrics`
+//! (Prometheus; with the admin token on the main listener, open on
+//! `[server] metrics_listen`, which is meant for a private network).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Json;
+
+use super::answers::Healthz;
+use super::AdminState;
+use crate::observe::metrics::{DestinationSample, HostSample, CONTENT_TYPE};
+use crate::observe::ready;
+
+/// Longest wait for the store's queue figures during a scrape; the last ones
+/// it gave are shown when it does not answer in time.
+const SCRAPE_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/healthz` and `/readyz` (no auth: probes carry no token).
+pub fn open_routes(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { Json(Healthz { status: "ok" }) }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The app of `[server] metrics_listen`: `/metrics` without a token, and the probes.
+pub fn metrics_app(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(open_routes(state))
+        .fallback(super::no_such_path)
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let readiness = ready::check(state.store.as_ref()).await;
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AdminState>) -> Response {
+    let sample = sample(&state).await;
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.render(sample),
+    )
+        .into_response()
+}
+
+/// What the host looks like now.
+async fn sample(state: &AdminState) -> HostSample {
+    let mut destinations = Vec::with_capacity(state.destinations.len());
+    for d in state.destinations.iter() {
+        let asked = tokio::time::timeout(SCRAPE_STORE_TIMEOUT, state.store.stats(&d.name)).await;
+        let q = match asked {
+            Ok(Ok(q)) => {
+                *d.last_queue.lock().expect("last queue lock") = q;
+                q
+            }
+            _ => *d.last_queue.lock().expect("last queue lock"),
+        };
+        let s = &d.stats;
+        destinations.push(DestinationSample {
+            name: d.name.clone(),
+            plugin: d.plugin.name.clone(),
+            queued: q.queued,
+            in_flight: s.in_flight.load(Relaxed),
+            dead_letters: q.dead_letters,
+            delivered: s.delivered.load(Relaxed),
+            retried: s.retried.load(Relaxed),
+            dead_lettered: s.dead_lettered.load(Relaxed),
+            health: s.health().state,
+            violations: s.sandbox.violations(),
+            memory_peak_bytes: s.sandbox.memory_peak_bytes.load(Relaxed),
+            swaps: d.plugin.swaps.load(Relaxed),
+        });
+    }
+    HostSample {
+        destinations,
+        ready: ready::check(state.store.as_ref()).await.is_ready(),
+        nats_connected: state.store.connected(),
+    }
+}

@@ -1,0 +1,536 @@
+//! `GET /metrics`: the Prometheus text format (version 0.0.4), one registry per host.
+//!
+//! Where it sits: beside every stage of the flow. Two kinds of figures:
+//! - [`Instruments`]: counters and histograms the stages update as events pass
+//!   (ingest per request, the store per commit, a batch in flight per call and
+//!   per delivered event). Clones share their values, so each stage holds its own
+//!   handle and nothing is global: several hosts in one process (the tests) never
+//!   mix their figures.
+//! - [`HostSample`]: what is read at scrape time from the state that already
+//!   exists (a destination's counters, health, violations and queue, the store's
+//!   connection), so those figures cost nothing between scrapes.
+//!
+//! The names are a contract (README, "Metrics"): `switchyard_` prefix,
+//! `_total` on counters, base units (`_seconds`, `_bytes`).
+
+use std::fmt::Write as _;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::dispatch::health::Health;
+use crate::runtime::Violations;
+
+/// The `Content-Type` of the answer.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Label set: a source.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// Source name.
+    pub source: String,
+}
+
+/// Label set: a source and an HTTP status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Source name; empty when the request named no known write key.
+    pub source: String,
+    /// The answer's status code.
+    pub status: u16,
+}
+
+/// Label set: a destination.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabel {
+    /// Destination name.
+    pub destination: String,
+}
+
+/// A family of histograms, one per destination.
+pub type PerDestination = Family<DestinationLabel, Histogram, fn() -> Histogram>;
+
+/// The store's figures per commit (the embedded writer's transaction, a NATS publish).
+#[derive(Debug, Clone)]
+pub struct CommitMetrics {
+    /// How long a commit of appended events took, in seconds.
+    pub duration: Histogram,
+    /// Events appended per commit.
+    pub events: Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            // 50 µs .. ~1.6 s
+            duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            // 1 .. 8,192 events
+            events: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+        }
+    }
+}
+
+/// Counters and histograms updated as events pass. Clones share their values.
+#[derive(Debug, Clone)]
+pub struct Instruments {
+    /// Ingest requests by source and status.
+    pub ingest_requests: Family<RequestLabels, Counter>,
+    /// Events stored per source.
+    pub events_accepted: Family<SourceLabel, Counter>,
+    /// Events refused per source (inside accepted batches, and whole refused batches).
+    pub events_rejected: Family<SourceLabel, Counter>,
+    /// Events acknowledged but not stored again: their `messageId` was seen.
+    pub events_deduplicated: Family<SourceLabel, Counter>,
+    /// The store's commits.
+    pub commits: CommitMetrics,
+    /// From receipt to delivery, per destination, in seconds.
+    pub delivery_latency: PerDestination,
+    /// One `deliver` call into a component, per destination, in seconds.
+    pub plugin_call: PerDestination,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms .. ~2 h: a delivery can wait out retries.
+    Histogram::new(exponential_buckets(0.005, 2.5, 15))
+}
+
+fn call_histogram() -> Histogram {
+    // 250 µs .. ~8 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Default for Instruments {
+    fn default() -> Self {
+        Instruments {
+            ingest_requests: Family::default(),
+            events_accepted: Family::default(),
+            events_rejected: Family::default(),
+            events_deduplicated: Family::default(),
+            commits: CommitMetrics::default(),
+            delivery_latency: Family::new_with_constructor(latency_histogram),
+            plugin_call: Family::new_with_constructor(call_histogram),
+        }
+    }
+}
+
+impl Instruments {
+    /// The histogram of `destination`'s deliveries (created on first use).
+    pub fn latency_of(&self, destination: &str) -> Histogram {
+        self.delivery_latency
+            .get_or_create_owned(&DestinationLabel {
+                destination: destination.to_string(),
+            })
+    }
+
+    /// The histogram of `destination`'s calls (created on first use).
+    pub fn calls_of(&self, destination: &str) -> Histogram {
+        self.plugin_call.get_or_create_owned(&DestinationLabel {
+            destination: destination.to_string(),
+        })
+    }
+}
+
+/// One destination at scrape time.
+#[derive(Debug, Clone)]
+pub struct DestinationSample {
+    /// Destination name.
+    pub name: String,
+    /// Its plugin's name.
+    pub plugin: String,
+    /// Jobs waiting in its queue (the store's last answer).
+    pub queued: u64,
+    /// Events in its batches in flight on this host.
+    pub in_flight: u64,
+    /// Dead letters kept.
+    pub dead_letters: u64,
+    /// Events delivered since the host started.
+    pub delivered: u64,
+    /// Events scheduled for another attempt.
+    pub retried: u64,
+    /// Events dead-lettered.
+    pub dead_lettered: u64,
+    /// Breaker state.
+    pub health: Health,
+    /// Sandbox violations by kind.
+    pub violations: Violations,
+    /// Most linear memory one instance has held.
+    pub memory_peak_bytes: u64,
+    /// Plugin swaps and rollbacks.
+    pub swaps: u64,
+}
+
+/// The host at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct HostSample {
+    /// Every destination, in config order.
+    pub destinations: Vec<DestinationSample>,
+    /// Whether `/readyz` would answer 200.
+    pub ready: bool,
+    /// On NATS: whether the client is connected.
+    pub nats_connected: Option<bool>,
+}
+
+/// The registry of one host.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The instruments, registered once.
+    registry: Registry,
+    /// Handles for the stages.
+    pub instruments: Instruments,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(Instruments::default())
+    }
+}
+
+impl Metrics {
+    /// A registry of `instruments` (whose clones the stages hold).
+    pub fn new(instruments: Instruments) -> Metrics {
+        let mut registry = Registry::with_prefix("switchyard");
+        let i = &instruments;
+        registry.register(
+            "ingest_requests",
+            "Ingest requests by source and HTTP status",
+            i.ingest_requests.clone(),
+        );
+        registry.register(
+            "events_accepted",
+            "Events stored, per source",
+            i.events_accepted.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused at ingest, per source",
+            i.events_rejected.clone(),
+        );
+        registry.register(
+            "events_deduplicated",
+            "Events acknowledged but not stored again (messageId seen within the dedup window), per source",
+            i.events_deduplicated.clone(),
+        );
+        registry.register_with_unit(
+            "store_commit_duration",
+            "Duration of one store commit of appended events",
+            Unit::Seconds,
+            i.commits.duration.clone(),
+        );
+        registry.register(
+            "store_commit_events",
+            "Events appended per store commit",
+            i.commits.events.clone(),
+        );
+        registry.register_with_unit(
+            "delivery_latency",
+            "From receipt at ingest to delivery, per destination",
+            Unit::Seconds,
+            i.delivery_latency.clone(),
+        );
+        registry.register_with_unit(
+            "plugin_call_duration",
+            "One deliver call into a destination's component",
+            Unit::Seconds,
+            i.plugin_call.clone(),
+        );
+        Metrics {
+            registry,
+            instruments,
+        }
+    }
+
+    /// The whole exposition: the instruments, then `sample`.
+    pub fn render(&self, sample: HostSample) -> String {
+        let mut text = String::new();
+        let mut live = Registry::default();
+        live.register_collector(Box::new(SampleCollector(sample)));
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &live);
+        if !text.ends_with('\n') {
+            let _ = writeln!(text);
+        }
+        text
+    }
+}
+
+/// Encodes a [`HostSample`].
+#[derive(Debug)]
+struct SampleCollector(HostSample);
+
+/// Label set: a destination and one more label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct DestinationAnd {
+    destination: String,
+    other: Other,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+enum Other {
+    State(&'static str),
+    Kind(&'static str),
+    Plugin(String),
+}
+
+impl EncodeLabelSet for DestinationAnd {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel as _;
+        ("destination", self.destination.as_str()).encode(encoder.encode_label())?;
+        let (key, value) = match &self.other {
+            Other::State(v) => ("state", *v),
+            Other::Kind(v) => ("kind", *v),
+            Other::Plugin(v) => ("plugin", v.as_str()),
+        };
+        (key, value).encode(encoder.encode_label())
+    }
+}
+
+impl SampleCollector {
+    /// One metric with one sample per destination.
+    fn per_destination(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        counter: bool,
+        value: impl Fn(&DestinationSample) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let kind = if counter {
+            MetricType::Counter
+        } else {
+            MetricType::Gauge
+        };
+        let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
+        for d in &self.0.destinations {
+            let labels = DestinationLabel {
+                destination: d.name.clone(),
+            };
+            let sample = family.encode_family(&labels)?;
+            if counter {
+                ConstCounter::new(value(d)).encode(sample)?;
+            } else {
+                ConstGauge::new(i64::try_from(value(d)).unwrap_or(i64::MAX)).encode(sample)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One metric with a sample per destination and value of another label.
+    fn per_destination_and(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        counter: bool,
+        samples: impl Fn(&DestinationSample) -> Vec<(Other, u64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let kind = if counter {
+            MetricType::Counter
+        } else {
+            MetricType::Gauge
+        };
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for d in &self.0.destinations {
+            for (other, v) in samples(d) {
+                let labels = DestinationAnd {
+                    destination: d.name.clone(),
+                    other,
+                };
+                let sample = family.encode_family(&labels)?;
+                if counter {
+                    ConstCounter::new(v).encode(sample)?;
+                } else {
+                    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(sample)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for SampleCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        self.per_destination(
+            e,
+            "switchyard_destination_queued",
+            "Jobs waiting in the destination's queue",
+            None,
+            false,
+            |d| d.queued,
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_in_flight",
+            "Events in the destination's batches in flight on this host",
+            None,
+            false,
+            |d| d.in_flight,
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_dead_letters",
+            "Dead letters kept for the destination",
+            None,
+            false,
+            |d| d.dead_letters,
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_delivered",
+            "Events delivered",
+            None,
+            true,
+            |d| d.delivered,
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_retried",
+            "Events scheduled for another attempt",
+            None,
+            true,
+            |d| d.retried,
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_dead_lettered",
+            "Events dead-lettered",
+            None,
+            true,
+            |d| d.dead_lettered,
+        )?;
+        self.per_destination_and(
+            e,
+            "switchyard_destination_health",
+            "1 for the destination's health state (healthy, degraded, paused), 0 for the others",
+            false,
+            |d| {
+                [Health::Healthy, Health::Degraded, Health::Paused]
+                    .into_iter()
+                    .map(|h| (Other::State(health_name(h)), u64::from(d.health == h)))
+                    .collect()
+            },
+        )?;
+        self.per_destination_and(
+            e,
+            "switchyard_sandbox_violations",
+            "Sandbox violations by kind (timeout, trap, contract, egress_denied, log_lines_dropped)",
+            true,
+            |d| {
+                let v = d.violations;
+                vec![
+                    (Other::Kind("timeout"), v.timeouts),
+                    (Other::Kind("trap"), v.traps),
+                    (Other::Kind("contract"), v.contract),
+                    (Other::Kind("egress_denied"), v.egress_denied),
+                    (Other::Kind("log_lines_dropped"), v.log_lines_dropped),
+                ]
+            },
+        )?;
+        self.per_destination(
+            e,
+            "switchyard_plugin_memory_peak",
+            "Most linear memory one instance of the destination's component has held",
+            Some(&Unit::Bytes),
+            false,
+            |d| d.memory_peak_bytes,
+        )?;
+        self.per_destination_and(
+            e,
+            "switchyard_plugin_swaps",
+            "Hot swaps and rollbacks of the destination's plugin since the host started",
+            true,
+            |d| vec![(Other::Plugin(d.plugin.clone()), d.swaps)],
+        )?;
+        let ready = encoder.encode_descriptor(
+            "switchyard_ready",
+            "1 when /readyz answers 200",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(self.0.ready)).encode(ready)?;
+        if let Some(connected) = self.0.nats_connected {
+            let nats = encoder.encode_descriptor(
+                "switchyard_nats_connected",
+                "1 while the NATS client is connected",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(connected)).encode(nats)?;
+        }
+        Ok(())
+    }
+}
+
+fn health_name(h: Health) -> &'static str {
+    match h {
+        Health::Healthy => "healthy",
+        Health::Degraded => "degraded",
+        Health::Paused => "paused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_histograms_and_samples_render_in_the_text_format() {
+        let metrics = Metrics::default();
+        let i = &metrics.instruments;
+        i.ingest_requests
+            .get_or_create(&RequestLabels {
+                source: "web".into(),
+                status: 200,
+            })
+            .inc_by(3);
+        i.latency_of("hook").observe(0.2);
+        let text = metrics.render(HostSample {
+            destinations: vec![DestinationSample {
+                name: "hook".into(),
+                plugin: "webhook".into(),
+                queued: 7,
+                in_flight: 2,
+                dead_letters: 1,
+                delivered: 40,
+                retried: 3,
+                dead_lettered: 1,
+                health: Health::Degraded,
+                violations: Violations {
+                    traps: 2,
+                    ..Violations::default()
+                },
+                memory_peak_bytes: 1 << 20,
+                swaps: 1,
+            }],
+            ready: true,
+            nats_connected: None,
+        });
+        for line in [
+            "switchyard_ingest_requests_total{source=\"web\",status=\"200\"} 3",
+            "switchyard_delivery_latency_seconds_count{destination=\"hook\"} 1",
+            "switchyard_destination_queued{destination=\"hook\"} 7",
+            "switchyard_destination_delivered_total{destination=\"hook\"} 40",
+            "switchyard_destination_health{destination=\"hook\",state=\"degraded\"} 1",
+            "switchyard_destination_health{destination=\"hook\",state=\"healthy\"} 0",
+            "switchyard_sandbox_violations_total{destination=\"hook\",kind=\"trap\"} 2",
+            "switchyard_plugin_memory_peak_bytes{destination=\"hook\"} 1048576",
+            "switchyard_plugin_swaps_total{destination=\"hook\",plugin=\"webhook\"} 1",
+            "switchyard_ready 1",
+            "# TYPE switchyard_destination_delivered_total counter",
+        ] {
+            assert!(text.contains(line), "{line} is missing from:\n{text}");
+        }
+        assert!(!text.contains("nats_connected"));
+    }
+}

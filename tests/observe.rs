@@ -1,0 +1,294 @@
+//! What an operator sees: `/metrics` read back with a Prometheus text-format
+//! parser as events flow, its access rules, `[server] metrics_listen`, and
+//! `/readyz` (its failure cases are where they happen: a full disk in
+//! `faults.rs`, a stopped NATS server in `nats.rs`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_e2e::host::{config_text, ADMIN_TOKEN};
+use switchyard_e2e::{all_arrive, ids, sdk_batch, webhook_destination, Receiver, TestHost};
+
+/// A scrape, parsed.
+struct Scrape(prometheus_parse::Scrape);
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        Scrape(prometheus_parse::Scrape::parse(lines).expect("the Prometheus text format"))
+    }
+
+    /// The value of `metric` whose labels include `labels` (0 when absent).
+    fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => panic!("{metric} is not a single value"),
+            })
+            .sum()
+    }
+
+    /// Whether `metric` is typed as `kind` (`counter`, `gauge`, `histogram`).
+    fn typed(&self, metric: &str, kind: &str) -> bool {
+        self.0.samples.iter().any(|s| {
+            s.metric == metric
+                && matches!(
+                    (&s.value, kind),
+                    (prometheus_parse::Value::Counter(_), "counter")
+                        | (prometheus_parse::Value::Gauge(_), "gauge")
+                        | (prometheus_parse::Value::Histogram(_), "histogram")
+                )
+        })
+    }
+}
+
+async fn scrape(host: &TestHost) -> Scrape {
+    let resp = host
+        .http
+        .get(host.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    Scrape::parse(&resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_move_as_events_flow_and_need_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &webhook_destination("hooks", &rx, "")).await;
+
+    // No token, a wrong token: refused, with a JSON reason.
+    let open = host.http.get(host.url("/metrics")).send().await.unwrap();
+    assert_eq!(open.status(), 401);
+    let wrong = host.http.get(host.url("/metrics")).bearer_auth("nope");
+    assert_eq!(wrong.send().await.unwrap().status(), 401);
+
+    let before = scrape(&host).await;
+    assert_eq!(before.value("switchyard_ready", &[]), 1.0);
+    let dest = [("destination", "hooks")];
+    assert_eq!(
+        before.value(
+            "switchyard_destination_health",
+            &[("destination", "hooks"), ("state", "healthy")]
+        ),
+        1.0
+    );
+
+    // 10 good events, one of them twice; a batch with one refused event; a bad write key.
+    assert_eq!(host.send("batch", &sdk_batch("m", 10)).await.status(), 200);
+    assert_eq!(host.send("batch", &sdk_batch("m", 1)).await.status(), 200);
+    let mixed = json!({"batch": [
+        {"type": "track", "userId": "u", "event": "Ok", "messageId": "m-ok"},
+        {"type": "track", "event": "No user", "messageId": "m-bad"},
+    ]});
+    assert_eq!(host.send("batch", &mixed).await.status(), 200);
+    let anonymous = host
+        .http
+        .post(host.url("/v1/track"))
+        .basic_auth("not-a-key", Some(""))
+        .json(&json!({"userId": "u", "event": "E"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let mut want = ids("m", 10);
+    want.push("m-ok".into());
+    all_arrive(&rx, &want).await;
+
+    // Delivery counters settle just after the receiver answered.
+    let start = std::time::Instant::now();
+    let after = loop {
+        let s = scrape(&host).await;
+        if s.value("switchyard_destination_delivered_total", &dest) >= 11.0 {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "delivered never reached 11"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let source = [("source", "test")];
+    let ok = [("source", "test"), ("status", "200")];
+    assert_eq!(after.value("switchyard_ingest_requests_total", &ok), 3.0);
+    assert_eq!(
+        after.value(
+            "switchyard_ingest_requests_total",
+            &[("source", ""), ("status", "401")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        after.value("switchyard_events_accepted_total", &source),
+        11.0
+    );
+    assert_eq!(
+        after.value("switchyard_events_deduplicated_total", &source),
+        1.0
+    );
+    assert_eq!(
+        after.value("switchyard_events_rejected_total", &source),
+        1.0
+    );
+    assert_eq!(
+        after.value("switchyard_destination_delivered_total", &dest),
+        11.0
+    );
+    assert_eq!(
+        after.value("switchyard_destination_dead_lettered_total", &dest),
+        0.0
+    );
+    assert_eq!(after.value("switchyard_destination_queued", &dest), 0.0);
+    assert_eq!(
+        after.value("switchyard_delivery_latency_seconds_count", &dest),
+        11.0
+    );
+    assert!(after.value("switchyard_delivery_latency_seconds_sum", &dest) > 0.0);
+    assert!(after.value("switchyard_plugin_call_duration_seconds_count", &dest) >= 1.0);
+    assert!(after.value("switchyard_store_commit_duration_seconds_count", &[]) >= 1.0);
+    assert!(after.value("switchyard_store_commit_events_sum", &[]) >= 11.0);
+    assert!(after.value("switchyard_plugin_memory_peak_bytes", &dest) > 0.0);
+    assert!(after.typed("switchyard_destination_delivered_total", "counter"));
+    assert!(after.typed("switchyard_destination_queued", "gauge"));
+    assert!(after.typed("switchyard_delivery_latency_seconds", "histogram"));
+    assert!(after.typed("switchyard_sandbox_violations_total", "counter"));
+    assert_eq!(
+        after.value(
+            "switchyard_sandbox_violations_total",
+            &[("destination", "hooks"), ("kind", "trap")]
+        ),
+        0.0
+    );
+
+    // The vendor fails: retries are counted and health leaves `healthy`.
+    rx.default_reply(switchyard_e2e::Reply::status(503));
+    assert_eq!(host.send("batch", &sdk_batch("f", 3)).await.status(), 200);
+    let start = std::time::Instant::now();
+    loop {
+        let s = scrape(&host).await;
+        let degraded = s.value(
+            "switchyard_destination_health",
+            &[("destination", "hooks"), ("state", "healthy")],
+        ) == 0.0;
+        if s.value("switchyard_destination_retried_total", &dest) >= 3.0 && degraded {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "retries or health never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_and_probes_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let port = switchyard_e2e::free_port();
+    let config = config_text(dir.path(), &webhook_destination("hooks", &rx, "")).replacen(
+        "[server]\n",
+        &format!("[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    let host = TestHost::start_config(dir.path(), &config).await;
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let scrape = Scrape::parse(&metrics.text().await.unwrap());
+    assert_eq!(scrape.value("switchyard_ready", &[]), 1.0);
+    let ready = http
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "reasons": []}));
+    // Nothing else is served there.
+    let admin = http
+        .get(format!("http://127.0.0.1:{port}/admin/destinations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 404);
+    host.stop().await;
+    // And it stops with the host.
+    assert!(http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_naming_the_destination_and_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // The vendor refuses every event: each is dead-lettered, and logged so.
+    rx.default_reply(switchyard_e2e::Reply::status(400).body(r#"{"error":"bad"}"#));
+    let config = format!(
+        "{}\n[log]\nformat = \"json\"\nlevel = \"info\"\n",
+        config_text(dir.path(), &webhook_destination("hooks", &rx, ""))
+    );
+    let (file, base) = switchyard_e2e::binary::write_config(dir.path(), &config);
+    let log_path = dir.path().join("host.log");
+    let mut child = switchyard_e2e::binary::run_command(&switchyard_e2e::switchyard_bin(), &file)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    switchyard_e2e::binary::wait_healthy(&base).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/track"))
+        .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+        .json(&json!({"userId": "u", "event": "E", "messageId": "logged-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let start = std::time::Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        if let Some(l) = lines.iter().find(|l| l["message_id"] == "logged-1") {
+            break l.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no line names the event:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(line["destination"], "hooks", "{line}");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+    let message = line["message"].as_str().unwrap_or_default();
+    assert!(message.contains("dead-lettered"), "{line}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
