@@ -292,3 +292,127 @@ async fn json_logs_are_one_object_per_line_naming_the_destination_and_message_id
         .status();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn the_delivery_debugger_shows_each_attempt_with_its_requests_and_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // The first answer fails with a body that says why; the retry is delivered.
+    rx.script(vec![
+        switchyard_e2e::Reply::status(500).body(r#"{"error":"vendor overloaded"}"#)
+    ]);
+    let host = TestHost::start(dir.path(), &webhook_destination("hooks", &rx, "")).await;
+    assert_eq!(host.send("batch", &sdk_batch("dbg", 3)).await.status(), 200);
+    all_arrive(&rx, &ids("dbg", 3)).await;
+
+    let admin = host.admin();
+    let start = std::time::Instant::now();
+    let all = loop {
+        let all = admin.get("/admin/destinations/hooks/attempts").await;
+        if all.as_array().map_or(0, Vec::len) >= 2 {
+            break all;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "attempts: {all}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Newest first: the delivery, then the failure.
+    let (delivered, failed) = (&all[0], &all[1]);
+    assert!(delivered["id"].as_u64() > failed["id"].as_u64());
+    let outcomes = |a: &serde_json::Value| -> Vec<String> {
+        a["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["messageId"].as_str().unwrap(),
+                    e["outcome"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        outcomes(failed),
+        ["dbg-0:retry", "dbg-1:retry", "dbg-2:retry"]
+    );
+    assert_eq!(
+        outcomes(delivered),
+        ["dbg-0:delivered", "dbg-1:delivered", "dbg-2:delivered"]
+    );
+    assert_eq!(failed["events"][0]["attempt"], 1);
+    assert_eq!(delivered["events"][0]["attempt"], 2);
+    assert!(
+        failed["events"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{failed}"
+    );
+
+    // The request as sent (the signature redacted) and the vendor's answer.
+    let request = &failed["requests"][0];
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["url"], rx.url("/hooks"));
+    let headers = request["headers"].as_array().unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|h| h[1].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        header("x-switchyard-signature").as_deref(),
+        Some("[redacted]"),
+        "{request}"
+    );
+    assert!(
+        request["body"].as_str().unwrap().contains("dbg-0"),
+        "{request}"
+    );
+    assert!(request["body_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(request["response"]["status"], 500);
+    assert_eq!(
+        request["response"]["body"],
+        r#"{"error":"vendor overloaded"}"#
+    );
+    assert!(failed["sha256"].as_str().unwrap().len() == 64);
+
+    // Only the failures, and one attempt by its id.
+    let only_failed = admin
+        .get("/admin/destinations/hooks/attempts?failed=true")
+        .await;
+    assert_eq!(only_failed.as_array().unwrap().len(), 1, "{only_failed}");
+    assert_eq!(only_failed[0]["id"], failed["id"]);
+    let one = admin
+        .get(&format!(
+            "/admin/destinations/hooks/attempts/{}",
+            failed["id"]
+        ))
+        .await;
+    assert_eq!(&one, failed);
+    let gone = admin
+        .request(
+            reqwest::Method::GET,
+            "/admin/destinations/hooks/attempts/999999",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let body: serde_json::Value = gone.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("999999"),
+        "{body}"
+    );
+    let bad = admin
+        .request(
+            reqwest::Method::GET,
+            "/admin/destinations/hooks/attempts?colour=red",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    host.stop().await;
+}

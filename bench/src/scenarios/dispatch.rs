@@ -23,6 +23,7 @@ fn ctx() -> CallContext {
         limits: Limits::default(),
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
+        tape: None,
     }
 }
 

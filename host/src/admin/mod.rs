@@ -8,6 +8,7 @@
 //! - `GET  /admin/destinations`
 //! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T`
 //! - `POST /admin/destinations/{name}/dead-letters/replay?since=T&until=T`
+//! - `GET  /admin/destinations/{name}/attempts[/{id}]`: the delivery debugger ([`debugger`])
 //! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
 //! - `GET  /admin/sources`, `GET /admin/sources/{name}/rejected`: events refused
 //!   inside accepted batches, per source and reason, and the newest of them
@@ -19,6 +20,7 @@
 //! [`DeadLetterView`]s.
 
 pub mod answers;
+mod debugger;
 pub mod probes;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -139,6 +141,14 @@ pub fn app(state: AdminState) -> axum::Router {
         .route(
             "/admin/destinations/{name}/dead-letters/replay",
             post(replay_dead_letters),
+        )
+        .route(
+            "/admin/destinations/{name}/attempts",
+            get(debugger::attempts),
+        )
+        .route(
+            "/admin/destinations/{name}/attempts/{id}",
+            get(debugger::attempt),
         )
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))

@@ -41,6 +41,7 @@ pub async fn try_run(plugin: &Path, settings: &Path, event: &Path) -> anyhow::Re
         limits: Limits::default(),
         egress: Egress::DryRun(recorded.clone()),
         counters: Default::default(),
+        tape: None,
     };
     let settings_text = settings_value.to_string();
     if let Err(message) = loaded.check(&ctx, &settings_text).await? {

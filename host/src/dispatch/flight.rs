@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::health::BatchVerdict;
 use super::retry::decide;
 use super::worker::Shared;
+use crate::observe::attempts::{Attempt, EventOutcome, Tape};
 use crate::plugins::Version;
 use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallError, Event, Outcome};
@@ -63,17 +64,52 @@ pub async fn fly(shared: Arc<Shared>, version: Arc<Version>, jobs: Vec<Job>) {
 /// free instance slot, which is local congestion the limit should also back
 /// off from) and the settling.
 async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) -> Report {
+    let tape = Tape::default();
+    let at = chrono::Utc::now();
     let started = shared.clock.now();
-    let outcomes = call(shared, version, &jobs).await;
+    let (outcomes, error) = call(shared, version, &jobs, &tape).await;
     let rtt = shared.clock.now().saturating_duration_since(started);
     shared.stats.calls.observe(rtt.as_secs_f64());
     let report = report(&outcomes, rtt);
-    settle(shared, &jobs, outcomes).await;
+    let settled = settle(shared, &jobs, outcomes).await;
+    let (requests, requests_not_kept) = tape.take();
+    shared.stats.attempts.keep(Attempt {
+        id: shared.stats.attempts.next_id(),
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_ms: rtt.as_millis() as u64,
+        sha256: version.plugin.sha256.clone(),
+        events: jobs
+            .iter()
+            .zip(settled)
+            .map(|(job, settle)| {
+                let (outcome, reason) = match settle {
+                    Settle::Done => ("delivered", None),
+                    Settle::RetryAt { reason, .. } => ("retry", Some(reason)),
+                    Settle::Dead { reason } => ("dead_letter", Some(reason)),
+                };
+                EventOutcome {
+                    message_id: job.message_id.clone(),
+                    outcome,
+                    reason,
+                    attempt: job.attempts,
+                }
+            })
+            .collect(),
+        requests,
+        requests_not_kept,
+        error,
+    });
     report
 }
 
-/// Run `deliver` in a fresh instance; a failed call gives every event the same outcome.
-async fn call(shared: &Shared, version: &Version, jobs: &[Job]) -> Vec<Outcome> {
+/// Run `deliver` in a fresh instance, recording its exchanges on `tape`; a
+/// failed call gives every event the same outcome, and says why.
+async fn call(
+    shared: &Shared,
+    version: &Version,
+    jobs: &[Job],
+    tape: &Tape,
+) -> (Vec<Outcome>, Option<String>) {
     let events: Vec<Event> = jobs
         .iter()
         .map(|j| Event {
@@ -82,13 +118,15 @@ async fn call(shared: &Shared, version: &Version, jobs: &[Job]) -> Vec<Outcome> 
             json: j.json.clone(),
         })
         .collect();
+    let mut ctx = shared.ctx.clone();
+    ctx.tape = Some(tape.clone());
     // This batch runs to the end on its version, whatever swaps meanwhile.
     match version
         .plugin
-        .deliver(&shared.ctx, &shared.settings, &events)
+        .deliver(&ctx, &shared.settings, &events)
         .await
     {
-        Ok(outcomes) => outcomes,
+        Ok(outcomes) => (outcomes, None),
         Err(e) => {
             tracing::warn!(
                 destination = shared.dest.name.as_str(),
@@ -97,13 +135,13 @@ async fn call(shared: &Shared, version: &Version, jobs: &[Job]) -> Vec<Outcome> 
             );
             let reason = e.to_string();
             let outcome = match e {
-                CallError::Invalid(_) => Outcome::Reject(reason),
+                CallError::Invalid(_) => Outcome::Reject(reason.clone()),
                 _ => Outcome::Retry {
-                    reason,
+                    reason: reason.clone(),
                     after: None,
                 },
             };
-            vec![outcome; jobs.len()]
+            (vec![outcome; jobs.len()], Some(reason))
         }
     }
 }
@@ -132,8 +170,8 @@ pub fn report(outcomes: &[Outcome], rtt: Duration) -> Report {
     }
 }
 
-/// Settle every job by its outcome, all in one store call.
-async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
+/// Settle every job by its outcome, all in one store call; what was decided for each.
+async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Settle> {
     let name = shared.dest.name.as_str();
     let stats = &shared.stats;
     let now = shared.clock.wall_ms();
@@ -177,7 +215,7 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
                         "settled after the store came back"
                     );
                 }
-                return;
+                break;
             }
             Err(e) => {
                 tracing::warn!(
@@ -187,16 +225,17 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) {
                     "settle failed, will retry: {e}"
                 );
                 if *shutdown.borrow() {
-                    return;
+                    break;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => break,
                 }
                 pause = (pause * 2).min(MAX_SETTLE_PAUSE);
             }
         }
     }
+    settles.into_iter().map(|(_, settle)| settle).collect()
 }
 
 /// Tell the breaker, the rate and the concurrency limit. (The worker wakes when

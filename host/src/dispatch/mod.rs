@@ -84,6 +84,8 @@ pub struct DeliveryStats {
     pub latency: prometheus_client::metrics::histogram::Histogram,
     /// Seconds of each `deliver` call (`/metrics`).
     pub calls: prometheus_client::metrics::histogram::Histogram,
+    /// The newest attempts, for the delivery debugger.
+    pub attempts: crate::observe::attempts::Attempts,
 }
 
 impl DeliveryStats {
@@ -120,6 +122,7 @@ impl DeliveryStats {
             operator_changes: AtomicU64::new(0),
             latency: instruments.latency_of(&dest.name),
             calls: instruments.calls_of(&dest.name),
+            attempts: Default::default(),
         }
     }
 

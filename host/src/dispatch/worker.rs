@@ -95,6 +95,7 @@ impl Worker {
                 destination: name,
             },
             counters: stats.sandbox.clone(),
+            tape: None,
         };
         let bucket = dest
             .rate

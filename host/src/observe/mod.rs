@@ -1,9 +1,11 @@
 //! What operators see of a running host besides the admin API: Prometheus
-//! metrics ([`metrics`]) and readiness ([`ready`]).
+//! metrics ([`metrics`]), readiness ([`ready`]) and the delivery debugger's
+//! newest attempts ([`attempts`]).
 //!
 //! Where it sits: beside the flow. Ingest, the store and each destination's
 //! batches in flight update [`metrics::Instruments`]; the rest is read when
 //! scraped. The routes are in `admin/probes.rs`.
 
+pub mod attempts;
 pub mod metrics;
 pub mod ready;

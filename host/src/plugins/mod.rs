@@ -323,6 +323,7 @@ pub async fn check_settings(plugin: &Plugin, dest: &DestinationConfig) -> Result
         limits: dest.limits,
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
+        tape: None,
     };
     let refused = |message: String| PluginError::Settings {
         destination: dest.name.clone(),

@@ -19,6 +19,7 @@ use super::{CallContext, SandboxCounters, STDIO_CAPTURE_BYTES};
 use crate::imports;
 use crate::imports::http::Egress;
 use crate::imports::log::GuestLog;
+use crate::observe::attempts::{self, Tape};
 
 /// Data of one `Store`: everything a single call into a guest can touch.
 pub struct HostState {
@@ -38,6 +39,8 @@ pub struct HostState {
     stdout: CapturedOutput,
     /// Captured guest stderr.
     stderr: CapturedOutput,
+    /// Where the exchanges of this call are recorded, for the delivery debugger.
+    tape: Option<Tape>,
 }
 
 impl HostState {
@@ -63,6 +66,7 @@ impl HostState {
             counters: ctx.counters.clone(),
             stdout,
             stderr,
+            tape: ctx.tape.clone(),
         }
     }
 
@@ -95,9 +99,47 @@ impl types::Host for HostState {}
 
 impl http::Host for HostState {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        let answer = self.egress.send(req.into()).await;
+        let req: imports::http::Request = req.into();
+        // Only the excerpt is copied before sending; the body goes on as it is.
+        let sent = self.tape.as_ref().map(|_| {
+            (
+                req.method.clone(),
+                attempts::redact_url(&req.url),
+                attempts::redact_headers(&req.headers),
+                attempts::excerpt(&req.body),
+                req.body.len(),
+                std::time::Instant::now(),
+            )
+        });
+        let answer = self.egress.send(req).await;
         if matches!(answer, Err(imports::http::Error::Denied(_))) {
             self.counters.egress_denied.fetch_add(1, Relaxed);
+        }
+        if let (Some(tape), Some((method, url, headers, body, body_bytes, started))) =
+            (&self.tape, sent)
+        {
+            let (response, error) = match &answer {
+                Ok(r) => (
+                    Some(attempts::Answer {
+                        status: r.status,
+                        headers: attempts::redact_headers(&r.headers),
+                        body: attempts::excerpt(&r.body),
+                        body_bytes: r.body.len(),
+                    }),
+                    None,
+                ),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            tape.record(attempts::Exchange {
+                method,
+                url,
+                headers,
+                body,
+                body_bytes,
+                response,
+                error,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
         }
         answer.map(Into::into).map_err(Into::into)
     }

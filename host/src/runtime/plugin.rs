@@ -60,6 +60,8 @@ pub struct CallContext {
     pub egress: Egress,
     /// Where violations are counted.
     pub counters: Arc<super::SandboxCounters>,
+    /// Where this call's HTTP exchanges are recorded (the delivery debugger), if anywhere.
+    pub tape: Option<crate::observe::attempts::Tape>,
 }
 
 /// A compiled component, ready to instantiate.
@@ -140,6 +142,7 @@ impl Runtime {
             limits: Limits::default(),
             egress: Egress::DryRun(Default::default()),
             counters: Default::default(),
+            tape: None,
         };
         plugin.metadata = plugin.describe(&ctx).await?;
         Ok(plugin)
