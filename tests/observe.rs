@@ -416,3 +416,42 @@ async fn the_delivery_debugger_shows_each_attempt_with_its_requests_and_outcomes
     assert_eq!(bad.status(), 400);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn the_source_debugger_shows_the_newest_events_and_the_refused_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &webhook_destination("hooks", &rx, "")).await;
+    let body = json!({"batch": [
+        {"type": "track", "userId": "u1", "event": "First", "messageId": "src-1"},
+        {"type": "identify", "event": "no user", "messageId": "src-bad"},
+        {"type": "identify", "userId": "u2", "traits": {"plan": "pro"}, "messageId": "src-2"},
+    ]});
+    assert_eq!(host.send("batch", &body).await.status(), 200);
+    let seen = host.admin().get("/admin/sources/test/events").await;
+    let events = seen["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{seen}");
+    assert_eq!(events[0]["messageId"], "src-2");
+    assert_eq!(events[0]["type"], "identify");
+    // As stored: normalised, with what ingest adds.
+    assert_eq!(events[0]["event"]["traits"]["plan"], "pro");
+    assert!(events[0]["event"]["receivedAt"].is_string(), "{seen}");
+    assert_eq!(events[1]["messageId"], "src-1");
+    let rejected = seen["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{seen}");
+    assert_eq!(rejected[0]["messageId"], "src-bad");
+    assert!(
+        rejected[0]["message"].as_str().unwrap().contains("userId"),
+        "{seen}"
+    );
+    let one = host.admin().get("/admin/sources/test/events?limit=1").await;
+    assert_eq!(one["events"].as_array().unwrap().len(), 1);
+    let unknown = host
+        .admin()
+        .request(reqwest::Method::GET, "/admin/sources/nope/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    host.stop().await;
+}

@@ -1,7 +1,9 @@
 //! The delivery debugger in the admin API:
 //! - `GET /admin/destinations/{name}/attempts?failed=true&limit=N`: the newest
 //!   attempts first (only those that did not deliver everything with `failed`);
-//! - `GET /admin/destinations/{name}/attempts/{id}`: one of them.
+//! - `GET /admin/destinations/{name}/attempts/{id}`: one of them;
+//! - `GET /admin/sources/{name}/events?limit=N`: the source debugger, the
+//!   newest events the source sent (as stored) and the newest it had refused.
 //!
 //! Each is an [`Attempt`](crate::observe::attempts::Attempt): its events and
 //! their outcomes, every HTTP exchange (credentials redacted, body excerpts),
@@ -63,4 +65,41 @@ pub(super) async fn attempt(
                 "destination `{name}` keeps no attempt {id} (only the newest are kept)"
             ))
         })
+}
+
+/// `?limit=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Limit {
+    /// At most this many of each.
+    limit: Option<usize>,
+}
+
+/// The source debugger's answer.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct SourceEvents {
+    /// The newest accepted events, newest first.
+    events: Vec<crate::ingest::recent::ReceivedEvent>,
+    /// The newest refused events, newest first, each with why.
+    rejected: Vec<crate::ingest::rejections::RejectedRecord>,
+}
+
+pub(super) async fn source_events(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    limit: Result<Query<Limit>, QueryRejection>,
+) -> Result<Json<SourceEvents>, AdminError> {
+    let Query(limit) = limit.map_err(|e| {
+        AdminError::BadRequest(format!("{}; the parameter is `limit`", e.body_text()))
+    })?;
+    if !state.sources.contains(&name) {
+        return Err(AdminError::NoSource(name));
+    }
+    let limit = limit.limit.unwrap_or(usize::MAX);
+    let mut rejected = state.rejections.report(&name).recent;
+    rejected.truncate(limit);
+    Ok(Json(SourceEvents {
+        events: state.recent.newest(&name, limit),
+        rejected,
+    }))
 }

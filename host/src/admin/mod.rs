@@ -12,6 +12,7 @@
 //! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
 //! - `GET  /admin/sources`, `GET /admin/sources/{name}/rejected`: events refused
 //!   inside accepted batches, per source and reason, and the newest of them
+//! - `GET  /admin/sources/{name}/events`: the source debugger ([`debugger`])
 //! - `GET  /admin/plugins`
 //! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
 //!
@@ -74,6 +75,8 @@ pub struct AdminState {
     pub sources: Arc<Vec<String>>,
     /// Events refused at ingest, per source.
     pub rejections: Arc<crate::ingest::rejections::Rejections>,
+    /// The newest events per source.
+    pub recent: Arc<crate::ingest::recent::Recent>,
     /// This host's metrics registry (`/metrics`).
     pub metrics: Arc<crate::observe::metrics::Metrics>,
 }
@@ -154,6 +157,7 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/destinations/{name}/resume", post(resume))
         .route("/admin/sources", get(list_sources))
         .route("/admin/sources/{name}/rejected", get(source_rejected))
+        .route("/admin/sources/{name}/events", get(debugger::source_events))
         .route("/admin/plugins", get(list_plugins))
         .route(
             "/admin/plugins/{name}",
@@ -416,6 +420,7 @@ pub fn state(
         catalog,
         sources: Arc::default(),
         rejections: Arc::default(),
+        recent: Arc::default(),
         metrics: Arc::default(),
     }
 }

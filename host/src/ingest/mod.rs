@@ -18,6 +18,7 @@
 mod client;
 mod cors;
 pub mod normalize;
+pub mod recent;
 pub mod rejections;
 mod settings;
 
@@ -68,6 +69,8 @@ pub struct IngestState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Refused events, for the admin API.
     pub rejections: Arc<Rejections>,
+    /// The newest accepted events per source (the source debugger).
+    pub recent: Arc<recent::Recent>,
     /// Requests and events counted for `/metrics`.
     pub instruments: Instruments,
 }
@@ -91,6 +94,7 @@ impl IngestState {
             store,
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             rejections: Arc::default(),
+            recent: Arc::default(),
             instruments: Instruments::default(),
         }
     }
@@ -315,9 +319,22 @@ async fn accept(
         })
         .collect::<Vec<_>>();
     if !new_events.is_empty() {
+        // The source debugger's copy is taken first (the store takes the events);
+        // it is kept only once the store acknowledged them.
+        let skip = new_events.len().saturating_sub(recent::KEEP_PER_SOURCE);
+        let copies: Vec<(String, String, String)> = new_events[skip..]
+            .iter()
+            .map(|e| (e.message_id.clone(), e.event_type.clone(), e.json.clone()))
+            .collect();
         let report = state.store.append(new_events).await?;
         tally.stored = report.stored as u64;
         tally.duplicates = report.duplicates as u64;
+        state.recent.record(
+            &source.name,
+            copies
+                .iter()
+                .map(|(id, kind, json)| (id.as_str(), kind.as_str(), json.as_str())),
+        );
     }
     state.rejections.record(&source.name, &accepted.rejected);
     tally.rejected = accepted.rejected.len() as u64;
@@ -461,6 +478,7 @@ mod tests {
                 store: Arc::new(Refusing(refusal)),
                 trusted_proxies: Arc::default(),
                 rejections: Arc::default(),
+                recent: Arc::default(),
                 instruments: Instruments::default(),
             });
             let req = axum::http::Request::post("/v1/track")
