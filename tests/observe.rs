@@ -455,3 +455,76 @@ async fn the_source_debugger_shows_the_newest_events_and_the_refused_ones() {
     assert_eq!(unknown.status(), 404);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn switchyard_status_prints_the_overview_of_a_running_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let config = config_text(dir.path(), &webhook_destination("hooks", &rx, ""));
+    let (file, base) = switchyard_e2e::binary::write_config(dir.path(), &config);
+    let mut child = switchyard_e2e::binary::spawn(&file);
+    switchyard_e2e::binary::wait_healthy(&base).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/batch"))
+        .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+        .json(&sdk_batch("st", 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    all_arrive(&rx, &ids("st", 20)).await;
+    let admin = switchyard_e2e::Admin::new(base.clone(), ADMIN_TOKEN);
+    let start = std::time::Instant::now();
+    loop {
+        let row = admin.destination("hooks").await;
+        if row["delivered"] == 20 {
+            assert!(row["delivered_per_second"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(row["latency_p50_ms"].is_u64(), "{row}");
+            assert!(
+                row["latency_p99_ms"].as_u64() >= row["latency_p50_ms"].as_u64(),
+                "{row}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{row}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["status", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("SOURCE"), "{text}");
+    assert!(lines[1].starts_with("test "), "{text}");
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with("hooks "))
+        .unwrap_or_else(|| panic!("no row for hooks:\n{text}"));
+    assert!(row.contains("healthy"), "{row}");
+    assert!(
+        row.split_whitespace().any(|c| c == "20"),
+        "delivered 20: {row}"
+    );
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // With no host there, it says so and fails.
+    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["status", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is it running?"), "{err}");
+}

@@ -173,6 +173,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     admin_state.sources = Arc::new(config.sources.values().cloned().collect());
     admin_state.rejections = ingest_state.rejections.clone();
     admin_state.recent = ingest_state.recent.clone();
+    admin_state.source_history = ingest_state.history.clone();
     admin_state.metrics = metrics;
     let metrics_server = match &config.metrics_listen {
         Some(addr) => {

@@ -82,6 +82,14 @@ pub struct DestinationRow {
     pub violations: Violations,
     /// The most linear memory one instance has held.
     pub memory_peak_bytes: u64,
+    /// Events delivered per second over the last minute or two.
+    pub delivered_per_second: f64,
+    /// Median latency (receipt to delivery) of the newest 1,024 deliveries, in ms.
+    pub latency_p50_ms: Option<u64>,
+    /// 99th percentile of the same.
+    pub latency_p99_ms: Option<u64>,
+    /// Why the newest attempt that did not deliver everything failed.
+    pub last_error: Option<String>,
 }
 
 /// A plugin version: the answer to an upload or a rollback (with `success`).
@@ -156,4 +164,6 @@ pub struct SourceRow {
     pub rejected: u64,
     /// The same, per reason code.
     pub rejected_by_code: std::collections::BTreeMap<&'static str, u64>,
+    /// Events accepted per second over the last minute or two.
+    pub accepted_per_second: f64,
 }

@@ -73,6 +73,9 @@ pub struct AdminState {
     pub catalog: Arc<Catalog>,
     /// Source names in config order.
     pub sources: Arc<Vec<String>>,
+    /// Accepted and refused events per minute, per source.
+    pub source_history:
+        Arc<std::collections::HashMap<String, Arc<crate::observe::history::History>>>,
     /// Events refused at ingest, per source.
     pub rejections: Arc<crate::ingest::rejections::Rejections>,
     /// The newest events per source.
@@ -191,6 +194,10 @@ async fn list_sources(State(state): State<AdminState>) -> Json<Vec<answers::Sour
                     name: name.clone(),
                     rejected: r.total,
                     rejected_by_code: r.counts,
+                    accepted_per_second: state
+                        .source_history
+                        .get(name)
+                        .map_or(0.0, |h| h.ok_per_second(crate::store::now_ms())),
                 }
             })
             .collect(),
@@ -279,9 +286,23 @@ async fn destinations(
             store_error,
             violations: d.stats.sandbox.violations(),
             memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
+            delivered_per_second: d.stats.history.ok_per_second(crate::store::now_ms()),
+            latency_p50_ms: d.stats.history.latency_quantile(0.5),
+            latency_p99_ms: d.stats.history.latency_quantile(0.99),
+            last_error: last_error(&d.stats),
         });
     }
     Ok(Json(out))
+}
+
+/// The reason of the newest failed attempt: its call error, else its first
+/// event that was not delivered.
+fn last_error(stats: &DeliveryStats) -> Option<String> {
+    let newest = stats.attempts.newest(true).into_iter().next()?;
+    newest
+        .error
+        .clone()
+        .or_else(|| newest.events.iter().find_map(|e| e.reason.clone()))
 }
 
 /// `?since=T&until=T`.
@@ -419,6 +440,7 @@ pub fn state(
         store,
         catalog,
         sources: Arc::default(),
+        source_history: Arc::default(),
         rejections: Arc::default(),
         recent: Arc::default(),
         metrics: Arc::default(),

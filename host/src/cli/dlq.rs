@@ -86,7 +86,7 @@ fn target(sel: &Selection) -> anyhow::Result<Target> {
 }
 
 /// The admin base URL, when a host may be listening.
-fn admin_base(config: &Config) -> Option<String> {
+pub(super) fn admin_base(config: &Config) -> Option<String> {
     let addr: std::net::SocketAddr = config.listen.parse().ok()?;
     if addr.port() == 0 {
         return None;

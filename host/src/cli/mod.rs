@@ -9,6 +9,7 @@ mod dlq;
 pub mod logging;
 mod new;
 mod run;
+mod status;
 mod try_run;
 
 use std::path::PathBuf;
@@ -61,6 +62,12 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The overview of a running host (sources, destinations) as tables, through its admin API.
+    Status {
+        /// Configuration file of the host (its `listen` and `admin_token`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Dead letters: list or replay, against a running host or a stopped host's store.
     Dlq {
         /// `list` or `replay`.
@@ -84,6 +91,7 @@ impl Cli {
                 event,
             } => try_run::try_run(&plugin, &settings, &event).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::Status { config } => status::status(config).await,
             Command::New { name, lang, dir } => new::new(&name, lang, dir),
         }
     }

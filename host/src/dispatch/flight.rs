@@ -176,6 +176,8 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Se
     let stats = &shared.stats;
     let now = shared.clock.wall_ms();
     let jitter = super::retry::jitter(&mut rand::rng());
+    let mut latencies = Vec::with_capacity(jobs.len());
+    let (mut retried, mut dead) = (0, 0);
     let settles: Vec<_> = jobs
         .iter()
         .zip(outcomes)
@@ -185,20 +187,27 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Se
                 Settle::Done => {
                     let waited = now.saturating_sub(job.queued_at).max(0);
                     stats.latency.observe(waited as f64 / 1000.0);
+                    latencies.push(waited as u64);
                     stats.delivered.fetch_add(1, Relaxed)
                 }
                 Settle::RetryAt { at, reason } => {
                     tracing::debug!(destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
+                    retried += 1;
                     stats.retried.fetch_add(1, Relaxed)
                 }
                 Settle::Dead { reason } => {
                     tracing::warn!(destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
+                    dead += 1;
                     stats.dead_lettered.fetch_add(1, Relaxed)
                 }
             };
             (job.id, settle)
         })
         .collect();
+    stats
+        .history
+        .add(now, latencies.len() as u64, retried, dead);
+    stats.history.latencies(latencies);
     // Settling must not be lost: retry until the store takes it (a full disk
     // frees up, a NATS server comes back). Meanwhile the events count as in
     // flight and stay leased; at shutdown they stay leased and are delivered

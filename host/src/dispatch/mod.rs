@@ -86,6 +86,8 @@ pub struct DeliveryStats {
     pub calls: prometheus_client::metrics::histogram::Histogram,
     /// The newest attempts, for the delivery debugger.
     pub attempts: crate::observe::attempts::Attempts,
+    /// Outcomes per minute and the newest latencies (overview, chart).
+    pub history: crate::observe::history::History,
 }
 
 impl DeliveryStats {
@@ -123,6 +125,7 @@ impl DeliveryStats {
             latency: instruments.latency_of(&dest.name),
             calls: instruments.calls_of(&dest.name),
             attempts: Default::default(),
+            history: Default::default(),
         }
     }
 

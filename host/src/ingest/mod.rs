@@ -71,6 +71,8 @@ pub struct IngestState {
     pub rejections: Arc<Rejections>,
     /// The newest accepted events per source (the source debugger).
     pub recent: Arc<recent::Recent>,
+    /// Accepted and refused events per minute, by source name.
+    pub history: Arc<HashMap<String, Arc<crate::observe::history::History>>>,
     /// Requests and events counted for `/metrics`.
     pub instruments: Instruments,
 }
@@ -95,6 +97,13 @@ impl IngestState {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             rejections: Arc::default(),
             recent: Arc::default(),
+            history: Arc::new(
+                config
+                    .sources
+                    .values()
+                    .map(|name| (name.clone(), Arc::default()))
+                    .collect(),
+            ),
             instruments: Instruments::default(),
         }
     }
@@ -238,12 +247,16 @@ async fn ingest(
     let response = accept(&state, kind, peer, encoding, headers, body, &mut tally)
         .await
         .into_response();
-    count(&state.instruments, &tally, response.status());
+    count(&state, &tally, response.status());
     response
 }
 
 /// Count one answered request and its events.
-fn count(instruments: &Instruments, tally: &Tally, status: StatusCode) {
+fn count(state: &IngestState, tally: &Tally, status: StatusCode) {
+    let instruments = &state.instruments;
+    if let Some(h) = tally.source.as_ref().and_then(|s| state.history.get(s)) {
+        h.add(crate::store::now_ms(), tally.stored, tally.rejected, 0);
+    }
     let source = tally.source.clone().unwrap_or_default();
     instruments
         .ingest_requests
@@ -479,6 +492,7 @@ mod tests {
                 trusted_proxies: Arc::default(),
                 rejections: Arc::default(),
                 recent: Arc::default(),
+                history: Arc::default(),
                 instruments: Instruments::default(),
             });
             let req = axum::http::Request::post("/v1/track")
