@@ -5,53 +5,20 @@
 //! batching mode (`/v1/b`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::extract::Path;
 use axum::response::{Html, IntoResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
+use switchyard_e2e::browser::{chromium, driver};
 use switchyard_e2e::host::{config_text, WRITE_KEY};
 use switchyard_e2e::{
-    eventually, free_port, webhook_destination as webhook, workspace_root, Receiver, TestHost,
+    eventually, webhook_destination as webhook, workspace_root, Receiver, TestHost,
 };
 
 /// The npm package's browser build.
 fn bundles() -> PathBuf {
     workspace_root().join("tests/sdks/browser/node_modules/@segment/analytics-next/dist/umd")
-}
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn driver() -> Driver {
-    let port = free_port();
-    let child = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("/usr/bin/chromedriver runs (make sdks installs it)");
-    let url = format!("http://127.0.0.1:{port}");
-    let d = Driver { child, url };
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{}/status", d.url)).send().await.is_ok() {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not answer");
 }
 
 /// A page of origin `page` that loads analytics.js from itself and sends to `host`.
@@ -126,21 +93,7 @@ async fn analytics_next_in_chromium_sends_across_origins_one_call_at_a_time_and_
     });
 
     let driver = driver().await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": "/usr/bin/chromium", "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            format!("--user-data-dir={}", dir.path().join("chromium").display()),
-        ]}),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let browser = fantoccini::ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a chromium session");
+    let browser = chromium(&driver, dir.path()).await;
     for (path, mode) in [("/", "one call at a time"), ("/batched", "batching")] {
         browser.goto(&format!("{page_origin}{path}")).await.unwrap();
         let mut title = String::new();

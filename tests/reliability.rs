@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_e2e::admin::Row;
 use switchyard_e2e::binary::{spawn, wait_healthy};
 use switchyard_e2e::host::{config_text, ADMIN_TOKEN, WRITE_KEY};
 use switchyard_e2e::{
@@ -219,6 +220,109 @@ async fn rejected_events_are_dead_lettered_and_dlq_replay_delivers_them() {
         },
     )
     .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_page_by_page_and_purged_by_the_admin_api_and_dlq_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.default_reply(Reply::status(400).body("{\"error\":\"schema mismatch\"}"));
+    let (file, base) = write_config(dir.path(), &rx);
+    let mut child = spawn(&file);
+    wait_healthy(&base).await;
+    let admin = Admin::new(base.as_str(), ADMIN_TOKEN);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/batch"))
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&sdk_batch("pg", 12))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    admin
+        .wait(
+            Row::Destination("hooks"),
+            "12 dead letters",
+            Duration::from_secs(20),
+            |d| d["dead_letters"] == 12,
+        )
+        .await;
+
+    // Pages of five: 5, 5, 2; each full page names where the next starts.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "/admin/destinations/hooks/dead-letters?limit=5".to_string();
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let resp = admin
+            .request(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let next = resp
+            .headers()
+            .get("x-next-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Vec<Value> = resp.json().await.unwrap();
+        pages += 1;
+        seen.extend(
+            page.iter()
+                .map(|d| d["messageId"].as_str().unwrap().to_string()),
+        );
+        match next {
+            Some(n) => {
+                assert_eq!(page.len(), 5);
+                after = Some(n);
+            }
+            None => {
+                assert_eq!(page.len(), 2);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 3);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12);
+    let bad = admin
+        .request(
+            reqwest::Method::GET,
+            "/admin/destinations/hooks/dead-letters?limit=many",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+
+    // A range with nothing in it purges nothing; `dlq purge` the rest.
+    let none = admin
+        .request(
+            reqwest::Method::DELETE,
+            "/admin/destinations/hooks/dead-letters?until=1000",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 200);
+    let body: Value = none.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"success": true, "purged": 0}));
+    let out = dlq(&file, &["purge", "--destination", "hooks", "--since", "1h"]);
+    assert!(out.contains("purged 12"), "{out}");
+    let listed: Vec<Value> =
+        serde_json::from_str(&dlq(&file, &["list", "--destination", "hooks", "--json"])).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(admin.destinations().await[0]["dead_letters"], 0);
     child.kill().unwrap();
     let _ = child.wait();
 }

@@ -47,6 +47,7 @@ fn embedded(dir: &std::path::Path) -> EmbeddedStore {
         &EmbeddedOptions {
             dedup_window: Duration::from_secs(3600),
             retention: Duration::ZERO,
+            dead_letter_retention: None,
         },
         &destinations(),
     )
@@ -186,6 +187,54 @@ async fn conformance(store: Arc<dyn Store>) {
     );
 }
 
+/// Dead letters at volume: listed page by page, purged by time range.
+async fn dead_letter_conformance(store: Arc<dyn Store>) {
+    let names: Vec<String> = (0..5).map(|i| format!("d{i}")).collect();
+    let events = names.iter().map(|n| event(n, &["y"])).collect();
+    store.append(events).await.unwrap();
+    let jobs = claim_all(&*store, "y", now_ms()).await;
+    assert_eq!(jobs.len(), 5);
+    let dead = |j: &switchyard::store::Job| {
+        (
+            j.id,
+            Settle::Dead {
+                reason: format!("400 {}", j.message_id),
+            },
+        )
+    };
+    store
+        .settle("y", jobs.iter().map(dead).collect())
+        .await
+        .unwrap();
+    // Pages of two: every dead letter once, in id order, then an empty page.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .dead_letter_page("y", None, None, after, 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        assert!(page.windows(2).all(|w| w[0].id < w[1].id), "{page:?}");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|d| d.message_id.clone()));
+    }
+    seen.sort();
+    assert_eq!(seen, names);
+    // A range with nothing in it purges nothing; the whole range purges all.
+    let future = now_ms() + 3_600_000;
+    assert_eq!(store.purge("y", Some(future), None).await.unwrap(), 0);
+    assert_eq!(store.purge("x", None, None).await.unwrap(), 0);
+    assert_eq!(store.purge("y", None, Some(future)).await.unwrap(), 5);
+    assert!(store
+        .dead_letters("y", None, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.stats("y").await.unwrap().dead_letters, 0);
+}
+
 /// Per-user ordering when the destination delivers part of a batch and retries the
 /// rest (as ga4's 25-event chunks or mixpanel's two endpoints do): a user's later
 /// event is never delivered before an earlier one, and other users flow.
@@ -277,6 +326,62 @@ async fn the_embedded_store_keeps_the_contract() {
     conformance(Arc::new(embedded(dir.path()))).await;
 }
 
+#[tokio::test]
+async fn the_embedded_store_pages_and_purges_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    dead_letter_conformance(Arc::new(embedded(dir.path()))).await;
+}
+
+#[tokio::test]
+async fn the_nats_store_pages_and_purges_dead_letters() {
+    let server = NatsServer::start().await;
+    dead_letter_conformance(Arc::new(
+        NatsStore::open(&options(&server, Duration::from_secs(30)), &destinations())
+            .await
+            .unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn the_embedded_store_deletes_dead_letters_past_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(
+        dir.path(),
+        &EmbeddedOptions {
+            dedup_window: Duration::from_secs(3600),
+            retention: Duration::ZERO,
+            dead_letter_retention: Some(Duration::from_millis(300)),
+        },
+        &destinations(),
+    )
+    .unwrap();
+    store.append(vec![event("old", &["x"])]).await.unwrap();
+    let jobs = claim_all(&store, "x", now_ms()).await;
+    let dead = Settle::Dead {
+        reason: "400".into(),
+    };
+    store.settle("x", vec![(jobs[0].id, dead)]).await.unwrap();
+    assert_eq!(store.stats("x").await.unwrap().dead_letters, 1);
+    // Housekeeping runs with the writer's commits: keep it busy until the
+    // dead letter is past its retention and gone.
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    while store.stats("x").await.unwrap().dead_letters > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the dead letter outlived its retention"
+        );
+        n += 1;
+        store
+            .append(vec![event(&format!("tick-{n}"), &["y"])])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}
+
 fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
     NatsOptions {
         url: server.url(),
@@ -284,6 +389,7 @@ fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
         dedup_window: Duration::from_secs(3600),
         ack_wait,
         replicas: 1,
+        dead_letter_retention: None,
     }
 }
 

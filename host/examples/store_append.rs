@@ -52,6 +52,7 @@ async fn run(destinations: usize) -> anyhow::Result<()> {
         &EmbeddedOptions {
             dedup_window: Duration::from_secs(86_400),
             retention: Duration::ZERO,
+            dead_letter_retention: None,
         },
         &Config::plain_destinations(&specs),
     )?);

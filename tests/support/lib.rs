@@ -1,10 +1,11 @@
 //! Test and benchmark support: a scriptable loopback receiver, a host started
 //! in-process on a temporary store, the `switchyard` binary as a process, a
-//! client of the admin API, config text, and Segment-shaped payloads. The
+//! client of the admin API, headless Chromium, config text, and Segment-shaped payloads. The
 //! benchmarks (`bench/`) use it too.
 
 pub mod admin;
 pub mod binary;
+pub mod browser;
 pub mod host;
 pub mod logs;
 pub mod nats;

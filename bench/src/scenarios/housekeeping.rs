@@ -112,6 +112,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let options = EmbeddedOptions {
         dedup_window: WINDOW,
         retention: Duration::ZERO,
+        dead_letter_retention: None,
     };
     let phase = scale.phase.max(Duration::from_secs(5));
 

@@ -20,6 +20,7 @@ fn options() -> EmbeddedOptions {
     EmbeddedOptions {
         dedup_window: Duration::from_secs(86_400),
         retention: Duration::ZERO,
+        dead_letter_retention: None,
     }
 }
 

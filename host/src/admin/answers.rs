@@ -128,6 +128,8 @@ pub struct PluginRow {
     pub previous_sha256: Option<String>,
     /// Why the last new version was refused.
     pub last_error: Option<String>,
+    /// The newest swaps and rollbacks since start, newest first.
+    pub swaps: Vec<crate::plugins::Swap>,
 }
 
 impl From<&PluginSlot> for PluginRow {
@@ -137,6 +139,7 @@ impl From<&PluginSlot> for PluginRow {
             serving: VersionRow::from(&*slot.current()),
             previous_sha256: slot.previous_sha256(),
             last_error: slot.last_error(),
+            swaps: slot.swap_history(),
         }
     }
 }
@@ -166,4 +169,11 @@ pub struct SourceRow {
     pub rejected_by_code: std::collections::BTreeMap<&'static str, u64>,
     /// Events accepted per second over the last minute or two.
     pub accepted_per_second: f64,
+}
+
+/// `DELETE …/dead-letters`: how many were deleted.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Purged {
+    /// Dead letters deleted.
+    pub purged: u64,
 }

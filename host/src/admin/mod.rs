@@ -6,7 +6,8 @@
 //! letters; it can replay dead letters and pause or resume a destination.
 //!
 //! - `GET  /admin/destinations`
-//! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T`
+//! - `GET  /admin/destinations/{name}/dead-letters?since=T&until=T&after=ID&limit=N`
+//!   (a page; `X-Next-After` names where the next one starts) and `DELETE` (purge)
 //! - `POST /admin/destinations/{name}/dead-letters/replay?since=T&until=T`
 //! - `GET  /admin/destinations/{name}/attempts[/{id}]`: the delivery debugger ([`debugger`])
 //! - `POST /admin/destinations/{name}/pause`, `POST /admin/destinations/{name}/resume`
@@ -22,6 +23,7 @@
 
 pub mod answers;
 mod debugger;
+pub mod page;
 pub mod probes;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -82,6 +84,8 @@ pub struct AdminState {
     pub recent: Arc<crate::ingest::recent::Recent>,
     /// This host's metrics registry (`/metrics`).
     pub metrics: Arc<crate::observe::metrics::Metrics>,
+    /// Browsers logged in to the status page.
+    pub sessions: Arc<page::session::Sessions>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -142,7 +146,7 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/destinations", get(destinations))
         .route(
             "/admin/destinations/{name}/dead-letters",
-            get(list_dead_letters),
+            get(list_dead_letters).delete(purge_dead_letters),
         )
         .route(
             "/admin/destinations/{name}/dead-letters/replay",
@@ -173,8 +177,9 @@ pub fn app(state: AdminState) -> axum::Router {
             authorize,
         ))
         .with_state(state.clone());
-    probes::open_routes(state)
+    probes::open_routes(state.clone())
         .merge(admin)
+        .merge(page::routes(state))
         .fallback(no_such_path)
 }
 
@@ -184,24 +189,27 @@ async fn no_such_path(uri: axum::http::Uri) -> AdminError {
 }
 
 async fn list_sources(State(state): State<AdminState>) -> Json<Vec<answers::SourceRow>> {
-    Json(
-        state
-            .sources
-            .iter()
-            .map(|name| {
-                let r = state.rejections.report(name);
-                answers::SourceRow {
-                    name: name.clone(),
-                    rejected: r.total,
-                    rejected_by_code: r.counts,
-                    accepted_per_second: state
-                        .source_history
-                        .get(name)
-                        .map_or(0.0, |h| h.ok_per_second(crate::store::now_ms())),
-                }
-            })
-            .collect(),
-    )
+    Json(source_rows(&state))
+}
+
+/// `GET /admin/sources` (and the status page's sources).
+fn source_rows(state: &AdminState) -> Vec<answers::SourceRow> {
+    state
+        .sources
+        .iter()
+        .map(|name| {
+            let r = state.rejections.report(name);
+            answers::SourceRow {
+                name: name.clone(),
+                rejected: r.total,
+                rejected_by_code: r.counts,
+                accepted_per_second: state
+                    .source_history
+                    .get(name)
+                    .map_or(0.0, |h| h.ok_per_second(crate::store::now_ms())),
+            }
+        })
+        .collect()
 }
 
 async fn source_rejected(
@@ -254,45 +262,50 @@ async fn destinations(
 ) -> Result<Json<Vec<DestinationRow>>, AdminError> {
     let mut out = Vec::new();
     for d in state.destinations.iter() {
-        // While the store cannot answer (a full disk, NATS away), the row still
-        // shows the last figures it gave, and why they may be stale.
-        let (q, store_error) = match state.store.stats(&d.name).await {
-            Ok(q) => {
-                *d.last_queue.lock().expect("last queue lock") = q;
-                (q, None)
-            }
-            Err(e) => (
-                *d.last_queue.lock().expect("last queue lock"),
-                Some(e.to_string()),
-            ),
-        };
-        let health = d.stats.health();
-        let serving = d.plugin.current();
-        let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
-        out.push(DestinationRow {
-            name: d.name.clone(),
-            plugin: d.plugin.name.clone(),
-            version: serving.plugin.metadata.version.clone(),
-            sha256: serving.plugin.sha256.clone(),
-            health: health.state,
-            health_reason: health.reason,
-            queued: q.queued,
-            in_flight: d.stats.in_flight.load(Relaxed),
-            batches_in_flight: concurrency.in_flight,
-            concurrency,
-            delivered: d.stats.delivered.load(Relaxed),
-            retried: d.stats.retried.load(Relaxed),
-            dead_letters: q.dead_letters,
-            store_error,
-            violations: d.stats.sandbox.violations(),
-            memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
-            delivered_per_second: d.stats.history.ok_per_second(crate::store::now_ms()),
-            latency_p50_ms: d.stats.history.latency_quantile(0.5),
-            latency_p99_ms: d.stats.history.latency_quantile(0.99),
-            last_error: last_error(&d.stats),
-        });
+        out.push(destination_row(&state, d).await);
     }
     Ok(Json(out))
+}
+
+/// One destination's row of `GET /admin/destinations` (and of the status page).
+async fn destination_row(state: &AdminState, d: &DestinationInfo) -> DestinationRow {
+    // While the store cannot answer (a full disk, NATS away), the row still
+    // shows the last figures it gave, and why they may be stale.
+    let (q, store_error) = match state.store.stats(&d.name).await {
+        Ok(q) => {
+            *d.last_queue.lock().expect("last queue lock") = q;
+            (q, None)
+        }
+        Err(e) => (
+            *d.last_queue.lock().expect("last queue lock"),
+            Some(e.to_string()),
+        ),
+    };
+    let health = d.stats.health();
+    let serving = d.plugin.current();
+    let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
+    DestinationRow {
+        name: d.name.clone(),
+        plugin: d.plugin.name.clone(),
+        version: serving.plugin.metadata.version.clone(),
+        sha256: serving.plugin.sha256.clone(),
+        health: health.state,
+        health_reason: health.reason,
+        queued: q.queued,
+        in_flight: d.stats.in_flight.load(Relaxed),
+        batches_in_flight: concurrency.in_flight,
+        concurrency,
+        delivered: d.stats.delivered.load(Relaxed),
+        retried: d.stats.retried.load(Relaxed),
+        dead_letters: q.dead_letters,
+        store_error,
+        violations: d.stats.sandbox.violations(),
+        memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
+        delivered_per_second: d.stats.history.ok_per_second(crate::store::now_ms()),
+        latency_p50_ms: d.stats.history.latency_quantile(0.5),
+        latency_p99_ms: d.stats.history.latency_quantile(0.99),
+        last_error: last_error(&d.stats),
+    }
 }
 
 /// The reason of the newest failed attempt: its call error, else its first
@@ -324,16 +337,69 @@ impl Range {
     }
 }
 
+/// Dead letters answered per page at most (and by default).
+pub const DEAD_LETTER_PAGE: usize = 1_000;
+
+/// `?since=T&until=T&after=ID&limit=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
 async fn list_dead_letters(
     State(state): State<AdminState>,
     Path(name): Path<String>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Response, AdminError> {
+    let Query(page) = page.map_err(|e| {
+        AdminError::BadRequest(format!(
+            "{}; the parameters are `since`, `until`, `after` (an id) and `limit`",
+            e.body_text()
+        ))
+    })?;
+    find(&state, &name)?;
+    let (since, until) = Range {
+        since: page.since,
+        until: page.until,
+    }
+    .millis()?;
+    let limit = page
+        .limit
+        .unwrap_or(DEAD_LETTER_PAGE)
+        .clamp(1, DEAD_LETTER_PAGE);
+    let list = state
+        .store
+        .dead_letter_page(&name, since, until, page.after, limit)
+        .await?;
+    // A full page may have a next one: where it starts.
+    let next = (list.len() == limit)
+        .then(|| list.last().map(|d| d.id))
+        .flatten();
+    let views: Vec<DeadLetterView> = list.iter().map(DeadLetterView::from).collect();
+    let mut response = Json(views).into_response();
+    if let Some(next) = next {
+        response
+            .headers_mut()
+            .insert("x-next-after", axum::http::HeaderValue::from(next));
+    }
+    Ok(response)
+}
+
+async fn purge_dead_letters(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
     range: Result<Query<Range>, QueryRejection>,
-) -> Result<Json<Vec<DeadLetterView>>, AdminError> {
+) -> Result<Json<Done<answers::Purged>>, AdminError> {
     let Query(range) = range.map_err(query_error)?;
     find(&state, &name)?;
     let (since, until) = range.millis()?;
-    let list = state.store.dead_letters(&name, since, until).await?;
-    Ok(Json(list.iter().map(DeadLetterView::from).collect()))
+    let purged = state.store.purge(&name, since, until).await?;
+    tracing::info!(destination = name.as_str(), purged, "dead letters purged");
+    Ok(Json(Done::with(answers::Purged { purged })))
 }
 
 async fn replay_dead_letters(
@@ -444,5 +510,6 @@ pub fn state(
         rejections: Arc::default(),
         recent: Arc::default(),
         metrics: Arc::default(),
+        sessions: Arc::default(),
     }
 }

@@ -1,4 +1,4 @@
-//! `switchyard dlq list|replay --destination NAME [--since T] [--until T] [--json]`.
+//! `switchyard dlq list|replay|purge --destination NAME [--since T] [--until T] [--json]`.
 //!
 //! Against a running host through its admin API (the config's `listen` and
 //! `admin_token`), or, when nothing listens there, directly on the stopped
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::store::view::{parse_time, DeadLetterView};
+use crate::store::view::DeadLetterView;
 use crate::store::{now_ms, Millis, Store};
 
 /// Which dead letters.
@@ -46,20 +46,16 @@ pub enum DlqCommand {
         #[command(flatten)]
         selection: Selection,
     },
+    /// Delete dead letters (all of the destination's, or those of `--since`/`--until`).
+    Purge {
+        #[command(flatten)]
+        selection: Selection,
+    },
 }
 
 /// `T` as ms since the epoch: an age (`2h`) counts back from now.
 fn when(t: &str) -> anyhow::Result<Millis> {
-    if let Ok(age) = crate::config::parse_duration(t) {
-        if t.trim()
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-        {
-            return Ok(now_ms() - age.as_millis() as i64);
-        }
-    }
-    parse_time(t).map_err(|e| anyhow::anyhow!("{e}, nor an age like `2h`"))
+    crate::store::view::parse_time_or_age(t, now_ms()).map_err(|e| anyhow::anyhow!(e))
 }
 
 struct Target {
@@ -110,6 +106,18 @@ async fn ask_host(
     method: reqwest::Method,
     path: &str,
 ) -> anyhow::Result<Option<Value>> {
+    Ok(ask_host_page(t, method, path, None)
+        .await?
+        .map(|(body, _)| body))
+}
+
+/// [`ask_host`] for one page (from `after`); with where the next page starts.
+async fn ask_host_page(
+    t: &Target,
+    method: reqwest::Method,
+    path: &str,
+    after: Option<i64>,
+) -> anyhow::Result<Option<(Value, Option<i64>)>> {
     let Some(base) = admin_base(&t.config) else {
         return Ok(None);
     };
@@ -119,6 +127,9 @@ async fn ask_host(
     }
     if let Some(u) = t.until {
         query.push(("until", u.to_string()));
+    }
+    if let Some(a) = after {
+        query.push(("after", a.to_string()));
     }
     let client = reqwest::Client::builder().no_proxy().build()?;
     let url = format!("{base}/admin/destinations/{}/{path}", t.destination);
@@ -132,6 +143,11 @@ async fn ask_host(
         Err(e) => return Err(e.into()),
     };
     let status = resp.status();
+    let next = resp
+        .headers()
+        .get("x-next-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         anyhow::bail!(
@@ -139,7 +155,28 @@ async fn ask_host(
             body["message"].as_str().unwrap_or("")
         );
     }
-    Ok(Some(body))
+    Ok(Some((body, next)))
+}
+
+/// Every dead letter of the selection from the running host, page by page;
+/// `None` when nothing listens.
+async fn list_from_host(t: &Target) -> anyhow::Result<Option<Vec<DeadLetterView>>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let Some((answer, next)) =
+            ask_host_page(t, reqwest::Method::GET, "dead-letters", after).await?
+        else {
+            return Ok(None);
+        };
+        let page: Vec<DeadLetterView> = serde_json::from_value(answer.clone())
+            .map_err(|e| anyhow::anyhow!("unexpected answer from the host: {e}: {answer}"))?;
+        all.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(Some(all)),
+        }
+    }
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
@@ -156,19 +193,16 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DlqCommand::List { selection, json } => {
             let t = target(&selection)?;
-            let list: Vec<DeadLetterView> =
-                match ask_host(&t, reqwest::Method::GET, "dead-letters").await? {
-                    Some(answer) => serde_json::from_value(answer.clone()).map_err(|e| {
-                        anyhow::anyhow!("unexpected answer from the host: {e}: {answer}")
-                    })?,
-                    None => open_store(&t.config)
-                        .await?
-                        .dead_letters(&t.destination, t.since, t.until)
-                        .await?
-                        .iter()
-                        .map(DeadLetterView::from)
-                        .collect(),
-                };
+            let list: Vec<DeadLetterView> = match list_from_host(&t).await? {
+                Some(list) => list,
+                None => open_store(&t.config)
+                    .await?
+                    .dead_letters(&t.destination, t.since, t.until)
+                    .await?
+                    .iter()
+                    .map(DeadLetterView::from)
+                    .collect(),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -193,6 +227,19 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             println!("replayed {replayed} dead letter(s) of {}", t.destination);
+        }
+        DlqCommand::Purge { selection } => {
+            let t = target(&selection)?;
+            let purged = match ask_host(&t, reqwest::Method::DELETE, "dead-letters").await? {
+                Some(body) => body["purged"].as_u64().unwrap_or(0),
+                None => {
+                    open_store(&t.config)
+                        .await?
+                        .purge(&t.destination, t.since, t.until)
+                        .await?
+                }
+            };
+            println!("purged {purged} dead letter(s) of {}", t.destination);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -140,6 +140,8 @@ pub struct StoreConfig {
     pub credentials_file: Option<PathBuf>,
     /// How long delivered events stay in the log (embedded store only).
     pub retention: Duration,
+    /// How long dead letters are kept (`None`: until purged or replayed).
+    pub dead_letter_retention: Option<Duration>,
     /// The lease of a job taken from NATS (`None`: derived from the timeouts).
     pub ack_wait: Option<Duration>,
     /// Replicas of the NATS streams (1 on the embedded store).

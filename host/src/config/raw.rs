@@ -90,6 +90,10 @@ impl Default for RawServer {
     }
 }
 
+fn default_dead_letter_retention() -> String {
+    "30d".into()
+}
+
 pub(super) fn default_listen() -> String {
     "127.0.0.1:8088".into()
 }
@@ -116,6 +120,10 @@ pub(super) struct RawStore {
     /// replays (`"0s"`, the default: reclaimed once every destination passed them).
     #[serde(default = "default_retention")]
     pub(super) retention: String,
+    /// How long dead letters are kept before they are deleted (`"30d"`, the
+    /// default; `"0s"`: until purged or replayed), so they cannot fill the disk.
+    #[serde(default = "default_dead_letter_retention")]
+    pub(super) dead_letter_retention: String,
     /// How long a host holds a NATS job it took without a sign of life before
     /// the server hands it to another host (`kind = "nats"` only); by default
     /// twice the longest destination timeout plus 30 s. While a batch lingers,
@@ -138,6 +146,7 @@ impl Default for RawStore {
             credentials_file: None,
             dedup_window: default_dedup_window(),
             retention: default_retention(),
+            dead_letter_retention: default_dead_letter_retention(),
             ack_wait: None,
             replicas: None,
         }

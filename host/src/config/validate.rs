@@ -189,6 +189,9 @@ fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreCon
             "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
         ));
     }
+    let dead_letter_retention = parse_duration(&raw.dead_letter_retention)
+        .map_err(|m| ("store.dead_letter_retention".to_string(), m))?;
+    let dead_letter_retention = Some(dead_letter_retention).filter(|d| !d.is_zero());
     let ack_wait = raw
         .ack_wait
         .map(|t| parse_duration(&t).map_err(|m| ("store.ack_wait".to_string(), m)))
@@ -225,6 +228,7 @@ fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreCon
         dedup_window,
         credentials_file: raw.credentials_file.map(resolve),
         retention,
+        dead_letter_retention,
         ack_wait,
     })
 }

@@ -460,6 +460,14 @@ mod tests {
         ) -> Result<u64, StoreError> {
             Err((self.0)())
         }
+        async fn purge(
+            &self,
+            _: &str,
+            _: Option<Millis>,
+            _: Option<Millis>,
+        ) -> Result<u64, StoreError> {
+            Err((self.0)())
+        }
         async fn set_paused(&self, _: &str, _: bool) -> Result<(), StoreError> {
             Err((self.0)())
         }

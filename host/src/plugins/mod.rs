@@ -93,6 +93,26 @@ pub struct PluginSlot {
     installing: tokio::sync::Mutex<()>,
     /// Swaps and rollbacks since the host started (`switchyard_plugin_swaps_total`).
     pub swaps: std::sync::atomic::AtomicU64,
+    /// The newest swaps and rollbacks, oldest first, at most [`SWAPS_KEPT`].
+    history: Mutex<std::collections::VecDeque<Swap>>,
+}
+
+/// Swaps kept per plugin for the status page and `GET /admin/plugins`.
+pub const SWAPS_KEPT: usize = 20;
+
+/// One change of the serving version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Swap {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `swap` (a new version) or `rollback`.
+    pub kind: &'static str,
+    /// sha256 of the version that served before.
+    pub from_sha256: String,
+    /// sha256 of the version that serves since.
+    pub to_sha256: String,
+    /// Its version (from `describe`).
+    pub to_version: String,
 }
 
 impl PluginSlot {
@@ -113,6 +133,31 @@ impl PluginSlot {
     /// Why the last new version was refused.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().expect("error lock").clone()
+    }
+
+    /// The newest swaps and rollbacks, newest first.
+    pub fn swap_history(&self) -> Vec<Swap> {
+        let h = self.history.lock().expect("history lock");
+        h.iter().rev().cloned().collect()
+    }
+
+    /// Serve `to` instead of `from`; counted and kept in the history.
+    fn swap(&self, kind: &'static str, from: &Version, to: Arc<Version>) {
+        let swap = Swap {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind,
+            from_sha256: from.plugin.sha256.clone(),
+            to_sha256: to.plugin.sha256.clone(),
+            to_version: to.plugin.metadata.version.clone(),
+        };
+        self.current.store(to);
+        self.swaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = self.history.lock().expect("history lock");
+        if h.len() == SWAPS_KEPT {
+            h.pop_front();
+        }
+        h.push_back(swap);
     }
 }
 
@@ -175,6 +220,7 @@ impl Catalog {
                     last_error: Mutex::new(None),
                     installing: tokio::sync::Mutex::new(()),
                     swaps: Default::default(),
+                    history: Default::default(),
                 }),
             );
         }
@@ -250,9 +296,7 @@ impl Catalog {
             self.persist(name, &version.bytes)?;
         }
         *slot.previous.lock().expect("previous lock") = Some(current.clone());
-        slot.current.store(version.clone());
-        slot.swaps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        slot.swap("swap", &current, version.clone());
         *slot.last_error.lock().expect("error lock") = None;
         tracing::info!(
             plugin = name,
@@ -278,9 +322,7 @@ impl Catalog {
             .ok_or_else(|| PluginError::NoPrevious(name.to_string()))?;
         self.persist(name, &previous.bytes)?;
         let current = slot.current();
-        slot.current.store(previous.clone());
-        slot.swaps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        slot.swap("rollback", &current, previous.clone());
         *slot.previous.lock().expect("previous lock") = Some(current.clone());
         tracing::info!(
             plugin = name,

@@ -40,6 +40,7 @@ pub async fn open(
                 &embedded::EmbeddedOptions {
                     dedup_window: config.dedup_window,
                     retention: config.retention,
+                    dead_letter_retention: config.dead_letter_retention,
                 },
                 destinations,
             )
@@ -53,6 +54,7 @@ pub async fn open(
                     dedup_window: config.dedup_window,
                     ack_wait,
                     replicas: config.replicas,
+                    dead_letter_retention: config.dead_letter_retention,
                 },
                 destinations,
             )
@@ -295,6 +297,32 @@ pub trait Store: Send + Sync + 'static {
     /// Move dead letters of `destination` in `[since, until)` back into its queue, due now.
     /// Returns how many.
     async fn replay(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError>;
+
+    /// One page of the dead letters of `destination` dead-lettered in
+    /// `[since, until)`: those with an id above `after`, at most `limit`, by id
+    /// (the order they were dead-lettered in). By default read from [`Store::dead_letters`].
+    async fn dead_letter_page(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut all = self.dead_letters(destination, since, until).await?;
+        all.retain(|d| after.is_none_or(|a| d.id > a));
+        all.sort_by_key(|d| d.id);
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Delete the dead letters of `destination` dead-lettered in `[since, until)`; how many.
+    async fn purge(
         &self,
         destination: &str,
         since: Option<Millis>,

@@ -144,6 +144,7 @@ fn stream_configs(options: &NatsOptions) -> [stream::Config; 2] {
             subjects: vec!["sy.dlq.>".into()],
             storage: stream::StorageType::File,
             num_replicas: options.replicas,
+            max_age: options.dead_letter_retention.unwrap_or_default(),
             ..Default::default()
         },
     ]
@@ -198,6 +199,8 @@ pub struct NatsOptions {
     pub ack_wait: Duration,
     /// Replicas of the streams this store creates (the server needs that many).
     pub replicas: usize,
+    /// The dead-letter stream's `max_age` (`None`: kept until purged or replayed).
+    pub dead_letter_retention: Option<Duration>,
 }
 
 impl NatsStore {
@@ -227,10 +230,15 @@ impl NatsStore {
             .get_or_create_stream(streams[0].clone())
             .await
             .map_err(unavailable)?;
-        let dlq = js
+        let mut dlq = js
             .get_or_create_stream(streams[1].clone())
             .await
             .map_err(unavailable)?;
+        // A changed `dead_letter_retention` applies to the stream that exists.
+        if dlq.cached_info().config.max_age != streams[1].max_age {
+            js.update_stream(&streams[1]).await.map_err(unavailable)?;
+            dlq = js.get_stream(DLQ).await.map_err(unavailable)?;
+        }
         let ids: Vec<u32> = (0..destinations.len() as u32).collect();
         let operator = super::nats_kv::OperatorKv::open(&js, options.replicas).await?;
         let store = NatsStore {
@@ -692,6 +700,23 @@ impl Store for NatsStore {
             self.notify(destination);
         }
         Ok(replayed)
+    }
+
+    async fn purge(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for (d, seq, _) in self.read_dead_letters(destination).await? {
+            if since.is_some_and(|s| d.dead_at < s) || until.is_some_and(|u| d.dead_at >= u) {
+                continue;
+            }
+            self.dlq.delete_message(seq).await.map_err(unavailable)?;
+            purged += 1;
+        }
+        Ok(purged)
     }
 
     async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {

@@ -67,6 +67,19 @@ pub fn parse_time(t: &str) -> Result<Millis, String> {
         .map_err(|_| format!("`{t}` is not an RFC 3339 time or milliseconds since the epoch"))
 }
 
+/// `T` as ms since the epoch: RFC 3339, milliseconds, or an age (`2h`, `30m`)
+/// counted back from `now` (the CLI's `--since`/`--until`, the status page's range).
+pub fn parse_time_or_age(t: &str, now: Millis) -> Result<Millis, String> {
+    let t = t.trim();
+    if t.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) {
+        if let Ok(age) = crate::config::parse_duration(t) {
+            let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+            return Ok(now.saturating_sub(age));
+        }
+    }
+    parse_time(t).map_err(|e| format!("{e}, nor an age like `2h`"))
+}
+
 fn iso(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))

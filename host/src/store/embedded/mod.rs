@@ -87,6 +87,8 @@ pub struct EmbeddedOptions {
     pub dedup_window: Duration,
     /// How long delivered events stay in the log.
     pub retention: Duration,
+    /// How long dead letters are kept (`None`: until purged or replayed).
+    pub dead_letter_retention: Option<Duration>,
 }
 
 /// An event ready for the writer: routed and keyed on the caller's task.
@@ -123,6 +125,20 @@ enum Command {
         reply: oneshot::Sender<Result<Vec<DeadLetter>, StoreError>>,
     },
     Replay {
+        destination: String,
+        since: Option<Millis>,
+        until: Option<Millis>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    DeadLetterPage {
+        destination: String,
+        since: Option<Millis>,
+        until: Option<Millis>,
+        after: Option<i64>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<DeadLetter>, StoreError>>,
+    },
+    Purge {
         destination: String,
         since: Option<Millis>,
         until: Option<Millis>,
@@ -244,6 +260,9 @@ impl EmbeddedStore {
             conn,
             dedup: Dedup::new(options.dedup_window.as_millis() as i64),
             retention_ms: options.retention.as_millis() as i64,
+            dead_letter_retention_ms: options
+                .dead_letter_retention
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             plan,
             queues: Vec::new(),
             by_name: HashMap::new(),
@@ -416,6 +435,42 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn dead_letter_page(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let destination = destination.to_string();
+        self.ask(|reply| Command::DeadLetterPage {
+            destination,
+            since,
+            until,
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError> {
+        let destination = destination.to_string();
+        self.ask(|reply| Command::Purge {
+            destination,
+            since,
+            until,
+            reply,
+        })
+        .await
+    }
+
     async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
         let destination = destination.to_string();
         self.ask(|reply| Command::SetPaused(destination, paused, reply))
@@ -469,6 +524,8 @@ struct Writer {
     dedup: Dedup,
     /// `[store] retention`, in ms.
     retention_ms: i64,
+    /// `[store] dead_letter_retention`, in ms (`None`: kept until purged).
+    dead_letter_retention_ms: Option<i64>,
     /// The configured destinations, in order: name, per-user ordering.
     plan: Vec<(String, bool)>,
     /// One queue per configured destination, in config order.
@@ -833,6 +890,9 @@ impl Writer {
             }
             let cutoff = self.dedup.expire(now);
             sql::prune_dedup(&tx, cutoff, HOUSEKEEPING_STEP)?;
+            if let Some(keep) = self.dead_letter_retention_ms {
+                sql::expire_dead(&tx, now - keep, HOUSEKEEPING_STEP)?;
+            }
         }
         tx.commit()?;
         self.next_seq = next_seq;
@@ -1000,6 +1060,40 @@ fn run_command(
                 None => 0,
             };
             answer(reply, moved)
+        }
+        Command::DeadLetterPage {
+            destination,
+            since,
+            until,
+            after,
+            limit,
+            reply,
+        } => {
+            let list = match by_name.get(&destination) {
+                Some(&qi) => sql::dead_letter_page(
+                    log.conn,
+                    queues[qi].id,
+                    &destination,
+                    since,
+                    until,
+                    after,
+                    limit,
+                )?,
+                None => Vec::new(),
+            };
+            answer(reply, list)
+        }
+        Command::Purge {
+            destination,
+            since,
+            until,
+            reply,
+        } => {
+            let purged = match by_name.get(&destination) {
+                Some(&qi) => sql::purge_dead(log.conn, queues[qi].id, since, until)?,
+                None => 0,
+            };
+            answer(reply, purged)
         }
     })
 }

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS dead_events (
     dead_at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_events_by_time ON dead_events (dest, dead_at);
+CREATE INDEX IF NOT EXISTS dead_events_by_age ON dead_events (dead_at);
 CREATE TABLE IF NOT EXISTS dedup_keys (
     id   INTEGER PRIMARY KEY,
     at   INTEGER NOT NULL,
@@ -423,6 +424,77 @@ pub(super) fn dead_letters(
         },
     )?;
     rows.collect()
+}
+
+/// A page of dead letters of `[since, until)`: ids above `after`, at most `limit`, by id.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dead_letter_page(
+    conn: &Connection,
+    dest: u32,
+    name: &str,
+    since: Option<Millis>,
+    until: Option<Millis>,
+    after: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<DeadLetter>> {
+    let mut q = conn.prepare_cached(
+        "SELECT id, message_id, type, reason, attempts, first_attempt_at, last_attempt_at,
+                dead_at, body
+         FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND id > ?4
+         ORDER BY id LIMIT ?5",
+    )?;
+    let rows = q.query_map(
+        params![
+            dest,
+            since.unwrap_or(i64::MIN),
+            until.unwrap_or(i64::MAX),
+            after.unwrap_or(i64::MIN),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            Ok(DeadLetter {
+                id: r.get(0)?,
+                destination: name.to_string(),
+                message_id: r.get(1)?,
+                event_type: r.get(2)?,
+                reason: r.get(3)?,
+                attempts: r.get(4)?,
+                first_attempt_at: r.get(5)?,
+                last_attempt_at: r.get(6)?,
+                dead_at: r.get(7)?,
+                event_json: r.get(8)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// Delete the dead letters of `[since, until)`; how many.
+pub(super) fn purge_dead(
+    conn: &Connection,
+    dest: u32,
+    since: Option<Millis>,
+    until: Option<Millis>,
+) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "DELETE FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3",
+    )?
+    .execute(params![
+        dest,
+        since.unwrap_or(i64::MIN),
+        until.unwrap_or(i64::MAX)
+    ])
+    .map(|n| n as u64)
+}
+
+/// Delete at most `step` dead letters (of any destination) dead before `before`.
+pub(super) fn expire_dead(conn: &Connection, before: Millis, step: usize) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "DELETE FROM dead_events WHERE id IN
+           (SELECT id FROM dead_events WHERE dead_at < ?1 ORDER BY dead_at LIMIT ?2)",
+    )?
+    .execute(params![before, i64::try_from(step).unwrap_or(i64::MAX)])
+    .map(|n| n as u64)
 }
 
 /// Dead letters kept for a destination.

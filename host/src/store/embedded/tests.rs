@@ -25,6 +25,7 @@ fn open(dir: &Path, specs: &[(&str, bool)]) -> EmbeddedStore {
         &EmbeddedOptions {
             dedup_window: Duration::from_secs(3600),
             retention: Duration::ZERO,
+            dead_letter_retention: None,
         },
         &Config::plain_destinations(specs),
     )
@@ -195,6 +196,7 @@ async fn an_old_layout_with_work_in_it_is_refused_with_what_to_do() {
         &EmbeddedOptions {
             dedup_window: Duration::from_secs(60),
             retention: Duration::ZERO,
+            dead_letter_retention: None,
         },
         &Config::plain_destinations(&[("x", false)]),
     )

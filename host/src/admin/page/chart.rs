@@ -1,0 +1,123 @@
+//! The destination page's chart, drawn by the server as SVG: delivered,
+//! retried and dead-lettered events per minute over the last hour (from
+//! `observe/history.rs`), one stacked bar a minute.
+
+use maud::{html, Markup};
+
+use crate::observe::history::Minute;
+
+/// Drawing area, in SVG units.
+const WIDTH: u64 = 600;
+const HEIGHT: u64 = 160;
+/// Room for the axis labels.
+const LEFT: u64 = 48;
+const BOTTOM: u64 = 20;
+
+/// One series: its label, its CSS class, and its count in a minute.
+type Series = (&'static str, &'static str, fn(&Minute) -> u64);
+
+/// The series, bottom to top.
+const SERIES: [Series; 3] = [
+    ("delivered", "ok", |m| m.ok),
+    ("retried", "retried", |m| m.retried),
+    ("dead-lettered", "dead", |m| m.dead),
+];
+
+/// A rounded-up scale top for `max` (1, 2 or 5 times a power of ten).
+fn nice_top(max: u64) -> u64 {
+    let mut step = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            let top = step.saturating_mul(m);
+            if top >= max {
+                return top;
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+}
+
+/// The chart of `minutes` (oldest first, one per minute).
+pub fn per_minute(minutes: &[Minute]) -> Markup {
+    let max = minutes
+        .iter()
+        .map(|m| m.ok + m.retried + m.dead)
+        .max()
+        .unwrap_or(0);
+    let top = nice_top(max.max(1));
+    let n = minutes.len().max(1) as u64;
+    let bar = (WIDTH - LEFT) / n;
+    let plot = HEIGHT - BOTTOM;
+    let scale = |v: u64| v.saturating_mul(plot) / top;
+    // Each count's bar: (x, y, height, class, count, label), stacked bottom up.
+    let mut rects = Vec::new();
+    for (i, m) in minutes.iter().enumerate() {
+        let x = LEFT + i as u64 * bar;
+        let mut base = plot;
+        for (label, class, count) in SERIES {
+            let v = count(m);
+            if v > 0 {
+                let h = scale(v).max(1);
+                base = base.saturating_sub(h);
+                rects.push((x, base, h, class, v, label));
+            }
+        }
+    }
+    let width = bar.saturating_sub(1).max(1);
+    html! {
+        svg.chart xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
+            role="img" aria-label="events per minute over the last hour" {
+            title { "Delivered, retried and dead-lettered events per minute, last hour" }
+            line.axis x1=(LEFT) y1="0" x2=(LEFT) y2=(plot) {}
+            line.axis x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
+            text x=(LEFT - 4) y="10" text-anchor="end" { (top) }
+            text x=(LEFT - 4) y=(plot) text-anchor="end" { "0" }
+            text x=(LEFT) y=(HEIGHT - 4) { "60 min ago" }
+            text x=(WIDTH) y=(HEIGHT - 4) text-anchor="end" { "now" }
+            @for (x, y, h, class, v, label) in rects {
+                rect class=(class) x=(x) y=(y) width=(width) height=(h) {
+                    title { (v) " " (label) }
+                }
+            }
+        }
+        p.legend {
+            @for (label, class, _) in SERIES {
+                span class={"swatch " (class)} {} " " (label) " "
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_tops_are_round() {
+        assert_eq!(nice_top(1), 1);
+        assert_eq!(nice_top(3), 5);
+        assert_eq!(nice_top(7), 10);
+        assert_eq!(nice_top(120), 200);
+        assert_eq!(nice_top(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn one_rect_per_nonzero_count_with_its_figure() {
+        let minutes = vec![
+            Minute {
+                minute: 1,
+                ok: 10,
+                retried: 0,
+                dead: 2,
+            },
+            Minute {
+                minute: 2,
+                ..Minute::default()
+            },
+        ];
+        let svg = per_minute(&minutes).into_string();
+        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
+        assert!(svg.contains("10 delivered") && svg.contains("2 dead-lettered"));
+        assert!(!svg.contains("retried</title>"));
+    }
+}

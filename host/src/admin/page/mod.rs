@@ -1,0 +1,400 @@
+//! The status page, served by the binary under `/status`: server-rendered HTML
+//! (maud, every value escaped), one embedded stylesheet and one small script,
+//! nothing from elsewhere.
+//!
+//! Where it sits: beside the admin API, reading the same state
+//! ([`AdminState`]) and doing its changes through the same handlers.
+//!
+//! - `GET  /status/login`, `POST /status/login` (the admin token, for a
+//!   session cookie), `POST /status/logout` ([`session`])
+//! - `GET  /status`: the overview, sources and destinations, live
+//! - `GET  /status/destinations/{name}`: figures, the hour's chart ([`chart`]),
+//!   delivery attempts, plugin and swaps, dead letters by time range
+//! - `GET  /status/destinations/{name}/attempts/{id}`: one attempt's requests and responses
+//! - `POST /status/destinations/{name}/{pause|resume|replay|purge|rollback}`:
+//!   each needs the session's CSRF token
+//! - `GET  /status/sources/{name}`: the source debugger, live
+//!
+//! A page's `#live` element is refreshed by `assets/live.js` from the same URL
+//! with `?part=live`, which answers that element's contents only.
+
+mod chart;
+mod destination;
+pub mod session;
+mod view;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use self::session::{clear_cookie, csrf_ok, set_cookie, LoggedIn};
+use self::view::{figure, health, html_response, layout, refused};
+use super::{constant_time_eq, destination_row, source_rows, AdminState};
+use crate::runtime::Violations;
+
+/// The status page's routes.
+pub fn routes(state: AdminState) -> Router {
+    Router::new()
+        .route("/status", get(overview))
+        .route("/status/login", get(login_form).post(login))
+        .route("/status/logout", post(logout))
+        .route("/status/assets/{file}", get(asset))
+        .route("/status/destinations/{name}", get(destination::page))
+        .route(
+            "/status/destinations/{name}/attempts/{id}",
+            get(destination::attempt),
+        )
+        .route(
+            "/status/destinations/{name}/{action}",
+            post(destination::act),
+        )
+        .route("/status/sources/{name}", get(source))
+        .with_state(state)
+}
+
+/// `?part=live`: only the `#live` element's contents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    part: Option<String>,
+}
+
+impl Part {
+    fn live(&self) -> bool {
+        self.part.as_deref() == Some("live")
+    }
+}
+
+/// The whole page, or only its live part when asked.
+fn live_page(
+    title: &str,
+    s: &session::Session,
+    part: bool,
+    head: Markup,
+    live: Markup,
+) -> Response {
+    if part {
+        return html_response(StatusCode::OK, live);
+    }
+    html_response(
+        StatusCode::OK,
+        layout(
+            title,
+            Some(s),
+            html! {
+                (head)
+                div #live data-refresh-ms="2000" { (live) }
+            },
+        ),
+    )
+}
+
+/// A path segment, percent-encoded (names are validated in config, but never trusted here).
+fn segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The page of a destination.
+fn destination_path(name: &str) -> String {
+    format!("/status/destinations/{}", segment(name))
+}
+
+/// Every sandbox violation of a destination, and its breakdown.
+fn violations(v: &Violations) -> (u64, String) {
+    let total = v.timeouts + v.traps + v.contract + v.egress_denied;
+    let detail = format!(
+        "{} timeouts, {} traps, {} contract, {} egress denied, {} log lines dropped",
+        v.timeouts, v.traps, v.contract, v.egress_denied, v.log_lines_dropped
+    );
+    (total, detail)
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "style.css" => (view::STYLE, "text/css; charset=utf-8"),
+        "live.js" => (view::LIVE_JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn login_page(status: StatusCode, enabled: bool, error: Option<&str>) -> Response {
+    html_response(
+        status,
+        layout(
+            "Log in",
+            None,
+            html! {
+                section.login {
+                    h1 { "Switchyard status" }
+                    @if !enabled {
+                        p.refused role="alert" {
+                            "The status page is disabled: set " code { "[server] admin_token" } "."
+                        }
+                    } @else {
+                        @if let Some(e) = error {
+                            p.refused role="alert" #login-error { (e) }
+                        }
+                        form method="post" action="/status/login" {
+                            p {
+                                label for="token" { "Admin token" } br;
+                                input #token type="password" name="token" autocomplete="current-password" autofocus required;
+                            }
+                            button type="submit" { "Log in" }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+async fn login_form(State(state): State<AdminState>) -> Response {
+    login_page(StatusCode::OK, state.token.is_some(), None)
+}
+
+/// `token=…`.
+#[derive(Debug, Deserialize)]
+struct Login {
+    token: String,
+}
+
+async fn login(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    form: Result<Form<Login>, FormRejection>,
+) -> Response {
+    let Some(token) = &state.token else {
+        return login_page(StatusCode::UNAUTHORIZED, false, None);
+    };
+    let Ok(Form(form)) = form else {
+        return login_page(StatusCode::BAD_REQUEST, true, Some("Give the admin token."));
+    };
+    if !constant_time_eq(form.token.as_bytes(), token.as_bytes()) {
+        tracing::warn!("status page: a login with a wrong admin token was refused");
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            true,
+            Some("That is not the admin token."),
+        );
+    }
+    let session = state.sessions.open(crate::store::now_ms());
+    (
+        [(header::SET_COOKIE, set_cookie(&session, &headers))],
+        Redirect::to("/status"),
+    )
+        .into_response()
+}
+
+/// `csrf=…`.
+#[derive(Debug, Deserialize)]
+struct Csrf {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    LoggedIn(s): LoggedIn,
+    State(state): State<AdminState>,
+    form: Result<Form<Csrf>, FormRejection>,
+) -> Response {
+    let given = form.ok().and_then(|Form(f)| f.csrf);
+    if !csrf_ok(&s, given.as_deref()) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            Some(&s),
+            "This form's CSRF token is missing or wrong: reload the page and try again.",
+            "/status",
+        );
+    }
+    state.sessions.close(&s.id);
+    (
+        [(header::SET_COOKIE, clear_cookie())],
+        Redirect::to("/status/login"),
+    )
+        .into_response()
+}
+
+async fn overview(
+    LoggedIn(s): LoggedIn,
+    State(state): State<AdminState>,
+    part: Result<Query<Part>, QueryRejection>,
+) -> Response {
+    let Ok(Query(part)) = part else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+            "Unknown parameters.",
+            "/status",
+        );
+    };
+    let mut rows = Vec::new();
+    for d in state.destinations.iter() {
+        rows.push(destination_row(&state, d).await);
+    }
+    let sources = source_rows(&state);
+    let live = html! {
+        h2 { "Sources" }
+        section {
+            table #sources {
+                thead { tr {
+                    th { "Source" } th.num { "Accepted/s" } th.num { "Rejected" } th { "Rejected by reason" }
+                } }
+                tbody {
+                    @for src in &sources {
+                        tr data-source=(src.name) {
+                            td { a href={"/status/sources/" (segment(&src.name))} { (src.name) } }
+                            td.num { (format!("{:.1}", src.accepted_per_second)) }
+                            td.num { (src.rejected) }
+                            td {
+                                @for (code, n) in &src.rejected_by_code {
+                                    code { (code) } " " (n) " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Destinations" }
+        section {
+            table #destinations {
+                thead { tr {
+                    th { "Destination" } th { "Health" } th.num { "Queued" } th.num { "In flight" }
+                    th.num { "Delivered/s" } th.num { "p50" } th.num { "p99" } th.num { "Violations" }
+                    th { "Last error" }
+                } }
+                tbody {
+                    @for row in &rows {
+                        @let (v, detail) = violations(&row.violations);
+                        tr data-destination=(row.name) {
+                            td { a href=(destination_path(&row.name)) { (row.name) } br; span.muted { (row.plugin) " " (row.version) } }
+                            td { (health(row.health)) }
+                            td.num { (row.queued) }
+                            td.num { (row.in_flight) }
+                            td.num { (format!("{:.1}", row.delivered_per_second)) }
+                            td.num { (view::ms(row.latency_p50_ms)) }
+                            td.num { (view::ms(row.latency_p99_ms)) }
+                            td.num title=(detail) { (v) }
+                            td { @if let Some(e) = &row.last_error { code.error { (e) } } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    live_page(
+        "Overview",
+        &s,
+        part.live(),
+        html! { h1 { "Overview" } },
+        live,
+    )
+}
+
+async fn source(
+    LoggedIn(s): LoggedIn,
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    part: Result<Query<Part>, QueryRejection>,
+) -> Response {
+    let back = "/status";
+    let Ok(Query(part)) = part else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+            "Unknown parameters.",
+            back,
+        );
+    };
+    if !state.sources.contains(&name) {
+        return refused(
+            StatusCode::NOT_FOUND,
+            Some(&s),
+            &format!("No source named `{name}`."),
+            back,
+        );
+    }
+    let events = state
+        .recent
+        .newest(&name, crate::ingest::recent::KEEP_PER_SOURCE);
+    let rejected = state.rejections.report(&name);
+    let rate = state
+        .source_history
+        .get(&name)
+        .map_or(0.0, |h| h.ok_per_second(crate::store::now_ms()));
+    let live = html! {
+        div.figures {
+            (figure("Accepted/s", format!("{rate:.1}")))
+            (figure("Rejected since start", rejected.total))
+        }
+        h2 { "Newest events" }
+        section {
+            table #events {
+                thead { tr { th { "Received" } th { "Type" } th { "messageId" } th { "Event, as stored" } } }
+                tbody {
+                    @for e in &events {
+                        tr data-message-id=(e.message_id) {
+                            td { (e.at) } td { (e.event_type) } td { code { (e.message_id) } }
+                            td { details { summary { "JSON" } pre { (serde_json::to_string_pretty(&e.event).unwrap_or_default()) } } }
+                        }
+                    }
+                }
+            }
+            @if events.is_empty() { p.muted { "Nothing received since the host started." } }
+        }
+        h2 { "Newest refused" }
+        section {
+            table #rejected {
+                thead { tr { th { "Refused" } th.num { "Index" } th { "messageId" } th { "Code" } th { "Why" } } }
+                tbody {
+                    @for r in &rejected.recent {
+                        tr {
+                            td { (r.at) } td.num { (r.event.index) }
+                            td { code { (r.event.message_id.as_deref().unwrap_or("–")) } }
+                            td { code { (r.event.code) } } td { (r.event.message) }
+                        }
+                    }
+                }
+            }
+            @if rejected.recent.is_empty() { p.muted { "Nothing refused since the host started." } }
+        }
+    };
+    let head = html! {
+        h1 { "Source " (name) }
+        p.muted { "The newest events as stored, and the newest refused ones with why; refreshed every 2 seconds." }
+    };
+    live_page(&format!("Source {name}"), &s, part.live(), head, live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(segment("hooks-1_a.b"), "hooks-1_a.b");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("é"), "%C3%A9");
+    }
+}

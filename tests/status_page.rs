@@ -1,0 +1,271 @@
+//! The status page (`/status`) in headless Chromium, as an operator uses it:
+//! a wrong token is refused and the right one logs in (an HttpOnly, SameSite
+//! cookie); the overview turns a destination degraded by itself while its
+//! receiver fails; a failed attempt shows its request and response; a dead
+//! letter's replay button delivers it; pause and resume; a form without its
+//! CSRF token is refused, in the browser and from outside it.
+//!
+//! With `SWITCHYARD_SCREENSHOTS=1` the overview and a destination page are
+//! saved to docs/ (the README shows them).
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use serde_json::json;
+use switchyard_e2e::browser::{chromium, driver};
+use switchyard_e2e::host::ADMIN_TOKEN;
+use switchyard_e2e::{eventually, webhook_table, workspace_root, Receiver, Reply, TestHost};
+
+/// The text of the first element matching `css`, once it satisfies `ok` (the
+/// page's live part refreshes every 2 s).
+async fn wait_text(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: `{css}` still says `{last}`");
+}
+
+async fn text_of(b: &Client, css: &str) -> String {
+    match b.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => panic!("`{css}` on {:?}: {e}", b.current_url().await),
+    }
+}
+
+/// The element matching `css`, once it is there (after a navigation, say).
+async fn wait_for(b: &Client, css: &str) -> fantoccini::elements::Element {
+    for _ in 0..200 {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no `{css}` on {:?}", b.current_url().await);
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("`{css}`: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn log_in(b: &Client, host: &TestHost, token: &str) {
+    b.goto(&host.url("/status")).await.unwrap();
+    // Not logged in: sent to the login form.
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/status/login"));
+    let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(token).await.unwrap();
+    click(b, "form[action='/status/login'] button").await;
+    // Either the overview or the form again, with why.
+    wait_for(b, "#live, #login-error").await;
+}
+
+fn save_screenshot(png: &[u8], name: &str) {
+    if std::env::var("SWITCHYARD_SCREENSHOTS").as_deref() == Ok("1") {
+        std::fs::write(workspace_root().join("docs").join(name), png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_operator_logs_in_watches_a_failure_opens_its_attempt_and_replays_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    // `hooks`' vendor is down; `ledger`'s refuses the first request (a dead
+    // letter at once), then takes everything.
+    let down = Receiver::start().await;
+    down.default_reply(Reply::status(503).body(r#"{"error":"vendor down for maintenance"}"#));
+    let picky = Receiver::start().await;
+    picky.script(vec![Reply::status(400).body(r#"{"error":"bad record"}"#)]);
+    let slow_retries = "retry = { initial_ms = 1000, max_ms = 1000, window = \"10m\" }";
+    let destinations = format!(
+        "{}{}",
+        webhook_table("hooks", &down.url("/hooks"), &down.origin(), slow_retries),
+        webhook_table(
+            "ledger",
+            &picky.url("/ledger"),
+            &picky.origin(),
+            slow_retries
+        ),
+    );
+    let host = TestHost::start(dir.path(), &destinations).await;
+    let event = json!({"batch": [{"type": "track", "event": "Order Completed", "userId": "u1",
+        "messageId": "status-1", "properties": {"total": 12}}]});
+    assert_eq!(host.send("batch", &event).await.status(), 200);
+
+    let driver = driver().await;
+    let b = chromium(&driver, dir.path()).await;
+
+    // A wrong token is refused: the form again, with why, and no session.
+    log_in(&b, &host, "not-the-token").await;
+    let refused = text_of(&b, "#login-error").await;
+    assert!(refused.contains("not the admin token"), "{refused}");
+    assert!(b.get_all_cookies().await.unwrap().is_empty());
+
+    // The right one: a session cookie the page's scripts cannot read.
+    log_in(&b, &host, ADMIN_TOKEN).await;
+    assert_eq!(b.current_url().await.unwrap().path(), "/status");
+    let cookie = b.get_named_cookie("switchyard_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    let from_script = b.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(from_script, json!(""));
+
+    // The overview turns `hooks` degraded by itself (its live part refreshes),
+    // with the vendor's answer as the last error.
+    let hooks_health = "tr[data-destination=hooks] [data-health]";
+    let health = wait_text(&b, hooks_health, "hooks degrades", |t| t != "healthy").await;
+    assert!(health == "degraded" || health == "paused", "{health}");
+    let last_error = wait_text(
+        &b,
+        "tr[data-destination=hooks] td:last-child",
+        "a last error",
+        |t| t.contains("503"),
+    )
+    .await;
+    assert!(last_error.contains("503"), "{last_error}");
+    assert_eq!(text_of(&b, "tr[data-source=test] a").await, "test");
+    save_screenshot(&b.screenshot().await.unwrap(), "status-overview.png");
+
+    // A failed attempt, opened from the destination page: the request the
+    // component sent and the vendor's answer.
+    click(&b, "tr[data-destination=hooks] a").await;
+    wait_for(&b, "#operate").await;
+    assert!(text_of(&b, "h1").await.contains("hooks"));
+    wait_text(&b, "svg.chart title", "the chart", |t| {
+        t.contains("per minute")
+    })
+    .await;
+    save_screenshot(&b.screenshot().await.unwrap(), "status-destination.png");
+    click(&b, "tr[data-attempt][data-failed=true] a").await;
+    wait_for(&b, "#outcomes").await;
+    let request = text_of(&b, "section.exchange h3").await;
+    assert_eq!(request, format!("POST {}", down.url("/hooks")));
+    assert!(text_of(&b, "pre.request-body").await.contains("status-1"));
+    assert_eq!(text_of(&b, "section.exchange .status").await, "503");
+    assert!(text_of(&b, "pre.response-body")
+        .await
+        .contains("vendor down for maintenance"));
+    assert!(text_of(&b, "#outcomes").await.contains("retry"));
+
+    // `ledger` dead-lettered it; its replay button queues it again and the
+    // vendor, answering 200 now, receives it.
+    b.goto(&host.url("/status/destinations/ledger"))
+        .await
+        .unwrap();
+    let row = wait_text(&b, "tr[data-dead-letter=status-1]", "a dead letter", |t| {
+        t.contains("400")
+    })
+    .await;
+    assert!(row.contains("track"), "{row}");
+    click(&b, "form[action$='/ledger/replay'] button").await;
+    assert!(wait_for(&b, "#flash")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Replayed 1"));
+    eventually(
+        Duration::from_secs(20),
+        "the replayed event delivered",
+        || {
+            picky
+                .delivered_ids()
+                .contains(&"status-1".to_string())
+                .then_some(())
+        },
+    )
+    .await;
+    b.goto(&host.url("/status/destinations/ledger"))
+        .await
+        .unwrap();
+    wait_for(&b, "#operate").await;
+    assert!(b.find(Locator::Css("tr[data-dead-letter]")).await.is_err());
+
+    // Pause and resume from the page.
+    click(&b, "form[action$='/ledger/pause'] button").await;
+    assert!(wait_for(&b, "#flash")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Paused"));
+    assert_eq!(host.admin().destination("ledger").await["health"], "paused");
+    click(&b, "form[action$='/ledger/resume'] button").await;
+    wait_for(&b, "form[action$='/ledger/pause']").await;
+    assert_eq!(
+        host.admin().destination("ledger").await["health"],
+        "healthy"
+    );
+
+    // A form stripped of its CSRF token is refused, and nothing changes.
+    b.execute(
+        "document.querySelector(\"form[action$='/ledger/pause'] input[name=csrf]\").remove()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&b, "form[action$='/ledger/pause'] button").await;
+    assert!(wait_for(&b, ".refused")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("CSRF"));
+    assert_eq!(
+        host.admin().destination("ledger").await["health"],
+        "healthy"
+    );
+
+    // From outside the browser: the session cookie alone is not enough, and no
+    // cookie at all is sent to the login form.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = host.url("/status/destinations/ledger/pause");
+    let with_cookie = http
+        .post(&url)
+        .header("cookie", format!("switchyard_session={}", cookie.value()))
+        .form(&[("csrf", "guessed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_cookie.status(), 403);
+    let without = http.post(&url).send().await.unwrap();
+    assert_eq!(without.status(), 303);
+    assert_eq!(without.headers()["location"], "/status/login");
+    assert_eq!(
+        host.admin().destination("ledger").await["health"],
+        "healthy"
+    );
+
+    // Logging out ends the session on the server too.
+    click(&b, "form[action='/status/logout'] button").await;
+    wait_for(&b, "input[name=token]").await;
+    let after = http
+        .get(host.url("/status"))
+        .header("cookie", format!("switchyard_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303);
+    b.close().await.unwrap();
+    host.stop().await;
+}
