@@ -1,7 +1,7 @@
 //! What an operator sees: `/metrics` read back with a Prometheus text-format
 //! parser as events flow, its access rules, `[server] metrics_listen`, and
-//! `/readyz` (its failure cases are where they happen: a full disk in
-//! `faults.rs`, a stopped NATS server in `nats.rs`).
+//! `/readyz` (a plugin that did not load here; its other failure cases where
+//! they happen: a full disk in `faults.rs`, a stopped NATS server in `nats.rs`).
 
 use std::time::Duration;
 
@@ -173,6 +173,22 @@ async fn metrics_move_as_events_flow_and_need_the_admin_token() {
         ),
         0.0
     );
+
+    // An event its integrations object keeps from `hooks` is counted as filtered.
+    assert_eq!(
+        after.value("switchyard_destination_filtered_total", &dest),
+        0.0
+    );
+    let off = json!({"type": "track", "userId": "u", "event": "Not for hooks",
+        "messageId": "m-off", "integrations": {"hooks": false}});
+    assert_eq!(host.send("track", &off).await.status(), 200);
+    assert_eq!(
+        scrape(&host)
+            .await
+            .value("switchyard_destination_filtered_total", &dest),
+        1.0
+    );
+    assert_eq!(host.admin().destination("hooks").await["filtered"], 1);
 
     // The vendor fails: retries are counted and health leaves `healthy`.
     rx.default_reply(switchyard_e2e::Reply::status(503));
@@ -527,4 +543,69 @@ async fn switchyard_status_prints_the_overview_of_a_running_host() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is it running?"), "{err}");
+}
+
+#[tokio::test]
+async fn a_plugin_that_did_not_load_makes_readyz_say_so_until_a_valid_file_loads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // `broken` uses a plugin whose file is not a component; `hooks` is fine.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("garbage.wasm"), b"not a component").unwrap();
+    let broken = webhook_destination("broken", &rx, "")
+        .replace("plugin = \"webhook\"", "plugin = \"garbage\"");
+    let destinations = format!("{}{broken}", webhook_destination("hooks", &rx, ""));
+    let host = TestHost::start_config(dir.path(), &config_text(dir.path(), &destinations)).await;
+
+    // Serving, not ready, and saying which destination and file.
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let reason = &body["reasons"][0];
+    assert_eq!(reason["check"], "plugin", "{body}");
+    let message = reason["message"].as_str().unwrap();
+    assert!(
+        message.contains("`broken`") && message.contains("`garbage`"),
+        "{message}"
+    );
+    assert_eq!(scrape(&host).await.value("switchyard_ready", &[]), 0.0);
+    let row = host.admin().destination("broken").await;
+    assert!(row["plugin_error"].as_str().is_some(), "{row}");
+
+    // Events are taken and delivered by the others; broken's wait in its queue.
+    assert_eq!(host.send("batch", &sdk_batch("w", 3)).await.status(), 200);
+    all_arrive(&rx, &ids("w", 3)).await;
+    let admin = host.admin();
+    admin
+        .wait(
+            switchyard_e2e::admin::Row::Destination("broken"),
+            "three queued",
+            Duration::from_secs(10),
+            |r| r["queued"] == 3,
+        )
+        .await;
+
+    // A valid file in its place loads it: ready, and the queue drains.
+    let webhook = switchyard_e2e::destination_component("webhook");
+    let tmp = plugins.join(".garbage.tmp");
+    std::fs::copy(webhook, &tmp).unwrap();
+    std::fs::rename(&tmp, plugins.join("garbage.wasm")).unwrap();
+    admin
+        .wait(
+            switchyard_e2e::admin::Row::Destination("broken"),
+            "delivered after the plugin loaded",
+            Duration::from_secs(30),
+            |r| r["delivered"] == 3 && r.get("plugin_error").is_none(),
+        )
+        .await;
+    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let broken_hits = rx
+        .received()
+        .iter()
+        .filter(|r| r.uri.starts_with("/broken") && r.status == 200)
+        .count();
+    assert!(broken_hits >= 1);
+    host.stop().await;
 }

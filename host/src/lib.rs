@@ -122,7 +122,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     )
     .context("starting the wasm runtime")?;
     let catalog = Arc::new(
-        plugins::Catalog::load(&runtime, &config.plugins_dir, &config.destinations).await?,
+        plugins::Catalog::load_serving(&runtime, &config.plugins_dir, &config.destinations).await?,
     );
 
     // One registry per host; the store brings its own commit histograms.

@@ -126,6 +126,9 @@ struct Route {
     plugin: String,
     /// Type and event-name filter.
     filter: Filter,
+    /// Events its filter or an `integrations` object kept from it
+    /// (`switchyard_destination_filtered_total`), shared by the router's clones.
+    filtered: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Route {
@@ -184,6 +187,7 @@ impl Router {
                 name: d.name.clone(),
                 plugin: d.plugin.clone(),
                 filter: d.filter.clone(),
+                filtered: Default::default(),
             })
             .collect();
         let mut unfiltered = RouteSet::empty();
@@ -196,20 +200,40 @@ impl Router {
     /// The destinations of an event. Without an `integrations` object this costs
     /// one copy of a precomputed set plus the filtered destinations only.
     pub fn routes(&self, keys: &RouteKeys) -> RouteSet {
+        let skipped = |r: &Route| {
+            r.filtered
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        };
         if keys.integrations.is_none() {
             let mut set = self.unfiltered.clone();
             for r in self.routes.iter().filter(|r| !r.unfiltered()) {
                 if r.accepts(keys) {
                     set.insert(r.id);
+                } else {
+                    skipped(r);
                 }
             }
             return set;
         }
         let mut set = RouteSet::empty();
-        for r in self.routes.iter().filter(|r| r.accepts(keys)) {
-            set.insert(r.id);
+        for r in &self.routes {
+            if r.accepts(keys) {
+                set.insert(r.id);
+            } else {
+                skipped(r);
+            }
         }
         set
+    }
+
+    /// Events kept from the destination named `name` by its filter or an
+    /// `integrations` object, counted as they were received (a duplicate counts
+    /// again); 0 for a name this router does not know.
+    pub fn filtered(&self, name: &str) -> u64 {
+        self.routes
+            .iter()
+            .find(|r| r.name == name)
+            .map_or(0, |r| r.filtered.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether the destination named `name` takes an event with these keys
@@ -253,6 +277,7 @@ mod tests {
                 types: types.iter().map(|s| s.to_string()).collect(),
                 events: events.iter().map(|s| s.to_string()).collect(),
             },
+            filtered: Default::default(),
         };
         let routes = vec![
             route(0, "hooks", "webhook", &[], &[]),
@@ -296,6 +321,22 @@ mod tests {
         assert_eq!(names(&r, e), ["people"]);
         let e = json!({"type":"identify","integrations":{"All":false,"people":{"option":1}}});
         assert_eq!(names(&r, e), ["people"]);
+    }
+
+    #[test]
+    fn what_a_destination_is_kept_from_is_counted_as_filtered() {
+        let r = router();
+        names(&r, json!({"type":"track","event":"Viewed"}));
+        names(
+            &r,
+            json!({"type":"identify","integrations":{"hooks":false}}),
+        );
+        // `orders` takes only Order Completed, `people` only identify: both
+        // were kept from the first; `hooks` from the second, `orders` too.
+        assert_eq!(r.filtered("hooks"), 1);
+        assert_eq!(r.filtered("orders"), 2);
+        assert_eq!(r.filtered("people"), 1);
+        assert_eq!(r.filtered("nobody"), 0);
     }
 
     #[test]

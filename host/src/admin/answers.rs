@@ -56,6 +56,10 @@ pub struct DestinationRow {
     pub version: String,
     /// sha256 of the serving component.
     pub sha256: String,
+    /// Set while its plugin has not loaded (`version` and `sha256` are then
+    /// empty, and nothing is delivered): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_error: Option<String>,
     /// `healthy`, `degraded` or `paused`.
     pub health: Health,
     /// Why it is not healthy.
@@ -74,6 +78,8 @@ pub struct DestinationRow {
     pub retried: u64,
     /// Dead letters kept, from the store.
     pub dead_letters: u64,
+    /// Events its filter or their `integrations` object kept from it, since start.
+    pub filtered: u64,
     /// Set when the store could not answer just now: `queued` and
     /// `dead_letters` are then its last answer.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,9 +127,11 @@ impl From<&Version> for VersionRow {
 pub struct PluginRow {
     /// Plugin name.
     pub name: String,
-    /// The serving version.
+    /// The serving version (absent while the plugin has not loaded).
     #[serde(flatten)]
-    pub serving: VersionRow,
+    pub serving: Option<VersionRow>,
+    /// Whether a version serves (`false`: the plugin did not load; `last_error` says why).
+    pub loaded: bool,
     /// sha256 of the version a rollback goes back to.
     pub previous_sha256: Option<String>,
     /// Why the last new version was refused.
@@ -136,7 +144,8 @@ impl From<&PluginSlot> for PluginRow {
     fn from(slot: &PluginSlot) -> Self {
         PluginRow {
             name: slot.name.clone(),
-            serving: VersionRow::from(&*slot.current()),
+            serving: slot.current().map(|v| VersionRow::from(&*v)),
+            loaded: slot.current().is_some(),
             previous_sha256: slot.previous_sha256(),
             last_error: slot.last_error(),
             swaps: slot.swap_history(),

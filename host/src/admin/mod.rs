@@ -283,12 +283,16 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
     };
     let health = d.stats.health();
     let serving = d.plugin.current();
+    let (version, sha256) = serving.as_ref().map_or_else(Default::default, |v| {
+        (v.plugin.metadata.version.clone(), v.plugin.sha256.clone())
+    });
     let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
     DestinationRow {
         name: d.name.clone(),
         plugin: d.plugin.name.clone(),
-        version: serving.plugin.metadata.version.clone(),
-        sha256: serving.plugin.sha256.clone(),
+        version,
+        sha256,
+        plugin_error: serving.is_none().then(|| d.plugin.last_error()).flatten(),
         health: health.state,
         health_reason: health.reason,
         queued: q.queued,
@@ -298,6 +302,7 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         delivered: d.stats.delivered.load(Relaxed),
         retried: d.stats.retried.load(Relaxed),
         dead_letters: q.dead_letters,
+        filtered: state.store.filtered(&d.name),
         store_error,
         violations: d.stats.sandbox.violations(),
         memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),

@@ -39,13 +39,21 @@ pub fn metrics_app(state: AdminState) -> axum::Router {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let readiness = ready::check(state.store.as_ref()).await;
+    let readiness = ready::check(state.store.as_ref(), plugins(&state)).await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness)).into_response()
+}
+
+/// Each destination with its plugin's slot, for the readiness checks.
+fn plugins(state: &AdminState) -> impl Iterator<Item = (&str, &crate::plugins::PluginSlot)> + '_ {
+    state
+        .destinations
+        .iter()
+        .map(|d| (d.name.as_str(), &*d.plugin))
 }
 
 /// `GET /metrics`.
@@ -80,6 +88,7 @@ async fn sample(state: &AdminState) -> HostSample {
             delivered: s.delivered.load(Relaxed),
             retried: s.retried.load(Relaxed),
             dead_lettered: s.dead_lettered.load(Relaxed),
+            filtered: state.store.filtered(&d.name),
             health: s.health().state,
             violations: s.sandbox.violations(),
             memory_peak_bytes: s.sandbox.memory_peak_bytes.load(Relaxed),
@@ -88,7 +97,9 @@ async fn sample(state: &AdminState) -> HostSample {
     }
     HostSample {
         destinations,
-        ready: ready::check(state.store.as_ref()).await.is_ready(),
+        ready: ready::check(state.store.as_ref(), plugins(state))
+            .await
+            .is_ready(),
         nats_connected: state.store.connected(),
     }
 }

@@ -132,7 +132,12 @@ impl Worker {
             }
             // The version serving now delivers the batch claimed for it, so a swap
             // that lowers max-batch never receives a batch larger than it accepts.
-            let version = self.plugin.current();
+            let Some(version) = self.plugin.current() else {
+                // Its plugin has not loaded: nothing to deliver with until a
+                // valid file is installed (the events wait in the queue).
+                pause(&mut shutdown, STORE_ERROR_PAUSE).await;
+                continue;
+            };
             let params = self.params(&version, probing);
             let Some(mut jobs) = self.claim(params).await else {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;

@@ -155,6 +155,8 @@ pub struct DestinationSample {
     pub retried: u64,
     /// Events dead-lettered.
     pub dead_lettered: u64,
+    /// Events its filter or an `integrations` object kept from it.
+    pub filtered: u64,
     /// Breaker state.
     pub health: Health,
     /// Sandbox violations by kind.
@@ -409,6 +411,14 @@ impl Collector for SampleCollector {
             true,
             |d| d.dead_lettered,
         )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_filtered",
+            "Events its filter or the event's integrations object kept from the destination",
+            None,
+            true,
+            |d| d.filtered,
+        )?;
         self.per_destination_and(
             e,
             "switchyard_destination_health",
@@ -505,6 +515,7 @@ mod tests {
                 delivered: 40,
                 retried: 3,
                 dead_lettered: 1,
+                filtered: 5,
                 health: Health::Degraded,
                 violations: Violations {
                     traps: 2,
@@ -521,6 +532,7 @@ mod tests {
             "switchyard_delivery_latency_seconds_count{destination=\"hook\"} 1",
             "switchyard_destination_queued{destination=\"hook\"} 7",
             "switchyard_destination_delivered_total{destination=\"hook\"} 40",
+            "switchyard_destination_filtered_total{destination=\"hook\"} 5",
             "switchyard_destination_health{destination=\"hook\",state=\"degraded\"} 1",
             "switchyard_destination_health{destination=\"hook\",state=\"healthy\"} 0",
             "switchyard_sandbox_violations_total{destination=\"hook\",kind=\"trap\"} 2",

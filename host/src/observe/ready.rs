@@ -4,10 +4,11 @@
 //! process is alive; this says it is useful: `503` with every reason while
 //! the store cannot commit (a full disk: until a commit succeeds again) or the
 //! NATS server cannot be reached (the client is disconnected, or JetStream does
-//! not answer within 2 s).
+//! not answer within 2 s), or a configured destination's plugin did not load.
 
 use serde::Serialize;
 
+use crate::plugins::PluginSlot;
 use crate::store::{Store, StoreError};
 
 /// The answer.
@@ -22,7 +23,7 @@ pub struct Readiness {
 /// One failed check.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NotReady {
-    /// Which check: `store` or `nats`.
+    /// Which check: `store`, `nats` or `plugin`.
     pub check: &'static str,
     /// What is wrong, in a sentence.
     pub message: String,
@@ -35,9 +36,24 @@ impl Readiness {
     }
 }
 
-/// Run every check.
-pub async fn check(store: &dyn Store) -> Readiness {
+/// Run every check: the store's, and each destination's plugin (`(destination, slot)`).
+pub async fn check<'a>(
+    store: &dyn Store,
+    plugins: impl IntoIterator<Item = (&'a str, &'a PluginSlot)>,
+) -> Readiness {
     let mut reasons = Vec::new();
+    for (destination, slot) in plugins {
+        if slot.current().is_none() {
+            reasons.push(NotReady {
+                check: "plugin",
+                message: format!(
+                    "destination `{destination}`: plugin `{}` did not load: {}",
+                    slot.name,
+                    slot.last_error().unwrap_or_default()
+                ),
+            });
+        }
+    }
     if let Err(e) = store.ready().await {
         let check = if store.connected().is_some() {
             "nats"

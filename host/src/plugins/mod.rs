@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 
 use crate::config::DestinationConfig;
 use crate::imports::http::Egress;
@@ -83,8 +83,10 @@ pub struct Version {
 pub struct PluginSlot {
     /// Plugin name.
     pub name: String,
-    /// What serves now; swapped atomically.
-    current: ArcSwap<Version>,
+    /// What serves now; swapped atomically. Empty while the plugin has not
+    /// loaded (its file was missing or invalid at start): its destinations
+    /// wait, `/readyz` says why, and the first valid file loads it.
+    current: ArcSwapOption<Version>,
     /// What served before, for rollback.
     previous: Mutex<Option<Arc<Version>>>,
     /// Why the last attempt to load a new version failed, if it did.
@@ -107,8 +109,8 @@ pub struct Swap {
     pub at: String,
     /// `swap` (a new version) or `rollback`.
     pub kind: &'static str,
-    /// sha256 of the version that served before.
-    pub from_sha256: String,
+    /// sha256 of the version that served before (`None`: the plugin had not loaded).
+    pub from_sha256: Option<String>,
     /// sha256 of the version that serves since.
     pub to_sha256: String,
     /// Its version (from `describe`).
@@ -116,8 +118,8 @@ pub struct Swap {
 }
 
 impl PluginSlot {
-    /// The serving version.
-    pub fn current(&self) -> Arc<Version> {
+    /// The serving version; `None` while the plugin has not loaded.
+    pub fn current(&self) -> Option<Arc<Version>> {
         self.current.load_full()
     }
 
@@ -142,15 +144,15 @@ impl PluginSlot {
     }
 
     /// Serve `to` instead of `from`; counted and kept in the history.
-    fn swap(&self, kind: &'static str, from: &Version, to: Arc<Version>) {
+    fn swap(&self, kind: &'static str, from: Option<&Version>, to: Arc<Version>) {
         let swap = Swap {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             kind,
-            from_sha256: from.plugin.sha256.clone(),
+            from_sha256: from.map(|f| f.plugin.sha256.clone()),
             to_sha256: to.plugin.sha256.clone(),
             to_version: to.plugin.metadata.version.clone(),
         };
-        self.current.store(to);
+        self.current.store(Some(to));
         self.swaps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut h = self.history.lock().expect("history lock");
@@ -180,11 +182,32 @@ pub fn plugin_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Catalog {
-    /// Load every plugin the destinations use, and check every destination's settings.
+    /// Load every plugin the destinations use, and check every destination's
+    /// settings; any failure is an error (`switchyard check`).
     pub async fn load(
         runtime: &Runtime,
         dir: &Path,
         destinations: &[DestinationConfig],
+    ) -> Result<Catalog, PluginError> {
+        Self::load_with(runtime, dir, destinations, false).await
+    }
+
+    /// The same for a host about to serve: a plugin whose file is missing or
+    /// not a valid component is left unloaded (logged, and shown by `/readyz`)
+    /// instead of stopping the start; settings a plugin refuses still stop it.
+    pub async fn load_serving(
+        runtime: &Runtime,
+        dir: &Path,
+        destinations: &[DestinationConfig],
+    ) -> Result<Catalog, PluginError> {
+        Self::load_with(runtime, dir, destinations, true).await
+    }
+
+    async fn load_with(
+        runtime: &Runtime,
+        dir: &Path,
+        destinations: &[DestinationConfig],
+        tolerate_missing: bool,
     ) -> Result<Catalog, PluginError> {
         let mut catalog = Catalog {
             runtime: runtime.clone(),
@@ -197,27 +220,45 @@ impl Catalog {
                 continue;
             }
             let path = plugin_path(dir, &dest.plugin);
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|source| PluginError::Read {
+            let loaded = match tokio::fs::read(&path).await {
+                Ok(bytes) => catalog.prepare(&dest.plugin, bytes).await,
+                Err(source) => Err(PluginError::Read {
                     path: path.display().to_string(),
                     source,
-                })?;
-            let version = catalog.prepare(&dest.plugin, bytes).await?;
-            tracing::info!(
-                plugin = %dest.plugin,
-                version = %version.plugin.metadata.version,
-                sha256 = %version.plugin.sha256,
-                from_cache = version.plugin.from_cache,
-                "plugin ready"
-            );
+                }),
+            };
+            let (current, last_error) = match loaded {
+                Ok(version) => {
+                    tracing::info!(
+                        plugin = %dest.plugin,
+                        version = %version.plugin.metadata.version,
+                        sha256 = %version.plugin.sha256,
+                        from_cache = version.plugin.from_cache,
+                        "plugin ready"
+                    );
+                    (Some(Arc::new(version)), None)
+                }
+                Err(e @ (PluginError::Read { .. } | PluginError::Load { .. }))
+                    if tolerate_missing =>
+                {
+                    let reason = error_text(&e);
+                    tracing::error!(
+                        plugin = %dest.plugin,
+                        file = %path.display(),
+                        "plugin did not load; its destinations wait (and /readyz says so) \
+                         until a valid file is put in its place: {reason}"
+                    );
+                    (None, Some(reason))
+                }
+                Err(e) => return Err(e),
+            };
             catalog.slots.insert(
                 dest.plugin.clone(),
                 Arc::new(PluginSlot {
                     name: dest.plugin.clone(),
-                    current: ArcSwap::from_pointee(version),
+                    current: ArcSwapOption::new(current),
                     previous: Mutex::new(None),
-                    last_error: Mutex::new(None),
+                    last_error: Mutex::new(last_error),
                     installing: tokio::sync::Mutex::new(()),
                     swaps: Default::default(),
                     history: Default::default(),
@@ -277,17 +318,24 @@ impl Catalog {
             .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
         let _one_at_a_time = slot.installing.lock().await;
         let current = slot.current();
-        if current.bytes.as_slice() == bytes.as_slice() {
-            return Ok(current);
+        if let Some(c) = current
+            .as_ref()
+            .filter(|c| c.bytes.as_slice() == bytes.as_slice())
+        {
+            return Ok(c.clone());
         }
         let version = match self.prepare(name, bytes).await {
             Ok(v) => Arc::new(v),
             Err(e) => {
                 let reason = error_text(&e);
-                tracing::error!(
-                    plugin = name,
-                    "new version refused; the old one keeps serving: {reason}"
-                );
+                if current.is_some() {
+                    tracing::error!(
+                        plugin = name,
+                        "new version refused; the old one keeps serving: {reason}"
+                    );
+                } else {
+                    tracing::error!(plugin = name, "plugin still not loaded: {reason}");
+                }
                 *slot.last_error.lock().expect("error lock") = Some(reason);
                 return Err(e);
             }
@@ -295,12 +343,14 @@ impl Catalog {
         if persist {
             self.persist(name, &version.bytes)?;
         }
-        *slot.previous.lock().expect("previous lock") = Some(current.clone());
-        slot.swap("swap", &current, version.clone());
+        if let Some(c) = &current {
+            *slot.previous.lock().expect("previous lock") = Some(c.clone());
+        }
+        slot.swap("swap", current.as_deref(), version.clone());
         *slot.last_error.lock().expect("error lock") = None;
         tracing::info!(
             plugin = name,
-            from = %current.plugin.sha256,
+            from = current.as_ref().map_or("(not loaded)", |c| c.plugin.sha256.as_str()),
             to = %version.plugin.sha256,
             version = %version.plugin.metadata.version,
             "plugin swapped"
@@ -322,11 +372,11 @@ impl Catalog {
             .ok_or_else(|| PluginError::NoPrevious(name.to_string()))?;
         self.persist(name, &previous.bytes)?;
         let current = slot.current();
-        slot.swap("rollback", &current, previous.clone());
-        *slot.previous.lock().expect("previous lock") = Some(current.clone());
+        slot.swap("rollback", current.as_deref(), previous.clone());
+        *slot.previous.lock().expect("previous lock") = current.clone();
         tracing::info!(
             plugin = name,
-            from = %current.plugin.sha256,
+            from = current.as_ref().map_or("(not loaded)", |c| c.plugin.sha256.as_str()),
             to = %previous.plugin.sha256,
             "plugin rolled back"
         );

@@ -362,4 +362,11 @@ pub trait Store: Send + Sync + 'static {
     fn connected(&self) -> Option<bool> {
         None
     }
+
+    /// Events this host received that `destination`'s filter or their
+    /// `integrations` object kept from it (see [`crate::route::Router::filtered`]).
+    fn filtered(&self, destination: &str) -> u64 {
+        let _ = destination;
+        0
+    }
 }

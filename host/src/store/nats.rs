@@ -740,6 +740,10 @@ impl Store for NatsStore {
             .clone()
     }
 
+    fn filtered(&self, destination: &str) -> u64 {
+        self.router.filtered(destination)
+    }
+
     fn commits(&self) -> Arc<super::Commits> {
         self.commits.clone()
     }

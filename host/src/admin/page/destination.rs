@@ -221,11 +221,15 @@ async fn static_part(
         section #plugin {
             table {
                 tr { th { "Plugin" } td { (slot.name) } }
-                tr { th { "Version" } td { (serving.plugin.metadata.version) } }
-                tr { th { "sha256" } td { code #sha256 { (serving.plugin.sha256) } } }
+                @if let Some(v) = &serving {
+                    tr { th { "Version" } td { (v.plugin.metadata.version) } }
+                    tr { th { "sha256" } td { code #sha256 { (v.plugin.sha256) } } }
+                } @else {
+                    tr { th { "Version" } td.error { "not loaded: nothing is delivered until a valid file is installed" } }
+                }
                 tr { th { "Previous" } td { @if let Some(p) = &previous { code { (p) } } @else { span.muted { "none" } } } }
                 @if let Some(e) = slot.last_error() {
-                    tr { th { "Last refused" } td { code.error { (e) } } }
+                    tr { th { @if serving.is_some() { "Last refused" } @else { "Why" } } td { code.error { (e) } } }
                 }
             }
             @if previous.is_some() {
@@ -236,8 +240,8 @@ async fn static_part(
                 thead { tr { th { "When" } th { "Kind" } th { "From" } th { "To" } th { "Version" } } }
                 tbody {
                     @for w in &swaps {
-                        tr { td { (w.at) } td { (w.kind) } td { code { (&w.from_sha256[..12.min(w.from_sha256.len())]) } }
-                             td { code { (&w.to_sha256[..12.min(w.to_sha256.len())]) } } td { (w.to_version) } }
+                        tr { td { (w.at) } td { (w.kind) } td { code { (short(w.from_sha256.as_deref().unwrap_or("(not loaded)"))) } }
+                             td { code { (short(&w.to_sha256)) } } td { (w.to_version) } }
                     }
                 }
             }
@@ -332,6 +336,11 @@ pub(super) async fn attempt(
         StatusCode::OK,
         layout(&format!("Attempt {} of {name}", a.id), Some(&s), body),
     )
+}
+
+/// The first 12 characters of a sha256 (or all of a shorter text).
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 fn headers(list: &[(String, String)]) -> Markup {

@@ -288,7 +288,14 @@ async fn overview(
                     @for row in &rows {
                         @let (v, detail) = violations(&row.violations);
                         tr data-destination=(row.name) {
-                            td { a href=(destination_path(&row.name)) { (row.name) } br; span.muted { (row.plugin) " " (row.version) } }
+                            td {
+                                a href=(destination_path(&row.name)) { (row.name) } br;
+                                @if row.plugin_error.is_some() {
+                                    span.error { (row.plugin) " did not load" }
+                                } @else {
+                                    span.muted { (row.plugin) " " (row.version) }
+                                }
+                            }
                             td { (health(row.health)) }
                             td.num { (row.queued) }
                             td.num { (row.in_flight) }

@@ -490,6 +490,10 @@ impl Store for EmbeddedStore {
         notify_of(&self.wakeups, destination)
     }
 
+    fn filtered(&self, destination: &str) -> u64 {
+        self.router.filtered(destination)
+    }
+
     fn commits(&self) -> Arc<super::Commits> {
         self.commits.clone()
     }
