@@ -258,7 +258,7 @@ async fn metrics_listen_serves_metrics_and_probes_without_a_token() {
 }
 
 #[tokio::test]
-async fn json_logs_are_one_object_per_line_naming_the_destination_and_message_id() {
+async fn json_logs_are_one_object_per_line_naming_the_source_destination_and_message_id() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     // The vendor refuses every event: each is dead-lettered, and logged so.
@@ -299,6 +299,7 @@ async fn json_logs_are_one_object_per_line_naming_the_destination_and_message_id
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(line["destination"], "hooks", "{line}");
+    assert_eq!(line["source"], "test", "{line}");
     assert_eq!(line["level"], "WARN", "{line}");
     assert!(line["timestamp"].is_string(), "{line}");
     let message = line["message"].as_str().unwrap_or_default();

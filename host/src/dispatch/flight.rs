@@ -191,12 +191,12 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Se
                     stats.delivered.fetch_add(1, Relaxed)
                 }
                 Settle::RetryAt { at, reason } => {
-                    tracing::debug!(destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
+                    tracing::debug!(source = %job.source, destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
                     retried += 1;
                     stats.retried.fetch_add(1, Relaxed)
                 }
                 Settle::Dead { reason } => {
-                    tracing::warn!(destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
+                    tracing::warn!(source = %job.source, destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
                     dead += 1;
                     stats.dead_lettered.fetch_add(1, Relaxed)
                 }

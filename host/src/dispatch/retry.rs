@@ -76,15 +76,7 @@ mod tests {
 
     #[test]
     fn a_huge_retry_after_dead_letters_instead_of_wrapping_around() {
-        let job = Job {
-            id: 1,
-            message_id: "m".into(),
-            event_type: "track".into(),
-            json: "{}".into(),
-            attempts: 1,
-            first_attempt_at: 1_000,
-            queued_at: 1_000,
-        };
+        let job = job(1, 1_000);
         let outcome = Outcome::Retry {
             reason: "slow down".into(),
             after: Some(Duration::from_millis(u64::MAX)),
@@ -104,6 +96,7 @@ mod tests {
     fn job(attempts: u32, first: Millis) -> Job {
         Job {
             id: 1,
+            source: "web".into(),
             message_id: "m".into(),
             event_type: "track".into(),
             json: "{}".into(),

@@ -148,6 +148,9 @@ pub type JobId = i64;
 pub struct Job {
     /// Its id, for `settle`.
     pub id: JobId,
+    /// The source that sent it (empty when the store did not keep it: an
+    /// event stored by an earlier version).
+    pub source: Arc<str>,
     /// Segment `messageId`.
     pub message_id: String,
     /// Segment `type`.

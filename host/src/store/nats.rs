@@ -430,6 +430,7 @@ impl NatsStore {
                 format!("{}/{}", e.source, e.message_id).as_str(),
             );
             headers.insert("Switchyard-Message-Id", e.message_id.as_str());
+            headers.insert("Switchyard-Source", e.source.as_str());
             headers.insert("Switchyard-Type", e.event_type.as_str());
             headers.insert("Switchyard-Received-At", received.as_str());
             if let Some(user) = &e.user_key {
@@ -584,6 +585,7 @@ impl Store for NatsStore {
                     let mut headers = async_nats::HeaderMap::new();
                     for name in [
                         "Switchyard-Message-Id",
+                        "Switchyard-Source",
                         "Switchyard-Type",
                         "Switchyard-User",
                     ] {
@@ -655,7 +657,7 @@ impl Store for NatsStore {
             .read_dead_letters(destination)
             .await?
             .into_iter()
-            .map(|(d, _, _)| d)
+            .map(|(d, _, _, _)| d)
             .filter(|d| since.is_none_or(|s| d.dead_at >= s) && until.is_none_or(|u| d.dead_at < u))
             .collect())
     }
@@ -667,7 +669,7 @@ impl Store for NatsStore {
         until: Option<Millis>,
     ) -> Result<u64, StoreError> {
         let mut replayed = 0;
-        for (d, seq, user) in self.read_dead_letters(destination).await? {
+        for (d, seq, user, source) in self.read_dead_letters(destination).await? {
             if since.is_some_and(|s| d.dead_at < s) || until.is_some_and(|u| d.dead_at >= u) {
                 continue;
             }
@@ -678,6 +680,7 @@ impl Store for NatsStore {
             );
             headers.insert("Switchyard-Only", destination);
             headers.insert("Switchyard-Message-Id", d.message_id.as_str());
+            headers.insert("Switchyard-Source", source.as_str());
             headers.insert("Switchyard-Type", d.event_type.as_str());
             headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
             if let Some(user) = &user {
@@ -709,7 +712,7 @@ impl Store for NatsStore {
         until: Option<Millis>,
     ) -> Result<u64, StoreError> {
         let mut purged = 0;
-        for (d, seq, _) in self.read_dead_letters(destination).await? {
+        for (d, seq, _, _) in self.read_dead_letters(destination).await? {
             if since.is_some_and(|s| d.dead_at < s) || until.is_some_and(|u| d.dead_at >= u) {
                 continue;
             }
@@ -821,6 +824,7 @@ impl NatsStore {
                 .unwrap_or(published);
             jobs.push(Job {
                 id,
+                source: std::sync::Arc::from(header(&message, "Switchyard-Source").unwrap_or("")),
                 message_id: header(&message, "Switchyard-Message-Id")
                     .unwrap_or("")
                     .to_string(),
@@ -870,7 +874,7 @@ impl NatsStore {
     async fn read_dead_letters(
         &self,
         destination: &str,
-    ) -> Result<Vec<(DeadLetter, u64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(DeadLetter, u64, Option<String>, String)>, StoreError> {
         let total = self.dead_letter_count(destination).await?;
         if total == 0 {
             return Ok(Vec::new());
@@ -917,6 +921,9 @@ impl NatsStore {
                 },
                 seq,
                 header(&message, "Switchyard-User").map(str::to_string),
+                header(&message, "Switchyard-Source")
+                    .unwrap_or("")
+                    .to_string(),
             ));
         }
         Ok(out)

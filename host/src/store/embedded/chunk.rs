@@ -39,6 +39,9 @@ pub(super) struct Chunk {
     pub first: i64,
     /// When it was received (ms since epoch).
     pub received_at: i64,
+    /// The source that sent it (one request, one write key); a column of its
+    /// own beside the body.
+    pub source: Arc<str>,
     /// Its events, in order.
     pub events: Vec<StoredEvent>,
 }
@@ -126,6 +129,7 @@ pub(super) fn decode(first: i64, received_at: i64, body: &[u8]) -> Result<Chunk,
     Ok(Chunk {
         first,
         received_at,
+        source: Arc::from(""),
         events,
     })
 }

@@ -251,6 +251,7 @@ impl EmbeddedStore {
             None => {}
         }
         conn.execute_batch(sql::SCHEMA).map_err(sqlite)?;
+        sql::add_new_columns(&conn).map_err(sqlite)?;
 
         let plan: Vec<(String, bool)> = destinations
             .iter()
@@ -954,6 +955,7 @@ fn run_command(
                 let chunk = Chunk {
                     first: log.next_seq,
                     received_at: now,
+                    source: Arc::from(source.as_str()),
                     events: kept,
                 };
                 sql::insert_chunk(log.conn, &source, &chunk)?;

@@ -207,8 +207,13 @@ impl Queue {
             {
                 continue;
             }
-            let Some((message_id, event_type, json, received_at)) =
-                sql::retry_event(log.conn, self.id, seq)?
+            let Some(sql::RetryEvent {
+                message_id,
+                event_type,
+                json,
+                received_at,
+                source,
+            }) = sql::retry_event(log.conn, self.id, seq)?
             else {
                 continue;
             };
@@ -227,6 +232,7 @@ impl Queue {
             }
             jobs.push(Job {
                 id: seq,
+                source: Arc::from(source),
                 message_id,
                 event_type,
                 json,
@@ -593,6 +599,7 @@ fn fresh_job(seq: i64, chunk: &Chunk, now: Millis) -> Job {
     let e = chunk.get(seq).expect("chunk holds seq");
     Job {
         id: seq,
+        source: chunk.source.clone(),
         message_id: e.message_id.clone(),
         event_type: e.event_type.clone(),
         json: e.json.clone(),
@@ -611,5 +618,6 @@ fn copy(seq: i64, chunk: &Chunk) -> EventCopy<'_> {
         user_key: e.user_key.as_deref(),
         received_at: chunk.received_at,
         body: &e.json,
+        source: &chunk.source,
     }
 }

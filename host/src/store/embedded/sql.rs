@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS retries (
     attempts         INTEGER NOT NULL,
     first_attempt_at INTEGER,
     last_error       TEXT,
+    source           TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (dest, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_events (
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS dead_events (
     attempts         INTEGER NOT NULL,
     first_attempt_at INTEGER NOT NULL,
     last_attempt_at  INTEGER NOT NULL,
-    dead_at          INTEGER NOT NULL
+    dead_at          INTEGER NOT NULL,
+    source           TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS dead_events_by_time ON dead_events (dest, dead_at);
 CREATE INDEX IF NOT EXISTS dead_events_by_age ON dead_events (dead_at);
@@ -83,6 +85,24 @@ pub(super) fn old_layout(conn: &Connection) -> rusqlite::Result<Option<(i64, i64
     Ok(Some((jobs, dead)))
 }
 
+/// Add the columns later versions added to tables an earlier one created
+/// (`CREATE TABLE IF NOT EXISTS` leaves an existing table as it is).
+pub(super) fn add_new_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for table in ["retries", "dead_events"] {
+        let has_source: bool = conn.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'source'"),
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_source {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN source TEXT NOT NULL DEFAULT ''"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// Drop the empty tables of the old layout.
 pub(super) fn drop_old_layout(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -112,7 +132,7 @@ pub(super) fn insert_chunk(conn: &Connection, source: &str, chunk: &Chunk) -> ru
 pub(super) fn chunk_holding(conn: &Connection, seq: i64) -> rusqlite::Result<Option<Arc<Chunk>>> {
     let row = conn
         .prepare_cached(
-            "SELECT first, n, received_at, body FROM chunks
+            "SELECT first, n, received_at, body, source FROM chunks
              WHERE first <= ?1 ORDER BY first DESC LIMIT 1",
         )?
         .query_row([seq], |r| {
@@ -121,17 +141,19 @@ pub(super) fn chunk_holding(conn: &Connection, seq: i64) -> rusqlite::Result<Opt
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })
         .optional()?;
-    let Some((first, n, received_at, body)) = row else {
+    let Some((first, n, received_at, body, source)) = row else {
         return Ok(None);
     };
     if seq >= first + n {
         return Ok(None);
     }
-    let chunk = chunk::decode(first, received_at, &body)
+    let mut chunk = chunk::decode(first, received_at, &body)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    chunk.source = Arc::from(source);
     Ok(Some(Arc::new(chunk)))
 }
 
@@ -249,17 +271,24 @@ pub(super) fn dead_seqs_after(
     rows.collect()
 }
 
-/// A retried event's `(message_id, type, body, received_at)`.
+/// A retried event, as its retry row keeps it.
 pub(super) fn retry_event(
     conn: &Connection,
     dest: u32,
     seq: i64,
-) -> rusqlite::Result<Option<(String, String, String, i64)>> {
+) -> rusqlite::Result<Option<RetryEvent>> {
     conn.prepare_cached(
-        "SELECT message_id, type, body, received_at FROM retries WHERE dest = ?1 AND seq = ?2",
+        "SELECT message_id, type, body, received_at, source FROM retries
+         WHERE dest = ?1 AND seq = ?2",
     )?
     .query_row(params![dest, seq], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        Ok(RetryEvent {
+            message_id: r.get(0)?,
+            event_type: r.get(1)?,
+            json: r.get(2)?,
+            received_at: r.get(3)?,
+            source: r.get(4)?,
+        })
     })
     .optional()
 }
@@ -272,6 +301,16 @@ pub(super) struct EventCopy<'a> {
     pub user_key: Option<&'a str>,
     pub received_at: Millis,
     pub body: &'a str,
+    pub source: &'a str,
+}
+
+/// An event as its retry row keeps it.
+pub(super) struct RetryEvent {
+    pub message_id: String,
+    pub event_type: String,
+    pub json: String,
+    pub received_at: Millis,
+    pub source: String,
 }
 
 /// A fresh event's first retry row.
@@ -287,8 +326,8 @@ pub(super) fn insert_retry(
     conn.prepare_cached(
         "INSERT OR REPLACE INTO retries
            (dest, seq, message_id, type, user_key, received_at, body, due_at, attempts,
-            first_attempt_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            first_attempt_at, last_error, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         dest,
@@ -301,7 +340,8 @@ pub(super) fn insert_retry(
         due_at,
         attempts,
         first_attempt_at,
-        error
+        error,
+        e.source
     ])?;
     Ok(())
 }
@@ -352,8 +392,8 @@ pub(super) fn insert_dead(
     conn.prepare_cached(
         "INSERT INTO dead_events
            (dest, seq, message_id, type, user_key, received_at, body, reason, attempts,
-            first_attempt_at, last_attempt_at, dead_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            first_attempt_at, last_attempt_at, dead_at, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
     )?
     .execute(params![
         dest,
@@ -366,7 +406,8 @@ pub(super) fn insert_dead(
         reason,
         attempts,
         first_attempt_at,
-        now
+        now,
+        e.source
     ])?;
     Ok(())
 }
@@ -384,8 +425,9 @@ pub(super) fn retry_to_dead(
     conn.prepare_cached(
         "INSERT INTO dead_events
            (dest, seq, message_id, type, user_key, received_at, body, reason, attempts,
-            first_attempt_at, last_attempt_at, dead_at)
-         SELECT dest, seq, message_id, type, user_key, received_at, body, ?3, ?4, ?5, ?6, ?6
+            first_attempt_at, last_attempt_at, dead_at, source)
+         SELECT dest, seq, message_id, type, user_key, received_at, body, ?3, ?4, ?5, ?6, ?6,
+                source
          FROM retries WHERE dest = ?1 AND seq = ?2",
     )?
     .execute(params![dest, seq, reason, attempts, first_attempt_at, now])?;
@@ -530,8 +572,9 @@ pub(super) fn replay(
     conn.execute(
         "INSERT OR REPLACE INTO retries
            (dest, seq, message_id, type, user_key, received_at, body, due_at, attempts,
-            first_attempt_at, last_error)
-         SELECT dest, seq, message_id, type, user_key, received_at, body, ?4, 0, NULL, NULL
+            first_attempt_at, last_error, source)
+         SELECT dest, seq, message_id, type, user_key, received_at, body, ?4, 0, NULL, NULL,
+                source
          FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3",
         range,
     )?;

@@ -378,3 +378,59 @@ async fn a_settle_in_a_failed_commit_is_undone_and_can_be_sent_again() {
     let stats = store.stats("x").await.unwrap();
     assert_eq!((stats.queued, stats.in_flight), (0, 0));
 }
+
+#[tokio::test]
+async fn jobs_name_their_source_and_a_store_without_source_columns_gains_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // The retry and dead-letter tables as the previous version created them.
+    let conn = Connection::open(dir.path().join("switchyard.sqlite3")).unwrap();
+    let old = sql::SCHEMA
+        .replace("    source           TEXT    NOT NULL DEFAULT '',\n", "")
+        .replace(
+            ",\n    source           TEXT    NOT NULL DEFAULT ''\n",
+            "\n",
+        );
+    assert!(!old.contains("NOT NULL DEFAULT ''"), "{old}");
+    conn.execute_batch(&old).unwrap();
+    drop(conn);
+    let now = now_ms();
+    let store = open(dir.path(), &[("x", false)]);
+    store
+        .append(vec![event("a", "u1"), event("b", "u2")])
+        .await
+        .unwrap();
+    let jobs = store
+        .claim("x", Claim::any(10, 1 << 20), now)
+        .await
+        .unwrap();
+    assert!(jobs.iter().all(|j| &*j.source == "web"), "{jobs:?}");
+    // Through a retry row and a dead letter and its replay, the source stays.
+    let retry = Settle::RetryAt {
+        at: now,
+        reason: "503".into(),
+    };
+    let dead = Settle::Dead {
+        reason: "400".into(),
+    };
+    store
+        .settle("x", vec![(jobs[0].id, retry), (jobs[1].id, dead)])
+        .await
+        .unwrap();
+    let later = now_ms() + 60_000;
+    let again = store
+        .claim("x", Claim::any(10, 1 << 20), later)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(&*again[0].source, "web");
+    assert_eq!(store.replay("x", None, None).await.unwrap(), 1);
+    let replayed = store
+        .claim("x", Claim::any(10, 1 << 20), later + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(
+        (replayed[0].message_id.as_str(), &*replayed[0].source),
+        ("b", "web")
+    );
+}
