@@ -79,10 +79,14 @@ fn proc_field(file: &str, name: &str) -> u64 {
 
 /// Start `switchyard run` on `config` (in `dir`, with the bundled plugins).
 /// Returns the process and how long it took to answer `/healthz`.
+/// `SWITCHYARD_BENCH_BIN` names another build to measure (an older commit's,
+/// for a before/after comparison with the same load generator).
 pub async fn switchyard(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Proc, Duration)> {
     let file = dir.join("switchyard.toml");
     std::fs::write(&file, config)?;
-    let bin = workspace_root().join("target/release/switchyard");
+    let bin = std::env::var_os("SWITCHYARD_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/switchyard"));
     anyhow::ensure!(
         bin.exists(),
         "{} is missing: run `make bench`",

@@ -163,10 +163,7 @@ pub(super) async fn page(
         h1 { "Destination " (name) }
         @if let Some(f) = flash(q.done.as_deref(), q.n) { p.flash role="status" #flash { (f) } }
     };
-    let rest = match static_part(&state, &s, &name, d, &q).await {
-        Ok(m) => m,
-        Err(e) => html! { p.error { (e) } },
-    };
+    let rest = static_part(&state, &s, &name, d, &q).await;
     let body = html! {
         (head)
         div #live data-refresh-ms="2000" { (live) }
@@ -185,29 +182,26 @@ async fn static_part(
     name: &str,
     d: &crate::admin::DestinationInfo,
     q: &PageQuery,
-) -> Result<Markup, String> {
+) -> Markup {
     let path = destination_path(name);
     let act = |a: &str| format!("{path}/{a}");
     let slot = &d.plugin;
     let serving = slot.current();
     let previous = slot.previous_sha256();
     let swaps = slot.swap_history();
-    let (since, until) = (q.since.as_deref(), q.until.as_deref());
-    let (since_ms, until_ms) = range(since, until)?;
-    let letters = state
-        .store
-        .dead_letter_page(name, since_ms, until_ms, q.after, DEAD_LETTERS_SHOWN)
-        .await
-        .map_err(|e| format!("The store did not answer: {e}"))?;
-    let next = (letters.len() == DEAD_LETTERS_SHOWN)
-        .then(|| letters.last().map(|l| l.id))
-        .flatten();
-    let letters: Vec<DeadLetterView> = letters.iter().map(DeadLetterView::from).collect();
-    let range_fields = [
-        ("since", since.unwrap_or("")),
-        ("until", until.unwrap_or("")),
-    ];
-    Ok(html! {
+    // Every destination a rollback of this plugin moves.
+    let sharing: Vec<&str> = state
+        .destinations
+        .iter()
+        .filter(|o| o.plugin.name == slot.name)
+        .map(|o| o.name.as_str())
+        .collect();
+    let rollback = format!(
+        "Roll back plugin {} to its previous version (for {})",
+        slot.name,
+        sharing.join(", ")
+    );
+    html! {
         h2 { "Operate" }
         section #operate {
             @if d.stats.operator_paused() {
@@ -233,7 +227,7 @@ async fn static_part(
                 }
             }
             @if previous.is_some() {
-                p { (button(s, &act("rollback"), "Roll back to the previous version", &[], true)) }
+                p { (button(s, &act("rollback"), &rollback, &[], true)) }
             }
             h3 { "Swaps since start" }
             table #swaps {
@@ -248,36 +242,87 @@ async fn static_part(
             @if swaps.is_empty() { p.muted { "No swap since the host started." } }
         }
         h2 { "Dead letters" }
-        section #dead-letters {
-            form method="get" action=(path) {
-                label { "Dead-lettered since " input type="text" name="since" value=(since.unwrap_or("")) placeholder="2h, or 2026-12-01T00:00:00Z"; }
-                " "
-                label { "until " input type="text" name="until" value=(until.unwrap_or("")) placeholder="empty: now"; }
-                " " button type="submit" { "Show" }
+        section #dead-letters { (dead_letters(state, s, name, q).await) }
+    }
+}
+
+/// The dead letters of the range asked for, a page of them, and the buttons
+/// that replay or purge the whole range (as absolute times: the range shown is
+/// the range acted on, even when it was given as an age).
+async fn dead_letters(state: &AdminState, s: &Session, name: &str, q: &PageQuery) -> Markup {
+    let path = destination_path(name);
+    let (since, until) = (q.since.as_deref(), q.until.as_deref());
+    let form = html! {
+        form method="get" action=(path) {
+            label { "Dead-lettered since " input type="text" name="since" value=(since.unwrap_or("")) placeholder="2h, or 2026-12-01T00:00:00Z"; }
+            " "
+            label { "until " input type="text" name="until" value=(until.unwrap_or("")) placeholder="empty: now"; }
+            " " button type="submit" { "Show" }
+        }
+    };
+    let (since_ms, until_ms) = match range(since, until) {
+        Ok(r) => r,
+        Err(e) => return html! { (form) p.error role="alert" { (e) } },
+    };
+    let letters = match state
+        .store
+        .dead_letter_page(name, since_ms, until_ms, q.after, DEAD_LETTERS_SHOWN)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return html! { (form) p.error { "The store did not answer: " (e) } },
+    };
+    let next = (letters.len() == DEAD_LETTERS_SHOWN)
+        .then(|| letters.last().map(|l| l.id))
+        .flatten();
+    let letters: Vec<DeadLetterView> = letters.iter().map(DeadLetterView::from).collect();
+    let next_link = next.map(|n| {
+        let mut link = format!("{path}?after={n}");
+        for (k, v) in [("since", since), ("until", until)] {
+            if let Some(v) = v {
+                link.push_str(&format!("&{k}={}", super::segment(v)));
             }
-            table {
-                thead { tr { th { "Id" } th { "Dead at" } th { "messageId" } th { "Type" } th.num { "Attempts" } th { "Reason" } th { "Event" } } }
-                tbody {
-                    @for l in &letters {
-                        tr data-dead-letter=(l.message_id) {
-                            td { (l.id) } td { (l.dead_at) } td { code { (l.message_id) } } td { (l.event_type) }
-                            td.num { (l.attempts) } td { code.error { (l.reason) } }
-                            td { details { summary { "JSON" } pre { (serde_json::to_string_pretty(&l.event).unwrap_or_default()) } } }
-                        }
+        }
+        link
+    });
+    // Until now when no end is given, so that what arrives later is not purged.
+    let until_ms = until_ms.unwrap_or_else(now_ms);
+    let since_text = since_ms.map(|t| t.to_string()).unwrap_or_default();
+    let until_text = until_ms.to_string();
+    let fields = [
+        ("since", since_text.as_str()),
+        ("until", until_text.as_str()),
+    ];
+    let act = |a: &str| format!("{path}/{a}");
+    html! {
+        (form)
+        p.muted { "Oldest first, " (DEAD_LETTERS_SHOWN) " a page." }
+        table {
+            thead { tr { th { "Id" } th { "Dead at" } th { "messageId" } th { "Type" } th.num { "Attempts" } th { "Reason" } th { "Event" } } }
+            tbody {
+                @for l in &letters {
+                    tr data-dead-letter=(l.message_id) {
+                        td { (l.id) } td { (l.dead_at) } td { code { (l.message_id) } } td { (l.event_type) }
+                        td.num { (l.attempts) } td { code.error { (l.reason) } }
+                        td { details { summary { "JSON" } pre { (serde_json::to_string_pretty(&l.event).unwrap_or_default()) } } }
                     }
                 }
             }
-            @if letters.is_empty() { p.muted { "No dead letter in this range." } }
-            @if let Some(n) = next {
-                p { a href={(path) "?after=" (n) "&since=" (since.unwrap_or("")) "&until=" (until.unwrap_or(""))} { "Next page" } }
-            }
-            p {
-                (button(s, &act("replay"), "Replay every dead letter of this range", &range_fields, false))
-                " "
-                (button(s, &act("purge"), "Purge every dead letter of this range", &range_fields, true))
-            }
         }
-    })
+        @if letters.is_empty() { p.muted { "No dead letter in this range." } }
+        @if let Some(link) = next_link { p { a href=(link) { "Next page" } } }
+        p {
+            (button(s, &act("replay"), "Replay every dead letter of this range", &fields, false))
+        }
+        form.inline method="post" action=(act("purge")) {
+            (super::view::csrf_field(s))
+            input type="hidden" name="since" value=(since_text);
+            input type="hidden" name="until" value=(until_text);
+            label { input type="checkbox" name="confirm" value="yes" required; " I mean it: delete them for good" }
+            " "
+            button.danger type="submit" { "Purge every dead letter of this range" }
+        }
+    }
 }
 
 pub(super) async fn attempt(
@@ -351,12 +396,14 @@ fn headers(list: &[(String, String)]) -> Markup {
     }
 }
 
-/// The buttons' form: the CSRF token, and the range for replay and purge.
+/// The buttons' form: the CSRF token, the range for replay and purge, and
+/// purge's confirmation.
 #[derive(Debug, Deserialize)]
 pub(super) struct ActionForm {
     csrf: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    confirm: Option<String>,
 }
 
 pub(super) async fn act(
@@ -384,6 +431,14 @@ pub(super) async fn act(
             StatusCode::FORBIDDEN,
             Some(&s),
             "This form's CSRF token is missing or wrong: reload the page and try again.",
+            &back,
+        );
+    }
+    if action == "purge" && f.confirm.as_deref() != Some("yes") {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+            "Tick the box to confirm the purge: it deletes the dead letters for good.",
             &back,
         );
     }

@@ -363,7 +363,7 @@ async fn source(
                     @for e in &events {
                         tr data-message-id=(e.message_id) {
                             td { (e.at) } td { (e.event_type) } td { code { (e.message_id) } }
-                            td { details { summary { "JSON" } pre { (serde_json::to_string_pretty(&e.event).unwrap_or_default()) } } }
+                            td { details data-key=(e.message_id) { summary { "JSON" } pre { (serde_json::to_string_pretty(&e.event).unwrap_or_default()) } } }
                         }
                     }
                 }

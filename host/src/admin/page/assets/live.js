@@ -14,13 +14,31 @@
     url.searchParams.set("part", "live");
     fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
-        if (r.redirected || !r.ok) {
+        if (r.redirected) {
+          // The session ended (logged out, expired, or the host restarted).
+          window.location.assign("/status/login");
+          throw new Error("logged out");
+        }
+        if (!r.ok) {
           throw new Error("status " + r.status);
         }
         return r.text();
       })
       .then(function (html) {
+        // What the reader opened stays open across the refresh.
+        var open = [];
+        live.querySelectorAll("details[open][data-key]").forEach(function (d) {
+          open.push(d.getAttribute("data-key"));
+        });
         live.innerHTML = html;
+        open.forEach(function (key) {
+          live.querySelectorAll("details[data-key]").forEach(function (d) {
+            if (d.getAttribute("data-key") === key) {
+              d.setAttribute("open", "");
+            }
+          });
+        });
+        live.removeAttribute("data-stale");
         live.setAttribute("data-updated", String(Date.now()));
       })
       .catch(function () {
