@@ -1,7 +1,9 @@
 //! Scenario `housekeeping`: the embedded store in-process. What ingest waits
 //! for while the store prunes 10 million expired dedup keys (1 million in quick
 //! mode) and reclaims the chunks of a delivered backlog of the same size, against
-//! the same load on a store with nothing to prune. Housekeeping runs inside the
+//! the same load on a store with nothing to prune. The keys are written under a
+//! long window and the store reopened under a short one, so that they all
+//! expire at once rather than trickle out while the store fills. Housekeeping runs inside the
 //! writer's commits, in steps of at most 256 rows every 200 ms
 //! (`host/src/store/embedded/mod.rs`), so an append waits for at most one step.
 
@@ -126,14 +128,25 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let floor = measure(&quiet, phase, &json, "q").await?;
     drop(quiet);
 
-    // A store holding `total` expired keys and a delivered backlog of `total` events.
+    // A store holding `total` expired keys and a delivered backlog of `total`
+    // events: filled under a long window (so nothing expires while it fills),
+    // then reopened under the short one, so every key has expired at once.
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(EmbeddedStore::open(dir.path(), &options, &destinations)?);
+    let filling = EmbeddedOptions {
+        dedup_window: Duration::from_secs(3600),
+        retention: Duration::ZERO,
+        dead_letter_retention: None,
+    };
+    let store = Arc::new(EmbeddedStore::open(dir.path(), &filling, &destinations)?);
     let started = Instant::now();
     fill(&store, total, &json).await?;
     drain(&store).await?;
     let filled_secs = started.elapsed().as_secs_f64();
+    drop(store);
     tokio::time::sleep(WINDOW + Duration::from_millis(500)).await;
+    let reopening = Instant::now();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), &options, &destinations)?);
+    let reopen_secs = reopening.elapsed().as_secs_f64();
     let (keys_before, chunks_before) =
         (rows(dir.path(), "dedup_keys")?, rows(dir.path(), "chunks")?);
     let start = Instant::now();
@@ -152,14 +165,16 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         quantile(&floor, 1.0),
     );
     println!(
-        "housekeeping: {total} expired keys and delivered events (filled in {filled_secs:.0} s): \
+        "housekeeping: {total} expired keys and delivered events (filled in {filled_secs:.0} s, \
+         reopened in {reopen_secs:.1} s): \
          append p50/p99/max {p50:.1}/{p99:.1}/{max:.1} ms while pruning, against \
          {f50:.1}/{f99:.1}/{fmax:.1} ms with nothing to prune; dedup rows {keys_before} -> {keys_after}, \
          chunks {chunks_before} -> {chunks_after} in {pruned_in:.1} s"
     );
     Ok(json!({
-        "setup": format!("in-process embedded store; {total} events appended ({WRITERS} writers, {PER_REQUEST}-event requests), delivered, and their dedup keys expired; then 4 writers append 100-event requests for {} s", phase.as_secs()),
+        "setup": format!("in-process embedded store; {total} events appended ({WRITERS} writers, {PER_REQUEST}-event requests) under a 1 h dedup window and delivered; the store reopened under a 2 s window, so every key has expired; then 4 writers append 100-event requests for {} s", phase.as_secs()),
         "expired_keys": total,
+        "reopen_s": reopen_secs,
         "append_ms_while_pruning": {"p50": p50, "p99": p99, "max": max, "requests": during.len()},
         "append_ms_nothing_to_prune": {"p50": f50, "p99": f99, "max": fmax, "requests": floor.len()},
         "dedup_rows": {"before": keys_before, "after": keys_after},
