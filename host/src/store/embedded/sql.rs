@@ -434,6 +434,26 @@ pub(super) fn retry_to_dead(
     delete_retry(conn, dest, seq)
 }
 
+/// The columns every dead-letter query selects, in this order.
+const DEAD_LETTER_COLUMNS: &str = "id, message_id, type, reason, attempts, first_attempt_at, \
+    last_attempt_at, dead_at, body";
+
+/// A row of [`DEAD_LETTER_COLUMNS`] as a dead letter of destination `name`.
+fn dead_letter_row(r: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: r.get(0)?,
+        destination: name.to_string(),
+        message_id: r.get(1)?,
+        event_type: r.get(2)?,
+        reason: r.get(3)?,
+        attempts: r.get(4)?,
+        first_attempt_at: r.get(5)?,
+        last_attempt_at: r.get(6)?,
+        dead_at: r.get(7)?,
+        event_json: r.get(8)?,
+    })
+}
+
 /// Dead letters of a destination in `[since, until)`, oldest first.
 pub(super) fn dead_letters(
     conn: &Connection,
@@ -442,28 +462,13 @@ pub(super) fn dead_letters(
     since: Option<Millis>,
     until: Option<Millis>,
 ) -> rusqlite::Result<Vec<DeadLetter>> {
-    let mut q = conn.prepare_cached(
-        "SELECT id, message_id, type, reason, attempts, first_attempt_at, last_attempt_at,
-                dead_at, body
-         FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3
-         ORDER BY dead_at, id",
-    )?;
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_events
+         WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 ORDER BY dead_at, id"
+    ))?;
     let rows = q.query_map(
         params![dest, since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)],
-        |r| {
-            Ok(DeadLetter {
-                id: r.get(0)?,
-                destination: name.to_string(),
-                message_id: r.get(1)?,
-                event_type: r.get(2)?,
-                reason: r.get(3)?,
-                attempts: r.get(4)?,
-                first_attempt_at: r.get(5)?,
-                last_attempt_at: r.get(6)?,
-                dead_at: r.get(7)?,
-                event_json: r.get(8)?,
-            })
-        },
+        |r| dead_letter_row(r, name),
     )?;
     rows.collect()
 }
@@ -479,12 +484,10 @@ pub(super) fn dead_letter_page(
     after: Option<i64>,
     limit: usize,
 ) -> rusqlite::Result<Vec<DeadLetter>> {
-    let mut q = conn.prepare_cached(
-        "SELECT id, message_id, type, reason, attempts, first_attempt_at, last_attempt_at,
-                dead_at, body
-         FROM dead_events WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND id > ?4
-         ORDER BY id LIMIT ?5",
-    )?;
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_events
+         WHERE dest = ?1 AND dead_at >= ?2 AND dead_at < ?3 AND id > ?4 ORDER BY id LIMIT ?5"
+    ))?;
     let rows = q.query_map(
         params![
             dest,
@@ -493,20 +496,7 @@ pub(super) fn dead_letter_page(
             after.unwrap_or(i64::MIN),
             i64::try_from(limit).unwrap_or(i64::MAX)
         ],
-        |r| {
-            Ok(DeadLetter {
-                id: r.get(0)?,
-                destination: name.to_string(),
-                message_id: r.get(1)?,
-                event_type: r.get(2)?,
-                reason: r.get(3)?,
-                attempts: r.get(4)?,
-                first_attempt_at: r.get(5)?,
-                last_attempt_at: r.get(6)?,
-                dead_at: r.get(7)?,
-                event_json: r.get(8)?,
-            })
-        },
+        |r| dead_letter_row(r, name),
     )?;
     rows.collect()
 }
