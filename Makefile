@@ -12,8 +12,13 @@ DESTINATIONS := webhook mixpanel ga4 posthog segment http
 # Bundled destinations in other languages: destinations/<name>/Makefile builds <name>.wasm there
 # (JavaScript with componentize-js from npm, Python with componentize-py from PyPI).
 FOREIGN_DESTINATIONS := slack amplitude
+# Bundled transformations in Rust: <name> is built from transforms/<name> (crate switchyard-<name>),
+# into the same plugins directory as the destinations (one catalog serves both kinds).
+TRANSFORMS   := mask-pii consent
+# Bundled transformations in other languages: transforms/<name>/Makefile builds <name>.wasm there.
+FOREIGN_TRANSFORMS := mapping tracking-plan
 # Test-only guests (never bundled): tests/guests/<name>.
-TEST_GUESTS  := misbehave
+TEST_GUESTS  := misbehave misbehave-transform
 
 .PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
 
@@ -41,11 +46,14 @@ destinations: setup
 	@mkdir -p $(DEST_OUT)
 	@for d in $(DESTINATIONS); do cp $(WASM_OUT)/switchyard_$$d.wasm $(DEST_OUT)/$$d.wasm; echo "built $(DEST_OUT)/$$d.wasm"; done
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d || exit 1; cp destinations/$$d/$$d.wasm $(DEST_OUT)/$$d.wasm; echo "built $(DEST_OUT)/$$d.wasm"; done
+	$(CARGO) build $(addprefix -p switchyard-,$(TRANSFORMS)) --target $(WASM_TARGET) --profile wasm
+	@for t in $(TRANSFORMS); do cp $(WASM_OUT)/switchyard_$$(echo $$t | tr - _).wasm $(DEST_OUT)/$$t.wasm; echo "built $(DEST_OUT)/$$t.wasm"; done
+	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t || exit 1; cp transforms/$$t/$$t.wasm $(DEST_OUT)/$$t.wasm; echo "built $(DEST_OUT)/$$t.wasm"; done
 
 test-guests: setup
 	$(CARGO) build $(addprefix -p switchyard-,$(TEST_GUESTS)) --target $(WASM_TARGET) --profile wasm
 	@mkdir -p $(GUEST_OUT)
-	@for d in $(TEST_GUESTS); do cp $(WASM_OUT)/switchyard_$$d.wasm $(GUEST_OUT)/$$d.wasm; done
+	@for d in $(TEST_GUESTS); do cp $(WASM_OUT)/switchyard_$$(echo $$d | tr - _).wasm $(GUEST_OUT)/$$d.wasm; done
 
 build: destinations
 	$(CARGO) build --release -p switchyard
@@ -62,16 +70,18 @@ sdks:
 
 test: destinations test-guests nats-server sdks
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
+	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t test || exit 1; done
 	$(CARGO) build -p switchyard
-	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS))
+	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS)) \
+	  -p switchyard-transform-kit $(addprefix -p switchyard-,$(TRANSFORMS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
 	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store =="
-	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload
+	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload --test transforms
 
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -p switchyard -p switchyard-e2e -p switchyard-bench --all-targets -- -D warnings
-	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TRANSFORMS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
 
 ## Benchmarks (not tests): Switchyard and its baselines side by side; see BENCHMARKS.md.
 ## wrk (Debian package): the ingest scenarios' load generator.

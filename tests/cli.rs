@@ -107,6 +107,18 @@ settings = { url = "http://127.0.0.1:9999/hook", secret = "s" }
             good.replace("url = \"http://127.0.0.1:9999/hook\"", "url = \"ftp://x\""),
             "settings refused",
         ),
+        // A transformation whose settings its plugin refuses, and one whose plugin
+        // is a destination component.
+        (
+            format!(
+                "{good}transforms = [\"mask\"]\n[[transforms]]\nname = \"mask\"\nplugin = \"mask-pii\"\nsettings = {{ hash = [\"a..b\"] }}\n"
+            ),
+            "transform `mask`: settings refused by plugin `mask-pii`: mask-pii settings: hash[0]",
+        ),
+        (
+            format!("{good}[[transforms]]\nname = \"wrong\"\nplugin = \"mixpanel\"\n"),
+            "plugin `mixpanel` is not a valid transform component",
+        ),
     ] {
         std::fs::write(&file, &bad).unwrap();
         let out = Command::new(switchyard_bin())

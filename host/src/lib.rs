@@ -122,7 +122,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     )
     .context("starting the wasm runtime")?;
     let catalog = Arc::new(
-        plugins::Catalog::load_serving(&runtime, &config.plugins_dir, &config.destinations).await?,
+        plugins::Catalog::load_serving(
+            &runtime,
+            &config.plugins_dir,
+            &config.destinations,
+            &config.transforms,
+        )
+        .await?,
     );
 
     // One registry per host; the store brings its own commit histograms.
@@ -140,6 +146,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         .context("reading the operator's pauses from the store")?;
     let dispatcher = dispatch::Dispatcher::start(
         &config.destinations,
+        &config.transforms,
         &catalog,
         store.clone(),
         Arc::new(imports::resolve::SystemLookup),

@@ -1,10 +1,13 @@
-// The JavaScript authoring kit for Switchyard destinations.
+// The JavaScript authoring kit for Switchyard destinations and transformations.
 //
 // A destination is an ES module exporting `describe`, `check` and `deliver`
-// (the `destination` world of wit/destination.wit), built into a component by
-// componentize-js with the `http` and `fetch-event` features disabled. Its only
-// way out is the host's `http.send` import, which this module wraps in a small
-// fetch-like API, plus the outcome values that `deliver` returns.
+// (the `destination` world of wit/destination.wit); a transformation exports
+// `describe`, `check` and `transform` (the `transform` world of
+// wit/transform.wit). Either is built into a component by componentize-js with
+// the `http` and `fetch-event` features disabled. Its only way out is the
+// host's `http.send` import, which this module wraps in a small fetch-like
+// API, plus the outcome values that `deliver` returns and the verdicts that
+// `transform` returns (at the end of this file).
 //
 // How componentize-js maps the WIT types (0.23, checked against its generated
 // bindings):
@@ -232,3 +235,57 @@ export function checkResult(validate, raw) {
     return { tag: 'err', val: `settings check failed: ${e}` };
   }
 }
+
+// Transformations (wit/transform.wit): one verdict per event, as `transform` returns them.
+
+/** Pass the event on, as this message (an object; `messageId` and `type` must stay). */
+export const keep = (message) => ({ tag: 'keep', val: JSON.stringify(message) });
+
+/** Leave the event out of the destination, for this reason (it settles as filtered). */
+export const drop = (reason) => ({ tag: 'drop', val: String(reason) });
+
+/** A failure verdict from an outcome of `retry(...)` or `reject(...)`. */
+export const fail = (outcome) => ({ tag: 'fail', val: outcome.val });
+
+/** The value at a dotted path (`'traits.email'`), or undefined. */
+export function getPath(message, path) {
+  return path.split('.').reduce((v, k) => (v !== null && typeof v === 'object' ? v[k] : undefined), message);
+}
+
+/** Delete the value at a dotted path; returns it (or undefined). */
+export function deletePath(message, path) {
+  const keys = path.split('.');
+  const last = keys.pop();
+  const parent = keys.length ? getPath(message, keys.join('.')) : message;
+  if (parent === null || typeof parent !== 'object' || !(last in parent)) return undefined;
+  const value = parent[last];
+  delete parent[last];
+  return value;
+}
+
+/**
+ * `transform` from a function of one event: `each(settings, message)` returns
+ * `keep(message)`, `drop(reason)` or `fail(retry(...) | reject(...))`.
+ * `parse(raw)` turns the settings string into what `each` gets (it throws a
+ * SettingsError on bad settings: every event is then rejected with its message).
+ * A thrown error fails that event only (rejected with the message).
+ */
+export function transformEach(parse, each) {
+  return (rawSettings, events) => {
+    let settings;
+    try {
+      settings = parse(rawSettings);
+    } catch (e) {
+      const why = e instanceof SettingsError ? e.message : `settings: ${e}`;
+      return events.map(() => fail(reject(why)));
+    }
+    return events.map((event) => {
+      try {
+        return each(settings, JSON.parse(event.json));
+      } catch (e) {
+        return fail(reject(`transformation failed: ${e && e.message ? e.message : e}`));
+      }
+    });
+  };
+}
+

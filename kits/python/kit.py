@@ -1,11 +1,13 @@
-"""The Python authoring kit for Switchyard destinations.
+"""The Python authoring kit for Switchyard destinations and transformations.
 
 A destination is a Python module with a class ``WitWorld`` (subclassing the
 generated ``wit_world.WitWorld``) whose methods ``describe``, ``check`` and
-``deliver`` implement the ``destination`` world of wit/destination.wit; it is
-built into a component by componentize-py. Its only way out is the host's
-``http.send`` import, which this module wraps, plus the outcome values that
-``deliver`` returns.
+``deliver`` implement the ``destination`` world of wit/destination.wit; a
+transformation's ``WitWorld`` has ``describe``, ``check`` and ``transform``
+(the ``transform`` world of wit/transform.wit). Either is built into a
+component by componentize-py. Its only way out is the host's ``http.send``
+import, which this module wraps, plus the outcome values that ``deliver``
+returns and the verdicts that ``transform`` returns (at the end of this file).
 
 How componentize-py (0.25) maps the WIT types, from its generated bindings:
 
@@ -181,3 +183,64 @@ def check_result(validate, raw: str) -> None:
         raise Err(str(e)) from None
     except Exception as e:  # a bug in validate must not trap the component
         raise Err(f"settings check failed: {e!r}") from None
+
+
+# Transformations (wit/transform.wit): one verdict per event, as ``transform``
+# returns them. The verdict types exist only in a transformation's bindings, so
+# they are imported where used.
+
+
+def keep(message: Dict[str, Any]) -> Any:
+    """Pass the event on, as this message (``messageId`` and ``type`` must stay)."""
+    from wit_world.imports import transform_types
+
+    return transform_types.Verdict_Keep(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+
+
+def drop(reason: str) -> Any:
+    """Leave the event out of the destination, for this reason (it settles as filtered)."""
+    from wit_world.imports import transform_types
+
+    return transform_types.Verdict_Drop(str(reason))
+
+
+def fail(outcome: Outcome) -> Any:
+    """A failure verdict from ``retry(...)`` or ``reject(...)``."""
+    from wit_world.imports import transform_types
+
+    return transform_types.Verdict_Fail(outcome.value)
+
+
+def get_path(message: Dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (``"traits.email"``), or ``None``."""
+    value: Any = message
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def transform_each(parse, each):
+    """``transform`` from a function of one event: ``each(settings, message)``
+    returns ``keep(message)``, ``drop(reason)`` or ``fail(retry(...) | reject(...))``.
+    ``parse(raw)`` turns the settings string into what ``each`` gets; when it raises
+    ``SettingsError``, every event is rejected with its message. An exception in
+    ``each`` fails that event only (rejected with the message)."""
+
+    def transform(raw_settings: str, events: List[Any]) -> List[Any]:
+        try:
+            settings = parse(raw_settings)
+        except Exception as e:
+            why = str(e) if isinstance(e, SettingsError) else f"settings: {e!r}"
+            return [fail(reject(why)) for _ in events]
+        verdicts = []
+        for event in events:
+            try:
+                verdicts.append(each(settings, json.loads(event.json)))
+            except Exception as e:
+                verdicts.append(fail(reject(f"transformation failed: {e!r}")))
+        return verdicts
+
+    return transform
+

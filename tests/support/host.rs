@@ -88,7 +88,7 @@ pub fn config_text_nats(dir: &Path, destinations: &str, url: &str) -> String {
     )
 }
 
-/// Copy every bundled destination and the misbehaving guest into `dir/plugins`.
+/// Copy every bundled plugin and the misbehaving guests into `dir/plugins`.
 pub fn install_plugins(dir: &Path) {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -99,11 +99,13 @@ pub fn install_plugins(dir: &Path) {
             std::fs::copy(&path, plugins.join(path.file_name().unwrap())).unwrap();
         }
     }
-    std::fs::copy(
-        crate::test_guest("misbehave"),
-        plugins.join("misbehave.wasm"),
-    )
-    .unwrap();
+    for guest in ["misbehave", "misbehave-transform"] {
+        std::fs::copy(
+            crate::test_guest(guest),
+            plugins.join(format!("{guest}.wasm")),
+        )
+        .unwrap();
+    }
 }
 
 /// Compiled components shared by the test hosts (JS and Python components take

@@ -20,6 +20,7 @@ use crate::{events, Scale};
 fn ctx() -> CallContext {
     CallContext {
         destination: Arc::from("bench"),
+        transform: None,
         limits: Limits::default(),
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),

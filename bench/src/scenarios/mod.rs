@@ -13,6 +13,7 @@ mod ingest;
 mod isolation;
 mod log;
 mod nats;
+mod transforms;
 
 use std::path::Path;
 
@@ -54,6 +55,14 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("dispatch") {
         crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;
+    }
+    if want("transforms") {
+        crate::report::write(
+            out,
+            "transforms",
+            scale.quick,
+            transforms::run(scale).await?,
+        )?;
     }
     if want("e2e") {
         crate::report::write(out, "e2e", scale.quick, e2e::run(scale, out).await?)?;

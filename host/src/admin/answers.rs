@@ -78,7 +78,8 @@ pub struct DestinationRow {
     pub retried: u64,
     /// Dead letters kept, from the store.
     pub dead_letters: u64,
-    /// Events its filter or their `integrations` object kept from it, since start.
+    /// Events its filter, their `integrations` object or its transformations
+    /// kept from it, since start.
     pub filtered: u64,
     /// Set when the store could not answer just now: `queued` and
     /// `dead_letters` are then its last answer.
@@ -96,6 +97,28 @@ pub struct DestinationRow {
     pub latency_p99_ms: Option<u64>,
     /// Why the newest attempt that did not deliver everything failed.
     pub last_error: Option<String>,
+    /// Its transformations, in the order they run (`[[destinations]] transforms`).
+    pub transforms: Vec<TransformRow>,
+}
+
+/// One transformation of a destination, in its row.
+#[derive(Debug, Serialize)]
+pub struct TransformRow {
+    /// The `[[transforms]]` name.
+    pub name: String,
+    /// Its plugin.
+    pub plugin: String,
+    /// The serving version (from `describe`); empty while it has not loaded.
+    pub version: String,
+    /// sha256 of the serving component.
+    pub sha256: String,
+    /// Set while its plugin has not loaded: why (the destination waits meanwhile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_error: Option<String>,
+    /// Events it dropped for this destination since start (settled as filtered).
+    pub filtered: u64,
+    /// Its sandbox violations serving this destination since start.
+    pub violations: Violations,
 }
 
 /// A plugin version: the answer to an upload or a rollback (with `success`).
@@ -127,6 +150,8 @@ impl From<&Version> for VersionRow {
 pub struct PluginRow {
     /// Plugin name.
     pub name: String,
+    /// `destination` or `transform`: the world it implements.
+    pub kind: crate::runtime::Kind,
     /// The serving version (absent while the plugin has not loaded).
     #[serde(flatten)]
     pub serving: Option<VersionRow>,
@@ -144,6 +169,7 @@ impl From<&PluginSlot> for PluginRow {
     fn from(slot: &PluginSlot) -> Self {
         PluginRow {
             name: slot.name.clone(),
+            kind: slot.kind,
             serving: slot.current().map(|v| VersionRow::from(&*v)),
             loaded: slot.current().is_some(),
             previous_sha256: slot.previous_sha256(),

@@ -309,7 +309,7 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         delivered: d.stats.delivered.load(Relaxed),
         retried: d.stats.retried.load(Relaxed),
         dead_letters: q.dead_letters,
-        filtered: state.store.filtered(&d.name),
+        filtered: state.store.filtered(&d.name) + d.stats.filtered.load(Relaxed),
         store_error,
         violations: d.stats.sandbox.violations(),
         memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
@@ -317,6 +317,26 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         latency_p50_ms: d.stats.history.latency_quantile(0.5),
         latency_p99_ms: d.stats.history.latency_quantile(0.99),
         last_error: last_error(&d.stats),
+        transforms: d
+            .stats
+            .chain
+            .iter()
+            .map(|l| {
+                let serving = l.slot.current();
+                let (version, sha256) = serving.as_ref().map_or_else(Default::default, |v| {
+                    (v.plugin.metadata.version.clone(), v.plugin.sha256.clone())
+                });
+                answers::TransformRow {
+                    name: l.config.name.clone(),
+                    plugin: l.config.plugin.clone(),
+                    version,
+                    sha256,
+                    plugin_error: serving.is_none().then(|| l.slot.last_error()).flatten(),
+                    filtered: l.stats.filtered.load(Relaxed),
+                    violations: l.stats.sandbox.violations(),
+                }
+            })
+            .collect(),
     }
 }
 

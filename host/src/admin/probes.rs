@@ -48,12 +48,17 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     (status, Json(readiness)).into_response()
 }
 
-/// Each destination with its plugin's slot, for the readiness checks.
+/// Each destination with its plugin's slot and those of its transformations,
+/// for the readiness checks.
 fn plugins(state: &AdminState) -> impl Iterator<Item = (&str, &crate::plugins::PluginSlot)> + '_ {
-    state
-        .destinations
-        .iter()
-        .map(|d| (d.name.as_str(), &*d.plugin))
+    state.destinations.iter().flat_map(|d| {
+        std::iter::once((d.name.as_str(), &*d.plugin)).chain(
+            d.stats
+                .chain
+                .iter()
+                .map(move |l| (d.name.as_str(), &*l.slot)),
+        )
+    })
 }
 
 /// `GET /metrics`.
@@ -88,11 +93,20 @@ async fn sample(state: &AdminState) -> HostSample {
             delivered: s.delivered.load(Relaxed),
             retried: s.retried.load(Relaxed),
             dead_lettered: s.dead_lettered.load(Relaxed),
-            filtered: state.store.filtered(&d.name),
+            filtered: state.store.filtered(&d.name) + s.filtered.load(Relaxed),
             health: s.health().state,
             violations: s.sandbox.violations(),
             memory_peak_bytes: s.sandbox.memory_peak_bytes.load(Relaxed),
             swaps: d.plugin.swaps.load(Relaxed),
+            transforms: s
+                .chain
+                .iter()
+                .map(|l| crate::observe::metrics::TransformSample {
+                    name: l.config.name.clone(),
+                    filtered: l.stats.filtered.load(Relaxed),
+                    violations: l.stats.sandbox.violations(),
+                })
+                .collect(),
         });
     }
     HostSample {

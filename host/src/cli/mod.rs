@@ -40,7 +40,8 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run one delivery with no network: print each HTTP request the destination would send, and its outcome.
+    /// Run one delivery with no network: print each HTTP request the destination would send, and its outcome
+    /// (after the transformations given, printing each event after every step; PLUGIN may be a transformation too).
     Try {
         /// The destination component.
         plugin: PathBuf,
@@ -50,11 +51,20 @@ pub enum Command {
         /// The event: one Segment message, an array of them, or a `{"batch": [...]}` body.
         #[arg(long)]
         event: PathBuf,
+        /// A transformation component run before the destination (repeatable, in order).
+        #[arg(long = "transform")]
+        transforms: Vec<PathBuf>,
+        /// Settings of the transformation at the same position (repeatable; `{}` when absent).
+        #[arg(long = "transform-settings")]
+        transform_settings: Vec<PathBuf>,
     },
-    /// Scaffold a destination: source, kit, samples and a Makefile that builds NAME.wasm.
+    /// Scaffold a destination or a transformation: source, kit, samples and a Makefile that builds NAME.wasm.
     New {
-        /// Destination name (lower-case letters, digits, `-`, `_`).
+        /// Destination or transformation name (lower-case letters, digits, `-`, `_`).
         name: String,
+        /// What to scaffold: a destination (the default) or a transformation.
+        #[arg(long, value_enum, default_value = "destination")]
+        kind: new::Kind,
         /// Language of the component.
         #[arg(long, value_enum)]
         lang: new::Lang,
@@ -89,10 +99,20 @@ impl Cli {
                 plugin,
                 settings,
                 event,
-            } => try_run::try_run(&plugin, &settings, &event).await,
+                transforms,
+                transform_settings,
+            } => {
+                let chain = try_run::chain_of(&transforms, &transform_settings)?;
+                try_run::try_run(&plugin, &settings, &event, &chain).await
+            }
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Status { config } => status::status(config).await,
-            Command::New { name, lang, dir } => new::new(&name, lang, dir),
+            Command::New {
+                name,
+                kind,
+                lang,
+                dir,
+            } => new::new(&name, kind, lang, dir),
         }
     }
 }

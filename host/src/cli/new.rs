@@ -1,11 +1,14 @@
-//! `switchyard new NAME --lang rust|js|python [--dir D]`: scaffold a destination.
+//! `switchyard new NAME [--kind destination|transform] --lang rust|js|python
+//! [--dir D]`: scaffold a destination or a transformation.
 //!
 //! Writes `D/NAME/` with the component's source, the language kit, the WIT
 //! contract, sample settings and event, a README and a Makefile whose default
 //! target builds `NAME.wasm` in that folder and whose `test` target dry-runs
-//! the samples through `switchyard try`. The templates live in `host/templates/`;
+//! the samples through `switchyard try`. The templates live in
+//! `host/templates/` (those of a transformation in `host/templates/transform/`);
 //! the kits are copied from `kits/js`, `kits/python` and, for Rust, the sources
-//! of `destinations/kit-rust` (into `kit/`, with a manifest of its own).
+//! of `destinations/kit-rust` or `transforms/kit-rust` (into `kit/`, with a
+//! manifest of its own).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +24,19 @@ pub enum Lang {
     Python,
 }
 
+/// What a scaffold is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A destination (`wit/destination.wit`).
+    Destination,
+    /// A transformation (`wit/transform.wit`).
+    Transform,
+}
+
 const WIT: &str = include_str!("../../../wit/destination.wit");
+const TRANSFORM_WIT: &str = include_str!("../../../wit/transform.wit");
+const TRANSFORM_README: &str = include_str!("../../templates/transform/README.md");
+const TRANSFORM_SETTINGS: &str = include_str!("../../templates/transform/sample-settings.json");
 const README: &str = include_str!("../../templates/common-README.md");
 const SAMPLE_EVENT: &str = include_str!("../../templates/common-sample-event.json");
 const SAMPLE_SETTINGS: &str = include_str!("../../templates/common-sample-settings.json");
@@ -63,8 +78,67 @@ const RUST_KIT: [(&str, &str); 7] = [
     ),
 ];
 
-/// `(path in the new folder, template)` for a language.
-fn templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
+/// `(path in the new folder, source)` of the Rust transform kit, copied as it
+/// is in `transforms/kit-rust/src` (but for [`KIT_WIT_PATH`]).
+const RUST_TRANSFORM_KIT: [(&str, &str); 4] = [
+    (
+        "kit/src/lib.rs",
+        include_str!("../../../transforms/kit-rust/src/lib.rs"),
+    ),
+    (
+        "kit/src/path.rs",
+        include_str!("../../../transforms/kit-rust/src/path.rs"),
+    ),
+    (
+        "kit/src/settings.rs",
+        include_str!("../../../transforms/kit-rust/src/settings.rs"),
+    ),
+    (
+        "kit/src/transform.rs",
+        include_str!("../../../transforms/kit-rust/src/transform.rs"),
+    ),
+];
+
+/// `(path in the new folder, template)` for a language and kind.
+fn templates(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
+    let mut files = destination_templates(lang);
+    if kind == Kind::Transform {
+        let own: Vec<(&str, &str)> = match lang {
+            Lang::Rust => vec![
+                (
+                    "Cargo.toml",
+                    include_str!("../../templates/transform/rust-Cargo.toml"),
+                ),
+                (
+                    "src/lib.rs",
+                    include_str!("../../templates/transform/rust-lib.rs"),
+                ),
+                (
+                    "kit/Cargo.toml",
+                    include_str!("../../templates/transform/rust-kit-Cargo.toml"),
+                ),
+            ],
+            Lang::Js => vec![(
+                "{{name}}.js",
+                include_str!("../../templates/transform/js-component.js"),
+            )],
+            Lang::Python => vec![(
+                "{{module}}.py",
+                include_str!("../../templates/transform/python-component.py"),
+            )],
+        };
+        for (path, text) in own {
+            match files.iter_mut().find(|(p, _)| *p == path) {
+                Some(slot) => slot.1 = text,
+                None => files.push((path, text)),
+            }
+        }
+    }
+    files
+}
+
+/// The templates of a destination in `lang` (a transformation replaces its sources).
+fn destination_templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
     match lang {
         Lang::Rust => vec![
             (
@@ -115,11 +189,16 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// Scaffold the destination `name` in `lang` under `dir` (default: the current directory).
-pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Scaffold the destination or transformation `name` in `lang` under `dir`
+/// (default: the current directory).
+pub fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let kind_name = match kind {
+        Kind::Destination => "destination",
+        Kind::Transform => "transform",
+    };
     if !valid_name(name) {
         anyhow::bail!(
-            "`{name}` is not a destination name: use lower-case letters, digits, `-` and `_`, starting with a letter"
+            "`{name}` is not a {kind_name} name: use lower-case letters, digits, `-` and `_`, starting with a letter"
         );
     }
     let root = dir.unwrap_or_else(|| PathBuf::from(".")).join(name);
@@ -137,27 +216,39 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
             .replace("{{module}}", &name.replace('-', "_"))
             .replace("{{lang}}", lang_name)
             .replace("{{version}}", env!("CARGO_PKG_VERSION"))
+            .replace("{{world}}", kind_name)
+    };
+    let (readme, settings) = match kind {
+        Kind::Destination => (README, SAMPLE_SETTINGS),
+        Kind::Transform => (TRANSFORM_README, TRANSFORM_SETTINGS),
     };
     let mut files: Vec<(String, String)> = vec![
         ("wit/destination.wit".into(), WIT.into()),
-        ("README.md".into(), fill(README)),
+        ("README.md".into(), fill(readme)),
         ("sample-event.json".into(), SAMPLE_EVENT.into()),
-        ("sample-settings.json".into(), SAMPLE_SETTINGS.into()),
+        ("sample-settings.json".into(), settings.into()),
     ];
-    for (path, text) in templates(lang) {
+    if kind == Kind::Transform {
+        files.push(("wit/transform.wit".into(), TRANSFORM_WIT.into()));
+    }
+    for (path, text) in templates(lang, kind) {
         let is_kit = path.starts_with("kit.");
         files.push((fill(path), if is_kit { text.into() } else { fill(text) }));
     }
     if lang == Lang::Rust {
-        for (path, text) in RUST_KIT {
+        let kit: &[(&str, &str)] = match kind {
+            Kind::Destination => &RUST_KIT,
+            Kind::Transform => &RUST_TRANSFORM_KIT,
+        };
+        for (path, text) in kit {
             let (here, there) = KIT_WIT_PATH;
-            files.push((path.into(), text.replace(here, there)));
+            files.push(((*path).into(), text.replace(here, there)));
         }
     }
     for (path, text) in &files {
         write(&root.join(path), text)?;
     }
-    println!("created {} ({lang_name} destination)", root.display());
+    println!("created {} ({lang_name} {kind_name})", root.display());
     println!("  make -C {}        # build {name}.wasm", root.display());
     println!(
         "  make -C {} test   # dry run through `switchyard try`",
@@ -220,10 +311,72 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_transform_kit_is_copied_whole() {
+        let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../transforms/kit-rust");
+        let mut sources: Vec<String> = std::fs::read_dir(kit.join("src"))
+            .unwrap()
+            .map(|e| format!("kit/src/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        sources.sort();
+        let mut copied: Vec<String> = RUST_TRANSFORM_KIT
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        copied.sort();
+        assert_eq!(copied, sources, "every source file of the kit is copied");
+        assert_eq!(RUST_TRANSFORM_KIT[0].1.matches(KIT_WIT_PATH.0).count(), 1);
+    }
+
+    #[test]
+    fn a_transform_scaffold_has_the_transform_world() {
+        for lang in [Lang::Rust, Lang::Js, Lang::Python] {
+            let dir = tempfile::tempdir().unwrap();
+            new(
+                "mask-it",
+                Kind::Transform,
+                lang,
+                Some(dir.path().to_path_buf()),
+            )
+            .unwrap();
+            let root = dir.path().join("mask-it");
+            assert!(root.join("wit/transform.wit").exists(), "{lang:?}");
+            let all: String = walk(&root)
+                .iter()
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .collect();
+            for placeholder in ["name", "crate", "module", "lang", "version", "world"] {
+                let p = format!("{{{{{placeholder}}}}}");
+                assert!(!all.contains(&p), "{lang:?}: unfilled {p}");
+            }
+            assert!(!all.contains("export_destination"), "{lang:?}");
+            assert!(!all.contains("def deliver"), "{lang:?}");
+        }
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
     fn every_language_gets_a_complete_folder() {
         for lang in [Lang::Rust, Lang::Js, Lang::Python] {
             let dir = tempfile::tempdir().unwrap();
-            new("acme-crm", lang, Some(dir.path().to_path_buf())).unwrap();
+            new(
+                "acme-crm",
+                Kind::Destination,
+                lang,
+                Some(dir.path().to_path_buf()),
+            )
+            .unwrap();
             let root = dir.path().join("acme-crm");
             for f in [
                 "Makefile",
@@ -244,7 +397,13 @@ mod tests {
             }
             assert!(!makefile.contains("{{"), "{lang:?}: unfilled placeholder");
             assert!(
-                new("acme-crm", lang, Some(dir.path().to_path_buf())).is_err(),
+                new(
+                    "acme-crm",
+                    Kind::Destination,
+                    lang,
+                    Some(dir.path().to_path_buf())
+                )
+                .is_err(),
                 "refuses to overwrite"
             );
         }

@@ -50,6 +50,7 @@ pub enum ConfigError {
 mod raw;
 #[cfg(test)]
 mod tests;
+mod transforms;
 mod validate;
 
 use self::raw::{default_memory_mb, default_timeout_ms, RawConfig};
@@ -82,6 +83,8 @@ pub struct Config {
     pub server_limits: crate::server::ServerLimits,
     /// Destinations in file order.
     pub destinations: Vec<DestinationConfig>,
+    /// Transformations in file order (`[[transforms]]`).
+    pub transforms: Vec<TransformConfig>,
     /// The unauthenticated `/metrics` listener (`[server] metrics_listen`).
     pub metrics_listen: Option<String>,
     /// How the host logs (`[log]`).
@@ -182,6 +185,24 @@ pub struct DestinationConfig {
     pub ordering: Ordering,
     /// Routing filter.
     pub filter: Filter,
+    /// Names of the transformations applied before `deliver`, in order; each
+    /// names one of [`Config::transforms`].
+    pub transforms: Vec<String>,
+}
+
+/// One transformation (`[[transforms]]`), ready to run.
+#[derive(Debug, Clone)]
+pub struct TransformConfig {
+    /// Unique name.
+    pub name: String,
+    /// Plugin name (component file stem).
+    pub plugin: String,
+    /// Settings as a JSON object, handed to the plugin.
+    pub settings: serde_json::Value,
+    /// Sandbox limits of one call.
+    pub limits: Limits,
+    /// Outbound HTTP allowlist (empty: every request denied).
+    pub allowed_hosts: Allowlist,
 }
 
 /// Backoff and give-up window.
@@ -348,6 +369,19 @@ impl Config {
     /// The destination of this name.
     pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.name == name)
+    }
+
+    /// The transformation of this name.
+    pub fn transform(&self, name: &str) -> Option<&TransformConfig> {
+        self.transforms.iter().find(|t| t.name == name)
+    }
+
+    /// The transformations `dest` applies, in order.
+    pub fn chain_of(&self, dest: &DestinationConfig) -> Vec<TransformConfig> {
+        dest.transforms
+            .iter()
+            .filter_map(|name| self.transform(name).cloned())
+            .collect()
     }
 }
 

@@ -27,6 +27,10 @@ pub(super) struct RawConfig {
     /// Where events go.
     #[serde(default)]
     pub(super) destinations: Vec<RawDestination>,
+    /// Sandboxed functions that change or drop events before a destination
+    /// (each destination lists the ones it applies, in order).
+    #[serde(default)]
+    pub(super) transforms: Vec<RawTransform>,
     /// How the host logs.
     #[serde(default)]
     pub(super) log: RawLog,
@@ -249,6 +253,30 @@ pub(super) struct RawDestination {
     /// Which events this destination receives.
     #[serde(default)]
     pub(super) filter: RawFilter,
+    /// Names of `[[transforms]]` applied to each event, in this order, before
+    /// `deliver`; empty (the default) applies none.
+    #[serde(default)]
+    pub(super) transforms: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransform {
+    /// Unique name; what a destination's `transforms` lists.
+    pub(super) name: String,
+    /// Plugin (component file stem in the plugins directory) implementing the
+    /// `transform` world.
+    pub(super) plugin: String,
+    /// Settings handed to the plugin as JSON.
+    #[serde(default = "empty_table")]
+    pub(super) settings: toml::Value,
+    /// Sandbox limits of one call.
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+    /// Hosts its `http` import may reach, for lookups (`scheme://host[:port]`,
+    /// `*.` wildcards); empty (the default) denies every request.
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
 }
 
 fn empty_table() -> toml::Value {

@@ -270,3 +270,75 @@ fn ack_wait_is_for_nats_only() {
         "{e}"
     );
 }
+
+#[test]
+fn transforms_are_defined_once_and_listed_in_order() {
+    let text = format!(
+        "{}transforms = [\"mask\", \"consent\"]\n[[transforms]]\nname = \"mask\"\nplugin = \"mask-pii\"\nsettings = {{ hash = [\"traits.email\"] }}\nlimits = {{ timeout_ms = 500 }}\n[[transforms]]\nname = \"consent\"\nplugin = \"consent\"\nsettings = {{ categories = [\"Advertising\"] }}\n",
+        SAMPLE.replace("[destinations.filter]\ntypes = [\"track\"]\n", "")
+    );
+    let c = Config::parse(&text, "x.toml", Path::new(".")).unwrap();
+    let d = &c.destinations[0];
+    assert_eq!(d.transforms, vec!["mask", "consent"]);
+    let chain = c.chain_of(d);
+    assert_eq!(chain[0].plugin, "mask-pii");
+    assert_eq!(chain[0].limits.timeout, Duration::from_millis(500));
+    assert_eq!(chain[0].settings["hash"][0], "traits.email");
+    let url = reqwest::Url::parse("https://example.com/").unwrap();
+    assert!(chain[1].allowed_hosts.check(&url).is_err());
+}
+
+#[test]
+fn bad_transforms_name_their_key() {
+    let base = SAMPLE.replace("[destinations.filter]\ntypes = [\"track\"]\n", "");
+    let t = |name: &str, plugin: &str| {
+        format!("[[transforms]]\nname = \"{name}\"\nplugin = \"{plugin}\"\n")
+    };
+    for (text, path, part) in [
+        (
+            format!("{base}transforms = [\"nope\"]\n"),
+            "destinations[0].transforms[0]",
+            "no `[[transforms]]` is named `nope`",
+        ),
+        (
+            format!("{base}transforms = [\"a\", \"a\"]\n{}", t("a", "p")),
+            "destinations[0].transforms[1]",
+            "listed twice",
+        ),
+        (
+            format!("{base}{}{}", t("a", "p"), t("a", "q")),
+            "transforms[1].name",
+            "used twice",
+        ),
+        (
+            format!("{base}{}", t("a", "webhook")),
+            "transforms[0].plugin",
+            "destination plugin of `hooks`",
+        ),
+        (
+            format!("{base}{}settings = [1]\n", t("a", "p")),
+            "transforms[0].settings",
+            "",
+        ),
+        (
+            format!("{base}{}limits = {{ memory_mb = 0 }}\n", t("a", "p")),
+            "transforms[0].limits.memory_mb",
+            "between 1",
+        ),
+        (
+            format!("{base}{}allowed_hosts = [\"ftp://x\"]\n", t("a", "p")),
+            "transforms[0].allowed_hosts[0]",
+            "",
+        ),
+        (
+            format!("{base}{}colour = 1\n", t("a", "p")),
+            "transforms[0]",
+            "colour",
+        ),
+    ] {
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path) && err.contains(part), "{text}\n=> {err}");
+    }
+}

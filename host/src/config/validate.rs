@@ -28,6 +28,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
     let server_limits = server_limits(&raw.server)?;
     let destinations = destinations(raw.destinations)?;
+    let transforms = super::transforms::transforms(raw.transforms, &destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     let metrics_listen = match &raw.server.metrics_listen {
         Some(addr) => Some(host_port("server.metrics_listen", addr)?),
@@ -45,6 +46,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         trusted_proxies,
         server_limits,
         destinations,
+        transforms,
         metrics_listen,
         log,
     })
@@ -285,11 +287,11 @@ fn destinations(raw: Vec<RawDestination>) -> Result<Vec<DestinationConfig>, Inva
 }
 
 /// Where a table is (`destinations[2]`), to name its keys in errors.
-struct At(String);
+pub(super) struct At(pub(super) String);
 
 impl At {
     /// The error of `field` in this table.
-    fn err(&self, field: &str, message: impl Into<String>) -> Invalid {
+    pub(super) fn err(&self, field: &str, message: impl Into<String>) -> Invalid {
         (format!("{}.{field}", self.0), message.into())
     }
 }
@@ -321,6 +323,7 @@ fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid>
         limits: limits(at, &d.limits)?,
         ordering: d.ordering,
         filter: filter(at, d.filter)?,
+        transforms: super::transforms::chain(&at.0, d.transforms)?,
         name: d.name,
         plugin: d.plugin,
     })
@@ -420,7 +423,7 @@ fn rate(at: &At, r: &RawRate) -> Result<RatePolicy, Invalid> {
 }
 
 /// `limits = { memory_mb, timeout_ms }`.
-fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
+pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
     if l.memory_mb == 0 || l.memory_mb > MAX_MEMORY_MB {
         return Err(at.err(
             "limits.memory_mb",
@@ -449,7 +452,7 @@ fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
 }
 
 /// A destination or plugin name: 1 to 64 letters, digits, `-` and `_`.
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()

@@ -1,5 +1,7 @@
-//! One batch in flight: call the component, settle every event by its outcome,
-//! and tell the destination's policies (breaker, rate, concurrency) how it went.
+//! One batch in flight: run the destination's transformations
+//! ([`super::transform`]), call its component with what they kept, settle
+//! every event by its outcome, and tell the destination's policies (breaker,
+//! rate, concurrency) how it went.
 //!
 //! Where it sits: the worker ([`super::worker`]) claims a batch, waits for its
 //! rate tokens and spawns [`fly`] for it; up to the concurrency limit of these
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use super::health::BatchVerdict;
 use super::retry::decide;
+use super::transform::{self, Fate};
 use super::worker::Shared;
 use crate::observe::attempts::{Attempt, EventOutcome, Tape};
 use crate::plugins::Version;
@@ -35,13 +38,31 @@ pub struct Report {
     pub rtt: Duration,
 }
 
-/// Deliver `jobs` on `version`, settle them, and record the outcome. Whatever
+/// How one event ended this attempt.
+#[derive(Debug, Clone)]
+enum Final {
+    /// The destination's outcome, or a transformation's failure.
+    Outcome(Outcome),
+    /// A transformation dropped it, for this reason.
+    Filtered(String),
+}
+
+/// The versions a batch runs on from start to end, whatever swaps meanwhile:
+/// its destination's and those of its chain of transformations, in order.
+pub struct Versions {
+    /// The destination's component.
+    pub destination: Arc<Version>,
+    /// One per link of the chain.
+    pub chain: Vec<Arc<Version>>,
+}
+
+/// Deliver `jobs` on `versions`, settle them, and record the outcome. Whatever
 /// happens inside (even a panic), the batch leaves the counts of batches and
 /// events in flight, so the worker never waits for a batch that is gone.
-pub async fn fly(shared: Arc<Shared>, version: Arc<Version>, jobs: Vec<Job>) {
+pub async fn fly(shared: Arc<Shared>, versions: Versions, jobs: Vec<Job>) {
     use futures::FutureExt as _;
     let events = jobs.len() as u64;
-    let flown = std::panic::AssertUnwindSafe(deliver_and_settle(&shared, &version, jobs))
+    let flown = std::panic::AssertUnwindSafe(deliver_and_settle(&shared, &versions, jobs))
         .catch_unwind()
         .await;
     let report = flown.unwrap_or_else(|_| {
@@ -63,15 +84,65 @@ pub async fn fly(shared: Arc<Shared>, version: Arc<Version>, jobs: Vec<Job>) {
 /// The round trip (from the call into the component, including any wait for a
 /// free instance slot, which is local congestion the limit should also back
 /// off from) and the settling.
-async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) -> Report {
+async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>) -> Report {
+    let version = &versions.destination;
     let tape = Tape::default();
     let at = chrono::Utc::now();
     let started = shared.clock.now();
-    let (outcomes, error) = call(shared, version, &jobs, &tape).await;
+    let events: Vec<Event> = jobs
+        .iter()
+        .map(|j| Event {
+            message_id: j.message_id.clone(),
+            event_type: EventType::parse(&j.event_type).unwrap_or(EventType::Track),
+            json: j.json.clone(),
+        })
+        .collect();
+    let fates = if shared.stats.chain.is_empty() {
+        events.into_iter().map(Fate::Go).collect()
+    } else {
+        transform::apply(&shared.stats.chain, &versions.chain, events, &tape).await
+    };
+    let mut finals: Vec<Option<Final>> = vec![None; fates.len()];
+    let mut going = (Vec::new(), Vec::new());
+    for (i, fate) in fates.into_iter().enumerate() {
+        match fate {
+            Fate::Go(event) => {
+                going.0.push(i);
+                going.1.push(event);
+            }
+            Fate::Filtered { transform, reason } => {
+                finals[i] = Some(Final::Filtered(format!(
+                    "transform `{transform}`: {reason}"
+                )))
+            }
+            Fate::Failed(outcome) => finals[i] = Some(Final::Outcome(outcome)),
+        }
+    }
+    let (at_index, to_deliver) = going;
+    let error = if to_deliver.is_empty() {
+        None
+    } else {
+        let (outcomes, error) = call(shared, version, &to_deliver, &tape).await;
+        for (i, outcome) in at_index.into_iter().zip(outcomes) {
+            finals[i] = Some(Final::Outcome(outcome));
+        }
+        error
+    };
+    let finals: Vec<Final> = finals
+        .into_iter()
+        .map(|f| f.expect("every event has an outcome"))
+        .collect();
     let rtt = shared.clock.now().saturating_duration_since(started);
     shared.stats.calls.observe(rtt.as_secs_f64());
+    let outcomes: Vec<Outcome> = finals
+        .iter()
+        .filter_map(|f| match f {
+            Final::Outcome(o) => Some(o.clone()),
+            Final::Filtered(_) => None,
+        })
+        .collect();
     let report = report(&outcomes, rtt);
-    let settled = settle(shared, &jobs, outcomes).await;
+    let settled = settle(shared, &jobs, finals).await;
     let (requests, requests_not_kept) = tape.take();
     shared.stats.attempts.keep(Attempt {
         id: shared.stats.attempts.next_id(),
@@ -81,11 +152,12 @@ async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) 
         events: jobs
             .iter()
             .zip(settled)
-            .map(|(job, settle)| {
-                let (outcome, reason) = match settle {
-                    Settle::Done => ("delivered", None),
-                    Settle::RetryAt { reason, .. } => ("retry", Some(reason)),
-                    Settle::Dead { reason } => ("dead_letter", Some(reason)),
+            .map(|(job, (settle, filtered))| {
+                let (outcome, reason) = match (settle, filtered) {
+                    (Settle::Done, Some(why)) => ("filtered", Some(why)),
+                    (Settle::Done, None) => ("delivered", None),
+                    (Settle::RetryAt { reason, .. }, _) => ("retry", Some(reason)),
+                    (Settle::Dead { reason }, _) => ("dead_letter", Some(reason)),
                 };
                 EventOutcome {
                     message_id: job.message_id.clone(),
@@ -107,30 +179,18 @@ async fn deliver_and_settle(shared: &Shared, version: &Version, jobs: Vec<Job>) 
 async fn call(
     shared: &Shared,
     version: &Version,
-    jobs: &[Job],
+    events: &[Event],
     tape: &Tape,
 ) -> (Vec<Outcome>, Option<String>) {
-    let events: Vec<Event> = jobs
-        .iter()
-        .map(|j| Event {
-            message_id: j.message_id.clone(),
-            event_type: EventType::parse(&j.event_type).unwrap_or(EventType::Track),
-            json: j.json.clone(),
-        })
-        .collect();
     let mut ctx = shared.ctx.clone();
     ctx.tape = Some(tape.clone());
     // This batch runs to the end on its version, whatever swaps meanwhile.
-    match version
-        .plugin
-        .deliver(&ctx, &shared.settings, &events)
-        .await
-    {
+    match version.plugin.deliver(&ctx, &shared.settings, events).await {
         Ok(outcomes) => (outcomes, None),
         Err(e) => {
             tracing::warn!(
                 destination = shared.dest.name.as_str(),
-                batch = jobs.len(),
+                batch = events.len(),
                 "delivery failed: {e}"
             );
             let reason = e.to_string();
@@ -141,7 +201,7 @@ async fn call(
                     after: None,
                 },
             };
-            (vec![outcome; jobs.len()], Some(reason))
+            (vec![outcome; events.len()], Some(reason))
         }
     }
 }
@@ -170,18 +230,34 @@ pub fn report(outcomes: &[Outcome], rtt: Duration) -> Report {
     }
 }
 
-/// Settle every job by its outcome, all in one store call; what was decided for each.
-async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Settle> {
+/// Settle every job by its outcome, all in one store call; what was decided
+/// for each (with the reason when a transformation filtered it).
+async fn settle(
+    shared: &Shared,
+    jobs: &[Job],
+    finals: Vec<Final>,
+) -> Vec<(Settle, Option<String>)> {
     let name = shared.dest.name.as_str();
     let stats = &shared.stats;
     let now = shared.clock.wall_ms();
     let jitter = super::retry::jitter(&mut rand::rng());
     let mut latencies = Vec::with_capacity(jobs.len());
     let (mut retried, mut dead) = (0, 0);
+    let mut filtered = Vec::new();
     let settles: Vec<_> = jobs
         .iter()
-        .zip(outcomes)
-        .map(|(job, outcome)| {
+        .zip(finals)
+        .map(|(job, last)| {
+            let outcome = match last {
+                Final::Outcome(outcome) => outcome,
+                Final::Filtered(reason) => {
+                    tracing::debug!(source = %job.source, destination = name, message_id = %job.message_id, "filtered: {reason}");
+                    stats.filtered.fetch_add(1, Relaxed);
+                    filtered.push(Some(reason));
+                    return (job.id, Settle::Done);
+                }
+            };
+            filtered.push(None);
             let settle = decide(&shared.dest.retry, job, outcome, now, jitter);
             match &settle {
                 Settle::Done => {
@@ -244,7 +320,11 @@ async fn settle(shared: &Shared, jobs: &[Job], outcomes: Vec<Outcome>) -> Vec<Se
             }
         }
     }
-    settles.into_iter().map(|(_, settle)| settle).collect()
+    settles
+        .into_iter()
+        .zip(filtered)
+        .map(|((_, settle), filtered)| (settle, filtered))
+        .collect()
 }
 
 /// Tell the breaker, the rate and the concurrency limit. (The worker wakes when

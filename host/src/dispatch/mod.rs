@@ -6,7 +6,8 @@
 //! claims due jobs and sends them as batches, up to its concurrency limit
 //! ([`concurrency`]) at once; each batch in flight ([`flight`]) settles its
 //! events by their outcomes ([`retry`]) and reports to the destination's
-//! breaker ([`health`]), rate ([`rate`]) and limit.
+//! breaker ([`health`]), rate ([`rate`]) and limit. Before `deliver`, a batch
+//! goes through the destination's chain of transformations ([`transform`]).
 
 pub mod concurrency;
 mod flight;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod operator;
 pub mod rate;
 pub mod retry;
+pub mod transform;
 mod worker;
 
 use std::collections::HashMap;
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, TransformConfig};
 use crate::imports::resolve::Lookup;
 use crate::observe::metrics::Instruments;
 use crate::plugins::Catalog;
@@ -69,6 +71,10 @@ pub struct DeliveryStats {
     pub retried: AtomicU64,
     /// Events dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Events its transformations dropped (the router's filter counts its own).
+    pub filtered: AtomicU64,
+    /// Its transformations, in the order they run, with their counters.
+    pub chain: Vec<Arc<transform::Link>>,
     /// Sandbox violations (deadlines, traps, contract, egress, log cap).
     pub sandbox: Arc<SandboxCounters>,
     /// Events in the batches in flight now.
@@ -114,6 +120,8 @@ impl DeliveryStats {
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            chain: Vec::new(),
             sandbox: Arc::default(),
             in_flight: AtomicU64::new(0),
             limiter: Mutex::new(concurrency::Limiter::new(
@@ -159,12 +167,15 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start a worker for each destination, with its plugin's slot in the catalog
-    /// (those an operator `paused` start held; latencies go to `instruments`); names its destinations call are
+    /// Start a worker for each destination, with its plugin's slot in the
+    /// catalog and its chain of `transforms` (those an operator `paused` start
+    /// held; latencies go to `instruments`); names its destinations call are
     /// looked up through `lookup` (and checked). The follower of operator state
     /// ([`operator`]) runs beside them.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         destinations: &[DestinationConfig],
+        transforms: &[TransformConfig],
         catalog: &Catalog,
         store: Arc<dyn Store>,
         lookup: Arc<dyn Lookup>,
@@ -178,7 +189,24 @@ impl Dispatcher {
             let plugin = catalog
                 .slot(&dest.plugin)
                 .expect("plugins are loaded for every destination before dispatch starts");
-            let counters = Arc::new(DeliveryStats::observed(dest, instruments));
+            let mut stats_of_dest = DeliveryStats::observed(dest, instruments);
+            stats_of_dest.chain = dest
+                .transforms
+                .iter()
+                .filter_map(|name| transforms.iter().find(|t| &t.name == name))
+                .map(|t| {
+                    let slot = catalog
+                        .slot(&t.plugin)
+                        .expect("plugins are loaded for every transform before dispatch starts");
+                    Arc::new(transform::Link::new(
+                        &dest.name,
+                        t.clone(),
+                        slot,
+                        lookup.clone(),
+                    ))
+                })
+                .collect();
+            let counters = Arc::new(stats_of_dest);
             if paused.contains(&dest.name) {
                 counters.set_operator_paused(true);
             }

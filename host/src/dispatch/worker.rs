@@ -10,7 +10,8 @@
 //! 3. [`Worker::claim`], then [`Worker::linger`] for a partial batch;
 //! 4. [`Worker::throttle`]: the destination's one token bucket, shared by all
 //!    its batches;
-//! 5. deliver, settle and record, in a task of its own ([`super::flight`]).
+//! 5. transform, deliver, settle and record, in a task of its own
+//!    ([`super::flight`]).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -84,6 +85,7 @@ impl Worker {
         let allowlist = Arc::new(dest.allowed_hosts.clone());
         let ctx = CallContext {
             destination: name.clone(),
+            transform: None,
             limits: dest.limits,
             egress: Egress::Live {
                 client: http::client_for(allowlist.clone(), lookup),
@@ -138,6 +140,11 @@ impl Worker {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
             };
+            let Some(chain) = super::transform::versions(&self.shared.stats.chain) else {
+                // One of its transformations has not loaded: likewise.
+                pause(&mut shutdown, STORE_ERROR_PAUSE).await;
+                continue;
+            };
             let params = self.params(&version, probing);
             let Some(mut jobs) = self.claim(params).await else {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
@@ -172,8 +179,12 @@ impl Worker {
                 .in_flight
                 .fetch_add(jobs.len() as u64, Relaxed);
             self.throttle(jobs.len()).await;
+            let versions = super::flight::Versions {
+                destination: version,
+                chain,
+            };
             self.flights
-                .spawn(super::flight::fly(self.shared.clone(), version, jobs));
+                .spawn(super::flight::fly(self.shared.clone(), versions, jobs));
         }
         while self.flights.join_next().await.is_some() {}
         tracing::info!(destination = name.as_str(), "delivery stopped");

@@ -29,6 +29,9 @@ const MAX_LINE_CHARS: usize = 2_000;
 pub struct GuestLog {
     /// Destination name, the tag on every line.
     destination: std::sync::Arc<str>,
+    /// The transformation's name when the guest is one of the destination's
+    /// transformations (a second tag).
+    transform: Option<std::sync::Arc<str>>,
     /// Lines written so far in this call.
     written: u32,
     /// Lines dropped because of the cap.
@@ -36,10 +39,12 @@ pub struct GuestLog {
 }
 
 impl GuestLog {
-    /// A fresh log for one call.
-    pub fn new(destination: std::sync::Arc<str>) -> Self {
+    /// A fresh log for one call of `destination`'s component, or of its
+    /// `transform`.
+    pub fn new(destination: std::sync::Arc<str>, transform: Option<std::sync::Arc<str>>) -> Self {
         Self {
             destination,
+            transform,
             written: 0,
             dropped: 0,
         }
@@ -54,6 +59,15 @@ impl GuestLog {
         self.written += 1;
         let message = truncate(message, MAX_LINE_CHARS);
         let destination = &*self.destination;
+        if let Some(transform) = self.transform.as_deref() {
+            match level {
+                Level::Debug => tracing::debug!(destination, transform, "guest: {message}"),
+                Level::Info => tracing::info!(destination, transform, "guest: {message}"),
+                Level::Warn => tracing::warn!(destination, transform, "guest: {message}"),
+                Level::Error => tracing::error!(destination, transform, "guest: {message}"),
+            }
+            return;
+        }
         match level {
             Level::Debug => tracing::debug!(destination, "guest: {message}"),
             Level::Info => tracing::info!(destination, "guest: {message}"),

@@ -108,7 +108,7 @@ pub struct EventOutcome {
     /// Its `messageId`.
     #[serde(rename = "messageId")]
     pub message_id: String,
-    /// `delivered`, `retry` or `dead_letter`.
+    /// `delivered`, `filtered` (a transformation dropped it), `retry` or `dead_letter`.
     pub outcome: &'static str,
     /// Why, when not delivered.
     pub reason: Option<String>,
@@ -140,7 +140,11 @@ pub struct Attempt {
 impl Attempt {
     /// Whether any event was not delivered.
     pub fn failed(&self) -> bool {
-        self.error.is_some() || self.events.iter().any(|e| e.outcome != "delivered")
+        self.error.is_some()
+            || self
+                .events
+                .iter()
+                .any(|e| !matches!(e.outcome, "delivered" | "filtered"))
     }
 }
 

@@ -165,6 +165,19 @@ pub struct DestinationSample {
     pub memory_peak_bytes: u64,
     /// Plugin swaps and rollbacks.
     pub swaps: u64,
+    /// Its transformations, in the order they run.
+    pub transforms: Vec<TransformSample>,
+}
+
+/// One transformation of one destination at scrape time.
+#[derive(Debug, Clone)]
+pub struct TransformSample {
+    /// The transformation's name.
+    pub name: String,
+    /// Events it dropped.
+    pub filtered: u64,
+    /// Its sandbox violations by kind.
+    pub violations: Violations,
 }
 
 /// The host at scrape time.
@@ -278,6 +291,8 @@ enum Other {
     State(&'static str),
     Kind(&'static str),
     Plugin(String),
+    Transform(String),
+    TransformKind(String, &'static str),
 }
 
 impl EncodeLabelSet for DestinationAnd {
@@ -291,6 +306,11 @@ impl EncodeLabelSet for DestinationAnd {
             Other::State(v) => ("state", *v),
             Other::Kind(v) => ("kind", *v),
             Other::Plugin(v) => ("plugin", v.as_str()),
+            Other::Transform(t) => ("transform", t.as_str()),
+            Other::TransformKind(t, kind) => {
+                ("transform", t.as_str()).encode(encoder.encode_label())?;
+                ("kind", *kind)
+            }
         };
         (key, value).encode(encoder.encode_label())
     }
@@ -447,6 +467,40 @@ impl Collector for SampleCollector {
                 ]
             },
         )?;
+        self.per_destination_and(
+            e,
+            "switchyard_transform_filtered",
+            "Events a transformation dropped before the destination (settled as filtered)",
+            true,
+            |d| {
+                d.transforms
+                    .iter()
+                    .map(|t| (Other::Transform(t.name.clone()), t.filtered))
+                    .collect()
+            },
+        )?;
+        self.per_destination_and(
+            e,
+            "switchyard_transform_violations",
+            "Sandbox violations of a transformation serving the destination, by kind",
+            true,
+            |d| {
+                d.transforms
+                    .iter()
+                    .flat_map(|t| {
+                        let v = t.violations;
+                        [
+                            ("timeout", v.timeouts),
+                            ("trap", v.traps),
+                            ("contract", v.contract),
+                            ("egress_denied", v.egress_denied),
+                            ("log_lines_dropped", v.log_lines_dropped),
+                        ]
+                        .map(|(kind, n)| (Other::TransformKind(t.name.clone(), kind), n))
+                    })
+                    .collect()
+            },
+        )?;
         self.per_destination(
             e,
             "switchyard_plugin_memory_peak",
@@ -523,6 +577,14 @@ mod tests {
                 },
                 memory_peak_bytes: 1 << 20,
                 swaps: 1,
+                transforms: vec![TransformSample {
+                    name: "mask".into(),
+                    filtered: 3,
+                    violations: Violations {
+                        traps: 2,
+                        ..Default::default()
+                    },
+                }],
             }],
             ready: true,
             nats_connected: None,
@@ -539,6 +601,8 @@ mod tests {
             "switchyard_plugin_memory_peak_bytes{destination=\"hook\"} 1048576",
             "switchyard_plugin_swaps_total{destination=\"hook\",plugin=\"webhook\"} 1",
             "switchyard_ready 1",
+            "switchyard_transform_filtered_total{destination=\"hook\",transform=\"mask\"} 3",
+            "switchyard_transform_violations_total{destination=\"hook\",transform=\"mask\",kind=\"trap\"} 2",
             "# TYPE switchyard_destination_delivered_total counter",
         ] {
             assert!(text.contains(line), "{line} is missing from:\n{text}");

@@ -1,11 +1,12 @@
 //! The plugin catalog: which component version serves each plugin, and hot-loading.
 //!
 //! Where it sits: between the plugins directory (and `PUT /admin/plugins/{name}`)
-//! and the dispatcher. At start-up every plugin a destination names is loaded
-//! from `<plugins.dir>/<plugin>.wasm`. Later a new version, from the directory
+//! and the dispatcher. At start-up every plugin a destination or a
+//! transformation names is loaded from `<plugins.dir>/<plugin>.wasm`; a plugin
+//! is either kind of component, checked against the world its users need. Later a new version, from the directory
 //! watcher ([`watch`]) or an upload, is compiled, type-checked against the
 //! world, `describe`d and `check`ed against the settings of every destination
-//! that uses it *before* it serves; then it is swapped in atomically. A worker
+//! or transformation that uses it *before* it serves; then it is swapped in atomically. A worker
 //! takes the current version at the start of each batch, so a batch in flight
 //! finishes on the version it started with, and the queue is untouched by a
 //! swap: nothing is lost or delivered twice because of it. A version that fails
@@ -20,9 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, Limits, TransformConfig};
 use crate::imports::http::Egress;
-use crate::runtime::{CallContext, CallError, Plugin, Runtime};
+use crate::runtime::{CallContext, CallError, Kind, Plugin, Runtime};
 
 /// Why a plugin version could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -35,26 +36,29 @@ pub enum PluginError {
         /// Why.
         source: std::io::Error,
     },
-    /// The component does not compile, link or describe itself.
-    #[error("plugin `{plugin}` is not a valid destination component")]
+    /// The component does not compile, link or describe itself, or implements
+    /// the other world.
+    #[error("plugin `{plugin}` is not a valid {kind} component")]
     Load {
         /// The plugin.
         plugin: String,
+        /// The world its users need (`destination` or `transform`).
+        kind: &'static str,
         /// Why.
         source: CallError,
     },
-    /// The plugin refused a destination's settings.
-    #[error("destination `{destination}`: settings refused by plugin `{plugin}`: {message}")]
+    /// The plugin refused a destination's or a transformation's settings.
+    #[error("{user}: settings refused by plugin `{plugin}`: {message}")]
     Settings {
-        /// The destination whose settings were refused.
-        destination: String,
+        /// Whose settings were refused: "destination `name`" or "transform `name`".
+        user: String,
         /// The plugin.
         plugin: String,
         /// The plugin's message.
         message: String,
     },
     /// No such plugin in the catalog.
-    #[error("no destination uses a plugin named `{0}`")]
+    #[error("no destination or transform uses a plugin named `{0}`")]
     Unknown(String),
     /// Rollback with nothing to roll back to.
     #[error("plugin `{0}` has no previous version")]
@@ -83,6 +87,8 @@ pub struct Version {
 pub struct PluginSlot {
     /// Plugin name.
     pub name: String,
+    /// The world its users need: every version must implement it.
+    pub kind: Kind,
     /// What serves now; swapped atomically. Empty while the plugin has not
     /// loaded (its file was missing or invalid at start): its destinations
     /// wait, `/readyz` says why, and the first valid file loads it.
@@ -172,6 +178,8 @@ pub struct Catalog {
     dir: PathBuf,
     /// Every destination, for `check` of its settings on a new version.
     destinations: Vec<DestinationConfig>,
+    /// Every transformation, likewise.
+    transforms: Vec<TransformConfig>,
     /// Slots by plugin name.
     slots: HashMap<String, Arc<PluginSlot>>,
 }
@@ -182,14 +190,15 @@ pub fn plugin_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Catalog {
-    /// Load every plugin the destinations use, and check every destination's
-    /// settings; any failure is an error (`switchyard check`).
+    /// Load every plugin the destinations and transformations use, and check
+    /// all their settings; any failure is an error (`switchyard check`).
     pub async fn load(
         runtime: &Runtime,
         dir: &Path,
         destinations: &[DestinationConfig],
+        transforms: &[TransformConfig],
     ) -> Result<Catalog, PluginError> {
-        Self::load_with(runtime, dir, destinations, false).await
+        Self::load_with(runtime, dir, destinations, transforms, false).await
     }
 
     /// The same for a host about to serve: a plugin whose file is missing or
@@ -199,29 +208,37 @@ impl Catalog {
         runtime: &Runtime,
         dir: &Path,
         destinations: &[DestinationConfig],
+        transforms: &[TransformConfig],
     ) -> Result<Catalog, PluginError> {
-        Self::load_with(runtime, dir, destinations, true).await
+        Self::load_with(runtime, dir, destinations, transforms, true).await
     }
 
     async fn load_with(
         runtime: &Runtime,
         dir: &Path,
         destinations: &[DestinationConfig],
+        transforms: &[TransformConfig],
         tolerate_missing: bool,
     ) -> Result<Catalog, PluginError> {
         let mut catalog = Catalog {
             runtime: runtime.clone(),
             dir: dir.to_path_buf(),
             destinations: destinations.to_vec(),
+            transforms: transforms.to_vec(),
             slots: HashMap::new(),
         };
-        for dest in destinations {
-            if catalog.slots.contains_key(&dest.plugin) {
+        let names: Vec<String> = destinations
+            .iter()
+            .map(|d| d.plugin.clone())
+            .chain(transforms.iter().map(|t| t.plugin.clone()))
+            .collect();
+        for plugin in names {
+            if catalog.slots.contains_key(&plugin) {
                 continue;
             }
-            let path = plugin_path(dir, &dest.plugin);
+            let path = plugin_path(dir, &plugin);
             let loaded = match tokio::fs::read(&path).await {
-                Ok(bytes) => catalog.prepare(&dest.plugin, bytes).await,
+                Ok(bytes) => catalog.prepare(&plugin, bytes).await,
                 Err(source) => Err(PluginError::Read {
                     path: path.display().to_string(),
                     source,
@@ -230,7 +247,7 @@ impl Catalog {
             let (current, last_error) = match loaded {
                 Ok(version) => {
                     tracing::info!(
-                        plugin = %dest.plugin,
+                        plugin = %plugin,
                         version = %version.plugin.metadata.version,
                         sha256 = %version.plugin.sha256,
                         from_cache = version.plugin.from_cache,
@@ -243,7 +260,7 @@ impl Catalog {
                 {
                     let reason = error_text(&e);
                     tracing::error!(
-                        plugin = %dest.plugin,
+                        plugin = %plugin,
                         file = %path.display(),
                         "plugin did not load; its destinations wait (and /readyz says so) \
                          until a valid file is put in its place: {reason}"
@@ -253,9 +270,10 @@ impl Catalog {
                 Err(e) => return Err(e),
             };
             catalog.slots.insert(
-                dest.plugin.clone(),
+                plugin.clone(),
                 Arc::new(PluginSlot {
-                    name: dest.plugin.clone(),
+                    name: plugin.clone(),
+                    kind: catalog.kind_of(&plugin),
                     current: ArcSwapOption::new(current),
                     previous: Mutex::new(None),
                     last_error: Mutex::new(last_error),
@@ -285,18 +303,38 @@ impl Catalog {
         &self.dir
     }
 
-    /// Compile, describe, and check the settings of every destination using `name`.
+    /// The world the users of plugin `name` need: a transformation's plugin
+    /// implements `transform`; any other, `destination`.
+    pub fn kind_of(&self, name: &str) -> Kind {
+        if self.transforms.iter().any(|t| t.plugin == name) {
+            Kind::Transform
+        } else {
+            Kind::Destination
+        }
+    }
+
+    /// Compile, describe, and check the settings of every destination or
+    /// transformation using `name`.
     async fn prepare(&self, name: &str, bytes: Vec<u8>) -> Result<Version, PluginError> {
-        let plugin = self
-            .runtime
-            .load(name, &bytes)
-            .await
-            .map_err(|source| PluginError::Load {
-                plugin: name.to_string(),
-                source,
-            })?;
+        let kind = self.kind_of(name);
+        let invalid = |source| PluginError::Load {
+            plugin: name.to_string(),
+            kind: kind.as_str(),
+            source,
+        };
+        let plugin = self.runtime.load(name, &bytes).await.map_err(invalid)?;
+        if plugin.kind() != kind {
+            return Err(invalid(CallError::Invalid(format!(
+                "it implements the {} world; its users need the {} world",
+                plugin.kind().as_str(),
+                kind.as_str()
+            ))));
+        }
         for dest in self.destinations.iter().filter(|d| d.plugin == name) {
             check_settings(&plugin, dest).await?;
+        }
+        for t in self.transforms.iter().filter(|t| t.plugin == name) {
+            check_transform_settings(&plugin, t).await?;
         }
         Ok(Version {
             plugin,
@@ -410,19 +448,40 @@ pub fn error_text(e: &PluginError) -> String {
 
 /// Run the plugin's `check` on a destination's settings (no network).
 pub async fn check_settings(plugin: &Plugin, dest: &DestinationConfig) -> Result<(), PluginError> {
+    let user = format!("destination `{}`", dest.name);
+    check_as(plugin, &dest.name, user, dest.limits, &dest.settings).await
+}
+
+/// Run the plugin's `check` on a transformation's settings (no network).
+pub async fn check_transform_settings(
+    plugin: &Plugin,
+    t: &TransformConfig,
+) -> Result<(), PluginError> {
+    let user = format!("transform `{}`", t.name);
+    check_as(plugin, &t.name, user, t.limits, &t.settings).await
+}
+
+async fn check_as(
+    plugin: &Plugin,
+    name: &str,
+    user: String,
+    limits: Limits,
+    settings: &serde_json::Value,
+) -> Result<(), PluginError> {
     let ctx = CallContext {
-        destination: Arc::from(dest.name.as_str()),
-        limits: dest.limits,
+        destination: Arc::from(name),
+        transform: None,
+        limits,
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
         tape: None,
     };
     let refused = |message: String| PluginError::Settings {
-        destination: dest.name.clone(),
-        plugin: dest.plugin.clone(),
+        user: user.clone(),
+        plugin: plugin.name.clone(),
         message,
     };
-    match plugin.check(&ctx, &dest.settings.to_string()).await {
+    match plugin.check(&ctx, &settings.to_string()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(refused(message)),
         Err(e) => Err(refused(e.to_string())),

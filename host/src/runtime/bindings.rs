@@ -1,10 +1,14 @@
 //! Generated code only: Rust types and traits for the worlds in `wit/`, one
 //! `bindgen!` per world.
 //!
-//! - [`Destination`]: the `destination` world of `wit/destination.wit`.
+//! - [`Destination`]: the `destination` world of `wit/destination.wit`;
+//! - [`transform::Transform`]: the `transform` world of `wit/transform.wit`.
+//!   It shares the `types`, `http` and `log` interfaces, so its bindings reuse
+//!   the ones generated here (`with`), and one linker serves both worlds.
 //!
 //! The host traits of the imports are implemented in `host.rs`; the
-//! conversions of exported values (events, outcomes) live in `plugin.rs`.
+//! conversions of exported values (events, outcomes, verdicts) live in
+//! `plugin.rs` and `transform.rs`.
 #![allow(missing_docs)] // generated
 
 wasmtime::component::bindgen!({
@@ -13,3 +17,18 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
 });
+
+/// The `transform` world.
+pub mod transform {
+    wasmtime::component::bindgen!({
+        world: "transform",
+        path: "../wit",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "switchyard:destination/types": crate::runtime::bindings::switchyard::destination::types,
+            "switchyard:destination/http": crate::runtime::bindings::switchyard::destination::http,
+            "switchyard:destination/log": crate::runtime::bindings::switchyard::destination::log,
+        },
+    });
+}

@@ -62,7 +62,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits: GuestLimits::new(ctx.limits.memory_bytes),
             egress: ctx.egress.clone(),
-            log: GuestLog::new(ctx.destination.clone()),
+            log: GuestLog::new(ctx.destination.clone(), ctx.transform.clone()),
             counters: ctx.counters.clone(),
             stdout,
             stderr,

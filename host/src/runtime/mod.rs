@@ -1,6 +1,8 @@
-//! The wasm runtime: one engine per process, destinations as components.
+//! The wasm runtime: one engine per process, destinations and transformations
+//! as components.
 //!
-//! Where it sits: the dispatcher calls [`Plugin::deliver`] with a batch; this
+//! Where it sits: the dispatcher calls [`Plugin::transform`] and
+//! [`Plugin::deliver`] with a batch; this
 //! module owns everything about running guest code and nothing about queues,
 //! stores or HTTP ingest. Below it, [`crate::imports`] holds the behaviour of
 //! the imports a guest may call.
@@ -9,7 +11,9 @@
 //! - `engine.rs`: the [`Runtime`]: engine setup (component model, pooling
 //!   allocator, epoch interruption) and the cache of compiled components;
 //! - `host.rs`: `HostState`, the data of one call, and the host functions;
-//! - `plugin.rs`: a loaded [`Plugin`] and its `describe`, `check`, `deliver`;
+//! - `plugin.rs`: a loaded [`Plugin`] (either [`Kind`]) and its `describe`,
+//!   `check`, `deliver`;
+//! - `transform.rs`: a transformation's `transform` and its [`Verdict`]s;
 //! - `limits.rs`, `stdio.rs`: the memory cap and the capture of stdout/stderr.
 //!
 //! Every call gets a fresh `Store` and instance, with the destination's memory
@@ -24,13 +28,15 @@ mod host;
 mod limits;
 mod plugin;
 mod stdio;
+mod transform;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 pub use engine::{Runtime, EPOCH_TICK};
-pub use plugin::{CallContext, Event, Metadata, Outcome, Plugin};
+pub use plugin::{CallContext, Event, Kind, Metadata, Outcome, Plugin};
+pub use transform::Verdict;
 
 /// Sandbox violations of one destination, counted by the runtime.
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
-//! One loaded destination component: compiled once (by the [`Runtime`]),
-//! instantiated per call, with the conversions of the values it exports.
+//! One loaded component, a destination or a transformation: compiled once
+//! (by the [`Runtime`]), instantiated per call, with the conversions of the
+//! values a destination exports (`transform.rs` has a transformation's).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 
 use super::bindings::switchyard::destination::types::{EventType, Failure};
+use super::bindings::transform::TransformPre;
 use super::bindings::{Destination, DestinationPre};
 use super::host::HostState;
 use super::{CallError, Runtime};
@@ -54,6 +56,9 @@ const MAX_REASON_CHARS: usize = 1_000;
 pub struct CallContext {
     /// Destination name, for log tags.
     pub destination: Arc<str>,
+    /// The transformation's name when the call is one of the destination's
+    /// transformations (a second log tag).
+    pub transform: Option<Arc<str>>,
     /// Memory cap and deadline.
     pub limits: Limits,
     /// Outbound HTTP.
@@ -75,10 +80,37 @@ pub struct Plugin {
     pub metadata: Metadata,
     /// Whether the compiled code came from the on-disk cache (no compilation).
     pub from_cache: bool,
-    /// Type-checked against the world and linked; instantiating is cheap.
-    pre: DestinationPre<HostState>,
+    /// Type-checked against its world and linked; instantiating is cheap.
+    pub(super) pre: Pre,
     /// The runtime that compiled it.
     runtime: Runtime,
+}
+
+/// Which world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `destination`: delivers batches (`wit/destination.wit`).
+    Destination,
+    /// `transform`: changes or drops events before a destination (`wit/transform.wit`).
+    Transform,
+}
+
+impl Kind {
+    /// `destination` or `transform`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Destination => "destination",
+            Kind::Transform => "transform",
+        }
+    }
+}
+
+/// A component linked for its world.
+#[derive(Clone)]
+pub(super) enum Pre {
+    Destination(DestinationPre<HostState>),
+    Transform(TransformPre<HostState>),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -121,9 +153,17 @@ impl Runtime {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
-        let pre = DestinationPre::new(instance_pre).map_err(|e| {
-            CallError::Invalid(format!("does not implement the destination world: {e:#}"))
-        })?;
+        let pre = match DestinationPre::new(instance_pre.clone()) {
+            Ok(pre) => Pre::Destination(pre),
+            Err(not_destination) => match TransformPre::new(instance_pre) {
+                Ok(pre) => Pre::Transform(pre),
+                Err(_) => {
+                    return Err(CallError::Invalid(format!(
+                        "does not implement the destination world: {not_destination:#}"
+                    )))
+                }
+            },
+        };
         let mut plugin = Plugin {
             name: name.to_string(),
             sha256,
@@ -139,6 +179,7 @@ impl Runtime {
         };
         let ctx = CallContext {
             destination: Arc::from(name),
+            transform: None,
             limits: Limits::default(),
             egress: Egress::DryRun(Default::default()),
             counters: Default::default(),
@@ -150,7 +191,25 @@ impl Runtime {
 }
 
 impl Plugin {
-    fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
+    /// Which world it implements.
+    pub fn kind(&self) -> Kind {
+        match self.pre {
+            Pre::Destination(_) => Kind::Destination,
+            Pre::Transform(_) => Kind::Transform,
+        }
+    }
+
+    /// The error of calling an export of the other world.
+    pub(super) fn wrong_kind(&self, wanted: Kind) -> CallError {
+        CallError::Invalid(format!(
+            "plugin `{}` is a {} component, not a {}",
+            self.name,
+            self.kind().as_str(),
+            wanted.as_str()
+        ))
+    }
+
+    pub(super) fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
         let mut store = Store::new(self.runtime.engine(), HostState::new(ctx));
         store.limiter(|state| &mut state.limits);
         // Yield to the executor at every epoch tick, so the wall-clock deadline
@@ -166,8 +225,16 @@ impl Plugin {
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {
-                let instance = self.pre.instantiate_async(&mut store).await?;
-                instance.call_describe(&mut store).await
+                match &self.pre {
+                    Pre::Destination(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        instance.call_describe(&mut store).await
+                    }
+                    Pre::Transform(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        instance.call_describe(&mut store).await
+                    }
+                }
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
@@ -191,8 +258,16 @@ impl Plugin {
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {
-                let instance = self.pre.instantiate_async(&mut store).await?;
-                instance.call_check(&mut store, settings).await
+                match &self.pre {
+                    Pre::Destination(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        instance.call_check(&mut store, settings).await
+                    }
+                    Pre::Transform(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        instance.call_check(&mut store, settings).await
+                    }
+                }
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
@@ -207,11 +282,14 @@ impl Plugin {
         settings: &str,
         events: &[Event],
     ) -> Result<Vec<Outcome>, CallError> {
+        let Pre::Destination(pre) = &self.pre else {
+            return Err(self.wrong_kind(Kind::Destination));
+        };
         let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
         let result = {
             let work = async {
-                let instance: Destination = self.pre.instantiate_async(&mut store).await?;
+                let instance: Destination = pre.instantiate_async(&mut store).await?;
                 instance.call_deliver(&mut store, settings, events).await
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
@@ -230,17 +308,30 @@ impl Plugin {
             .into_iter()
             .map(|o| match o {
                 Ok(()) => Outcome::Delivered,
-                Err(Failure::Retry(hint)) => Outcome::Retry {
-                    reason: clip(hint.reason),
-                    after: hint.after_ms.map(Duration::from_millis),
-                },
-                Err(Failure::Reject(reason)) => Outcome::Reject(clip(reason)),
+                Err(failure) => failure.into(),
             })
             .collect())
     }
+
+    /// The runtime that compiled it.
+    pub(super) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
 }
 
-fn settle<T>(
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Outcome {
+        match failure {
+            Failure::Retry(hint) => Outcome::Retry {
+                reason: clip(hint.reason),
+                after: hint.after_ms.map(Duration::from_millis),
+            },
+            Failure::Reject(reason) => Outcome::Reject(clip(reason)),
+        }
+    }
+}
+
+pub(super) fn settle<T>(
     result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     ctx: &CallContext,
 ) -> Result<T, CallError> {
@@ -257,7 +348,7 @@ fn settle<T>(
     }
 }
 
-fn clip(mut s: String) -> String {
+pub(super) fn clip(mut s: String) -> String {
     if s.len() > MAX_REASON_CHARS {
         let mut end = MAX_REASON_CHARS;
         while !s.is_char_boundary(end) {

@@ -1,4 +1,4 @@
-// Build {{name}}.wasm from {{name}}.js (+ kit.js), a component of the `destination` world.
+// Build {{name}}.wasm from {{name}}.js (+ kit.js), a component of the `{{world}}` world.
 // The `http` and `fetch-event` features are off: the host links only its own `http` import.
 import { componentize } from '@bytecodealliance/componentize-js';
 import { writeFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const { component } = await componentize({
   sourcePath: here('./{{name}}.js'),
   witPath: here('./wit'),
-  worldName: 'destination',
+  worldName: '{{world}}',
   disableFeatures: ['http', 'fetch-event'],
 });
 await writeFile(here('./{{name}}.wasm'), component);

@@ -241,6 +241,30 @@ async fn static_part(
             }
             @if swaps.is_empty() { p.muted { "No swap since the host started." } }
         }
+        @if !d.stats.chain.is_empty() {
+            h2 { "Transformations" }
+            section #transforms {
+                table {
+                    thead { tr { th { "Order" } th { "Name" } th { "Plugin" } th { "Version" } th { "sha256" } th { "Filtered" } th { "Violations" } } }
+                    tbody {
+                        @for (i, l) in d.stats.chain.iter().enumerate() {
+                            @let v = l.stats.sandbox.violations();
+                            tr {
+                                td { (i + 1) } td { (l.config.name) } td { (l.config.plugin) }
+                                @if let Some(cur) = l.slot.current() {
+                                    td { (cur.plugin.metadata.version) } td { code { (short(&cur.plugin.sha256)) } }
+                                } @else {
+                                    td.error colspan="2" { "not loaded: " (l.slot.last_error().unwrap_or_default()) }
+                                }
+                                td { (l.stats.filtered.load(std::sync::atomic::Ordering::Relaxed)) }
+                                td { (v.timeouts + v.traps + v.contract + v.egress_denied) }
+                            }
+                        }
+                    }
+                }
+                p.muted { "They run in this order before the plugin's deliver. A transformation's plugin is hot-swapped like a destination's, and rolled back with POST /admin/plugins/{name}/rollback." }
+            }
+        }
         h2 { "Dead letters" }
         section #dead-letters { (dead_letters(state, s, name, q).await) }
     }

@@ -1,0 +1,25 @@
+// Stand-in for the host's `http` import when slack.wasm runs in Node (jco transpile):
+// records each request and answers with `state.responder(request)`, which returns
+// `{status, headers, body}` or `{error: {tag, val}}` (the http `error` variant).
+export const state = {
+  responder: () => ({ status: 200, body: '{}' }),
+  requests: [],
+  logs: [],
+};
+
+export function send(req) {
+  state.requests.push({
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    body: new TextDecoder().decode(req.body),
+  });
+  const r = state.responder(req);
+  if (r.error) {
+    // jco's lowering reads an import's `err` from the thrown value's `payload`.
+    const e = new Error(r.error.tag);
+    e.payload = r.error;
+    throw e;
+  }
+  return { status: r.status, headers: r.headers ?? [], body: new TextEncoder().encode(r.body ?? '') };
+}
