@@ -1,6 +1,8 @@
 //! Scenario `transforms`.
 //!
-//! The per-event cost of each bundled transformation, and of a chain of two,
+//! The per-event cost of each bundled transformation (Rust `mask-pii` and
+//! `consent`, JavaScript `mapping`, Python `tracking-plan`), and
+//! of a chain of two,
 //! through the host's own chain runner (`dispatch::transform::apply`: a fresh
 //! instance per link, the batch across the boundary, every kept event
 //! re-checked), on batches of 100 normalised events. Beside it, the fair floor
@@ -34,6 +36,24 @@ settings = { hash = ["context.traits.email", "userId"], remove = ["context.ip"] 
 name = "consent"
 plugin = "consent"
 settings = { categories = ["Analytics"] }
+[[transforms]]
+name = "mapping"
+plugin = "mapping"
+settings = { rename_events = { "Order Completed" = "purchase" }, rename_properties = { revenue = "value" } }
+[[transforms]]
+name = "plan"
+plugin = "tracking-plan"
+settings = { on_violation = "note", plan = { "Order Completed" = { type = "object", required = ["revenue"], properties = { revenue = { type = "number" } } } } }
+[[destinations]]
+name = "mapping-js"
+plugin = "webhook"
+settings = { url = "https://hooks.example.com/x" }
+transforms = ["mapping"]
+[[destinations]]
+name = "plan-python"
+plugin = "webhook"
+settings = { url = "https://hooks.example.com/x" }
+transforms = ["plan"]
 [[destinations]]
 name = "mask-only"
 plugin = "webhook"
