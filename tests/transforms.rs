@@ -508,3 +508,120 @@ async fn javascript_and_python_transforms_chained_two_deep_rename_and_hold_to_th
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_transform_looks_things_up_only_at_its_allowed_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let lookup = Receiver::start().await;
+    let short = r#"retry = { initial_ms = 50, max_ms = 100, window = "2s" }"#;
+    let fetch = format!(
+        "{{ mode = \"fetch\", url = \"{}\" }}",
+        lookup.url("/lookup")
+    );
+    let config = [
+        transform(
+            "enrich",
+            "misbehave-transform",
+            &fetch,
+            &format!("allowed_hosts = [\"{}\"]", lookup.origin()),
+        ),
+        // The same lookup without allowed_hosts: every request is denied.
+        transform("sneaky", "misbehave-transform", &fetch, ""),
+        hook("enriched", &rx, &["enrich"]),
+        switchyard_e2e::webhook_table(
+            "denied",
+            &rx.url("/denied"),
+            &rx.origin(),
+            &format!("transforms = [\"sneaky\"]\n{short}"),
+        ),
+    ]
+    .concat();
+    let host = TestHost::start(dir.path(), &config).await;
+    let body = json!({"messageId": "l-1", "userId": "u", "event": "E"});
+    assert_eq!(host.send("track", &body).await.status(), 200);
+    let admin = host.admin();
+    admin
+        .wait(
+            Row::Destination("enriched"),
+            "delivered",
+            Duration::from_secs(30),
+            |r| r["delivered"] == 1,
+        )
+        .await;
+    assert_eq!(rx.event("l-1").unwrap()["properties"]["looked_up"], 200);
+    let row = admin
+        .wait(
+            Row::Destination("denied"),
+            "dead-lettered",
+            Duration::from_secs(30),
+            |r| r["dead_letters"] == 1,
+        )
+        .await;
+    assert!(
+        row["transforms"][0]["violations"]["egress_denied"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{row}"
+    );
+    let letters = admin.dead_letters("denied").await;
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("transform `sneaky`: lookup:")
+            && reason.contains("is not in its allowed_hosts"),
+        "{reason}"
+    );
+    // The lookup host saw the allowed transformation's request only.
+    assert_eq!(lookup.received().len(), 1);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_enriched_past_max_bytes_sends_what_fits_and_the_rest_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let max_bytes = 4_000;
+    let config = [
+        transform("pad", "misbehave-transform", r#"{ mode = "pad", pad = 1000 }"#, ""),
+        switchyard_e2e::webhook_table(
+            "padded",
+            &rx.url("/padded"),
+            &rx.origin(),
+            &format!(
+                "transforms = [\"pad\"]\nbatch = {{ max_events = 100, max_bytes = {max_bytes}, linger_ms = 300 }}"
+            ),
+        ),
+    ]
+    .concat();
+    let host = TestHost::start(dir.path(), &config).await;
+    let batch: Vec<Value> = (0..12)
+        .map(|i| json!({"type": "track", "event": "E", "userId": "u", "messageId": format!("b-{i}")}))
+        .collect();
+    let r = host
+        .http
+        .post(host.url("/v1/batch"))
+        .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+        .json(&json!({ "batch": batch }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let want: Vec<String> = (0..12).map(|i| format!("b-{i}")).collect();
+    switchyard_e2e::all_arrive(&rx, &want).await;
+    assert_eq!(rx.delivered_ids().len(), 12, "each exactly once");
+    let requests = rx.received();
+    assert!(
+        requests.len() >= 3,
+        "the enriched events went in several batches"
+    );
+    for r in &requests {
+        // The webhook's body is the batch's events as a JSON array.
+        let events: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        let bytes: usize = events.iter().map(|e| e.to_string().len()).sum();
+        assert!(bytes <= max_bytes, "{bytes} bytes of events in one request");
+    }
+    let row = host.admin().destination("padded").await;
+    assert_eq!(row["dead_letters"], 0, "{row}");
+    host.stop().await;
+}

@@ -109,7 +109,7 @@ impl Allowlist {
             return Ok(Matched::Wildcard);
         }
         Err(format!(
-            "{scheme}://{host}:{port} is not in this destination's allowed_hosts"
+            "{scheme}://{host}:{port} is not in its allowed_hosts"
         ))
     }
 }

@@ -268,7 +268,10 @@ export function deletePath(message, path) {
  * `keep(message)`, `drop(reason)` or `fail(retry(...) | reject(...))`.
  * `parse(raw)` turns the settings string into what `each` gets (it throws a
  * SettingsError on bad settings: every event is then rejected with its message).
- * A thrown error fails that event only (rejected with the message).
+ * An error thrown by `each` is a bug, not the event's fault: that event is
+ * retried (like a trap), so a fixed version can still take it.
+ * Each event goes through JSON.parse and JSON.stringify: integers beyond 2^53
+ * lose precision, as everywhere in JavaScript.
  */
 export function transformEach(parse, each) {
   return (rawSettings, events) => {
@@ -283,7 +286,7 @@ export function transformEach(parse, each) {
       try {
         return each(settings, JSON.parse(event.json));
       } catch (e) {
-        return fail(reject(`transformation failed: ${e && e.message ? e.message : e}`));
+        return fail(retry(`transformation failed: ${e && e.message ? e.message : e}`));
       }
     });
   };

@@ -226,7 +226,8 @@ def transform_each(parse, each):
     returns ``keep(message)``, ``drop(reason)`` or ``fail(retry(...) | reject(...))``.
     ``parse(raw)`` turns the settings string into what ``each`` gets; when it raises
     ``SettingsError``, every event is rejected with its message. An exception in
-    ``each`` fails that event only (rejected with the message)."""
+    ``each`` is a bug, not the event's fault: that event is retried (like a trap),
+    so a fixed version can still take it."""
 
     def transform(raw_settings: str, events: List[Any]) -> List[Any]:
         try:
@@ -239,7 +240,7 @@ def transform_each(parse, each):
             try:
                 verdicts.append(each(settings, json.loads(event.json)))
             except Exception as e:
-                verdicts.append(fail(reject(f"transformation failed: {e!r}")))
+                verdicts.append(fail(retry(f"transformation failed: {e!r}")))
         return verdicts
 
     return transform

@@ -8,7 +8,9 @@
 // 1. `rename_events`: a `track` event's `event` name, or a `page`/`screen`
 //    call's `name`, found in the map is renamed;
 // 2. `rename_properties`: keys of the event's fields (`properties` for track,
-//    page and screen; `traits` for identify and group) are renamed;
+//    page and screen; `traits` for identify and group) are renamed; a renamed
+//    value replaces a key of the same name, and two keys renamed to one name
+//    are refused by `check`;
 // 3. `allow_properties`: only these keys of those fields are kept (after the
 //    renaming; absent: all are kept);
 // 4. `deny_properties`: these keys are removed;
@@ -81,6 +83,15 @@ export function parse(raw) {
   if (KEYS.every((k) => s[k] === undefined)) {
     throw new SettingsError(`${NAME} settings: set at least one of ${KEYS.join(', ')}`);
   }
+  const targets = new Map();
+  for (const [from, to] of Object.entries(parsed.renameProperties)) {
+    if (targets.has(to)) {
+      throw new SettingsError(
+        `${NAME} settings: rename_properties: \`${targets.get(to)}\` and \`${from}\` are both renamed to \`${to}\``,
+      );
+    }
+    targets.set(to, from);
+  }
   return parsed;
 }
 
@@ -103,12 +114,17 @@ export function map(s, message) {
   const field = fieldOf(message.type);
   const props = field && message[field];
   if (props && typeof props === 'object' && !Array.isArray(props)) {
-    const out = {};
+    // Keys kept as they are first, then the renamed ones: a renamed value
+    // replaces a key of the same name. No prototype, so any key is plain data.
+    const out = Object.create(null);
+    const renamed = [];
     for (const [key, value] of Object.entries(props)) {
-      const name = Object.hasOwn(s.renameProperties, key) ? s.renameProperties[key] : key;
-      if (s.allow && !s.allow.has(name)) continue;
-      if (s.deny.has(name)) continue;
-      out[name] = value;
+      if (Object.hasOwn(s.renameProperties, key)) renamed.push([s.renameProperties[key], value]);
+      else out[key] = value;
+    }
+    for (const [name, value] of renamed) out[name] = value;
+    for (const name of Object.keys(out)) {
+      if ((s.allow && !s.allow.has(name)) || s.deny.has(name)) delete out[name];
     }
     message[field] = out;
   }

@@ -65,9 +65,36 @@ class TrackingPlan(unittest.TestCase):
         self.assertIn("properties.order_id is required", verdict[1])
 
     def test_strip_removes_unplanned_and_invalid_properties(self):
-        (out,) = run("strip", [dict(BAD, properties=dict(BAD["properties"], order_id="o-22"))])
-        self.assertEqual(out["properties"], {"order_id": "o-22"})
+        fixable = dict(BAD, properties={"order_id": "o-22", "total": 3, "coupon": "X", "items": [1, "2"]})
+        (out,) = run("strip", [fixable])
+        self.assertEqual(out["properties"], {"order_id": "o-22", "total": 3})
         self.assertEqual(out["messageId"], "m0")
+
+    def test_strip_drops_what_it_cannot_mend(self):
+        (verdict,) = run("strip", [BAD])
+        self.assertEqual(verdict[0], "drop")
+        self.assertIn("even stripped", verdict[1])
+        self.assertIn("properties.total is required", verdict[1])
+
+    def test_strip_keeps_extras_the_schema_allows(self):
+        plan = {"E": {"type": "object", "properties": {"a": {"type": "string"}}}}
+        settings = json.dumps({"plan": plan, "on_violation": "strip"})
+        msg = {"type": "track", "event": "E", "properties": {"a": 1, "b": 2}}
+        (v,) = tracking_plan.WitWorld().transform(settings, [event(0, msg)])
+        self.assertEqual(json.loads(v.value)["properties"], {"b": 2})
+
+    def test_booleans_are_not_numbers(self):
+        plan = {"E": {"type": "object", "properties": {"flag": {"enum": [0, 1]}, "off": {"const": False}}}}
+        settings = json.dumps({"plan": plan, "on_violation": "drop"})
+        msg = {"type": "track", "event": "E", "properties": {"flag": True, "off": 0}}
+        (v,) = tracking_plan.WitWorld().transform(settings, [event(0, msg)])
+        self.assertIsInstance(v, transform_types.Verdict_Drop)
+        self.assertIn("properties.flag must be one of", v.value)
+        self.assertIn("properties.off must be false", v.value)
+
+    def test_properties_that_are_not_an_object_break_an_object_schema(self):
+        (verdict,) = run("drop", [{"type": "track", "event": "Order Completed", "properties": "oops"}])
+        self.assertIn("properties is string, expected object", verdict[1])
 
     def test_note_keeps_the_event_and_lists_its_violations(self):
         (out,) = run("note", [BAD])

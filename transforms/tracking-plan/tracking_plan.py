@@ -8,9 +8,11 @@ name the schemas of identify and group ``traits``. Each event with a schema is
 validated against it, and on a violation, by ``on_violation``:
 
 - ``drop``: the event is left out (settled as filtered), the violations in the reason;
-- ``strip``: properties the schema does not plan (absent from its
-  ``properties``), and properties whose value breaks their own schema, are
-  removed; the event goes on, with what is left;
+- ``strip``: properties the schema does not allow (absent from its
+  ``properties`` under ``additionalProperties: false``), and properties whose
+  value breaks their own schema, are removed; the event goes on with what is
+  left, unless that still breaks the plan (a required property missing or
+  invalid): then it is dropped;
 - ``note``: the event goes on unchanged, its violations listed in
   ``context.violations`` (``[{"field": ..., "message": ...}]``).
 
@@ -132,6 +134,19 @@ def type_of(value: Any) -> str:
     return "object"
 
 
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
 def violations(schema: Dict[str, Any], value: Any, field: str) -> List[Tuple[str, str]]:
     """Every way ``value`` breaks ``schema``, as (field, message)."""
     out: List[Tuple[str, str]] = []
@@ -141,9 +156,9 @@ def violations(schema: Dict[str, Any], value: Any, field: str) -> List[Tuple[str
         actual = type_of(value)
         if not (actual in allowed or (actual == "integer" and "number" in allowed)):
             return [(field, f"is {actual}, expected {' or '.join(allowed)}")]
-    if "const" in schema and value != schema["const"]:
+    if "const" in schema and not same(value, schema["const"]):
         out.append((field, f"must be {json.dumps(schema['const'])}"))
-    if "enum" in schema and value not in schema["enum"]:
+    if "enum" in schema and not any(same(value, option) for option in schema["enum"]):
         out.append((field, f"must be one of {json.dumps(schema['enum'])}"))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
@@ -198,7 +213,9 @@ def schema_and_field(plan: Dict[str, Any], message: Dict[str, Any]) -> Tuple[Opt
 
 
 def strip(schema: Dict[str, Any], value: Dict[str, Any]) -> Dict[str, Any]:
-    """``value`` without unplanned properties and those whose value breaks its schema."""
+    """``value`` without the properties the schema does not allow (absent from
+    ``properties`` when ``additionalProperties`` is false, or breaking it when it
+    is a schema) and without those whose value breaks their own schema."""
     props = schema.get("properties", {})
     extra = schema.get("additionalProperties", True)
     out = {}
@@ -206,7 +223,7 @@ def strip(schema: Dict[str, Any], value: Dict[str, Any]) -> Dict[str, Any]:
         if name in props:
             if not violations(props[name], item, name):
                 out[name] = item
-        elif extra is not False and (extra is True or not violations(extra, item, name)) and props == {}:
+        elif extra is True or (isinstance(extra, dict) and not violations(extra, item, name)):
             out[name] = item
     return out
 
@@ -218,9 +235,7 @@ def hold(s: Dict[str, Any], message: Dict[str, Any]) -> Any:
         if name is not None and s["unplanned"] == "drop" and message.get("type") == "track":
             return kit.drop(f"`{name}` is not in the tracking plan")
         return kit.keep(message)
-    value = message.get(field)
-    if not isinstance(value, dict):
-        value = {}
+    value = message.get(field, {})
     found = violations(schema, value, field)
     if not found:
         return kit.keep(message)
@@ -229,7 +244,13 @@ def hold(s: Dict[str, Any], message: Dict[str, Any]) -> Any:
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         return kit.drop(f"`{name}` breaks the tracking plan: {summary}{more}")
     if s["on_violation"] == "strip":
-        message[field] = strip(schema, value)
+        kept = strip(schema, value) if isinstance(value, dict) else {}
+        left = violations(schema, kept, field)
+        if left:
+            # What stripping cannot mend (a required property missing or invalid).
+            summary = "; ".join(f"{f} {m}" for f, m in left[:5])
+            return kit.drop(f"`{name}` breaks the tracking plan even stripped: {summary}")
+        message[field] = kept
         return kit.keep(message)
     context = message.get("context")
     if not isinstance(context, dict):

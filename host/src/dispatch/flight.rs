@@ -45,6 +45,9 @@ enum Final {
     Outcome(Outcome),
     /// A transformation dropped it, for this reason.
     Filtered(String),
+    /// Handed back untouched, due now: its transformed form did not fit in
+    /// this batch's `batch.max_bytes` (it goes in a later batch).
+    HeldBack,
 }
 
 /// The versions a batch runs on from start to end, whatever swaps meanwhile:
@@ -104,9 +107,17 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
     };
     let mut finals: Vec<Option<Final>> = vec![None; fates.len()];
     let mut going = (Vec::new(), Vec::new());
+    // Transformations may enrich events: the batch that goes out still keeps to
+    // `batch.max_bytes` (the first event always goes, as in a claim).
+    let mut bytes = 0usize;
+    let max_bytes = shared.dest.batch.max_bytes as usize;
     for (i, fate) in fates.into_iter().enumerate() {
         match fate {
+            Fate::Go(event) if !going.1.is_empty() && bytes + event.json.len() > max_bytes => {
+                finals[i] = Some(Final::HeldBack);
+            }
             Fate::Go(event) => {
+                bytes += event.json.len();
                 going.0.push(i);
                 going.1.push(event);
             }
@@ -119,10 +130,19 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
         }
     }
     let (at_index, to_deliver) = going;
+    // Only the destination's answers may slow its rate: a transformation's retry
+    // hint delays its events, not the vendor's budget.
+    let mut throttled = false;
     let error = if to_deliver.is_empty() {
         None
     } else {
+        let called = shared.clock.now();
         let (outcomes, error) = call(shared, version, &to_deliver, &tape).await;
+        let took = shared.clock.now().saturating_duration_since(called);
+        shared.stats.calls.observe(took.as_secs_f64());
+        throttled = outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Retry { after: Some(_), .. }));
         for (i, outcome) in at_index.into_iter().zip(outcomes) {
             finals[i] = Some(Final::Outcome(outcome));
         }
@@ -133,15 +153,15 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
         .map(|f| f.expect("every event has an outcome"))
         .collect();
     let rtt = shared.clock.now().saturating_duration_since(started);
-    shared.stats.calls.observe(rtt.as_secs_f64());
     let outcomes: Vec<Outcome> = finals
         .iter()
         .filter_map(|f| match f {
             Final::Outcome(o) => Some(o.clone()),
-            Final::Filtered(_) => None,
+            Final::Filtered(_) | Final::HeldBack => None,
         })
         .collect();
-    let report = report(&outcomes, rtt);
+    let mut report = report(&outcomes, rtt);
+    report.throttled = throttled;
     let settled = settle(shared, &jobs, finals).await;
     let (requests, requests_not_kept) = tape.take();
     shared.stats.attempts.keep(Attempt {
@@ -255,6 +275,17 @@ async fn settle(
                     stats.filtered.fetch_add(1, Relaxed);
                     filtered.push(Some(reason));
                     return (job.id, Settle::Done);
+                }
+                Final::HeldBack => {
+                    filtered.push(None);
+                    let reason = "held back: after its transformations the batch would pass batch.max_bytes";
+                    return (
+                        job.id,
+                        Settle::RetryAt {
+                            at: now,
+                            reason: reason.into(),
+                        },
+                    );
                 }
             };
             filtered.push(None);

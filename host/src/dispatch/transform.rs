@@ -202,6 +202,16 @@ fn fate_of(link: &Link, event: Event, verdict: Verdict) -> Fate {
     }
 }
 
+/// The two fields of a kept event that must not change. A key given twice is
+/// refused (serde's duplicate-field error), so no reader can see another one.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "messageId", borrow, default)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// What a transformation kept is still this event: a JSON object with the
 /// same `messageId` and `type`, within the size limit of a stored event.
 pub fn recheck(before: &Event, json: String) -> Result<Event, String> {
@@ -211,15 +221,24 @@ pub fn recheck(before: &Event, json: String) -> Result<Event, String> {
             json.len()
         ));
     }
-    let value: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| format!("the event it kept is not JSON: {e}"))?;
-    let Some(object) = value.as_object() else {
-        return Err("the event it kept is not a JSON object".into());
-    };
-    if object.get("messageId").and_then(|v| v.as_str()) != Some(before.message_id.as_str()) {
+    // Only the two fields are read; the rest is scanned (so the text must be
+    // JSON) but not built, which keeps the check cheap on every event.
+    if !json.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+            Ok(_) => "the event it kept is not a JSON object".into(),
+            Err(e) => format!("the event it kept is not JSON: {e}"),
+        });
+    }
+    let head: Head<'_> = serde_json::from_str(&json).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            format!("the event it kept is not a Segment message: {e}")
+        }
+        _ => format!("the event it kept is not JSON: {e}"),
+    })?;
+    if head.message_id.as_deref() != Some(before.message_id.as_str()) {
         return Err("the event it kept has another `messageId`".into());
     }
-    let kept_type = object.get("type").and_then(|v| v.as_str());
+    let kept_type = head.kind.as_deref();
     let same_type = kept_type
         .and_then(crate::runtime::bindings::switchyard::destination::types::EventType::parse)
         .is_some_and(|t| t == before.event_type);
@@ -268,6 +287,12 @@ mod tests {
                 "`type` (identify)",
             ),
             (r#"{"messageId":"m1"}"#, "`type` (none)"),
+            (
+                r#"{"type":"track","messageId":"m1","messageId":"m2"}"#,
+                "duplicate field",
+            ),
+            (r#"{"type":"track","messageId":7}"#, "not a Segment message"),
+            (r#"{"type":"track","messageId":"m1","x":[}"#, "not JSON"),
         ] {
             let err = recheck(&e, json.into()).unwrap_err();
             assert!(err.contains(why), "{json}: {err}");

@@ -145,7 +145,7 @@ impl Worker {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
             };
-            let params = self.params(&version, probing);
+            let params = self.params(&version, &chain, probing);
             let Some(mut jobs) = self.claim(params).await else {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
@@ -239,15 +239,16 @@ impl Worker {
         Step::Again
     }
 
-    /// What the next claim asks for: the batch size the destination and its
-    /// component accept (a rate's burst caps it too), one event for a probe.
-    fn params(&self, version: &Version, probing: bool) -> Claim {
+    /// What the next claim asks for: the batch size the destination, its
+    /// component and every transformation of its chain accept (a rate's burst
+    /// caps it too), one event for a probe.
+    fn params(&self, version: &Version, chain: &[Arc<Version>], probing: bool) -> Claim {
         let dest = &self.shared.dest;
-        let mut max_events = dest
-            .batch
-            .max_events
-            .min(version.plugin.metadata.max_batch)
-            .max(1) as usize;
+        let accepted = chain
+            .iter()
+            .map(|v| v.plugin.metadata.max_batch)
+            .fold(version.plugin.metadata.max_batch, u32::min);
+        let mut max_events = dest.batch.max_events.min(accepted).max(1) as usize;
         if let Some(b) = &self.shared.bucket {
             max_events = max_events.min(b.lock().expect("bucket lock").burst().max(1));
         }

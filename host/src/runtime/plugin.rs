@@ -157,9 +157,10 @@ impl Runtime {
             Ok(pre) => Pre::Destination(pre),
             Err(not_destination) => match TransformPre::new(instance_pre) {
                 Ok(pre) => Pre::Transform(pre),
-                Err(_) => {
+                Err(not_transform) => {
                     return Err(CallError::Invalid(format!(
-                        "does not implement the destination world: {not_destination:#}"
+                        "does not implement the destination world: {not_destination:#}; \
+                         nor the transform world: {not_transform:#}"
                     )))
                 }
             },

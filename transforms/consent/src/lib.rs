@@ -8,10 +8,12 @@
 //! goes on only when the user consented to every one of them, as Segment's
 //! consent management decides. Otherwise, by `action`:
 //! - `drop` (the default): the event is left out (settled as filtered);
-//! - `strip`: it goes on without what identifies the user: `userId`,
-//!   `traits`, `context.traits`, `context.ip`, `context.device.id` and
-//!   `context.device.advertisingId` are removed (`anonymousId` stays, as it
-//!   is the SDK's random id). `properties` stay.
+//! - `strip`: a track, page or screen call goes on without what identifies
+//!   the user: `userId`, `previousId`, `traits`, `context.traits`,
+//!   `context.ip`, `context.device.id` and `context.device.advertisingId` are
+//!   removed (`anonymousId` stays, as it is the SDK's random id; `properties`
+//!   stay). An identify, group or alias call exists only to identify someone,
+//!   so it is dropped.
 //!
 //! An event without a consent object passes (`missing = "allow"`, Segment's
 //! rule: consent applies once a consent manager reports it) or is treated as
@@ -69,8 +71,9 @@ const SETTINGS_SCHEMA: &str = r#"{
 }"#;
 
 /// What identifies a user, removed by `strip`.
-const IDENTIFYING: [&str; 6] = [
+const IDENTIFYING: [&str; 7] = [
     "userId",
+    "previousId",
     "traits",
     "context.traits",
     "context.ip",
@@ -97,11 +100,18 @@ impl kit::Transform for Consent {
 
     fn event(s: &Settings, mut event: Message) -> Step {
         let missing = match denied(s, &event) {
-            None => return Step::Keep(event),
+            None => return Step::Pass,
             Some(missing) => missing,
         };
+        let identifies = matches!(
+            event.get("type").and_then(Value::as_str),
+            Some("identify" | "group" | "alias")
+        );
         match s.action {
             Action::Drop => Step::Drop(format!("no consent for {missing}")),
+            Action::Strip if identifies => Step::Drop(format!(
+                "no consent for {missing} (an identifying call cannot be stripped)"
+            )),
             Action::Strip => {
                 for path in IDENTIFYING {
                     kit::take_path(&mut event, path);
@@ -152,7 +162,7 @@ mod tests {
         let s = r#"{"categories":["Advertising","Analytics"]}"#;
         assert!(matches!(
             step(s, with(json!({"Advertising":true,"Analytics":true}))),
-            Step::Keep(_)
+            Step::Pass
         ));
         match step(s, with(json!({"Advertising":true,"Analytics":false}))) {
             Step::Drop(why) => assert_eq!(why, "no consent for Analytics"),
@@ -178,11 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn strip_drops_calls_that_only_identify() {
+        let s = r#"{"categories":["Advertising"],"action":"strip"}"#;
+        let mut alias = with(json!({"Advertising":false}));
+        alias["type"] = json!("alias");
+        alias["previousId"] = json!("old");
+        assert!(matches!(step(s, alias), Step::Drop(why) if why.contains("identifying")));
+    }
+
+    #[test]
     fn an_event_without_consent_passes_unless_told_otherwise() {
         let bare = json!({"type":"track","messageId":"m"});
         assert!(matches!(
             step(r#"{"categories":["A"]}"#, bare.clone()),
-            Step::Keep(_)
+            Step::Pass
         ));
         assert!(matches!(
             step(r#"{"categories":["A"],"missing":"deny"}"#, bare),

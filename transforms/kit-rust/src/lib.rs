@@ -12,7 +12,8 @@
 //!   JSON object, and the kit provides `describe`, `check`, the settings half of
 //!   `transform` (a settings error rejects every event with the message) and
 //!   the serialising of kept events;
-//! - verdicts: [`Step::Keep`], [`Step::Drop`], [`retry`], [`reject`];
+//! - verdicts: [`Step::Keep`], [`Step::Pass`] (unchanged, not serialised
+//!   again), [`Step::Drop`], [`retry`], [`reject`];
 //! - settings: [`parse_settings`] (serde, with a message that names the bad field);
 //! - paths: [`get_path`], [`take_path`], [`set_path`] on dotted paths (`traits.email`);
 //! - log lines: [`warn`], [`debug`].

@@ -15,6 +15,9 @@ pub enum Step {
     /// Pass it on, as this message (the host checks that `messageId` and
     /// `type` did not change).
     Keep(Message),
+    /// Pass it on exactly as it came (cheaper than `Keep`: nothing is
+    /// serialised again).
+    Pass,
     /// Leave it out of the destination, for this reason (counted as filtered).
     Drop(String),
     /// It cannot be transformed: [`retry`] or [`reject`].
@@ -90,7 +93,7 @@ impl<T: Transform> Guest for T {
 pub(crate) fn run<T: Transform>(settings: &T::Settings, events: Vec<Event>) -> Vec<Verdict> {
     let n = events.len();
     let messages: Vec<Message> = events
-        .into_iter()
+        .iter()
         .map(|e| match serde_json::from_str::<Value>(&e.json) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
@@ -99,13 +102,18 @@ pub(crate) fn run<T: Transform>(settings: &T::Settings, events: Vec<Event>) -> V
     let mut steps = T::batch(settings, messages);
     steps.resize(n, reject("the transformation gave no step for this event"));
     steps.truncate(n);
-    steps.into_iter().map(verdict).collect()
+    steps
+        .into_iter()
+        .zip(events)
+        .map(|(step, event)| verdict(step, event))
+        .collect()
 }
 
 /// A step as the WIT verdict.
-fn verdict(step: Step) -> Verdict {
+fn verdict(step: Step, event: Event) -> Verdict {
     match step {
         Step::Keep(message) => Verdict::Keep(Value::Object(message).to_string()),
+        Step::Pass => Verdict::Keep(event.json),
         Step::Drop(reason) => Verdict::Drop(reason),
         Step::Fail(failure) => Verdict::Fail(failure),
     }
@@ -132,6 +140,7 @@ mod tests {
                 .map(str::to_uppercase)
             {
                 Some(name) if name == "SKIP" => Step::Drop("skipped".into()),
+                Some(name) if name == "SAME" => Step::Pass,
                 Some(name) => {
                     e.insert("event".into(), name.into());
                     Step::Keep(e)
@@ -157,9 +166,11 @@ mod tests {
                 event(r#"{"event":"a"}"#),
                 event(r#"{"event":"skip"}"#),
                 event("{}"),
+                event(r#"{ "event" : "same" }"#),
             ],
         );
-        assert_eq!(verdicts.len(), 3);
+        assert_eq!(verdicts.len(), 4);
+        assert!(matches!(&verdicts[3], Verdict::Keep(j) if j == r#"{ "event" : "same" }"#));
         assert!(matches!(&verdicts[0], Verdict::Keep(j) if j == r#"{"event":"A"}"#));
         assert!(matches!(&verdicts[1], Verdict::Drop(r) if r == "skipped"));
         assert!(matches!(&verdicts[2], Verdict::Fail(Failure::Reject(_))));

@@ -47,6 +47,16 @@ test('an allowlist keeps only its keys, after renaming', () => {
   assert.deepEqual(out.properties, { value: 1 });
 });
 
+test('a renamed value replaces a key of its new name; odd keys stay data', () => {
+  const [out] = run({ rename_properties: { revenue: 'value' } }, [
+    { type: 'track', event: 'E', properties: { value: 'old', revenue: 5, __proto__x: 1 } },
+  ]);
+  assert.deepEqual(out.properties, { value: 5, __proto__x: 1 });
+  const raw = '{"type":"track","messageId":"m9","event":"E","properties":{"__proto__":{"a":1},"b":2}}';
+  const [v] = transform(JSON.stringify({ deny_properties: ['b'] }), [{ messageId: 'm9', eventType: 'track', json: raw }]);
+  assert.equal(v.val, '{"type":"track","messageId":"m9","event":"E","properties":{"__proto__":{"a":1}}}');
+});
+
 test('dropped events are filtered with a reason', () => {
   const [kept, dropped] = run({ rename_events: { Old: 'New' }, drop_events: ['New'] }, [
     { type: 'track', event: 'Other' },
@@ -63,6 +73,7 @@ test('bad settings are refused at check and reject every event', () => {
     ['{"rename_event":{}}', 'unknown field `rename_event`'],
     ['{"rename_events":{"a":1}}', 'rename_events.a'],
     ['{"deny_properties":"x"}', 'deny_properties must be an array'],
+    ['{"rename_properties":{"a":"x","b":"x"}}', 'are both renamed to `x`'],
   ]) {
     assert.throws(() => check(raw), (e) => String(e.payload ?? e).includes(part) || String(e).includes(part), raw);
   }

@@ -4,11 +4,13 @@
 //! Where it sits in the flow: in a destination's chain of transformations
 //! (`[[destinations]] transforms`), before its `deliver`. For each event:
 //! - every field named in `hash` is replaced by the hex SHA-256 of its
-//!   normalised value, the way the Facebook Conversions API and Google's
-//!   enhanced conversions expect it: text is trimmed and lower-cased; a field
-//!   whose name contains `phone` keeps its digits only, without leading zeros;
-//!   a value that is already a SHA-256 (64 hex digits) is left as it is;
-//!   numbers and booleans are hashed as their text, arrays element by element;
+//!   normalised value, the way the Facebook Conversions API expects it: text is
+//!   trimmed and lower-cased; a field whose name contains `phone` keeps its
+//!   digits only (country code included), without leading zeros; a value that
+//!   is already a SHA-256 (64 hex digits) is left as it is (lower-cased); a
+//!   value that normalises to nothing becomes `null` rather than the hash of
+//!   an empty string; numbers and booleans are hashed as their text, arrays
+//!   element by element;
 //! - every field named in `remove` is deleted.
 //!
 //! Absent fields are skipped; the event always goes on. Paths are dotted
@@ -102,22 +104,25 @@ impl kit::Transform for MaskPii {
 fn hash_value(value: Value, normalize: bool, phone: bool) -> Value {
     match value {
         Value::Null => Value::Null,
-        Value::String(s) => Value::String(hash_text(&s, normalize, phone)),
+        Value::String(s) => hash_text(&s, normalize, phone).map_or(Value::Null, Value::String),
         Value::Array(items) => Value::Array(
             items
                 .into_iter()
                 .map(|v| hash_value(v, normalize, phone))
                 .collect(),
         ),
-        Value::Object(_) => Value::String(hash_text(&value.to_string(), false, false)),
-        other => Value::String(hash_text(&other.to_string(), normalize, phone)),
+        Value::Object(_) => {
+            hash_text(&value.to_string(), false, false).map_or(Value::Null, Value::String)
+        }
+        other => hash_text(&other.to_string(), normalize, phone).map_or(Value::Null, Value::String),
     }
 }
 
-/// Hex SHA-256 of normalised text; already-hashed text is kept.
-pub fn hash_text(text: &str, normalize: bool, phone: bool) -> String {
-    if is_sha256(text) {
-        return text.to_ascii_lowercase();
+/// Hex SHA-256 of normalised text; already-hashed text is kept; `None` when
+/// nothing is left to hash.
+pub fn hash_text(text: &str, normalize: bool, phone: bool) -> Option<String> {
+    if is_sha256(text.trim()) {
+        return Some(text.trim().to_ascii_lowercase());
     }
     let normal = match (normalize, phone) {
         (false, _) => text.to_string(),
@@ -127,7 +132,7 @@ pub fn hash_text(text: &str, normalize: bool, phone: bool) -> String {
         }
         (true, false) => text.trim().to_lowercase(),
     };
-    hex::encode(Sha256::digest(normal.as_bytes()))
+    (!normal.is_empty()).then(|| hex::encode(Sha256::digest(normal.as_bytes())))
 }
 
 fn is_sha256(text: &str) -> bool {
@@ -173,9 +178,20 @@ mod tests {
 
     #[test]
     fn hashed_values_are_not_hashed_twice() {
-        let once = hash_text("a@b.c", true, false);
-        assert_eq!(hash_text(&once, true, false), once);
-        assert_eq!(hash_text(&once.to_uppercase(), true, false), once);
+        let once = hash_text("a@b.c", true, false).unwrap();
+        assert_eq!(hash_text(&once, true, false).unwrap(), once);
+        assert_eq!(hash_text(&once.to_uppercase(), true, false).unwrap(), once);
+        assert_eq!(hash_text(&format!(" {once}\n"), true, false).unwrap(), once);
+    }
+
+    #[test]
+    fn nothing_left_to_hash_is_null() {
+        let out = run(
+            r#"{"hash":["traits.phone","traits.email"]}"#,
+            json!({"type":"identify","messageId":"m","traits":{"phone":"n/a","email":"   "}}),
+        );
+        assert_eq!(out["traits"]["phone"], Value::Null);
+        assert_eq!(out["traits"]["email"], Value::Null);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! - `wrong-count`: returns one verdict too many;
 //! - `tag`: a well-behaved step that appends `settings.tag` to `properties.steps`
 //!   (to show the order of a chain), and drops events named `drop me`;
-//! - `fetch`: a lookup at `settings.url` through the `http` import.
+//! - `fetch`: a lookup at `settings.url` through the `http` import;
+//! - `pad`: a well-behaved step that adds `settings.pad` bytes to each event;
+//! - `identity`: keeps every event as it came, without parsing it (the fixed
+//!   cost of a link, for the bench).
 
 use serde::Deserialize;
 use switchyard_transform_kit::serde_json::{json, Value};
@@ -20,6 +23,8 @@ struct Settings {
     tag: String,
     #[serde(default)]
     url: String,
+    #[serde(default)]
+    pad: usize,
 }
 
 struct Misbehave;
@@ -69,6 +74,14 @@ impl Guest for Misbehave {
                 .map(|e| keep(e, &|v| v["type"] = json!("alias")))
                 .collect(),
             "not-json" => events.iter().map(|_| Verdict::Keep("{".into())).collect(),
+            "identity" => events
+                .iter()
+                .map(|e| Verdict::Keep(e.json.clone()))
+                .collect(),
+            "pad" => events
+                .iter()
+                .map(|e| keep(e, &|v| v["properties"]["pad"] = json!("p".repeat(s.pad))))
+                .collect(),
             "huge" => events
                 .iter()
                 .map(|e| {
@@ -113,6 +126,7 @@ impl Guest for Misbehave {
                         Step::Keep(m) => Verdict::Keep(Value::Object(m).to_string()),
                         Step::Drop(why) => Verdict::Drop(why),
                         Step::Fail(f) => Verdict::Fail(f),
+                        Step::Pass => Verdict::Fail(kit::Failure::Reject("unexpected".into())),
                     })
                     .collect()
             }
