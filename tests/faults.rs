@@ -97,6 +97,10 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
         (!rx.received().is_empty()).then_some(())
     })
     .await;
+    // The admin API shows the store's last answer about the queue while the
+    // store cannot answer: ask once while it still can, as a dashboard would.
+    let before = host.admin().destination("hooks").await;
+    assert!(before["queued"].as_u64().unwrap() > 0, "{before}");
     let filler = disk.fill();
 
     // Ingest is refused while the disk is full, with a reason.

@@ -14,24 +14,10 @@ use switchyard_e2e::{
 /// The webhook component with a custom section appended: a valid component
 /// with the same behaviour and a different sha256 (a "new version").
 fn webhook_variant(tag: &str) -> Vec<u8> {
-    let mut bytes = std::fs::read(destination_component("webhook")).unwrap();
-    let name = b"switchyard-test";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    bytes.push(0); // custom section
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            bytes.push(byte);
-            break;
-        }
-        bytes.push(byte | 0x80);
-    }
-    bytes.extend_from_slice(&payload);
-    bytes
+    switchyard_e2e::with_custom_section(
+        std::fs::read(destination_component("webhook")).unwrap(),
+        tag,
+    )
 }
 
 /// How long a new version (or a rollback) may take to serve, or to be refused.

@@ -300,27 +300,6 @@ async fn a_misbehaving_transform_is_contained_and_degrades_only_its_destination(
     host.stop().await;
 }
 
-/// `bytes` with a custom section appended: the same component, another sha256.
-fn variant(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
-    let name = b"switchyard-test";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    bytes.push(0);
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            bytes.push(byte);
-            break;
-        }
-        bytes.push(byte | 0x80);
-    }
-    bytes.extend_from_slice(&payload);
-    bytes
-}
-
 #[tokio::test]
 async fn a_transform_is_hot_swapped_under_load_and_rolled_back_without_losing_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -364,7 +343,7 @@ async fn a_transform_is_hot_swapped_under_load_and_rolled_back_without_losing_ev
     tokio::time::sleep(Duration::from_millis(300)).await;
     let file = dir.path().join("plugins/mask-pii.wasm");
     let bytes = std::fs::read(&file).unwrap();
-    std::fs::write(&file, variant(bytes, "v2")).unwrap();
+    std::fs::write(&file, switchyard_e2e::with_custom_section(bytes, "v2")).unwrap();
     let swapped = admin
         .wait(
             Row::Plugin("mask-pii"),

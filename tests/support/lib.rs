@@ -153,3 +153,25 @@ pub async fn all_arrive_within(rx: &Receiver, want: &[String], timeout: Duration
     })
     .await;
 }
+
+/// `bytes` (a component) with a custom section appended: the same component,
+/// with the same behaviour, and another sha256 (a "new version" for hot-loading).
+pub fn with_custom_section(mut bytes: Vec<u8>, tag: &str) -> Vec<u8> {
+    let name = b"switchyard-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    bytes.push(0); // custom section
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bytes.push(byte);
+            break;
+        }
+        bytes.push(byte | 0x80);
+    }
+    bytes.extend_from_slice(&payload);
+    bytes
+}

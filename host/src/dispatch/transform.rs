@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::config::TransformConfig;
-use crate::imports::http::{self, Egress, HttpLimits};
+use crate::imports::http::Egress;
 use crate::imports::resolve::Lookup;
 use crate::ingest::normalize::MAX_EVENT_BYTES;
 use crate::observe::attempts::Tape;
@@ -61,20 +61,12 @@ impl Link {
         lookup: Arc<dyn Lookup>,
     ) -> Link {
         let stats = Arc::new(TransformStats::default());
-        let allowlist = Arc::new(config.allowed_hosts.clone());
+        let tag: Arc<str> = Arc::from(format!("{destination}/{}", config.name).as_str());
         let ctx = CallContext {
             destination: Arc::from(destination),
             transform: Some(Arc::from(config.name.as_str())),
             limits: config.limits,
-            egress: Egress::Live {
-                client: http::client_for(allowlist.clone(), lookup),
-                allowlist,
-                limits: HttpLimits {
-                    timeout: config.limits.timeout.min(HttpLimits::default().timeout),
-                    ..HttpLimits::default()
-                },
-                destination: Arc::from(format!("{destination}/{}", config.name).as_str()),
-            },
+            egress: Egress::live(tag, &config.allowed_hosts, lookup, config.limits.timeout),
             counters: stats.sandbox.clone(),
             tape: None,
         };

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::rate::TokenBucket;
 use super::{Clock, DeliveryStats};
 use crate::config::DestinationConfig;
-use crate::imports::http::{self, Egress, HttpLimits};
+use crate::imports::http::Egress;
 use crate::imports::resolve::Lookup;
 use crate::plugins::{PluginSlot, Version};
 use crate::runtime::CallContext;
@@ -82,20 +82,11 @@ impl Worker {
         shutdown: watch::Receiver<bool>,
     ) -> Worker {
         let name: Arc<str> = Arc::from(dest.name.as_str());
-        let allowlist = Arc::new(dest.allowed_hosts.clone());
         let ctx = CallContext {
             destination: name.clone(),
             transform: None,
             limits: dest.limits,
-            egress: Egress::Live {
-                client: http::client_for(allowlist.clone(), lookup),
-                allowlist,
-                limits: HttpLimits {
-                    timeout: dest.limits.timeout.min(HttpLimits::default().timeout),
-                    ..HttpLimits::default()
-                },
-                destination: name,
-            },
+            egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout),
             counters: stats.sandbox.clone(),
             tape: None,
         };

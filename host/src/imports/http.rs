@@ -134,6 +134,27 @@ pub fn client_for(allowlist: Arc<Allowlist>, lookup: Arc<dyn Lookup>) -> reqwest
 }
 
 impl Egress {
+    /// Real egress for `name` (a destination, or `destination/transform`): its
+    /// own client and allowlist, and a request timeout no longer than the
+    /// guest's call deadline.
+    pub fn live(
+        name: Arc<str>,
+        allowlist: &Allowlist,
+        lookup: Arc<dyn Lookup>,
+        call_deadline: std::time::Duration,
+    ) -> Egress {
+        let allowlist = Arc::new(allowlist.clone());
+        Egress::Live {
+            client: client_for(allowlist.clone(), lookup),
+            allowlist,
+            limits: HttpLimits {
+                timeout: call_deadline.min(HttpLimits::default().timeout),
+                ..HttpLimits::default()
+            },
+            destination: name,
+        }
+    }
+
     /// Carry out one `http.send` from a guest.
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
         match self {

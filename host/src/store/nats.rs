@@ -52,6 +52,10 @@ use super::{
     Store, StoreError,
 };
 
+/// The least byte budget of a pull: a stored event (32 KB at most) with its
+/// headers always fits.
+const MIN_FETCH_BYTES: usize = 64 * 1024;
+
 const EVENTS: &str = "SWITCHYARD_EVENTS";
 /// The stream of the previous layout (one message per event and destination).
 const OLD_JOBS: &str = "SWITCHYARD";
@@ -529,7 +533,12 @@ impl Store for NatsStore {
             let mut batch = consumer
                 .fetch()
                 .max_messages(max_events)
-                .max_bytes(max_bytes.max(1))
+                // JetStream refuses a pull whose byte budget is smaller than
+                // the next message (409 "Message Size Exceeds MaxBytes"), which
+                // would stall a destination with a small `batch.max_bytes` for
+                // good. Ask for at least one whole message's worth; a batch in
+                // flight trims itself to `batch.max_bytes` (`dispatch/flight.rs`).
+                .max_bytes(max_bytes.max(MIN_FETCH_BYTES))
                 .messages()
                 .await
                 .map_err(|e| e.to_string())?;
