@@ -1,10 +1,10 @@
 // Outcome tests of slack.wasm itself: the component, transpiled by jco into
-// test/build/ (see `make test`), runs in Node with test/mock-http.js as its
+// test/build/ (see `make test`), runs in Node with kits/js/mocks/http.js as its
 // `http` import, so every status and error path of `deliver` is exercised
 // (the host's `switchyard try` only ever answers 200).
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { state } from './mock-http.js';
+import { state } from '../../../kits/js/mocks/http.js';
 import { describe as describeIt, check, deliver } from './build/slack.js';
 
 const settings = JSON.stringify({ webhook_url: 'https://hooks.slack.com/services/T0/B0/x', channel: '#c' });

@@ -1,4 +1,5 @@
-// Stand-in for the host's `http` import when slack.wasm runs in Node (jco transpile):
+// Stand-in for the host's `http` import when a JS component runs in Node (jco
+// transpile), shared by the JS components' tests (destinations/slack, transforms/mapping):
 // records each request and answers with `state.responder(request)`, which returns
 // `{status, headers, body}` or `{error: {tag, val}}` (the http `error` variant).
 export const state = {
