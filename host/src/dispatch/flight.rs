@@ -34,7 +34,8 @@ pub struct Report {
     pub throttled: bool,
     /// Anything to retry, or a call that failed: for the concurrency limit.
     pub pushed_back: bool,
-    /// From handing the batch to the component until it answered.
+    /// From the batch's first transformation (or its `deliver`, without a
+    /// chain) until the component answered.
     pub rtt: Duration,
 }
 
@@ -84,9 +85,9 @@ pub async fn fly(shared: Arc<Shared>, versions: Versions, jobs: Vec<Job>) {
     record(&shared, &report);
 }
 
-/// The round trip (from the call into the component, including any wait for a
-/// free instance slot, which is local congestion the limit should also back
-/// off from) and the settling.
+/// The round trip (from the first call into a component, the chain of
+/// transformations included, with any wait for a free instance slot, which is
+/// local congestion the limit should also back off from) and the settling.
 async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>) -> Report {
     let version = &versions.destination;
     let tape = Tape::default();
