@@ -1,8 +1,14 @@
 //! `switchyard new` for every language and both kinds: the scaffold is created,
 //! built with its own Makefile, and dry-run through `switchyard try` by its
-//! `make test`.
+//! `make test`. A destination scaffold's own unit tests pass (`make unit`), and
+//! `switchyard dev` runs it: built, delivered to the built-in receiver, a
+//! scripted 429 retried, and a rebuilt version hot-swapped in.
 
-use std::process::Command;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use switchyard_e2e::{switchyard_bin, workspace_root};
 
@@ -44,7 +50,7 @@ fn build_and_try(kind: &str, lang: &str, name: &str) -> (tempfile::TempDir, Stri
 
 fn scaffold(lang: &str) {
     let name = format!("acme-{lang}");
-    let (_dir, stdout) = build_and_try("destination", lang, &name);
+    let (dir, stdout) = build_and_try("destination", lang, &name);
     assert!(
         stdout.contains("POST https://api.example.com/v1/events"),
         "{lang}: {stdout}"
@@ -53,6 +59,145 @@ fn scaffold(lang: &str) {
         stdout.contains("sample-1: delivered") && stdout.contains("sample-2: delivered"),
         "{lang}: {stdout}"
     );
+    let folder = dir.path().join(&name);
+    make_unit(&folder, lang);
+    dev_session(&folder, lang, &name);
+}
+
+/// The scaffold's own unit tests pass (`make unit`).
+fn make_unit(folder: &Path, lang: &str) {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(folder)
+        .arg("unit")
+        .env(
+            "CARGO_TARGET_DIR",
+            workspace_root().join("target/scaffold-native"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{lang}: make unit failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a `switchyard dev` printed so far, read line by line.
+struct Dev {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Dev {
+    fn start(folder: &Path, args: &[&str]) -> Dev {
+        let mut child = Command::new(switchyard_bin())
+            .arg("dev")
+            .arg(folder)
+            .args(args)
+            .env("CARGO_TARGET_DIR", workspace_root().join("target/scaffold"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { return };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Dev { child, lines }
+    }
+
+    /// Wait until a line contains `needle` (builds included, so minutes at most).
+    fn wait_for(&self, needle: &str) {
+        let until = Instant::now() + Duration::from_secs(240);
+        while Instant::now() < until {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no line with `{needle}` from switchyard dev:\n{}",
+            self.lines.lock().unwrap().join("\n")
+        );
+    }
+
+    fn press_enter(&mut self) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        // SIGTERM, so it stops its host and removes its temporary folder.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `switchyard dev` on a built scaffold: the samples reach the built-in
+/// receiver, a scripted 429 is retried, a new version is hot-swapped in on a
+/// save, and Enter sends the samples again.
+fn dev_session(folder: &Path, lang: &str, name: &str) {
+    let mut dev = Dev::start(folder, &["--respond", "429,retry-after=1"]);
+    dev.wait_for(&format!("serving {name} 0.1.0"));
+    dev.wait_for("sent 2 sample event(s), round 1");
+    dev.wait_for("receiver -> #1 429 (retry-after: 1)");
+    dev.wait_for("receiver -> #2 200");
+    dev.wait_for(&format!("{name}: delivered 2 · retried 2 · dead letters 0"));
+
+    // A save with a new version: rebuilt and hot-swapped.
+    let (file, from, to) = match lang {
+        "rust" => (
+            "Cargo.toml".to_string(),
+            "version = \"0.1.0\"",
+            "version = \"0.1.1\"",
+        ),
+        "js" => (format!("{name}.js"), "version: '0.1.0'", "version: '0.1.1'"),
+        _ => (
+            format!("{}.py", name.replace('-', "_")),
+            "version=\"0.1.0\"",
+            "version=\"0.1.1\"",
+        ),
+    };
+    let path = folder.join(&file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{lang}: {file} has {from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    dev.wait_for(&format!("hot-swapped: now serving {name} 0.1.1"));
+
+    dev.press_enter();
+    dev.wait_for("sent 2 sample event(s), round 2");
+    dev.wait_for(&format!("{name}: delivered 4 · retried 2 · dead letters 0"));
 }
 
 #[test]

@@ -23,7 +23,8 @@ Mapping (Segment -> Amplitude event):
 - group and alias are rejected: the HTTP V2 endpoint has no equivalent (they
   need Amplitude's Group Identify and User Mapping APIs).
 
-Outcomes from Amplitude's answer:
+Outcomes from Amplitude's answer (``kit.deliver_records`` maps the request's
+indices back to the batch, past the events rejected before sending):
 
 - 2xx: delivered;
 - 400 (invalid request): the events that Amplitude names in
@@ -40,8 +41,7 @@ Outcomes from Amplitude's answer:
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import wit_world
 from componentize_py_types import Result
@@ -108,21 +108,6 @@ class Unsupported(Exception):
     """This event cannot be sent to Amplitude (the reason says why)."""
 
 
-def millis(timestamp: Any) -> Optional[int]:
-    """An ISO-8601 timestamp as ms since the epoch (None when absent or unreadable)."""
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - EPOCH) // timedelta(milliseconds=1)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
 # Amplitude event field <- path in the Segment `context`.
 CONTEXT_FIELDS = [
     ("app_version", ("app", "version")),
@@ -157,17 +142,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def amplitude_event(event: types.Event) -> Dict[str, Any]:
-    """The Amplitude event for one Segment event, or ``Unsupported``."""
+def amplitude_event(msg: Any, event: types.Event) -> Dict[str, Any]:
+    """The Amplitude event for one Segment event (``msg`` is its parsed JSON), or ``Unsupported``."""
     kind = event.event_type
     if kind == types.EventType.GROUP:
         raise Unsupported("amplitude: group calls are not supported by the HTTP V2 API (use Group Identify)")
     if kind == types.EventType.ALIAS:
         raise Unsupported("amplitude: alias calls are not supported by the HTTP V2 API (use User Mapping)")
-    try:
-        msg = json.loads(event.json)
-    except ValueError as e:
-        raise Unsupported(f"amplitude: event is not valid JSON: {e}") from None
     if not isinstance(msg, dict):
         raise Unsupported("amplitude: event is not a JSON object")
 
@@ -208,7 +189,7 @@ def amplitude_event(event: types.Event) -> Dict[str, Any]:
             props.setdefault("category", category)
         out["event_properties"] = props
 
-    time = millis(msg.get("timestamp"))
+    time = kit.timestamp_ms(msg)
     if time is not None:
         out["time"] = time
     out["insert_id"] = event.message_id
@@ -223,21 +204,28 @@ def amplitude_event(event: types.Event) -> Dict[str, Any]:
     return out
 
 
-def refused_events(body: bytes) -> Dict[int, List[str]]:
-    """Index (in the request's ``events``) -> problems, from a 400 body."""
+def build(msg: Any, event: types.Event) -> Any:
+    """``deliver_records``'s ``build``: the Amplitude event, or a reject when it cannot be sent."""
     try:
-        answer = json.loads(body)
-    except ValueError:
-        return {}
+        return amplitude_event(msg, event)
+    except Unsupported as e:
+        return kit.reject(str(e))
+
+
+def refused_events(status: int, headers, body: bytes) -> Any:
+    """``deliver_records``'s ``failed``: the events (indices in the request's
+    ``events``) that a 400 names, one entry per problem (the kit joins those of
+    one event); None when it names none, so the whole batch is rejected."""
+    if status != 400:
+        return None
+    answer = json.loads(body)  # the kit reads a body that is not JSON as naming none
     if not isinstance(answer, dict):
-        return {}
-    problems: Dict[int, List[str]] = {}
+        return None
+    problems: List[Dict[str, Any]] = []
 
     def add(indexes: Any, what: str) -> None:
         if isinstance(indexes, list):
-            for i in indexes:
-                if isinstance(i, int) and not isinstance(i, bool):
-                    problems.setdefault(i, []).append(what)
+            problems.extend({"index": i, "reason": what} for i in indexes)
 
     for key, what in (
         ("events_with_invalid_fields", "invalid field"),
@@ -250,27 +238,11 @@ def refused_events(body: bytes) -> Dict[int, List[str]]:
     return problems
 
 
-def outcomes_of_answer(status: int, headers, body: bytes, count: int) -> List[Any]:
-    """One outcome per sent event, from Amplitude's answer."""
-    if 200 <= status < 300:
-        return [kit.ok()] * count
-    why = f"amplitude answered {status}: {kit.excerpt(body)}"
-    if status == 429:
-        hint = kit.retry_after_ms(headers)
-        return [kit.retry(why, THROTTLE_PAUSE_MS if hint is None else hint)] * count
-    if status == 408 or status >= 500:
-        return [kit.retry(why, kit.retry_after_ms(headers))] * count
-    if status == 400:
-        problems = {i: p for i, p in refused_events(body).items() if 0 <= i < count}
-        if problems:
-            others = kit.retry(
-                f"not ingested: amplitude refused the batch (400) for {len(problems)} other event(s); sending again without them"
-            )
-            return [
-                kit.reject(f"amplitude answered 400: {'; '.join(problems[i])}") if i in problems else others
-                for i in range(count)
-            ]
-    return [kit.reject(why)] * count
+def classify(status: int, headers, body: bytes) -> Any:
+    """The outcome of a whole answer: the kit's, but a 429 without Retry-After waits 30 s."""
+    if status == 429 and kit.retry_after_ms(headers) is None:
+        return kit.retry(f"amplitude answered 429: {kit.excerpt(body)}", THROTTLE_PAUSE_MS)
+    return kit.outcome_of(status, headers, body, NAME)
 
 
 class WitWorld(wit_world.WitWorld):
@@ -285,27 +257,14 @@ class WitWorld(wit_world.WitWorld):
             s = settings_of(settings)
         except kit.SettingsError as e:
             return [kit.reject(str(e))] * len(events)
-        outcomes: List[Any] = [None] * len(events)
-        sent: List[int] = []  # batch positions of the events in the request
-        payload: List[Dict[str, Any]] = []
-        for i, event in enumerate(events):
-            try:
-                payload.append(amplitude_event(event))
-                sent.append(i)
-            except Unsupported as e:
-                outcomes[i] = kit.reject(str(e))
-        if sent:
-            body: Dict[str, Any] = {"api_key": s["api_key"], "events": payload}
+
+        def send(records: List[Dict[str, Any]]):
+            body: Dict[str, Any] = {"api_key": s["api_key"], "events": records}
             if s.get("min_id_length") is not None:
                 body["options"] = {"min_id_length": s["min_id_length"]}
-            try:
-                status, headers, answer = kit.post_json(s["endpoint"], body)
-                results = outcomes_of_answer(status, headers, answer, len(sent))
-            except kit.HttpError as e:
-                results = [kit.outcome_of_error(e)] * len(sent)
-            for i, outcome in zip(sent, results):
-                outcomes[i] = outcome
-            failed = [o for o in results if not kit.is_ok(o)]
-            if failed:
-                kit.log("warn", f"{len(failed)} of {len(sent)} event(s) failed: {kit.describe_outcome(failed[0])}")
-        return outcomes
+            return kit.post_json(s["endpoint"], body)
+
+        # A 400 that names events took none of the batch: the others are sent again.
+        return kit.deliver_records(
+            events, build, send, failed=refused_events, vendor=NAME, classify=classify, all_or_nothing=True
+        )

@@ -1,17 +1,17 @@
 """Tests of the amplitude destination's Python code, run by CPython on the build
 machine (``make test``): the bindings componentize-py generates are put on the
 path (.bindings/), and the host's ``http.send`` and ``log.log`` are replaced by
-stand-ins, so that every status and error path of ``deliver`` is exercised
-(``switchyard try`` only ever answers 200)."""
+the stand-ins of mocks.py (copied from kits/python), so that every status and
+error path of ``deliver`` is exercised (``switchyard try`` only ever answers 200)."""
 
 import json
 import unittest
 
 from componentize_py_types import Err, Ok
 from wit_world.imports import http, types
-from wit_world.imports import log as wit_log
 
 import amplitude
+import mocks
 
 SETTINGS = json.dumps({"api_key": "key-123"})
 
@@ -31,32 +31,19 @@ def show(outcome):
     return f"retry({f.value.after_ms}): {f.value.reason}"
 
 
-class Deliver(unittest.TestCase):
+class Deliver(mocks.HostTestCase):
     def setUp(self):
-        self.requests = []
-        self.logs = []
-        self.answer = lambda req: http.Response(status=200, headers=[], body=b'{"code":200}')
-
-        def send(req):
-            self.requests.append(req)
-            result = self.answer(req)
-            if not isinstance(result, http.Response):
-                raise Err(result)
-            return result
-
-        self._saved = (http.send, wit_log.log)
-        http.send = send
-        wit_log.log = lambda level, message: self.logs.append(f"{level.name.lower()}: {message}")
+        super().setUp()
+        self.host.answer(200, b'{"code":200}')
+        self.requests = self.host.requests
+        self.logs = self.host.logs
         self.world = amplitude.WitWorld()
-
-    def tearDown(self):
-        http.send, wit_log.log = self._saved
 
     def deliver(self, events, settings=SETTINGS):
         return [show(o) for o in self.world.deliver(settings, events)]
 
     def answer_with(self, status, body=b"", headers=()):
-        self.answer = lambda req: http.Response(status=status, headers=list(headers), body=body)
+        self.host.answer(status, body, headers)
 
     def test_describe(self):
         m = self.world.describe()
@@ -162,6 +149,12 @@ class Deliver(unittest.TestCase):
         self.assertEqual(out[2], "reject: amplitude answered 400: invalid field time; missing field event_type")
         self.assertEqual(out[3], "reject: amplitude answered 400: id too short: user_id")
 
+    def test_400_silenced_events_and_indexes_out_of_range(self):
+        self.answer_with(400, json.dumps({"code": 400, "silenced_events": [0, 7], "events_with_missing_fields": {"time": [True]}}).encode())
+        out = self.deliver([event(0), event(1)])
+        self.assertEqual(out[0], "reject: amplitude answered 400: device silenced")
+        self.assertRegex(out[1], r"^retry\(None\): not ingested: amplitude refused the batch \(400\) for 1 other event")
+
     def test_400_without_indexes_and_413_reject_all(self):
         self.answer_with(400, b'{"code":400,"error":"Invalid API key: key-123"}')
         self.assertEqual(self.deliver([event(1), event(2)]), ['reject: amplitude answered 400: {"code":400,"error":"Invalid API key: key-123"}'] * 2)
@@ -176,7 +169,7 @@ class Deliver(unittest.TestCase):
             (http.Error_Denied("host not allowed"), "reject: request denied: host not allowed"),
         ]
         for error, expected in cases:
-            self.answer = lambda req, error=error: error
+            self.host.fail(error)
             self.assertEqual(self.deliver([event(1)]), [expected])
 
     def test_bad_settings_at_deliver_reject_every_event(self):

@@ -203,6 +203,55 @@ fn parse_rule(entry: &str) -> Result<AllowRule, String> {
     })
 }
 
+/// The URLs in a destination's settings that `allowlist` does not cover, as
+/// `(path in the settings, URL)`: every string value that starts with
+/// `http://` or `https://`, at any depth (`endpoint`, `urls[1]`, `auth.token_url`).
+/// `switchyard check` and `switchyard try --config` warn about them, because
+/// each would be denied on the destination's first real delivery.
+pub fn uncovered_urls(
+    settings: &serde_json::Value,
+    allowlist: &Allowlist,
+) -> Vec<(String, String)> {
+    fn walk(
+        value: &serde_json::Value,
+        path: String,
+        allowlist: &Allowlist,
+        out: &mut Vec<(String, String)>,
+    ) {
+        match value {
+            serde_json::Value::String(text) => {
+                let lower = text.trim().to_ascii_lowercase();
+                if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                    return;
+                }
+                let covered =
+                    reqwest::Url::parse(text.trim()).is_ok_and(|url| allowlist.check(&url).is_ok());
+                if !covered {
+                    out.push((path, text.clone()));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, format!("{path}[{i}]"), allowlist, out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    let path = match path.is_empty() {
+                        true => key.clone(),
+                        false => format!("{path}.{key}"),
+                    };
+                    walk(item, path, allowlist, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(settings, String::new(), allowlist, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +364,38 @@ mod tests {
         ] {
             assert!(Allowlist::parse(&[bad.to_string()]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_in_settings_outside_the_allowlist_are_found() {
+        let list = Allowlist::parse(&["https://api.example.com".to_string()]).unwrap();
+        let settings = serde_json::json!({
+            "url": "https://api.example.com/v1/events",
+            "backup": "https://eu.example.com/v1",
+            "nested": {"hooks": ["HTTPS://api.example.com/x", "http://api.example.com/y"]},
+            "token": "https-is-not-a-url",
+            "port": 443
+        });
+        assert_eq!(
+            uncovered_urls(&settings, &list),
+            [
+                (
+                    "backup".to_string(),
+                    "https://eu.example.com/v1".to_string()
+                ),
+                (
+                    "nested.hooks[1]".to_string(),
+                    "http://api.example.com/y".to_string()
+                ),
+            ]
+        );
+        assert!(
+            uncovered_urls(
+                &serde_json::json!({"u": "https://x"}),
+                &Allowlist::default()
+            )
+            .len()
+                == 1
+        );
     }
 }

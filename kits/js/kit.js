@@ -176,12 +176,33 @@ export function excerpt(text, max = 200) {
 }
 
 /**
- * The usual outcome of a response: 2xx ok; 408, 429 and 5xx retry (with
- * `Retry-After` as the hint); any other status reject, with status and body.
+ * What a failed answer says, for a reason: `readError(response)` when it gives
+ * text (the vendor's own message, e.g. `(res) => res.json().error`), else the
+ * start of the body. A hook that throws (a body that is not the JSON it
+ * expects) or gives nothing falls back to the body too.
  */
-export function outcomeOf(response, vendor = 'receiver') {
+function answerText(response, readError) {
+  if (readError) {
+    try {
+      const said = readError(response);
+      if (said !== undefined && said !== null && said !== '') {
+        return excerpt(typeof said === 'string' ? said : JSON.stringify(said));
+      }
+    } catch (_) {
+      // not the shape the hook expects: the body itself says more than the hook's error
+    }
+  }
+  return excerpt(response.text());
+}
+
+/**
+ * The usual outcome of a response: 2xx ok; 408, 429 and 5xx retry (with
+ * `Retry-After` as the hint); any other status reject, with status and body
+ * (or what `readError(response)` reads from it, see answerText).
+ */
+export function outcomeOf(response, vendor = 'receiver', readError = undefined) {
   if (response.ok) return ok();
-  const why = `${vendor} answered ${response.status}: ${excerpt(response.text())}`;
+  const why = `${vendor} answered ${response.status}: ${answerText(response, readError)}`;
   if (response.status === 408 || response.status === 429 || response.status >= 500) {
     return retry(why, retryAfterMs(response));
   }
@@ -201,6 +222,160 @@ export function outcomeOfError(error) {
     default:
       return retry('response too large');
   }
+}
+
+/** Whether `value` is a failure outcome, as `retry(...)` and `reject(...)` make them. */
+function isFailure(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    value.tag === 'err' &&
+    value.val !== null &&
+    typeof value.val === 'object' &&
+    (value.val.tag === 'retry' || value.val.tag === 'reject')
+  );
+}
+
+/**
+ * `deliver` for a vendor that takes a batch of records in one request and may
+ * refuse some of them (Amplitude's 400 lists the events it refused).
+ *
+ * - `build(message, event)` turns one event (`message` is its parsed JSON) into
+ *   the vendor's record. It returns `reject(why)` (or `retry(...)`) instead for
+ *   an event the vendor cannot take: that event gets this outcome and is not
+ *   sent. A thrown SettingsError rejects the event with its message; any other
+ *   exception is a bug, not the event's fault, so the event is retried (like a
+ *   trap), and a fixed version can still take it.
+ * - `send(records)` sends the records that were built, in one request, and
+ *   returns the Response (`postJson(...)` or `request(...)`; not `fetch`, whose
+ *   Promise is no Response). An HttpError gives every sent event
+ *   `outcomeOfError(error)`; any other exception is a bug and escapes (the
+ *   batch is retried, as after a trap). When nothing was built, no request goes out.
+ * - `failed(response)` (optional) reads the vendor's per-record errors:
+ *   `[{ index, reason, retry, afterMs }]`, where `index` is the position in
+ *   `records` (the helper maps it back to the event), `retry: true` retries
+ *   that record (after `afterMs` when given) and anything else rejects it.
+ *   Each reason reads `<vendor> answered <status>: <reason>`; two entries for
+ *   one record are joined, and it is retried only when every entry says so.
+ *   Indices out of range are ignored. It returns null or undefined (or throws)
+ *   when the answer has no per-record detail.
+ * - With such a list, the records not in it are delivered. Set `allOrNothing`
+ *   for a vendor that takes none of a request it refuses for some records (a
+ *   non-2xx status; Amplitude's 400): the others are then retried, that is sent
+ *   again without the refused ones, as Amplitude advises.
+ * - Without one (or with an empty one), `classify(response)` gives every sent
+ *   event the same outcome; its default is `outcomeOf(response, vendor, readError)`.
+ *
+ * When a sent event failed, one `warn` line says how many and the first reason.
+ * Returns one outcome per event, in order: what `deliver` returns.
+ */
+export function deliverRecords(events, { vendor = 'receiver', build, send, failed, classify, readError, allOrNothing = false } = {}) {
+  const outcomes = new Array(events.length);
+  const records = [];
+  const sent = []; // sent[k] is the position in `events` of records[k]
+  events.forEach((event, i) => {
+    let message;
+    try {
+      message = JSON.parse(event.json);
+    } catch (e) {
+      outcomes[i] = reject(`${vendor}: event is not valid JSON: ${e.message}`);
+      return;
+    }
+    try {
+      const record = build(message, event);
+      if (isFailure(record)) {
+        outcomes[i] = record;
+      } else {
+        records.push(record);
+        sent.push(i);
+      }
+    } catch (e) {
+      outcomes[i] =
+        e instanceof SettingsError ? reject(e.message) : retry(`${vendor}: building the record failed: ${e && e.message ? e.message : e}`);
+    }
+  });
+  if (records.length === 0) return outcomes;
+
+  let results;
+  try {
+    results = recordOutcomes(send(records), records.length, { vendor, failed, classify, readError, allOrNothing });
+  } catch (e) {
+    if (!(e instanceof HttpError)) throw e; // a bug in send: the batch is retried, as for a trap
+    results = records.map(() => outcomeOfError(e));
+  }
+  sent.forEach((i, k) => {
+    outcomes[i] = results[k];
+  });
+  const failures = results.filter((o) => !isOk(o));
+  if (failures.length > 0) {
+    log('warn', `${failures.length} of ${records.length} event(s) failed: ${describeOutcome(failures[0])}`);
+  }
+  return outcomes;
+}
+
+/** One outcome per sent record, from the answer (see deliverRecords). */
+function recordOutcomes(response, count, { vendor, failed, classify, readError, allOrNothing }) {
+  let listed = null;
+  if (failed) {
+    try {
+      listed = failed(response);
+    } catch (_) {
+      listed = null; // an answer the hook cannot read has no per-record detail
+    }
+  }
+  const byIndex = new Map();
+  for (const entry of Array.isArray(listed) ? listed : []) {
+    const index = entry && entry.index;
+    if (!Number.isInteger(index) || index < 0 || index >= count) continue;
+    const seen = byIndex.get(index) || { reasons: [], retry: true, afterMs: undefined };
+    seen.reasons.push(entry.reason == null ? 'record refused' : String(entry.reason));
+    seen.retry = seen.retry && entry.retry === true;
+    const wait = Number(entry.afterMs);
+    if (entry.afterMs != null && Number.isFinite(wait)) seen.afterMs = Math.max(seen.afterMs ?? 0, wait);
+    byIndex.set(index, seen);
+  }
+  if (byIndex.size === 0) {
+    const whole = classify ? classify(response) : outcomeOf(response, vendor, readError);
+    return Array.from({ length: count }, () => whole);
+  }
+  const others =
+    response.ok || !allOrNothing
+      ? ok()
+      : retry(
+          `not ingested: ${vendor} refused the batch (${response.status}) for ${byIndex.size} other event(s); sending again without them`,
+        );
+  return Array.from({ length: count }, (_, k) => {
+    const f = byIndex.get(k);
+    if (!f) return others;
+    const why = `${vendor} answered ${response.status}: ${f.reasons.join('; ')}`;
+    return f.retry ? retry(why, f.afterMs) : reject(why);
+  });
+}
+
+/**
+ * The message's `timestamp` (ISO-8601, as the host normalises it:
+ * `2026-11-26T12:00:00.270Z`) in milliseconds since the epoch, or undefined when
+ * it is absent or unreadable. A missing offset is read as UTC, and a space may
+ * stand for the `T`, as in the Rust kit's `timestamp_ms`.
+ */
+export function timestampMs(message) {
+  const text = message !== null && typeof message === 'object' ? message.timestamp : undefined;
+  if (typeof text !== 'string') return undefined;
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day); // not Date.UTC, which reads years 0-99 as 1900-1999
+  if (date.getUTCDate() !== day) return undefined; // 2026-02-30
+  const midnight = date.getTime();
+  const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  let offset = 0;
+  if (m[8] && m[8] !== 'Z' && m[8] !== 'z') {
+    const digits = m[8].replace(':', '');
+    offset = (digits[0] === '-' ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5))) * 60000;
+  }
+  return midnight + ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset;
 }
 
 /** A problem with the settings; its message names the bad field. */

@@ -29,7 +29,8 @@ How componentize-py (0.25) maps the WIT types, from its generated bindings:
 
 import json
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from componentize_py_types import Err, Ok
 from wit_world.imports import http, types
@@ -135,12 +136,34 @@ def excerpt(body: bytes, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def outcome_of(status: int, headers: Headers, body: bytes, vendor: str = "receiver") -> Outcome:
+def answer_text(body: bytes, read_error: Optional[Callable[[bytes], Any]] = None) -> str:
+    """What a failed answer says, for a reason: ``read_error(body)`` when it gives
+    text (the vendor's own message, e.g. ``lambda body: json.loads(body)["error"]``),
+    else the start of the body. A hook that raises (a body that is not the JSON it
+    expects) or gives nothing falls back to the body too."""
+    if read_error is not None:
+        try:
+            said = read_error(body)
+        except Exception:  # not the shape the hook expects: the body says more than the hook's error
+            said = None
+        if said is not None and said != "":
+            return excerpt((said if isinstance(said, str) else json.dumps(said, ensure_ascii=False)).encode("utf-8"))
+    return excerpt(body)
+
+
+def outcome_of(
+    status: int,
+    headers: Headers,
+    body: bytes,
+    vendor: str = "receiver",
+    read_error: Optional[Callable[[bytes], Any]] = None,
+) -> Outcome:
     """The usual outcome of a response: 2xx ok; 408, 429 and 5xx retry (with
-    ``Retry-After`` as the hint); any other status reject, with status and body."""
+    ``Retry-After`` as the hint); any other status reject, with status and body
+    (or what ``read_error(body)`` reads from it, see ``answer_text``)."""
     if 200 <= status < 300:
         return ok()
-    why = f"{vendor} answered {status}: {excerpt(body)}"
+    why = f"{vendor} answered {status}: {answer_text(body, read_error)}"
     if status in (408, 429) or status >= 500:
         return retry(why, retry_after_ms(headers))
     return reject(why)
@@ -161,6 +184,152 @@ def outcome_of_error(error: Exception) -> Outcome:
 
 class SettingsError(Exception):
     """A problem with the settings; its message names the bad field."""
+
+
+def deliver_records(
+    events: List[Any],
+    build: Callable[[Dict[str, Any], Any], Any],
+    send: Callable[[List[Any]], Tuple[int, Headers, bytes]],
+    failed: Optional[Callable[[int, Headers, bytes], Optional[List[Dict[str, Any]]]]] = None,
+    vendor: str = "receiver",
+    classify: Optional[Callable[[int, Headers, bytes], Outcome]] = None,
+    read_error: Optional[Callable[[bytes], Any]] = None,
+    all_or_nothing: bool = False,
+) -> List[Outcome]:
+    """``deliver`` for a vendor that takes a batch of records in one request and
+    may refuse some of them (Amplitude's 400 lists the events it refused).
+
+    - ``build(message, event)`` turns one event (``message`` is its parsed JSON)
+      into the vendor's record. It returns ``reject(why)`` (or ``retry(...)``)
+      instead for an event the vendor cannot take: that event gets this outcome
+      and is not sent. A raised ``SettingsError`` rejects the event with its
+      message; any other exception is a bug, not the event's fault, so the event
+      is retried (like a trap), and a fixed version can still take it.
+    - ``send(records)`` sends the records that were built, in one request, and
+      returns ``(status, headers, body)`` (``post_json(...)`` or ``request(...)``).
+      An ``HttpError`` gives every sent event ``outcome_of_error(error)``; any
+      other exception is a bug and escapes (the batch is retried, as after a
+      trap). When nothing was built, no request goes out.
+    - ``failed(status, headers, body)`` (optional) reads the vendor's per-record
+      errors: a list of ``{"index": i, "reason": ..., "retry": bool, "after_ms": ms}``,
+      where ``index`` is the position in ``records`` (the helper maps it back to
+      the event), ``"retry": True`` retries that record (after ``after_ms`` when
+      given) and anything else rejects it. Each reason reads
+      ``<vendor> answered <status>: <reason>``; two entries for one record are
+      joined, and it is retried only when every entry says so. Indices out of
+      range are ignored. It returns ``None`` (or raises) when the answer has no
+      per-record detail.
+    - With such a list, the records not in it are delivered. Set
+      ``all_or_nothing`` for a vendor that takes none of a request it refuses for
+      some records (a non-2xx status; Amplitude's 400): the others are then
+      retried, that is sent again without the refused ones, as Amplitude advises.
+    - Without one (or with an empty one), ``classify(status, headers, body)`` gives
+      every sent event the same outcome; its default is
+      ``outcome_of(status, headers, body, vendor, read_error)``.
+
+    When a sent event failed, one ``warn`` line says how many and the first reason.
+    Returns one outcome per event, in order: what ``deliver`` returns."""
+    outcomes: List[Outcome] = [None] * len(events)
+    records: List[Any] = []
+    sent: List[int] = []  # sent[k] is the position in ``events`` of records[k]
+    for i, event in enumerate(events):
+        try:
+            message = json.loads(event.json)
+        except ValueError as e:
+            outcomes[i] = reject(f"{vendor}: event is not valid JSON: {e}")
+            continue
+        try:
+            record = build(message, event)
+        except SettingsError as e:
+            outcomes[i] = reject(str(e))
+            continue
+        except Exception as e:
+            outcomes[i] = retry(f"{vendor}: building the record failed: {e!r}")
+            continue
+        if isinstance(record, Err):
+            outcomes[i] = record
+        else:
+            records.append(record)
+            sent.append(i)
+    if not records:
+        return outcomes
+
+    try:
+        status, headers, body = send(records)
+        results = _record_outcomes(status, headers, body, len(records), vendor, failed, classify, read_error, all_or_nothing)
+    except HttpError as e:
+        results = [outcome_of_error(e)] * len(records)
+    for i, outcome in zip(sent, results):
+        outcomes[i] = outcome
+    failures = [o for o in results if not is_ok(o)]
+    if failures:
+        log("warn", f"{len(failures)} of {len(records)} event(s) failed: {describe_outcome(failures[0])}")
+    return outcomes
+
+
+def _record_outcomes(status, headers, body, count, vendor, failed, classify, read_error, all_or_nothing) -> List[Outcome]:
+    """One outcome per sent record, from the answer (see ``deliver_records``)."""
+    listed = None
+    if failed is not None:
+        try:
+            listed = failed(status, headers, body)
+        except Exception:  # an answer the hook cannot read has no per-record detail
+            listed = None
+    by_index: Dict[int, Dict[str, Any]] = {}
+    for entry in listed if isinstance(listed, list) else []:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            continue
+        seen = by_index.setdefault(index, {"reasons": [], "retry": True, "after_ms": None})
+        reason = entry.get("reason")
+        seen["reasons"].append("record refused" if reason is None else str(reason))
+        seen["retry"] = seen["retry"] and entry.get("retry") is True
+        wait = entry.get("after_ms")
+        if isinstance(wait, (int, float)) and not isinstance(wait, bool):
+            seen["after_ms"] = max(seen["after_ms"] or 0, int(wait))
+    if not by_index:
+        whole = classify(status, headers, body) if classify else outcome_of(status, headers, body, vendor, read_error)
+        return [whole] * count
+    if 200 <= status < 300 or not all_or_nothing:
+        others = ok()
+    else:
+        others = retry(
+            f"not ingested: {vendor} refused the batch ({status}) for {len(by_index)} other event(s); sending again without them"
+        )
+    results = []
+    for k in range(count):
+        f = by_index.get(k)
+        if f is None:
+            results.append(others)
+            continue
+        why = f"{vendor} answered {status}: {'; '.join(f['reasons'])}"
+        results.append(retry(why, f["after_ms"]) if f["retry"] else reject(why))
+    return results
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# A date and a time, as the Rust kit reads them (fromisoformat alone also takes a bare date).
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}")
+
+
+def timestamp_ms(message: Any) -> Optional[int]:
+    """The message's ``timestamp`` (ISO-8601, as the host normalises it:
+    ``2026-11-26T12:00:00.270Z``) in milliseconds since the epoch, or ``None`` when
+    it is absent or unreadable. A missing offset is read as UTC, as in the Rust
+    kit's ``timestamp_ms``."""
+    text = message.get("timestamp") if isinstance(message, dict) else None
+    if not isinstance(text, str) or not _DATE_TIME.match(text.strip()):
+        return None
+    text = text.strip()
+    if text.endswith("z"):  # RFC 3339 allows it; fromisoformat takes only "Z"
+        text = text[:-1] + "Z"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
 def parse_settings(raw: str, name: str) -> Dict[str, Any]:

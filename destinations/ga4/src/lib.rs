@@ -537,9 +537,16 @@ fn send_chunk(url: &str, chunk: &[(usize, &Ga4Event)], outcomes: &mut [Outcome])
         send_chunk(url, b, outcomes);
         return;
     }
-    let outcome = kit::classify_as(NAME, kit::post_json(url, &[], &body));
-    for (i, _) in chunk {
-        outcomes[*i] = outcome.clone();
+    // The Measurement Protocol answers 2xx to whatever it receives (its debug
+    // endpoint names bad fields, never records), so a request's answer is every
+    // record's: there is no per-record detail to read.
+    let answer = kit::post_json(url, &[], &body);
+    for ((i, _), outcome) in
+        chunk
+            .iter()
+            .zip(kit::record_outcomes(NAME, chunk.len(), answer, |_| None))
+    {
+        outcomes[*i] = outcome;
     }
 }
 

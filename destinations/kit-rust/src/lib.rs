@@ -14,6 +14,8 @@
 //! - outcomes: [`classify`] / [`classify_as`] (the standard classification of an
 //!   answer) and their halves [`classify_response`] / [`classify_error`], [`retry`],
 //!   [`reject`], [`retry_after_ms`], [`excerpt`];
+//! - per-record outcomes: [`deliver_records`] (events to records, one request, the
+//!   vendor's per-record errors mapped back to events) and [`record_outcomes`];
 //! - settings: [`parse_settings`] (serde, with a message that names the bad field),
 //!   [`check_url`] and [`check_endpoint`];
 //! - events: [`event_json`] and small accessors ([`value_at`], [`id_field`],
@@ -60,12 +62,16 @@
 //! ```
 //!
 //! The crate also compiles for the build machine, so its pure helpers are unit-tested
-//! with a plain `cargo test -p switchyard-destination-kit`; the `http` and `log`
-//! imports only work inside a component.
+//! with a plain `cargo test -p switchyard-destination-kit`. The `http` and `log`
+//! imports only exist inside a component: natively, [`send`] and the log helpers go
+//! to [`mock`], so a destination's `deliver` is unit-tested with `cargo test` too.
 
 mod destination;
 mod event;
+#[cfg(not(target_family = "wasm"))]
+pub mod mock;
 mod outcome;
+mod records;
 mod send;
 mod settings;
 mod time;
@@ -109,6 +115,7 @@ pub use outcome::{
     classify, classify_as, classify_error, classify_response, excerpt, reject, retry,
     retry_after_ms, Outcome,
 };
+pub use records::{deliver_records, record_outcomes};
 pub use send::{basic_auth, header, post_json, send, url_encode, Headers};
 pub use settings::{check_endpoint, check_url, parse_settings};
 pub use time::{iso8601, now_iso, now_ms, parse_iso8601_ms, timestamp_ms};
@@ -118,10 +125,18 @@ pub use serde_json;
 
 /// Write one log line at `warn` level.
 pub fn warn(message: &str) {
-    log::log(log::Level::Warn, message);
+    log_line(log::Level::Warn, message);
 }
 
 /// Write one log line at `debug` level.
 pub fn debug(message: &str) {
-    log::log(log::Level::Debug, message);
+    log_line(log::Level::Debug, message);
+}
+
+/// One log line through the host (natively, in `cargo test`: into [`mock::logs`]).
+fn log_line(level: log::Level, message: &str) {
+    #[cfg(not(target_family = "wasm"))]
+    mock::log(level, message);
+    #[cfg(target_family = "wasm")]
+    log::log(level, message);
 }

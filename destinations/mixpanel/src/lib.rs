@@ -334,29 +334,18 @@ fn import_chunk(
     }
 }
 
-/// The outcomes of the `n` records of one /import request, from its answer.
+/// The outcomes of the `n` records of one /import request, from its answer:
+/// with strict=1, a 400 lists the records that failed validation by index (the
+/// others were imported); the kit maps them back.
 fn import_outcomes(n: usize, answer: Result<kit::Response, kit::http::Error>) -> Vec<Outcome> {
-    match answer {
-        Ok(resp) if resp.status == 400 => {
-            // strict=1: the records that failed validation are listed by index; the
-            // others were imported.
-            let failed = failed_records(&resp);
-            if failed.is_empty() {
-                return vec![kit::classify_response(NAME, &resp); n];
-            }
-            (0..n)
-                .map(
-                    |position| match failed.iter().find(|(p, _)| *p == position) {
-                        Some((_, why)) => {
-                            Err(kit::reject(format!("mixpanel refused the event: {why}")))
-                        }
-                        None => Ok(()),
-                    },
-                )
+    kit::record_outcomes(NAME, n, answer, |resp| {
+        (resp.status == 400).then(|| {
+            failed_records(resp)
+                .into_iter()
+                .map(|(i, why)| (i, kit::reject(format!("mixpanel refused the event: {why}"))))
                 .collect()
-        }
-        answer => vec![kit::classify_as(NAME, answer); n],
-    }
+        })
+    })
 }
 
 /// `failed_records` of a strict-mode 400: (index in the request, "field: message").
@@ -543,6 +532,54 @@ mod tests {
         )
         .iter()
         .all(Result::is_ok));
+    }
+
+    #[test]
+    fn a_whole_delivery_maps_vendor_indices_past_local_rejects() {
+        // Event 1 (a group call) is refused locally, so /import gets 3 records and
+        // its index 1 is event 2.
+        kit::mock::respond(|_| {
+            kit::mock::answer(
+                400,
+                &[],
+                r#"{"failed_records":[{"index":1,"field":"event","message":"too long"}]}"#,
+            )
+        });
+        let event = |i: usize, t: EventType, json: &str| Event {
+            message_id: format!("m{i}"),
+            event_type: t,
+            json: json.to_string(),
+        };
+        let events = vec![
+            event(
+                0,
+                EventType::Track,
+                r#"{"type":"track","event":"A","userId":"u","timestamp":"2026-01-01T00:00:00.000Z"}"#,
+            ),
+            event(
+                1,
+                EventType::Group,
+                r#"{"type":"group","groupId":"g","userId":"u"}"#,
+            ),
+            event(
+                2,
+                EventType::Track,
+                r#"{"type":"track","event":"B","userId":"u","timestamp":"2026-01-01T00:00:00.000Z"}"#,
+            ),
+            event(
+                3,
+                EventType::Track,
+                r#"{"type":"track","event":"C","userId":"u","timestamp":"2026-01-01T00:00:00.000Z"}"#,
+            ),
+        ];
+        let settings = Settings::parse(r#"{"api_secret":"s"}"#).unwrap();
+        let out = <Mixpanel as kit::Destination>::deliver(settings, events);
+        let sent = kit::mock::requests();
+        assert_eq!(sent.len(), 1, "{out:?}");
+        assert!(sent[0].url.contains("/import"), "{}", sent[0].url);
+        assert!(out[0].is_ok() && out[3].is_ok(), "{out:?}");
+        assert!(matches!(&out[1], Err(Failure::Reject(w)) if w.contains("group")));
+        assert!(matches!(&out[2], Err(Failure::Reject(w)) if w.contains("too long")));
     }
 
     #[test]

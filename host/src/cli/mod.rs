@@ -5,9 +5,11 @@
 //! needs from the library, and turns errors into messages that name the file.
 
 mod check;
+mod dev;
 mod dlq;
 pub mod logging;
 mod new;
+mod respond;
 mod run;
 mod status;
 mod try_run;
@@ -40,24 +42,15 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run one delivery with no network: print each HTTP request the destination would send, and its outcome
-    /// (after the transformations given, printing each event after every step; PLUGIN may be a transformation too).
-    Try {
-        /// The destination component.
-        plugin: PathBuf,
-        /// Settings of the destination (a JSON object).
-        #[arg(long)]
-        settings: PathBuf,
-        /// The event: one Segment message, an array of them, or a `{"batch": [...]}` body.
-        #[arg(long)]
-        event: PathBuf,
-        /// A transformation component run before the destination (repeatable, in order).
-        #[arg(long = "transform")]
-        transforms: Vec<PathBuf>,
-        /// Settings of the transformation at the same position (repeatable; `{}` when absent).
-        #[arg(long = "transform-settings")]
-        transform_settings: Vec<PathBuf>,
-    },
+    /// Run one delivery with no network: print each HTTP request the destination would send, the
+    /// scripted answer it gets (`--respond`, else 200) and each event's outcome, retries included
+    /// (after the transformations given, printing each event after every step; PLUGIN may be a
+    /// transformation too).
+    Try(try_run::TryArgs),
+    /// The inner loop of writing a destination: rebuild on save, a host on a generated config, a
+    /// loopback receiver that prints each request and answers from a script, the samples sent
+    /// (again on Enter), and every build hot-swapped in.
+    Dev(dev::DevArgs),
     /// Scaffold a destination or a transformation: source, kit, samples and a Makefile that builds NAME.wasm.
     New {
         /// Destination or transformation name (lower-case letters, digits, `-`, `_`).
@@ -89,22 +82,14 @@ pub enum Command {
 impl Cli {
     /// Run the subcommand; the exit code is the result.
     pub async fn execute(self) -> anyhow::Result<std::process::ExitCode> {
-        if !matches!(self.command, Command::Run { .. }) {
+        if !matches!(self.command, Command::Run { .. } | Command::Dev(_)) {
             logging::init(&crate::config::LogConfig::default());
         }
         match self.command {
             Command::Run { config } => run::run(config).await,
             Command::Check { config } => check::check(&config).await,
-            Command::Try {
-                plugin,
-                settings,
-                event,
-                transforms,
-                transform_settings,
-            } => {
-                let chain = try_run::chain_of(&transforms, &transform_settings)?;
-                try_run::try_run(&plugin, &settings, &event, &chain).await
-            }
+            Command::Try(args) => try_run::try_run(args).await,
+            Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Status { config } => status::status(config).await,
             Command::New {

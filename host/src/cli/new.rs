@@ -47,7 +47,7 @@ const KIT_WIT_PATH: (&str, &str) = (r#"path: "../../wit""#, r#"path: "../wit""#)
 
 /// `(path in the new folder, source)` of the Rust kit, copied as it is in
 /// `destinations/kit-rust/src` (but for [`KIT_WIT_PATH`]).
-const RUST_KIT: [(&str, &str); 7] = [
+const RUST_KIT: [(&str, &str); 9] = [
     (
         "kit/src/lib.rs",
         include_str!("../../../destinations/kit-rust/src/lib.rs"),
@@ -61,8 +61,16 @@ const RUST_KIT: [(&str, &str); 7] = [
         include_str!("../../../destinations/kit-rust/src/event.rs"),
     ),
     (
+        "kit/src/mock.rs",
+        include_str!("../../../destinations/kit-rust/src/mock.rs"),
+    ),
+    (
         "kit/src/outcome.rs",
         include_str!("../../../destinations/kit-rust/src/outcome.rs"),
+    ),
+    (
+        "kit/src/records.rs",
+        include_str!("../../../destinations/kit-rust/src/records.rs"),
     ),
     (
         "kit/src/send.rs",
@@ -118,14 +126,26 @@ fn templates(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
                     include_str!("../../templates/transform/rust-kit-Cargo.toml"),
                 ),
             ],
-            Lang::Js => vec![(
-                "{{name}}.js",
-                include_str!("../../templates/transform/js-component.js"),
-            )],
-            Lang::Python => vec![(
-                "{{module}}.py",
-                include_str!("../../templates/transform/python-component.py"),
-            )],
+            Lang::Js => vec![
+                (
+                    "{{name}}.js",
+                    include_str!("../../templates/transform/js-component.js"),
+                ),
+                (
+                    "test/{{name}}.test.mjs",
+                    include_str!("../../templates/js/transform-test.mjs"),
+                ),
+            ],
+            Lang::Python => vec![
+                (
+                    "{{module}}.py",
+                    include_str!("../../templates/transform/python-component.py"),
+                ),
+                (
+                    "test_{{module}}.py",
+                    include_str!("../../templates/python/transform-test.py"),
+                ),
+            ],
         };
         for (path, text) in own {
             match files.iter_mut().find(|(p, _)| *p == path) {
@@ -164,6 +184,22 @@ fn destination_templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 include_str!("../../templates/js/component.js"),
             ),
             ("kit.js", include_str!("../../../kits/js/kit.js")),
+            (
+                "mocks/http.js",
+                include_str!("../../../kits/js/mocks/http.js"),
+            ),
+            (
+                "mocks/log.js",
+                include_str!("../../../kits/js/mocks/log.js"),
+            ),
+            (
+                "mocks/register.mjs",
+                include_str!("../../../kits/js/mocks/register.mjs"),
+            ),
+            (
+                "test/{{name}}.test.mjs",
+                include_str!("../../templates/js/test.mjs"),
+            ),
             ("Makefile", include_str!("../../templates/js/Makefile")),
             (".gitignore", include_str!("../../templates/js/gitignore")),
         ],
@@ -173,6 +209,11 @@ fn destination_templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 include_str!("../../templates/python/component.py"),
             ),
             ("kit.py", include_str!("../../../kits/python/kit.py")),
+            ("mocks.py", include_str!("../../../kits/python/mocks.py")),
+            (
+                "test_{{module}}.py",
+                include_str!("../../templates/python/test.py"),
+            ),
             ("Makefile", include_str!("../../templates/python/Makefile")),
             (
                 ".gitignore",
@@ -349,7 +390,7 @@ mod tests {
                 assert!(!all.contains(&p), "{lang:?}: unfilled {p}");
             }
             assert!(!all.contains("export_destination"), "{lang:?}");
-            assert!(!all.contains("def deliver"), "{lang:?}");
+            assert!(!all.contains("def deliver(self"), "{lang:?}");
         }
     }
 

@@ -1,67 +1,118 @@
-//! `switchyard try PLUGIN.wasm --settings FILE --event FILE [--transform T.wasm
-//! [--transform-settings FILE]]...`: a dry run.
+//! `switchyard try [PLUGIN.wasm] --event FILE [--settings FILE] [--respond ANSWER]...
+//! [--config FILE [--destination NAME]] [--transform T.wasm [--transform-settings FILE]]...`:
+//! a dry run.
 //!
 //! The events are validated and normalised by ingest's own
-//! [`normalize_body`]. Each `--transform` runs first, in order, as a
+//! [`normalize_body`]. Each transformation runs first, in order, as a
 //! destination's chain would (its output re-checked like the host's), and
 //! every event is printed after every step. Then the destination's settings are
-//! `check`ed and `deliver` runs with an `http` import that sends nothing: it
-//! prints each request and answers `200 {}`. PLUGIN may itself be a
-//! transformation: the run then ends after it. The exit code is 0 when every
-//! event is delivered (or dropped by a transformation), 1 otherwise.
+//! `check`ed and `deliver` runs with an `http` import that sends nothing
+//! ([`DryRun`]): it prints each request and answers it from the `--respond`
+//! script ([`super::respond`]), `200 {}` once the script is used up. Events the
+//! destination asks to retry are delivered again, attempt after attempt, as the
+//! host would schedule them (the waits are printed, not slept), up to
+//! [`MAX_ATTEMPTS`]. With `--config`, the destination of that file applies: its
+//! plugin, settings, transformations, `allowed_hosts` (a request outside them is
+//! denied as the host denies it), limits and retry policy. PLUGIN may itself be
+//! a transformation: the run then ends after it. The exit code is 0 when every
+//! event ends delivered (or dropped by a transformation), 1 otherwise.
+//!
+//! Compiled components are cached (the host's cache under `[store] path` with
+//! `--config`, otherwise the user's cache directory), so a JavaScript or Python
+//! dry run starts in milliseconds after the first.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::Limits;
+use crate::config::{Config, DestinationConfig, Limits, RetryPolicy};
+use crate::dispatch::retry::backoff_ceiling;
 use crate::dispatch::transform::recheck;
-use crate::imports::http::{Egress, Request};
+use crate::imports::http::{Allowlist, DryRun, Egress, Request, Response};
 use crate::ingest::normalize::{normalize_body, BodyKind};
 use crate::runtime::{CallContext, Event, Kind, Outcome, Plugin, Runtime, Verdict};
 
-/// What the dry-run `http` import recorded.
-type DryRunLog = Arc<Mutex<Vec<Request>>>;
+/// Most attempts of one event in a dry run (the host goes on until `retry.window` closes).
+pub const MAX_ATTEMPTS: u32 = 10;
 
-/// One `--transform` with its settings file, if one was given.
+/// The flags of `switchyard try` (their names are a contract: README, "Command line").
+#[derive(Debug, clap::Args)]
+pub struct TryArgs {
+    /// The destination component (default with --config: the destination's plugin in `[plugins] dir`).
+    pub plugin: Option<PathBuf>,
+    /// Settings of the destination, a JSON object (default with --config: the destination's `settings`).
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// The event: one Segment message, an array of them, or a `{"batch": [...]}` body.
+    #[arg(long)]
+    pub event: PathBuf,
+    /// A scripted answer to the destination's next request, `STATUS[,header=value]...[,body=TEXT|body=@FILE]`,
+    /// or `@FILE` of such answers, one per line (repeatable, used in order; then `200 {}`).
+    #[arg(long = "respond", value_name = "ANSWER")]
+    pub respond: Vec<String>,
+    /// A host's configuration file: apply its destination's plugin, settings, transformations,
+    /// allowed_hosts, limits and retry policy.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Which destination of --config (needed when it has more than one).
+    #[arg(long, requires = "config")]
+    pub destination: Option<String>,
+    /// A transformation component run before the destination (repeatable, in order).
+    #[arg(long = "transform")]
+    pub transforms: Vec<PathBuf>,
+    /// Settings of the transformation at the same position (repeatable; `{}` when absent).
+    #[arg(long = "transform-settings")]
+    pub transform_settings: Vec<PathBuf>,
+}
+
+/// One component of the run, before it is loaded.
 #[derive(Debug)]
-pub struct Step {
-    /// The component.
+struct Part {
+    /// The component file.
     plugin: PathBuf,
-    /// Its settings (`None`: `{}`).
-    settings: Option<PathBuf>,
+    /// Its settings, and where they come from (for messages).
+    settings: (Value, String),
+    /// What its `http` import may reach (`None`: anything, recorded only).
+    allowlist: Option<Allowlist>,
+    /// Its sandbox limits.
+    limits: Limits,
 }
 
-/// Pair each `--transform` with the `--transform-settings` at its position.
-pub fn chain_of(plugins: &[PathBuf], settings: &[PathBuf]) -> anyhow::Result<Vec<Step>> {
-    if settings.len() > plugins.len() {
-        anyhow::bail!(
-            "{} --transform-settings for {} --transform: each applies to the --transform at its position",
-            settings.len(),
-            plugins.len()
-        );
+/// What the run does: the chain, the destination (or a last transformation), and how retries are scheduled.
+struct Plan {
+    chain: Vec<Part>,
+    last: Part,
+    retry: RetryPolicy,
+    cache: Option<PathBuf>,
+}
+
+/// The default retry policy (README, "Delivery"), for a run without `--config`.
+fn default_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(600),
+        window: Duration::from_secs(4 * 3600),
     }
-    Ok(plugins
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Step {
-            plugin: p.clone(),
-            settings: settings.get(i).cloned(),
-        })
-        .collect())
 }
 
-/// A component loaded and its settings checked.
-struct Loaded {
-    name: String,
-    plugin: Plugin,
-    settings: String,
-    ctx: CallContext,
+/// Where compiled components are kept between dry runs without `--config`:
+/// `$SWITCHYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/switchyard`, else `~/.cache/switchyard`.
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("SWITCHYARD_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("switchyard")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/switchyard")))
+        .map(|d| d.join("compiled"))
 }
 
-/// A settings file (`None`: `{}`) as a JSON object, and its name for messages.
+/// Read a settings file (`None`: `{}`) as a JSON object, with its name for messages.
 fn read_settings(settings: Option<&Path>) -> anyhow::Result<(Value, String)> {
     let value = match settings {
         Some(file) => super::read_json(file)?,
@@ -74,13 +125,151 @@ fn read_settings(settings: Option<&Path>) -> anyhow::Result<(Value, String)> {
     Ok((value, name))
 }
 
-/// Load `path` and check `settings` (from [`read_settings`]) against it.
-async fn load(
-    runtime: &Runtime,
-    path: &Path,
-    (settings_value, settings_name): (Value, String),
-    recorded: &DryRunLog,
-) -> anyhow::Result<Loaded> {
+/// The plan of a run from its flags.
+fn plan(args: &TryArgs) -> anyhow::Result<Plan> {
+    if args.transform_settings.len() > args.transforms.len() {
+        anyhow::bail!(
+            "{} --transform-settings for {} --transform: each applies to the --transform at its position",
+            args.transform_settings.len(),
+            args.transforms.len()
+        );
+    }
+    let given_chain = || -> anyhow::Result<Vec<Part>> {
+        args.transforms
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Ok(Part {
+                    plugin: p.clone(),
+                    settings: read_settings(args.transform_settings.get(i).map(PathBuf::as_path))?,
+                    allowlist: None,
+                    limits: Limits::default(),
+                })
+            })
+            .collect()
+    };
+    let Some(file) = &args.config else {
+        let plugin = args.plugin.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "name the component (`switchyard try PLUGIN.wasm ...`), or give --config"
+            )
+        })?;
+        let settings = args
+            .settings
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--settings FILE is needed without --config"))?;
+        return Ok(Plan {
+            chain: given_chain()?,
+            last: Part {
+                plugin,
+                settings: read_settings(Some(settings))?,
+                allowlist: None,
+                limits: Limits::default(),
+            },
+            retry: default_retry(),
+            cache: user_cache_dir(),
+        });
+    };
+    let config = Config::load(file)?;
+    let dest = pick(&config, file, args.destination.as_deref())?;
+    let settings = match &args.settings {
+        Some(f) => read_settings(Some(f))?,
+        None => (
+            dest.settings.clone(),
+            format!("{}: destination `{}`", file.display(), dest.name),
+        ),
+    };
+    let component = |plugin: &str| config.plugins_dir.join(format!("{plugin}.wasm"));
+    let chain = if args.transforms.is_empty() {
+        dest.transforms
+            .iter()
+            .filter_map(|name| config.transforms.iter().find(|t| &t.name == name))
+            .map(|t| Part {
+                plugin: component(&t.plugin),
+                settings: (
+                    t.settings.clone(),
+                    format!("{}: transform `{}`", file.display(), t.name),
+                ),
+                allowlist: Some(t.allowed_hosts.clone()),
+                limits: t.limits,
+            })
+            .collect()
+    } else {
+        given_chain()?
+    };
+    for (path, url) in crate::allowlist::uncovered_urls(&dest.settings, &dest.allowed_hosts) {
+        eprintln!(
+            "warning: {}: destination `{}`: settings.{path} = {url} is not covered by its allowed_hosts: requests there are denied",
+            file.display(),
+            dest.name
+        );
+    }
+    Ok(Plan {
+        chain,
+        last: Part {
+            plugin: args
+                .plugin
+                .clone()
+                .unwrap_or_else(|| component(&dest.plugin)),
+            settings,
+            allowlist: Some(dest.allowed_hosts.clone()),
+            limits: dest.limits,
+        },
+        retry: dest.retry,
+        cache: Some(config.store.path.join("compiled")),
+    })
+}
+
+/// The destination `name` of `config` (or its only one).
+fn pick<'a>(
+    config: &'a Config,
+    file: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<&'a DestinationConfig> {
+    let names = || {
+        config
+            .destinations
+            .iter()
+            .map(|d| format!("`{}`", d.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => config
+            .destinations
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no destination `{name}` (it has {})",
+                    file.display(),
+                    names()
+                )
+            }),
+        None => match config.destinations.as_slice() {
+            [only] => Ok(only),
+            [] => anyhow::bail!("{}: the config has no destination", file.display()),
+            _ => anyhow::bail!(
+                "{}: several destinations ({}): say which with --destination",
+                file.display(),
+                names()
+            ),
+        },
+    }
+}
+
+/// A component loaded and its settings checked.
+struct Loaded {
+    name: String,
+    plugin: Plugin,
+    settings: String,
+    ctx: CallContext,
+    dry: Arc<DryRun>,
+}
+
+/// Load a part and check its settings; `script` answers its requests.
+async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::Result<Loaded> {
+    let path = &part.plugin;
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
     let name = path
@@ -91,18 +280,21 @@ async fn load(
         .load(&name, &bytes)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let dry = Arc::new(DryRun::new(script, part.allowlist));
     let ctx = CallContext {
         destination: Arc::from(name.as_str()),
         transform: None,
-        limits: Limits::default(),
-        egress: Egress::DryRun(recorded.clone()),
+        limits: part.limits,
+        egress: Egress::DryRun(dry.clone()),
         counters: Default::default(),
         tape: None,
     };
+    let (settings_value, settings_name) = part.settings;
     let settings_text = settings_value.to_string();
     if let Err(message) = plugin.check(&ctx, &settings_text).await? {
         anyhow::bail!("{settings_name}: settings refused by {name}: {message}");
     }
+    dry.take();
     println!(
         "{} {name} {} (sha256 {})",
         plugin.kind().as_str(),
@@ -114,35 +306,30 @@ async fn load(
         plugin,
         settings: settings_text,
         ctx,
+        dry,
     })
 }
 
-/// Dry-run `plugin` on the events of `event` with the settings of `settings`,
-/// after the transformations of `chain`.
-pub async fn try_run(
-    plugin: &Path,
-    settings: &Path,
-    event: &Path,
-    chain: &[Step],
-) -> anyhow::Result<ExitCode> {
-    let last_settings = read_settings(Some(settings))?;
-    let mut events = events_of(event, super::read_json(event)?)?;
-    let runtime = Runtime::new(None, 4)?;
-    let recorded: DryRunLog = Arc::new(Mutex::new(Vec::new()));
-    let mut steps = Vec::with_capacity(chain.len() + 1);
-    for step in chain {
-        let settings = read_settings(step.settings.as_deref())?;
-        let loaded = load(&runtime, &step.plugin, settings, &recorded).await?;
+/// Run `switchyard try`.
+pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
+    let script = super::respond::script(&args.respond)?;
+    let mut events = events_of(&args.event, super::read_json(&args.event)?)?;
+    let plan = plan(&args)?;
+    let runtime = Runtime::new(plan.cache.clone(), 4)?;
+    let mut steps = Vec::with_capacity(plan.chain.len() + 1);
+    for part in plan.chain {
+        let file = part.plugin.clone();
+        let loaded = load(&runtime, part, Vec::new()).await?;
         if loaded.plugin.kind() != Kind::Transform {
             anyhow::bail!(
                 "{}: a --transform must be a transformation component; this is a {}",
-                step.plugin.display(),
+                file.display(),
                 loaded.plugin.kind().as_str()
             );
         }
         steps.push(loaded);
     }
-    let last = load(&runtime, plugin, last_settings, &recorded).await?;
+    let last = load(&runtime, plan.last, script).await?;
     let destination = match last.plugin.kind() {
         Kind::Transform => {
             steps.push(last);
@@ -157,43 +344,98 @@ pub async fn try_run(
     let mut all_well = true;
     for step in &steps {
         let (kept, ok) = transform(step, events).await?;
+        print_exchanges(&step.dry);
         all_well &= ok;
         events = kept;
     }
     let Some(destination) = destination else {
-        print_requests(&recorded);
         return Ok(exit(all_well));
     };
-    // In batches of the plugin's max-batch, as the host would send them.
-    let mut outcomes = Vec::with_capacity(events.len());
-    for batch in events.chunks(destination.plugin.metadata.max_batch as usize) {
-        outcomes.extend(
-            destination
-                .plugin
-                .deliver(&destination.ctx, &destination.settings, batch)
-                .await?,
-        );
-    }
-    print_requests(&recorded);
-    println!();
-    for (event, outcome) in events.iter().zip(outcomes) {
-        let text = match outcome {
-            Outcome::Delivered => "delivered".to_string(),
-            Outcome::Retry { reason, after } => {
-                all_well = false;
-                match after {
-                    Some(a) => format!("retry after {a:?}: {reason}"),
-                    None => format!("retry: {reason}"),
+    let delivered = deliver(&destination, &events, &plan.retry).await?;
+    Ok(exit(all_well && delivered))
+}
+
+/// Deliver `events`, then again those asked to retry, as the host would
+/// schedule them; whether every event ended delivered.
+async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyhow::Result<bool> {
+    let mut pending: Vec<&Event> = events.iter().collect();
+    let mut waited = Duration::ZERO;
+    let mut all_delivered = true;
+    for attempt in 1..=MAX_ATTEMPTS {
+        println!("\n--- attempt {attempt}: {} event(s)", pending.len());
+        let mut outcomes = Vec::with_capacity(pending.len());
+        // In batches of the plugin's max-batch, as the host would send them.
+        for batch in pending.chunks(dest.plugin.metadata.max_batch as usize) {
+            let batch: Vec<Event> = batch.iter().map(|e| (*e).clone()).collect();
+            outcomes.extend(
+                dest.plugin
+                    .deliver(&dest.ctx, &dest.settings, &batch)
+                    .await?,
+            );
+        }
+        print_exchanges(&dest.dry);
+        println!();
+        let mut retry = Vec::new();
+        let mut longest_hint = None;
+        for (event, outcome) in pending.iter().zip(outcomes) {
+            let text = match outcome {
+                Outcome::Delivered => "delivered".to_string(),
+                Outcome::Retry { reason, after } => {
+                    retry.push(*event);
+                    longest_hint = longest_hint.max(after);
+                    match after {
+                        Some(a) => format!("retry after {}: {reason}", human(a)),
+                        None => format!("retry: {reason}"),
+                    }
                 }
+                Outcome::Reject(reason) => {
+                    all_delivered = false;
+                    format!("reject (dead letter): {reason}")
+                }
+            };
+            println!("{}: {text}", event.message_id);
+        }
+        if retry.is_empty() {
+            return Ok(all_delivered);
+        }
+        let ceiling = backoff_ceiling(policy, attempt);
+        let schedule = match longest_hint {
+            Some(hint) if hint >= ceiling => {
+                format!("after {} (the destination's hint)", human(hint))
             }
-            Outcome::Reject(reason) => {
-                all_well = false;
-                format!("reject: {reason}")
-            }
+            Some(hint) => format!(
+                "after {} to {} (the destination's hint, or the backoff draw when longer)",
+                human(hint),
+                human(ceiling)
+            ),
+            None => format!("after a random wait of up to {} (backoff)", human(ceiling)),
         };
-        println!("{}: {text}", event.message_id);
+        waited += longest_hint.unwrap_or_default().max(ceiling);
+        if waited > policy.window {
+            println!(
+                "\nthe retry window ({}) would close before the next attempt: {} event(s) go to dead letters",
+                human(policy.window),
+                retry.len()
+            );
+            return Ok(false);
+        }
+        if attempt == MAX_ATTEMPTS {
+            println!(
+                "\n{} event(s) still retrying after {MAX_ATTEMPTS} attempts; the host goes on until retry.window ({}) closes",
+                retry.len(),
+                human(policy.window)
+            );
+            return Ok(false);
+        }
+        println!("\nthe host would retry {} event(s) {schedule}", retry.len());
+        pending = retry;
     }
-    Ok(exit(all_well))
+    Ok(false)
+}
+
+/// A duration as `1.5s`, `200ms`, `10m`.
+fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
 
 /// Run one transformation on `events`: the ones it keeps (re-checked), and
@@ -247,14 +489,39 @@ fn print_event(label: &str, e: &Event) {
     println!("\n{}: {label}:\n{pretty}", e.message_id);
 }
 
-fn print_requests(recorded: &DryRunLog) {
-    for req in recorded.lock().expect("dry-run log").iter() {
-        println!("\n{} {}", req.method, req.url);
-        for (k, v) in &req.headers {
-            println!("{k}: {v}");
+/// Each request since the last call, and the answer it got.
+fn print_exchanges(dry: &DryRun) {
+    for (req, answer) in dry.take() {
+        print_request(&req);
+        match answer {
+            Ok(resp) => {
+                let headers: Vec<String> = resp
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| k != "content-type")
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                let headers = match headers.is_empty() {
+                    true => String::new(),
+                    false => format!(" ({})", headers.join(", ")),
+                };
+                println!(
+                    "<- {}{headers} {}",
+                    resp.status,
+                    crate::observe::attempts::excerpt(&resp.body)
+                );
+            }
+            Err(error) => println!("<- {error}"),
         }
-        println!("\n{}", String::from_utf8_lossy(&req.body));
     }
+}
+
+fn print_request(req: &Request) {
+    println!("\n{} {}", req.method, req.url);
+    for (k, v) in &req.headers {
+        println!("{k}: {v}");
+    }
+    println!("\n{}", String::from_utf8_lossy(&req.body));
 }
 
 fn exit(all_well: bool) -> ExitCode {
@@ -268,7 +535,7 @@ fn exit(all_well: bool) -> ExitCode {
 /// One message, an array of messages, or a batch body → normalised events. Every
 /// form is read as a batch body, so that each message needs its `type` and the
 /// batch-level `context`, `integrations` and `sentAt` apply as in `/v1/batch`.
-fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
+pub fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
     let batch = |items: Vec<Value>| Map::from_iter([("batch".to_string(), Value::Array(items))]);
     let body = match value {
         Value::Array(items) => batch(items),

@@ -289,7 +289,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: (default_memory_mb() as usize) << 20,
-            timeout: Duration::from_millis(default_timeout_ms()),
+            timeout: default_timeout_ms().0,
         }
     }
 }

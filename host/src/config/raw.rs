@@ -4,8 +4,9 @@
 //! [`super::Config::parse`] validates these into runtime types.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::Ordering;
 
@@ -286,12 +287,13 @@ fn empty_table() -> toml::Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetry {
-    /// First backoff, in milliseconds.
-    #[serde(default = "default_initial_ms")]
-    pub(super) initial_ms: u64,
-    /// Largest backoff, in milliseconds.
-    #[serde(default = "default_max_ms")]
-    pub(super) max_ms: u64,
+    /// First backoff: milliseconds, or a duration string under either name
+    /// (`initial_ms = 1000`, `initial = "1s"`).
+    #[serde(default = "default_initial_ms", alias = "initial")]
+    pub(super) initial_ms: Millis,
+    /// Largest backoff: milliseconds, or a duration string (`max = "10m"`).
+    #[serde(default = "default_max_ms", alias = "max")]
+    pub(super) max_ms: Millis,
     /// How long after its first attempt an event is given up into dead letters.
     #[serde(default = "default_window")]
     pub(super) window: String,
@@ -306,11 +308,11 @@ impl Default for RawRetry {
         }
     }
 }
-pub(super) fn default_initial_ms() -> u64 {
-    1_000
+pub(super) fn default_initial_ms() -> Millis {
+    Millis(Duration::from_secs(1))
 }
-pub(super) fn default_max_ms() -> u64 {
-    600_000
+pub(super) fn default_max_ms() -> Millis {
+    Millis(Duration::from_secs(600))
 }
 pub(super) fn default_window() -> String {
     "4h".into()
@@ -325,9 +327,10 @@ pub(super) struct RawBatch {
     /// Most bytes of event JSON per call.
     #[serde(default = "default_max_bytes")]
     pub(super) max_bytes: u64,
-    /// How long a partial batch may wait for more events.
-    #[serde(default = "default_linger_ms")]
-    pub(super) linger_ms: u64,
+    /// How long a partial batch may wait for more events: milliseconds, or a
+    /// duration string (`linger = "200ms"`).
+    #[serde(default = "default_linger_ms", alias = "linger")]
+    pub(super) linger_ms: Millis,
 }
 
 impl Default for RawBatch {
@@ -345,8 +348,8 @@ pub(super) fn default_max_events() -> u32 {
 pub(super) fn default_max_bytes() -> u64 {
     512_000
 }
-pub(super) fn default_linger_ms() -> u64 {
-    200
+pub(super) fn default_linger_ms() -> Millis {
+    Millis(Duration::from_millis(200))
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,9 +367,10 @@ pub(super) struct RawLimits {
     /// Linear memory cap of one instance, in MiB.
     #[serde(default = "default_memory_mb")]
     pub(super) memory_mb: u64,
-    /// Wall-clock deadline of one call into the component, in milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub(super) timeout_ms: u64,
+    /// Wall-clock deadline of one call into the component: milliseconds, or a
+    /// duration string (`timeout = "10s"`).
+    #[serde(default = "default_timeout_ms", alias = "timeout")]
+    pub(super) timeout_ms: Millis,
 }
 
 impl Default for RawLimits {
@@ -380,8 +384,40 @@ impl Default for RawLimits {
 pub(super) fn default_memory_mb() -> u64 {
     64
 }
-pub(super) fn default_timeout_ms() -> u64 {
-    10_000
+pub(super) fn default_timeout_ms() -> Millis {
+    Millis(Duration::from_secs(10))
+}
+
+/// A duration written as an integer of milliseconds (the `_ms` keys) or as a
+/// string (`"500ms"`, `"2s"`, `"10m"`), so every duration of the file can be a
+/// string while the integer keys keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Millis(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Millis;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "milliseconds (an integer) or a duration string such as \"500ms\" or \"2s\"",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
+                Ok(Millis(Duration::from_millis(ms)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
+                u64::try_from(ms)
+                    .map(|ms| Millis(Duration::from_millis(ms)))
+                    .map_err(|_| E::custom(format!("{ms} is negative: a duration is 0 or more")))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Millis, E> {
+                super::parse_duration(text).map(Millis).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -342,3 +342,39 @@ fn bad_transforms_name_their_key() {
         assert!(err.contains(path) && err.contains(part), "{text}\n=> {err}");
     }
 }
+
+#[test]
+fn durations_are_strings_or_milliseconds_everywhere() {
+    let text = SAMPLE.replace(
+        "retry = { initial_ms = 10, max_ms = 100, window = \"1m\" }",
+        "retry = { initial = \"250ms\", max = \"2m\", window = \"1m\" }\n\
+         batch = { linger = \"1s\" }\nlimits = { timeout = \"3s\" }",
+    );
+    let c = Config::parse(&text, "x.toml", Path::new(".")).unwrap();
+    let d = &c.destinations[0];
+    assert_eq!(d.retry.initial, Duration::from_millis(250));
+    assert_eq!(d.retry.max, Duration::from_secs(120));
+    assert_eq!(d.batch.linger, Duration::from_secs(1));
+    assert_eq!(d.limits.timeout, Duration::from_secs(3));
+
+    // The integer keys keep working, and take a string too.
+    let text = SAMPLE.replace("initial_ms = 10", "initial_ms = \"20ms\"");
+    let c = Config::parse(&text, "x.toml", Path::new(".")).unwrap();
+    assert_eq!(c.destinations[0].retry.initial, Duration::from_millis(20));
+    assert_eq!(c.destinations[0].retry.max, Duration::from_millis(100));
+
+    for (bad, says) in [
+        ("initial_ms = \"soon\"", "not a duration"),
+        ("initial_ms = -5", "negative"),
+        ("initial_ms = 10, initial = \"1s\"", "duplicate"),
+    ] {
+        let text = SAMPLE.replace("initial_ms = 10", bad);
+        let err = Config::parse(&text, "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("destinations[0].retry") && err.contains(says),
+            "{bad}: {err}"
+        );
+    }
+}

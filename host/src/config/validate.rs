@@ -329,14 +329,15 @@ fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid>
     })
 }
 
-/// `retry = { initial_ms, max_ms, window }`.
+/// `retry = { initial_ms, max_ms, window }` (or `initial`, `max`).
 fn retry(at: &At, r: &RawRetry) -> Result<RetryPolicy, Invalid> {
-    if r.initial_ms == 0 || r.max_ms < r.initial_ms {
+    let (initial, max) = (r.initial_ms.0, r.max_ms.0);
+    if initial.is_zero() || max < initial {
         return Err(at.err("retry", "initial_ms must be > 0 and max_ms >= initial_ms"));
     }
     Ok(RetryPolicy {
-        initial: Duration::from_millis(r.initial_ms),
-        max: Duration::from_millis(r.max_ms),
+        initial,
+        max,
         window: parse_duration(&r.window).map_err(|m| at.err("retry.window", m))?,
     })
 }
@@ -349,7 +350,7 @@ fn batch(at: &At, b: &RawBatch) -> Result<BatchPolicy, Invalid> {
     Ok(BatchPolicy {
         max_events: b.max_events,
         max_bytes: b.max_bytes,
-        linger: Duration::from_millis(b.linger_ms),
+        linger: b.linger_ms.0,
     })
 }
 
@@ -430,12 +431,12 @@ pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
             format!("must be between 1 and {MAX_MEMORY_MB}"),
         ));
     }
-    if l.timeout_ms == 0 {
+    if l.timeout_ms.0.is_zero() {
         return Err(at.err("limits.timeout_ms", "must be > 0"));
     }
     Ok(Limits {
         memory_bytes: (l.memory_mb as usize) << 20,
-        timeout: Duration::from_millis(l.timeout_ms),
+        timeout: l.timeout_ms.0,
     })
 }
 

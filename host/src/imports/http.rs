@@ -14,9 +14,11 @@
 //! such an address. Names are resolved once, by the destination's client, through
 //! [`super::resolve::CheckedResolver`], which checks every address it hands to
 //! the connection (so DNS rebinding cannot slip a private address in). In a dry run
-//! (`switchyard try`) nothing is sent: requests are recorded and answered `200`.
+//! (`switchyard try`) nothing is sent: requests are recorded and answered from a
+//! script, `200 {}` by default ([`DryRun`]).
 
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use super::resolve::{refusal_in, CheckedResolver, Lookup, ResolveError};
@@ -106,8 +108,64 @@ pub enum Egress {
         /// Destination name, for log lines.
         destination: Arc<str>,
     },
-    /// Record and answer `200 {}` without sending.
-    DryRun(Arc<Mutex<Vec<Request>>>),
+    /// Send nothing: record each request and answer it from a script
+    /// (`switchyard try`, `switchyard check`, the bench).
+    DryRun(Arc<DryRun>),
+}
+
+/// What a dry run does with the requests it is given.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// The requests, oldest first, each with the answer it got.
+    exchanges: Mutex<Vec<(Request, Result<Response, Error>)>>,
+    /// Answers still to give, in order; once they are used up, `200 {}`.
+    script: Mutex<std::collections::VecDeque<Response>>,
+    /// When set, a request outside it is denied as the host would deny it.
+    allowlist: Option<Allowlist>,
+}
+
+impl DryRun {
+    /// A dry run that answers `script` in order (then `200 {}`), denying what
+    /// `allowlist` (when given) does not cover.
+    pub fn new(script: Vec<Response>, allowlist: Option<Allowlist>) -> DryRun {
+        DryRun {
+            exchanges: Mutex::default(),
+            script: Mutex::new(script.into()),
+            allowlist,
+        }
+    }
+
+    /// The answer to one request, and the record of the exchange.
+    fn answer(&self, req: Request) -> Result<Response, Error> {
+        let denied = match (&self.allowlist, reqwest::Url::parse(&req.url)) {
+            (None, _) => None,
+            (Some(_), Err(e)) => Some(Error::Denied(format!("bad URL `{}`: {e}", req.url))),
+            (Some(list), Ok(url)) => permit(list, &url).err(),
+        };
+        let answer = match denied {
+            Some(error) => Err(error),
+            None => Ok(self
+                .script
+                .lock()
+                .expect("dry-run script")
+                .pop_front()
+                .unwrap_or_else(|| Response {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: b"{}".to_vec(),
+                })),
+        };
+        self.exchanges
+            .lock()
+            .expect("dry-run log")
+            .push((req, answer.clone()));
+        answer
+    }
+
+    /// Take the exchanges recorded so far, oldest first.
+    pub fn take(&self) -> Vec<(Request, Result<Response, Error>)> {
+        std::mem::take(&mut *self.exchanges.lock().expect("dry-run log"))
+    }
 }
 
 impl std::fmt::Debug for Egress {
@@ -158,14 +216,7 @@ impl Egress {
     /// Carry out one `http.send` from a guest.
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
         match self {
-            Egress::DryRun(log) => {
-                log.lock().expect("dry-run log").push(req);
-                Ok(Response {
-                    status: 200,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: b"{}".to_vec(),
-                })
-            }
+            Egress::DryRun(dry) => dry.answer(req),
             Egress::Live {
                 client,
                 allowlist,

@@ -61,3 +61,49 @@ impl kit::Destination for Component {
 }
 
 switchyard_destination_kit::export_destination!(Component);
+
+// Unit tests: `make unit` (a plain `cargo test` on this machine). Outside a
+// component the kit's `kit::mock` answers the requests `deliver` sends.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_destination_kit::{mock, Destination as _, EventType, Failure};
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| Event {
+                message_id: format!("m{i}"),
+                event_type: EventType::Track,
+                json: format!(r#"{{"type":"track","event":"Signed Up","messageId":"m{i}"}}"#),
+            })
+            .collect()
+    }
+
+    fn settings() -> Settings {
+        Component::settings(include_str!("../sample-settings.json")).expect("sample settings")
+    }
+
+    #[test]
+    fn a_batch_is_one_post_and_a_429_is_retried_when_the_vendor_says() {
+        mock::respond(|_| mock::answer(200, &[], "{}"));
+        let outcomes = Component::deliver(settings(), events(2));
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        let sent = mock::requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].method, "POST");
+
+        mock::respond(|_| mock::answer(429, &[("retry-after", "2")], "slow down"));
+        let outcomes = Component::deliver(settings(), events(1));
+        assert!(
+            matches!(&outcomes[0], Err(Failure::Retry(hint)) if hint.after_ms == Some(2000)),
+            "{outcomes:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let why =
+            Component::settings(r#"{"url":"https://api.example.com","tokn":"x"}"#).unwrap_err();
+        assert!(why.contains("tokn"), "{why}");
+    }
+}

@@ -9,13 +9,23 @@ from wit_world.imports import types
 
 import kit
 
-SCHEMA = json.dumps({"type": "object",
-                     "properties": {"drop_events": {"type": "array"}, "remove": {"type": "array"}}})
+SETTINGS = ("drop_events", "remove")
+SCHEMA = json.dumps({
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "drop_events": {"type": "array", "items": {"type": "string"}, "description": "track event names not sent"},
+        "remove": {"type": "array", "items": {"type": "string"}, "description": "dotted paths removed, e.g. context.ip"},
+    },
+})
 
 
 def settings_of(raw: str) -> dict:
     s = kit.parse_settings(raw, "{{name}}")
-    for key in ("drop_events", "remove"):
+    for key in s:
+        if key not in SETTINGS:
+            raise kit.SettingsError(f"{{name}} settings: unknown field {json.dumps(key)} (expected {', '.join(SETTINGS)})")
+    for key in SETTINGS:
         value = s.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise kit.SettingsError(f"{{name}} settings: {key} must be an array of strings")

@@ -1,5 +1,7 @@
-// Stand-in for the host's `http` import when a JS component runs in Node (jco
-// transpile), shared by the JS components' tests (destinations/slack, transforms/mapping):
+// Stand-in for the host's `http` import when a JS component runs in Node, shared
+// by the JS components' tests: the built component through jco transpile --map
+// (destinations/slack, transforms/mapping), or its source through register.mjs
+// (kits/js/test, and the tests of a `switchyard new --lang js` scaffold). It
 // records each request and answers with `state.responder(request)`, which returns
 // `{status, headers, body}` or `{error: {tag, val}}` (the http `error` variant).
 export const state = {

@@ -1,0 +1,94 @@
+//! A stand-in for the host's `http` and `log` imports when a destination's
+//! code runs natively, in `cargo test` (the imports exist only inside a
+//! component). On the build machine, [`crate::send`] (and so
+//! [`crate::post_json`]) asks this thread's responder instead of the host, and
+//! [`crate::warn`] / [`crate::debug`] keep their lines here. Inside a component
+//! the module does not exist.
+//!
+//! ```ignore
+//! kit::mock::respond(|_req| kit::mock::answer(429, &[("retry-after", "2")], ""));
+//! let outcomes = <Acme as kit::Destination>::deliver(settings, events);
+//! assert_eq!(kit::mock::requests().len(), 1);
+//! ```
+
+use std::cell::RefCell;
+
+use crate::{http, log, Response};
+
+/// How the stand-in answers a request.
+type Responder = Box<dyn FnMut(&http::Request) -> Result<Response, http::Error>>;
+
+thread_local! {
+    /// This test's responder (`None`: every request is answered `200 {}`).
+    static RESPONDER: RefCell<Option<Responder>> = RefCell::new(None);
+    /// The requests sent so far on this thread, oldest first.
+    static REQUESTS: RefCell<Vec<http::Request>> = const { RefCell::new(Vec::new()) };
+    /// The log lines written so far on this thread.
+    static LOGS: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Answer this thread's requests with `f` from now on (and forget the requests
+/// and log lines recorded so far).
+pub fn respond(f: impl FnMut(&http::Request) -> Result<Response, http::Error> + 'static) {
+    RESPONDER.with(|r| *r.borrow_mut() = Some(Box::new(f)));
+    REQUESTS.with(|r| r.borrow_mut().clear());
+    LOGS.with(|l| l.borrow_mut().clear());
+}
+
+/// A response with this status, headers and body.
+pub fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Response, http::Error> {
+    Ok(Response {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    })
+}
+
+/// The requests sent since the last [`respond`] (or the last call of this), oldest first.
+pub fn requests() -> Vec<http::Request> {
+    REQUESTS.with(|r| std::mem::take(&mut *r.borrow_mut()))
+}
+
+/// The log lines written since the last [`respond`] (or the last call of this).
+pub fn logs() -> Vec<(log::Level, String)> {
+    LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+pub(crate) fn send(req: http::Request) -> Result<Response, http::Error> {
+    let answer = RESPONDER.with(|r| match r.borrow_mut().as_mut() {
+        Some(f) => f(&req),
+        None => answer(200, &[], "{}"),
+    });
+    REQUESTS.with(|r| r.borrow_mut().push(req));
+    answer
+}
+
+pub(crate) fn log(level: log::Level, message: &str) {
+    LOGS.with(|l| l.borrow_mut().push((level, message.to_string())));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_answered_by_the_responder_and_recorded() {
+        let first = crate::post_json("https://api.example.com/x", &[], &[1, 2]).unwrap();
+        assert_eq!((first.status, first.text()), (200, "{}".to_string()));
+        respond(|req| {
+            assert_eq!(req.method, "POST");
+            answer(429, &[("retry-after", "3")], "slow down")
+        });
+        let resp = crate::post_json("https://api.example.com/x", &[], &[1]).unwrap();
+        assert_eq!(resp.retry_after_ms(), Some(3000));
+        crate::warn("one line");
+        let sent = requests();
+        assert_eq!(sent.len(), 1, "respond forgets what came before");
+        assert_eq!(sent[0].body, b"[1]");
+        assert_eq!(logs(), [(log::Level::Warn, "one line".to_string())]);
+        assert!(requests().is_empty(), "taken once");
+    }
+}
