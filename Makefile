@@ -20,13 +20,14 @@ FOREIGN_TRANSFORMS := mapping tracking-plan
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave misbehave-transform
 
-.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help
+.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help install
 
 all: build
 
 help:
 	@echo "make run    - build and serve the default config (config/default.toml)"
 	@echo "make test   - build everything and run the whole test suite"
+	@echo "make install - put the switchyard command on your PATH (cargo install, into ~/.cargo/bin)"
 	@echo "make build  - host at target/release/switchyard, destinations at $(DEST_OUT)/<name>.wasm"
 	@echo "make lint   - rustfmt --check and clippy -D warnings"
 	@echo "make bench  - benchmarks against their baselines (bench-quick: about 5 minutes)"
@@ -62,6 +63,11 @@ build: destinations
 run: build
 	./target/release/switchyard run
 
+## The `switchyard` command on PATH (~/.cargo/bin), for `switchyard new` and `switchyard dev`
+## anywhere; the bundled destinations stay in $(DEST_OUT) (`make destinations`).
+install:
+	$(CARGO) install --locked --path host
+
 ## The whole suite: unit tests, then end-to-end tests against real components on loopback.
 ## The official SDKs the ingest suite sends through (tests/sdks/).
 sdks:
@@ -71,6 +77,7 @@ sdks:
 test: destinations test-guests nats-server sdks
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t test || exit 1; done
+	$(MAKE) --no-print-directory -C kits/js test
 	$(CARGO) build -p switchyard
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS)) \
 	  -p switchyard-transform-kit $(addprefix -p switchyard-,$(TRANSFORMS))

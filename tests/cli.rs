@@ -117,7 +117,7 @@ settings = { url = "http://127.0.0.1:9999/hook", secret = "s" }
         ),
         (
             format!("{good}[[transforms]]\nname = \"wrong\"\nplugin = \"mixpanel\"\n"),
-            "plugin `mixpanel` is not a valid transform component",
+            "mixpanel.wasm) is not a valid transform component",
         ),
     ] {
         std::fs::write(&file, &bad).unwrap();
@@ -159,4 +159,233 @@ fn try_refuses_what_ingest_refuses() {
             "{stderr}"
         );
     }
+}
+
+/// `switchyard ARGS...` in `dir`: (success, stdout, stderr).
+fn switchyard(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(switchyard_bin())
+        .current_dir(dir)
+        .args(args)
+        // A cache of its own, so the test does not write to the user's.
+        .env("SWITCHYARD_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn try_follows_a_script_of_answers_through_a_retry_and_a_per_record_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let mixpanel = destination_component("mixpanel");
+    std::fs::write(dir.path().join("settings.json"), r#"{"api_secret": "s"}"#).unwrap();
+    let track = |id: &str| {
+        format!(
+            r#"{{"type": "track", "userId": "u", "event": "E", "messageId": "{id}", "timestamp": "2026-01-01T00:00:00Z"}}"#
+        )
+    };
+    let group = r#"{"type": "group", "userId": "u", "groupId": "g", "messageId": "m1"}"#;
+    std::fs::write(
+        dir.path().join("events.json"),
+        format!(
+            "[{}, {group}, {}, {}]",
+            track("m0"),
+            track("m2"),
+            track("m3")
+        ),
+    )
+    .unwrap();
+    // Mixpanel's strict mode names the records it refused by their index in the
+    // request: index 1 of [m0, m2, m3] is m2 (m1 was refused before sending).
+    std::fs::write(
+        dir.path().join("partial.json"),
+        r#"{"code": 400, "failed_records": [{"index": 1, "field": "event", "message": "bad name"}]}"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = switchyard(
+        dir.path(),
+        &[
+            "try",
+            mixpanel.to_str().unwrap(),
+            "--settings",
+            "settings.json",
+            "--event",
+            "events.json",
+            "--respond",
+            "429,retry-after=1",
+            "--respond",
+            "400,body=@partial.json",
+        ],
+    );
+    assert!(!ok, "a reject makes the exit code 1\n{stdout}\n{stderr}");
+    for line in [
+        "--- attempt 1: 4 event(s)",
+        "<- 429 (retry-after: 1)",
+        "m1: reject (dead letter): mixpanel destination does not support group calls",
+        "m0: retry after 1s: mixpanel answered 429",
+        "the host would retry 3 event(s) after 1s (the destination's hint)",
+        "--- attempt 2: 3 event(s)",
+        "<- 400",
+        "m0: delivered",
+        "m2: reject (dead letter): mixpanel refused the event: event: bad name",
+        "m3: delivered",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in\n{stdout}");
+    }
+    assert!(!stdout.contains("--- attempt 3"), "{stdout}");
+
+    // A bad answer is named.
+    let (ok, _, stderr) = switchyard(
+        dir.path(),
+        &[
+            "try",
+            mixpanel.to_str().unwrap(),
+            "--settings",
+            "settings.json",
+            "--event",
+            "events.json",
+            "--respond",
+            "soon",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("starts with an HTTP status"), "{stderr}");
+}
+
+#[test]
+fn try_with_a_config_applies_the_destinations_allowed_hosts_and_check_warns_about_them() {
+    let dir = tempfile::tempdir().unwrap();
+    switchyard_e2e::host::install_plugins(dir.path());
+    // The URL is on port 9, the allowlist names port 9999: the first real delivery would be denied.
+    let config = switchyard_e2e::host::config_text(
+        dir.path(),
+        r#"
+[[destinations]]
+name = "hooks"
+plugin = "webhook"
+allowed_hosts = ["http://127.0.0.1:9999"]
+settings = { url = "http://127.0.0.1:9/hook", secret = "s" }
+retry = { initial = "250ms", max = "1s" }
+"#,
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), &config).unwrap();
+    std::fs::write(
+        dir.path().join("event.json"),
+        r#"{"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "c-1"}"#,
+    )
+    .unwrap();
+
+    let (ok, stdout, stderr) = switchyard(dir.path(), &["check", "--config", "switchyard.toml"]);
+    assert!(ok, "a warning is not an error: {stderr}");
+    assert!(stdout.contains("1 warning(s)"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "destination `hooks`: settings.url = http://127.0.0.1:9/hook is not covered by its allowed_hosts"
+        ),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = switchyard(
+        dir.path(),
+        &[
+            "try",
+            "--config",
+            "switchyard.toml",
+            "--destination",
+            "hooks",
+            "--event",
+            "event.json",
+        ],
+    );
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("settings.url = http://127.0.0.1:9/hook is not covered"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("POST http://127.0.0.1:9/hook"), "{stdout}");
+    assert!(stdout.contains("<- denied:"), "{stdout}");
+    assert!(
+        stdout.contains("c-1: reject (dead letter): request denied"),
+        "{stdout}"
+    );
+
+    // Covered: delivered, with the retry policy of the file (a 503 is retried within 250 ms).
+    std::fs::write(
+        dir.path().join("switchyard.toml"),
+        config.replace("127.0.0.1:9999", "127.0.0.1:9"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = switchyard(
+        dir.path(),
+        &[
+            "try",
+            "--config",
+            "switchyard.toml",
+            "--event",
+            "event.json",
+            "--respond",
+            "503",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stderr.contains("not covered"), "{stderr}");
+    assert!(
+        stdout.contains("after a random wait of up to 250ms (backoff)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("c-1: delivered"), "{stdout}");
+
+    let (ok, _, stderr) = switchyard(
+        dir.path(),
+        &[
+            "try",
+            "--config",
+            "switchyard.toml",
+            "--destination",
+            "nope",
+            "--event",
+            "event.json",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("no destination `nope` (it has `hooks`)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_plugin_file_that_is_not_a_component_is_named_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    switchyard_e2e::host::install_plugins(dir.path());
+    let plugins = dir.path().join("plugins");
+    std::fs::write(
+        plugins.join("garbage.wasm"),
+        [0u8, 0x61, 0x73, 0x6d, 0xff, 0xfe, 0x01],
+    )
+    .unwrap();
+    let config = switchyard_e2e::host::config_text(
+        dir.path(),
+        r#"
+[[destinations]]
+name = "broken"
+plugin = "garbage"
+allowed_hosts = ["http://127.0.0.1:9"]
+"#,
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    let (ok, _, stderr) = switchyard(dir.path(), &["check", "--config", "switchyard.toml"]);
+    assert!(!ok);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("garbage"))
+        .unwrap_or_else(|| panic!("the plugin is named: {stderr}"));
+    assert!(line.contains("garbage.wasm"), "the file is named: {line}");
+    assert!(
+        line.len() < 300 && !stderr.contains("Caused by"),
+        "one readable line, not a dump: {stderr}"
+    );
 }

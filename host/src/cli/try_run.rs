@@ -313,8 +313,8 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
 /// Run `switchyard try`.
 pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
     let script = super::respond::script(&args.respond)?;
-    let mut events = events_of(&args.event, super::read_json(&args.event)?)?;
     let plan = plan(&args)?;
+    let mut events = events_of(&args.event, super::read_json(&args.event)?)?;
     let runtime = Runtime::new(plan.cache.clone(), 4)?;
     let mut steps = Vec::with_capacity(plan.chain.len() + 1);
     for part in plan.chain {

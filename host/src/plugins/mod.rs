@@ -38,10 +38,12 @@ pub enum PluginError {
     },
     /// The component does not compile, link or describe itself, or implements
     /// the other world.
-    #[error("plugin `{plugin}` is not a valid {kind} component")]
+    #[error("plugin `{plugin}` ({file}) is not a valid {kind} component")]
     Load {
         /// The plugin.
         plugin: String,
+        /// Where its bytes came from: the file's path, or "uploaded".
+        file: String,
         /// The world its users need (`destination` or `transform`).
         kind: &'static str,
         /// Why.
@@ -238,7 +240,11 @@ impl Catalog {
             }
             let path = plugin_path(dir, &plugin);
             let loaded = match tokio::fs::read(&path).await {
-                Ok(bytes) => catalog.prepare(&plugin, bytes).await,
+                Ok(bytes) => {
+                    catalog
+                        .prepare(&plugin, bytes, &path.display().to_string())
+                        .await
+                }
                 Err(source) => Err(PluginError::Read {
                     path: path.display().to_string(),
                     source,
@@ -315,10 +321,17 @@ impl Catalog {
 
     /// Compile, describe, and check the settings of every destination or
     /// transformation using `name`.
-    async fn prepare(&self, name: &str, bytes: Vec<u8>) -> Result<Version, PluginError> {
+    /// `file` says where the bytes came from, for messages.
+    async fn prepare(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        file: &str,
+    ) -> Result<Version, PluginError> {
         let kind = self.kind_of(name);
         let invalid = |source| PluginError::Load {
             plugin: name.to_string(),
+            file: file.to_string(),
             kind: kind.as_str(),
             source,
         };
@@ -362,7 +375,11 @@ impl Catalog {
         {
             return Ok(c.clone());
         }
-        let version = match self.prepare(name, bytes).await {
+        let file = match persist {
+            true => "uploaded".to_string(),
+            false => plugin_path(&self.dir, name).display().to_string(),
+        };
+        let version = match self.prepare(name, bytes, &file).await {
             Ok(v) => Arc::new(v),
             Err(e) => {
                 let reason = error_text(&e);
