@@ -12,7 +12,8 @@
 //! - HTTP: [`send`], [`post_json`], [`basic_auth`], [`url_encode`], [`header`], and
 //!   lookups on [`Response`] ([`Response::header`], [`Response::json`], ...);
 //! - outcomes: [`classify`] / [`classify_as`] (the standard classification of an
-//!   answer) and their halves [`classify_response`] / [`classify_error`], [`retry`],
+//!   answer), [`classify_with`] (the same, with the vendor's own message read from the
+//!   body by a hook) and the halves [`classify_response`] / [`classify_error`], [`retry`],
 //!   [`reject`], [`retry_after_ms`], [`excerpt`];
 //! - per-record outcomes: [`deliver_records`] (events to records, one request, the
 //!   vendor's per-record errors mapped back to events) and [`record_outcomes`];
@@ -112,8 +113,8 @@ pub use http::Response;
 pub use destination::Destination;
 pub use event::{event_json, id_field, object_at, str_at, value_at};
 pub use outcome::{
-    classify, classify_as, classify_error, classify_response, excerpt, reject, retry,
-    retry_after_ms, Outcome,
+    classify, classify_as, classify_error, classify_response, classify_with, excerpt, reject,
+    retry, retry_after_ms, Outcome,
 };
 pub use records::{deliver_records, record_outcomes};
 pub use send::{basic_auth, header, post_json, send, url_encode, Headers};

@@ -65,13 +65,36 @@ pub fn classify_as(vendor: &str, answer: Result<Response, http::Error>) -> Outco
     }
 }
 
+/// [`classify_as`], with the reason of a failed answer read by `read_error` (the
+/// vendor's own message, e.g. the `error` field of its JSON body); when it gives
+/// `None`, the reason has the start of the body, as in [`classify_as`].
+pub fn classify_with(
+    vendor: &str,
+    answer: Result<Response, http::Error>,
+    read_error: impl FnOnce(&Response) -> Option<String>,
+) -> Outcome {
+    match answer {
+        Ok(resp) if !(200..300).contains(&resp.status) => {
+            let said = read_error(&resp).filter(|s| !s.is_empty());
+            let text = said.map_or_else(|| excerpt(&resp.body), |s| excerpt(s.as_bytes()));
+            failure_of(vendor, &resp, text)
+        }
+        answer => classify_as(vendor, answer),
+    }
+}
+
 /// The standard classification of a response (the `Ok` half of [`classify_as`]).
 pub fn classify_response(vendor: &str, resp: &Response) -> Outcome {
-    let status = resp.status;
-    if (200..300).contains(&status) {
+    if (200..300).contains(&resp.status) {
         return Ok(());
     }
-    let why = format!("{vendor} answered {status}: {}", excerpt(&resp.body));
+    failure_of(vendor, resp, excerpt(&resp.body))
+}
+
+/// The failure of a non-2xx answer, its reason ending in `text`.
+fn failure_of(vendor: &str, resp: &Response, text: String) -> Outcome {
+    let status = resp.status;
+    let why = format!("{vendor} answered {status}: {text}");
     if status == 408 || status == 429 || status >= 500 {
         Err(retry(why, retry_after_ms(&resp.headers)))
     } else {
@@ -135,6 +158,32 @@ mod tests {
             classify(Ok(resp(413, &[], ""))),
             Err(Failure::Reject(_))
         ));
+    }
+
+    #[test]
+    fn a_hook_reads_the_vendors_own_message() {
+        let read = |r: &Response| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+        };
+        let body = r#"{"error":"invalid api key","code":4}"#;
+        match classify_with("acme", Ok(resp(401, &[], body)), read) {
+            Err(Failure::Reject(why)) => assert_eq!(why, "acme answered 401: invalid api key"),
+            other => panic!("{other:?}"),
+        }
+        assert!(is_retry(
+            &classify_with("acme", Ok(resp(429, &[("retry-after", "2")], "{}")), read),
+            Some(2000)
+        ));
+        match classify_with("acme", Ok(resp(400, &[], "plain")), read) {
+            Err(Failure::Reject(why)) => assert_eq!(why, "acme answered 400: plain"),
+            other => panic!("{other:?}"),
+        }
+        assert!(classify_with("acme", Ok(resp(200, &[], "")), |_| panic!(
+            "not read on 2xx"
+        ))
+        .is_ok());
     }
 
     #[test]
