@@ -19,7 +19,7 @@ use crate::{http, log, Response};
 type Responder = Box<dyn FnMut(&http::Request) -> Result<Response, http::Error>>;
 
 thread_local! {
-    /// This test's responder (`None`: every request is answered `200 {}`).
+    /// This test's responder (`None`: every request is answered `200 {}`, as JSON).
     static RESPONDER: RefCell<Option<Responder>> = RefCell::new(None);
     /// The requests sent so far on this thread, oldest first.
     static REQUESTS: RefCell<Vec<http::Request>> = const { RefCell::new(Vec::new()) };
@@ -60,7 +60,7 @@ pub fn logs() -> Vec<(log::Level, String)> {
 pub(crate) fn send(req: http::Request) -> Result<Response, http::Error> {
     let answer = RESPONDER.with(|r| match r.borrow_mut().as_mut() {
         Some(f) => f(&req),
-        None => answer(200, &[], "{}"),
+        None => answer(200, &[("content-type", "application/json")], "{}"),
     });
     REQUESTS.with(|r| r.borrow_mut().push(req));
     answer

@@ -21,7 +21,8 @@ use crate::{classify_error, classify_response, http, Event, Failure, Outcome, Re
 /// without per-record detail (`None`, or an empty list on a non-2xx status) is
 /// classified the standard way ([`classify_response`]) for every record sent; a
 /// transport error is classified by [`classify_error`]. An index beyond the
-/// records sent is ignored.
+/// records sent is ignored (so a non-2xx answer naming only such indices is
+/// classified whole); a record listed twice gets the last failure given.
 pub fn deliver_records<T>(
     vendor: &str,
     events: &[Event],
@@ -69,13 +70,18 @@ pub fn record_outcomes(
         Ok(resp) => resp,
         Err(error) => return vec![Err(classify_error(&error)); n],
     };
-    match failed(&resp) {
+    // Indices beyond the records sent name nothing: they are left out first, so
+    // a non-2xx answer that names none of ours is classified whole.
+    let listed = failed(&resp).map(|list| {
+        list.into_iter()
+            .filter(|(index, _)| *index < n)
+            .collect::<Vec<_>>()
+    });
+    match listed {
         Some(list) if !list.is_empty() || resp.is_success() => {
             let mut outcomes: Vec<Outcome> = vec![Ok(()); n];
             for (index, failure) in list {
-                if let Some(slot) = outcomes.get_mut(index) {
-                    *slot = Err(failure);
-                }
+                outcomes[index] = Err(failure);
             }
             outcomes
         }
@@ -173,8 +179,12 @@ mod tests {
                 "retry: acme answered 503: busy"
             ]
         );
-        // A 400 whose body names no record rejects the whole request.
+        // A 400 whose body names no record of ours rejects the whole request.
         let outcomes = record_outcomes("acme", 2, answer(400, "nope"), |_| Some(Vec::new()));
+        assert_eq!(show(&outcomes), ["reject: acme answered 400: nope"; 2]);
+        let outcomes = record_outcomes("acme", 2, answer(400, "nope"), |_| {
+            Some(vec![(7, reject("not ours"))])
+        });
         assert_eq!(show(&outcomes), ["reject: acme answered 400: nope"; 2]);
         // A 200 that lists a failure delivers the rest.
         let outcomes = record_outcomes("acme", 2, answer(200, ""), |_| {

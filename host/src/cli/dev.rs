@@ -18,10 +18,9 @@
 //!
 //! It stops on Ctrl-C (or SIGTERM) and removes its temporary folder.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -29,23 +28,16 @@ use serde_json::Value;
 use crate::config::{Config, LogConfig};
 
 mod receiver;
+mod report;
+mod source;
 
-/// Folders of build output and tools, never watched.
-const SKIP_DIRS: &[&str] = &[
-    "target",
-    "node_modules",
-    ".venv",
-    ".bindings",
-    "__pycache__",
-    "build",
-    ".git",
-];
+use report::Watch;
+use source::{changed, changed_now, snapshot};
+
 /// How often the folder is looked at for changes.
 const POLL: Duration = Duration::from_millis(400);
 /// The write key of the generated source.
 const WRITE_KEY: &str = "dev";
-/// The admin token of the generated config (the host listens on loopback only).
-const ADMIN_TOKEN: &str = "dev";
 
 /// The flags of `switchyard dev`.
 #[derive(Debug, clap::Args)]
@@ -133,7 +125,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     seen = snapshot(&dir);
     install(&wasm, &plugins, &name)?;
 
-    let config_text = config_text(&args.listen, tmp.path(), &name, &origin, &settings)?;
+    // A fresh admin token per run: `--listen` may name an address others can reach.
+    let token = format!("{:032x}", rand::random::<u128>());
+    let config_text = config_text(&args.listen, &token, tmp.path(), &name, &origin, &settings)?;
     let config = Config::parse(&config_text, "<switchyard dev>", tmp.path())
         .map_err(|e| anyhow::anyhow!("the generated config: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -152,7 +146,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     );
 
     let client = reqwest::Client::new();
-    let mut watch = Watch::default();
+    let mut watch = Watch::new(token);
     watch.wait_for_serving(&client, &host, &name).await;
     let mut round = 1;
     send_samples(&client, &host, &sample, round).await;
@@ -231,6 +225,7 @@ fn point_at(settings: &mut Value, origin: &str) -> Vec<(String, String, String)>
 /// The generated config: one source, one destination on the receiver, fast retries.
 fn config_text(
     listen: &str,
+    token: &str,
     tmp: &Path,
     name: &str,
     origin: &str,
@@ -266,7 +261,7 @@ retry = {{ initial = "500ms", max = "5s", window = "10m" }}
 batch = {{ linger = "50ms" }}
 "#,
         listen = q(listen),
-        token = q(ADMIN_TOKEN),
+        token = q(token),
         store = q(&tmp.join("data").display().to_string()),
         plugins = q(&tmp.join("plugins").display().to_string()),
         key = q(WRITE_KEY),
@@ -314,51 +309,6 @@ fn install(wasm: &Path, plugins: &Path, name: &str) -> anyhow::Result<()> {
     std::fs::copy(wasm, &tmp).with_context(|| format!("copying {}", wasm.display()))?;
     std::fs::rename(&tmp, plugins.join(format!("{name}.wasm")))?;
     Ok(())
-}
-
-/// Modification time and length of every source file (build output skipped).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                if !SKIP_DIRS.contains(&file_name.as_ref()) && !file_name.starts_with('.') {
-                    stack.push(path);
-                }
-            } else if !file_name.ends_with(".wasm") && !file_name.starts_with('.') {
-                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.insert(path, (modified, meta.len()));
-            }
-        }
-    }
-    files
-}
-
-/// Whether a source file changed since `seen` (which is brought up to date).
-fn changed_now(dir: &Path, seen: &mut BTreeMap<PathBuf, (SystemTime, u64)>) -> bool {
-    let now = snapshot(dir);
-    let changed = now != *seen;
-    *seen = now;
-    changed
-}
-
-/// Wait until a source file changes.
-async fn changed(dir: &Path, seen: &mut BTreeMap<PathBuf, (SystemTime, u64)>) {
-    loop {
-        tokio::time::sleep(POLL).await;
-        if changed_now(dir, seen) {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return;
-        }
-    }
 }
 
 /// Each Enter on standard input (nothing once it is closed).
@@ -414,75 +364,6 @@ async fn send_samples(client: &reqwest::Client, host: &str, sample: &Value, roun
     }
 }
 
-/// What was last printed of the destination, so only changes are.
-#[derive(Debug, Default)]
-struct Watch {
-    serving: Option<(String, String)>,
-    plugin_error: Option<String>,
-    counts: (u64, u64, u64),
-}
-
-impl Watch {
-    /// Report until the destination serves a version (or 60 s pass).
-    async fn wait_for_serving(&mut self, client: &reqwest::Client, host: &str, name: &str) {
-        let until = Instant::now() + Duration::from_secs(60);
-        while self.serving.is_none() && Instant::now() < until {
-            self.report(client, host, name).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Print what changed in the destination's admin row.
-    async fn report(&mut self, client: &reqwest::Client, host: &str, name: &str) {
-        let Ok(resp) = client
-            .get(format!("{host}/admin/destinations"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-        else {
-            return;
-        };
-        let Ok(Value::Array(rows)) = resp.json::<Value>().await else {
-            return;
-        };
-        let Some(row) = rows.into_iter().find(|r| r["name"] == name) else {
-            return;
-        };
-        let text = |k: &str| row[k].as_str().map(str::to_string);
-        let error = text("plugin_error");
-        if error != self.plugin_error {
-            if let Some(e) = &error {
-                println!("{name} is not serving: {e}");
-            }
-            self.plugin_error = error;
-        }
-        if let (Some(version), Some(sha)) = (text("version"), text("sha256")) {
-            let serving = Some((version.clone(), sha.clone()));
-            if !sha.is_empty() && serving != self.serving {
-                let how = if self.serving.is_some() {
-                    "hot-swapped: now serving"
-                } else {
-                    "serving"
-                };
-                println!(
-                    "{how} {name} {version} (sha256 {})",
-                    &sha[..sha.len().min(12)]
-                );
-                self.serving = serving;
-            }
-        }
-        let count = |k: &str| row[k].as_u64().unwrap_or(0);
-        let counts = (count("delivered"), count("retried"), count("dead_letters"));
-        if counts != self.counts {
-            println!(
-                "{name}: delivered {} · retried {} · dead letters {}",
-                counts.0, counts.1, counts.2
-            );
-            self.counts = counts;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +391,7 @@ mod tests {
             serde_json::json!({"url": "http://127.0.0.1:5000/v1", "n": 3, "nested": {"a": [1, 2]}});
         let text = config_text(
             "127.0.0.1:0",
+            "t",
             dir.path(),
             "acme",
             "http://127.0.0.1:5000",
@@ -521,17 +403,5 @@ mod tests {
         assert_eq!(d.settings, settings);
         assert_eq!(d.retry.initial, Duration::from_millis(500));
         assert!(crate::allowlist::uncovered_urls(&d.settings, &d.allowed_hosts).is_empty());
-    }
-
-    #[test]
-    fn build_output_is_not_watched() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("target/x")).unwrap();
-        std::fs::create_dir_all(dir.path().join("src")).unwrap();
-        std::fs::write(dir.path().join("target/x/a.rs"), "").unwrap();
-        std::fs::write(dir.path().join("acme.wasm"), "").unwrap();
-        std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
-        let files: Vec<PathBuf> = snapshot(dir.path()).into_keys().collect();
-        assert_eq!(files, [dir.path().join("src/lib.rs")]);
     }
 }

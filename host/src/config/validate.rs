@@ -333,7 +333,10 @@ fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid>
 fn retry(at: &At, r: &RawRetry) -> Result<RetryPolicy, Invalid> {
     let (initial, max) = (r.initial_ms.0, r.max_ms.0);
     if initial.is_zero() || max < initial {
-        return Err(at.err("retry", "initial_ms must be > 0 and max_ms >= initial_ms"));
+        return Err(at.err(
+            "retry",
+            "initial_ms (or initial) must be > 0 and max_ms (or max) >= initial_ms",
+        ));
     }
     Ok(RetryPolicy {
         initial,
@@ -432,7 +435,10 @@ pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
         ));
     }
     if l.timeout_ms.0.is_zero() {
-        return Err(at.err("limits.timeout_ms", "must be > 0"));
+        return Err(at.err(
+            "limits.timeout_ms",
+            "must be > 0 (as timeout_ms or timeout)",
+        ));
     }
     Ok(Limits {
         memory_bytes: (l.memory_mb as usize) << 20,
