@@ -25,6 +25,7 @@ fn ctx() -> CallContext {
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
         tape: None,
+        secrets: Default::default(),
     }
 }
 

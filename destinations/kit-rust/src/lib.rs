@@ -22,6 +22,9 @@
 //! - events: [`event_json`] and small accessors ([`value_at`], [`id_field`],
 //!   [`str_at`], [`object_at`]), and time ([`timestamp_ms`], [`parse_iso8601_ms`],
 //!   [`iso8601`], [`now_ms`], [`now_iso`]);
+//! - crypto done by the host, with keys that can be secrets the component never
+//!   holds: [`crypto`] ([`crypto::key`], [`crypto::sha256`], [`crypto::hmac_sha256`],
+//!   [`crypto::sign_rs256`], ...);
 //! - log lines: [`warn`], [`debug`], or [`log`] itself.
 //!
 //! A destination looks like this (the bundled ones in `destinations/` and the
@@ -67,6 +70,7 @@
 //! imports only exist inside a component: natively, [`send`] and the log helpers go
 //! to [`mock`], so a destination's `deliver` is unit-tested with `cargo test` too.
 
+pub mod crypto;
 mod destination;
 mod event;
 #[cfg(not(target_family = "wasm"))]

@@ -25,6 +25,69 @@ thread_local! {
     static REQUESTS: RefCell<Vec<http::Request>> = const { RefCell::new(Vec::new()) };
     /// The log lines written so far on this thread.
     static LOGS: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+    /// The secrets a test gave, by name.
+    static SECRETS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Give this thread's crypto a secret `name` with `value`, as a config's
+/// `secrets` would: `crypto::Key::Secret(name)` (or a token ending in
+/// `-{name}-...`) is then that value.
+pub fn secret(name: &str, value: &str) {
+    SECRETS.with(|s| s.borrow_mut().push((name.to_string(), value.to_string())));
+}
+
+/// The host's crypto, computed on the build machine for `cargo test`.
+pub(crate) mod crypto {
+    use hmac::Mac as _;
+
+    use super::SECRETS;
+    use crate::crypto::Key;
+
+    pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(data).to_vec()
+    }
+
+    fn key_bytes(key: &Key) -> Result<Vec<u8>, String> {
+        match key {
+            Key::Bytes(b) => Ok(b.clone()),
+            Key::Secret(name) => SECRETS.with(|s| {
+                s.borrow()
+                    .iter()
+                    .find(|(n, _)| n == name || name.contains(&format!("-{n}-")))
+                    .map(|(_, v)| v.as_bytes().to_vec())
+                    .ok_or_else(|| format!("no secret `{name}` (give it with kit::mock::secret)"))
+            }),
+        }
+    }
+
+    pub(crate) fn hmac(key: &Key, data: &[u8], sha512: bool) -> Result<Vec<u8>, String> {
+        let key = key_bytes(key)?;
+        Ok(if sha512 {
+            let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(&key).expect("any key");
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        } else {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key");
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        })
+    }
+
+    pub(crate) fn unavailable(what: &str, key: &Key, _data: &[u8]) -> Result<Vec<u8>, String> {
+        key_bytes(key)?;
+        Err(format!(
+            "{what} is done by the host: not available in cargo test"
+        ))
+    }
+
+    pub(crate) fn random_bytes(len: u32) -> Result<Vec<u8>, String> {
+        if len > 1024 {
+            return Err("at most 1024 random bytes per call".into());
+        }
+        // Not random: a test gets the same bytes every time.
+        Ok((0..len).map(|i| (i as u8).wrapping_mul(151)).collect())
+    }
 }
 
 /// Answer this thread's requests with `f` from now on (and forget the requests
@@ -33,6 +96,7 @@ pub fn respond(f: impl FnMut(&http::Request) -> Result<Response, http::Error> + 
     RESPONDER.with(|r| *r.borrow_mut() = Some(Box::new(f)));
     REQUESTS.with(|r| r.borrow_mut().clear());
     LOGS.with(|l| l.borrow_mut().clear());
+    SECRETS.with(|s| s.borrow_mut().clear());
 }
 
 /// A response with this status, headers and body.

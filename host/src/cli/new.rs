@@ -47,10 +47,14 @@ const KIT_WIT_PATH: (&str, &str) = (r#"path: "../../wit""#, r#"path: "../wit""#)
 
 /// `(path in the new folder, source)` of the Rust kit, copied as it is in
 /// `destinations/kit-rust/src` (but for [`KIT_WIT_PATH`]).
-const RUST_KIT: [(&str, &str); 9] = [
+const RUST_KIT: [(&str, &str); 10] = [
     (
         "kit/src/lib.rs",
         include_str!("../../../destinations/kit-rust/src/lib.rs"),
+    ),
+    (
+        "kit/src/crypto.rs",
+        include_str!("../../../destinations/kit-rust/src/crypto.rs"),
     ),
     (
         "kit/src/destination.rs",

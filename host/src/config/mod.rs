@@ -48,6 +48,7 @@ pub enum ConfigError {
 }
 
 mod raw;
+mod secrets;
 #[cfg(test)]
 mod tests;
 mod transforms;
@@ -188,6 +189,8 @@ pub struct DestinationConfig {
     /// Names of the transformations applied before `deliver`, in order; each
     /// names one of [`Config::transforms`].
     pub transforms: Vec<String>,
+    /// Secrets the settings name as `${secret:NAME}`, kept from the guest.
+    pub secrets: crate::imports::secrets::Secrets,
 }
 
 /// One transformation (`[[transforms]]`), ready to run.
@@ -414,7 +417,8 @@ fn expand_env_value(value: &mut toml::Value, path: &str) -> Result<(), Invalid> 
     Ok(())
 }
 
-/// `${NAME}` → the value of `NAME`; `$${` escapes a literal `${`.
+/// `${NAME}` → the value of `NAME`; `$${` escapes a literal `${`; a
+/// `${secret:NAME}` is left as it is (a destination's secret, see `secrets.rs`).
 pub fn expand_env(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -424,6 +428,10 @@ pub fn expand_env(s: &str) -> Result<String, String> {
         if let Some(after) = tail.strip_prefix("$${") {
             out.push_str("${");
             rest = after;
+        } else if tail.starts_with(crate::imports::secrets::PLACEHOLDER.0) {
+            // `${secret:NAME}` is for the host to fill at send time, not from the environment.
+            out.push_str("${");
+            rest = &tail[2..];
         } else if let Some(after) = tail.strip_prefix("${") {
             let end = after
                 .find('}')

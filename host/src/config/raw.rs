@@ -258,6 +258,11 @@ pub(super) struct RawDestination {
     /// `deliver`; empty (the default) applies none.
     #[serde(default)]
     pub(super) transforms: Vec<String>,
+    /// Secrets its settings name as `"${secret:NAME}"`: the guest reads an
+    /// opaque token, and the host puts the value into requests to the
+    /// secret's `hosts` only (README, "Secrets").
+    #[serde(default)]
+    pub(super) secrets: std::collections::BTreeMap<String, super::secrets::RawSecret>,
 }
 
 #[derive(Debug, Deserialize)]

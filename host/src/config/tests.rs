@@ -378,3 +378,80 @@ fn durations_are_strings_or_milliseconds_everywhere() {
         );
     }
 }
+
+#[test]
+fn secrets_are_read_once_and_their_placeholders_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "hook-secret-1234\n").unwrap();
+    let with = |secrets: &str, settings: &str| {
+        SAMPLE.replace(
+            "settings = { url = \"http://127.0.0.1:9999/hook\", secret = \"s3cret\" }",
+            &format!("secrets = {secrets}\nsettings = {settings}"),
+        )
+    };
+    let good = with(
+        r#"{ hook = { from = "file:key.txt", hosts = ["http://127.0.0.1:9999"] } }"#,
+        r#"{ url = "http://127.0.0.1:9999/hook", secret = "${secret:hook}" }"#,
+    );
+    let c = Config::parse(&good, "x.toml", dir.path()).unwrap();
+    let d = &c.destinations[0];
+    assert_eq!(
+        d.settings["secret"], "${secret:hook}",
+        "left for the host to fill"
+    );
+    assert_eq!(d.secrets.names().collect::<Vec<_>>(), ["hook"]);
+    assert_eq!(
+        format!("{:?}", d.secrets),
+        r#"["hook"]"#,
+        "no value in Debug"
+    );
+
+    for (secrets, settings, path, says) in [
+        (
+            r#"{ hook = { from = "file:key.txt", hosts = ["http://127.0.0.1:9999"] } }"#,
+            r#"{ url = "http://x", secret = "${secret:other}" }"#,
+            "destinations[0].settings.secret",
+            "names no secret (declared: `hook`)",
+        ),
+        (
+            r#"{ hook = { from = "env:SWITCHYARD_TEST_NO_SUCH_VAR", hosts = ["http://127.0.0.1:9999"] } }"#,
+            "{}",
+            "destinations[0].secrets.hook.from",
+            "`SWITCHYARD_TEST_NO_SUCH_VAR` is not set",
+        ),
+        (
+            r#"{ hook = { from = "vault:x", hosts = ["http://127.0.0.1:9999"] } }"#,
+            "{}",
+            "destinations[0].secrets.hook.from",
+            "is not `env:NAME` or `file:PATH`",
+        ),
+        (
+            r#"{ hook = { from = "file:key.txt", hosts = [] } }"#,
+            "{}",
+            "destinations[0].secrets.hook.hosts",
+            "name the hosts",
+        ),
+        (
+            r#"{ hook = { from = "file:key.txt", hosts = ["127.0.0.1"] } }"#,
+            "{}",
+            "destinations[0].secrets.hook.hosts[0]",
+            "",
+        ),
+        (
+            r#"{ Hook = { from = "file:key.txt", hosts = ["http://127.0.0.1:9999"] } }"#,
+            "{}",
+            "destinations[0].secrets.Hook",
+            "lower-case",
+        ),
+    ] {
+        let err = Config::parse(&with(secrets, settings), "x.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path) && err.contains(says), "{secrets}: {err}");
+    }
+    std::fs::write(dir.path().join("key.txt"), "short").unwrap();
+    let err = Config::parse(&good, "x.toml", dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shorter than 8 characters"), "{err}");
+}

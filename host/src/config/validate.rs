@@ -27,7 +27,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let allowed_origins = allowed_origins(&raw.sources)?;
     let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
     let server_limits = server_limits(&raw.server)?;
-    let destinations = destinations(raw.destinations)?;
+    let destinations = destinations(raw.destinations, base)?;
     let transforms = super::transforms::transforms(raw.transforms, &destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     let metrics_listen = match &raw.server.metrics_listen {
@@ -266,7 +266,7 @@ fn sources(raw: &[RawSource]) -> Result<BTreeMap<String, String>, Invalid> {
 }
 
 /// `[[destinations]]`, in file order; names are unique.
-fn destinations(raw: Vec<RawDestination>) -> Result<Vec<DestinationConfig>, Invalid> {
+fn destinations(raw: Vec<RawDestination>, base: &Path) -> Result<Vec<DestinationConfig>, Invalid> {
     let mut names = HashSet::new();
     raw.into_iter()
         .enumerate()
@@ -281,7 +281,7 @@ fn destinations(raw: Vec<RawDestination>) -> Result<Vec<DestinationConfig>, Inva
                     ),
                 ));
             }
-            destination(&at, d)
+            destination(&at, d, base)
         })
         .collect()
 }
@@ -297,7 +297,7 @@ impl At {
 }
 
 /// One `[[destinations]]` table.
-fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid> {
+fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationConfig, Invalid> {
     if !valid_name(&d.plugin) {
         return Err(at.err("plugin", format!("`{}` is not a plugin name", d.plugin)));
     }
@@ -308,7 +308,9 @@ fn destination(at: &At, d: RawDestination) -> Result<DestinationConfig, Invalid>
     if !settings.is_object() {
         return Err(at.err("settings", "must be a table"));
     }
+    let secrets = super::secrets::secrets(at, d.secrets, &settings, base)?;
     Ok(DestinationConfig {
+        secrets,
         allowed_hosts,
         settings,
         retry: retry(at, &d.retry)?,

@@ -89,6 +89,7 @@ impl Worker {
             egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout),
             counters: stats.sandbox.clone(),
             tape: None,
+            secrets: dest.secrets.clone(),
         };
         let bucket = dest
             .rate

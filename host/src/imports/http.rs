@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::resolve::{refusal_in, CheckedResolver, Lookup, ResolveError};
+use super::secrets::Sealed;
 pub use crate::allowlist::Allowlist;
 use crate::allowlist::Matched;
 
@@ -155,11 +156,16 @@ impl DryRun {
                     body: b"{}".to_vec(),
                 })),
         };
+        self.record(req, answer.clone());
+        answer
+    }
+
+    /// Record one exchange.
+    fn record(&self, req: Request, answer: Result<Response, Error>) {
         self.exchanges
             .lock()
             .expect("dry-run log")
-            .push((req, answer.clone()));
-        answer
+            .push((req, answer));
     }
 
     /// Take the exchanges recorded so far, oldest first.
@@ -213,8 +219,38 @@ impl Egress {
         }
     }
 
-    /// Carry out one `http.send` from a guest.
-    pub async fn send(&self, req: Request) -> Result<Response, Error> {
+    /// Carry out one `http.send` from a guest. With `sealed` (the call's
+    /// secrets), the request is opened first (each token replaced by its value,
+    /// or denied when bound for a host the secret may not reach), the answer is
+    /// sealed before the guest reads it, and error texts are redacted. A dry
+    /// run checks the same, but records the request as the guest wrote it.
+    pub async fn send(&self, req: Request, sealed: Option<&Sealed>) -> Result<Response, Error> {
+        let Some(sealed) = sealed else {
+            return self.send_open(req).await;
+        };
+        let result = match self {
+            Egress::DryRun(dry) => match sealed.open(req.clone()) {
+                Ok(_) => dry.answer(req),
+                Err(denied) => {
+                    dry.record(req, Err(denied.clone()));
+                    Err(denied)
+                }
+            },
+            Egress::Live { .. } => match sealed.open(req) {
+                Ok(opened) => self.send_open(opened).await,
+                Err(denied) => Err(denied),
+            },
+        };
+        match result {
+            Ok(resp) => Ok(sealed.seal_response(resp)),
+            Err(Error::Denied(why)) => Err(Error::Denied(sealed.redact(&why))),
+            Err(Error::Connection(why)) => Err(Error::Connection(sealed.redact(&why))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Egress::send`] of a request that carries no token.
+    async fn send_open(&self, req: Request) -> Result<Response, Error> {
         match self {
             Egress::DryRun(dry) => dry.answer(req),
             Egress::Live {
@@ -228,7 +264,12 @@ impl Egress {
                         .await
                         .unwrap_or(Err(Error::Timeout));
                 if let Err(Error::Denied(why)) = &result {
-                    tracing::warn!(destination = &**destination, "egress denied: {why}");
+                    // A hop's URL can carry a secret's value (opened): only its origin is logged.
+                    tracing::warn!(
+                        destination = &**destination,
+                        "egress denied: {}",
+                        crate::observe::attempts::redact_url(why)
+                    );
                 }
                 result
             }
@@ -436,7 +477,10 @@ mod tests {
         let (port, hits) = receiver(None).await;
         let dns = loopback_dns(&["api.vendor.test"]);
         let e = egress(&[format!("http://*.vendor.test:{port}")], dns.clone());
-        match e.send(get(format!("http://api.vendor.test:{port}/"))).await {
+        match e
+            .send(get(format!("http://api.vendor.test:{port}/")), None)
+            .await
+        {
             Err(Error::Denied(why)) => assert!(
                 why.contains("127.0.0.1") && why.contains("not a public address"),
                 "{why}"
@@ -456,7 +500,7 @@ mod tests {
         let dns = loopback_dns(&["api.vendor.test"]);
         let e = egress(&[format!("http://api.vendor.test:{port}")], dns.clone());
         let resp = e
-            .send(get(format!("http://api.vendor.test:{port}/")))
+            .send(get(format!("http://api.vendor.test:{port}/")), None)
             .await
             .unwrap();
         assert_eq!((resp.status, resp.body), (200, b"ok".to_vec()));
@@ -476,7 +520,10 @@ mod tests {
             ],
             dns,
         );
-        match e.send(get(format!("http://start.test:{port}/hop"))).await {
+        match e
+            .send(get(format!("http://start.test:{port}/hop")), None)
+            .await
+        {
             Err(Error::Denied(why)) => assert!(why.contains("evil.vendor.test"), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -486,7 +533,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_name_is_a_connection_error_to_retry() {
         let e = egress(&["https://*.vendor.test".into()], loopback_dns(&[]));
-        match e.send(get("https://nx.vendor.test/".into())).await {
+        match e.send(get("https://nx.vendor.test/".into()), None).await {
             Err(Error::Connection(why)) => assert!(why.contains("cannot resolve"), "{why}"),
             other => panic!("{other:?}"),
         }

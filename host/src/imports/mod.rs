@@ -7,6 +7,8 @@
 //! destination, with a cap per call so a noisy guest cannot flood the host.
 //! Nothing here depends on the runtime or on wasmtime's generated types.
 
+pub mod crypto;
 pub mod http;
 pub mod log;
 pub mod resolve;
+pub mod secrets;

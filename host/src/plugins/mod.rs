@@ -466,7 +466,16 @@ pub fn error_text(e: &PluginError) -> String {
 /// Run the plugin's `check` on a destination's settings (no network).
 pub async fn check_settings(plugin: &Plugin, dest: &DestinationConfig) -> Result<(), PluginError> {
     let user = format!("destination `{}`", dest.name);
-    check_as(plugin, &dest.name, user, dest.limits, &dest.settings).await
+    let secrets = dest.secrets.clone();
+    check_as(
+        plugin,
+        &dest.name,
+        user,
+        dest.limits,
+        &dest.settings,
+        secrets,
+    )
+    .await
 }
 
 /// Run the plugin's `check` on a transformation's settings (no network).
@@ -475,7 +484,15 @@ pub async fn check_transform_settings(
     t: &TransformConfig,
 ) -> Result<(), PluginError> {
     let user = format!("transform `{}`", t.name);
-    check_as(plugin, &t.name, user, t.limits, &t.settings).await
+    check_as(
+        plugin,
+        &t.name,
+        user,
+        t.limits,
+        &t.settings,
+        Default::default(),
+    )
+    .await
 }
 
 async fn check_as(
@@ -484,6 +501,7 @@ async fn check_as(
     user: String,
     limits: Limits,
     settings: &serde_json::Value,
+    secrets: crate::imports::secrets::Secrets,
 ) -> Result<(), PluginError> {
     let ctx = CallContext {
         destination: Arc::from(name),
@@ -492,6 +510,7 @@ async fn check_as(
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
         tape: None,
+        secrets,
     };
     let refused = |message: String| PluginError::Settings {
         user: user.clone(),

@@ -3,7 +3,7 @@
 //!
 //! - [`Destination`]: the `destination` world of `wit/destination.wit`;
 //! - [`transform::Transform`]: the `transform` world of `wit/transform.wit`.
-//!   It shares the `types`, `http` and `log` interfaces, so its bindings reuse
+//!   It shares the `types`, `http`, `log` and `crypto` interfaces, so its bindings reuse
 //!   the ones generated here (`with`), and one linker serves both worlds.
 //!
 //! The host traits of the imports are implemented in `host.rs`; the
@@ -29,6 +29,7 @@ pub mod transform {
             "switchyard:destination/types": crate::runtime::bindings::switchyard::destination::types,
             "switchyard:destination/http": crate::runtime::bindings::switchyard::destination::http,
             "switchyard:destination/log": crate::runtime::bindings::switchyard::destination::log,
+            "switchyard:destination/crypto": crate::runtime::bindings::switchyard::destination::crypto,
         },
     });
 }

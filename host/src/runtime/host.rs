@@ -12,13 +12,14 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::switchyard::destination::{http, log, types};
+use super::bindings::switchyard::destination::{crypto, http, log, types};
 use super::limits::GuestLimits;
 use super::stdio::CapturedOutput;
 use super::{CallContext, SandboxCounters, STDIO_CAPTURE_BYTES};
 use crate::imports;
 use crate::imports::http::Egress;
 use crate::imports::log::GuestLog;
+use crate::imports::secrets::Sealed;
 use crate::observe::attempts::{self, Tape};
 
 /// Data of one `Store`: everything a single call into a guest can touch.
@@ -41,6 +42,8 @@ pub struct HostState {
     stderr: CapturedOutput,
     /// Where the exchanges of this call are recorded, for the delivery debugger.
     tape: Option<Tape>,
+    /// This call's view of the destination's secrets (`None`: it has none).
+    sealed: Option<Sealed>,
 }
 
 impl HostState {
@@ -67,6 +70,30 @@ impl HostState {
             stdout,
             stderr,
             tape: ctx.tape.clone(),
+            sealed: (!ctx.secrets.is_empty()).then(|| Sealed::new(ctx.secrets.clone())),
+        }
+    }
+
+    /// The settings as this call's guest reads them: each `${secret:NAME}` an opaque token.
+    pub(super) fn seal_settings<'a>(&self, settings: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.sealed {
+            Some(sealed) => std::borrow::Cow::Owned(sealed.seal_settings(settings)),
+            None => std::borrow::Cow::Borrowed(settings),
+        }
+    }
+
+    /// The bytes of a crypto key: the guest's own, or a secret's by name or token.
+    fn key_bytes<'a>(&'a self, key: &'a crypto::Key) -> Result<&'a [u8], String> {
+        match key {
+            crypto::Key::Bytes(bytes) => Ok(bytes),
+            crypto::Key::Secret(name) => {
+                self.sealed
+                    .as_ref()
+                    .and_then(|s| s.key(name))
+                    .ok_or_else(|| {
+                        "no such secret for this destination (see its `secrets`)".to_string()
+                    })
+            }
         }
     }
 
@@ -111,7 +138,7 @@ impl http::Host for HostState {
                 std::time::Instant::now(),
             )
         });
-        let answer = self.egress.send(req).await;
+        let answer = self.egress.send(req, self.sealed.as_ref()).await;
         if matches!(answer, Err(imports::http::Error::Denied(_))) {
             self.counters.egress_denied.fetch_add(1, Relaxed);
         }
@@ -142,6 +169,32 @@ impl http::Host for HostState {
             });
         }
         answer.map(Into::into).map_err(Into::into)
+    }
+}
+
+impl crypto::Host for HostState {
+    async fn sha256(&mut self, data: Vec<u8>) -> Vec<u8> {
+        imports::crypto::sha256(&data)
+    }
+
+    async fn hmac_sha256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(imports::crypto::hmac_sha256(self.key_bytes(&key)?, &data))
+    }
+
+    async fn hmac_sha512(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(imports::crypto::hmac_sha512(self.key_bytes(&key)?, &data))
+    }
+
+    async fn sign_rs256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        imports::crypto::sign_rs256(self.key_bytes(&key)?, &data)
+    }
+
+    async fn sign_es256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        imports::crypto::sign_es256(self.key_bytes(&key)?, &data)
+    }
+
+    async fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>, String> {
+        imports::crypto::random_bytes(len)
     }
 }
 

@@ -67,6 +67,9 @@ pub struct CallContext {
     pub counters: Arc<super::SandboxCounters>,
     /// Where this call's HTTP exchanges are recorded (the delivery debugger), if anywhere.
     pub tape: Option<crate::observe::attempts::Tape>,
+    /// The destination's secrets (none for a transformation): each call seals
+    /// them under a nonce of its own (`imports/secrets.rs`).
+    pub secrets: crate::imports::secrets::Secrets,
 }
 
 /// A compiled component, ready to instantiate.
@@ -185,6 +188,7 @@ impl Runtime {
             egress: Egress::DryRun(Default::default()),
             counters: Default::default(),
             tape: None,
+            secrets: Default::default(),
         };
         plugin.metadata = plugin.describe(&ctx).await?;
         Ok(plugin)
@@ -257,16 +261,17 @@ impl Plugin {
     ) -> Result<Result<(), String>, CallError> {
         let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
+        let settings = store.data().seal_settings(settings);
         let result = {
             let work = async {
                 match &self.pre {
                     Pre::Destination(pre) => {
                         let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_check(&mut store, settings).await
+                        instance.call_check(&mut store, &settings).await
                     }
                     Pre::Transform(pre) => {
                         let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_check(&mut store, settings).await
+                        instance.call_check(&mut store, &settings).await
                     }
                 }
             };
@@ -288,10 +293,11 @@ impl Plugin {
         };
         let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
+        let settings = store.data().seal_settings(settings);
         let result = {
             let work = async {
                 let instance: Destination = pre.instantiate_async(&mut store).await?;
-                instance.call_deliver(&mut store, settings, events).await
+                instance.call_deliver(&mut store, &settings, events).await
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };

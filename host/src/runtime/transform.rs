@@ -36,10 +36,11 @@ impl Plugin {
         };
         let _slot = self.runtime().slot().await;
         let mut store = self.new_store(ctx);
+        let settings = store.data().seal_settings(settings);
         let result = {
             let work = async {
                 let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_transform(&mut store, settings, events).await
+                instance.call_transform(&mut store, &settings, events).await
             };
             tokio::time::timeout(ctx.limits.timeout, work).await
         };

@@ -22,6 +22,8 @@ pub(super) struct Part {
     pub(super) allowlist: Option<Allowlist>,
     /// Its sandbox limits.
     pub(super) limits: Limits,
+    /// Its secrets (with `--config`: the destination's).
+    pub(super) secrets: crate::imports::secrets::Secrets,
 }
 
 /// What the run does: the chain, the destination (or a last transformation), and how retries are scheduled.
@@ -91,6 +93,7 @@ pub(super) fn plan(args: &TryArgs) -> anyhow::Result<Plan> {
                     settings: read_settings(args.transform_settings.get(i).map(PathBuf::as_path))?,
                     allowlist: None,
                     limits: Limits::default(),
+                    secrets: Default::default(),
                 })
             })
             .collect()
@@ -112,6 +115,7 @@ pub(super) fn plan(args: &TryArgs) -> anyhow::Result<Plan> {
                 settings: read_settings(Some(settings))?,
                 allowlist: None,
                 limits: Limits::default(),
+                secrets: Default::default(),
             },
             retry: default_retry(),
             cache: user_cache_dir(),
@@ -139,6 +143,7 @@ pub(super) fn plan(args: &TryArgs) -> anyhow::Result<Plan> {
                 ),
                 allowlist: Some(t.allowed_hosts.clone()),
                 limits: t.limits,
+                secrets: Default::default(),
             })
             .collect()
     } else {
@@ -162,6 +167,7 @@ pub(super) fn plan(args: &TryArgs) -> anyhow::Result<Plan> {
             settings,
             allowlist: Some(dest.allowed_hosts.clone()),
             limits: dest.limits,
+            secrets: dest.secrets.clone(),
         },
         retry: dest.retry,
         cache: Some(config.store.path.join("compiled")),

