@@ -7,7 +7,9 @@
 // the `http` and `fetch-event` features disabled. Its only way out is the
 // host's `http.send` import, which this module wraps in a small fetch-like
 // API, plus the outcome values that `deliver` returns and the verdicts that
-// `transform` returns (at the end of this file).
+// `transform` returns (at the end of this file). The host's `crypto` import
+// (hashes, MACs and signatures, with keys that can be secrets) is wrapped as
+// `crypto` (after `log`).
 //
 // How componentize-js maps the WIT types (0.23, checked against its generated
 // bindings):
@@ -15,7 +17,8 @@
 //   `settingsSchema`, `maxBatch`, `afterMs`);
 // - enums are strings (`'track'`, `'warn'`);
 // - variants are `{ tag: 'retry', val: {...} }`, a case without payload is
-//   `{ tag: 'timeout' }`;
+//   `{ tag: 'timeout' }`; a variant passed to an import is written the same
+//   way (`{ tag: 'bytes', val: Uint8Array }`, `{ tag: 'secret', val: 'api_key' }`);
 // - option<T> is the value or `undefined`/`null`; u64 is a BigInt when read,
 //   and a Number or BigInt when written;
 // - list<u8> is a Uint8Array (an array of numbers is accepted when written);
@@ -24,11 +27,21 @@
 //   `{ tag: 'err', val: e }` (or throws a string) for `err`; throwing an Error
 //   instance traps instead, so never let one escape;
 // - a result inside a list is `{ tag: 'ok' }` / `{ tag: 'err', val: failure }`;
-// - an imported function returning result<T, E> returns T, or throws an Error
-//   whose `payload` is E (here: the http `error` variant).
+// - an imported function returning result<T, E> returns T, or throws an error
+//   whose `payload` is E (the http `error` variant; for crypto's result<_, string>
+//   the string, which is also its message). Inside the component that error is
+//   not `instanceof Error` (its class is the bindings'), so read `payload`.
 
 import { send } from 'switchyard:destination/http@0.1.0';
 import { log as hostLog } from 'switchyard:destination/log@0.1.0';
+import {
+  sha256 as hostSha256,
+  hmacSha256 as hostHmacSha256,
+  hmacSha512 as hostHmacSha512,
+  signRs256 as hostSignRs256,
+  signEs256 as hostSignEs256,
+  randomBytes as hostRandomBytes,
+} from 'switchyard:destination/crypto@0.1.0';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -133,6 +146,125 @@ export function postJson(url, value, headers = {}) {
 export function log(level, message) {
   hostLog(level, String(message));
 }
+
+// Cryptography done by the host (its `crypto` import): at native speed, and with
+// keys that can be secrets this component never holds. A setting written
+// "${secret:api_key}" in the config reaches the component as an opaque token
+// (`sy-secret-api_key-<32 hex>`, valid for one call); `key(setting)` turns a
+// setting's value into the key it stands for, that secret when it is a token
+// and the value's own bytes otherwise, so a destination works with a plain
+// setting and with a secret alike. Data is a string (hashed as UTF-8) or a
+// Uint8Array; every digest and signature is a Uint8Array (`hex`, `base64url`).
+
+/** How the host writes the token of a secret in the settings it hands over. */
+export const SECRET_TOKEN_PREFIX = 'sy-secret-';
+
+/** The host could not do it: a secret this destination does not have, a key that is not one, too many random bytes. */
+export class CryptoError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'CryptoError';
+  }
+}
+
+/** `value` as bytes: a string as UTF-8, a Uint8Array (or any ArrayBuffer view, or an ArrayBuffer) as it is. */
+function bytesOf(value, what) {
+  if (typeof value === 'string') return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  throw new TypeError(`${what} must be a string or a Uint8Array`);
+}
+
+/**
+ * The key a setting's value stands for: the secret it is a token of (when it
+ * starts with `sy-secret-`), or its own bytes (a string as UTF-8, or a Uint8Array).
+ */
+export function key(setting) {
+  if (typeof setting === 'string' && setting.startsWith(SECRET_TOKEN_PREFIX)) return { tag: 'secret', val: setting };
+  return { tag: 'bytes', val: bytesOf(setting, 'a key') };
+}
+
+/** The key that is this destination's secret `name` (from its config's `secrets`), or the secret of a token. */
+export function secretKey(name) {
+  return { tag: 'secret', val: String(name) };
+}
+
+/** The WIT `key` of what a crypto function was given: a key already, or a setting's value (see `key`). */
+function keyOf(k) {
+  if (k !== null && typeof k === 'object' && k.tag === 'secret') return { tag: 'secret', val: String(k.val) };
+  if (k !== null && typeof k === 'object' && k.tag === 'bytes') return { tag: 'bytes', val: bytesOf(k.val, 'a key') };
+  return key(k);
+}
+
+/** Call a crypto import whose result is result<_, string>: its `err` is thrown as a CryptoError. */
+function hostResult(f, ...args) {
+  try {
+    return f(...args);
+  } catch (e) {
+    if (e && typeof e.payload === 'string') throw new CryptoError(e.payload);
+    throw e;
+  }
+}
+
+/** SHA-256 of `data` (32 bytes). */
+export function sha256(data) {
+  return hostSha256(bytesOf(data, 'data'));
+}
+
+/** HMAC-SHA256 of `data` under `k`: `key(setting)`, `secretKey(name)`, or a setting's value itself. */
+export function hmacSha256(k, data) {
+  return hostResult(hostHmacSha256, keyOf(k), bytesOf(data, 'data'));
+}
+
+/** HMAC-SHA512 of `data` under `k` (64 bytes). */
+export function hmacSha512(k, data) {
+  return hostResult(hostHmacSha512, keyOf(k), bytesOf(data, 'data'));
+}
+
+/** RS256 signature of `data` (RSA PKCS#1 v1.5, SHA-256; the JWT `RS256`), with an RSA private key in PEM or DER, PKCS#8 or PKCS#1. */
+export function signRs256(k, data) {
+  return hostResult(hostSignRs256, keyOf(k), bytesOf(data, 'data'));
+}
+
+/** ES256 signature of `data` (ECDSA P-256, SHA-256; 64 bytes, r then s, as JWTs carry it), with a PKCS#8 private key in PEM or DER. */
+export function signEs256(k, data) {
+  return hostResult(hostSignEs256, keyOf(k), bytesOf(data, 'data'));
+}
+
+/** `n` bytes (at most 1024) from the host's cryptographic random source. */
+export function randomBytes(n) {
+  if (!Number.isInteger(n) || n < 0) throw new TypeError(`randomBytes: ${n} is not a count of bytes`);
+  return hostResult(hostRandomBytes, n);
+}
+
+/** Lower-case hex of `bytes` (a digest as most vendors want it); a string is taken as UTF-8. */
+export function hex(bytes) {
+  let out = '';
+  for (const b of bytesOf(bytes, 'hex: the value')) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Base64url without padding (the encoding of a JWT's parts) of `bytes`; a string is taken as UTF-8. */
+export function base64url(bytes) {
+  const b = bytesOf(bytes, 'base64url: the value');
+  let out = '';
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i] << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    out += BASE64URL[(n >> 18) & 63] + BASE64URL[(n >> 12) & 63];
+    if (i + 1 < b.length) out += BASE64URL[(n >> 6) & 63];
+    if (i + 2 < b.length) out += BASE64URL[n & 63];
+  }
+  return out;
+}
+
+/**
+ * The crypto helpers in one object: `crypto.hmacSha256(crypto.key(s.signing_key), body)`.
+ * (Imported by that name, it hides the global Web Crypto `crypto` in that module.)
+ */
+export const crypto = Object.freeze({ sha256, hmacSha256, hmacSha512, signRs256, signEs256, randomBytes, key, secretKey, hex, base64url });
 
 // Outcomes, one per event, as `deliver` returns them.
 

@@ -8,6 +8,8 @@ transformation's ``WitWorld`` has ``describe``, ``check`` and ``transform``
 component by componentize-py. Its only way out is the host's ``http.send``
 import, which this module wraps, plus the outcome values that ``deliver``
 returns and the verdicts that ``transform`` returns (at the end of this file).
+The host's ``crypto`` import (hashes, MACs and signatures, with keys that can
+be secrets) is wrapped as ``sha256``, ``hmac_sha256``, ... (after ``log``).
 
 How componentize-py (0.25) maps the WIT types, from its generated bindings:
 
@@ -17,22 +19,26 @@ How componentize-py (0.25) maps the WIT types, from its generated bindings:
   (``types.EventType.TRACK``, ``log.Level.WARN``);
 - a variant is one dataclass per case, named ``<Variant>_<Case>`` with a
   ``value`` field (``types.Failure_Retry(types.RetryHint(...))``,
-  ``types.Failure_Reject("why")``, ``http.Error_Timeout()``);
+  ``types.Failure_Reject("why")``, ``http.Error_Timeout()``,
+  ``crypto.Key_Secret("api_key")``), passed to an import the same way;
 - option<T> is ``T`` or ``None``; u64/u32/u16 are ``int``;
 - list<u8> is ``bytes``; list<tuple<string, string>> is a list of 2-tuples;
 - an exported function returning result<_, E> returns ``None`` for ``ok`` and
   raises ``componentize_py_types.Err(e)`` for ``err``;
 - a result inside a list is ``Ok(None)`` / ``Err(failure)``
   (``componentize_py_types.Ok`` / ``Err``);
-- an imported function returning result<T, E> returns T or raises ``Err(e)``.
+- an imported function returning result<T, E> returns T or raises ``Err(e)``
+  (for crypto's result<_, string>, ``e`` is the string).
 """
 
+import base64
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from componentize_py_types import Err, Ok
+from wit_world.imports import crypto as _crypto
 from wit_world.imports import http, types
 from wit_world.imports import log as _log
 
@@ -86,6 +92,109 @@ def header(headers: Headers, name: str) -> Optional[str]:
 def log(level: str, message: str) -> None:
     """Write a log line; ``level`` is debug, info, warn or error."""
     _log.log(_log.Level[level.upper()], str(message))
+
+
+# Cryptography done by the host (its ``crypto`` import): at native speed, and with
+# keys that can be secrets this component never holds. A setting written
+# ``"${secret:api_key}"`` in the config reaches the component as an opaque token
+# (``sy-secret-api_key-<32 hex>``, valid for one call); ``key(setting)`` turns a
+# setting's value into the key it stands for, that secret when it is a token and
+# the value's own bytes otherwise, so a destination works with a plain setting and
+# with a secret alike. Data is ``str`` (hashed as UTF-8) or bytes; every digest
+# and signature is ``bytes`` (``hex``, ``base64url``). The functions are called
+# through the module, so mocks.py can stand in for them.
+
+SECRET_TOKEN_PREFIX = "sy-secret-"
+"""How the host writes the token of a secret in the settings it hands over."""
+
+Data = Union[str, bytes, bytearray, memoryview]
+
+
+class CryptoError(Exception):
+    """The host could not do it: a secret this destination does not have, a key
+    that is not one, too many random bytes. The message is the host's."""
+
+
+def _bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+def key(setting: Data) -> Any:
+    """The key a setting's value stands for: the secret it is a token of (when it
+    starts with ``sy-secret-``), or its own bytes (``str`` as UTF-8)."""
+    if isinstance(setting, str) and setting.startswith(SECRET_TOKEN_PREFIX):
+        return _crypto.Key_Secret(setting)
+    return _crypto.Key_Bytes(_bytes(setting, "a key"))
+
+
+def secret_key(name: str) -> Any:
+    """The key that is this destination's secret ``name`` (from its config's
+    ``secrets``), or the secret of a token."""
+    return _crypto.Key_Secret(str(name))
+
+
+def _key(k: Any) -> Any:
+    if isinstance(k, (_crypto.Key_Bytes, _crypto.Key_Secret)):
+        return k
+    return key(k)
+
+
+def _host(f: Callable[..., bytes], *args: Any) -> bytes:
+    try:
+        return f(*args)
+    except Err as e:
+        raise CryptoError(str(e.value)) from None
+
+
+def sha256(data: Data) -> bytes:
+    """SHA-256 of ``data`` (32 bytes)."""
+    return _crypto.sha256(_bytes(data, "data"))
+
+
+def hmac_sha256(k: Any, data: Data) -> bytes:
+    """HMAC-SHA256 of ``data`` under ``k``: ``key(setting)``, ``secret_key(name)``,
+    or a setting's value itself. Raises ``CryptoError`` for a secret this
+    destination does not have."""
+    return _host(_crypto.hmac_sha256, _key(k), _bytes(data, "data"))
+
+
+def hmac_sha512(k: Any, data: Data) -> bytes:
+    """HMAC-SHA512 of ``data`` under ``k`` (64 bytes)."""
+    return _host(_crypto.hmac_sha512, _key(k), _bytes(data, "data"))
+
+
+def sign_rs256(k: Any, data: Data) -> bytes:
+    """RS256 signature of ``data`` (RSA PKCS#1 v1.5, SHA-256; the JWT ``RS256``),
+    with an RSA private key in PEM or DER, PKCS#8 or PKCS#1."""
+    return _host(_crypto.sign_rs256, _key(k), _bytes(data, "data"))
+
+
+def sign_es256(k: Any, data: Data) -> bytes:
+    """ES256 signature of ``data`` (ECDSA P-256, SHA-256; 64 bytes, r then s, as
+    JWTs carry it), with a PKCS#8 private key in PEM or DER."""
+    return _host(_crypto.sign_es256, _key(k), _bytes(data, "data"))
+
+
+def random_bytes(n: int) -> bytes:
+    """``n`` bytes (at most 1024) from the host's cryptographic random source."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise TypeError(f"random_bytes: {n!r} is not a count of bytes")
+    return _host(_crypto.random_bytes, n)
+
+
+def hex(data: Data) -> str:
+    """Lower-case hex of ``data`` (a digest as most vendors want it). The name
+    hides the builtin ``hex`` in this module only."""
+    return _bytes(data, "hex: the value").hex()
+
+
+def base64url(data: Data) -> str:
+    """Base64url without padding (the encoding of a JWT's parts) of ``data``."""
+    return base64.urlsafe_b64encode(_bytes(data, "base64url: the value")).rstrip(b"=").decode("ascii")
 
 
 # Outcomes, one per event, as ``deliver`` returns them.

@@ -1,12 +1,12 @@
 """Tests of kit.py itself (deliver_records, outcome_of's read_error hook,
-timestamp_ms) under CPython, with mocks.py standing in for the host. They need
+timestamp_ms, the crypto helpers) under CPython, with mocks.py standing in for the host. They need
 the bindings of the destination world on the path; destinations/amplitude's
 ``make test`` runs them with its own (``PYTHONPATH=.bindings:.:../../kits/python``)."""
 
 import json
 import unittest
 
-from wit_world.imports import http, types
+from wit_world.imports import crypto, http, types
 
 import kit
 import mocks
@@ -211,6 +211,70 @@ class TimestampMs(unittest.TestCase):
         self.assertIsNone(kit.timestamp_ms(None))
 
 
+# RFC 4231 test case 2.
+JEFE_DATA = "what do ya want for nothing?"
+JEFE_SHA256 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+JEFE_SHA512 = (
+    "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75"
+    "c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
+)
+
+
+class Crypto(mocks.HostTestCase):
+    def test_digests_and_macs_match_the_published_vectors(self):
+        # FIPS 180-2 "abc"
+        self.assertEqual(kit.hex(kit.sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        self.assertIsInstance(kit.sha256(b"abc"), bytes)
+        self.assertEqual(kit.hex(kit.hmac_sha256(kit.key("Jefe"), JEFE_DATA)), JEFE_SHA256)
+        self.assertEqual(kit.hex(kit.hmac_sha256(kit.key(b"Jefe"), JEFE_DATA.encode())), JEFE_SHA256)
+        self.assertEqual(kit.hex(kit.hmac_sha256("Jefe", bytearray(JEFE_DATA.encode()))), JEFE_SHA256, "a setting itself is a key")
+        self.assertEqual(kit.hex(kit.hmac_sha512(kit.key("Jefe"), JEFE_DATA)), JEFE_SHA512)
+        with self.assertRaises(TypeError):
+            kit.sha256(42)
+        with self.assertRaises(TypeError):
+            kit.hmac_sha256(None, "x")
+
+    def test_key_is_a_secret_for_a_token_and_bytes_otherwise(self):
+        self.assertEqual(kit.key("plain"), crypto.Key_Bytes(b"plain"))
+        self.assertEqual(kit.key("sy-secret-api_key-00ff"), crypto.Key_Secret("sy-secret-api_key-00ff"))
+        self.assertEqual(kit.secret_key("api_key"), crypto.Key_Secret("api_key"))
+
+    def test_a_secret_key_is_resolved_by_name_and_by_token(self):
+        self.host.secrets = {"jefe": "Jefe"}
+        settings = json.loads(json.dumps({"signing_key": mocks.token("jefe")}))  # as the host hands them over
+        self.assertRegex(settings["signing_key"], r"^sy-secret-jefe-[0-9a-f]{32}$")
+        self.assertEqual(kit.hex(kit.hmac_sha256(kit.key(settings["signing_key"]), JEFE_DATA)), JEFE_SHA256)
+        self.assertEqual(kit.hex(kit.hmac_sha256(kit.secret_key("jefe"), JEFE_DATA)), JEFE_SHA256)
+        self.assertEqual(kit.hex(kit.hmac_sha512(settings["signing_key"], JEFE_DATA)), JEFE_SHA512)
+        with self.assertRaisesRegex(kit.CryptoError, "no such secret"):
+            kit.hmac_sha256(kit.secret_key("nope"), JEFE_DATA)
+        with self.assertRaises(kit.CryptoError):
+            kit.hmac_sha256(kit.key(mocks.token("nope")), JEFE_DATA)
+
+    def test_an_hs256_jwt_from_a_secret_key(self):
+        self.host.secrets = {"jwt_key": "Jefe"}
+        header, claims = '{"alg":"HS256","typ":"JWT"}', json.dumps({"sub": "u1"}, separators=(",", ":"))
+        unsigned = f"{kit.base64url(header)}.{kit.base64url(claims)}"
+        self.assertEqual(unsigned, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MSJ9")
+        signature = kit.base64url(kit.hmac_sha256(mocks.token("jwt_key"), unsigned))
+        self.assertEqual(signature, kit.base64url(kit.hmac_sha256("Jefe", unsigned)))
+        self.assertEqual(kit.base64url(b"\xfb\xff"), "-_8")
+        self.assertEqual(kit.base64url(b""), "")
+        self.assertEqual(kit.base64url("abcd"), "YWJjZA")
+
+    def test_signatures_and_random_bytes(self):
+        self.host.secrets = {"google_key": "-----BEGIN PRIVATE KEY-----..."}
+        with self.assertRaisesRegex(kit.CryptoError, "done by the host"):
+            kit.sign_rs256(mocks.token("google_key"), "header.payload")
+        with self.assertRaisesRegex(kit.CryptoError, "no such secret"):
+            kit.sign_es256(kit.secret_key("nope"), "header.payload")
+        self.assertEqual(len(kit.random_bytes(16)), 16)
+        with self.assertRaisesRegex(kit.CryptoError, "at most 1024"):
+            kit.random_bytes(1025)
+        with self.assertRaises(TypeError):
+            kit.random_bytes(-1)
+
+
 class Mocks(unittest.TestCase):
     def test_install_and_uninstall(self):
         before = http.send
@@ -220,6 +284,11 @@ class Mocks(unittest.TestCase):
             self.assertEqual(host.logs, ["warn: hello"])
             self.assertEqual(host.requests[0].url, "https://api.acme.example/")
         self.assertIs(http.send, before)
+        sha256 = crypto.sha256
+        with mocks.Host(secrets={"k": "v"}) as host:
+            self.assertEqual(host.secrets, {"k": "v"})
+            self.assertEqual(len(kit.sha256("x")), 32)
+        self.assertIs(crypto.sha256, sha256)
 
 
 if __name__ == "__main__":

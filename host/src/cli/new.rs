@@ -197,6 +197,10 @@ fn destination_templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 include_str!("../../../kits/js/mocks/log.js"),
             ),
             (
+                "mocks/crypto.js",
+                include_str!("../../../kits/js/mocks/crypto.js"),
+            ),
+            (
                 "mocks/register.mjs",
                 include_str!("../../../kits/js/mocks/register.mjs"),
             ),

@@ -1,5 +1,6 @@
 // Unit tests of {{name}}.js, in plain Node (`make unit`): mocks/register.mjs maps
-// the host's imports to mocks/http.js and mocks/log.js, so the module runs as it is,
+// the host's imports to mocks/http.js, mocks/log.js and mocks/crypto.js (which knows
+// the secrets a test puts in `state.secrets`), so the module runs as it is,
 // without building the wasm.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

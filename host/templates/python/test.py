@@ -1,7 +1,8 @@
 """Unit tests of {{module}}.py under CPython (``make unit``): the bindings that
 componentize-py generates (.bindings/) are on the path, and mocks.py stands in
-for the host's ``http.send`` and ``log.log``: ``self.host`` records the requests
-and answers them (``self.host.answer(status, body, headers)``)."""
+for the host's ``http.send``, ``log.log`` and ``crypto``: ``self.host`` records the
+requests and answers them (``self.host.answer(status, body, headers)``), and its
+crypto knows the secrets in ``self.host.secrets``."""
 
 import json
 import unittest

@@ -1,6 +1,6 @@
 """Unit tests of {{module}}.py under CPython (``make unit``): the bindings that
 componentize-py generates (.bindings/) are on the path, and mocks.py stands in
-for the host's ``http.send`` and ``log.log``."""
+for the host's ``http.send``, ``log.log`` and ``crypto``."""
 
 import json
 import unittest

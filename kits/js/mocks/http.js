@@ -8,6 +8,8 @@ export const state = {
   responder: () => ({ status: 200, body: '{}' }),
   requests: [],
   logs: [],
+  // The destination's secrets, by name, for mocks/crypto.js: `{ api_key: 'value' }`.
+  secrets: {},
 };
 
 export function send(req) {

@@ -1,11 +1,16 @@
 // Tests of kit.js itself, in plain Node: mocks/register.mjs maps the host's
-// imports to mocks/http.js and mocks/log.js (`make -C kits/js test`).
+// imports to mocks/http.js, mocks/log.js and mocks/crypto.js (`make -C kits/js test`).
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { state } from '../mocks/http.js';
+import { token } from '../mocks/crypto.js';
 import {
+  CryptoError,
   HttpError,
   SettingsError,
+  base64url,
+  crypto,
   deliverRecords,
   describeOutcome,
   outcomeOf,
@@ -13,6 +18,7 @@ import {
   reject,
   request,
   retry,
+  secretKey,
   timestampMs,
 } from '../kit.js';
 
@@ -39,6 +45,7 @@ const acme = (overrides = {}) => ({
 beforeEach(() => {
   state.requests = [];
   state.logs = [];
+  state.secrets = {};
   answer(200, '{}');
 });
 
@@ -206,4 +213,80 @@ test('timestampMs', () => {
 test('HttpError from request', () => {
   state.responder = () => ({ error: { tag: 'connection', val: 'refused' } });
   assert.throws(() => request('https://api.acme.example/'), (e) => e instanceof HttpError && e.kind === 'connection' && e.detail === 'refused');
+});
+
+// RFC 4231 test case 2.
+const JEFE = {
+  data: 'what do ya want for nothing?',
+  sha256: '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+  sha512: '164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737',
+};
+
+test('crypto: digests and MACs match the published vectors, for strings and bytes', () => {
+  // FIPS 180-2 "abc"
+  assert.equal(crypto.hex(crypto.sha256('abc')), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  assert.ok(crypto.sha256('abc') instanceof Uint8Array);
+  const data = new TextEncoder().encode(JEFE.data);
+  assert.equal(crypto.hex(crypto.hmacSha256(crypto.key('Jefe'), JEFE.data)), JEFE.sha256);
+  assert.equal(crypto.hex(crypto.hmacSha256(crypto.key(new TextEncoder().encode('Jefe')), data)), JEFE.sha256);
+  assert.equal(crypto.hex(crypto.hmacSha256('Jefe', data.subarray(0))), JEFE.sha256, 'a setting itself is a key');
+  assert.equal(crypto.hex(crypto.hmacSha512(crypto.key('Jefe'), JEFE.data)), JEFE.sha512);
+  assert.throws(() => crypto.sha256(42), TypeError);
+  assert.throws(() => crypto.hmacSha256(undefined, 'x'), TypeError);
+});
+
+test('crypto: key() is a secret for a token and bytes otherwise', () => {
+  assert.deepEqual(crypto.key('plain'), { tag: 'bytes', val: new TextEncoder().encode('plain') });
+  assert.deepEqual(crypto.key('sy-secret-api_key-00ff'), { tag: 'secret', val: 'sy-secret-api_key-00ff' });
+  assert.deepEqual(secretKey('api_key'), { tag: 'secret', val: 'api_key' });
+});
+
+test('crypto: a secret key is resolved by name and by token, and a missing one throws a CryptoError', () => {
+  state.secrets = { jefe: 'Jefe' };
+  const settings = JSON.parse(JSON.stringify({ signing_key: token('jefe') })); // as the host hands them over
+  assert.match(settings.signing_key, /^sy-secret-jefe-[0-9a-f]{32}$/);
+  assert.equal(crypto.hex(crypto.hmacSha256(crypto.key(settings.signing_key), JEFE.data)), JEFE.sha256);
+  assert.equal(crypto.hex(crypto.hmacSha256(secretKey('jefe'), JEFE.data)), JEFE.sha256);
+  assert.equal(crypto.hex(crypto.hmacSha512(settings.signing_key, JEFE.data)), JEFE.sha512);
+  assert.throws(
+    () => crypto.hmacSha256(secretKey('nope'), JEFE.data),
+    (e) => e instanceof CryptoError && /no such secret/.test(e.message),
+  );
+  assert.throws(() => crypto.hmacSha256(crypto.key(token('nope')), JEFE.data), CryptoError);
+});
+
+test('crypto: an HS256 JWT from a secret key', () => {
+  state.secrets = { jwt_key: 'Jefe' };
+  const unsigned = `${base64url('{"alg":"HS256","typ":"JWT"}')}.${base64url(JSON.stringify({ sub: 'u1' }))}`;
+  assert.equal(unsigned, 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MSJ9');
+  const jwt = `${unsigned}.${base64url(crypto.hmacSha256(token('jwt_key'), unsigned))}`;
+  assert.equal(jwt.split('.')[2], base64url(crypto.hmacSha256('Jefe', unsigned)));
+  assert.equal(base64url(new Uint8Array([0xfb, 0xff])), '-_8');
+  assert.equal(base64url(new Uint8Array([])), '');
+  assert.equal(base64url('ab'), 'YWI');
+  assert.equal(base64url('abcd'), 'YWJjZA');
+});
+
+test('crypto: RS256 and ES256 signatures verify with the public key; a wrong key is a CryptoError', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // PEM with `\n` escaped, as in a JSON service-account file, held as a secret.
+  state.secrets = { google_key: rsa.privateKey.export({ format: 'pem', type: 'pkcs1' }).replaceAll('\n', '\\n') };
+  const rs = crypto.signRs256(token('google_key'), 'header.payload');
+  assert.equal(rs.length, 256);
+  assert.ok(verify('sha256', Buffer.from('header.payload'), rsa.publicKey, rs));
+
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const der = ec.privateKey.export({ format: 'der', type: 'pkcs8' });
+  const es = crypto.signEs256(crypto.key(new Uint8Array(der)), 'header.payload');
+  assert.equal(es.length, 64);
+  assert.ok(verify('sha256', Buffer.from('header.payload'), { key: createPublicKey(ec.privateKey), dsaEncoding: 'ieee-p1363' }, es));
+
+  assert.throws(() => crypto.signEs256(token('google_key'), 'x'), (e) => e instanceof CryptoError && /not a P-256 private key/.test(e.message));
+  assert.throws(() => crypto.signRs256('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----', 'x'), /not an RSA private key/);
+});
+
+test('crypto: randomBytes', () => {
+  assert.equal(crypto.randomBytes(16).length, 16);
+  assert.throws(() => crypto.randomBytes(1025), (e) => e instanceof CryptoError && /at most 1024/.test(e.message));
+  assert.throws(() => crypto.randomBytes(-1), TypeError);
 });
