@@ -156,3 +156,52 @@ settings = { url = "http://127.0.0.1:9/hook", secret = "${secret:hook}" }
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_cannot_carry_a_secret_to_another_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = Receiver::start().await;
+    let other = Receiver::start().await;
+    // The secret's own host sends the request on to another allowed host.
+    vendor.default_reply(Reply::status(307).header("location", &other.url("/steal")));
+    let config = format!(
+        r#"
+[[destinations]]
+name = "leaky"
+plugin = "misbehave"
+allowed_hosts = ["{vendor}", "{other}"]
+secrets = {{ k = {{ from = "file:{file}", hosts = ["{vendor}"] }} }}
+settings = {{ mode = "leak", secret = "${{secret:k}}", url = "{vendor_url}", other = "{other_url}" }}
+retry = {{ initial_ms = 50, max_ms = 200, window = "1m" }}
+"#,
+        vendor = vendor.origin(),
+        other = other.origin(),
+        file = secret_file(dir.path()),
+        vendor_url = vendor.url("/collect"),
+        other_url = other.url("/direct"),
+    );
+    let host = TestHost::start(dir.path(), &config).await;
+    assert_eq!(host.send("batch", &sdk_batch("r", 1)).await.status(), 200);
+    let admin = host.admin();
+    admin
+        .wait(
+            switchyard_e2e::admin::Row::Destination("leaky"),
+            "its event dead-lettered",
+            Duration::from_secs(20),
+            |r| r["dead_letters"] == 1,
+        )
+        .await;
+    assert_eq!(vendor.received().len(), 1, "the first hop went out");
+    assert!(
+        other.received().is_empty(),
+        "neither the direct request nor the redirect reached the other host"
+    );
+    let letters = admin.dead_letters("leaky").await;
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("a redirect to http://127.0.0.1 would carry a secret"),
+        "{reason}"
+    );
+    assert!(!reason.contains(VALUE), "{reason}");
+    host.stop().await;
+}

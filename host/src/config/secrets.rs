@@ -23,8 +23,9 @@ pub(super) struct RawSecret {
     /// Where the value is: `env:NAME` (an environment variable) or `file:PATH`
     /// (a file, relative to the config's folder; one trailing line break is dropped).
     pub(super) from: String,
-    /// Where a request carrying the value may go (`scheme://host[:port]`, `*.`
-    /// wildcards); a request elsewhere that carries it is denied.
+    /// Where a request carrying the value may go (`scheme://host[:port]`, each
+    /// named exactly); a request elsewhere that carries it is denied, and so is
+    /// a redirect elsewhere.
     pub(super) hosts: Vec<String>,
 }
 
@@ -60,6 +61,12 @@ pub(super) fn secrets(
             return Err(at.err(
                 &format!("{here}.hosts"),
                 "name the hosts it may be sent to (`[\"https://api.vendor.com\"]`)",
+            ));
+        }
+        if let Some(j) = secret.hosts.iter().position(|h| h.contains("*.")) {
+            return Err(at.err(
+                &format!("{here}.hosts[{j}]"),
+                "name each host a secret goes to exactly: `*.` entries are not accepted here",
             ));
         }
         let hosts = Allowlist::parse(&secret.hosts)

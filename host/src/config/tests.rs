@@ -438,6 +438,12 @@ fn secrets_are_read_once_and_their_placeholders_checked() {
             "",
         ),
         (
+            r#"{ hook = { from = "file:key.txt", hosts = ["http://127.0.0.1:9999", "https://*.vendor.com"] } }"#,
+            "{}",
+            "destinations[0].secrets.hook.hosts[1]",
+            "`*.` entries are not accepted",
+        ),
+        (
             r#"{ Hook = { from = "file:key.txt", hosts = ["http://127.0.0.1:9999"] } }"#,
             "{}",
             "destinations[0].secrets.Hook",

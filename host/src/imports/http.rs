@@ -225,54 +225,60 @@ impl Egress {
     /// sealed before the guest reads it, and error texts are redacted. A dry
     /// run checks the same, but records the request as the guest wrote it.
     pub async fn send(&self, req: Request, sealed: Option<&Sealed>) -> Result<Response, Error> {
-        let Some(sealed) = sealed else {
-            return self.send_open(req).await;
+        let result = match sealed {
+            None => self.send_open(req, &[]).await,
+            Some(sealed) => self.send_sealed(req, sealed).await,
         };
+        if let (Err(Error::Denied(why)), Egress::Live { destination, .. }) = (&result, self) {
+            tracing::warn!(destination = &**destination, "egress denied: {why}");
+        }
+        result
+    }
+
+    /// [`Egress::send`] with the call's secrets.
+    async fn send_sealed(&self, req: Request, sealed: &Sealed) -> Result<Response, Error> {
         let result = match self {
             Egress::DryRun(dry) => match sealed.open(req.clone()) {
-                Ok(_) => dry.answer(req),
+                // What the guest wrote is recorded and printed, never the values.
+                Ok(opened) => dry
+                    .answer(req)
+                    .and_then(|resp| sealed.seal_response(&opened, resp)),
                 Err(denied) => {
                     dry.record(req, Err(denied.clone()));
                     Err(denied)
                 }
             },
             Egress::Live { .. } => match sealed.open(req) {
-                Ok(opened) => self.send_open(opened).await,
+                Ok(opened) => {
+                    let answer = self.send_open(opened.request.clone(), &opened.bound).await;
+                    answer.and_then(|resp| sealed.seal_response(&opened, resp))
+                }
                 Err(denied) => Err(denied),
             },
         };
         match result {
-            Ok(resp) => Ok(sealed.seal_response(resp)),
             Err(Error::Denied(why)) => Err(Error::Denied(sealed.redact(&why))),
             Err(Error::Connection(why)) => Err(Error::Connection(sealed.redact(&why))),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
-    /// [`Egress::send`] of a request that carries no token.
-    async fn send_open(&self, req: Request) -> Result<Response, Error> {
+    /// Send `req` (opened, when it carries secrets; `bound` are their hosts,
+    /// which every redirect hop must be one of).
+    async fn send_open(&self, req: Request, bound: &[Allowlist]) -> Result<Response, Error> {
         match self {
             Egress::DryRun(dry) => dry.answer(req),
             Egress::Live {
                 client,
                 allowlist,
                 limits,
-                destination,
-            } => {
-                let result =
-                    tokio::time::timeout(limits.timeout, send_live(client, allowlist, limits, req))
-                        .await
-                        .unwrap_or(Err(Error::Timeout));
-                if let Err(Error::Denied(why)) = &result {
-                    // A hop's URL can carry a secret's value (opened): only its origin is logged.
-                    tracing::warn!(
-                        destination = &**destination,
-                        "egress denied: {}",
-                        crate::observe::attempts::redact_url(why)
-                    );
-                }
-                result
-            }
+                ..
+            } => tokio::time::timeout(
+                limits.timeout,
+                send_live(client, allowlist, limits, req, bound),
+            )
+            .await
+            .unwrap_or(Err(Error::Timeout)),
         }
     }
 }
@@ -282,6 +288,7 @@ async fn send_live(
     allowlist: &Allowlist,
     limits: &HttpLimits,
     req: Request,
+    bound: &[Allowlist],
 ) -> Result<Response, Error> {
     // A malformed request is the destination's mistake, never fixed by a retry: denied.
     let mut method = reqwest::Method::from_bytes(req.method.as_bytes())
@@ -299,6 +306,14 @@ async fn send_live(
     }
     for _hop in 0..=MAX_REDIRECTS {
         permit(allowlist, &url)?;
+        // A request that carries a secret follows a redirect only to that secret's hosts.
+        if bound.iter().any(|hosts| hosts.check(&url).is_err()) {
+            return Err(Error::Denied(format!(
+                "a redirect to {}://{} would carry a secret to a host that is not one of its hosts",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )));
+        }
         let resp = client
             .request(method.clone(), url.clone())
             .headers(headers.clone())
@@ -314,7 +329,8 @@ async fn send_live(
                 } else if e.is_timeout() {
                     Error::Timeout
                 } else {
-                    Error::Connection(error_chain(&e))
+                    // Without the URL: an opened one carries the values of secrets.
+                    Error::Connection(error_chain(&e.without_url()))
                 }
             })?;
         let status = resp.status();
@@ -361,7 +377,7 @@ async fn read_response(mut resp: reqwest::Response, cap: usize) -> Result<Respon
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| Error::Connection(error_chain(&e)))?
+        .map_err(|e| Error::Connection(error_chain(&e.without_url())))?
     {
         if body.len() + chunk.len() > cap {
             return Err(Error::TooLarge);

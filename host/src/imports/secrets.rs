@@ -93,13 +93,15 @@ impl Secrets {
         self.list.iter().map(|s| s.name.as_str())
     }
 
-    /// `text` with every value replaced by `[secret NAME]` (for texts the host
-    /// writes itself: logs, reasons, recordings).
+    /// `text` with every value (in any of the forms of [`forms`]) replaced by
+    /// `[secret NAME]` (for texts the host writes itself: logs, reasons, recordings).
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.list.iter() {
-            if out.contains(&s.value) {
-                out = out.replace(&s.value, &format!("[secret {}]", s.name));
+            for form in forms(&s.value) {
+                if out.contains(&form) {
+                    out = out.replace(&form, &format!("[secret {}]", s.name));
+                }
             }
         }
         out
@@ -121,6 +123,27 @@ pub fn placeholders(text: &str) -> Vec<&str> {
         }
     }
     names
+}
+
+/// A request opened for sending, and what the sending must respect.
+#[derive(Debug)]
+pub struct Opened {
+    /// The request with the values in place of this call's tokens.
+    pub request: Request,
+    /// The hosts of each secret it carries: every redirect hop must be one of
+    /// each's (the first hop was checked by [`Sealed::open`]). Empty when it
+    /// carries none.
+    pub bound: Vec<Allowlist>,
+    /// `Authorization: Basic` values as sent, and as the guest wrote them, so
+    /// an answer that echoes one is given back the guest's.
+    basic: Vec<(String, String)>,
+}
+
+impl Opened {
+    /// Whether it carries a secret.
+    pub fn carries_secrets(&self) -> bool {
+        !self.bound.is_empty()
+    }
 }
 
 /// The secrets of one call into a guest, under a nonce of its own.
@@ -168,8 +191,11 @@ impl Sealed {
     }
 
     /// The request as it is sent: this call's tokens replaced by their values
-    /// where the request's URL is one of each secret's hosts; denied otherwise.
-    pub fn open(&self, mut req: Request) -> Result<Request, Error> {
+    /// where the request's URL is one of each secret's hosts; denied otherwise,
+    /// and when a token is in the URL's host or credentials. A request that
+    /// carries a secret asks for an uncompressed answer (`Accept-Encoding:
+    /// identity`), so that an echo of the value can be found in it.
+    pub fn open(&self, mut req: Request) -> Result<Opened, Error> {
         let carries = |token: &str| {
             req.url.contains(token)
                 || req.headers.iter().any(|(k, v)| {
@@ -185,10 +211,25 @@ impl Sealed {
             .filter(|(_, token)| carries(token))
             .collect();
         if used.is_empty() {
-            return Ok(req);
+            return Ok(Opened {
+                request: req,
+                bound: Vec::new(),
+                basic: Vec::new(),
+            });
         }
         let url = reqwest::Url::parse(&req.url)
-            .map_err(|e| Error::Denied(format!("bad URL `{}`: {e}", req.url)))?;
+            .map_err(|_| Error::Denied("a request carrying a secret has a bad URL".into()))?;
+        for (_, token) in &used {
+            let in_authority = url.host_str().is_some_and(|h| h.contains(token))
+                || url.username().contains(token)
+                || url.password().is_some_and(|p| p.contains(token));
+            if in_authority {
+                return Err(Error::Denied(
+                    "a secret may go in a URL's path or query, not in its host or credentials"
+                        .into(),
+                ));
+            }
+        }
         for (s, _) in &used {
             if s.hosts.check(&url).is_err() {
                 return Err(Error::Denied(format!(
@@ -205,15 +246,18 @@ impl Sealed {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
+        let mut basic = Vec::new();
         for (s, token) in &used {
             req.url = req.url.replace(token, &percent_encode(&s.value));
             for (k, v) in req.headers.iter_mut() {
                 if let Some(credentials) = basic_credentials(k, v).filter(|c| c.contains(token)) {
                     let opened = credentials.replace(token, &s.value);
-                    *v = format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(opened)
-                    );
+                    let guest = v.trim().split_once(' ').map(|(_, b)| b.trim().to_string());
+                    let sent = base64::engine::general_purpose::STANDARD.encode(opened);
+                    if let Some(guest) = guest {
+                        basic.push((sent.clone(), guest));
+                    }
+                    *v = format!("Basic {sent}");
                 } else if v.contains(token) {
                     *v = v.replace(token, &s.value);
                 }
@@ -227,24 +271,56 @@ impl Sealed {
             };
             req.body = replace(&req.body, token.as_bytes(), value.as_bytes());
         }
-        Ok(req)
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+        req.headers
+            .push(("accept-encoding".into(), "identity".into()));
+        Ok(Opened {
+            request: req,
+            bound: used.iter().map(|(s, _)| s.hosts.clone()).collect(),
+            basic,
+        })
     }
 
-    /// The answer as the guest reads it: any value it carries (as sent, or
-    /// JSON-escaped) replaced by this call's token.
-    pub fn seal_response(&self, mut resp: Response) -> Response {
+    /// The answer to `opened` as the guest reads it. When the request carried
+    /// a secret, any value in the answer (as sent, JSON-escaped in the usual
+    /// ways, percent-encoded, base64, or the Basic credentials sent) is
+    /// replaced by this call's token, and a compressed answer (which could
+    /// hide one) is refused. An answer to a request that carried none is
+    /// passed on as it is, so sealing cannot be used to test guesses.
+    pub fn seal_response(&self, opened: &Opened, mut resp: Response) -> Result<Response, Error> {
+        if !opened.carries_secrets() {
+            return Ok(resp);
+        }
+        let encoded = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty() && v != "identity");
+        if let Some(encoding) = encoded {
+            return Err(Error::Connection(format!(
+                "the answer is compressed ({encoding}) although the request asked for none; it is not passed on, as it could hide a secret"
+            )));
+        }
+        let mut pairs: Vec<(String, String)> = opened.basic.clone();
         for s in self.secrets.list.iter() {
             let token = self.token(&s.name);
-            for form in [s.value.clone(), json_escaped(&s.value)] {
-                resp.body = replace(&resp.body, form.as_bytes(), token.as_bytes());
-                for (_, v) in resp.headers.iter_mut() {
-                    if v.contains(&form) {
-                        *v = v.replace(&form, &token);
-                    }
+            for form in forms(&s.value) {
+                pairs.push((form, token.clone()));
+            }
+        }
+        // Longest first, so that a form inside another is not replaced halfway.
+        pairs.sort_by_key(|(form, _)| std::cmp::Reverse(form.len()));
+        for (form, token) in &pairs {
+            resp.body = replace(&resp.body, form.as_bytes(), token.as_bytes());
+            for (_, v) in resp.headers.iter_mut() {
+                if v.contains(form.as_str()) {
+                    *v = v.replace(form.as_str(), token);
                 }
             }
         }
-        resp
+        Ok(resp)
     }
 
     /// `text` with every value replaced by `[secret NAME]`.
@@ -268,6 +344,42 @@ fn basic_credentials(name: &str, value: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The ways a value can be written back: as it is, JSON-escaped (as serde
+/// does it, with `/` as `\/`, and with `<`, `>`, `&` as `\u00XX`),
+/// percent-encoded (upper- and lower-case hex) and in base64.
+fn forms(value: &str) -> Vec<String> {
+    let json = json_escaped(value);
+    let upper = percent_encode(value);
+    // Lower-case hex: only the two digits after each `%` change.
+    let mut lower = String::with_capacity(upper.len());
+    let mut digits = 0;
+    for c in upper.chars() {
+        if c == '%' {
+            digits = 2;
+            lower.push(c);
+        } else if digits > 0 {
+            digits -= 1;
+            lower.push(c.to_ascii_lowercase());
+        } else {
+            lower.push(c);
+        }
+    }
+    let mut all = vec![
+        value.to_string(),
+        json.replace('/', "\\/"),
+        json.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
+        json,
+        upper,
+        lower,
+        base64::engine::general_purpose::STANDARD.encode(value),
+    ];
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// `value` as it appears inside a JSON string (without the quotes).
 fn json_escaped(value: &str) -> String {
     let quoted = serde_json::Value::String(value.to_string()).to_string();
@@ -287,12 +399,12 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
-/// Where `needle` first occurs in `hay`.
+/// Where `needle` first occurs in `hay` (a linear-time search: answers are up to 1 MiB).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// `hay` with every `needle` replaced by `with`.
@@ -339,6 +451,13 @@ mod tests {
         }
     }
 
+    fn basic(credentials: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    }
+
     #[test]
     fn the_guest_reads_a_token_and_the_vendor_gets_the_value() {
         let sealed = Sealed::new(secrets());
@@ -353,23 +472,20 @@ mod tests {
             .unwrap()
             .to_string();
         let body = format!(r#"{{"api_key":"{token}","events":[]}}"#);
-        let sent = sealed
+        let opened = sealed
             .open(request(
                 &format!("https://api2.amplitude.com/2/httpapi?key={token}"),
                 &[
                     ("content-type", "application/json"),
                     ("x-key", &token),
-                    (
-                        "authorization",
-                        &format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD.encode(format!("u:{token}"))
-                        ),
-                    ),
+                    ("authorization", &basic(&format!("u:{token}"))),
+                    ("Accept-Encoding", "gzip"),
                 ],
                 &body,
             ))
             .unwrap();
+        assert!(opened.carries_secrets());
+        let sent = &opened.request;
         let sent_body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
         assert_eq!(sent_body["api_key"], KEY, "JSON-escaped into the body");
         assert!(
@@ -382,13 +498,21 @@ mod tests {
             basic_credentials("authorization", &sent.headers[2].1).unwrap(),
             format!("u:{KEY}")
         );
+        // The answer comes back uncompressed, so an echo can be found in it.
+        let encodings: Vec<&str> = sent
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(encodings, ["identity"]);
         assert_eq!(sealed.key(&token), Some(KEY.as_bytes()));
         assert_eq!(sealed.key("api_key"), Some(KEY.as_bytes()));
         assert_eq!(sealed.key("other"), None);
     }
 
     #[test]
-    fn a_token_bound_for_another_host_is_denied_and_other_tokens_are_left_alone() {
+    fn a_token_bound_for_another_host_or_in_a_hosts_name_is_denied() {
         let sealed = Sealed::new(secrets());
         let token = sealed.token("api_key");
         let err = sealed
@@ -398,32 +522,95 @@ mod tests {
             matches!(&err, Error::Denied(why) if why.contains("secret `api_key` may not be sent to https://evil.example")),
             "{err:?}"
         );
+        for url in [
+            format!("https://{token}.api2.amplitude.com/"),
+            format!("https://{token}@api2.amplitude.com/"),
+            format!("https://u:{token}@api2.amplitude.com/"),
+        ] {
+            let err = sealed.open(request(&url, &[], "")).unwrap_err();
+            assert!(
+                matches!(&err, Error::Denied(why) if why.contains("not in its host or credentials")),
+                "{url}: {err:?}"
+            );
+        }
         // The placeholder itself, and another call's token, are just text.
         let other = Sealed::new(secrets()).token("api_key");
         let body = format!("${{secret:api_key}} {other}");
-        let sent = sealed
+        let opened = sealed
             .open(request("https://evil.example/collect", &[], &body))
             .unwrap();
-        assert_eq!(sent.body, body.as_bytes());
+        assert!(!opened.carries_secrets());
+        assert_eq!(opened.request.body, body.as_bytes());
     }
 
     #[test]
-    fn an_echoed_value_reaches_the_guest_as_the_token_and_host_texts_are_redacted() {
+    fn an_echoed_value_in_any_common_form_reaches_the_guest_as_the_token() {
         let sealed = Sealed::new(secrets());
         let token = sealed.token("api_key");
-        let escaped = json_escaped(KEY);
-        let resp = sealed.seal_response(Response {
-            status: 401,
-            headers: vec![("x-echo".into(), KEY.into())],
-            body: format!(r#"{{"error":"invalid key {escaped}", "raw": "{KEY}"}}"#).into_bytes(),
-        });
-        let body = String::from_utf8(resp.body).unwrap();
-        assert!(!body.contains(KEY) && !body.contains(&escaped), "{body}");
-        assert!(body.contains(&token));
-        assert_eq!(resp.headers[0].1, token);
+        let opened = sealed
+            .open(request(
+                "https://api2.amplitude.com/x",
+                &[("authorization", &basic(&format!("u:{token}")))],
+                "",
+            ))
+            .unwrap();
+        let sent_basic = opened.request.headers[0].1.clone();
+        let echoes = [
+            KEY.to_string(),
+            json_escaped(KEY),
+            json_escaped(KEY).replace('/', "\\/"),
+            percent_encode(KEY),
+            percent_encode(KEY).to_ascii_lowercase(),
+            base64::engine::general_purpose::STANDARD.encode(KEY),
+            sent_basic.clone(),
+        ];
+        for echo in &echoes {
+            let resp = sealed
+                .seal_response(
+                    &opened,
+                    Response {
+                        status: 401,
+                        headers: vec![("x-echo".into(), echo.clone())],
+                        body: format!(r#"{{"error":"invalid key {echo}"}}"#).into_bytes(),
+                    },
+                )
+                .unwrap();
+            let body = String::from_utf8(resp.body).unwrap();
+            for form in &echoes {
+                assert!(!body.contains(form.as_str()), "{echo}: {body}");
+                assert!(!resp.headers[0].1.contains(form.as_str()), "{echo}");
+            }
+        }
+        // A compressed answer could hide one: refused.
+        let zipped = Response {
+            status: 200,
+            headers: vec![("content-encoding".into(), "gzip".into())],
+            body: vec![0x1f, 0x8b],
+        };
+        assert!(matches!(
+            sealed.seal_response(&opened, zipped.clone()),
+            Err(Error::Connection(why)) if why.contains("compressed")
+        ));
+        // An answer to a request without a secret is not touched: no guessing oracle.
+        let plain = sealed
+            .open(request("https://api2.amplitude.com/x", &[], KEY))
+            .unwrap();
+        let echoed = Response {
+            status: 200,
+            headers: vec![],
+            body: KEY.as_bytes().to_vec(),
+        };
         assert_eq!(
-            sealed.redact(&format!("connect to https://x/?k={KEY} failed")),
-            "connect to https://x/?k=[secret api_key] failed"
+            sealed.seal_response(&plain, echoed).unwrap().body,
+            KEY.as_bytes()
+        );
+        assert!(sealed.seal_response(&plain, zipped).is_ok());
+        assert_eq!(
+            sealed.redact(&format!(
+                "connect to https://x/?k={} failed ({KEY})",
+                percent_encode(KEY)
+            )),
+            "connect to https://x/?k=[secret api_key] failed ([secret api_key])"
         );
     }
 
