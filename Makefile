@@ -20,7 +20,7 @@ FOREIGN_TRANSFORMS := mapping tracking-plan
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave misbehave-transform
 
-.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick clean-data help install
+.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install
 
 all: build
 
@@ -95,13 +95,17 @@ lint: setup
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
-bench: build nats-server wrk
+bench: build nats-server wrk bench-guests
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --out bench/results
 
-bench-quick: build nats-server wrk
+bench-quick: build nats-server wrk bench-guests
 	$(CARGO) build --release -p switchyard-bench
 	./target/release/switchyard-bench run --quick --out bench/results/quick
+
+## The floors of the dispatch benchmark (bench/guests/README.md).
+bench-guests: destinations
+	$(MAKE) --no-print-directory -C bench/guests
 
 ## Fuzzing (not part of `make test`): cargo-fuzz (from crates.io) on the stable toolchain
 ## (RUSTC_BOOTSTRAP lets it pass its -Z flags), FUZZ_SECONDS per target. A crash is kept

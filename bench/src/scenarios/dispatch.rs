@@ -2,7 +2,8 @@
 //!
 //! Dispatch cost: the webhook's per-batch work in wasm vs the same logic natively;
 //! fresh-instance cost per batch; per-event cost of the JS and Python destinations when they
-//! are built.
+//! are built, and of their floors (bench/guests/README.md: the least a destination in each
+//! language does), which say how much of it is the language's own.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,6 +74,12 @@ async fn measure(
         }
     }
     let per_call_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    // A fresh instance and the least call there is (`describe`, which reads a constant).
+    let t = Instant::now();
+    for _ in 0..iterations {
+        plugin.describe(&ctx).await?;
+    }
+    let fresh_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
     let peak = ctx
         .counters
         .memory_peak_bytes
@@ -83,6 +90,7 @@ async fn measure(
         "compile_ms": (compile_ms * 10.0).round() / 10.0,
         "per_event_us_in_batches_of_100": (per_event_us * 100.0).round() / 100.0,
         "fresh_instance_plus_one_event_call_us": per_call_us.round(),
+        "fresh_instance_plus_describe_us": fresh_us.round(),
     }))
 }
 
@@ -118,6 +126,22 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         }
     }
 
+    // Floors (bench/guests): how much of a JS or Python destination's time is the language's.
+    let mut floors = serde_json::Map::new();
+    for name in ["floor-js", "floor-py"] {
+        let file = workspace_root().join(format!("target/bench-guests/{name}.wasm"));
+        if !file.exists() {
+            continue;
+        }
+        let mut modes = serde_json::Map::new();
+        for mode in ["none", "parse", "send"] {
+            let settings = format!(r#"{{"mode":"{mode}","url":"https://vendor.example.com/x"}}"#);
+            let r = measure(&runtime, name, &file, &settings, iterations / 10).await?;
+            modes.insert(mode.to_string(), r);
+        }
+        floors.insert(name.to_string(), Value::Object(modes));
+    }
+
     let wasm_per_event = webhook["per_event_us_in_batches_of_100"]
         .as_f64()
         .unwrap_or(0.0);
@@ -131,5 +155,13 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         "webhook_native_per_event_us": (native_per_event_us * 100.0).round() / 100.0,
         "ratio_wasm_over_native": ((wasm_per_event / native_per_event_us) * 100.0).round() / 100.0,
         "other_languages": others,
+        "floors": floors,
+        "goals": {
+            "webhook_ratio_wasm_over_native": 1.5,
+            "javascript_per_event_us": 15.0,
+            "python_per_event_us": 20.0,
+            "javascript_fresh_instance_us": 100.0,
+            "python_fresh_instance_us": 300.0,
+        },
     }))
 }

@@ -25,6 +25,10 @@ pub const CORE_PER_COMPONENT: u32 = 4;
 /// Linear memories (and tables) a component may hold.
 pub const MEMORIES_PER_COMPONENT: u32 = 2;
 
+/// Bytes of a linear memory's touched pages that its pool slot keeps when the
+/// instance ends, reset in place for the next instance rather than unmapped.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 /// How often the epoch advances; the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -74,7 +78,8 @@ impl Runtime {
     /// [`CORE_PER_COMPONENT`] core instances and [`MEMORIES_PER_COMPONENT`]
     /// linear memories of wasmtime's default reservation (4 GiB plus guard
     /// pages on 64-bit hosts). RAM is used only by the pages a live instance
-    /// touches, and is returned when its call ends (README, "Delivery").
+    /// touches, and is returned when its call ends, but for up to
+    /// [`KEEP_RESIDENT`] per slot kept for the next instance (README, "Delivery").
     pub fn new(cache_dir: Option<PathBuf>, instances: u32) -> anyhow::Result<Runtime> {
         let instances = instances.max(1);
         let n = instances as usize;
@@ -85,12 +90,21 @@ impl Runtime {
             .total_tables(instances * MEMORIES_PER_COMPONENT)
             .total_stacks(instances)
             .max_memory_size((MAX_MEMORY_MB as usize) << 20);
+        // A slot given back keeps up to KEEP_RESIDENT of the pages its memory touched and resets
+        // them in place (finding them with PAGEMAP_SCAN on Linux 6.7+), so the next instance
+        // in it takes fewer page faults (BENCHMARKS.md §2: a JS instance 587 -> 321 µs).
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = EngineConfig::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             // Trap messages stay one line ("wasm trap: ..."), fit for logs and dead letters.
             .wasm_backtrace_max_frames(None)
+            // A fresh instance maps its memory image copy-on-write rather than copying
+            // it (the default, said here because JS and Python depend on it: without it
+            // their instances take 2 and 8 ms, BENCHMARKS.md §2).
+            .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(wasm_error)?;
         let engine_tag = {
