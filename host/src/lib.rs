@@ -27,6 +27,8 @@
 //!   the host functions, loaded plugins and per-call limits.
 //! - [`imports`]: the behaviour behind the WIT imports (`http` egress, `log`).
 //! - [`plugins`]: the plugin catalog: versions, hot swap, rollback, directory watcher.
+//! - [`reload`]: a changed config file applied to the running host (destinations
+//!   added, changed and retired).
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 //! - [`observe`]: the metrics registry and the readiness checks behind them.
 //! - [`cli`]: the `switchyard` subcommands.
@@ -49,6 +51,7 @@ pub mod imports;
 pub mod ingest;
 pub mod observe;
 pub mod plugins;
+pub mod reload;
 pub mod route;
 pub mod runtime;
 pub mod server;
@@ -97,8 +100,8 @@ pub struct Running {
     stop_tx: tokio::sync::watch::Sender<bool>,
     /// The HTTP server task.
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The delivery workers.
-    dispatcher: dispatch::Dispatcher,
+    /// Applies a changed config file; holds the delivery workers.
+    reloader: Arc<reload::Reloader>,
     /// The plugins-directory watcher.
     watcher: tokio::task::JoinHandle<()>,
     /// The `[server] metrics_listen` server, when configured.
@@ -108,6 +111,16 @@ pub struct Running {
 /// Everything [`run`] does before it waits for shutdown; fails before serving
 /// when the store, a plugin or a destination's settings are not right.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
+    start_from(config, None, listener).await
+}
+
+/// [`start`] for a config read from `file`, which a reload reads again
+/// ([`Running::reload`], `POST /admin/reload`).
+pub async fn start_from(
+    config: Config,
+    file: Option<std::path::PathBuf>,
+    listener: TcpListener,
+) -> anyhow::Result<Running> {
     let longest = config
         .destinations
         .iter()
@@ -167,6 +180,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
                 .expect("every destination's plugin is in the catalog"),
             stats: dispatcher.stats[&d.name].clone(),
             last_queue: Default::default(),
+            retired: false,
         })
         .collect();
     let mut ingest_state = ingest::IngestState::new(&config, store.clone());
@@ -177,6 +191,16 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         store.clone(),
         catalog.clone(),
     );
+    let reloader = Arc::new(reload::Reloader::new(
+        file,
+        config.clone(),
+        store.clone(),
+        catalog.clone(),
+        dispatcher,
+        admin_state.destinations.clone(),
+        longest,
+    ));
+    admin_state.reloader = Some(reloader.clone());
     admin_state.sources = Arc::new(config.sources.values().cloned().collect());
     admin_state.rejections = ingest_state.rejections.clone();
     admin_state.recent = ingest_state.recent.clone();
@@ -216,18 +240,23 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         addr,
         stop_tx,
         server,
-        dispatcher,
+        reloader,
         watcher,
         metrics_server,
     })
 }
 
 impl Running {
+    /// Apply the config file again (as SIGHUP does).
+    pub async fn reload(&self) -> Result<reload::Summary, reload::ReloadError> {
+        self.reloader.reload().await
+    }
+
     /// Stop accepting, let batches in flight finish (within a grace period), return.
     pub async fn stop(self) {
         tracing::info!("shutting down: no new requests; finishing batches in flight");
         let _ = self.stop_tx.send(true);
-        let dispatcher = self.dispatcher;
+        let dispatcher = self.reloader.take_dispatcher().await;
         let server = self.server;
         let watcher = self.watcher;
         let metrics_server = self.metrics_server;
@@ -237,7 +266,9 @@ impl Running {
                 let _ = m.await;
             }
             let _ = watcher.await;
-            dispatcher.join().await;
+            if let Some(dispatcher) = dispatcher {
+                dispatcher.join().await;
+            }
         })
         .await;
         tracing::info!("stopped");

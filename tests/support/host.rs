@@ -40,6 +40,11 @@ async fn nats_for(dir: &Path) -> String {
     servers[dir].url()
 }
 
+/// The config file of the test host in `dir`.
+pub fn config_file(dir: &Path) -> PathBuf {
+    dir.join("test-host.toml")
+}
+
 /// Whether the test hosts run on NATS JetStream (`SWITCHYARD_TEST_STORE=nats`) rather than
 /// the embedded store: `make test` runs the delivery suite both ways.
 pub fn on_nats() -> bool {
@@ -171,15 +176,18 @@ impl TestHost {
         if shared_cache {
             copy_new_files(&shared_compiled(), &dir.join("data/compiled"));
         }
-        let config = Config::parse(config, "test.toml", dir)?;
+        // Written to a file, as `switchyard run --config` reads it, so a reload can read it again.
+        let file = config_file(dir);
+        std::fs::write(&file, config)?;
+        let config = Config::load(&file)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            switchyard::run(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
+            let running = switchyard::start_from(config, Some(file), listener).await?;
+            let _ = stopped.await;
+            running.stop().await;
+            Ok(())
         });
         let http = reqwest::Client::new();
         // Ready when /healthz answers (or the task ended with an error).
@@ -201,6 +209,27 @@ impl TestHost {
             task: Some(task),
             http,
         })
+    }
+
+    /// Write these destinations into its config file (as [`TestHost::start`] wrote them)
+    /// and `POST /admin/reload`: the answer's status and JSON body.
+    pub async fn reload(&self, destinations: &str) -> (u16, Value) {
+        self.reload_config(&config_text(&self.dir, destinations))
+            .await
+    }
+
+    /// The same with this whole config text.
+    pub async fn reload_config(&self, config: &str) -> (u16, Value) {
+        std::fs::write(config_file(&self.dir), config).unwrap();
+        let resp = self
+            .http
+            .post(self.url("/admin/reload"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("admin answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `http://addr` + `path`.

@@ -13,6 +13,7 @@ mod ingest;
 mod isolation;
 mod log;
 mod nats;
+mod reload;
 mod transforms;
 
 use std::path::Path;
@@ -75,6 +76,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("hotswap") {
         crate::report::write(out, "hotswap", scale.quick, hotswap::run(scale).await?)?;
+    }
+    if want("reload") {
+        crate::report::write(out, "reload", scale.quick, reload::run(scale).await?)?;
     }
     if want("slow") {
         crate::report::write(

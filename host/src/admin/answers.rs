@@ -52,6 +52,10 @@ pub struct DestinationRow {
     pub name: String,
     /// Its plugin.
     pub plugin: String,
+    /// A reload removed it: it receives no new events and its queue drains
+    /// until it is deleted (`DELETE /admin/destinations/{name}`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     /// The serving version (from `describe`).
     pub version: String,
     /// sha256 of the serving component.

@@ -35,7 +35,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use serde::Deserialize;
 
@@ -57,6 +57,9 @@ pub struct DestinationInfo {
     pub stats: Arc<DeliveryStats>,
     /// The store's last answer about its queue, shown while the store cannot answer.
     pub last_queue: Arc<std::sync::Mutex<crate::store::QueueStats>>,
+    /// A reload removed it from the config: it receives no new events, and its
+    /// queue drains until it is deleted (`DELETE /admin/destinations/{name}`).
+    pub retired: bool,
 }
 
 /// Largest component accepted by `PUT /admin/plugins/{name}`.
@@ -67,8 +70,12 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
 pub struct AdminState {
     /// The bearer token; `None` disables `/admin/`.
     pub token: Option<Arc<str>>,
-    /// Destinations in config order.
-    pub destinations: Arc<Vec<DestinationInfo>>,
+    /// Destinations in config order, then those a reload retired while their
+    /// queues drain; replaced by a reload.
+    pub destinations: Arc<arc_swap::ArcSwap<Vec<DestinationInfo>>>,
+    /// Applies a changed config file (`POST /admin/reload`); `None` when the
+    /// host was started without one.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
     /// Queue sizes and dead letters.
     pub store: Arc<dyn Store>,
     /// Plugin versions: uploads and rollbacks.
@@ -144,6 +151,8 @@ pub fn app(state: AdminState) -> axum::Router {
     let admin = axum::Router::new()
         .route("/metrics", get(probes::metrics))
         .route("/admin/destinations", get(destinations))
+        .route("/admin/destinations/{name}", delete(forget_destination))
+        .route("/admin/reload", post(reload))
         .route(
             "/admin/destinations/{name}/dead-letters",
             get(list_dead_letters).delete(purge_dead_letters),
@@ -256,11 +265,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
-fn find<'a>(state: &'a AdminState, name: &str) -> Result<&'a DestinationInfo, AdminError> {
+fn find(state: &AdminState, name: &str) -> Result<DestinationInfo, AdminError> {
     state
         .destinations
+        .load()
         .iter()
         .find(|d| d.name == name)
+        .cloned()
         .ok_or_else(|| AdminError::NotFound(name.to_string()))
 }
 
@@ -268,7 +279,7 @@ async fn destinations(
     State(state): State<AdminState>,
 ) -> Result<Json<Vec<DestinationRow>>, AdminError> {
     let mut out = Vec::new();
-    for d in state.destinations.iter() {
+    for d in state.destinations.load().iter() {
         out.push(destination_row(&state, d).await);
     }
     Ok(Json(out))
@@ -297,6 +308,7 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
     DestinationRow {
         name: d.name.clone(),
         plugin: d.plugin.name.clone(),
+        retired: d.retired,
         version,
         sha256,
         plugin_error: serving.is_none().then(|| d.plugin.last_error()).flatten(),
@@ -451,6 +463,51 @@ async fn replay_dead_letters(
     Ok(Json(Done::with(Replayed { replayed })))
 }
 
+/// `POST /admin/reload`: apply the config file again (`crate::reload`).
+async fn reload(
+    State(state): State<AdminState>,
+) -> Result<Json<Done<crate::reload::Summary>>, AdminError> {
+    let reloader = state
+        .reloader
+        .as_ref()
+        .ok_or_else(|| AdminError::Refused(crate::reload::ReloadError::NoFile.to_string()))?;
+    match reloader.reload().await {
+        Ok(summary) => Ok(Json(Done::with(summary))),
+        Err(crate::reload::ReloadError::Store(e)) => Err(AdminError::Unavailable(e.to_string())),
+        Err(e) => Err(AdminError::Refused(e.to_string())),
+    }
+}
+
+/// `DELETE /admin/destinations/{name}`: delete a retired destination's queue.
+async fn forget_destination(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Done<Forgotten>>, AdminError> {
+    let reloader = state
+        .reloader
+        .as_ref()
+        .ok_or_else(|| AdminError::NotFound(name.clone()))?;
+    use crate::reload::ReloadError;
+    match reloader.forget(&name).await {
+        Ok(dropped) => Ok(Json(Done::with(Forgotten {
+            destination: name,
+            dropped,
+        }))),
+        Err(ReloadError::Unknown(n)) => Err(AdminError::NotFound(n)),
+        Err(ReloadError::Store(e)) => Err(AdminError::Unavailable(e.to_string())),
+        Err(e) => Err(AdminError::Refused(e.to_string())),
+    }
+}
+
+/// The answer of `DELETE /admin/destinations/{name}`.
+#[derive(Debug, serde::Serialize)]
+struct Forgotten {
+    /// The destination whose queue is gone.
+    destination: String,
+    /// Events that were still waiting in it.
+    dropped: u64,
+}
+
 async fn pause(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -534,7 +591,8 @@ pub fn state(
 ) -> AdminState {
     AdminState {
         token: token.map(Arc::from),
-        destinations: Arc::new(infos),
+        destinations: Arc::new(arc_swap::ArcSwap::from_pointee(infos)),
+        reloader: None,
         store,
         catalog,
         sources: Arc::default(),

@@ -4,6 +4,7 @@
 //! `[server] metrics_listen`, which is meant for a private network).
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -39,7 +40,12 @@ pub fn metrics_app(state: AdminState) -> axum::Router {
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let readiness = ready::check(state.store.as_ref(), plugins(&state)).await;
+    let slots = plugins(&state);
+    let readiness = ready::check(
+        state.store.as_ref(),
+        slots.iter().map(|(d, s)| (d.as_str(), &**s)),
+    )
+    .await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
@@ -50,15 +56,18 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 
 /// Each destination with its plugin's slot and those of its transformations,
 /// for the readiness checks.
-fn plugins(state: &AdminState) -> impl Iterator<Item = (&str, &crate::plugins::PluginSlot)> + '_ {
-    state.destinations.iter().flat_map(|d| {
-        std::iter::once((d.name.as_str(), &*d.plugin)).chain(
-            d.stats
-                .chain
-                .iter()
-                .map(move |l| (d.name.as_str(), &*l.slot)),
-        )
-    })
+fn plugins(state: &AdminState) -> Vec<(String, Arc<crate::plugins::PluginSlot>)> {
+    let all = state.destinations.load();
+    all.iter()
+        .flat_map(|d| {
+            std::iter::once((d.name.clone(), d.plugin.clone())).chain(
+                d.stats
+                    .chain
+                    .iter()
+                    .map(move |l| (d.name.clone(), l.slot.clone())),
+            )
+        })
+        .collect()
 }
 
 /// `GET /metrics`.
@@ -73,8 +82,9 @@ pub async fn metrics(State(state): State<AdminState>) -> Response {
 
 /// What the host looks like now.
 async fn sample(state: &AdminState) -> HostSample {
-    let mut destinations = Vec::with_capacity(state.destinations.len());
-    for d in state.destinations.iter() {
+    let all = state.destinations.load_full();
+    let mut destinations = Vec::with_capacity(all.len());
+    for d in all.iter() {
         let asked = tokio::time::timeout(SCRAPE_STORE_TIMEOUT, state.store.stats(&d.name)).await;
         let q = match asked {
             Ok(Ok(q)) => {
@@ -109,11 +119,15 @@ async fn sample(state: &AdminState) -> HostSample {
                 .collect(),
         });
     }
+    let slots = plugins(state);
     HostSample {
         destinations,
-        ready: ready::check(state.store.as_ref(), plugins(state))
-            .await
-            .is_ready(),
+        ready: ready::check(
+            state.store.as_ref(),
+            slots.iter().map(|(d, s)| (d.as_str(), &**s)),
+        )
+        .await
+        .is_ready(),
         nats_connected: state.store.connected(),
     }
 }

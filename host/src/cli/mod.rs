@@ -9,6 +9,7 @@ mod dev;
 mod dlq;
 pub mod logging;
 mod new;
+mod reload;
 mod respond;
 mod run;
 mod status;
@@ -35,6 +36,13 @@ pub enum Command {
         /// Configuration file (TOML).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Ask the host running with this config file to apply it again (as SIGHUP does): destinations
+    /// added, changed and removed without a restart, or the reason nothing changed.
+    Reload {
+        /// Configuration file the host was started with (TOML).
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Validate the config and every destination's settings, then exit.
     Check {
@@ -88,6 +96,7 @@ impl Cli {
         match self.command {
             Command::Run { config } => run::run(config).await,
             Command::Check { config } => check::check(&config).await,
+            Command::Reload { config } => reload::reload(&config).await,
             Command::Try(args) => try_run::try_run(args).await,
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,

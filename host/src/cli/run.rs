@@ -7,8 +7,8 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 
-pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = match &config {
+pub async fn run(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match &file {
         Some(file) => Config::load(file)?,
         None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
     };
@@ -17,7 +17,7 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let first_key = config.sources.keys().next().cloned();
-    let running = crate::start(config, listener).await?;
+    let running = crate::start_from(config, file.clone(), listener).await?;
     let addr = running.addr;
     println!("switchyard listening on http://{addr}");
     if let Some(key) = first_key {
@@ -26,9 +26,38 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             "  curl -u {key}: -H 'Content-Type: application/json' -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\"}}' http://{addr}/v1/track"
         );
     }
-    shutdown_signal().await;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut hangups = hangups();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(()) = hangups.recv() => match running.reload().await {
+                Ok(_) => {}
+                Err(e) => tracing::error!("reload (SIGHUP) refused: {e}"),
+            },
+        }
+    }
     running.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One message per SIGHUP (none where there are no signals).
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                // A reload already waiting covers this one too.
+                let _ = tx.try_send(());
+            }
+        });
+        return rx;
+    }
+    // No signal: the channel stays open and quiet.
+    std::mem::forget(tx);
+    rx
 }
 
 /// Ctrl-C or SIGTERM.

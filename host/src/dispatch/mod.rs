@@ -20,6 +20,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,6 +138,22 @@ impl DeliveryStats {
         }
     }
 
+    /// Take over the counters of `old`, the same destination before a reload
+    /// changed it, and an operator's pause.
+    fn carry_from(&self, old: &DeliveryStats) {
+        for (to, from) in [
+            (&self.delivered, &old.delivered),
+            (&self.retried, &old.retried),
+            (&self.dead_lettered, &old.dead_lettered),
+            (&self.filtered, &old.filtered),
+        ] {
+            to.store(from.load(Relaxed), Relaxed);
+        }
+        if old.operator_paused() {
+            self.set_operator_paused(true);
+        }
+    }
+
     /// Health for the admin API.
     pub fn health(&self) -> health::HealthReport {
         self.breaker.lock().expect("breaker lock").report()
@@ -158,12 +175,38 @@ impl DeliveryStats {
 }
 
 /// The running workers.
-#[derive(Debug)]
 pub struct Dispatcher {
-    /// One task per destination.
-    tasks: Vec<JoinHandle<()>>,
+    /// One task per destination, by name; a reload adds, replaces and stops them.
+    workers: HashMap<String, WorkerTask>,
+    /// The follower of operator state ([`operator`]).
+    follower: JoinHandle<()>,
     /// Counters per destination name.
     pub stats: HashMap<String, Arc<DeliveryStats>>,
+    /// What a new worker needs: the store of its queue, the name lookup of its
+    /// egress, the registry of its histograms, and the host's shutdown.
+    store: Arc<dyn Store>,
+    lookup: Arc<dyn Lookup>,
+    instruments: Instruments,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("workers", &self.workers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One destination's running worker.
+struct WorkerTask {
+    /// Stops this worker alone (a reload): it claims nothing more and finishes
+    /// the batches it has in flight.
+    stop: Arc<watch::Sender<bool>>,
+    /// The worker.
+    task: JoinHandle<()>,
+    /// Passes the host's shutdown on to `stop`.
+    forward: JoinHandle<()>,
 }
 
 impl Dispatcher {
@@ -183,58 +226,162 @@ impl Dispatcher {
         instruments: &Instruments,
         shutdown: watch::Receiver<bool>,
     ) -> Dispatcher {
-        let mut tasks = Vec::new();
-        let mut stats = HashMap::new();
+        let mut dispatcher = Dispatcher {
+            workers: HashMap::new(),
+            follower: tokio::spawn(async {}),
+            stats: HashMap::new(),
+            store,
+            lookup,
+            instruments: instruments.clone(),
+            shutdown,
+        };
+        let mut ready = Vec::new();
         for dest in destinations {
-            let plugin = catalog
-                .slot(&dest.plugin)
-                .expect("plugins are loaded for every destination before dispatch starts");
-            let mut stats_of_dest = DeliveryStats::observed(dest, instruments);
-            stats_of_dest.chain = dest
-                .transforms
-                .iter()
-                .filter_map(|name| transforms.iter().find(|t| &t.name == name))
-                .map(|t| {
-                    let slot = catalog
-                        .slot(&t.plugin)
-                        .expect("plugins are loaded for every transform before dispatch starts");
-                    Arc::new(transform::Link::new(
-                        &dest.name,
-                        t.clone(),
-                        slot,
-                        lookup.clone(),
-                    ))
-                })
-                .collect();
-            let counters = Arc::new(stats_of_dest);
+            let counters = Arc::new(dispatcher.stats_for(dest, transforms, catalog));
             if paused.contains(&dest.name) {
                 counters.set_operator_paused(true);
             }
-            stats.insert(dest.name.clone(), counters.clone());
-            let worker = Worker::new(
-                dest.clone(),
-                plugin,
-                store.clone(),
-                lookup.clone(),
-                counters,
-                Arc::new(SystemClock),
-                shutdown.clone(),
-            );
-            tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+            dispatcher.stats.insert(dest.name.clone(), counters.clone());
+            ready.push((dest, counters));
         }
-        tasks.push(tokio::spawn(operator::follow(
-            store,
-            stats.clone(),
+        dispatcher.follower = tokio::spawn(operator::follow(
+            dispatcher.store.clone(),
+            dispatcher.stats.clone(),
             operator::host_id(),
-            shutdown,
-        )));
-        Dispatcher { tasks, stats }
+            dispatcher.shutdown.clone(),
+        ));
+        for (dest, counters) in ready {
+            dispatcher.spawn(dest, catalog, counters);
+        }
+        dispatcher
+    }
+
+    /// Fresh counters for `dest`, with its chain of transformations.
+    fn stats_for(
+        &self,
+        dest: &DestinationConfig,
+        transforms: &[TransformConfig],
+        catalog: &Catalog,
+    ) -> DeliveryStats {
+        let mut stats = DeliveryStats::observed(dest, &self.instruments);
+        stats.chain = dest
+            .transforms
+            .iter()
+            .filter_map(|name| transforms.iter().find(|t| &t.name == name))
+            .map(|t| {
+                let slot = catalog
+                    .slot(&t.plugin)
+                    .expect("plugins are loaded for every transform before dispatch starts");
+                Arc::new(transform::Link::new(
+                    &dest.name,
+                    t.clone(),
+                    slot,
+                    self.lookup.clone(),
+                ))
+            })
+            .collect();
+        stats
+    }
+
+    /// Start `dest`'s worker on `counters`.
+    fn spawn(
+        &mut self,
+        dest: &DestinationConfig,
+        catalog: &Catalog,
+        counters: Arc<DeliveryStats>,
+    ) -> Arc<DeliveryStats> {
+        let plugin = catalog
+            .slot(&dest.plugin)
+            .expect("plugins are loaded for every destination before dispatch starts");
+        let (stop, stop_rx) = watch::channel(false);
+        let stop = Arc::new(stop);
+        let forward = {
+            let stop = stop.clone();
+            let mut shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                let _ = shutdown.wait_for(|down| *down).await;
+                let _ = stop.send(true);
+            })
+        };
+        let worker = Worker::new(
+            dest.clone(),
+            plugin,
+            self.store.clone(),
+            self.lookup.clone(),
+            counters.clone(),
+            Arc::new(SystemClock),
+            self.shutdown.clone(),
+        );
+        let task = tokio::spawn(worker.run(stop_rx));
+        self.stats.insert(dest.name.clone(), counters.clone());
+        self.workers.insert(
+            dest.name.clone(),
+            WorkerTask {
+                stop,
+                task,
+                forward,
+            },
+        );
+        counters
+    }
+
+    /// Start delivering to a destination a reload added.
+    pub fn add(
+        &mut self,
+        dest: &DestinationConfig,
+        transforms: &[TransformConfig],
+        catalog: &Catalog,
+    ) -> Arc<DeliveryStats> {
+        let stats = Arc::new(self.stats_for(dest, transforms, catalog));
+        self.spawn(dest, catalog, stats)
+    }
+
+    /// Stop `name`'s worker once its batches in flight have settled, and start
+    /// one with its new configuration on the same queue. The counters go on;
+    /// its breaker, concurrency limit and rate start afresh from the new policies,
+    /// and an operator's pause holds.
+    pub async fn replace(
+        &mut self,
+        dest: &DestinationConfig,
+        transforms: &[TransformConfig],
+        catalog: &Catalog,
+    ) -> Arc<DeliveryStats> {
+        self.stop(&dest.name).await;
+        let old = self.stats.remove(&dest.name);
+        let fresh = self.stats_for(dest, transforms, catalog);
+        if let Some(old) = &old {
+            fresh.carry_from(old);
+        }
+        self.spawn(dest, catalog, Arc::new(fresh))
+    }
+
+    /// Stop `name`'s worker: it claims nothing more, and returns once its
+    /// batches in flight have settled. Its counters stay in [`Dispatcher::stats`]
+    /// until [`Dispatcher::forget`].
+    pub async fn stop(&mut self, name: &str) {
+        if let Some(w) = self.workers.remove(name) {
+            let _ = w.stop.send(true);
+            let _ = w.task.await;
+            w.forward.abort();
+        }
+    }
+
+    /// Whether `name` has a running worker.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.workers.contains_key(name)
+    }
+
+    /// Drop a stopped destination's counters.
+    pub fn forget(&mut self, name: &str) {
+        self.stats.remove(name);
     }
 
     /// Wait until every worker has finished its batches in flight and stopped.
     pub async fn join(self) {
-        for task in self.tasks {
-            let _ = task.await;
+        for (_, w) in self.workers {
+            let _ = w.task.await;
+            w.forward.abort();
         }
+        let _ = self.follower.await;
     }
 }

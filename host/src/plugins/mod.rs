@@ -62,6 +62,16 @@ pub enum PluginError {
     /// No such plugin in the catalog.
     #[error("no destination or transform uses a plugin named `{0}`")]
     Unknown(String),
+    /// A plugin implements the other world than the one its users need.
+    #[error("plugin `{plugin}` is a {has} component; its users need a {needs} component")]
+    WrongWorld {
+        /// The plugin.
+        plugin: String,
+        /// The world it implements.
+        has: &'static str,
+        /// The world its users need.
+        needs: &'static str,
+    },
     /// Rollback with nothing to roll back to.
     #[error("plugin `{0}` has no previous version")]
     NoPrevious(String),
@@ -126,6 +136,25 @@ pub struct Swap {
 }
 
 impl PluginSlot {
+    /// A slot serving `current` (`None`: not loaded, `last_error` says why).
+    fn new(
+        name: &str,
+        kind: Kind,
+        current: Option<Arc<Version>>,
+        last_error: Option<String>,
+    ) -> PluginSlot {
+        PluginSlot {
+            name: name.to_string(),
+            kind,
+            current: ArcSwapOption::new(current),
+            previous: Mutex::new(None),
+            last_error: Mutex::new(last_error),
+            installing: tokio::sync::Mutex::new(()),
+            swaps: Default::default(),
+            history: Default::default(),
+        }
+    }
+
     /// The serving version; `None` while the plugin has not loaded.
     pub fn current(&self) -> Option<Arc<Version>> {
         self.current.load_full()
@@ -178,12 +207,57 @@ pub struct Catalog {
     runtime: Runtime,
     /// The plugins directory.
     dir: PathBuf,
-    /// Every destination, for `check` of its settings on a new version.
-    destinations: Vec<DestinationConfig>,
-    /// Every transformation, likewise.
-    transforms: Vec<TransformConfig>,
-    /// Slots by plugin name.
-    slots: HashMap<String, Arc<PluginSlot>>,
+    /// Who uses the plugins, for `check` of their settings on a new version;
+    /// replaced by a reload.
+    users: std::sync::RwLock<Users>,
+    /// Slots by plugin name: one per plugin in use, or dropped in the plugins
+    /// directory under a new name; a reload adds those its new users need.
+    slots: std::sync::RwLock<HashMap<String, Arc<PluginSlot>>>,
+}
+
+/// The destinations and transformations whose plugins the catalog serves.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    /// Every destination.
+    pub destinations: Vec<DestinationConfig>,
+    /// Every transformation.
+    pub transforms: Vec<TransformConfig>,
+}
+
+impl Users {
+    /// The world the users of plugin `name` need, if it has any: a
+    /// transformation's plugin implements `transform`; a destination's, `destination`.
+    fn kind_of(&self, name: &str) -> Option<Kind> {
+        if self.transforms.iter().any(|t| t.plugin == name) {
+            Some(Kind::Transform)
+        } else if self.destinations.iter().any(|d| d.plugin == name) {
+            Some(Kind::Destination)
+        } else {
+            None
+        }
+    }
+
+    /// Every plugin name they use, in config order, once each.
+    fn plugins(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let all = self.destinations.iter().map(|d| &d.plugin);
+        for name in all.chain(self.transforms.iter().map(|t| &t.plugin)) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+}
+
+/// What a reload's plugins need, checked and compiled, not yet serving
+/// ([`Catalog::stage`], then [`Catalog::apply`]).
+#[derive(Debug)]
+pub struct Staged {
+    /// The new users.
+    users: Users,
+    /// Slots for plugins no one used before.
+    slots: Vec<Arc<PluginSlot>>,
 }
 
 /// The file of plugin `name` in `dir`.
@@ -222,84 +296,164 @@ impl Catalog {
         transforms: &[TransformConfig],
         tolerate_missing: bool,
     ) -> Result<Catalog, PluginError> {
-        let mut catalog = Catalog {
-            runtime: runtime.clone(),
-            dir: dir.to_path_buf(),
+        let users = Users {
             destinations: destinations.to_vec(),
             transforms: transforms.to_vec(),
-            slots: HashMap::new(),
         };
-        let names: Vec<String> = destinations
-            .iter()
-            .map(|d| d.plugin.clone())
-            .chain(transforms.iter().map(|t| t.plugin.clone()))
-            .collect();
-        for plugin in names {
-            if catalog.slots.contains_key(&plugin) {
-                continue;
-            }
-            let path = plugin_path(dir, &plugin);
-            let loaded = match tokio::fs::read(&path).await {
-                Ok(bytes) => {
-                    catalog
-                        .prepare(&plugin, bytes, &path.display().to_string())
-                        .await
-                }
-                Err(source) => Err(PluginError::Read {
-                    path: path.display().to_string(),
-                    source,
-                }),
-            };
-            let (current, last_error) = match loaded {
-                Ok(version) => {
-                    tracing::info!(
-                        plugin = %plugin,
-                        version = %version.plugin.metadata.version,
-                        sha256 = %version.plugin.sha256,
-                        from_cache = version.plugin.from_cache,
-                        "plugin ready"
-                    );
-                    (Some(Arc::new(version)), None)
-                }
-                Err(e @ (PluginError::Read { .. } | PluginError::Load { .. }))
-                    if tolerate_missing =>
-                {
-                    let reason = error_text(&e);
-                    tracing::error!(
-                        plugin = %plugin,
-                        file = %path.display(),
-                        "plugin did not load; its destinations wait (and /readyz says so) \
-                         until a valid file is put in its place: {reason}"
-                    );
-                    (None, Some(reason))
-                }
-                Err(e) => return Err(e),
-            };
-            catalog.slots.insert(
-                plugin.clone(),
-                Arc::new(PluginSlot {
-                    name: plugin.clone(),
-                    kind: catalog.kind_of(&plugin),
-                    current: ArcSwapOption::new(current),
-                    previous: Mutex::new(None),
-                    last_error: Mutex::new(last_error),
-                    installing: tokio::sync::Mutex::new(()),
-                    swaps: Default::default(),
-                    history: Default::default(),
-                }),
-            );
+        let catalog = Catalog {
+            runtime: runtime.clone(),
+            dir: dir.to_path_buf(),
+            users: std::sync::RwLock::new(users.clone()),
+            slots: Default::default(),
+        };
+        for plugin in users.plugins() {
+            let slot = catalog.load_slot(&plugin, &users, tolerate_missing).await?;
+            catalog.slots_mut().insert(plugin, slot);
         }
         Ok(catalog)
     }
 
+    /// A slot for `plugin` with the version in its file, checked for `users`
+    /// (with `tolerate_missing`, a missing or invalid file leaves it unloaded).
+    async fn load_slot(
+        &self,
+        plugin: &str,
+        users: &Users,
+        tolerate_missing: bool,
+    ) -> Result<Arc<PluginSlot>, PluginError> {
+        let path = plugin_path(&self.dir, plugin);
+        let loaded = match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                self.prepare(plugin, bytes, &path.display().to_string(), users)
+                    .await
+            }
+            Err(source) => Err(PluginError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        };
+        let (current, last_error) = match loaded {
+            Ok(version) => {
+                tracing::info!(
+                    plugin = %plugin,
+                    version = %version.plugin.metadata.version,
+                    sha256 = %version.plugin.sha256,
+                    from_cache = version.plugin.from_cache,
+                    "plugin ready"
+                );
+                (Some(Arc::new(version)), None)
+            }
+            Err(e @ (PluginError::Read { .. } | PluginError::Load { .. })) if tolerate_missing => {
+                let reason = error_text(&e);
+                tracing::error!(
+                    plugin = %plugin,
+                    file = %path.display(),
+                    "plugin did not load; its destinations wait (and /readyz says so) \
+                     until a valid file is put in its place: {reason}"
+                );
+                (None, Some(reason))
+            }
+            Err(e) => return Err(e),
+        };
+        let kind = match (&current, users.kind_of(plugin)) {
+            (_, Some(kind)) => kind,
+            (Some(v), None) => v.plugin.kind(),
+            (None, None) => Kind::Destination,
+        };
+        Ok(Arc::new(PluginSlot::new(plugin, kind, current, last_error)))
+    }
+
+    fn slots_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<PluginSlot>>> {
+        self.slots.write().expect("slots lock")
+    }
+
+    /// Who uses the plugins now.
+    pub fn users(&self) -> Users {
+        self.users.read().expect("users lock").clone()
+    }
+
+    /// Check that every plugin the new `destinations` and `transforms` use
+    /// serves them: the serving version checks their settings, and a plugin
+    /// no one used before is compiled from its file (which must exist and be
+    /// valid). Nothing changes until [`Catalog::apply`].
+    pub async fn stage(
+        &self,
+        destinations: &[DestinationConfig],
+        transforms: &[TransformConfig],
+    ) -> Result<Staged, PluginError> {
+        let users = Users {
+            destinations: destinations.to_vec(),
+            transforms: transforms.to_vec(),
+        };
+        let mut slots = Vec::new();
+        for plugin in users.plugins() {
+            let kind = users.kind_of(&plugin).unwrap_or(Kind::Destination);
+            let Some(slot) = self.slot(&plugin) else {
+                slots.push(self.load_slot(&plugin, &users, false).await?);
+                continue;
+            };
+            if slot.kind != kind {
+                return Err(PluginError::WrongWorld {
+                    plugin: plugin.clone(),
+                    has: slot.kind.as_str(),
+                    needs: kind.as_str(),
+                });
+            }
+            // Not loaded yet: its users wait for a valid file, as at start.
+            let Some(version) = slot.current() else {
+                continue;
+            };
+            for dest in users.destinations.iter().filter(|d| d.plugin == plugin) {
+                check_settings(&version.plugin, dest).await?;
+            }
+            for t in users.transforms.iter().filter(|t| t.plugin == plugin) {
+                check_transform_settings(&version.plugin, t).await?;
+            }
+        }
+        Ok(Staged { users, slots })
+    }
+
+    /// Serve what [`Catalog::stage`] checked: its new slots, and its users for
+    /// the checks of later versions.
+    pub fn apply(&self, staged: Staged) {
+        let mut slots = self.slots_mut();
+        for slot in staged.slots {
+            slots.insert(slot.name.clone(), slot);
+        }
+        *self.users.write().expect("users lock") = staged.users;
+    }
+
+    /// A component dropped in the plugins directory under a name no one uses
+    /// yet: compiled, described and listed, ready for a destination (or a
+    /// transformation) that a reload adds. Its world is the one it implements.
+    pub async fn add_unused(&self, name: &str, bytes: Vec<u8>) -> Result<(), PluginError> {
+        let path = plugin_path(&self.dir, name);
+        let version = self
+            .prepare(name, bytes, &path.display().to_string(), &Users::default())
+            .await?;
+        let kind = version.plugin.kind();
+        tracing::info!(
+            plugin = name,
+            kind = kind.as_str(),
+            version = %version.plugin.metadata.version,
+            "new plugin ready; no destination uses it yet"
+        );
+        let slot = PluginSlot::new(name, kind, Some(Arc::new(version)), None);
+        self.slots_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(slot));
+        Ok(())
+    }
+
     /// The slot of a plugin.
     pub fn slot(&self, name: &str) -> Option<Arc<PluginSlot>> {
-        self.slots.get(name).cloned()
+        self.slots.read().expect("slots lock").get(name).cloned()
     }
 
     /// Plugin names, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.slots.keys().cloned().collect();
+        let slots = self.slots.read().expect("slots lock");
+        let mut names: Vec<String> = slots.keys().cloned().collect();
         names.sort();
         names
     }
@@ -312,11 +466,9 @@ impl Catalog {
     /// The world the users of plugin `name` need: a transformation's plugin
     /// implements `transform`; any other, `destination`.
     pub fn kind_of(&self, name: &str) -> Kind {
-        if self.transforms.iter().any(|t| t.plugin == name) {
-            Kind::Transform
-        } else {
-            Kind::Destination
-        }
+        let used = self.users.read().expect("users lock").kind_of(name);
+        used.or_else(|| self.slot(name).map(|s| s.kind))
+            .unwrap_or(Kind::Destination)
     }
 
     /// Compile, describe, and check the settings of every destination or
@@ -327,8 +479,11 @@ impl Catalog {
         name: &str,
         bytes: Vec<u8>,
         file: &str,
+        users: &Users,
     ) -> Result<Version, PluginError> {
-        let kind = self.kind_of(name);
+        // A plugin no one uses may implement either world; once used, its users' one.
+        let wanted = users.kind_of(name);
+        let kind = wanted.unwrap_or(Kind::Destination);
         let invalid = |source| PluginError::Load {
             plugin: name.to_string(),
             file: file.to_string(),
@@ -336,6 +491,7 @@ impl Catalog {
             source,
         };
         let plugin = self.runtime.load(name, &bytes).await.map_err(invalid)?;
+        let kind = wanted.unwrap_or(plugin.kind());
         if plugin.kind() != kind {
             return Err(invalid(CallError::Invalid(format!(
                 "it implements the {} world; its users need the {} world",
@@ -343,10 +499,10 @@ impl Catalog {
                 kind.as_str()
             ))));
         }
-        for dest in self.destinations.iter().filter(|d| d.plugin == name) {
+        for dest in users.destinations.iter().filter(|d| d.plugin == name) {
             check_settings(&plugin, dest).await?;
         }
-        for t in self.transforms.iter().filter(|t| t.plugin == name) {
+        for t in users.transforms.iter().filter(|t| t.plugin == name) {
             check_transform_settings(&plugin, t).await?;
         }
         Ok(Version {
@@ -379,7 +535,20 @@ impl Catalog {
             true => "uploaded".to_string(),
             false => plugin_path(&self.dir, name).display().to_string(),
         };
-        let version = match self.prepare(name, bytes, &file).await {
+        let users = match self.users().kind_of(name) {
+            Some(_) => self.users(),
+            // Unused: a new version must implement the same world as the one it replaces.
+            None => Users::default(),
+        };
+        let version = match self.prepare(name, bytes, &file, &users).await {
+            Ok(v) if v.plugin.kind() != slot.kind => Err(PluginError::WrongWorld {
+                plugin: name.to_string(),
+                has: v.plugin.kind().as_str(),
+                needs: slot.kind.as_str(),
+            }),
+            other => other,
+        };
+        let version = match version {
             Ok(v) => Arc::new(v),
             Err(e) => {
                 let reason = error_text(&e);

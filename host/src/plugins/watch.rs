@@ -1,4 +1,6 @@
-//! Watching the plugins directory: a changed `<name>.wasm` is installed as a new version.
+//! Watching the plugins directory: a changed `<name>.wasm` is installed as a new
+//! version; one under a name no one uses yet is compiled and listed, ready for a
+//! destination that a reload adds ([`Catalog::add_unused`]).
 //!
 //! Editors and `cp` write a file in several steps, so events are debounced: a
 //! plugin is (re)loaded once no event has touched its file for [`SETTLE`]. A
@@ -23,7 +25,6 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let names: HashSet<String> = catalog.names().into_iter().collect();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if event.kind.is_access() {
@@ -32,7 +33,8 @@ pub fn spawn(
         for path in event.paths {
             let is_wasm = path.extension().is_some_and(|e| e == "wasm");
             if let (true, Some(stem)) = (is_wasm, path.file_stem().and_then(|s| s.to_str())) {
-                if names.contains(stem) {
+                // Hidden files are the admin API's uploads on their way in.
+                if !stem.starts_with('.') {
                     let _ = tx.send(stem.to_string());
                 }
             }
@@ -76,6 +78,17 @@ async fn reload(catalog: &Catalog, name: &str) {
     let path = super::plugin_path(catalog.dir(), name);
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
+            if catalog.slot(name).is_none() {
+                if let Err(e) = catalog.add_unused(name, bytes).await {
+                    tracing::error!(
+                        plugin = name,
+                        file = %path.display(),
+                        "new plugin refused: {}",
+                        super::error_text(&e)
+                    );
+                }
+                return;
+            }
             // Errors are logged and recorded by `install`; the old version serves on.
             let _ = catalog.install(name, bytes, false).await;
         }

@@ -372,4 +372,33 @@ pub trait Store: Send + Sync + 'static {
         let _ = destination;
         0
     }
+
+    /// Whether [`Store::reconfigure`] works on this store.
+    fn reconfigurable(&self) -> bool {
+        false
+    }
+
+    /// A reload (`crate::reload`): from now on events route to `destinations`
+    /// (new ones get a queue that starts at the end of the log, a name that had
+    /// a queue before resumes it); the queues of `retired` destinations are kept,
+    /// receive nothing new and go on answering claims and settles, so they drain.
+    async fn reconfigure(
+        &self,
+        destinations: &[DestinationConfig],
+        retired: &[String],
+    ) -> Result<(), StoreError> {
+        let _ = (destinations, retired);
+        Err(StoreError::Unavailable(
+            "this store cannot change its destinations while it runs: restart the host".into(),
+        ))
+    }
+
+    /// Delete the queue of a retired destination: its cursor, retries and dead
+    /// letters. Returns the events that were still waiting in it.
+    async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
+        let _ = destination;
+        Err(StoreError::Unavailable(
+            "this store cannot delete a queue while it runs".into(),
+        ))
+    }
 }

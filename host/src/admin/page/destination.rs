@@ -120,7 +120,7 @@ pub(super) async fn page(
             "/status",
         );
     };
-    let row = destination_row(&state, d).await;
+    let row = destination_row(&state, &d).await;
     let failed_only = q.failed.unwrap_or(false);
     let mut attempts = d.stats.attempts.newest(failed_only);
     attempts.truncate(ATTEMPTS_SHOWN);
@@ -163,7 +163,7 @@ pub(super) async fn page(
         h1 { "Destination " (name) }
         @if let Some(f) = flash(q.done.as_deref(), q.n) { p.flash role="status" #flash { (f) } }
     };
-    let rest = static_part(&state, &s, &name, d, &q).await;
+    let rest = static_part(&state, &s, &name, &d, &q).await;
     let body = html! {
         (head)
         div #live data-refresh-ms="2000" { (live) }
@@ -190,8 +190,8 @@ async fn static_part(
     let previous = slot.previous_sha256();
     let swaps = slot.swap_history();
     // Every destination a rollback of this plugin moves.
-    let sharing: Vec<&str> = state
-        .destinations
+    let all = state.destinations.load();
+    let sharing: Vec<&str> = all
         .iter()
         .filter(|o| o.plugin.name == slot.name)
         .map(|o| o.name.as_str())

@@ -249,7 +249,7 @@ async fn overview(
         );
     };
     let mut rows = Vec::new();
-    for d in state.destinations.iter() {
+    for d in state.destinations.load().iter() {
         rows.push(destination_row(&state, d).await);
     }
     let sources = source_rows(&state);

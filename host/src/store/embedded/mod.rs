@@ -117,6 +117,16 @@ enum Command {
         oneshot::Sender<Result<(), StoreError>>,
     ),
     NextDue(String, oneshot::Sender<Result<Option<Millis>, StoreError>>),
+    /// A reload: the destinations now (name, per-user ordering) and those
+    /// retired; answered with the cursor ids of the destinations now, in order.
+    /// Run between transactions ([`Writer::reconfigure`]).
+    Reconfigure {
+        current: Vec<(String, bool)>,
+        retired: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<u32>, StoreError>>,
+    },
+    /// Delete a retired destination's queue ([`Writer::forget`]).
+    Forget(String, oneshot::Sender<Result<u64, StoreError>>),
     Stats(String, oneshot::Sender<Result<QueueStats, StoreError>>),
     DeadLetters {
         destination: String,
@@ -157,8 +167,9 @@ pub struct EmbeddedStore {
     commands: mpsc::Sender<Command>,
     /// Appends to the writer thread.
     appends: mpsc::Sender<Command>,
-    /// Decides each appended event's destinations (over the cursors' ids).
-    router: Router,
+    /// Decides each appended event's destinations (over the cursors' ids);
+    /// replaced by a reload.
+    router: arc_swap::ArcSwap<Router>,
     /// Per-destination wake-ups, notified after commits that add due work.
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// The writer's commit figures and failures (`/metrics`, `/readyz`).
@@ -297,7 +308,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             commands: tx,
             appends: append_tx,
-            router,
+            router: arc_swap::ArcSwap::from_pointee(router),
             wakeups,
             commits,
         })
@@ -330,12 +341,13 @@ impl Store for EmbeddedStore {
         let source = events.first().map(|e| e.source.clone()).unwrap_or_default();
         // Routing and keys are worked out here, on the caller's task, so the
         // writer thread does no per-destination work.
+        let router = self.router.load();
         let events = events
             .into_iter()
             .map(|e| Prepared {
                 key: dedup::key(&e.source, &e.message_id),
                 event: StoredEvent {
-                    routes: self.router.routes(&e.route),
+                    routes: router.routes(&e.route),
                     message_id: e.message_id,
                     event_type: e.event_type,
                     user_key: e.user_key,
@@ -492,7 +504,38 @@ impl Store for EmbeddedStore {
     }
 
     fn filtered(&self, destination: &str) -> u64 {
-        self.router.filtered(destination)
+        self.router.load().filtered(destination)
+    }
+
+    fn reconfigurable(&self) -> bool {
+        true
+    }
+
+    async fn reconfigure(
+        &self,
+        destinations: &[DestinationConfig],
+        retired: &[String],
+    ) -> Result<(), StoreError> {
+        let current: Vec<(String, bool)> = destinations
+            .iter()
+            .map(|d| (d.name.clone(), d.ordering == Ordering::User))
+            .collect();
+        let retired = retired.to_vec();
+        // The queues exist before the router sends anything to them.
+        let ids = self
+            .ask(|reply| Command::Reconfigure {
+                current,
+                retired,
+                reply,
+            })
+            .await?;
+        self.router.store(Arc::new(Router::new(destinations, &ids)));
+        Ok(())
+    }
+
+    async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
+        let destination = destination.to_string();
+        self.ask(|reply| Command::Forget(destination, reply)).await
     }
 
     fn commits(&self) -> Arc<super::Commits> {
@@ -738,8 +781,89 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(batch);
+            // A reload's commands run after the transaction of the others.
+            let (changes, batch): (Vec<Command>, Vec<Command>) = batch
+                .into_iter()
+                .partition(|c| matches!(c, Command::Reconfigure { .. } | Command::Forget(..)));
+            if !batch.is_empty() {
+                self.commit(batch);
+            }
+            for change in changes {
+                match change {
+                    Command::Reconfigure {
+                        current,
+                        retired,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.reconfigure(current, &retired));
+                    }
+                    Command::Forget(name, reply) => {
+                        let _ = reply.send(self.forget(&name));
+                    }
+                    _ => unreachable!("partitioned above"),
+                }
+            }
         }
+    }
+
+    /// Serve the queues of `current` and `retired` from now on: a new name gets
+    /// a cursor at the end of the log (or its old one, if it had a queue
+    /// before). The queues are rebuilt from disk, keeping the leases of the
+    /// batches in flight, as after a failed commit.
+    fn reconfigure(
+        &mut self,
+        current: Vec<(String, bool)>,
+        retired: &[String],
+    ) -> Result<Vec<u32>, StoreError> {
+        if self.needs_reload {
+            self.load().map_err(sql_error)?;
+        }
+        let mut plan = current.clone();
+        for (name, ordered) in &self.plan {
+            if retired.contains(name) && !plan.iter().any(|(n, _)| n == name) {
+                plan.push((name.clone(), *ordered));
+            }
+        }
+        let carried = self.carried_before(Undo::default()).map_err(sql_error)?;
+        let before = std::mem::replace(&mut self.plan, plan);
+        self.carry = Some(carried);
+        if let Err(e) = self.load() {
+            // The carried leases are still in `carry` when `load` fails before using them.
+            self.plan = before;
+            let retried = self.load();
+            tracing::warn!("store: a reload's new queues could not be made: {e}");
+            return Err(sql_error(retried.err().unwrap_or(e)));
+        }
+        for q in &self.queues {
+            notify_of(&self.wakeups, &q.name).notify_one();
+        }
+        Ok(current
+            .iter()
+            .map(|(name, _)| self.queues[self.by_name[name]].id)
+            .collect())
+    }
+
+    /// Delete the queue of `name` (not one the router routes to): its cursor,
+    /// retries and dead letters. Returns how many events were still waiting.
+    fn forget(&mut self, name: &str) -> Result<u64, StoreError> {
+        if self.needs_reload {
+            self.load().map_err(sql_error)?;
+        }
+        let Some(&qi) = self.by_name.get(name) else {
+            return Err(StoreError::Unavailable(format!("no queue named `{name}`")));
+        };
+        let q = &self.queues[qi];
+        if !q.leases().is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "`{name}` has batches in flight: delete its queue once its delivery has stopped"
+            )));
+        }
+        let waiting = q.stats().queued;
+        let id = q.id;
+        sql::delete_cursor(&mut self.conn, id).map_err(sql_error)?;
+        self.plan.retain(|(n, _)| n != name);
+        self.load().map_err(sql_error)?;
+        Ok(waiting)
     }
 
     /// Run a batch of commands in one transaction, then answer them all.
@@ -1041,6 +1165,19 @@ fn run_command(
             answer(reply, ())
         }
         Command::Paused(reply) => answer(reply, sql::paused(log.conn)?),
+        // Taken out of the batch before its transaction (`Writer::run`).
+        Command::Reconfigure { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Unavailable(
+                "a reload ran in a transaction".into(),
+            )));
+            Box::new(|_| {})
+        }
+        Command::Forget(_, reply) => {
+            let _ = reply.send(Err(StoreError::Unavailable(
+                "a reload ran in a transaction".into(),
+            )));
+            Box::new(|_| {})
+        }
         #[cfg(test)]
         Command::Fail(reply) => {
             drop(reply);

@@ -627,3 +627,12 @@ pub(super) fn prune_dedup(
     )?
     .execute(params![before, limit as i64])
 }
+
+/// Delete cursor `id` with its retries and dead letters, in one transaction.
+pub(super) fn delete_cursor(conn: &mut Connection, id: u32) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM retries WHERE dest = ?1", params![id])?;
+    tx.execute("DELETE FROM dead_events WHERE dest = ?1", params![id])?;
+    tx.execute("DELETE FROM cursors WHERE id = ?1", params![id])?;
+    tx.commit()
+}

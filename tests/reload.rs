@@ -1,0 +1,403 @@
+//! Changing a running host (README, "Changing a running Switchyard"): a reload
+//! of the config file adds, changes and retires destinations under load, with
+//! nothing lost or delivered twice; a bad reload changes nothing; a plugin
+//! dropped under a new name is ready for the destination a reload adds; the
+//! binary reloads on SIGHUP and on `switchyard reload`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_e2e::receiver::{Receiver, Reply};
+use switchyard_e2e::{host::TestHost, sdk_batch, webhook_destination, webhook_table};
+
+/// Each id and how many times it reached `rx` with a 2xx answer.
+fn counts(rx: &Receiver) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for id in rx.delivered_ids() {
+        *n.entry(id).or_default() += 1;
+    }
+    n
+}
+
+fn retry() -> &'static str {
+    "retry = { initial_ms = 20, max_ms = 200, window = \"1m\" }"
+}
+
+#[tokio::test]
+async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_repeating_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ra, rb, rc) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    // Vendors that take a while, so batches are in flight when the reload comes.
+    for rx in [&ra, &rb, &rc] {
+        rx.default_reply(Reply::status(200).delayed(Duration::from_millis(15)));
+    }
+    let before = format!(
+        "{}{}",
+        webhook_destination("a", &ra, ""),
+        webhook_destination("b", &rb, "")
+    );
+    let host = TestHost::start(dir.path(), &before).await;
+
+    // Load: 40 batches of 10, 15 ms apart, while the reload happens in the middle.
+    let sender = {
+        let http = host.http.clone();
+        let url = host.url("/v1/batch");
+        tokio::spawn(async move {
+            let mut acked: Vec<(std::time::Instant, Vec<String>)> = Vec::new();
+            for i in 0..40 {
+                let prefix = format!("load{i}");
+                let resp = http
+                    .post(&url)
+                    .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+                    .json(&sdk_batch(&prefix, 10))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                acked.push((std::time::Instant::now(), switchyard_e2e::ids(&prefix, 10)));
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(250)).await;
+
+    // a changes (another path), b is removed, c is added.
+    let after = format!(
+        "{}{}",
+        webhook_table("a", &ra.url("/a-v2"), &ra.origin(), retry()),
+        webhook_destination("c", &rc, "")
+    );
+    let reload_started = std::time::Instant::now();
+    let (status, body) = host.reload(&after).await;
+    let reload_done = std::time::Instant::now();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["added"], serde_json::json!(["c"]), "{body}");
+    assert_eq!(body["changed"], serde_json::json!(["a"]), "{body}");
+    assert_eq!(body["removed"], serde_json::json!(["b"]), "{body}");
+
+    let acked = sender.await.unwrap();
+    let all: Vec<String> = acked.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    // a, in the config all along: every event exactly once, across its old and new settings.
+    switchyard_e2e::all_arrive(&ra, &all).await;
+    let a = counts(&ra);
+    assert!(a.values().all(|n| *n == 1), "a got an event twice");
+    assert_eq!(a.len(), all.len());
+    let paths: HashSet<String> = ra.received().iter().map(|r| r.uri.clone()).collect();
+    assert!(
+        paths.contains("/a") && paths.contains("/a-v2"),
+        "a delivered with both settings: {paths:?}"
+    );
+
+    // b, retired: what was acknowledged before the reload, exactly once; nothing after it.
+    let before_reload: Vec<String> = acked
+        .iter()
+        .filter(|(at, _)| *at < reload_started)
+        .flat_map(|(_, ids)| ids.clone())
+        .collect();
+    let after_reload: Vec<String> = acked
+        .iter()
+        .filter(|(at, _)| *at > reload_done)
+        .flat_map(|(_, ids)| ids.clone())
+        .collect();
+    assert!(!before_reload.is_empty() && !after_reload.is_empty());
+    switchyard_e2e::all_arrive(&rb, &before_reload).await;
+    let b = counts(&rb);
+    assert!(b.values().all(|n| *n == 1), "b got an event twice");
+    assert!(
+        after_reload.iter().all(|id| !b.contains_key(id)),
+        "b received events acknowledged after it was removed"
+    );
+
+    // c, added: everything acknowledged after the reload, exactly once; nothing from before.
+    switchyard_e2e::all_arrive(&rc, &after_reload).await;
+    let c = counts(&rc);
+    assert!(c.values().all(|n| *n == 1), "c got an event twice");
+    assert!(before_reload.iter().all(|id| !c.contains_key(id)));
+
+    // The admin API lists b as retired until its queue is deleted.
+    let admin = host.admin();
+    let listed = admin.destinations().await;
+    let row = |name: &str, listed: &Value| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+    };
+    assert_eq!(row("b", &listed).unwrap()["retired"], true, "{listed}");
+    assert!(row("a", &listed).unwrap().get("retired").is_none());
+    assert!(row("c", &listed).is_some());
+    let deleted = host
+        .http
+        .delete(host.url("/admin/destinations/a"))
+        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.status(),
+        422,
+        "a destination in the config keeps its queue"
+    );
+    let deleted = host
+        .http
+        .delete(host.url("/admin/destinations/b"))
+        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let deleted: Value = deleted.json().await.unwrap();
+    assert_eq!(deleted["dropped"], 0, "b had drained: {deleted}");
+    assert!(row("b", &admin.destinations().await).is_none());
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_reload_is_refused_with_the_reason_and_the_old_config_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ra = Receiver::start().await;
+    let good = webhook_destination("a", &ra, "");
+    let host = TestHost::start(dir.path(), &good).await;
+    let text = switchyard_e2e::host::config_text(dir.path(), &good);
+
+    for (bad, says) in [
+        (
+            format!("{text}\n[[destinations]]\nname = \"x\"\nplugin = "),
+            "line",
+        ),
+        (
+            // The webhook refuses settings without a URL: its own check, as at start.
+            format!(
+                "{text}\n[[destinations]]\nname = \"x\"\nplugin = \"webhook\"\nsettings = {{ secret = \"s\" }}\n"
+            ),
+            "settings refused by plugin `webhook`",
+        ),
+        (
+            format!("{text}\n[[destinations]]\nname = \"x\"\nplugin = \"no-such-plugin\"\n"),
+            "no-such-plugin.wasm",
+        ),
+        (
+            text.replace("name = \"test\"", "name = \"renamed\""),
+            "only a restart applies: [sources]",
+        ),
+    ] {
+        let (status, body) = host.reload_config(&bad).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    // Still the old config: `a` delivers, and no `x` appeared.
+    assert_eq!(
+        host.send("batch", &sdk_batch("still", 3)).await.status(),
+        200
+    );
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("still", 3)).await;
+    let listed = host.destinations().await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_dropped_under_a_new_name_is_listed_and_serves_the_destination_a_reload_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ra = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &webhook_destination("a", &ra, "")).await;
+    let webhook = dir.path().join("plugins/webhook.wasm");
+    std::fs::copy(&webhook, dir.path().join("plugins/hook2.wasm")).unwrap();
+    let admin = host.admin();
+    let started = std::time::Instant::now();
+    let listed = loop {
+        if let Some(p) = admin
+            .plugins()
+            .await
+            .into_iter()
+            .find(|p| p["name"] == "hook2")
+        {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "hook2 never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed["kind"], "destination", "{listed}");
+
+    let rd = Receiver::start().await;
+    let with_d = format!(
+        "{}{}",
+        webhook_destination("a", &ra, ""),
+        webhook_destination("d", &rd, "").replace("plugin = \"webhook\"", "plugin = \"hook2\"")
+    );
+    let (status, body) = host.reload(&with_d).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(host.send("batch", &sdk_batch("new", 4)).await.status(), 200);
+    switchyard_e2e::all_arrive(&rd, &switchyard_e2e::ids("new", 4)).await;
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("new", 4)).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_reloads_on_sighup_and_on_switchyard_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let config = |destinations: &str| switchyard_e2e::host::config_text(dir.path(), destinations);
+    let (file, base) = switchyard_e2e::binary::write_config(
+        dir.path(),
+        &config(&webhook_destination("a", &ra, "")),
+    );
+    let port_line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("listen"))
+        .unwrap()
+        .to_string();
+    let rewrite = |destinations: &str| {
+        let text = config(destinations).replace("listen = \"127.0.0.1:0\"", &port_line);
+        std::fs::write(&file, text).unwrap();
+    };
+    let mut child = switchyard_e2e::binary::spawn(&file);
+    switchyard_e2e::binary::wait_healthy(&base).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let send = |prefix: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}/v1/batch");
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
+                .json(&sdk_batch(prefix, 3))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+
+    // `switchyard reload` adds b.
+    rewrite(&format!(
+        "{}{}",
+        webhook_destination("a", &ra, ""),
+        webhook_destination("b", &rb, "")
+    ));
+    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["reload", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("added:     b"), "{stdout}");
+    send("cli").await;
+    switchyard_e2e::all_arrive(&rb, &switchyard_e2e::ids("cli", 3)).await;
+
+    // A file that does not validate: `switchyard reload` says why and exits non-zero.
+    std::fs::write(&file, "[server\n").unwrap();
+    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["reload", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("switchyard.toml"));
+
+    // SIGHUP retires b again.
+    rewrite(&webhook_destination("a", &ra, ""));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let admin = switchyard_e2e::Admin::with_client(
+        http.clone(),
+        base.clone(),
+        switchyard_e2e::host::ADMIN_TOKEN,
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let listed = admin.destinations().await;
+        let retired = listed.as_array().unwrap().iter();
+        if retired
+            .into_iter()
+            .any(|d| d["name"] == "b" && d["retired"] == true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "b never retired: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send("hup").await;
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("hup", 3)).await;
+    assert!(rb.delivered_ids().iter().all(|id| !id.starts_with("hup")));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn on_nats_a_reload_changes_settings_and_refuses_a_new_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = switchyard_e2e::nats::NatsServer::start_in(dir.path().join("nats")).await;
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let text = |destinations: &str| {
+        switchyard_e2e::host::config_text_nats(dir.path(), destinations, &nats.url())
+    };
+    let host = TestHost::start_config(dir.path(), &text(&webhook_destination("a", &ra, ""))).await;
+    assert_eq!(host.send("batch", &sdk_batch("one", 2)).await.status(), 200);
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("one", 2)).await;
+
+    // New settings for `a`: applied.
+    let moved = webhook_table("a", &ra.url("/moved"), &ra.origin(), retry());
+    let (status, body) = host.reload_config(&text(&moved)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], serde_json::json!(["a"]));
+    assert_eq!(host.send("batch", &sdk_batch("two", 2)).await.status(), 200);
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("two", 2)).await;
+    let moved_ids: Vec<String> = ra
+        .received()
+        .iter()
+        .filter(|r| r.uri == "/moved")
+        .flat_map(|r| switchyard_e2e::receiver::ids_in(&r.body))
+        .collect();
+    assert_eq!(moved_ids.len(), 2, "{moved_ids:?}");
+
+    // A new destination: refused, with why; `a` serves on.
+    let (status, body) = host
+        .reload_config(&text(&format!(
+            "{moved}{}",
+            webhook_destination("b", &rb, "")
+        )))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("only at a restart"),
+        "{body}"
+    );
+    assert_eq!(
+        host.send("batch", &sdk_batch("three", 2)).await.status(),
+        200
+    );
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("three", 2)).await;
+    assert!(rb.received().is_empty());
+    host.stop().await;
+}
