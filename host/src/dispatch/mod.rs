@@ -149,6 +149,7 @@ impl DeliveryStats {
         ] {
             to.store(from.load(Relaxed), Relaxed);
         }
+        self.hosts.store(old.hosts.load(Relaxed), Relaxed);
         if old.operator_paused() {
             self.set_operator_paused(true);
         }
@@ -182,6 +183,8 @@ pub struct Dispatcher {
     follower: JoinHandle<()>,
     /// Counters per destination name.
     pub stats: HashMap<String, Arc<DeliveryStats>>,
+    /// The same, for the follower of operator state.
+    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<DeliveryStats>>>>,
     /// What a new worker needs: the store of its queue, the name lookup of its
     /// egress, the registry of its histograms, and the host's shutdown.
     store: Arc<dyn Store>,
@@ -230,6 +233,7 @@ impl Dispatcher {
             workers: HashMap::new(),
             follower: tokio::spawn(async {}),
             stats: HashMap::new(),
+            followed: Default::default(),
             store,
             lookup,
             instruments: instruments.clone(),
@@ -244,9 +248,10 @@ impl Dispatcher {
             dispatcher.stats.insert(dest.name.clone(), counters.clone());
             ready.push((dest, counters));
         }
+        dispatcher.followed.store(Arc::new(dispatcher.stats.clone()));
         dispatcher.follower = tokio::spawn(operator::follow(
             dispatcher.store.clone(),
-            dispatcher.stats.clone(),
+            dispatcher.followed.clone(),
             operator::host_id(),
             dispatcher.shutdown.clone(),
         ));
@@ -314,6 +319,7 @@ impl Dispatcher {
         );
         let task = tokio::spawn(worker.run(stop_rx));
         self.stats.insert(dest.name.clone(), counters.clone());
+        self.followed.store(Arc::new(self.stats.clone()));
         self.workers.insert(
             dest.name.clone(),
             WorkerTask {
@@ -374,6 +380,7 @@ impl Dispatcher {
     /// Drop a stopped destination's counters.
     pub fn forget(&mut self, name: &str) {
         self.stats.remove(name);
+        self.followed.store(Arc::new(self.stats.clone()));
     }
 
     /// Wait until every worker has finished its batches in flight and stopped.

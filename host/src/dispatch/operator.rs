@@ -63,12 +63,14 @@ pub fn apply_paused(
 /// Poll the store's operator state until shutdown.
 pub async fn follow(
     store: Arc<dyn Store>,
-    stats: HashMap<String, Arc<DeliveryStats>>,
+    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<DeliveryStats>>>>,
     host: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut warned = false;
     while !*shutdown.borrow() {
+        // The destinations now: a reload adds and replaces them.
+        let stats = followed.load_full();
         let before: HashMap<String, u64> = stats
             .iter()
             .map(|(n, s)| (n.clone(), s.operator_changes.load(Relaxed)))
