@@ -401,3 +401,62 @@ async fn on_nats_a_reload_changes_settings_and_refuses_a_new_destination() {
     assert!(rb.received().is_empty());
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_backfill_delivers_exactly_the_retained_events_of_its_range_to_a_new_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let retained = |destinations: &str| {
+        switchyard_e2e::host::config_text(dir.path(), destinations).replacen(
+            "[store]\n",
+            "[store]\nretention = \"1h\"\n",
+            1,
+        )
+    };
+    let host =
+        TestHost::start_config(dir.path(), &retained(&webhook_destination("a", &ra, ""))).await;
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    let start = now_ms();
+    assert_eq!(host.send("batch", &sdk_batch("old", 5)).await.status(), 200);
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("old", 5)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let middle = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(host.send("batch", &sdk_batch("mid", 3)).await.status(), 200);
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("mid", 3)).await;
+
+    // b, added now, starts at the end of the log; a backfill brings it the first range only.
+    let both = format!(
+        "{}{}",
+        webhook_destination("a", &ra, ""),
+        webhook_destination("b", &rb, "")
+    );
+    let (status, body) = host.reload_config(&retained(&both)).await;
+    assert_eq!(status, 200, "{body}");
+    let admin = host.admin();
+    let no_since = admin.post("/admin/destinations/b/backfill").await;
+    assert_eq!(no_since.status(), 400);
+    let resp = admin
+        .post(&format!(
+            "/admin/destinations/b/backfill?since={}&until={middle}",
+            start - 1000
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["enqueued"], 5, "{answer}");
+    switchyard_e2e::all_arrive(&rb, &switchyard_e2e::ids("old", 5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = counts(&rb);
+    assert_eq!(got.len(), 5, "only the range: {got:?}");
+    assert!(got.values().all(|n| *n == 1));
+    for r in rb.received() {
+        let events: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        for e in events {
+            assert_eq!(e["context"]["is_backfill"], true, "{e}");
+        }
+    }
+    // a got nothing twice.
+    assert!(counts(&ra).values().all(|n| *n == 1));
+    host.stop().await;
+}

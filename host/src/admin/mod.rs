@@ -153,6 +153,7 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/destinations", get(destinations))
         .route("/admin/destinations/{name}", delete(forget_destination))
         .route("/admin/reload", post(reload))
+        .route("/admin/destinations/{name}/backfill", post(backfill))
         .route(
             "/admin/destinations/{name}/dead-letters",
             get(list_dead_letters).delete(purge_dead_letters),
@@ -461,6 +462,43 @@ async fn replay_dead_letters(
         "dead letters replayed"
     );
     Ok(Json(Done::with(Replayed { replayed })))
+}
+
+/// `POST /admin/destinations/{name}/backfill?since=T&until=T`: queue the
+/// retained events of the range again for one destination ([`Store::backfill`]).
+async fn backfill(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    range: Result<Query<Range>, QueryRejection>,
+) -> Result<Json<Done<Backfilled>>, AdminError> {
+    let Query(range) = range.map_err(query_error)?;
+    let d = find(&state, &name)?;
+    if d.retired {
+        return Err(AdminError::Refused(format!(
+            "destination `{name}` is retired: it receives no events"
+        )));
+    }
+    let (since, until) = range.millis()?;
+    let since = since.ok_or_else(|| {
+        AdminError::BadRequest("give `since`: where in the log the backfill starts".into())
+    })?;
+    let until = until.unwrap_or_else(crate::store::now_ms);
+    let enqueued = state.store.backfill(&name, since, until).await?;
+    tracing::info!(
+        destination = name.as_str(),
+        enqueued,
+        since,
+        until,
+        "backfill queued"
+    );
+    Ok(Json(Done::with(Backfilled { enqueued })))
+}
+
+/// The answer of a backfill.
+#[derive(Debug, serde::Serialize)]
+struct Backfilled {
+    /// Events queued again.
+    enqueued: u64,
 }
 
 /// `POST /admin/reload`: apply the config file again (`crate::reload`).

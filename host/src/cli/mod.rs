@@ -4,6 +4,7 @@
 //! and calls [`Cli::execute`]; each subcommand reads files, builds what it
 //! needs from the library, and turns errors into messages that name the file.
 
+mod backfill;
 mod check;
 mod dev;
 mod dlq;
@@ -44,6 +45,9 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Queue again, for one destination, the events the running host's log still holds from a
+    /// range of time (`[store] retention`), marked `context.is_backfill`.
+    Backfill(backfill::BackfillArgs),
     /// Validate the config and every destination's settings, then exit.
     Check {
         /// Configuration file (TOML).
@@ -97,6 +101,15 @@ impl Cli {
             Command::Run { config } => run::run(config).await,
             Command::Check { config } => check::check(&config).await,
             Command::Reload { config } => reload::reload(&config).await,
+            Command::Backfill(a) => {
+                backfill::backfill(
+                    &a.destination,
+                    &a.since,
+                    a.until.as_deref(),
+                    a.config.as_deref(),
+                )
+                .await
+            }
             Command::Try(args) => try_run::try_run(args).await,
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,

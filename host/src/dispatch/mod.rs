@@ -248,7 +248,9 @@ impl Dispatcher {
             dispatcher.stats.insert(dest.name.clone(), counters.clone());
             ready.push((dest, counters));
         }
-        dispatcher.followed.store(Arc::new(dispatcher.stats.clone()));
+        dispatcher
+            .followed
+            .store(Arc::new(dispatcher.stats.clone()));
         dispatcher.follower = tokio::spawn(operator::follow(
             dispatcher.store.clone(),
             dispatcher.followed.clone(),

@@ -393,6 +393,22 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Queue again for `destination` the events still in the log that were
+    /// received in `[since, until)` and that its filter takes, with their
+    /// messageIds and `context.is_backfill = true`; those not yet delivered to it
+    /// are left to their turn. Returns how many were queued.
+    async fn backfill(
+        &self,
+        destination: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<u64, StoreError> {
+        let _ = (destination, since, until);
+        Err(StoreError::Unavailable(
+            "backfill needs the embedded store's retention (on NATS, replay the stream into a new consumer)".into(),
+        ))
+    }
+
     /// Delete the queue of a retired destination: its cursor, retries and dead
     /// letters. Returns the events that were still waiting in it.
     async fn forget(&self, destination: &str) -> Result<u64, StoreError> {

@@ -125,6 +125,18 @@ enum Command {
         retired: Vec<String>,
         reply: oneshot::Sender<Result<Vec<u32>, StoreError>>,
     },
+    /// Queue the retained events of up to [`BACKFILL_STEP`] chunks received in
+    /// `[since, until)` after chunk `after` for `destination` again (those its
+    /// filter `accepts`), marked `context.is_backfill`; answered with how many,
+    /// and the chunk to go on after (`None`: done).
+    Backfill {
+        destination: String,
+        since: Millis,
+        until: Millis,
+        after: i64,
+        accepts: Accepts,
+        reply: oneshot::Sender<Result<(u64, Option<i64>), StoreError>>,
+    },
     /// Delete a retired destination's queue ([`Writer::forget`]).
     Forget(String, oneshot::Sender<Result<u64, StoreError>>),
     Stats(String, oneshot::Sender<Result<QueueStats, StoreError>>),
@@ -160,6 +172,12 @@ enum Command {
     #[cfg(test)]
     Fail(oneshot::Sender<Result<(), StoreError>>),
 }
+
+/// Whether a destination's filter takes an event (its JSON).
+type Accepts = Box<dyn Fn(&str) -> bool + Send>;
+
+/// Chunks a backfill reads in one transaction, so a long one never stalls ingest.
+const BACKFILL_STEP: usize = 64;
 
 /// The embedded store's handle; cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
@@ -531,6 +549,40 @@ impl Store for EmbeddedStore {
             .await?;
         self.router.store(Arc::new(Router::new(destinations, &ids)));
         Ok(())
+    }
+
+    async fn backfill(
+        &self,
+        destination: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<u64, StoreError> {
+        let router = self.router.load_full();
+        let mut after = i64::MIN;
+        let mut total = 0;
+        loop {
+            let (name, router) = (destination.to_string(), router.clone());
+            let accepts: Accepts = Box::new(move |json| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+                    .is_ok_and(|m| router.accepts(&name, &crate::route::RouteKeys::of(&m)))
+            });
+            let destination = destination.to_string();
+            let (n, next) = self
+                .ask(|reply| Command::Backfill {
+                    destination,
+                    since,
+                    until,
+                    after,
+                    accepts,
+                    reply,
+                })
+                .await?;
+            total += n;
+            match next {
+                Some(first) => after = first,
+                None => return Ok(total),
+            }
+        }
     }
 
     async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
@@ -1186,6 +1238,46 @@ fn run_command(
                 None,
             ));
         }
+        Command::Backfill {
+            destination,
+            since,
+            until,
+            after,
+            accepts,
+            reply,
+        } => {
+            let Some(&qi) = by_name.get(&destination) else {
+                return Ok(Box::new(move |_| {
+                    let _ = reply.send(Err(StoreError::Unavailable(format!(
+                        "no destination named `{destination}`"
+                    ))));
+                }));
+            };
+            let q = &mut queues[qi];
+            let chunks =
+                sql::chunks_received(log.conn, since, until, after, q.acked, BACKFILL_STEP)?;
+            let next = (chunks.len() == BACKFILL_STEP)
+                .then(|| chunks.last().map(|c| c.first))
+                .flatten();
+            let mut moved = Vec::new();
+            for chunk in &chunks {
+                for (i, e) in chunk.events.iter().enumerate() {
+                    let seq = chunk.first + i as i64;
+                    // Still ahead of the cursor, or waiting already: it will be delivered anyway.
+                    if seq > q.acked || q.has_retry(seq) || !accepts(&e.json) {
+                        continue;
+                    }
+                    let body = mark_backfill(&e.json);
+                    if sql::insert_backfill(log.conn, q.id, chunk, i, &body, now)? {
+                        moved.push((seq, e.user_key.clone()));
+                    }
+                }
+            }
+            let n = moved.len() as u64;
+            q.replayed(moved, now);
+            woken.insert(qi);
+            answer(reply, (n, next))
+        }
         Command::Replay {
             destination,
             since,
@@ -1239,4 +1331,20 @@ fn run_command(
             answer(reply, purged)
         }
     })
+}
+
+/// An event as a backfill delivers it: `context.is_backfill` set.
+fn mark_backfill(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            let context = m
+                .entry("context")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let serde_json::Value::Object(c) = context {
+                c.insert("is_backfill".into(), serde_json::Value::Bool(true));
+            }
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => json.to_string(),
+    }
 }

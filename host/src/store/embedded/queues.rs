@@ -536,6 +536,11 @@ impl Queue {
     }
 
     /// Dead letters moved back into the queue (as retry rows due now).
+    /// Whether `seq` waits here for another attempt (or is out on one).
+    pub fn has_retry(&self, seq: i64) -> bool {
+        self.retries.contains_key(&seq) || self.retry_leased.contains_key(&seq)
+    }
+
     pub fn replayed(&mut self, moved: Vec<(i64, Option<String>)>, now: Millis) {
         for (seq, user_key) in moved {
             self.add_retry(RetryMeta {

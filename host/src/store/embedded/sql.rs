@@ -628,6 +628,73 @@ pub(super) fn prune_dedup(
     .execute(params![before, limit as i64])
 }
 
+/// Up to `limit` chunks received in `[since, until)` that start after `after`
+/// and at or below `upto`, in order.
+pub(super) fn chunks_received(
+    conn: &Connection,
+    since: Millis,
+    until: Millis,
+    after: i64,
+    upto: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Chunk>> {
+    let mut q = conn.prepare_cached(
+        "SELECT first, received_at, body, source FROM chunks
+         WHERE received_at >= ?1 AND received_at < ?2 AND first > ?3 AND first <= ?4
+         ORDER BY first LIMIT ?5",
+    )?;
+    let rows = q.query_map(params![since, until, after, upto, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut chunks = Vec::new();
+    for row in rows {
+        let (first, received_at, body, source) = row?;
+        let mut chunk = chunk::decode(first, received_at, &body)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        chunk.source = Arc::from(source);
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+/// Event `i` of `chunk` queued again for `dest` as a retry due at `due_at`
+/// (`body` is what the destination gets). Nothing if it already waits there.
+pub(super) fn insert_backfill(
+    conn: &Connection,
+    dest: u32,
+    chunk: &Chunk,
+    i: usize,
+    body: &str,
+    due_at: Millis,
+) -> rusqlite::Result<bool> {
+    let e = &chunk.events[i];
+    let seq = chunk.first + i as i64;
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO retries
+               (dest, seq, message_id, type, user_key, received_at, body, due_at, attempts,
+                first_attempt_at, last_error, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, NULL, NULL, ?9)",
+        )?
+        .execute(params![
+            dest,
+            seq,
+            e.message_id,
+            e.event_type,
+            e.user_key,
+            chunk.received_at,
+            body,
+            due_at,
+            &*chunk.source
+        ])?;
+    Ok(n == 1)
+}
+
 /// Delete cursor `id` with its retries and dead letters, in one transaction.
 pub(super) fn delete_cursor(conn: &mut Connection, id: u32) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
