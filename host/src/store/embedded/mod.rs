@@ -913,9 +913,7 @@ impl Writer {
         let waiting = q.stats().queued;
         let id = q.id;
         // The other queues' batches in flight keep their leases across the rebuild.
-        let carried = self
-            .carried_before(Undo::default())
-            .map_err(sql_error)?;
+        let carried = self.carried_before(Undo::default()).map_err(sql_error)?;
         sql::delete_cursor(&mut self.conn, id).map_err(sql_error)?;
         self.plan.retain(|(n, _)| n != name);
         self.carry = Some(carried);

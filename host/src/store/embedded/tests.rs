@@ -434,3 +434,68 @@ async fn jobs_name_their_source_and_a_store_without_source_columns_gains_them() 
         ("b", "web")
     );
 }
+
+#[tokio::test]
+async fn a_reconfigure_and_a_forget_keep_the_leases_of_batches_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &[("x", false), ("old", false)]);
+    store
+        .append(vec![event("a", "u"), event("b", "v"), event("c", "w")])
+        .await
+        .unwrap();
+    // x has a batch out when the queues change.
+    let out = store
+        .claim("x", Claim::any(2, 1 << 20), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    let dests = Config::plain_destinations(&[("x", false), ("new", false)]);
+    store
+        .reconfigure(&dests, &["old".to_string()])
+        .await
+        .unwrap();
+    // Nothing out twice: only c is claimable, and a new destination starts at the end.
+    assert_eq!(ids(&store, "x", 10, now_ms()).await, ["c"]);
+    assert!(ids(&store, "new", 10, now_ms()).await.is_empty());
+    // The retired queue still answers claims, so it drains.
+    let old_out = store
+        .claim("old", Claim::any(10, 1 << 20), now_ms())
+        .await
+        .unwrap();
+    let names: Vec<&str> = old_out.iter().map(|j| j.message_id.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    // New events go to x and new, not to the retired queue.
+    store.append(vec![event("d", "u")]).await.unwrap();
+    assert_eq!(ids(&store, "new", 10, now_ms()).await, ["d"]);
+    assert!(ids(&store, "old", 10, now_ms()).await.is_empty());
+    // Deleting a queue with a batch out is refused; once it settles the queue goes,
+    // and x's batches out (c) keep their leases across it.
+    assert!(store.forget("old").await.is_err());
+    store
+        .settle(
+            "old",
+            old_out.iter().map(|j| (j.id, Settle::Done)).collect(),
+        )
+        .await
+        .unwrap();
+    store
+        .settle("x", out.iter().map(|j| (j.id, Settle::Done)).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats("x").await.unwrap().in_flight,
+        1,
+        "c is out on x"
+    );
+    assert_eq!(store.forget("old").await.unwrap(), 0);
+    assert_eq!(
+        store.stats("x").await.unwrap().in_flight,
+        1,
+        "c still out on x"
+    );
+    assert_eq!(
+        ids(&store, "x", 10, now_ms()).await,
+        ["d"],
+        "c is not handed out again"
+    );
+}
