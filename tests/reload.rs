@@ -48,9 +48,11 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
         let http = host.http.clone();
         let url = host.url("/v1/batch");
         tokio::spawn(async move {
-            let mut acked: Vec<(std::time::Instant, Vec<String>)> = Vec::new();
+            // Each batch: when its request was sent, when it was acknowledged, its ids.
+            let mut acked: Vec<(std::time::Instant, std::time::Instant, Vec<String>)> = Vec::new();
             for i in 0..40 {
                 let prefix = format!("load{i}");
+                let sent = std::time::Instant::now();
                 let resp = http
                     .post(&url)
                     .basic_auth(switchyard_e2e::host::WRITE_KEY, Some(""))
@@ -59,7 +61,11 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
                     .await
                     .unwrap();
                 assert_eq!(resp.status(), 200);
-                acked.push((std::time::Instant::now(), switchyard_e2e::ids(&prefix, 10)));
+                acked.push((
+                    sent,
+                    std::time::Instant::now(),
+                    switchyard_e2e::ids(&prefix, 10),
+                ));
                 tokio::time::sleep(Duration::from_millis(15)).await;
             }
             acked
@@ -82,7 +88,7 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
     assert_eq!(body["removed"], serde_json::json!(["b"]), "{body}");
 
     let acked = sender.await.unwrap();
-    let all: Vec<String> = acked.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    let all: Vec<String> = acked.iter().flat_map(|(_, _, ids)| ids.clone()).collect();
     // a, in the config all along: every event exactly once, across its old and new settings.
     switchyard_e2e::all_arrive(&ra, &all).await;
     let a = counts(&ra);
@@ -94,16 +100,17 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
         "a delivered with both settings: {paths:?}"
     );
 
-    // b, retired: what was acknowledged before the reload, exactly once; nothing after it.
+    // b, retired: what was acknowledged before the reload began, exactly once; nothing sent
+    // after it answered (a batch that arrived while it ran may go either way).
     let before_reload: Vec<String> = acked
         .iter()
-        .filter(|(at, _)| *at < reload_started)
-        .flat_map(|(_, ids)| ids.clone())
+        .filter(|(_, at, _)| *at < reload_started)
+        .flat_map(|(_, _, ids)| ids.clone())
         .collect();
     let after_reload: Vec<String> = acked
         .iter()
-        .filter(|(at, _)| *at > reload_done)
-        .flat_map(|(_, ids)| ids.clone())
+        .filter(|(sent, _, _)| *sent > reload_done)
+        .flat_map(|(_, _, ids)| ids.clone())
         .collect();
     assert!(!before_reload.is_empty() && !after_reload.is_empty());
     switchyard_e2e::all_arrive(&rb, &before_reload).await;

@@ -252,11 +252,16 @@ impl Running {
         self.reloader.reload().await
     }
 
+    /// What applies the config file again, for a caller that must not wait on it.
+    pub fn reloader(&self) -> Arc<reload::Reloader> {
+        self.reloader.clone()
+    }
+
     /// Stop accepting, let batches in flight finish (within a grace period), return.
     pub async fn stop(self) {
         tracing::info!("shutting down: no new requests; finishing batches in flight");
         let _ = self.stop_tx.send(true);
-        let dispatcher = self.reloader.take_dispatcher().await;
+        let reloader = self.reloader;
         let server = self.server;
         let watcher = self.watcher;
         let metrics_server = self.metrics_server;
@@ -266,7 +271,9 @@ impl Running {
                 let _ = m.await;
             }
             let _ = watcher.await;
-            if let Some(dispatcher) = dispatcher {
+            // After a reload that is still running (its batches settle now that
+            // shutdown has begun).
+            if let Some(dispatcher) = reloader.take_dispatcher().await {
                 dispatcher.join().await;
             }
         })

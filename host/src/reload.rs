@@ -68,6 +68,8 @@ pub struct Summary {
     pub unchanged: Vec<String>,
     /// How long the reload took, checks included.
     pub took_ms: u64,
+    /// What applied but may not behave as the file says until a restart.
+    pub warnings: Vec<String>,
 }
 
 /// Applies a changed config file to the running host, one reload at a time.
@@ -82,6 +84,8 @@ pub struct Reloader {
     listed: Arc<arc_swap::ArcSwap<Vec<DestinationInfo>>>,
     /// Longest call a destination may make: a claimed batch's lease must outlast it.
     longest_call: Duration,
+    /// Instance slots of the wasm pool, sized at start.
+    pool: u32,
     /// What serves now; the lock makes reloads run one at a time.
     live: tokio::sync::Mutex<Live>,
 }
@@ -117,6 +121,7 @@ impl Reloader {
         listed: Arc<arc_swap::ArcSwap<Vec<DestinationInfo>>>,
         longest_call: Duration,
     ) -> Reloader {
+        let pool = config.max_instances;
         let table = file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
@@ -128,6 +133,7 @@ impl Reloader {
             catalog,
             listed,
             longest_call,
+            pool,
             live: tokio::sync::Mutex::new(Live {
                 config,
                 table,
@@ -143,7 +149,16 @@ impl Reloader {
     }
 
     /// Read the config file again and apply it, or change nothing and say why.
-    pub async fn reload(&self) -> Result<Summary, ReloadError> {
+    /// It runs to the end in a task of its own: a caller that goes away (an
+    /// HTTP client that disconnects) never leaves it half applied.
+    pub async fn reload(self: &Arc<Self>) -> Result<Summary, ReloadError> {
+        let me = self.clone();
+        tokio::spawn(async move { me.apply().await })
+            .await
+            .unwrap_or(Err(ReloadError::Stopping))
+    }
+
+    async fn apply(&self) -> Result<Summary, ReloadError> {
         let started = Instant::now();
         let file = self.file.as_ref().ok_or(ReloadError::NoFile)?;
         let mut live = self.live.lock().await;
@@ -151,9 +166,12 @@ impl Reloader {
         let Some(dispatcher) = live.dispatcher.as_mut() else {
             return Err(ReloadError::Stopping);
         };
-        let new = Config::load(file).map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        // Read once: what is validated is what is compared.
         let text = std::fs::read_to_string(file)
             .map_err(|e| ReloadError::Invalid(format!("{}: {e}", file.display())))?;
+        let base = file.parent().unwrap_or(std::path::Path::new("."));
+        let new = Config::parse(&text, &file.display().to_string(), base)
+            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let table: toml::Table =
             toml::from_str(&text).map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let plan = Plan::of(&live.table, &table, &live.config, &new, &live.retired)?;
@@ -214,8 +232,20 @@ impl Reloader {
         live.config = new;
         live.table = table;
         live.retired = retired;
+        let mut warnings = Vec::new();
+        if live.config.max_instances > self.pool {
+            warnings.push(format!(
+                "the destinations can have {} batches in flight but the instance pool has {} slots \
+                 (sized at start): calls wait for a free slot until a restart",
+                live.config.max_instances, self.pool
+            ));
+        }
+        for w in &warnings {
+            tracing::warn!("reload: {w}");
+        }
         let summary = Summary {
             took_ms: started.elapsed().as_millis() as u64,
+            warnings,
             ..plan.summary()
         };
         tracing::info!(
@@ -229,8 +259,16 @@ impl Reloader {
     }
 
     /// Delete the queue of a retired destination once its worker has stopped.
-    /// Returns the events that were still waiting in it.
-    pub async fn forget(&self, name: &str) -> Result<u64, ReloadError> {
+    /// Returns the events that were still waiting in it. Runs to the end in a
+    /// task of its own, as [`Reloader::reload`] does.
+    pub async fn forget(self: &Arc<Self>, name: &str) -> Result<u64, ReloadError> {
+        let (me, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move { me.forget_now(&name).await })
+            .await
+            .unwrap_or(Err(ReloadError::Stopping))
+    }
+
+    async fn forget_now(&self, name: &str) -> Result<u64, ReloadError> {
         let mut live = self.live.lock().await;
         let live = &mut *live;
         if live.config.destinations.iter().any(|d| d.name == name) {
@@ -370,6 +408,7 @@ impl Plan {
             changed: self.changed.clone(),
             unchanged: self.unchanged.clone(),
             took_ms: 0,
+            warnings: Vec::new(),
         }
     }
 }

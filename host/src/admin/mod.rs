@@ -511,6 +511,9 @@ async fn reload(
         .ok_or_else(|| AdminError::Refused(crate::reload::ReloadError::NoFile.to_string()))?;
     match reloader.reload().await {
         Ok(summary) => Ok(Json(Done::with(summary))),
+        Err(e @ crate::reload::ReloadError::Stopping) => {
+            Err(AdminError::Unavailable(e.to_string()))
+        }
         Err(crate::reload::ReloadError::Store(e)) => Err(AdminError::Unavailable(e.to_string())),
         Err(e) => Err(AdminError::Refused(e.to_string())),
     }

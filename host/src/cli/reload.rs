@@ -62,5 +62,8 @@ pub async fn reload(file: &Path) -> anyhow::Result<ExitCode> {
         list("removed")
     );
     println!("  unchanged: {}", list("unchanged"));
+    for w in body["warnings"].as_array().into_iter().flatten() {
+        println!("warning: {}", w.as_str().unwrap_or_default());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -32,10 +32,15 @@ pub async fn run(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(()) = hangups.recv() => match running.reload().await {
-                Ok(_) => {}
-                Err(e) => tracing::error!("reload (SIGHUP) refused: {e}"),
-            },
+            // In a task of its own, so a shutdown signal is never kept waiting.
+            Some(()) = hangups.recv() => {
+                let reloader = running.reloader();
+                tokio::spawn(async move {
+                    if let Err(e) = reloader.reload().await {
+                        tracing::error!("reload (SIGHUP) refused: {e}");
+                    }
+                });
+            }
         }
     }
     running.stop().await;

@@ -322,7 +322,7 @@ impl Dispatcher {
         let task = tokio::spawn(worker.run(stop_rx));
         self.stats.insert(dest.name.clone(), counters.clone());
         self.followed.store(Arc::new(self.stats.clone()));
-        self.workers.insert(
+        let replaced = self.workers.insert(
             dest.name.clone(),
             WorkerTask {
                 stop,
@@ -330,6 +330,15 @@ impl Dispatcher {
                 forward,
             },
         );
+        // Callers stop a worker before they start another on its queue; should one
+        // ever be left, it is told to stop rather than left to serve beside this one.
+        if let Some(old) = replaced {
+            tracing::warn!(
+                destination = dest.name.as_str(),
+                "a second worker was started: the first stops"
+            );
+            let _ = old.stop.send(true);
+        }
         counters
     }
 
