@@ -19,13 +19,15 @@ fn secret_file(dir: &std::path::Path) -> String {
     file.display().to_string()
 }
 
-#[tokio::test]
-async fn a_hostile_guest_cannot_leak_a_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let vendor = Receiver::start().await;
-    let other = Receiver::start().await;
-    // The vendor echoes the key it was sent, as some error answers do.
-    vendor.default_reply(Reply::status(401).body(&format!(r#"{{"error":"invalid key {VALUE}"}}"#)));
+/// A host with the hostile guest (`misbehave`, mode `leak`) as destination `leaky`:
+/// secret `k` may go to `vendor` only, and the guest also tries `other` at `other_path`.
+/// Returns once its one event has been dead-lettered.
+async fn start_leaky(
+    dir: &std::path::Path,
+    vendor: &Receiver,
+    other: &Receiver,
+    other_path: &str,
+) -> (TestHost, switchyard_e2e::Admin) {
     let config = format!(
         r#"
 [[destinations]]
@@ -38,11 +40,11 @@ retry = {{ initial_ms = 50, max_ms = 200, window = "1m" }}
 "#,
         vendor = vendor.origin(),
         other = other.origin(),
-        file = secret_file(dir.path()),
+        file = secret_file(dir),
         vendor_url = vendor.url("/collect"),
-        other_url = other.url("/steal"),
+        other_url = other.url(other_path),
     );
-    let host = TestHost::start(dir.path(), &config).await;
+    let host = TestHost::start(dir, &config).await;
     assert_eq!(host.send("batch", &sdk_batch("l", 1)).await.status(), 200);
     let admin = host.admin();
     admin
@@ -53,6 +55,17 @@ retry = {{ initial_ms = 50, max_ms = 200, window = "1m" }}
             |r| r["dead_letters"] == 1,
         )
         .await;
+    (host, admin)
+}
+
+#[tokio::test]
+async fn a_hostile_guest_cannot_leak_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = Receiver::start().await;
+    let other = Receiver::start().await;
+    // The vendor echoes the key it was sent, as some error answers do.
+    vendor.default_reply(Reply::status(401).body(&format!(r#"{{"error":"invalid key {VALUE}"}}"#)));
+    let (host, admin) = start_leaky(dir.path(), &vendor, &other, "/steal").await;
     let letters = admin.dead_letters("leaky").await;
 
     // The vendor, one of the secret's hosts, got the value where the guest put its token.
@@ -164,33 +177,7 @@ async fn a_redirect_cannot_carry_a_secret_to_another_host() {
     let other = Receiver::start().await;
     // The secret's own host sends the request on to another allowed host.
     vendor.default_reply(Reply::status(307).header("location", &other.url("/steal")));
-    let config = format!(
-        r#"
-[[destinations]]
-name = "leaky"
-plugin = "misbehave"
-allowed_hosts = ["{vendor}", "{other}"]
-secrets = {{ k = {{ from = "file:{file}", hosts = ["{vendor}"] }} }}
-settings = {{ mode = "leak", secret = "${{secret:k}}", url = "{vendor_url}", other = "{other_url}" }}
-retry = {{ initial_ms = 50, max_ms = 200, window = "1m" }}
-"#,
-        vendor = vendor.origin(),
-        other = other.origin(),
-        file = secret_file(dir.path()),
-        vendor_url = vendor.url("/collect"),
-        other_url = other.url("/direct"),
-    );
-    let host = TestHost::start(dir.path(), &config).await;
-    assert_eq!(host.send("batch", &sdk_batch("r", 1)).await.status(), 200);
-    let admin = host.admin();
-    admin
-        .wait(
-            switchyard_e2e::admin::Row::Destination("leaky"),
-            "its event dead-lettered",
-            Duration::from_secs(20),
-            |r| r["dead_letters"] == 1,
-        )
-        .await;
+    let (host, admin) = start_leaky(dir.path(), &vendor, &other, "/direct").await;
     assert_eq!(vendor.received().len(), 1, "the first hop went out");
     assert!(
         other.received().is_empty(),
