@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde_json::Value;
 
 use crate::config::Config;
 
@@ -20,32 +19,18 @@ pub async fn backfill(
         Some(file) => Config::load(file)?,
         None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
     };
-    let base = super::dlq::admin_base(&config).with_context(|| {
-        format!(
-            "[server] listen is `{}`: no fixed port to reach the host at",
-            config.listen
-        )
-    })?;
-    let url = format!("{base}/admin/destinations/{destination}/backfill");
     let mut query = vec![("since", since.to_string())];
     if let Some(u) = until {
         query.push(("until", u.to_string()));
     }
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut req = client.post(&url).query(&query);
-    if let Some(token) = &config.admin_token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req
-        .send()
+    let path = format!("/admin/destinations/{destination}/backfill");
+    let (status, body) = super::admin_client::post(&config, &path, &query)
         .await
-        .with_context(|| format!("{url}: no host answers (backfill needs the running host)"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+        .context("backfill needs the running host")?;
     if !status.is_success() {
         eprintln!(
             "backfill refused ({status}): {}",
-            body["message"].as_str().unwrap_or("no reason given")
+            super::admin_client::message(&body)
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -4,6 +4,7 @@
 //! and calls [`Cli::execute`]; each subcommand reads files, builds what it
 //! needs from the library, and turns errors into messages that name the file.
 
+mod admin_client;
 mod backfill;
 mod check;
 mod dev;

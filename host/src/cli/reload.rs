@@ -13,31 +13,13 @@ pub async fn reload(file: &Path) -> anyhow::Result<ExitCode> {
     // The file as it is now: its `listen` and `admin_token` reach the host, and
     // a file that does not validate is refused here, with the same message.
     let config = Config::load(file)?;
-    let base = super::dlq::admin_base(&config).with_context(|| {
-        format!(
-            "{}: [server] listen is `{}`: no fixed port to reach the host at",
-            file.display(),
-            config.listen
-        )
-    })?;
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let url = format!("{base}/admin/reload");
-    let mut req = client.post(&url);
-    if let Some(token) = &config.admin_token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.with_context(|| {
-        format!(
-            "{url}: no host answers (is it running with --config {}?)",
-            file.display()
-        )
-    })?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let (status, body) = super::admin_client::post(&config, "/admin/reload", &[])
+        .await
+        .with_context(|| format!("reloading the host of {}", file.display()))?;
     if !status.is_success() {
         eprintln!(
             "reload refused ({status}): {}",
-            body["message"].as_str().unwrap_or("no reason given")
+            super::admin_client::message(&body)
         );
         return Ok(ExitCode::FAILURE);
     }
