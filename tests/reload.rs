@@ -141,10 +141,8 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
     assert_eq!(row("b", &listed).unwrap()["retired"], true, "{listed}");
     assert!(row("a", &listed).unwrap().get("retired").is_none());
     assert!(row("c", &listed).is_some());
-    let deleted = host
-        .http
-        .delete(host.url("/admin/destinations/a"))
-        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+    let deleted = admin
+        .request(reqwest::Method::DELETE, "/admin/destinations/a")
         .send()
         .await
         .unwrap();
@@ -153,10 +151,8 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
         422,
         "a destination in the config keeps its queue"
     );
-    let deleted = host
-        .http
-        .delete(host.url("/admin/destinations/b"))
-        .bearer_auth(switchyard_e2e::host::ADMIN_TOKEN)
+    let deleted = admin
+        .request(reqwest::Method::DELETE, "/admin/destinations/b")
         .send()
         .await
         .unwrap();

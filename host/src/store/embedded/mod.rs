@@ -127,14 +127,14 @@ enum Command {
     },
     /// Queue the retained events of up to [`BACKFILL_STEP`] chunks received in
     /// `[since, until)` after chunk `after` for `destination` again (those its
-    /// filter `accepts`), marked `context.is_backfill`; answered with how many,
+    /// filter takes, as `rewrite` gives them), marked `context.is_backfill`; answered with how many,
     /// and the chunk to go on after (`None`: done).
     Backfill {
         destination: String,
         since: Millis,
         until: Millis,
         after: i64,
-        accepts: Accepts,
+        rewrite: Rewrite,
         reply: oneshot::Sender<Result<(u64, Option<i64>), StoreError>>,
     },
     /// Delete a retired destination's queue ([`Writer::forget`]).
@@ -173,8 +173,9 @@ enum Command {
     Fail(oneshot::Sender<Result<(), StoreError>>),
 }
 
-/// Whether a destination's filter takes an event (its JSON).
-type Accepts = Box<dyn Fn(&str) -> bool + Send>;
+/// An event (its JSON) as a backfill delivers it, or `None` when the
+/// destination's filter does not take it.
+type Rewrite = Box<dyn Fn(&str) -> Option<String> + Send>;
 
 /// Chunks a backfill reads in one transaction, so a long one never stalls ingest.
 const BACKFILL_STEP: usize = 64;
@@ -562,9 +563,12 @@ impl Store for EmbeddedStore {
         let mut total = 0;
         loop {
             let (name, router) = (destination.to_string(), router.clone());
-            let accepts: Accepts = Box::new(move |json| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-                    .is_ok_and(|m| router.accepts(&name, &crate::route::RouteKeys::of(&m)))
+            let rewrite: Rewrite = Box::new(move |json| {
+                let m: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(json).ok()?;
+                router
+                    .accepts(&name, &crate::route::RouteKeys::of(&m))
+                    .then(|| mark_backfill(m))
             });
             let destination = destination.to_string();
             let (n, next) = self
@@ -573,7 +577,7 @@ impl Store for EmbeddedStore {
                     since,
                     until,
                     after,
-                    accepts,
+                    rewrite,
                     reply,
                 })
                 .await?;
@@ -1249,7 +1253,7 @@ fn run_command(
             since,
             until,
             after,
-            accepts,
+            rewrite,
             reply,
         } => {
             let Some(&qi) = by_name.get(&destination) else {
@@ -1270,10 +1274,12 @@ fn run_command(
                 for (i, e) in chunk.events.iter().enumerate() {
                     let seq = chunk.first + i as i64;
                     // Still ahead of the cursor, or waiting already: it will be delivered anyway.
-                    if seq > q.acked || q.has_retry(seq) || !accepts(&e.json) {
+                    if seq > q.acked || q.has_retry(seq) {
                         continue;
                     }
-                    let body = mark_backfill(&e.json);
+                    let Some(body) = rewrite(&e.json) else {
+                        continue;
+                    };
                     if sql::insert_backfill(log.conn, q.id, chunk, i, &body, now)? {
                         moved.push((seq, e.user_key.clone()));
                     }
@@ -1340,17 +1346,12 @@ fn run_command(
 }
 
 /// An event as a backfill delivers it: `context.is_backfill` set.
-fn mark_backfill(json: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(mut m)) => {
-            let context = m
-                .entry("context")
-                .or_insert_with(|| serde_json::Value::Object(Default::default()));
-            if let serde_json::Value::Object(c) = context {
-                c.insert("is_backfill".into(), serde_json::Value::Bool(true));
-            }
-            serde_json::Value::Object(m).to_string()
-        }
-        _ => json.to_string(),
+fn mark_backfill(mut m: serde_json::Map<String, serde_json::Value>) -> String {
+    let context = m
+        .entry("context")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let serde_json::Value::Object(c) = context {
+        c.insert("is_backfill".into(), serde_json::Value::Bool(true));
     }
+    serde_json::Value::Object(m).to_string()
 }
