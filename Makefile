@@ -18,9 +18,9 @@ TRANSFORMS   := mask-pii consent
 # Bundled transformations in other languages: transforms/<name>/Makefile builds <name>.wasm there.
 FOREIGN_TRANSFORMS := mapping tracking-plan
 # Test-only guests (never bundled): tests/guests/<name>.
-TEST_GUESTS  := misbehave misbehave-transform
+TEST_GUESTS  := misbehave misbehave-transform drift
 
-.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install
+.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
 
 all: build
 
@@ -33,6 +33,7 @@ help:
 	@echo "make bench  - benchmarks against their baselines (bench-quick: about 5 minutes)"
 	@echo "make soak   - the fault loops at full length (kill -9, full disk, NATS faults)"
 	@echo "make fuzz   - fuzz the ingest and config parsers (FUZZ_SECONDS per target)"
+	@echo "make golden - record the bundled destinations' golden files again (tests/golden.rs)"
 
 ## Toolchain: the wasm target for guest components (rust-toolchain.toml names it too).
 setup:
@@ -84,6 +85,12 @@ test: destinations test-guests nats-server sdks
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
 	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store =="
 	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload --test transforms
+
+## The bundled destinations' golden recordings, recorded again against a loopback
+## receiver (do it when a change to what a destination sends is meant).
+golden: destinations test-guests
+	$(CARGO) build -p switchyard
+	$(CARGO) test -p switchyard-e2e --test golden -- --ignored record_the_golden_files --nocapture
 
 lint: setup
 	$(CARGO) fmt --all --check

@@ -27,6 +27,8 @@
 //!   the host functions, loaded plugins and per-call limits.
 //! - [`imports`]: the behaviour behind the WIT imports (`http` egress, `log`).
 //! - [`plugins`]: the plugin catalog: versions, hot swap, rollback, directory watcher.
+//! - [`trial`]: a version tried on real traffic before it serves (shadow,
+//!   canary), and recordings of real deliveries for `switchyard replay`.
 //! - [`reload`]: a changed config file applied to the running host (destinations
 //!   added, changed and retired).
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
@@ -58,6 +60,7 @@ pub mod server;
 // store/ is being rewritten on another branch, which brings its missing docs
 // (the fields of `embedded::OpenError`); until then, the lint is off there.
 pub mod store;
+pub mod trial;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -73,6 +73,8 @@ struct Inner {
     script: VecDeque<Reply>,
     /// The answer once the script is used up.
     default: Option<Reply>,
+    /// Requests carrying this header get this answer, script or not.
+    by_header: Option<(String, Reply)>,
     /// Everything received.
     received: Vec<Received>,
     /// Requests being answered now.
@@ -115,6 +117,11 @@ impl Receiver {
     /// Answer this once the script is used up.
     pub fn default_reply(&self, reply: Reply) {
         self.inner.lock().unwrap().default = Some(reply);
+    }
+
+    /// Answer `reply` to every request that carries header `name`, whatever the script says.
+    pub fn reply_to_header(&self, name: &str, reply: Reply) {
+        self.inner.lock().unwrap().by_header = Some((name.to_ascii_lowercase(), reply));
     }
 
     /// Everything received so far.
@@ -202,10 +209,14 @@ async fn handle(
         let mut g = inner.lock().unwrap();
         g.open += 1;
         g.most_open = g.most_open.max(g.open);
-        g.script
-            .pop_front()
-            .or_else(|| g.default.clone())
-            .unwrap_or_else(|| Reply::status(200))
+        match &g.by_header {
+            Some((name, reply)) if headers.contains_key(name.as_str()) => reply.clone(),
+            _ => g
+                .script
+                .pop_front()
+                .or_else(|| g.default.clone())
+                .unwrap_or_else(|| Reply::status(200)),
+        }
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

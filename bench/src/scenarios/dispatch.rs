@@ -26,6 +26,7 @@ fn ctx() -> CallContext {
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
         tape: None,
+        capture: None,
         secrets: Default::default(),
     }
 }

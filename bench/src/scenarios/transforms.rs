@@ -169,6 +169,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             egress: switchyard::imports::http::Egress::DryRun(Default::default()),
             counters: Default::default(),
             tape: None,
+            capture: None,
             secrets: Default::default(),
         };
         let settings = r#"{"mode":"identity"}"#;

@@ -167,6 +167,10 @@ pub struct PluginRow {
     pub last_error: Option<String>,
     /// The newest swaps and rollbacks since start, newest first.
     pub swaps: Vec<crate::plugins::Swap>,
+    /// Its version on trial (shadow or canary) and its figures, if any.
+    pub trial: Option<crate::trial::TrialReport>,
+    /// How its last trial ended, if one did.
+    pub trial_ended: Option<crate::trial::Ended>,
 }
 
 impl From<&PluginSlot> for PluginRow {
@@ -179,6 +183,8 @@ impl From<&PluginSlot> for PluginRow {
             previous_sha256: slot.previous_sha256(),
             last_error: slot.last_error(),
             swaps: slot.swap_history(),
+            trial: slot.trial().map(|t| t.report()),
+            trial_ended: slot.ended_trial(),
         }
     }
 }

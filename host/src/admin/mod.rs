@@ -16,6 +16,9 @@
 //! - `GET  /admin/sources/{name}/events`: the source debugger ([`debugger`])
 //! - `GET  /admin/plugins`
 //! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
+//! - `PUT  /admin/plugins/{name}?stage=shadow|canary&...`, `GET .../trial`,
+//!   `POST .../promote`, `POST .../discard`: a version on trial ([`trials`])
+//! - `POST /admin/destinations/{name}/record?count=N&timeout=D`: a recording ([`trials`])
 //!
 //! `T` is RFC 3339 (`2026-11-26T12:00:00Z`) or milliseconds since the epoch.
 //! Every answer is a typed struct of [`answers`]; dead letters are
@@ -25,6 +28,7 @@ pub mod answers;
 mod debugger;
 pub mod page;
 pub mod probes;
+mod trials;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -181,6 +185,10 @@ pub fn app(state: AdminState) -> axum::Router {
             put(upload_plugin).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route("/admin/plugins/{name}/rollback", post(rollback_plugin))
+        .route("/admin/plugins/{name}/trial", get(trials::show))
+        .route("/admin/plugins/{name}/promote", post(trials::promote))
+        .route("/admin/plugins/{name}/discard", post(trials::discard))
+        .route("/admin/destinations/{name}/record", post(trials::record))
         // On the matched routes only: an unknown path is a 404, not a 401.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -597,7 +605,9 @@ fn query_error(e: QueryRejection) -> AdminError {
 
 fn plugin_error(e: PluginError) -> AdminError {
     match e {
-        PluginError::Unknown(_) | PluginError::NoPrevious(_) => AdminError::Missing(error_text(&e)),
+        PluginError::Unknown(_) | PluginError::NoPrevious(_) | PluginError::NoTrial(_) => {
+            AdminError::Missing(error_text(&e))
+        }
         _ => AdminError::Refused(error_text(&e)),
     }
 }
@@ -605,14 +615,24 @@ fn plugin_error(e: PluginError) -> AdminError {
 async fn upload_plugin(
     State(state): State<AdminState>,
     Path(name): Path<String>,
+    query: Result<axum::extract::Query<trials::StageQuery>, QueryRejection>,
     body: axum::body::Bytes,
-) -> Result<Json<Done<VersionRow>>, AdminError> {
+) -> Result<Response, AdminError> {
+    let query = query
+        .map_err(|e| {
+            AdminError::BadRequest(format!("{}; {}", e.body_text(), trials::STAGE_PARAMS))
+        })?
+        .0;
+    if query.stage.is_some() {
+        return trials::stage(&state, &name, query, body.to_vec()).await;
+    }
+    query.only_with_a_stage()?;
     let version = state
         .catalog
         .install(&name, body.to_vec(), true)
         .await
         .map_err(plugin_error)?;
-    Ok(Json(Done::with(VersionRow::from(&*version))))
+    Ok(Json(Done::with(VersionRow::from(&*version))).into_response())
 }
 
 async fn rollback_plugin(

@@ -1,11 +1,23 @@
 //! A call to the running host's admin API, as the commands that act on a
-//! running host make it (`reload`, `backfill`): the address and token come
-//! from the host's config file.
+//! running host make it (`reload`, `backfill`, `record`, `trial`): the address
+//! and token come from the host's config file.
 
 use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::Config;
+
+/// The config of the host to reach: `file`, else the default one.
+pub(super) fn host_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match file {
+        Some(file) => Config::load(file)?,
+        None => Config::parse(
+            super::DEFAULT_CONFIG,
+            "<default config>",
+            std::path::Path::new("."),
+        )?,
+    })
+}
 
 /// `POST path?query` to the host that `config` describes: the answer's status
 /// and JSON body (`null` when it has none).
@@ -13,6 +25,17 @@ pub(super) async fn post(
     config: &Config,
     path: &str,
     query: &[(&str, String)],
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    call(config, reqwest::Method::POST, path, query, None).await
+}
+
+/// `method path?query` (with `body`) to the host that `config` describes.
+pub(super) async fn call(
+    config: &Config,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Vec<u8>>,
 ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
     let base = super::dlq::admin_base(config).with_context(|| {
         format!(
@@ -22,7 +45,10 @@ pub(super) async fn post(
     })?;
     let url = format!("{base}{path}");
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut req = client.post(&url).query(query);
+    let mut req = client.request(method, &url).query(query);
+    if let Some(body) = body {
+        req = req.body(body);
+    }
     if let Some(token) = &config.admin_token {
         req = req.bearer_auth(token);
     }

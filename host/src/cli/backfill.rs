@@ -7,18 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::config::Config;
-
 pub async fn backfill(
     destination: &str,
     since: &str,
     until: Option<&str>,
     file: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let config = match file {
-        Some(file) => Config::load(file)?,
-        None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
-    };
+    let config = super::admin_client::host_config(file)?;
     let mut query = vec![("since", since.to_string())];
     if let Some(u) = until {
         query.push(("until", u.to_string()));

@@ -11,10 +11,13 @@ mod dev;
 mod dlq;
 pub mod logging;
 mod new;
+mod record;
 mod reload;
+mod replay;
 mod respond;
 mod run;
 mod status;
+mod trial;
 mod try_run;
 
 use std::path::PathBuf;
@@ -49,6 +52,18 @@ pub enum Command {
     /// Queue again, for one destination, the events the running host's log still holds from a
     /// range of time (`[store] retention`), marked `context.is_backfill`.
     Backfill(backfill::BackfillArgs),
+    /// Capture the next deliveries of a destination of the running host (events, settings with
+    /// credentials redacted, every request and answer) into a recording file.
+    Record(record::RecordArgs),
+    /// Run a recording offline against another version of its destination, its requests
+    /// answered from the recording; print the differences, exit 1 on any.
+    Replay(replay::ReplayArgs),
+    /// A version on trial in the running host: shadow, canary, show, promote, discard.
+    Trial {
+        /// What to do.
+        #[command(subcommand)]
+        command: trial::TrialCommand,
+    },
     /// Validate the config and every destination's settings, then exit.
     Check {
         /// Configuration file (TOML).
@@ -111,6 +126,9 @@ impl Cli {
                 )
                 .await
             }
+            Command::Record(args) => record::record(args).await,
+            Command::Replay(args) => replay::replay(args).await,
+            Command::Trial { command } => trial::trial(command).await,
             Command::Try(args) => try_run::try_run(args).await,
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,

@@ -103,6 +103,7 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
         egress: Egress::DryRun(dry.clone()),
         counters: Default::default(),
         tape: None,
+        capture: None,
         secrets: part.secrets,
     };
     let (settings_value, settings_name) = part.settings;

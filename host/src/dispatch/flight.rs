@@ -19,7 +19,7 @@ use super::worker::Shared;
 use crate::observe::attempts::{Attempt, EventOutcome, Tape};
 use crate::plugins::Version;
 use crate::runtime::bindings::switchyard::destination::types::EventType;
-use crate::runtime::{CallError, Event, Outcome};
+use crate::runtime::{CallContext, CallError, Event, Outcome};
 use crate::store::{Job, Settle};
 
 /// Longest wait between two attempts to settle a batch while the store fails.
@@ -58,6 +58,10 @@ pub struct Versions {
     pub destination: Arc<Version>,
     /// One per link of the chain.
     pub chain: Vec<Arc<Version>>,
+    /// The destination plugin's version on trial, if any (`dispatch/trial.rs`).
+    pub trial: Option<Arc<crate::trial::Trial>>,
+    /// The destination plugin's slot, where a canary's verdict is acted on.
+    pub slot: Arc<crate::plugins::PluginSlot>,
 }
 
 /// Deliver `jobs` on `versions`, settle them, and record the outcome. Whatever
@@ -138,7 +142,7 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
         None
     } else {
         let called = shared.clock.now();
-        let (outcomes, error) = call(shared, version, &to_deliver, &tape).await;
+        let (outcomes, error) = super::trial::deliver(shared, versions, &to_deliver, &tape).await;
         let took = shared.clock.now().saturating_duration_since(called);
         shared.stats.calls.observe(took.as_secs_f64());
         throttled = outcomes
@@ -195,18 +199,17 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
     report
 }
 
-/// Run `deliver` in a fresh instance, recording its exchanges on `tape`; a
-/// failed call gives every event the same outcome, and says why.
-async fn call(
+/// Run `deliver` of `version` in a fresh instance with `ctx` (its tape and
+/// capture record the exchanges); a failed call gives every event the same
+/// outcome, and says why.
+pub(super) async fn call(
     shared: &Shared,
+    ctx: &CallContext,
     version: &Version,
     events: &[Event],
-    tape: &Tape,
 ) -> (Vec<Outcome>, Option<String>) {
-    let mut ctx = shared.ctx.clone();
-    ctx.tape = Some(tape.clone());
     // This batch runs to the end on its version, whatever swaps meanwhile.
-    match version.plugin.deliver(&ctx, &shared.settings, events).await {
+    match version.plugin.deliver(ctx, &shared.settings, events).await {
         Ok(outcomes) => (outcomes, None),
         Err(e) => {
             tracing::warn!(

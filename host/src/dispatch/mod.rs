@@ -16,6 +16,7 @@ pub mod operator;
 pub mod rate;
 pub mod retry;
 pub mod transform;
+mod trial;
 mod worker;
 
 use std::collections::HashMap;
@@ -95,6 +96,8 @@ pub struct DeliveryStats {
     pub attempts: crate::observe::attempts::Attempts,
     /// Outcomes per minute and the newest latencies (overview, chart).
     pub history: crate::observe::history::History,
+    /// A recording under way (`POST /admin/destinations/{name}/record`).
+    pub recorder: Mutex<Option<Arc<crate::trial::recording::Recorder>>>,
 }
 
 impl DeliveryStats {
@@ -135,6 +138,7 @@ impl DeliveryStats {
             calls: instruments.calls_of(&dest.name),
             attempts: Default::default(),
             history: Default::default(),
+            recorder: Mutex::new(None),
         }
     }
 
@@ -153,6 +157,16 @@ impl DeliveryStats {
         if old.operator_paused() {
             self.set_operator_paused(true);
         }
+    }
+
+    /// The recording under way, while it wants more deliveries.
+    pub fn recording(&self) -> Option<Arc<crate::trial::recording::Recorder>> {
+        self.recorder
+            .lock()
+            .expect("recorder lock")
+            .as_ref()
+            .filter(|r| r.wants_more())
+            .cloned()
     }
 
     /// Health for the admin API.

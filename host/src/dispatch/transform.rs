@@ -69,6 +69,7 @@ impl Link {
             egress: Egress::live(tag, &config.allowed_hosts, lookup, config.limits.timeout),
             counters: stats.sandbox.clone(),
             tape: None,
+            capture: None,
             secrets: Default::default(),
         };
         Link {

@@ -40,6 +40,8 @@ pub struct Shared {
     pub dest: DestinationConfig,
     /// Its settings as JSON text, serialised once.
     pub settings: String,
+    /// Hides its credentials in captured exchanges (shadow, recording).
+    pub redactor: crate::trial::capture::Redactor,
     /// The store holding its queue.
     pub store: Arc<dyn Store>,
     /// What every call into the component runs with (limits, egress).
@@ -89,6 +91,7 @@ impl Worker {
             egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout),
             counters: stats.sandbox.clone(),
             tape: None,
+            capture: None,
             secrets: dest.secrets.clone(),
         };
         let bucket = dest
@@ -98,6 +101,7 @@ impl Worker {
             plugin,
             shared: Arc::new(Shared {
                 settings: dest.settings.to_string(),
+                redactor: crate::trial::capture::Redactor::new(&dest.settings),
                 dest,
                 store,
                 ctx,
@@ -174,6 +178,8 @@ impl Worker {
             let versions = super::flight::Versions {
                 destination: version,
                 chain,
+                trial: self.plugin.trial(),
+                slot: self.plugin.clone(),
             };
             self.flights
                 .spawn(super::flight::fly(self.shared.clone(), versions, jobs));
@@ -236,9 +242,15 @@ impl Worker {
     /// caps it too), one event for a probe.
     fn params(&self, version: &Version, chain: &[Arc<Version>], probing: bool) -> Claim {
         let dest = &self.shared.dest;
+        // A version on trial gets the same batches (a shadow) or a share of them (a canary).
+        let on_trial = self
+            .plugin
+            .trial()
+            .map(|t| t.version.plugin.metadata.max_batch);
         let accepted = chain
             .iter()
             .map(|v| v.plugin.metadata.max_batch)
+            .chain(on_trial)
             .fold(version.plugin.metadata.max_batch, u32::min);
         let mut max_events = dest.batch.max_events.min(accepted).max(1) as usize;
         if let Some(b) = &self.shared.bucket {

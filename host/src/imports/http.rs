@@ -112,6 +112,16 @@ pub enum Egress {
     /// Send nothing: record each request and answer it from a script
     /// (`switchyard try`, `switchyard check`, the bench).
     DryRun(Arc<DryRun>),
+    /// Send nothing: answer each request from earlier exchanges (a shadow
+    /// version's call, `switchyard replay`: [`crate::trial`]). The request is
+    /// matched with this call's secret tokens written back as `${secret:NAME}`.
+    Replay(Arc<dyn Answer>),
+}
+
+/// Answers a request without the network, from what was recorded.
+pub trait Answer: Send + Sync {
+    /// The answer to `req`, which carries `${secret:NAME}` placeholders, never tokens.
+    fn answer(&self, req: &Request) -> Result<Response, Error>;
 }
 
 /// What a dry run does with the requests it is given.
@@ -179,6 +189,7 @@ impl std::fmt::Debug for Egress {
         match self {
             Egress::Live { destination, .. } => write!(f, "Egress::Live({destination})"),
             Egress::DryRun(_) => f.write_str("Egress::DryRun"),
+            Egress::Replay(_) => f.write_str("Egress::Replay"),
         }
     }
 }
@@ -225,6 +236,13 @@ impl Egress {
     /// sealed before the guest reads it, and error texts are redacted. A dry
     /// run checks the same, but records the request as the guest wrote it.
     pub async fn send(&self, req: Request, sealed: Option<&Sealed>) -> Result<Response, Error> {
+        if let Egress::Replay(answers) = self {
+            let req = match sealed {
+                Some(sealed) => sealed.name_request(req),
+                None => req,
+            };
+            return answers.answer(&req);
+        }
         let result = match sealed {
             None => self.send_open(req, &[]).await,
             Some(sealed) => self.send_sealed(req, sealed).await,
@@ -248,6 +266,7 @@ impl Egress {
                     Err(denied)
                 }
             },
+            Egress::Replay(answers) => answers.answer(&sealed.name_request(req)),
             Egress::Live { .. } => match sealed.open(req) {
                 Ok(opened) => {
                     let answer = self.send_open(opened.request.clone(), &opened.bound).await;
@@ -268,6 +287,7 @@ impl Egress {
     async fn send_open(&self, req: Request, bound: &[Allowlist]) -> Result<Response, Error> {
         match self {
             Egress::DryRun(dry) => dry.answer(req),
+            Egress::Replay(answers) => answers.answer(&req),
             Egress::Live {
                 client,
                 allowlist,

@@ -181,6 +181,36 @@ impl Sealed {
         out
     }
 
+    /// `text` with this call's tokens written back as `${secret:NAME}`: what
+    /// the guest wrote, comparable with another call's (shadow, replay).
+    pub fn name_tokens(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.secrets.list.iter() {
+            let token = self.token(&s.name);
+            if out.contains(&token) {
+                let placeholder = format!("{}{}{}", PLACEHOLDER.0, s.name, PLACEHOLDER.1);
+                out = out.replace(&token, &placeholder);
+            }
+        }
+        out
+    }
+
+    /// A request with this call's tokens written back as `${secret:NAME}` (URL,
+    /// headers, and a UTF-8 body).
+    pub fn name_request(&self, mut req: Request) -> Request {
+        req.url = self.name_tokens(&req.url);
+        for (_, v) in req.headers.iter_mut() {
+            *v = self.name_tokens(v);
+        }
+        if let Ok(text) = std::str::from_utf8(&req.body) {
+            let named = self.name_tokens(text);
+            if named != text {
+                req.body = named.into_bytes();
+            }
+        }
+        req
+    }
+
     /// A secret's value as a key for the crypto import, by its name or its token.
     pub fn key(&self, name_or_token: &str) -> Option<&[u8]> {
         self.secrets

@@ -209,6 +209,13 @@ pub fn is_secret_header(name: &str) -> bool {
     SECRET_HEADERS.contains(&name.as_str()) || SECRET_WORDS.iter().any(|w| name.contains(w))
 }
 
+/// Whether a setting's or a field's value is a credential, by its name
+/// (`api_key`, `authToken`, `client_secret`, ...).
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|w| name.contains(w))
+}
+
 /// Headers with the values of credentials replaced by [`REDACTED`].
 pub fn redact_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
     headers

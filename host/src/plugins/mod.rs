@@ -13,6 +13,7 @@
 //! any step is refused with the reason (log line, admin API, HTTP answer) and
 //! the old one keeps serving. The previous version is kept for rollback.
 
+mod trials;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -72,6 +73,17 @@ pub enum PluginError {
         /// The world its users need.
         needs: &'static str,
     },
+    /// Promote or discard with no version on trial.
+    #[error("plugin `{0}` has no version on trial")]
+    NoTrial(String),
+    /// A trial asked of a plugin that cannot have one.
+    #[error("plugin `{plugin}` cannot take a trial version: {why}")]
+    NoTrialHere {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        why: &'static str,
+    },
     /// Rollback with nothing to roll back to.
     #[error("plugin `{0}` has no previous version")]
     NoPrevious(String),
@@ -115,6 +127,10 @@ pub struct PluginSlot {
     pub swaps: std::sync::atomic::AtomicU64,
     /// The newest swaps and rollbacks, oldest first, at most [`SWAPS_KEPT`].
     history: Mutex<std::collections::VecDeque<Swap>>,
+    /// A version on trial (shadow or canary), taken by each batch with `current`.
+    trial: ArcSwapOption<crate::trial::Trial>,
+    /// How the last trial ended, for the admin API.
+    ended: Mutex<Option<crate::trial::Ended>>,
 }
 
 /// Swaps kept per plugin for the status page and `GET /admin/plugins`.
@@ -152,6 +168,8 @@ impl PluginSlot {
             installing: tokio::sync::Mutex::new(()),
             swaps: Default::default(),
             history: Default::default(),
+            trial: ArcSwapOption::empty(),
+            ended: Mutex::new(None),
         }
     }
 
@@ -609,15 +627,20 @@ impl Catalog {
 
     /// Write bytes to `<dir>/<name>.wasm` atomically.
     fn persist(&self, name: &str, bytes: &[u8]) -> Result<(), PluginError> {
-        let path = plugin_path(&self.dir, name);
-        let tmp = self.dir.join(format!(".{name}.wasm.upload"));
-        let write = |source| PluginError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        std::fs::write(&tmp, bytes).map_err(write)?;
-        std::fs::rename(&tmp, &path).map_err(write)
+        write_plugin(&self.dir, name, bytes)
     }
+}
+
+/// Write bytes to `<dir>/<name>.wasm` atomically.
+fn write_plugin(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    let path = plugin_path(dir, name);
+    let tmp = dir.join(format!(".{name}.wasm.upload"));
+    let write = |source| PluginError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(write)?;
+    std::fs::rename(&tmp, &path).map_err(write)
 }
 
 /// The whole chain of a plugin error, as one line (for the admin API and the log).
@@ -679,6 +702,7 @@ async fn check_as(
         egress: Egress::DryRun(Default::default()),
         counters: Default::default(),
         tape: None,
+        capture: None,
         secrets,
     };
     let refused = |message: String| PluginError::Settings {

@@ -42,6 +42,8 @@ pub struct HostState {
     stderr: CapturedOutput,
     /// Where the exchanges of this call are recorded, for the delivery debugger.
     tape: Option<Tape>,
+    /// Where the exchanges of this call are captured whole (a shadow, a recording).
+    capture: Option<crate::trial::capture::Capture>,
     /// This call's view of the destination's secrets (`None`: it has none).
     sealed: Option<Sealed>,
 }
@@ -70,6 +72,7 @@ impl HostState {
             stdout,
             stderr,
             tape: ctx.tape.clone(),
+            capture: ctx.capture.clone(),
             sealed: (!ctx.secrets.is_empty()).then(|| Sealed::new(ctx.secrets.clone())),
         }
     }
@@ -138,7 +141,30 @@ impl http::Host for HostState {
                 std::time::Instant::now(),
             )
         });
+        // As the guest wrote it, its secret tokens named: comparable with another call's.
+        let named = self.capture.as_ref().map(|_| match &self.sealed {
+            Some(sealed) => sealed.name_request(req.clone()),
+            None => req.clone(),
+        });
         let answer = self.egress.send(req, self.sealed.as_ref()).await;
+        if let (Some(capture), Some(named)) = (&self.capture, named) {
+            let seen = match (&answer, &self.sealed) {
+                (Ok(r), Some(sealed)) => Ok(imports::http::Response {
+                    status: r.status,
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), sealed.name_tokens(v)))
+                        .collect(),
+                    body: match std::str::from_utf8(&r.body) {
+                        Ok(text) => sealed.name_tokens(text).into_bytes(),
+                        Err(_) => r.body.clone(),
+                    },
+                }),
+                (other, _) => other.clone(),
+            };
+            capture.record(crate::trial::capture::Exchange::of(&named, &seen));
+        }
         if matches!(answer, Err(imports::http::Error::Denied(_))) {
             self.counters.egress_denied.fetch_add(1, Relaxed);
         }

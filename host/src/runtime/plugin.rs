@@ -67,6 +67,8 @@ pub struct CallContext {
     pub counters: Arc<super::SandboxCounters>,
     /// Where this call's HTTP exchanges are recorded (the delivery debugger), if anywhere.
     pub tape: Option<crate::observe::attempts::Tape>,
+    /// Where this call's exchanges are captured whole (a shadow, a recording), if anywhere.
+    pub capture: Option<crate::trial::capture::Capture>,
     /// The destination's secrets (none for a transformation): each call seals
     /// them under a nonce of its own (`imports/secrets.rs`).
     pub secrets: crate::imports::secrets::Secrets,
@@ -147,6 +149,20 @@ impl From<crate::event_type::EventType> for EventType {
     }
 }
 
+impl From<EventType> for crate::event_type::EventType {
+    fn from(t: EventType) -> Self {
+        use crate::event_type::EventType as T;
+        match t {
+            EventType::Track => T::Track,
+            EventType::Identify => T::Identify,
+            EventType::Page => T::Page,
+            EventType::Screen => T::Screen,
+            EventType::Group => T::Group,
+            EventType::Alias => T::Alias,
+        }
+    }
+}
+
 impl Runtime {
     /// Compile `bytes`, check them against the world, and read `describe`.
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, CallError> {
@@ -188,6 +204,7 @@ impl Runtime {
             egress: Egress::DryRun(Default::default()),
             counters: Default::default(),
             tape: None,
+            capture: None,
             secrets: Default::default(),
         };
         plugin.metadata = plugin.describe(&ctx).await?;

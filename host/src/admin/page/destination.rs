@@ -240,6 +240,7 @@ async fn static_part(
                 }
             }
             @if swaps.is_empty() { p.muted { "No swap since the host started." } }
+            (super::trial::section(slot))
         }
         @if !d.stats.chain.is_empty() {
             h2 { "Transformations" }

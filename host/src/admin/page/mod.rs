@@ -9,7 +9,8 @@
 //!   session cookie), `POST /status/logout` ([`session`])
 //! - `GET  /status`: the overview, sources and destinations, live
 //! - `GET  /status/destinations/{name}`: figures, the hour's chart ([`chart`]),
-//!   delivery attempts, plugin and swaps, dead letters by time range
+//!   delivery attempts, plugin and swaps, its version on trial ([`trial`]),
+//!   dead letters by time range
 //! - `GET  /status/destinations/{name}/attempts/{id}`: one attempt's requests and responses
 //! - `POST /status/destinations/{name}/{pause|resume|replay|purge|rollback}`:
 //!   each needs the session's CSRF token
@@ -21,6 +22,7 @@
 mod chart;
 mod destination;
 pub mod session;
+mod trial;
 mod view;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};

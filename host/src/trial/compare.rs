@@ -1,0 +1,232 @@
+//! How two versions' handling of the same batch is compared: the requests they
+//! sent and the outcomes they gave.
+//!
+//! Where it sits: a shadow version's batch ([`super::shadow`]) and
+//! `switchyard replay` (`cli/replay.rs`) both hand [`compare`] what was
+//! expected (the serving version, the recording) and what the other version
+//! did. Method, URL and headers are compared exactly (credentials redacted,
+//! header names case-insensitively and in any order); bodies that are both JSON
+//! are compared as JSON values (key order and spacing do not count), any other
+//! body byte for byte; outcomes by kind (`delivered`, `retry`, `reject`), their
+//! reasons shown but not compared.
+
+use serde::{Deserialize, Serialize};
+
+use super::capture::Exchange;
+use crate::runtime::Outcome;
+
+/// Characters of a value shown in a difference.
+const SHOWN_CHARS: usize = 400;
+
+/// How one event ended in one version's call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// `delivered`, `retry` or `reject`.
+    pub outcome: String,
+    /// Why, when not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&Outcome> for OutcomeRecord {
+    fn from(o: &Outcome) -> Self {
+        let (outcome, reason) = match o {
+            Outcome::Delivered => ("delivered", None),
+            Outcome::Retry { reason, .. } => ("retry", Some(reason.clone())),
+            Outcome::Reject(reason) => ("reject", Some(reason.clone())),
+        };
+        OutcomeRecord {
+            outcome: outcome.into(),
+            reason,
+        }
+    }
+}
+
+/// One thing two versions did differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// What differs: `requests`, `request 2 url`, `event 3 outcome`, ...
+    pub what: String,
+    /// What was expected (the serving version, the recording).
+    pub expected: String,
+    /// What the other version did.
+    pub got: String,
+}
+
+fn differ(what: String, expected: impl Into<String>, got: impl Into<String>) -> Difference {
+    Difference {
+        what,
+        expected: shorten(expected.into()),
+        got: shorten(got.into()),
+    }
+}
+
+fn shorten(mut s: String) -> String {
+    if let Some((at, _)) = s.char_indices().nth(SHOWN_CHARS) {
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}
+
+/// Every difference between what was expected and what was got (empty: the same).
+pub fn compare(
+    expected: (&[Exchange], &[OutcomeRecord]),
+    got: (&[Exchange], &[OutcomeRecord]),
+) -> Vec<Difference> {
+    let mut diffs = Vec::new();
+    let (want, have) = (expected.0, got.0);
+    if want.len() != have.len() {
+        diffs.push(differ(
+            "requests".into(),
+            format!("{} sent", want.len()),
+            format!("{} sent", have.len()),
+        ));
+    }
+    for (i, (w, h)) in want.iter().zip(have).enumerate() {
+        let n = i + 1;
+        if w.method != h.method {
+            diffs.push(differ(format!("request {n} method"), &w.method, &h.method));
+        }
+        if w.url != h.url {
+            diffs.push(differ(format!("request {n} url"), &w.url, &h.url));
+        }
+        let (wh, hh) = (headers(&w.headers), headers(&h.headers));
+        if wh != hh {
+            diffs.push(differ(
+                format!("request {n} headers"),
+                show_headers(&wh),
+                show_headers(&hh),
+            ));
+        }
+        if !same_body(&w.body, &h.body) {
+            diffs.push(differ(
+                format!("request {n} body"),
+                String::from_utf8_lossy(&w.body),
+                String::from_utf8_lossy(&h.body),
+            ));
+        }
+    }
+    let (want, have) = (expected.1, got.1);
+    if want.len() != have.len() {
+        diffs.push(differ(
+            "outcomes".into(),
+            format!("{} outcomes", want.len()),
+            format!("{} outcomes", have.len()),
+        ));
+    }
+    for (i, (w, h)) in want.iter().zip(have).enumerate() {
+        if w.outcome != h.outcome {
+            diffs.push(differ(
+                format!("event {} outcome", i + 1),
+                show_outcome(w),
+                show_outcome(h),
+            ));
+        }
+    }
+    diffs
+}
+
+/// Headers with lower-case names, sorted: order and case do not count.
+fn headers(list: &[(String, String)]) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = list
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    h.sort();
+    h
+}
+
+fn show_headers(list: &[(String, String)]) -> String {
+    list.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn show_outcome(o: &OutcomeRecord) -> String {
+    match &o.reason {
+        Some(r) => format!("{} ({r})", o.outcome),
+        None => o.outcome.clone(),
+    }
+}
+
+/// Equal bytes, or both JSON and equal as values.
+fn same_body(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_slice::<serde_json::Value>(a),
+        serde_json::from_slice::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Exchange {
+        Exchange {
+            method: "POST".into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+            response: None,
+            error: None,
+        }
+    }
+
+    fn delivered() -> OutcomeRecord {
+        OutcomeRecord::from(&Outcome::Delivered)
+    }
+
+    #[test]
+    fn json_bodies_compare_as_values_and_headers_in_any_order() {
+        let a = post(
+            "https://a.example/v1",
+            &[("Content-Type", "application/json"), ("x-a", "1")],
+            r#"{"a":1,"b":[1,2]}"#,
+        );
+        let b = post(
+            "https://a.example/v1",
+            &[("x-a", "1"), ("content-type", "application/json")],
+            r#"{ "b": [1, 2], "a": 1 }"#,
+        );
+        let diffs = compare((&[a], &[delivered()]), (&[b], &[delivered()]));
+        assert!(diffs.is_empty(), "{diffs:?}");
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_named() {
+        let a = post("https://a.example/v1", &[("x-a", "1")], r#"{"a":1}"#);
+        let b = post("https://a.example/v2", &[("x-a", "2")], r#"{"a":2}"#);
+        let reject = OutcomeRecord::from(&Outcome::Reject("bad".into()));
+        let diffs = compare((&[a.clone()], &[delivered()]), (&[b, a], &[reject]));
+        let whats: Vec<&str> = diffs.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                "requests",
+                "request 1 url",
+                "request 1 headers",
+                "request 1 body",
+                "event 1 outcome"
+            ]
+        );
+        assert_eq!(diffs[4].got, "reject (bad)");
+    }
+
+    #[test]
+    fn non_json_bodies_compare_byte_for_byte() {
+        let a = post("https://a.example", &[], "a=1&b=2");
+        let b = post("https://a.example", &[], "b=2&a=1");
+        assert_eq!(compare((&[a], &[]), (&[b], &[])).len(), 1);
+    }
+}

@@ -1,0 +1,191 @@
+//! Recordings of real deliveries: the file `switchyard record` writes and
+//! `switchyard replay` reads, and the [`Recorder`] a destination fills.
+//!
+//! Where it sits: `POST /admin/destinations/{name}/record` arms a [`Recorder`]
+//! on the destination's stats (`dispatch/mod.rs`); each batch in flight
+//! (`dispatch/flight.rs`) that finds it armed captures its call and adds a
+//! [`Delivery`]: the events the component got (after the transformations),
+//! every request and answer whole, and each event's outcome. Credentials are
+//! redacted ([`super::capture::Redactor`]) before anything is kept.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::capture::Exchange;
+use super::compare::OutcomeRecord;
+
+/// The `format` of the recordings this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// Most deliveries one recording holds.
+pub const MAX_DELIVERIES: usize = 1_000;
+
+/// A recording file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    /// Always [`FORMAT`].
+    pub format: u32,
+    /// The destination recorded.
+    pub destination: String,
+    /// Its plugin.
+    pub plugin: String,
+    /// sha256 of the plugin version that made the recorded calls.
+    pub plugin_sha256: String,
+    /// Its version (from `describe`).
+    pub plugin_version: String,
+    /// When the recording ended (RFC 3339).
+    pub recorded_at: String,
+    /// The destination's settings, credentials redacted: what a replay runs with.
+    pub settings: serde_json::Value,
+    /// The calls, oldest first.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One recorded call of the destination: a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// The events the component got, in order.
+    pub events: Vec<RecordedEvent>,
+    /// Every request it sent, with the answer it got.
+    pub requests: Vec<Exchange>,
+    /// Each event's outcome, in the order of `events`.
+    pub outcomes: Vec<OutcomeRecord>,
+}
+
+/// One event of a recorded batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedEvent {
+    /// Its `messageId`.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// Its Segment `type`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event exactly as the component read it (JSON text).
+    pub json: String,
+}
+
+/// A destination being recorded: deliveries are added until it holds `want`.
+#[derive(Debug)]
+pub struct Recorder {
+    /// How many deliveries are asked for.
+    want: usize,
+    /// Those recorded so far.
+    kept: Mutex<Vec<Delivery>>,
+    /// What the first delivery said of its call: settings and plugin version.
+    about: Mutex<Option<About>>,
+    /// Signalled when `want` are kept.
+    pub full: tokio::sync::Notify,
+}
+
+impl Recorder {
+    /// A recorder of `want` deliveries (1 to [`MAX_DELIVERIES`]).
+    pub fn new(want: usize) -> Recorder {
+        Recorder {
+            want: want.clamp(1, MAX_DELIVERIES),
+            kept: Mutex::default(),
+            about: Mutex::default(),
+            full: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Whether it still takes deliveries.
+    pub fn wants_more(&self) -> bool {
+        self.kept.lock().expect("recorder lock").len() < self.want
+    }
+
+    /// Add one delivery (ignored once full); `about` tells of its call.
+    pub fn add(&self, delivery: Delivery, about: impl FnOnce() -> About) {
+        let mut kept = self.kept.lock().expect("recorder lock");
+        if kept.len() < self.want {
+            self.about
+                .lock()
+                .expect("recorder lock")
+                .get_or_insert_with(about);
+            kept.push(delivery);
+            if kept.len() == self.want {
+                self.full.notify_one();
+            }
+        }
+    }
+
+    /// What was recorded, and what its calls ran with (`None`: nothing recorded).
+    pub fn take(&self) -> (Vec<Delivery>, Option<About>) {
+        (
+            std::mem::take(&mut *self.kept.lock().expect("recorder lock")),
+            self.about.lock().expect("recorder lock").take(),
+        )
+    }
+}
+
+/// What a recorded call ran with.
+#[derive(Debug, Clone)]
+pub struct About {
+    /// The destination's settings, credentials redacted.
+    pub settings: serde_json::Value,
+    /// sha256 of the plugin version.
+    pub plugin_sha256: String,
+    /// Its version (from `describe`).
+    pub plugin_version: String,
+}
+
+/// Why a recording file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// Unreadable.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a recording.
+    #[error("{path}:{line}:{column}: not a Switchyard recording: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Where.
+        line: usize,
+        /// Where.
+        column: usize,
+        /// Why.
+        message: String,
+    },
+    /// A format this build does not read.
+    #[error("{path}: recording format {found}; this build reads format {FORMAT}")]
+    Format {
+        /// The file.
+        path: String,
+        /// Its format.
+        found: u32,
+    },
+}
+
+impl Recording {
+    /// Read and check a recording file.
+    pub fn read(path: &std::path::Path) -> Result<Recording, RecordingError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RecordingError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let rec: Recording = serde_json::from_str(&text).map_err(|e| RecordingError::Invalid {
+            path: shown.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if rec.format != FORMAT {
+            return Err(RecordingError::Format {
+                path: shown,
+                found: rec.format,
+            });
+        }
+        Ok(rec)
+    }
+}
