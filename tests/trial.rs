@@ -114,7 +114,7 @@ async fn a_shadow_finds_differences_then_none_after_a_fix_and_never_reaches_the_
         .map(|d| d["what"].as_str().unwrap())
         .collect();
     assert!(
-        whats.contains(&"request 1 body") && whats.contains(&"request 1 headers"),
+        whats.contains(&"request 1 body at /") && whats.contains(&"request 1 headers"),
         "{whats:?}"
     );
     assert!(

@@ -27,6 +27,7 @@ fn ctx() -> CallContext {
         counters: Default::default(),
         tape: None,
         capture: None,
+        clock: None,
         secrets: Default::default(),
     }
 }

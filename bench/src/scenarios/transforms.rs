@@ -170,6 +170,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             counters: Default::default(),
             tape: None,
             capture: None,
+            clock: None,
             secrets: Default::default(),
         };
         let settings = r#"{"mode":"identity"}"#;

@@ -37,7 +37,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let path = &args.plugin;
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    let runtime = Runtime::new(super::try_run::user_cache_dir(), 2)?;
+    let runtime = Runtime::new(super::try_run::user_cache_dir(), 4)?;
     let plugin = runtime
         .load(&recording.plugin, &bytes)
         .await
@@ -89,6 +89,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             counters: Default::default(),
             tape: None,
             capture: Some(capture.clone()),
+            clock: (!delivery.clock.is_empty()).then(|| delivery.clock.clone().into()),
             secrets: Default::default(),
         };
         let outcomes: Vec<OutcomeRecord> = match plugin.deliver(&ctx, &settings, &events).await {

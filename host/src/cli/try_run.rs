@@ -104,6 +104,7 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
         counters: Default::default(),
         tape: None,
         capture: None,
+        clock: None,
         secrets: part.secrets,
     };
     let (settings_value, settings_name) = part.settings;

@@ -70,6 +70,7 @@ impl Link {
             counters: stats.sandbox.clone(),
             tape: None,
             capture: None,
+            clock: None,
             secrets: Default::default(),
         };
         Link {

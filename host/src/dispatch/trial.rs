@@ -42,16 +42,20 @@ pub(super) async fn deliver(
     let capture = (recorder.is_some() || shadow.is_some()).then(Capture::default);
     let ctx = context(shared, tape, capture.clone());
     let (outcomes, error) = call(shared, &ctx, &versions.destination, events).await;
-    let exchanges = capture.and_then(|c| c.take());
+    let (exchanges, clock) = match &capture {
+        Some(c) => (c.take(), c.clock()),
+        None => (None, Vec::new()),
+    };
     let exchanges: Option<Vec<Exchange>> =
         exchanges.map(|ex| ex.iter().map(|e| shared.redactor.exchange(e)).collect());
     if let (Some(rec), Some(ex)) = (&recorder, &exchanges) {
-        rec.add(delivery(events, ex.clone(), &outcomes), || {
-            about(shared, &versions.destination)
-        });
+        rec.add(
+            delivery(events, ex.clone(), &outcomes, clock.clone()),
+            || about(shared, &versions.destination),
+        );
     }
     if let Some(trial) = shadow {
-        run_shadow(shared, trial, events, exchanges, &outcomes).await;
+        run_shadow(shared, trial, events, exchanges, &outcomes, clock).await;
     }
     (outcomes, error)
 }
@@ -75,7 +79,12 @@ fn about(shared: &Shared, version: &crate::plugins::Version) -> About {
 }
 
 /// One recorded delivery.
-fn delivery(events: &[Event], requests: Vec<Exchange>, outcomes: &[Outcome]) -> Delivery {
+fn delivery(
+    events: &[Event],
+    requests: Vec<Exchange>,
+    outcomes: &[Outcome],
+    clock: Vec<u64>,
+) -> Delivery {
     Delivery {
         events: events
             .iter()
@@ -89,17 +98,20 @@ fn delivery(events: &[Event], requests: Vec<Exchange>, outcomes: &[Outcome]) -> 
             .collect(),
         requests,
         outcomes: outcomes.iter().map(OutcomeRecord::from).collect(),
+        clock,
     }
 }
 
 /// Run the shadow on `events` and compare it with the serving call
-/// (`serving`: its exchanges, redacted; `None` when too many to keep).
+/// (`serving`: its exchanges, redacted, `None` when too many to keep; `clock`:
+/// its wall-clock readings, which the shadow reads too).
 async fn run_shadow(
     shared: &Shared,
     trial: &Trial,
     events: &[Event],
     serving: Option<Vec<Exchange>>,
     outcomes: &[Outcome],
+    clock: Vec<u64>,
 ) {
     let name = shared.dest.name.as_str();
     let ids = || events.iter().map(|e| e.message_id.clone()).collect();
@@ -117,6 +129,7 @@ async fn run_shadow(
     ctx.egress = Egress::Replay(Arc::new(answers));
     ctx.counters = trial.sandbox.clone();
     ctx.capture = Some(capture.clone());
+    ctx.clock = Some(clock.into());
     let (got, _) = call(shared, &ctx, &trial.version, events).await;
     let Some(sent) = capture.take() else {
         trial.compared(name, ids(), None);
@@ -176,10 +189,11 @@ async fn canary(
     let failed = |o: &[Outcome]| o.iter().filter(|o| **o != Outcome::Delivered).count() as u64;
     trial.settled(false, served.0.len() as u64, failed(&served.0));
     trial.settled(true, tried.0.len() as u64, failed(&tried.0));
-    if let (Some(rec), Some(ex)) = (&recorder, serving_capture.and_then(|c| c.take())) {
+    let sent = serving_capture.map(|c| (c.take(), c.clock()));
+    if let (Some(rec), Some((Some(ex), clock))) = (&recorder, sent) {
         if !for_serving.is_empty() {
             let ex = ex.iter().map(|e| shared.redactor.exchange(e)).collect();
-            rec.add(delivery(&for_serving, ex, &served.0), || {
+            rec.add(delivery(&for_serving, ex, &served.0, clock), || {
                 about(shared, &versions.destination)
             });
         }

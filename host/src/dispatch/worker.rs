@@ -92,6 +92,7 @@ impl Worker {
             counters: stats.sandbox.clone(),
             tape: None,
             capture: None,
+            clock: None,
             secrets: dest.secrets.clone(),
         };
         let bucket = dest

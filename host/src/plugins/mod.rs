@@ -703,6 +703,7 @@ async fn check_as(
         counters: Default::default(),
         tape: None,
         capture: None,
+        clock: None,
         secrets,
     };
     let refused = |message: String| PluginError::Settings {

@@ -55,13 +55,22 @@ impl HostState {
         let stderr = CapturedOutput::new(STDIO_CAPTURE_BYTES);
         // No preopens, no env, no args, no sockets: WASI is linked only because
         // guest languages' runtimes import it.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        match (&ctx.clock, &ctx.capture) {
+            (Some(readings), _) => {
+                wasi.wall_clock(super::clock::ReplayClock::new(readings));
+            }
+            (None, Some(capture)) => {
+                wasi.wall_clock(super::clock::RecordingClock(capture.clone()));
+            }
+            (None, None) => {}
+        }
+        let wasi = wasi.build();
         HostState {
             wasi,
             table: ResourceTable::new(),

@@ -14,7 +14,8 @@
 //! - `plugin.rs`: a loaded [`Plugin`] (either [`Kind`]) and its `describe`,
 //!   `check`, `deliver`;
 //! - `transform.rs`: a transformation's `transform` and its [`Verdict`]s;
-//! - `limits.rs`, `stdio.rs`: the memory cap and the capture of stdout/stderr.
+//! - `limits.rs`, `stdio.rs`: the memory cap and the capture of stdout/stderr;
+//! - `clock.rs`: the wall clock of a captured or replayed call.
 //!
 //! Every call gets a fresh `Store` and instance, with the destination's memory
 //! cap and a wall-clock deadline. The guest yields to the async executor at
@@ -23,6 +24,7 @@
 //! [`CallError`], never as a host panic.
 
 pub mod bindings;
+mod clock;
 mod engine;
 mod host;
 mod limits;

@@ -69,6 +69,9 @@ pub struct CallContext {
     pub tape: Option<crate::observe::attempts::Tape>,
     /// Where this call's exchanges are captured whole (a shadow, a recording), if anywhere.
     pub capture: Option<crate::trial::capture::Capture>,
+    /// The wall-clock readings to give the guest, in order (a shadow, a replay:
+    /// `runtime/clock.rs`); `None`: the real clock.
+    pub clock: Option<Arc<[u64]>>,
     /// The destination's secrets (none for a transformation): each call seals
     /// them under a nonce of its own (`imports/secrets.rs`).
     pub secrets: crate::imports::secrets::Secrets,
@@ -205,6 +208,7 @@ impl Runtime {
             counters: Default::default(),
             tape: None,
             capture: None,
+            clock: None,
             secrets: Default::default(),
         };
         plugin.metadata = plugin.describe(&ctx).await?;

@@ -20,6 +20,9 @@ use crate::observe::attempts::{is_secret_name, redact_headers, redact_url, REDAC
 /// Exchanges kept per call; a call that sends more cannot be compared.
 pub const MAX_EXCHANGES: usize = 100;
 
+/// Wall-clock readings kept per call (a replay reads the last one again after them).
+pub const MAX_CLOCK_READINGS: usize = 1024;
+
 /// Shortest setting value redacted by value (shorter ones would match too much).
 const MIN_REDACTED_CHARS: usize = 4;
 
@@ -140,6 +143,8 @@ struct Captured {
     exchanges: Vec<Exchange>,
     /// More than [`MAX_EXCHANGES`] were sent.
     overflowed: bool,
+    /// The guest's wall-clock readings, ns since the epoch (`runtime/clock.rs`).
+    clock: Vec<u64>,
 }
 
 impl Capture {
@@ -151,6 +156,19 @@ impl Capture {
         } else {
             c.overflowed = true;
         }
+    }
+
+    /// Record a wall-clock reading of the guest.
+    pub fn read_clock(&self, ns: u64) {
+        let mut c = self.0.lock().expect("capture lock");
+        if c.clock.len() < MAX_CLOCK_READINGS {
+            c.clock.push(ns);
+        }
+    }
+
+    /// The guest's wall-clock readings so far, in order.
+    pub fn clock(&self) -> Vec<u64> {
+        self.0.lock().expect("capture lock").clock.clone()
     }
 
     /// The exchanges, oldest first; `None` when there were too many to keep.

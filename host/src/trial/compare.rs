@@ -99,12 +99,18 @@ pub fn compare(
                 show_headers(&hh),
             ));
         }
-        if !same_body(&w.body, &h.body) {
-            diffs.push(differ(
+        match json_bodies(&w.body, &h.body) {
+            Some((a, b)) => {
+                if let Some((at, x, y)) = first_difference(&a, &b, String::new()) {
+                    diffs.push(differ(format!("request {n} body at {}", slash(&at)), x, y));
+                }
+            }
+            None if w.body != h.body => diffs.push(differ(
                 format!("request {n} body"),
                 String::from_utf8_lossy(&w.body),
                 String::from_utf8_lossy(&h.body),
-            ));
+            )),
+            None => {}
         }
     }
     let (want, have) = (expected.1, got.1);
@@ -151,17 +157,63 @@ fn show_outcome(o: &OutcomeRecord) -> String {
     }
 }
 
-/// Equal bytes, or both JSON and equal as values.
-fn same_body(a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
+/// Both bodies as JSON values, when both are JSON.
+fn json_bodies(a: &[u8], b: &[u8]) -> Option<(serde_json::Value, serde_json::Value)> {
+    let x = serde_json::from_slice(a).ok()?;
+    let y = serde_json::from_slice(b).ok()?;
+    Some((x, y))
+}
+
+fn slash(at: &str) -> &str {
+    if at.is_empty() {
+        "/"
+    } else {
+        at
     }
-    match (
-        serde_json::from_slice::<serde_json::Value>(a),
-        serde_json::from_slice::<serde_json::Value>(b),
-    ) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+}
+
+/// Where two JSON values first differ (a JSON Pointer), and the two values
+/// there (`(absent)` for a missing member); `None` when they are equal.
+fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: String,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    const ABSENT: &str = "(absent)";
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => first_difference(v, w, here),
+                    (Some(v), None) => Some((here, v.to_string(), ABSENT.into())),
+                    (None, Some(w)) => Some((here, ABSENT.into(), w.to_string())),
+                    (None, None) => None,
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let inner = x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (v, w))| first_difference(v, w, format!("{at}/{i}")));
+            inner.or_else(|| {
+                (x.len() != y.len()).then(|| {
+                    (
+                        at.clone(),
+                        format!("{} items", x.len()),
+                        format!("{} items", y.len()),
+                    )
+                })
+            })
+        }
+        _ if a == b => None,
+        _ => Some((at, a.to_string(), b.to_string())),
     }
 }
 
@@ -216,11 +268,28 @@ mod tests {
                 "requests",
                 "request 1 url",
                 "request 1 headers",
-                "request 1 body",
+                "request 1 body at /a",
                 "event 1 outcome"
             ]
         );
         assert_eq!(diffs[4].got, "reject (bad)");
+    }
+
+    #[test]
+    fn a_json_body_difference_names_where_it_is() {
+        let a = post(
+            "https://a.example",
+            &[],
+            r#"{"batch":[{"id":1,"sentAt":"x"}],"n":2}"#,
+        );
+        let b = post("https://a.example", &[], r#"{"n":2,"batch":[{"id":1}]}"#);
+        let diffs = compare((&[a], &[]), (&[b], &[]));
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        assert_eq!(diffs[0].what, "request 1 body at /batch/0/sentAt");
+        assert_eq!(
+            (diffs[0].expected.as_str(), diffs[0].got.as_str()),
+            (r#""x""#, "(absent)")
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct Delivery {
     pub requests: Vec<Exchange>,
     /// Each event's outcome, in the order of `events`.
     pub outcomes: Vec<OutcomeRecord>,
+    /// The wall-clock readings the component made, in order (ns since the
+    /// epoch): a replay gives them back, so a time it stamps is the recorded one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock: Vec<u64>,
 }
 
 /// One event of a recorded batch.
