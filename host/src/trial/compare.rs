@@ -260,7 +260,10 @@ mod tests {
         let a = post("https://a.example/v1", &[("x-a", "1")], r#"{"a":1}"#);
         let b = post("https://a.example/v2", &[("x-a", "2")], r#"{"a":2}"#);
         let reject = OutcomeRecord::from(&Outcome::Reject("bad".into()));
-        let diffs = compare((&[a.clone()], &[delivered()]), (&[b, a], &[reject]));
+        let diffs = compare(
+            (std::slice::from_ref(&a), &[delivered()]),
+            (&[b, a], &[reject]),
+        );
         let whats: Vec<&str> = diffs.iter().map(|d| d.what.as_str()).collect();
         assert_eq!(
             whats,
