@@ -463,3 +463,58 @@ async fn a_backfill_delivers_exactly_the_retained_events_of_its_range_to_a_new_d
     assert!(counts(&ra).values().all(|n| *n == 1));
     host.stop().await;
 }
+
+#[tokio::test]
+async fn with_watch_config_a_saved_file_is_applied_and_a_bad_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let watched = |destinations: &str| {
+        switchyard_e2e::host::config_text(dir.path(), destinations).replacen(
+            "[server]\n",
+            "[server]\nwatch_config = true\n",
+            1,
+        )
+    };
+    let one = webhook_destination("a", &ra, "");
+    let host = TestHost::start_config(dir.path(), &watched(&one)).await;
+    let file = switchyard_e2e::host::config_file(dir.path());
+
+    // Saved as editors save: a new file renamed over the old one.
+    let two = format!("{one}{}", webhook_destination("b", &rb, ""));
+    let tmp = dir.path().join(".test-host.toml.swp");
+    std::fs::write(&tmp, watched(&two)).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let listed = host.destinations().await;
+        if listed.as_array().unwrap().iter().any(|d| d["name"] == "b") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "b not added: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(host.send("batch", &sdk_batch("w", 3)).await.status(), 200);
+    switchyard_e2e::all_arrive(&rb, &switchyard_e2e::ids("w", 3)).await;
+
+    // A broken file: refused, logged, and both destinations deliver on.
+    std::fs::write(
+        &file,
+        format!("{}\n[[destinations]]\nname = ", watched(&two)),
+    )
+    .unwrap();
+    switchyard_e2e::eventually(Duration::from_secs(10), "the refusal in the log", || {
+        let lines = switchyard_e2e::logs::lines_with(&["config file changed", "refused"]);
+        (!lines.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        host.send("batch", &sdk_batch("still", 3)).await.status(),
+        200
+    );
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("still", 3)).await;
+    switchyard_e2e::all_arrive(&rb, &switchyard_e2e::ids("still", 3)).await;
+    host.stop().await;
+}

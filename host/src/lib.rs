@@ -107,6 +107,8 @@ pub struct Running {
     reloader: Arc<reload::Reloader>,
     /// The plugins-directory watcher.
     watcher: tokio::task::JoinHandle<()>,
+    /// The config-file watcher (`[server] watch_config`).
+    config_watcher: Option<tokio::task::JoinHandle<()>>,
     /// The `[server] metrics_listen` server, when configured.
     metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -194,6 +196,7 @@ pub async fn start_from(
         store.clone(),
         catalog.clone(),
     );
+    let watched = file.clone().filter(|_| config.watch_config);
     let reloader = Arc::new(reload::Reloader::new(
         file,
         config.clone(),
@@ -204,6 +207,20 @@ pub async fn start_from(
         longest,
     ));
     admin_state.reloader = Some(reloader.clone());
+    let config_watcher = match watched {
+        Some(file) => Some(
+            reload::watch::spawn(reloader.clone(), file, stop_rx.clone())
+                .context("watching the config file ([server] watch_config)")?,
+        ),
+        None => {
+            if config.watch_config {
+                tracing::warn!(
+                    "[server] watch_config: no config file to watch (the default config)"
+                );
+            }
+            None
+        }
+    };
     admin_state.sources = Arc::new(config.sources.values().cloned().collect());
     admin_state.rejections = ingest_state.rejections.clone();
     admin_state.recent = ingest_state.recent.clone();
@@ -245,6 +262,7 @@ pub async fn start_from(
         server,
         reloader,
         watcher,
+        config_watcher,
         metrics_server,
     })
 }
@@ -267,6 +285,7 @@ impl Running {
         let reloader = self.reloader;
         let server = self.server;
         let watcher = self.watcher;
+        let config_watcher = self.config_watcher;
         let metrics_server = self.metrics_server;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async move {
             let _ = server.await;
@@ -274,6 +293,9 @@ impl Running {
                 let _ = m.await;
             }
             let _ = watcher.await;
+            if let Some(w) = config_watcher {
+                let _ = w.await;
+            }
             // After a reload that is still running (its batches settle now that
             // shutdown has begun).
             if let Some(dispatcher) = reloader.take_dispatcher().await {

@@ -1,4 +1,5 @@
-//! Config reload without a restart: SIGHUP, `switchyard reload`, `POST /admin/reload`.
+//! Config reload without a restart: SIGHUP, `switchyard reload`, `POST /admin/reload`,
+//! and a change of the file with `[server] watch_config` ([`watch`]).
 //!
 //! Where it sits: beside the running host (`crate::start` builds the
 //! [`Reloader`]), over the parts a destination lives in. A reload reads the
@@ -17,6 +18,8 @@
 //! ([`Reloader::forget`], `DELETE /admin/destinations/{name}`). Nothing acknowledged
 //! is lost or delivered twice: every event stays in the queue it was routed
 //! to, and a queue is served by one worker at a time.
+
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

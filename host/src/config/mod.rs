@@ -88,6 +88,8 @@ pub struct Config {
     pub transforms: Vec<TransformConfig>,
     /// The unauthenticated `/metrics` listener (`[server] metrics_listen`).
     pub metrics_listen: Option<String>,
+    /// Reload when the config file changes (`[server] watch_config`).
+    pub watch_config: bool,
     /// How the host logs (`[log]`).
     pub log: LogConfig,
 }

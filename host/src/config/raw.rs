@@ -79,6 +79,9 @@ pub(super) struct RawServer {
     /// the main listener only, with the admin token.
     #[serde(default)]
     pub(super) metrics_listen: Option<String>,
+    /// Apply the config file again whenever it changes, as SIGHUP does.
+    #[serde(default)]
+    pub(super) watch_config: bool,
 }
 
 impl Default for RawServer {
@@ -91,6 +94,7 @@ impl Default for RawServer {
             request_timeout: None,
             max_connections: None,
             metrics_listen: None,
+            watch_config: false,
         }
     }
 }

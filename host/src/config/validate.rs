@@ -48,6 +48,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         destinations,
         transforms,
         metrics_listen,
+        watch_config: raw.server.watch_config,
         log,
     })
 }
