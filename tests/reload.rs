@@ -355,54 +355,101 @@ async fn the_binary_reloads_on_sighup_and_on_switchyard_reload() {
 }
 
 #[tokio::test]
-async fn on_nats_a_reload_changes_settings_and_refuses_a_new_destination() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = switchyard_e2e::nats::NatsServer::start_in(dir.path().join("nats")).await;
+async fn on_nats_one_reload_adds_changes_and_retires_destinations_on_every_host() {
+    let root = tempfile::tempdir().unwrap();
+    let nats = switchyard_e2e::nats::NatsServer::start_in(root.path().join("nats")).await;
+    let (d1, d2) = (root.path().join("h1"), root.path().join("h2"));
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);
-    let text = |destinations: &str| {
-        switchyard_e2e::host::config_text_nats(dir.path(), destinations, &nats.url())
+    let text = |dir: &std::path::Path, destinations: &str| {
+        switchyard_e2e::host::config_text_nats(dir, destinations, &nats.url())
     };
-    let host = TestHost::start_config(dir.path(), &text(&webhook_destination("a", &ra, ""))).await;
-    assert_eq!(host.send("batch", &sdk_batch("one", 2)).await.status(), 200);
+    let a = webhook_destination("a", &ra, "");
+    let h1 = TestHost::start_config(&d1, &text(&d1, &a)).await;
+    let h2 = TestHost::start_config(&d2, &text(&d2, &a)).await;
+    assert_eq!(h2.send("batch", &sdk_batch("one", 2)).await.status(), 200);
     switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("one", 2)).await;
 
-    // New settings for `a`: applied.
+    // The same file on both hosts, one reload on the first: b is added on both.
     let moved = webhook_table("a", &ra.url("/moved"), &ra.origin(), retry());
-    let (status, body) = host.reload_config(&text(&moved)).await;
+    let with_b = format!("{moved}{}", webhook_destination("b", &rb, ""));
+    std::fs::write(switchyard_e2e::host::config_file(&d2), text(&d2, &with_b)).unwrap();
+    let (status, body) = h1.reload_config(&text(&d1, &with_b)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["changed"], serde_json::json!(["a"]));
-    assert_eq!(host.send("batch", &sdk_batch("two", 2)).await.status(), 200);
-    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("two", 2)).await;
+    assert_eq!(body["added"], serde_json::json!(["b"]), "{body}");
+    assert_eq!(body["changed"], serde_json::json!(["a"]), "{body}");
+    let listed = |host: &TestHost, name: &'static str, retired: bool| {
+        let admin = host.admin();
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let rows = admin.destinations().await;
+                let row = rows
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|d| d["name"] == name)
+                    .cloned();
+                if row.is_some_and(|r| r["retired"].as_bool().unwrap_or(false) == retired) {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{name} (retired: {retired}) not listed: {rows}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    listed(&h2, "b", false).await;
+    // Events sent to either host reach b, and a at its new path.
+    assert_eq!(h2.send("batch", &sdk_batch("two", 3)).await.status(), 200);
+    assert_eq!(h1.send("batch", &sdk_batch("three", 3)).await.status(), 200);
+    let sent: Vec<String> = [
+        switchyard_e2e::ids("two", 3),
+        switchyard_e2e::ids("three", 3),
+    ]
+    .concat();
+    switchyard_e2e::all_arrive(&rb, &sent).await;
+    switchyard_e2e::all_arrive(&ra, &sent).await;
     let moved_ids: Vec<String> = ra
         .received()
         .iter()
         .filter(|r| r.uri == "/moved")
         .flat_map(|r| switchyard_e2e::receiver::ids_in(&r.body))
         .collect();
-    assert_eq!(moved_ids.len(), 2, "{moved_ids:?}");
+    assert_eq!(moved_ids.len(), 6, "{moved_ids:?}");
 
-    // A new destination: refused, with why; `a` serves on.
-    let (status, body) = host
-        .reload_config(&text(&format!(
-            "{moved}{}",
-            webhook_destination("b", &rb, "")
-        )))
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("only at a restart"),
-        "{body}"
-    );
+    // b removed from both files, one reload: retired on both; what is sent later never reaches it.
+    std::fs::write(switchyard_e2e::host::config_file(&d2), text(&d2, &moved)).unwrap();
+    let (status, body) = h1.reload_config(&text(&d1, &moved)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], serde_json::json!(["b"]), "{body}");
+    listed(&h2, "b", true).await;
+    let before = rb.received().len();
+    assert_eq!(h2.send("batch", &sdk_batch("four", 3)).await.status(), 200);
+    assert_eq!(h1.send("batch", &sdk_batch("five", 3)).await.status(), 200);
+    let later: Vec<String> = [
+        switchyard_e2e::ids("four", 3),
+        switchyard_e2e::ids("five", 3),
+    ]
+    .concat();
+    switchyard_e2e::all_arrive(&ra, &later).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        host.send("batch", &sdk_batch("three", 2)).await.status(),
-        200
+        rb.received().len(),
+        before,
+        "a retired destination got new events"
     );
-    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("three", 2)).await;
-    assert!(rb.received().is_empty());
-    host.stop().await;
+    // Deleted through one host: its consumer is gone, and the other lets it go.
+    let resp = h1
+        .admin()
+        .request(reqwest::Method::DELETE, "/admin/destinations/b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    h2.stop().await;
+    h1.stop().await;
 }
 
 #[tokio::test]

@@ -207,6 +207,7 @@ pub async fn start_from(
         longest,
     ));
     admin_state.reloader = Some(reloader.clone());
+    reload::follow::spawn(reloader.clone(), store.clone(), stop_rx.clone()).await;
     let config_watcher = match watched {
         Some(file) => Some(
             reload::watch::spawn(reloader.clone(), file, stop_rx.clone())

@@ -19,6 +19,7 @@
 //! is lost or delivered twice: every event stays in the queue it was routed
 //! to, and a queue is served by one worker at a time.
 
+pub mod follow;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,8 @@ pub struct Reloader {
     pool: u32,
     /// What serves now; the lock makes reloads run one at a time.
     live: tokio::sync::Mutex<Live>,
+    /// The newest reload generation this host announced or followed ([`follow`]).
+    generation: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -143,7 +146,18 @@ impl Reloader {
                 retired: Vec::new(),
                 dispatcher: Some(dispatcher),
             }),
+            generation: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Remember `generation` as the newest reload; whether it was new to this host.
+    pub fn note_generation(&self, generation: &str) -> bool {
+        let mut g = self.generation.lock().expect("generation lock");
+        if g.as_deref() == Some(generation) {
+            return false;
+        }
+        *g = Some(generation.to_string());
+        true
     }
 
     /// The workers, for shutdown; a reload after this is refused.
@@ -154,7 +168,24 @@ impl Reloader {
     /// Read the config file again and apply it, or change nothing and say why.
     /// It runs to the end in a task of its own: a caller that goes away (an
     /// HTTP client that disconnects) never leaves it half applied.
+    /// On a shared store, every other host then reloads its own file ([`follow`]).
     pub async fn reload(self: &Arc<Self>) -> Result<Summary, ReloadError> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let summary = me.apply().await?;
+            let generation = format!("{}-{:016x}", crate::store::now_ms(), rand::random::<u64>());
+            me.note_generation(&generation);
+            if let Err(e) = me.store.announce_reload(&generation).await {
+                tracing::warn!("reloaded here, but the other hosts were not told: {e}");
+            }
+            Ok(summary)
+        })
+        .await
+        .unwrap_or(Err(ReloadError::Stopping))
+    }
+
+    /// [`Reloader::reload`] on this host alone.
+    pub async fn apply_here(self: &Arc<Self>) -> Result<Summary, ReloadError> {
         let me = self.clone();
         tokio::spawn(async move { me.apply().await })
             .await

@@ -409,6 +409,19 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// The newest reload any host of this store announced (`None`: this store
+    /// is not shared, or none was): a host that sees a new one reloads too
+    /// (`reload/follow.rs`).
+    async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    /// Announce a reload to every host of this store.
+    async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
+        let _ = generation;
+        Ok(())
+    }
+
     /// Delete the queue of a retired destination: its cursor, retries and dead
     /// letters. Returns the events that were still waiting in it.
     async fn forget(&self, destination: &str) -> Result<u64, StoreError> {

@@ -36,6 +36,8 @@
 //! event and destination) is detected at open; an empty one is deleted, one
 //! with messages is refused with what to do.
 
+mod reconfigure;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,10 +107,14 @@ pub struct NatsStore {
     dlq: stream::Stream,
     /// How long a fetched job stays leased to a host before redelivery.
     ack_wait: Duration,
-    /// Destinations with `ordering = "user"`.
-    ordered: std::collections::HashSet<String>,
-    /// Decides, from an event's headers, whether a destination takes it.
-    router: Router,
+    /// Destinations with `ordering = "user"` (a reload adds those it adds).
+    ordered: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Decides, from an event's headers, whether a destination takes it;
+    /// replaced by a reload. Retired destinations keep their routes here.
+    router: arc_swap::ArcSwap<Router>,
+    /// Destinations a reload retired, each with the last stream sequence
+    /// published before it: their consumers drain up to it and skip the rest.
+    retired: std::sync::RwLock<HashMap<String, u64>>,
     /// Consumers by destination (one, or one per partition), created at open.
     consumers: tokio::sync::Mutex<HashMap<String, Vec<consumer::PullConsumer>>>,
     /// Jobs pulled for ordered destinations, waiting to be claimed.
@@ -123,8 +129,9 @@ pub struct NatsStore {
     operator: super::nats_kv::OperatorKv,
     /// The two streams' configs, to make them again if they are deleted.
     streams: [stream::Config; 2],
-    /// Every destination's name, to make its consumers again.
-    destinations: Vec<String>,
+    /// Every destination served (retired ones included): to make its
+    /// consumers again, and to route again after a reload.
+    destinations: std::sync::RwLock<Vec<DestinationConfig>>,
     /// When [`NatsStore::repair`] last ran (at most once a second).
     last_repair: Mutex<Option<std::time::Instant>>,
     /// Publish figures and the last failure (`/metrics`, `/readyz`).
@@ -251,12 +258,15 @@ impl NatsStore {
             events,
             dlq,
             ack_wait: options.ack_wait,
-            ordered: destinations
-                .iter()
-                .filter(|d| d.ordering == Ordering::User)
-                .map(|d| d.name.clone())
-                .collect(),
-            router: Router::new(destinations, &ids),
+            ordered: std::sync::RwLock::new(
+                destinations
+                    .iter()
+                    .filter(|d| d.ordering == Ordering::User)
+                    .map(|d| d.name.clone())
+                    .collect(),
+            ),
+            router: arc_swap::ArcSwap::from_pointee(Router::new(destinations, &ids)),
+            retired: Default::default(),
             consumers: Default::default(),
             inboxes: Default::default(),
             pullers: Default::default(),
@@ -264,7 +274,7 @@ impl NatsStore {
             wakeups: Default::default(),
             operator,
             streams,
-            destinations: destinations.iter().map(|d| d.name.clone()).collect(),
+            destinations: std::sync::RwLock::new(destinations.to_vec()),
             last_repair: Mutex::new(None),
             commits: Arc::default(),
         };
@@ -278,22 +288,33 @@ impl NatsStore {
         // Interest retention keeps a message only for consumers that exist when it
         // is published: every destination's consumers are made before any append.
         for d in destinations {
-            store.consumers(&d.name).await?;
+            store.consumers(&d.name, false).await?;
         }
         Ok(store)
     }
 
     /// The consumers of a destination: one over all its partitions, or one per
     /// partition (ordered), each then fed into the destination's inbox by a long-lived pull.
+    /// `from_now`: a consumer made now starts at the end of the stream (a
+    /// destination a reload adds), not at its first message still kept.
     async fn consumers(
         &self,
         destination: &str,
+        from_now: bool,
     ) -> Result<Vec<consumer::PullConsumer>, StoreError> {
         let mut consumers = self.consumers.lock().await;
         if let Some(c) = consumers.get(destination) {
             return Ok(c.clone());
         }
-        let ordered = self.ordered.contains(destination);
+        let ordered = self
+            .ordered
+            .read()
+            .expect("ordered lock")
+            .contains(destination);
+        let deliver_policy = match from_now {
+            true => consumer::DeliverPolicy::New,
+            false => consumer::DeliverPolicy::All,
+        };
         let specs: Vec<(String, String, i64)> = if ordered {
             (0..PARTITIONS)
                 .map(|p| (format!("dest-{destination}-p{p}"), format!("sy.ev.{p}"), 1))
@@ -317,6 +338,7 @@ impl NatsStore {
                         ack_policy: consumer::AckPolicy::Explicit,
                         ack_wait: self.ack_wait,
                         max_ack_pending,
+                        deliver_policy,
                         ..Default::default()
                     },
                 )
@@ -362,8 +384,14 @@ impl NatsStore {
             }
         }
         self.consumers.lock().await.clear();
-        for d in &self.destinations {
-            if let Err(e) = self.consumers(d).await {
+        let names: Vec<String> = {
+            let all = self.destinations.read().expect("destinations lock");
+            all.iter().map(|d| d.name.clone()).collect()
+        };
+        // Not a retired one's: another host may have deleted it on purpose.
+        let names: Vec<String> = names.into_iter().filter(|n| !self.is_retired(n)).collect();
+        for d in &names {
+            if let Err(e) = self.consumers(d, false).await {
                 tracing::warn!(
                     destination = d.as_str(),
                     "nats: cannot make its consumer again: {e}"
@@ -423,8 +451,9 @@ impl NatsStore {
         // Publish everything first, then wait for every ack: one round of acks per request.
         let mut pending = Vec::new();
         let mut nowhere = 0;
+        let router = self.router.load();
         for e in &events {
-            if self.router.routes(&e.route).is_empty() {
+            if router.routes(&e.route).is_empty() {
                 nowhere += 1;
                 continue;
             }
@@ -516,8 +545,17 @@ impl Store for NatsStore {
             max_bytes,
             per_user_order,
         } = claim;
-        let consumers = self.consumers(destination).await?;
-        if per_user_order && self.ordered.contains(destination) {
+        if !self.serves(destination) {
+            // A retired destination another host deleted: nothing more to claim.
+            return Ok(Vec::new());
+        }
+        let consumers = self.consumers(destination, false).await?;
+        let ordered = self
+            .ordered
+            .read()
+            .expect("ordered lock")
+            .contains(destination);
+        if per_user_order && ordered {
             let taken: Vec<jetstream::Message> = {
                 let mut inboxes = self.inboxes.lock().expect("inboxes lock");
                 let inbox = inboxes.entry(destination.to_string()).or_default();
@@ -551,6 +589,15 @@ impl Store for NatsStore {
         let messages = match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
             Ok(Ok(messages)) => messages,
             Ok(Err(e)) => {
+                if missing(&e) && self.is_retired(destination) {
+                    // Deleted through another host: this host lets it go too.
+                    tracing::info!(
+                        destination,
+                        "nats: a retired destination's consumer was deleted"
+                    );
+                    let _ = self.forget_here(destination).await;
+                    return Ok(Vec::new());
+                }
                 if missing(&e) {
                     self.repair(&e).await;
                 }
@@ -637,7 +684,7 @@ impl Store for NatsStore {
 
     async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError> {
         let (mut pending, mut ack_pending) = (0u64, 0u64);
-        for mut c in self.consumers(destination).await? {
+        for mut c in self.consumers(destination, false).await? {
             let info = c.info().await.map_err(unavailable)?;
             pending += info.num_pending;
             ack_pending += info.num_ack_pending as u64;
@@ -753,7 +800,31 @@ impl Store for NatsStore {
     }
 
     fn filtered(&self, destination: &str) -> u64 {
-        self.router.filtered(destination)
+        self.router.load().filtered(destination)
+    }
+
+    fn reconfigurable(&self) -> bool {
+        true
+    }
+
+    async fn reconfigure(
+        &self,
+        destinations: &[DestinationConfig],
+        retired: &[String],
+    ) -> Result<(), StoreError> {
+        self.reroute(destinations, retired).await
+    }
+
+    async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
+        self.drop_consumers(destination).await
+    }
+
+    async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
+        self.operator.reload_generation().await
+    }
+
+    async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
+        self.operator.announce_reload(generation).await
     }
 
     fn commits(&self) -> Arc<super::Commits> {
@@ -795,11 +866,22 @@ impl NatsStore {
         messages: Vec<jetstream::Message>,
     ) -> Vec<jetstream::Message> {
         let mut kept = Vec::with_capacity(messages.len());
+        let router = self.router.load();
+        let cutoff = self
+            .retired
+            .read()
+            .expect("retired lock")
+            .get(destination)
+            .copied();
         for m in messages {
-            let takes = match header(&m, "Switchyard-Only") {
-                Some(only) => only == destination,
-                None => self.router.accepts(destination, &route_keys(&m)),
-            };
+            // A retired destination drains what was published before it retired.
+            let after_cutoff =
+                cutoff.is_some_and(|last| m.info().map_or(false, |i| i.stream_sequence > last));
+            let takes = !after_cutoff
+                && match header(&m, "Switchyard-Only") {
+                    Some(only) => only == destination,
+                    None => router.accepts(destination, &route_keys(&m)),
+                };
             if takes {
                 kept.push(m);
             } else {

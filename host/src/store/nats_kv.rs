@@ -1,6 +1,7 @@
 //! Operator state on NATS, shared by every host of one stream: which
-//! destinations an operator paused, and which hosts are live (so each takes its
-//! share of a destination's rate limit). Two JetStream key-value buckets.
+//! destinations an operator paused, which hosts are live (so each takes its
+//! share of a destination's rate limit), and the newest reload (so every host
+//! reloads when one does). Three JetStream key-value buckets.
 //!
 //! Where it sits: [`super::nats::NatsStore`] opens an [`OperatorKv`] beside its
 //! streams and answers `set_paused`, `paused` and `live_hosts` of the
@@ -21,6 +22,10 @@ const PAUSED: &str = "switchyard-paused";
 /// Bucket of live hosts: one key per host, expiring unless renewed.
 const HOSTS: &str = "switchyard-hosts";
 
+/// Bucket of the newest reload: key [`RELOAD_KEY`] → a generation.
+const CONFIG: &str = "switchyard-config";
+const RELOAD_KEY: &str = "reload";
+
 /// How long a host counts as live after its last heartbeat (the follower beats
 /// once a second).
 pub const HOST_TTL: Duration = Duration::from_secs(6);
@@ -31,6 +36,11 @@ pub struct OperatorKv {
     paused: kv::Store,
     /// `<host>` → its last heartbeat, expiring after [`HOST_TTL`].
     hosts: kv::Store,
+    /// `reload` → the generation of the newest reload a host announced.
+    config: kv::Store,
+    /// The stream under `config`, read with a plain message get (which every
+    /// server version answers).
+    config_stream: jetstream::stream::Stream,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -117,7 +127,53 @@ impl OperatorKv {
             replicas,
         )
         .await?;
-        Ok(OperatorKv { paused, hosts })
+        let config = bucket(
+            js,
+            kv::Config {
+                bucket: CONFIG.into(),
+                description: "Switchyard: the newest reload, which every host applies".into(),
+                history: 1,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+            replicas,
+        )
+        .await?;
+        let config_stream = js
+            .get_stream(format!("KV_{CONFIG}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(OperatorKv {
+            paused,
+            hosts,
+            config,
+            config_stream,
+        })
+    }
+
+    /// The generation of the newest reload announced, if any.
+    pub async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
+        let subject = format!("$KV.{CONFIG}.{RELOAD_KEY}");
+        match self
+            .config_stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(m) => Ok(Some(String::from_utf8_lossy(&m.payload).into_owned())),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Announce a reload.
+    pub async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
+        self.config
+            .put(RELOAD_KEY, generation.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     /// Record a pause or a resume.
