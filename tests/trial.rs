@@ -13,6 +13,17 @@ use switchyard_e2e::{
     destination_component, sdk_batch, test_guest, webhook_destination, with_custom_section,
 };
 
+/// A credential the tests look for in what the host shows and records.
+const KEY: &str = "k-s3cret-2468";
+
+/// The webhook `name` to `rx`, signed, with an API key header.
+fn keyed_webhook(name: &str, rx: &Receiver) -> String {
+    webhook_destination(name, rx, "").replace(
+        "secret = \"s3cret\" }",
+        &format!("secret = \"s3cret\", headers = {{ x-api-key = \"{KEY}\" }} }}"),
+    )
+}
+
 /// `n` events, each of a user of its own (`<prefix>-<i>`), as an SDK sends them.
 fn batch_of_users(prefix: &str, n: usize) -> Value {
     let mut batch = sdk_batch(prefix, n);
@@ -66,7 +77,7 @@ fn webhook_bytes() -> Vec<u8> {
 async fn a_shadow_finds_differences_then_none_after_a_fix_and_never_reaches_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let host = TestHost::start(dir.path(), &webhook_destination("wh", &rx, "")).await;
+    let host = TestHost::start(dir.path(), &keyed_webhook("wh", &rx)).await;
 
     // Refused: a trial parameter without a stage, an unknown stage, a canary without percent.
     let drift = std::fs::read(test_guest("drift")).unwrap();
@@ -174,8 +185,8 @@ async fn a_failing_canary_is_rolled_back_by_itself_and_its_events_are_delivered_
 ) {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    // The vendor refuses what the new version sends.
-    rx.reply_to_header("x-drift", Reply::status(500));
+    // The vendor refuses what the new version sends, for good (a 400: the canary rejects).
+    rx.reply_to_header("x-drift", Reply::status(400));
     let host = TestHost::start(dir.path(), &webhook_destination("wh", &rx, "")).await;
     let serving = host.admin().plugin("webhook").await["sha256"].clone();
 
@@ -224,6 +235,11 @@ async fn a_failing_canary_is_rolled_back_by_itself_and_its_events_are_delivered_
     }
     assert!(seen.values().all(|n| *n == 1), "an event delivered twice");
     assert_eq!(host.admin().plugin("webhook").await["sha256"], serving);
+    // The canary's rejections were not final: nothing was dead-lettered, and the
+    // destination's breaker never saw the canary's failures.
+    let row = host.admin().destination("wh").await;
+    assert_eq!(row["dead_letters"], 0, "{row}");
+    assert_eq!(row["health"], "healthy", "{row}");
     host.stop().await;
 }
 
@@ -232,7 +248,7 @@ async fn a_recording_replayed_against_a_changed_plugin_exits_non_zero_with_the_d
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     rx.default_reply(Reply::status(200).body(r#"{"ok":true}"#));
-    let destinations = webhook_destination("wh", &rx, "");
+    let destinations = keyed_webhook("wh", &rx);
     let host = TestHost::start(dir.path(), &destinations).await;
     // `switchyard record` finds the host through a config file naming its address.
     let cli_config = dir.path().join("cli.toml");

@@ -58,6 +58,12 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         plugin.metadata.version,
         plugin.sha256
     );
+    if recording.deliveries.is_empty() {
+        anyhow::bail!(
+            "{}: the recording holds no delivery: nothing to compare",
+            args.file.display()
+        );
+    }
     let settings = recording.settings.to_string();
     let mut differing = 0;
     for (i, delivery) in recording.deliveries.iter().enumerate() {
@@ -93,7 +99,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             secrets: Default::default(),
         };
         let outcomes: Vec<OutcomeRecord> = match plugin.deliver(&ctx, &settings, &events).await {
-            Ok(o) => o.iter().map(OutcomeRecord::from).collect(),
+            Ok(o) => o.iter().map(|o| Redactor::default().outcome(o)).collect(),
             Err(e) => {
                 let failed = Outcome::Retry {
                     reason: format!("the call failed: {e}"),

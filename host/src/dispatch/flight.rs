@@ -138,31 +138,43 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
     // Only the destination's answers may slow its rate: a transformation's retry
     // hint delays its events, not the vendor's budget.
     let mut throttled = false;
+    // Per event: whether its outcome tells the destination's policies (a
+    // canary's does not: it is judged apart, `dispatch/trial.rs`).
+    let mut counted = vec![true; finals.len()];
+    let mut answered = None;
     let error = if to_deliver.is_empty() {
         None
     } else {
         let called = shared.clock.now();
-        let (outcomes, error) = super::trial::deliver(shared, versions, &to_deliver, &tape).await;
-        let took = shared.clock.now().saturating_duration_since(called);
+        let d = super::trial::deliver(shared, versions, &to_deliver, &tape).await;
+        let took = d.answered.saturating_duration_since(called);
         shared.stats.calls.observe(took.as_secs_f64());
-        throttled = outcomes
+        throttled = d
+            .outcomes
             .iter()
-            .any(|o| matches!(o, Outcome::Retry { after: Some(_), .. }));
-        for (i, outcome) in at_index.into_iter().zip(outcomes) {
+            .zip(&d.counted)
+            .any(|(o, c)| *c && matches!(o, Outcome::Retry { after: Some(_), .. }));
+        for ((i, outcome), c) in at_index.into_iter().zip(d.outcomes).zip(d.counted) {
             finals[i] = Some(Final::Outcome(outcome));
+            counted[i] = c;
         }
-        error
+        answered = Some(d.answered);
+        d.error
     };
     let finals: Vec<Final> = finals
         .into_iter()
         .map(|f| f.expect("every event has an outcome"))
         .collect();
-    let rtt = shared.clock.now().saturating_duration_since(started);
+    // Until the serving version answered (a shadow's call comes after).
+    let rtt = answered
+        .unwrap_or_else(|| shared.clock.now())
+        .saturating_duration_since(started);
     let outcomes: Vec<Outcome> = finals
         .iter()
-        .filter_map(|f| match f {
-            Final::Outcome(o) => Some(o.clone()),
-            Final::Filtered(_) | Final::HeldBack => None,
+        .zip(&counted)
+        .filter_map(|(f, c)| match f {
+            Final::Outcome(o) if *c => Some(o.clone()),
+            _ => None,
         })
         .collect();
     let mut report = report(&outcomes, rtt);

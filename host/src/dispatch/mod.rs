@@ -154,6 +154,9 @@ impl DeliveryStats {
             to.store(from.load(Relaxed), Relaxed);
         }
         self.hosts.store(old.hosts.load(Relaxed), Relaxed);
+        // A recording under way goes on with the new settings.
+        let recording = old.recorder.lock().expect("recorder lock").clone();
+        *self.recorder.lock().expect("recorder lock") = recording;
         if old.operator_paused() {
             self.set_operator_paused(true);
         }

@@ -25,14 +25,26 @@ use crate::trial::compare::{compare, OutcomeRecord};
 use crate::trial::recording::{About, Delivery, RecordedEvent, Recorder};
 use crate::trial::{in_canary, Stage, Trial};
 
-/// Deliver `events` as this batch's versions say; one outcome per event, in
-/// order, and the serving call's error if it failed.
+/// What the calls of a batch gave.
+pub(super) struct Delivered {
+    /// One outcome per event, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The serving call's error, if it failed.
+    pub error: Option<String>,
+    /// Per event: whether its outcome tells the destination's breaker, rate and
+    /// concurrency limit (`false`: the canary delivered it).
+    pub counted: Vec<bool>,
+    /// When the serving version answered (before a shadow's call).
+    pub answered: tokio::time::Instant,
+}
+
+/// Deliver `events` as this batch's versions say.
 pub(super) async fn deliver(
     shared: &Shared,
     versions: &Versions,
     events: &[Event],
     tape: &Tape,
-) -> (Vec<Outcome>, Option<String>) {
+) -> Delivered {
     let recorder = shared.stats.recording();
     let trial = versions.trial.as_deref();
     if let Some((trial, percent)) = trial.and_then(|t| t.canary().map(|c| (t, c.percent))) {
@@ -42,22 +54,30 @@ pub(super) async fn deliver(
     let capture = (recorder.is_some() || shadow.is_some()).then(Capture::default);
     let ctx = context(shared, tape, capture.clone());
     let (outcomes, error) = call(shared, &ctx, &versions.destination, events).await;
+    let answered = shared.clock.now();
     let (exchanges, clock) = match &capture {
         Some(c) => (c.take(), c.clock()),
         None => (None, Vec::new()),
     };
-    let exchanges: Option<Vec<Exchange>> =
-        exchanges.map(|ex| ex.iter().map(|e| shared.redactor.exchange(e)).collect());
-    if let (Some(rec), Some(ex)) = (&recorder, &exchanges) {
+    let redacted: Option<Vec<Exchange>> = exchanges
+        .as_ref()
+        .map(|ex| ex.iter().map(|e| shared.redactor.exchange(e)).collect());
+    if let (Some(rec), Some(ex)) = (&recorder, &redacted) {
         rec.add(
-            delivery(events, ex.clone(), &outcomes, clock.clone()),
+            delivery(shared, events, ex.clone(), &outcomes, clock.clone()),
             || about(shared, &versions.destination),
         );
     }
     if let Some(trial) = shadow {
-        run_shadow(shared, trial, events, exchanges, &outcomes, clock).await;
+        let serving = exchanges.zip(redacted);
+        run_shadow(shared, trial, events, serving, &outcomes, clock).await;
     }
-    (outcomes, error)
+    Delivered {
+        counted: vec![true; outcomes.len()],
+        outcomes,
+        error,
+        answered,
+    }
 }
 
 /// What every call of this batch runs with: the destination's context, this
@@ -80,6 +100,7 @@ fn about(shared: &Shared, version: &crate::plugins::Version) -> About {
 
 /// One recorded delivery.
 fn delivery(
+    shared: &Shared,
     events: &[Event],
     requests: Vec<Exchange>,
     outcomes: &[Outcome],
@@ -97,19 +118,23 @@ fn delivery(
             })
             .collect(),
         requests,
-        outcomes: outcomes.iter().map(OutcomeRecord::from).collect(),
+        outcomes: outcomes
+            .iter()
+            .map(|o| shared.redactor.outcome(o))
+            .collect(),
         clock,
     }
 }
 
 /// Run the shadow on `events` and compare it with the serving call
-/// (`serving`: its exchanges, redacted, `None` when too many to keep; `clock`:
-/// its wall-clock readings, which the shadow reads too).
+/// (`serving`: its exchanges as sent and redacted, `None` when too many to
+/// keep; `clock`: its wall-clock readings, which the shadow reads too).
+/// Credentials are compared as sent, but shown redacted.
 async fn run_shadow(
     shared: &Shared,
     trial: &Trial,
     events: &[Event],
-    serving: Option<Vec<Exchange>>,
+    serving: Option<(Vec<Exchange>, Vec<Exchange>)>,
     outcomes: &[Outcome],
     clock: Vec<u64>,
 ) {
@@ -119,11 +144,12 @@ async fn run_shadow(
         return;
     };
     let fits = events.len() <= trial.version.plugin.metadata.max_batch as usize;
-    let Some(serving) = serving.filter(|_| fits) else {
+    let Some((serving_raw, serving)) = serving.filter(|_| fits) else {
         trial.compared(name, ids(), None);
         return;
     };
-    let answers = Answers::new(serving.clone(), shared.redactor.clone(), default.clone());
+    let answers = Answers::new(serving.clone(), shared.redactor.clone(), default.clone())
+        .within(shared.dest.allowed_hosts.clone());
     let capture = Capture::default();
     let mut ctx = shared.ctx.clone();
     ctx.egress = Egress::Replay(Arc::new(answers));
@@ -135,10 +161,27 @@ async fn run_shadow(
         trial.compared(name, ids(), None);
         return;
     };
-    let sent: Vec<Exchange> = sent.iter().map(|e| shared.redactor.exchange(e)).collect();
-    let want: Vec<OutcomeRecord> = outcomes.iter().map(OutcomeRecord::from).collect();
-    let got: Vec<OutcomeRecord> = got.iter().map(OutcomeRecord::from).collect();
-    let diffs = compare((&serving, &want), (&sent, &got));
+    let sent_raw = sent;
+    let sent: Vec<Exchange> = sent_raw
+        .iter()
+        .map(|e| shared.redactor.exchange(e))
+        .collect();
+    let want: Vec<OutcomeRecord> = outcomes
+        .iter()
+        .map(|o| shared.redactor.outcome(o))
+        .collect();
+    let got: Vec<OutcomeRecord> = got.iter().map(|o| shared.redactor.outcome(o)).collect();
+    let mut diffs = compare((&serving, &want), (&sent, &got));
+    // What differs only in a credential (a signature, a key) still differs.
+    for raw in compare((&serving_raw, &want), (&sent_raw, &got)) {
+        if !diffs.iter().any(|d| d.what == raw.what) {
+            diffs.push(crate::trial::compare::Difference {
+                what: format!("{} (a credential)", raw.what),
+                expected: "[redacted]".into(),
+                got: "[redacted], not the same".into(),
+            });
+        }
+    }
     if !diffs.is_empty() {
         tracing::debug!(
             destination = name,
@@ -161,7 +204,7 @@ async fn canary(
     events: &[Event],
     tape: &Tape,
     recorder: Option<Arc<Recorder>>,
-) -> (Vec<Outcome>, Option<String>) {
+) -> Delivered {
     let (mine, theirs): (Vec<usize>, Vec<usize>) = (0..events.len())
         .partition(|&i| in_canary(&events[i].json, &events[i].message_id, percent));
     let part = |at: &[usize]| at.iter().map(|&i| events[i].clone()).collect::<Vec<_>>();
@@ -186,6 +229,23 @@ async fn canary(
             }
         },
     );
+    let answered = shared.clock.now();
+    // A canary's rejection is not final: the serving version has the last word
+    // after a rollback (and the canary itself again, if it stays).
+    let tried = (
+        tried
+            .0
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Reject(reason) => Outcome::Retry {
+                    reason: format!("rejected by the canary version: {reason}"),
+                    after: None,
+                },
+                other => other,
+            })
+            .collect::<Vec<_>>(),
+        tried.1,
+    );
     let failed = |o: &[Outcome]| o.iter().filter(|o| **o != Outcome::Delivered).count() as u64;
     trial.settled(false, served.0.len() as u64, failed(&served.0));
     trial.settled(true, tried.0.len() as u64, failed(&tried.0));
@@ -193,7 +253,7 @@ async fn canary(
     if let (Some(rec), Some((Some(ex), clock))) = (&recorder, sent) {
         if !for_serving.is_empty() {
             let ex = ex.iter().map(|e| shared.redactor.exchange(e)).collect();
-            rec.add(delivery(&for_serving, ex, &served.0, clock), || {
+            rec.add(delivery(shared, &for_serving, ex, &served.0, clock), || {
                 about(shared, &versions.destination)
             });
         }
@@ -211,5 +271,14 @@ async fn canary(
         .into_iter()
         .map(|o| o.expect("each event went to one version"))
         .collect();
-    (outcomes, served.1.or(tried.1))
+    let mut counted = vec![true; events.len()];
+    for &i in &mine {
+        counted[i] = false;
+    }
+    Delivered {
+        outcomes,
+        error: served.1,
+        counted,
+        answered,
+    }
 }

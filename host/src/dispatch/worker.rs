@@ -142,7 +142,9 @@ impl Worker {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
             };
-            let params = self.params(&version, &chain, probing);
+            // Read once for the turn: the batch is sized for the version on trial too.
+            let trial = self.plugin.trial();
+            let params = self.params(&version, &chain, trial.as_deref(), probing);
             let Some(mut jobs) = self.claim(params).await else {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
@@ -179,7 +181,7 @@ impl Worker {
             let versions = super::flight::Versions {
                 destination: version,
                 chain,
-                trial: self.plugin.trial(),
+                trial,
                 slot: self.plugin.clone(),
             };
             self.flights
@@ -241,13 +243,16 @@ impl Worker {
     /// What the next claim asks for: the batch size the destination, its
     /// component and every transformation of its chain accept (a rate's burst
     /// caps it too), one event for a probe.
-    fn params(&self, version: &Version, chain: &[Arc<Version>], probing: bool) -> Claim {
+    fn params(
+        &self,
+        version: &Version,
+        chain: &[Arc<Version>],
+        trial: Option<&crate::trial::Trial>,
+        probing: bool,
+    ) -> Claim {
         let dest = &self.shared.dest;
         // A version on trial gets the same batches (a shadow) or a share of them (a canary).
-        let on_trial = self
-            .plugin
-            .trial()
-            .map(|t| t.version.plugin.metadata.max_batch);
+        let on_trial = trial.map(|t| t.version.plugin.metadata.max_batch);
         let accepted = chain
             .iter()
             .map(|v| v.plugin.metadata.max_batch)

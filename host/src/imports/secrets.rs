@@ -108,6 +108,42 @@ impl Secrets {
     }
 }
 
+/// `text` with every call's secret token (`sy-secret-NAME-<nonce>`) written
+/// back as `${secret:NAME}`, whichever call made it: for texts kept after the
+/// call (a recording, a shadow's differences).
+pub fn name_any_tokens(text: &str) -> String {
+    const PREFIX: &str = "sy-secret-";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + PREFIX.len()..];
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+            .count();
+        let tail = &after[name_len..];
+        let nonce_ok = name_len > 0
+            && tail.starts_with('-')
+            && tail.len() > 32
+            && tail.as_bytes()[1..33].iter().all(u8::is_ascii_hexdigit);
+        if nonce_ok {
+            out.push_str(&format!(
+                "{}{}{}",
+                PLACEHOLDER.0,
+                &after[..name_len],
+                PLACEHOLDER.1
+            ));
+            rest = &tail[33..];
+        } else {
+            out.push_str(PREFIX);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The names of the `${secret:NAME}` placeholders in `text`, in order.
 pub fn placeholders(text: &str) -> Vec<&str> {
     let mut names = Vec::new();
@@ -458,6 +494,20 @@ fn replace(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_calls_tokens_are_named_back() {
+        let sealed = Sealed::new(Secrets::default());
+        let t = format!(
+            "key {} and sy-secret-x and sy-secret-api_key-{}",
+            sealed.token("api_key"),
+            "0".repeat(32)
+        );
+        assert_eq!(
+            name_any_tokens(&t),
+            "key ${secret:api_key} and sy-secret-x and ${secret:api_key}"
+        );
+    }
 
     const KEY: &str = "amp-key-\"q\"/s3cr3t";
 

@@ -427,6 +427,19 @@ impl Catalog {
             for t in users.transforms.iter().filter(|t| t.plugin == plugin) {
                 check_transform_settings(&version.plugin, t).await?;
             }
+            // A version on trial must take the new settings too, or it ends.
+            if let Some(trial) = slot.trial() {
+                for dest in users.destinations.iter().filter(|d| d.plugin == plugin) {
+                    if let Err(e) = check_settings(&trial.version.plugin, dest).await {
+                        let why =
+                            format!("a reload's settings are refused by it: {}", error_text(&e));
+                        if slot.end(&trial, crate::trial::Ending::Discarded, &why) {
+                            tracing::warn!(plugin = %plugin, "trial version discarded: {why}");
+                        }
+                        break;
+                    }
+                }
+            }
         }
         Ok(Staged { users, slots })
     }

@@ -47,7 +47,7 @@ impl PluginSlot {
     }
 
     /// Stop `trial` if it still runs; `false` if another took its place.
-    fn end(&self, trial: &Arc<Trial>, ending: Ending, reason: &str) -> bool {
+    pub(super) fn end(&self, trial: &Arc<Trial>, ending: Ending, reason: &str) -> bool {
         let was = self.trial.compare_and_swap(trial, None::<Arc<Trial>>);
         if !was.as_ref().is_some_and(|w| Arc::ptr_eq(w, trial)) {
             return false;

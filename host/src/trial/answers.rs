@@ -21,6 +21,8 @@ pub struct Answers {
     redactor: Redactor,
     /// The answer to a request that matches none.
     default: Response,
+    /// When set, a request outside it is denied, as the live host denies it.
+    allowlist: Option<crate::allowlist::Allowlist>,
 }
 
 /// `200 {}`: the answer to a request no recorded exchange matches, by default.
@@ -39,12 +41,24 @@ impl Answers {
             left: Mutex::new(exchanges),
             redactor,
             default,
+            allowlist: None,
         }
+    }
+
+    /// The same, denying what `allowlist` does not cover.
+    pub fn within(mut self, allowlist: crate::allowlist::Allowlist) -> Answers {
+        self.allowlist = Some(allowlist);
+        self
     }
 }
 
 impl Answer for Answers {
     fn answer(&self, req: &Request) -> Result<Response, Error> {
+        if let Some(list) = &self.allowlist {
+            let parsed = reqwest::Url::parse(&req.url)
+                .map_err(|e| Error::Denied(format!("bad URL `{}`: {e}", req.url)))?;
+            crate::imports::http::permit(list, &parsed)?;
+        }
         let url = self.redactor.text(&redact_url(&req.url));
         let mut left = self.left.lock().expect("answers lock");
         match left

@@ -199,9 +199,10 @@ impl Redactor {
         Redactor { values }
     }
 
-    /// `text` with every credential value replaced by `[redacted]`.
+    /// `text` with every credential value replaced by `[redacted]`, and any
+    /// call's secret token written back as `${secret:NAME}`.
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
+        let mut out = crate::imports::secrets::name_any_tokens(text);
         for v in &self.values {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), REDACTED);
@@ -237,8 +238,19 @@ impl Redactor {
                 headers: self.headers(&r.headers),
                 body: self.bytes(&r.body),
             }),
-            error: e.error.clone(),
+            error: e.error.as_ref().map(|f| match f {
+                Failed::Denied(w) => Failed::Denied(self.text(w)),
+                Failed::Connection(w) => Failed::Connection(self.text(w)),
+                other => other.clone(),
+            }),
         }
+    }
+
+    /// An outcome fit to show and to store (its reason may quote an answer).
+    pub fn outcome(&self, o: &crate::runtime::Outcome) -> super::compare::OutcomeRecord {
+        let mut r = super::compare::OutcomeRecord::from(o);
+        r.reason = r.reason.map(|why| self.text(&why));
+        r
     }
 
     /// Settings with every credential-named value replaced by `[redacted]`

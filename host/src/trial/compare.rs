@@ -262,7 +262,7 @@ mod tests {
         let reject = OutcomeRecord::from(&Outcome::Reject("bad".into()));
         let diffs = compare(
             (std::slice::from_ref(&a), &[delivered()]),
-            (&[b, a], &[reject]),
+            (&[b, a.clone()], &[reject]),
         );
         let whats: Vec<&str> = diffs.iter().map(|d| d.what.as_str()).collect();
         assert_eq!(

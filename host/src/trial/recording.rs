@@ -21,6 +21,9 @@ pub const FORMAT: u32 = 1;
 /// Most deliveries one recording holds.
 pub const MAX_DELIVERIES: usize = 1_000;
 
+/// Most bytes of events and bodies one recording holds: it ends early past them.
+pub const MAX_BYTES: usize = 64 << 20;
+
 /// A recording file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +81,9 @@ pub struct RecordedEvent {
 pub struct Recorder {
     /// How many deliveries are asked for.
     want: usize,
-    /// Those recorded so far.
+    /// Those recorded so far, and their bytes (events and bodies).
     kept: Mutex<Vec<Delivery>>,
+    bytes: std::sync::atomic::AtomicUsize,
     /// What the first delivery said of its call: settings and plugin version.
     about: Mutex<Option<About>>,
     /// Signalled when `want` are kept.
@@ -92,6 +96,7 @@ impl Recorder {
         Recorder {
             want: want.clamp(1, MAX_DELIVERIES),
             kept: Mutex::default(),
+            bytes: Default::default(),
             about: Mutex::default(),
             full: tokio::sync::Notify::new(),
         }
@@ -100,18 +105,31 @@ impl Recorder {
     /// Whether it still takes deliveries.
     pub fn wants_more(&self) -> bool {
         self.kept.lock().expect("recorder lock").len() < self.want
+            && self.bytes.load(std::sync::atomic::Ordering::Relaxed) < MAX_BYTES
     }
 
     /// Add one delivery (ignored once full); `about` tells of its call.
     pub fn add(&self, delivery: Delivery, about: impl FnOnce() -> About) {
         let mut kept = self.kept.lock().expect("recorder lock");
-        if kept.len() < self.want {
+        if kept.len() < self.want
+            && self.bytes.load(std::sync::atomic::Ordering::Relaxed) < MAX_BYTES
+        {
+            let size: usize = delivery.events.iter().map(|e| e.json.len()).sum::<usize>()
+                + delivery
+                    .requests
+                    .iter()
+                    .map(|r| r.body.len() + r.response.as_ref().map_or(0, |a| a.body.len()))
+                    .sum::<usize>();
+            let total = self
+                .bytes
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+                + size;
             self.about
                 .lock()
                 .expect("recorder lock")
                 .get_or_insert_with(about);
             kept.push(delivery);
-            if kept.len() == self.want {
+            if kept.len() == self.want || total >= MAX_BYTES {
                 self.full.notify_one();
             }
         }
