@@ -129,5 +129,6 @@ async fn sample(state: &AdminState) -> HostSample {
         .await
         .is_ready(),
         nats_connected: state.store.connected(),
+        disk: state.store.disk_usage(),
     }
 }

@@ -189,6 +189,8 @@ pub struct HostSample {
     pub ready: bool,
     /// On NATS: whether the client is connected.
     pub nats_connected: Option<bool>,
+    /// The store's disk use, where it knows it (the embedded store).
+    pub disk: Option<crate::store::DiskUsage>,
 }
 
 /// The registry of one host.
@@ -523,6 +525,23 @@ impl Collector for SampleCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::from(self.0.ready)).encode(ready)?;
+        if let Some(disk) = self.0.disk {
+            for (name, help, v) in [
+                (
+                    "switchyard_store_disk",
+                    "Bytes of the store's files (the database and its write-ahead log)",
+                    disk.file_bytes,
+                ),
+                (
+                    "switchyard_store_retained",
+                    "Bytes of logged events every destination has passed, kept for [store] retention",
+                    disk.retained_bytes,
+                ),
+            ] {
+                let g = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+                ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(g)?;
+            }
+        }
         if let Some(connected) = self.0.nats_connected {
             let nats = encoder.encode_descriptor(
                 "switchyard_nats_connected",
@@ -588,11 +607,17 @@ mod tests {
             }],
             ready: true,
             nats_connected: None,
+            disk: Some(crate::store::DiskUsage {
+                file_bytes: 4096,
+                retained_bytes: 100,
+            }),
         });
         for line in [
             "switchyard_ingest_requests_total{source=\"web\",status=\"200\"} 3",
             "switchyard_delivery_latency_seconds_count{destination=\"hook\"} 1",
             "switchyard_destination_queued{destination=\"hook\"} 7",
+            "switchyard_store_disk_bytes 4096",
+            "switchyard_store_retained_bytes 100",
             "switchyard_destination_delivered_total{destination=\"hook\"} 40",
             "switchyard_destination_filtered_total{destination=\"hook\"} 5",
             "switchyard_destination_health{destination=\"hook\",state=\"degraded\"} 1",

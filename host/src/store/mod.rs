@@ -64,6 +64,15 @@ pub async fn open(
     })
 }
 
+/// A store's disk use (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Its files (the embedded store: the database and its write-ahead log).
+    pub file_bytes: u64,
+    /// Of the log, events every destination has passed, kept for `[store] retention`.
+    pub retained_bytes: u64,
+}
+
 /// Milliseconds since the Unix epoch (the store's clock unit).
 pub type Millis = i64;
 
@@ -407,6 +416,11 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unavailable(
             "backfill needs the embedded store's retention (on NATS, replay the stream into a new consumer)".into(),
         ))
+    }
+
+    /// What the store holds on disk (`None`: not known on this store).
+    fn disk_usage(&self) -> Option<DiskUsage> {
+        None
     }
 
     /// The newest reload any host of this store announced (`None`: this store

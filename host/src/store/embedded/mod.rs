@@ -193,6 +193,10 @@ pub struct EmbeddedStore {
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// The writer's commit figures and failures (`/metrics`, `/readyz`).
     commits: Arc<super::Commits>,
+    /// Bytes of the log that retention keeps, counted by the writer.
+    retained_bytes: Arc<std::sync::atomic::AtomicI64>,
+    /// The database file (its size, and its WAL's, is the store's disk use).
+    file: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -304,6 +308,8 @@ impl EmbeddedStore {
             index: BTreeMap::new(),
             wakeups: Default::default(),
             last_housekeeping: Instant::now(),
+            retained_bytes: Arc::default(),
+            counted_upto: 0,
             needs_reload: false,
             carry: None,
             commits: Arc::default(),
@@ -314,6 +320,7 @@ impl EmbeddedStore {
         let router = Router::new(destinations, &ids);
         let wakeups = writer.wakeups.clone();
         let commits = writer.commits.clone();
+        let retained_bytes = writer.retained_bytes.clone();
 
         let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let (append_tx, append_rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -330,6 +337,8 @@ impl EmbeddedStore {
             router: arc_swap::ArcSwap::from_pointee(router),
             wakeups,
             commits,
+            retained_bytes,
+            file,
         })
     }
 
@@ -598,6 +607,18 @@ impl Store for EmbeddedStore {
         self.commits.clone()
     }
 
+    fn disk_usage(&self) -> Option<super::DiskUsage> {
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal = self.file.with_extension("sqlite3-wal");
+        Some(super::DiskUsage {
+            file_bytes: size(self.file.clone()) + size(wal),
+            retained_bytes: self
+                .retained_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(0) as u64,
+        })
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         if self.appends.is_closed() {
             return Err(StoreError::Unavailable("the writer stopped".into()));
@@ -650,6 +671,11 @@ struct Writer {
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// When housekeeping last took a step.
     last_housekeeping: Instant,
+    /// Bytes of the chunks every cursor has passed, still kept (retention),
+    /// counted in bounded steps by housekeeping; shared with the handle.
+    retained_bytes: Arc<std::sync::atomic::AtomicI64>,
+    /// The last sequence of the chunks counted in `retained_bytes`.
+    counted_upto: i64,
     /// A failed commit's reload did not finish: no command runs until it does.
     needs_reload: bool,
     /// Commit figures and the last failure, shared with the store's handle.
@@ -1066,6 +1092,7 @@ impl Writer {
                 q.dirty = false;
             }
         }
+        let mut usage = None;
         if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             self.last_housekeeping = Instant::now();
             let upto = self
@@ -1075,10 +1102,21 @@ impl Writer {
                 .chain(self.others_acked.iter().copied())
                 .min()
                 .unwrap_or(self.next_seq - 1);
-            for first in sql::reclaim(&tx, upto, now - self.retention_ms, HOUSEKEEPING_STEP)? {
+            // Count what became retained (in bounded steps), then prune.
+            let (added, counted) =
+                sql::passed_bytes(&tx, self.counted_upto, upto, HOUSEKEEPING_STEP)?;
+            let counted = counted.unwrap_or(self.counted_upto);
+            let mut removed = 0;
+            for (first, last, bytes) in
+                sql::reclaim(&tx, upto, now - self.retention_ms, HOUSEKEEPING_STEP)?
+            {
                 self.cache.remove(first);
                 self.index.remove(&first);
+                if last <= counted {
+                    removed += bytes;
+                }
             }
+            usage = Some((added - removed, counted));
             let cutoff = self.dedup.expire(now);
             sql::prune_dedup(&tx, cutoff, HOUSEKEEPING_STEP)?;
             if let Some(keep) = self.dead_letter_retention_ms {
@@ -1087,6 +1125,12 @@ impl Writer {
         }
         tx.commit()?;
         self.next_seq = next_seq;
+        // Only what was committed is counted.
+        if let Some((delta, counted)) = usage {
+            self.retained_bytes
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+            self.counted_upto = counted;
+        }
         Ok(())
     }
 }

@@ -582,20 +582,48 @@ pub(super) fn reclaim(
     upto: i64,
     before: Millis,
     limit: usize,
-) -> rusqlite::Result<Vec<i64>> {
-    let firsts = {
+) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
+    let chunks = {
         let mut q = conn.prepare_cached(
-            "SELECT first FROM chunks WHERE first + n - 1 <= ?1 AND received_at < ?2
+            "SELECT first, first + n - 1, length(summary) + length(body) FROM chunks
+             WHERE first + n - 1 <= ?1 AND received_at < ?2
              ORDER BY first LIMIT ?3",
         )?;
-        let rows = q.query_map(params![upto, before, limit as i64], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<Vec<i64>>>()?
+        let rows = q.query_map(params![upto, before, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()?
     };
     let mut delete = conn.prepare_cached("DELETE FROM chunks WHERE first = ?1")?;
-    for f in &firsts {
+    for (f, _, _) in &chunks {
         delete.execute([f])?;
     }
-    Ok(firsts)
+    Ok(chunks)
+}
+
+/// Bytes of at most `limit` chunks that end after sequence `after` and at or
+/// before `upto` (every cursor has passed them), oldest first, and the last
+/// sequence of the last one counted (`None`: none).
+pub(super) fn passed_bytes(
+    conn: &Connection,
+    after: i64,
+    upto: i64,
+    limit: usize,
+) -> rusqlite::Result<(i64, Option<i64>)> {
+    let mut q = conn.prepare_cached(
+        "SELECT first + n - 1, length(summary) + length(body) FROM chunks
+         WHERE first > ?1 AND first + n - 1 <= ?2 ORDER BY first LIMIT ?3",
+    )?;
+    let rows = q.query_map(params![after, upto, limit as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let (mut bytes, mut last) = (0, None);
+    for row in rows {
+        let (end, size) = row?;
+        bytes += size;
+        last = Some(end);
+    }
+    Ok((bytes, last))
 }
 
 /// Persist the keys of one commit.

@@ -499,3 +499,65 @@ async fn a_reconfigure_and_a_forget_keep_the_leases_of_batches_in_flight() {
         "c is not handed out again"
     );
 }
+
+async fn deliver_all(store: &EmbeddedStore, dest: &str) {
+    let jobs = store
+        .claim(dest, Claim::any(100, 1 << 20), now_ms())
+        .await
+        .unwrap();
+    store
+        .settle(dest, jobs.iter().map(|j| (j.id, Settle::Done)).collect())
+        .await
+        .unwrap();
+}
+
+/// Let housekeeping run: it takes a step with the next commit after its interval.
+async fn housekeeping(store: &EmbeddedStore, id: &str) {
+    tokio::time::sleep(HOUSEKEEPING_EVERY + Duration::from_millis(50)).await;
+    store.append(vec![event(id, "u")]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_bytes_retention_keeps_are_counted_and_leave_the_count_when_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_with = |retention| {
+        EmbeddedStore::open(
+            dir.path(),
+            &EmbeddedOptions {
+                dedup_window: Duration::from_secs(3600),
+                retention,
+                dead_letter_retention: None,
+            },
+            &Config::plain_destinations(&[("x", false)]),
+        )
+        .unwrap()
+    };
+    {
+        let store = open_with(Duration::from_secs(3600));
+        for i in 0..5 {
+            store
+                .append(vec![event(&format!("e{i}"), "u")])
+                .await
+                .unwrap();
+        }
+        housekeeping(&store, "h0").await;
+        assert_eq!(
+            store.disk_usage().unwrap().retained_bytes,
+            0,
+            "nothing delivered yet"
+        );
+        deliver_all(&store, "x").await;
+        housekeeping(&store, "h1").await;
+        let usage = store.disk_usage().unwrap();
+        assert!(usage.retained_bytes > 0, "{usage:?}");
+        assert!(usage.file_bytes > usage.retained_bytes, "{usage:?}");
+    }
+    // Without retention, the passed chunks are pruned and leave the count.
+    let store = open_with(Duration::ZERO);
+    deliver_all(&store, "x").await;
+    housekeeping(&store, "h2").await;
+    deliver_all(&store, "x").await;
+    housekeeping(&store, "h3").await;
+    housekeeping(&store, "h4").await;
+    assert_eq!(store.disk_usage().unwrap().retained_bytes, 0);
+}
