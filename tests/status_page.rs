@@ -269,3 +269,52 @@ async fn an_operator_logs_in_watches_a_failure_opens_its_attempt_and_replays_a_d
     b.close().await.unwrap();
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_shadow_versions_differences_show_on_the_destination_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let retries = "retry = { initial_ms = 20, max_ms = 200, window = \"1m\" }";
+    let host = TestHost::start(
+        dir.path(),
+        &webhook_table("wh", &rx.url("/wh"), &rx.origin(), retries),
+    )
+    .await;
+    let drift = std::fs::read(switchyard_e2e::test_guest("drift")).unwrap();
+    let staged = host
+        .admin()
+        .request(reqwest::Method::PUT, "/admin/plugins/webhook?stage=shadow")
+        .body(drift)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staged.status(), 200);
+    let event = json!({"batch": [{"type": "track", "event": "Signed Up", "userId": "u1",
+        "messageId": "shadowed-1"}]});
+    assert_eq!(host.send("batch", &event).await.status(), 200);
+    let admin = host.admin();
+    let mut differed = false;
+    for _ in 0..200 {
+        let view = admin.get("/admin/plugins/webhook/trial").await;
+        if view["trial"]["shadow"]["differed"].as_u64() >= Some(1) {
+            differed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(differed, "the shadow compared a batch");
+
+    let driver = driver().await;
+    let b = chromium(&driver, dir.path()).await;
+    log_in(&b, &host, ADMIN_TOKEN).await;
+    b.goto(&host.url("/status/destinations/wh")).await.unwrap();
+    wait_for(&b, "#trial").await;
+    assert_eq!(text_of(&b, "#trial-stage").await, "shadow");
+    let figures = text_of(&b, "#trial-figures").await;
+    assert!(figures.contains("1 different"), "{figures}");
+    let diffs = text_of(&b, "#trial-differences").await;
+    assert!(diffs.contains("request 1 body at /"), "{diffs}");
+    assert!(diffs.contains("shadowed-1"), "{diffs}");
+    b.close().await.unwrap();
+    host.stop().await;
+}
