@@ -454,14 +454,27 @@ async fn on_nats_one_reload_adds_changes_and_retires_destinations_on_every_host(
 
 #[tokio::test]
 async fn a_backfill_delivers_exactly_the_retained_events_of_its_range_to_a_new_destination() {
+    backfill_to_a_new_destination(false).await;
+}
+
+#[tokio::test]
+async fn on_nats_a_backfill_delivers_exactly_the_retained_events_of_its_range() {
+    backfill_to_a_new_destination(true).await;
+}
+
+async fn backfill_to_a_new_destination(on_nats: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let nats = match on_nats {
+        true => Some(switchyard_e2e::nats::NatsServer::start_in(dir.path().join("nats")).await),
+        false => None,
+    };
     let retained = |destinations: &str| {
-        switchyard_e2e::host::config_text(dir.path(), destinations).replacen(
-            "[store]\n",
-            "[store]\nretention = \"1h\"\n",
-            1,
-        )
+        let text = match &nats {
+            Some(n) => switchyard_e2e::host::config_text_nats(dir.path(), destinations, &n.url()),
+            None => switchyard_e2e::host::config_text(dir.path(), destinations),
+        };
+        text.replacen("[store]\n", "[store]\nretention = \"1h\"\n", 1)
     };
     let host =
         TestHost::start_config(dir.path(), &retained(&webhook_destination("a", &ra, ""))).await;

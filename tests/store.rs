@@ -390,6 +390,7 @@ fn options(server: &NatsServer, ack_wait: Duration) -> NatsOptions {
         ack_wait,
         replicas: 1,
         dead_letter_retention: None,
+        retention: Duration::ZERO,
     }
 }
 

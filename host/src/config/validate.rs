@@ -172,7 +172,7 @@ fn host_port(key: &str, listen: &str) -> Result<String, Invalid> {
 }
 
 /// `[store]`: the backend (a NATS store needs its `url`), paths, the dedup window
-/// and the retention (embedded only).
+/// and the retention (on NATS, the events stream's `max_age`).
 fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreConfig, Invalid> {
     let kind = match raw.kind {
         RawStoreKind::Embedded => StoreKind::Embedded,
@@ -186,12 +186,6 @@ fn store(raw: RawStore, resolve: impl Fn(PathBuf) -> PathBuf) -> Result<StoreCon
     let dedup_window =
         parse_duration(&raw.dedup_window).map_err(|m| ("store.dedup_window".into(), m))?;
     let retention = parse_duration(&raw.retention).map_err(|m| ("store.retention".into(), m))?;
-    if !retention.is_zero() && matches!(kind, StoreKind::Nats(_)) {
-        return Err((
-            "store.retention".into(),
-            "is kept by the embedded store only; on NATS, set the stream's limits instead".into(),
-        ));
-    }
     let dead_letter_retention = parse_duration(&raw.dead_letter_retention)
         .map_err(|m| ("store.dead_letter_retention".to_string(), m))?;
     let dead_letter_retention = Some(dead_letter_retention).filter(|d| !d.is_zero());

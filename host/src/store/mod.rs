@@ -55,6 +55,7 @@ pub async fn open(
                     ack_wait,
                     replicas: config.replicas,
                     dead_letter_retention: config.dead_letter_retention,
+                    retention: config.retention,
                 },
                 destinations,
             )

@@ -36,6 +36,7 @@
 //! event and destination) is detected at open; an empty one is deleted, one
 //! with messages is refused with what to do.
 
+mod backfill;
 mod reconfigure;
 
 use std::collections::HashMap;
@@ -107,6 +108,8 @@ pub struct NatsStore {
     dlq: stream::Stream,
     /// How long a fetched job stays leased to a host before redelivery.
     ack_wait: Duration,
+    /// `[store] retention` (zero: none; the stream then has interest retention).
+    retention: Duration,
     /// Destinations with `ordering = "user"` (a reload adds those it adds).
     ordered: std::sync::RwLock<std::collections::HashSet<String>>,
     /// Decides, from an event's headers, whether a destination takes it;
@@ -144,10 +147,18 @@ fn stream_configs(options: &NatsOptions) -> [stream::Config; 2] {
         stream::Config {
             name: EVENTS.into(),
             subjects: vec!["sy.ev.>".into()],
-            retention: stream::RetentionPolicy::Interest,
+            retention: match options.retention.is_zero() {
+                true => stream::RetentionPolicy::Interest,
+                false => stream::RetentionPolicy::Limits,
+            },
+            max_age: options.retention,
             storage: stream::StorageType::File,
             num_replicas: options.replicas,
-            duplicate_window: options.dedup_window,
+            // JetStream wants the window within the stream's max_age.
+            duplicate_window: match options.retention.is_zero() {
+                true => options.dedup_window,
+                false => options.dedup_window.min(options.retention),
+            },
             ..Default::default()
         },
         stream::Config {
@@ -212,6 +223,9 @@ pub struct NatsOptions {
     pub replicas: usize,
     /// The dead-letter stream's `max_age` (`None`: kept until purged or replayed).
     pub dead_letter_retention: Option<Duration>,
+    /// `[store] retention`: the events stream keeps every event this long
+    /// (limits retention), for backfills; zero: until every destination has it.
+    pub retention: Duration,
 }
 
 impl NatsStore {
@@ -237,10 +251,22 @@ impl NatsStore {
         js.set_timeout(PUBLISH_TIMEOUT);
         refuse_old_layout(&js).await?;
         let streams = stream_configs(options);
-        let events = js
+        let mut events = js
             .get_or_create_stream(streams[0].clone())
             .await
             .map_err(unavailable)?;
+        let had = events.cached_info().config.clone();
+        if had.retention != streams[0].retention {
+            return Err(StoreError::Unavailable(format!(
+                "stream {EVENTS} keeps events by {:?} retention, and `[store] retention` asks for {:?}: \
+                 a stream's retention cannot change; drain it, delete it (`nats stream rm {EVENTS}`) and start again",
+                had.retention, streams[0].retention
+            )));
+        }
+        if had.max_age != streams[0].max_age {
+            js.update_stream(&streams[0]).await.map_err(unavailable)?;
+            events = js.get_stream(EVENTS).await.map_err(unavailable)?;
+        }
         let mut dlq = js
             .get_or_create_stream(streams[1].clone())
             .await
@@ -258,6 +284,7 @@ impl NatsStore {
             events,
             dlq,
             ack_wait: options.ack_wait,
+            retention: options.retention,
             ordered: std::sync::RwLock::new(
                 destinations
                     .iter()
@@ -287,8 +314,11 @@ impl NatsStore {
         store.pullers.lock().expect("pullers lock").push(renew);
         // Interest retention keeps a message only for consumers that exist when it
         // is published: every destination's consumers are made before any append.
+        // With retention the stream keeps what every consumer has had: a new
+        // destination starts at its end, not at its oldest event.
+        let from_now = !options.retention.is_zero();
         for d in destinations {
-            store.consumers(&d.name, false).await?;
+            store.consumers(&d.name, from_now).await?;
         }
         Ok(store)
     }
@@ -817,6 +847,15 @@ impl Store for NatsStore {
 
     async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
         self.drop_consumers(destination).await
+    }
+
+    async fn backfill(
+        &self,
+        destination: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<u64, StoreError> {
+        self.backfill_from_stream(destination, since, until).await
     }
 
     async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
