@@ -192,3 +192,47 @@ async fn a_redirect_cannot_carry_a_secret_to_another_host() {
     assert!(!reason.contains(VALUE), "{reason}");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_reads_a_changed_secret_file_and_sends_the_new_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let file = dir.path().join("rotating.secret");
+    std::fs::write(&file, "first-value-1234").unwrap();
+    let config = format!(
+        r#"
+[[destinations]]
+name = "rotating"
+plugin = "webhook"
+allowed_hosts = ["{origin}"]
+secrets = {{ hook = {{ from = "file:{file}", hosts = ["{origin}"] }} }}
+settings = {{ url = "{url}", headers = {{ authorization = "Bearer ${{secret:hook}}" }} }}
+"#,
+        origin = rx.origin(),
+        url = rx.url("/hook"),
+        file = file.display(),
+    );
+    let host = TestHost::start(dir.path(), &config).await;
+    assert_eq!(
+        host.send("batch", &sdk_batch("before", 1)).await.status(),
+        200
+    );
+    switchyard_e2e::all_arrive(&rx, &switchyard_e2e::ids("before", 1)).await;
+
+    // The same config file, a rotated secret: the destination changes.
+    std::fs::write(&file, "second-value-5678").unwrap();
+    let (status, body) = host.reload(&config).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], serde_json::json!(["rotating"]), "{body}");
+    assert_eq!(
+        host.send("batch", &sdk_batch("after", 1)).await.status(),
+        200
+    );
+    switchyard_e2e::all_arrive(&rx, &switchyard_e2e::ids("after", 1)).await;
+    let last = rx.received().pop().unwrap();
+    assert_eq!(last.headers["authorization"], "Bearer second-value-5678");
+    // Unchanged again: nothing restarts.
+    let (_, body) = host.reload(&config).await;
+    assert_eq!(body["unchanged"], serde_json::json!(["rotating"]), "{body}");
+    host.stop().await;
+}

@@ -408,7 +408,19 @@ impl Plan {
                 .iter()
                 .chain(&was.transforms)
                 .any(|t| old_transforms.get(t) != new_transforms.get(t));
-            if before != after || transforms_changed {
+            // A `${VAR}` or a secret's `env:`/`file:` that reads differently changes it too.
+            let resolved_changed = was.settings != d.settings
+                || was.secrets != d.secrets
+                || d.transforms.iter().any(|t| {
+                    let find = |c: &Config| {
+                        c.transforms
+                            .iter()
+                            .find(|x| &x.name == t)
+                            .map(|x| x.settings.clone())
+                    };
+                    find(old) != find(new)
+                });
+            if before != after || transforms_changed || resolved_changed {
                 let filter = |e: Option<&&toml::Table>| e.and_then(|t| t.get("filter")).cloned();
                 if filter(before) != filter(after) {
                     plan.touches_routes = true;
