@@ -578,3 +578,31 @@ async fn with_watch_config_a_saved_file_is_applied_and_a_bad_one_refused() {
     switchyard_e2e::all_arrive(&rb, &switchyard_e2e::ids("still", 3)).await;
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_queue_retired_before_a_restart_can_still_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let a = webhook_destination("a", &ra, "");
+    let both = format!("{a}{}", webhook_destination("b", &rb, ""));
+    let host = TestHost::start(dir.path(), &both).await;
+    let (status, body) = host.reload(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], serde_json::json!(["b"]));
+    host.stop().await;
+
+    // After the restart b is no longer served, but its queue is on disk: it can be deleted.
+    let host = TestHost::start(dir.path(), &a).await;
+    let delete = |host: &TestHost| {
+        host.admin()
+            .request(reqwest::Method::DELETE, "/admin/destinations/b")
+            .send()
+    };
+    let resp = delete(&host).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let again = delete(&host).await.unwrap();
+    assert_eq!(again.status(), 404);
+    assert_eq!(host.send("batch", &sdk_batch("on", 2)).await.status(), 200);
+    switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("on", 2)).await;
+    host.stop().await;
+}

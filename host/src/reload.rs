@@ -309,7 +309,17 @@ impl Reloader {
             return Err(ReloadError::NotRetired(name.to_string()));
         }
         if !live.retired.iter().any(|d| d.name == name) {
-            return Err(ReloadError::Unknown(name.to_string()));
+            // A queue kept from before a restart, that nothing serves now.
+            return match self.store.forget(name).await {
+                Ok(dropped) => {
+                    tracing::info!(
+                        destination = name,
+                        "queue kept from before a restart deleted"
+                    );
+                    Ok(dropped)
+                }
+                Err(_) => Err(ReloadError::Unknown(name.to_string())),
+            };
         }
         let dispatcher = live.dispatcher.as_mut().ok_or(ReloadError::Stopping)?;
         dispatcher.stop(name).await;

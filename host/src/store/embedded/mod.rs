@@ -303,6 +303,7 @@ impl EmbeddedStore {
             by_name: HashMap::new(),
             by_id: HashMap::new(),
             others_acked: Vec::new(),
+            others: HashMap::new(),
             next_seq: 1,
             cache: ChunkCache::default(),
             index: BTreeMap::new(),
@@ -661,6 +662,8 @@ struct Writer {
     by_id: HashMap<u32, usize>,
     /// Cursors of destinations no longer configured: their events are kept.
     others_acked: Vec<i64>,
+    /// The same by name, with their cursor ids: for deleting one.
+    others: HashMap<String, (u32, i64)>,
     /// The sequence number of the next appended event.
     next_seq: i64,
     /// Chunks read or written lately.
@@ -736,13 +739,15 @@ impl Writer {
             queues.push(Queue::new(id, name, acked, ordered, retries, dead_ahead));
         }
         let mut others_acked = Vec::new();
-        for (name, (_, acked)) in &known {
+        let mut others = HashMap::new();
+        for (name, (id, acked)) in &known {
             tracing::warn!(
                 destination = name.as_str(),
                 "store: a destination no longer in the config still has a cursor; \
-                 the log is kept from where it stopped"
+                 the log is kept from where it stopped (DELETE /admin/destinations/{name} deletes it)"
             );
             others_acked.push(*acked);
+            others.insert(name.clone(), (*id, *acked));
         }
         let previous = std::mem::replace(&mut self.queues, queues);
         if let Err(e) = self.count_unread() {
@@ -755,6 +760,7 @@ impl Writer {
         self.by_name = by_name;
         self.by_id = by_id;
         self.others_acked = others_acked;
+        self.others = others;
         if let Some(carry) = self.carry.take() {
             for q in &mut self.queues {
                 if let Some(c) = carry.get(&q.name) {
@@ -932,7 +938,15 @@ impl Writer {
             self.load().map_err(sql_error)?;
         }
         let Some(&qi) = self.by_name.get(name) else {
-            return Err(StoreError::Unavailable(format!("no queue named `{name}`")));
+            // A queue kept from before a restart that no destination serves.
+            let Some(&(id, acked)) = self.others.get(name) else {
+                return Err(StoreError::Unavailable(format!("no queue named `{name}`")));
+            };
+            let carried = self.carried_before(Undo::default()).map_err(sql_error)?;
+            sql::delete_cursor(&mut self.conn, id).map_err(sql_error)?;
+            self.carry = Some(carried);
+            self.load().map_err(sql_error)?;
+            return Ok((self.next_seq - 1 - acked).max(0) as u64);
         };
         let q = &self.queues[qi];
         if !q.leases().is_empty() {

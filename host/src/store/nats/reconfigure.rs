@@ -96,11 +96,13 @@ impl NatsStore {
     /// Delete the consumer(s) of a retired destination; the events it had not
     /// acknowledged yet (those before its retirement are lost to it).
     pub(super) async fn drop_consumers(&self, destination: &str) -> Result<u64, StoreError> {
-        if !self.is_retired(destination) {
+        if self.serves(destination) && !self.is_retired(destination) {
             return Err(StoreError::Unavailable(format!(
                 "destination `{destination}` is not retired on this host"
             )));
         }
+        // Not served at all: the consumer of a destination retired before a restart.
+        let orphan = !self.serves(destination);
         let ordered = self
             .ordered
             .read()
@@ -113,6 +115,15 @@ impl NatsStore {
             false => vec![format!("dest-{destination}")],
         };
         let mut waiting = 0;
+        let mut found = false;
+        let names: Vec<String> = if orphan {
+            // Whichever layout it had.
+            let mut all = vec![format!("dest-{destination}")];
+            all.extend((0..PARTITIONS).map(|p| format!("dest-{destination}-p{p}")));
+            all
+        } else {
+            names
+        };
         for name in names {
             let mut info = None;
             if let Ok(mut c) = self
@@ -126,13 +137,22 @@ impl NatsStore {
                     .ok()
                     .map(|i| i.num_pending + i.num_ack_pending as u64);
             }
+            found |= info.is_some();
             waiting += info.unwrap_or(0);
+            if orphan && info.is_none() {
+                continue;
+            }
             match self.events.delete_consumer(&name).await {
                 Ok(_) => {}
                 // Another host deleted it first.
                 Err(e) if super::missing(&e) => {}
                 Err(e) => return Err(unavailable(e)),
             }
+        }
+        if orphan && !found {
+            return Err(StoreError::Unavailable(format!(
+                "no queue named `{destination}`"
+            )));
         }
         self.forget_here(destination).await;
         Ok(waiting)
