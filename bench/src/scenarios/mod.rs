@@ -15,6 +15,7 @@ mod log;
 mod nats;
 mod reload;
 mod transforms;
+mod trial;
 
 use std::path::Path;
 
@@ -79,6 +80,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("reload") {
         crate::report::write(out, "reload", scale.quick, reload::run(scale).await?)?;
+    }
+    if want("trial") {
+        crate::report::write(out, "trial", scale.quick, trial::run(scale).await?)?;
     }
     if want("slow") {
         crate::report::write(

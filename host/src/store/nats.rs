@@ -915,7 +915,7 @@ impl NatsStore {
         for m in messages {
             // A retired destination drains what was published before it retired.
             let after_cutoff =
-                cutoff.is_some_and(|last| m.info().map_or(false, |i| i.stream_sequence > last));
+                cutoff.is_some_and(|last| m.info().is_ok_and(|i| i.stream_sequence > last));
             let takes = !after_cutoff
                 && match header(&m, "Switchyard-Only") {
                     Some(only) => only == destination,
