@@ -448,6 +448,33 @@ async fn on_nats_one_reload_adds_changes_and_retires_destinations_on_every_host(
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // The other host lets it go: looking at it (its row, /metrics) makes no consumer again,
+    // and deleting it there too answers as done.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = h2.destinations().await;
+    let metrics = h2
+        .admin()
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js.get_stream("SWITCHYARD_EVENTS").await.unwrap();
+    assert!(
+        stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>("dest-b")
+            .await
+            .is_err(),
+        "dest-b was made again"
+    );
+    let resp = h2
+        .admin()
+        .request(reqwest::Method::DELETE, "/admin/destinations/b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     h2.stop().await;
     h1.stop().await;
 }

@@ -150,6 +150,11 @@ impl Reloader {
         }
     }
 
+    /// Forget the newest reload noted, so that the next look applies it again.
+    pub fn forget_generation(&self) {
+        *self.generation.lock().expect("generation lock") = None;
+    }
+
     /// Remember `generation` as the newest reload; whether it was new to this host.
     pub fn note_generation(&self, generation: &str) -> bool {
         let mut g = self.generation.lock().expect("generation lock");
@@ -172,11 +177,13 @@ impl Reloader {
     pub async fn reload(self: &Arc<Self>) -> Result<Summary, ReloadError> {
         let me = self.clone();
         tokio::spawn(async move {
-            let summary = me.apply().await?;
+            let mut summary = me.apply().await?;
             let generation = format!("{}-{:016x}", crate::store::now_ms(), rand::random::<u64>());
             me.note_generation(&generation);
             if let Err(e) = me.store.announce_reload(&generation).await {
-                tracing::warn!("reloaded here, but the other hosts were not told: {e}");
+                let warning = format!("reloaded here, but the other hosts were not told: {e}");
+                tracing::warn!("{warning}");
+                summary.warnings.push(warning);
             }
             Ok(summary)
         })
@@ -323,7 +330,12 @@ impl Reloader {
         }
         let dispatcher = live.dispatcher.as_mut().ok_or(ReloadError::Stopping)?;
         dispatcher.stop(name).await;
-        let dropped = self.store.forget(name).await?;
+        let dropped = match self.store.forget(name).await {
+            Ok(n) => n,
+            // Deleted already, through another host of a shared store.
+            Err(e) if e.to_string().contains("no queue named") => 0,
+            Err(e) => return Err(e.into()),
+        };
         dispatcher.forget(name);
         live.retired.retain(|d| d.name != name);
         let listed = self

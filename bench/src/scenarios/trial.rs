@@ -21,6 +21,18 @@ const VENDOR: Duration = Duration::from_millis(50);
 /// Requests per second of 10 events each.
 const RATE: f64 = 50.0;
 
+/// A batch of 10 whose events are each of one of 1,000 users (a canary takes a share of users).
+fn many_users(prefix: &str) -> (String, Vec<String>) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let (body, ids) = events::batch(prefix, 10);
+    let mut v: Value = serde_json::from_str(&body).expect("the generator's JSON");
+    for e in v["batch"].as_array_mut().into_iter().flatten() {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        e["userId"] = Value::String(format!("user-{}", n % 1000));
+    }
+    (v.to_string(), ids)
+}
+
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let rx = Receiver::start().await;
@@ -62,10 +74,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             "shadow" => "tr-shadow",
             _ => "tr-canary",
         };
-        let load = open_loop(&target, RATE, scale.phase, move || {
-            events::batch(prefix, 10)
-        })
-        .await;
+        let load = open_loop(&target, RATE, scale.phase, move || many_users(prefix)).await;
         rx.drain().await;
         let (lat, lost) = latencies(&rx, &load);
         let trial = admin.get("/admin/plugins/webhook/trial").await;

@@ -28,6 +28,23 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
     let server_limits = server_limits(&raw.server)?;
     let destinations = destinations(raw.destinations, base)?;
+    // On NATS the stream drops an event at `max_age` whether delivered or not.
+    if matches!(store.kind, StoreKind::Nats(_)) && !store.retention.is_zero() {
+        if let Some(d) = destinations
+            .iter()
+            .find(|d| d.retry.window > store.retention)
+        {
+            return Err((
+                "store.retention".into(),
+                format!(
+                    "on NATS the stream removes an event once it is this old, delivered or not: \
+                     give at least the longest retry window (destination `{}`: {})",
+                    d.name,
+                    humantime::format_duration(d.retry.window)
+                ),
+            ));
+        }
+    }
     let transforms = super::transforms::transforms(raw.transforms, &destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     let metrics_listen = match &raw.server.metrics_listen {

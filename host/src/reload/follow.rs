@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Reloader;
+use super::{ReloadError, Reloader};
 use crate::store::Store;
 
 /// How often a host looks for a reload announced by another.
@@ -52,7 +52,17 @@ pub async fn spawn(
                         removed = ?s.removed,
                         "reloaded: another host reloaded"
                     ),
-                    Err(e) => tracing::error!("reload (another host reloaded) refused: {e}"),
+                    // The file says no: it stays no until another reload.
+                    Err(
+                        e @ (ReloadError::Invalid(_)
+                        | ReloadError::NeedsRestart(_)
+                        | ReloadError::NoFile),
+                    ) => tracing::error!("reload (another host reloaded) refused: {e}"),
+                    // Anything else (the store away for a moment): again at the next look.
+                    Err(e) => {
+                        tracing::warn!("reload (another host reloaded) failed, will retry: {e}");
+                        reloader.forget_generation();
+                    }
                 }
             }
         }

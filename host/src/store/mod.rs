@@ -415,7 +415,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError> {
         let _ = (destination, since, until);
         Err(StoreError::Unavailable(
-            "backfill needs the embedded store's retention (on NATS, replay the stream into a new consumer)".into(),
+            "this store keeps no log to backfill from".into(),
         ))
     }
 

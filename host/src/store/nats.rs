@@ -264,7 +264,16 @@ impl NatsStore {
             )));
         }
         if had.max_age != streams[0].max_age {
-            js.update_stream(&streams[0]).await.map_err(unavailable)?;
+            // Only what `[store] retention` sets changes; other limits set by hand stay.
+            let mut updated = had.clone();
+            updated.max_age = streams[0].max_age;
+            updated.duplicate_window = streams[0].duplicate_window;
+            tracing::warn!(
+                "nats: stream {EVENTS}: max_age {:?} -> {:?} ([store] retention)",
+                had.max_age,
+                updated.max_age
+            );
+            js.update_stream(&updated).await.map_err(unavailable)?;
             events = js.get_stream(EVENTS).await.map_err(unavailable)?;
         }
         let mut dlq = js
@@ -619,7 +628,10 @@ impl Store for NatsStore {
         let messages = match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
             Ok(Ok(messages)) => messages,
             Ok(Err(e)) => {
-                if missing(&e) && self.is_retired(destination) {
+                if missing(&e)
+                    && self.is_retired(destination)
+                    && self.consumer_gone(destination).await
+                {
                     // Deleted through another host: this host lets it go too.
                     tracing::info!(
                         destination,
@@ -713,6 +725,10 @@ impl Store for NatsStore {
     }
 
     async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError> {
+        if !self.serves(destination) {
+            // Deleted (through another host): nothing to make again, nothing queued.
+            return Ok(QueueStats::default());
+        }
         let (mut pending, mut ack_pending) = (0u64, 0u64);
         for mut c in self.consumers(destination, false).await? {
             let info = c.info().await.map_err(unavailable)?;
@@ -914,10 +930,12 @@ impl NatsStore {
             .copied();
         for m in messages {
             // A retired destination drains what was published before it retired.
-            let after_cutoff =
-                cutoff.is_some_and(|last| m.info().is_ok_and(|i| i.stream_sequence > last));
+            // (A dead letter replayed for it is its own, whenever published.)
+            let only = header(&m, "Switchyard-Only");
+            let after_cutoff = only != Some(destination)
+                && cutoff.is_some_and(|last| m.info().is_ok_and(|i| i.stream_sequence > last));
             let takes = !after_cutoff
-                && match header(&m, "Switchyard-Only") {
+                && match only {
                     Some(only) => only == destination,
                     None => router.accepts(destination, &route_keys(&m)),
                 };

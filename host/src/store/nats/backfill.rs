@@ -73,15 +73,7 @@ impl NatsStore {
             )));
         }
         let (made, floor) = self.given(destination).await?;
-        let last = {
-            let mut events = self.events.clone();
-            events
-                .info()
-                .await
-                .map_err(unavailable)?
-                .state
-                .last_sequence
-        };
+        let last = self.last_sequence().await?;
         let reader = self
             .events
             .create_consumer(consumer::pull::Config {
@@ -139,11 +131,12 @@ impl NatsStore {
                     format!("backfill/{destination}/{seq}/{run}").as_str(),
                 );
                 headers.insert("Switchyard-Only", destination);
+                // Received now, as a replayed dead letter: its retry window starts now.
+                headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
                 for name in [
                     "Switchyard-Message-Id",
                     "Switchyard-Source",
                     "Switchyard-Type",
-                    "Switchyard-Received-At",
                     "Switchyard-User",
                 ] {
                     if let Some(v) = header(&m, name) {

@@ -52,15 +52,7 @@ impl NatsStore {
         }
         // Where the retired stop: the last event published before now.
         let last = match kept.iter().any(|d| !self.is_retired(&d.name)) {
-            true => {
-                let mut events = self.events.clone();
-                events
-                    .info()
-                    .await
-                    .map_err(unavailable)?
-                    .state
-                    .last_sequence
-            }
+            true => self.last_sequence().await?,
             false => 0,
         };
         {
@@ -75,6 +67,39 @@ impl NatsStore {
             .store(std::sync::Arc::new(Router::new(&all, &ids)));
         *self.destinations.write().expect("destinations lock") = all;
         Ok(())
+    }
+
+    /// The sequence of the newest event in the stream.
+    pub(super) async fn last_sequence(&self) -> Result<u64, StoreError> {
+        let mut events = self.events.clone();
+        Ok(events
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence)
+    }
+
+    /// Whether the (first) consumer of `destination` is confirmed gone from the
+    /// server (not only unreachable for a moment).
+    pub(super) async fn consumer_gone(&self, destination: &str) -> bool {
+        let ordered = self
+            .ordered
+            .read()
+            .expect("ordered lock")
+            .contains(destination);
+        let name = match ordered {
+            true => format!("dest-{destination}-p0"),
+            false => format!("dest-{destination}"),
+        };
+        match self
+            .events
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+            .await
+        {
+            Ok(_) => false,
+            Err(e) => e.to_string().contains("not found"),
+        }
     }
 
     /// Whether this host serves `name` (retired ones included).
@@ -131,11 +156,30 @@ impl NatsStore {
                 .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
                 .await
             {
-                info = c
-                    .info()
-                    .await
-                    .ok()
-                    .map(|i| i.num_pending + i.num_ack_pending as u64);
+                if let Ok(i) = c.info().await {
+                    if orphan {
+                        // Only a consumer of this layout that no host pulls from.
+                        let partition =
+                            (0..PARTITIONS).find(|p| name == format!("dest-{destination}-p{p}"));
+                        let ours = match partition {
+                            Some(p) => {
+                                i.config.filter_subject == format!("sy.ev.{p}")
+                                    && i.config.max_ack_pending == 1
+                            }
+                            None => i.config.filter_subject == "sy.ev.>",
+                        };
+                        if !ours {
+                            continue;
+                        }
+                        if i.num_waiting > 0 || i.num_ack_pending > 0 {
+                            return Err(StoreError::Unavailable(format!(
+                                "consumer `{name}` is in use (a host pulls from it): \
+                                 is `{destination}` in another host's config?"
+                            )));
+                        }
+                    }
+                    info = Some(i.num_pending + i.num_ack_pending as u64);
+                }
             }
             found |= info.is_some();
             waiting += info.unwrap_or(0);
