@@ -141,21 +141,13 @@ async fn a_reload_adds_changes_and_retires_destinations_under_load_losing_and_re
     assert_eq!(row("b", &listed).unwrap()["retired"], true, "{listed}");
     assert!(row("a", &listed).unwrap().get("retired").is_none());
     assert!(row("c", &listed).is_some());
-    let deleted = admin
-        .request(reqwest::Method::DELETE, "/admin/destinations/a")
-        .send()
-        .await
-        .unwrap();
+    let deleted = admin.delete_destination("a").await;
     assert_eq!(
         deleted.status(),
         422,
         "a destination in the config keeps its queue"
     );
-    let deleted = admin
-        .request(reqwest::Method::DELETE, "/admin/destinations/b")
-        .send()
-        .await
-        .unwrap();
+    let deleted = admin.delete_destination("b").await;
     assert_eq!(deleted.status(), 200);
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(deleted["dropped"], 0, "b had drained: {deleted}");
@@ -441,12 +433,7 @@ async fn on_nats_one_reload_adds_changes_and_retires_destinations_on_every_host(
         "a retired destination got new events"
     );
     // Deleted through one host: its consumer is gone, and the other lets it go.
-    let resp = h1
-        .admin()
-        .request(reqwest::Method::DELETE, "/admin/destinations/b")
-        .send()
-        .await
-        .unwrap();
+    let resp = h1.admin().delete_destination("b").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     // The other host lets it go: looking at it (its row, /metrics) makes no consumer again,
     // and deleting it there too answers as done.
@@ -468,12 +455,7 @@ async fn on_nats_one_reload_adds_changes_and_retires_destinations_on_every_host(
             .is_err(),
         "dest-b was made again"
     );
-    let resp = h2
-        .admin()
-        .request(reqwest::Method::DELETE, "/admin/destinations/b")
-        .send()
-        .await
-        .unwrap();
+    let resp = h2.admin().delete_destination("b").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     h2.stop().await;
     h1.stop().await;
@@ -620,14 +602,9 @@ async fn a_queue_retired_before_a_restart_can_still_be_deleted() {
 
     // After the restart b is no longer served, but its queue is on disk: it can be deleted.
     let host = TestHost::start(dir.path(), &a).await;
-    let delete = |host: &TestHost| {
-        host.admin()
-            .request(reqwest::Method::DELETE, "/admin/destinations/b")
-            .send()
-    };
-    let resp = delete(&host).await.unwrap();
+    let resp = host.admin().delete_destination("b").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let again = delete(&host).await.unwrap();
+    let again = host.admin().delete_destination("b").await;
     assert_eq!(again.status(), 404);
     assert_eq!(host.send("batch", &sdk_batch("on", 2)).await.status(), 200);
     switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("on", 2)).await;

@@ -66,6 +66,13 @@ impl Admin {
         resp.unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
+    /// `DELETE /admin/destinations/{name}`: the queue of a retired destination.
+    pub async fn delete_destination(&self, name: &str) -> reqwest::Response {
+        let path = format!("/admin/destinations/{name}");
+        let resp = self.request(reqwest::Method::DELETE, &path).send().await;
+        resp.unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
+    }
+
     /// `GET /admin/destinations`.
     pub async fn destinations(&self) -> Value {
         self.get("/admin/destinations").await

@@ -476,6 +476,12 @@ impl Catalog {
         Ok(())
     }
 
+    /// The slot of a plugin, or why there is none.
+    fn known(&self, name: &str) -> Result<Arc<PluginSlot>, PluginError> {
+        self.slot(name)
+            .ok_or_else(|| PluginError::Unknown(name.to_string()))
+    }
+
     /// The slot of a plugin.
     pub fn slot(&self, name: &str) -> Option<Arc<PluginSlot>> {
         self.slots.read().expect("slots lock").get(name).cloned()
@@ -551,9 +557,7 @@ impl Catalog {
         bytes: Vec<u8>,
         persist: bool,
     ) -> Result<Arc<Version>, PluginError> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let slot = self.known(name)?;
         let _one_at_a_time = slot.installing.lock().await;
         let current = slot.current();
         if let Some(c) = current
@@ -615,9 +619,7 @@ impl Catalog {
 
     /// Serve the previous version again (and write it back to the plugins directory).
     pub async fn rollback(&self, name: &str) -> Result<Arc<Version>, PluginError> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let slot = self.known(name)?;
         let _one_at_a_time = slot.installing.lock().await;
         let previous = slot
             .previous

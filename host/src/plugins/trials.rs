@@ -96,9 +96,7 @@ impl Catalog {
         bytes: Vec<u8>,
         stage: Stage,
     ) -> Result<Arc<Trial>, PluginError> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let slot = self.known(name)?;
         let no = |why| PluginError::NoTrialHere {
             plugin: name.to_string(),
             why,
@@ -143,9 +141,7 @@ impl Catalog {
 
     /// Make the version on trial serve.
     pub async fn promote_trial(&self, name: &str) -> Result<Arc<Version>, PluginError> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let slot = self.known(name)?;
         let _one_at_a_time = slot.installing.lock().await;
         let trial = slot
             .trial()
@@ -155,9 +151,7 @@ impl Catalog {
 
     /// Drop the version on trial; its figures, as they were.
     pub async fn discard_trial(&self, name: &str) -> Result<TrialReport, PluginError> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| PluginError::Unknown(name.to_string()))?;
+        let slot = self.known(name)?;
         let _one_at_a_time = slot.installing.lock().await;
         let trial = slot
             .trial()
