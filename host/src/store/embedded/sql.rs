@@ -585,8 +585,10 @@ pub(super) fn reclaim(
 ) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
     let chunks = {
         let mut q = conn.prepare_cached(
+            // `first <= ?1` bounds the scan of the key (a chunk that ends by
+            // `upto` starts by it), so the unread backlog is not walked.
             "SELECT first, first + n - 1, length(summary) + length(body) FROM chunks
-             WHERE first + n - 1 <= ?1 AND received_at < ?2
+             WHERE first <= ?1 AND first + n - 1 <= ?1 AND received_at < ?2
              ORDER BY first LIMIT ?3",
         )?;
         let rows = q.query_map(params![upto, before, limit as i64], |r| {
@@ -612,7 +614,7 @@ pub(super) fn passed_bytes(
 ) -> rusqlite::Result<(i64, Option<i64>)> {
     let mut q = conn.prepare_cached(
         "SELECT first + n - 1, length(summary) + length(body) FROM chunks
-         WHERE first > ?1 AND first + n - 1 <= ?2 ORDER BY first LIMIT ?3",
+         WHERE first > ?1 AND first <= ?2 AND first + n - 1 <= ?2 ORDER BY first LIMIT ?3",
     )?;
     let rows = q.query_map(params![after, upto, limit as i64], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
