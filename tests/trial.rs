@@ -38,6 +38,20 @@ fn batch_of_users(prefix: &str, n: usize) -> Value {
     batch
 }
 
+/// Three SDK batches of 5 events (`<tag>0-0` ...) sent to `host`; their ids.
+async fn send_batches(host: &TestHost, tag: &str) -> Vec<String> {
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let prefix = format!("{tag}{i}");
+        assert_eq!(
+            host.send("batch", &sdk_batch(&prefix, 5)).await.status(),
+            200
+        );
+        sent.extend(switchyard_e2e::ids(&prefix, 5));
+    }
+    sent
+}
+
 async fn stage(host: &TestHost, query: &str, bytes: Vec<u8>) -> (u16, Value) {
     let resp = host
         .admin()
@@ -99,15 +113,7 @@ async fn a_shadow_finds_differences_then_none_after_a_fix_and_never_reaches_the_
     let row = host.admin().plugin("webhook").await;
     assert_eq!(row["trial"]["stage"], "shadow", "{row}");
 
-    let mut sent = Vec::new();
-    for i in 0..3 {
-        let prefix = format!("s{i}");
-        assert_eq!(
-            host.send("batch", &sdk_batch(&prefix, 5)).await.status(),
-            200
-        );
-        sent.extend(switchyard_e2e::ids(&prefix, 5));
-    }
+    let sent = send_batches(&host, "s").await;
     switchyard_e2e::all_arrive(&rx, &sent).await;
     let view = trial_until(&host, "differences", |v| {
         v["trial"]["shadow"]["compared"].as_u64() >= Some(1)
@@ -145,15 +151,7 @@ async fn a_shadow_finds_differences_then_none_after_a_fix_and_never_reaches_the_
     let (status, body) = stage(&host, "stage=shadow", fixed).await;
     assert_eq!(status, 200, "{body}");
     let fixed_sha = body["sha256"].as_str().unwrap().to_string();
-    let mut more = Vec::new();
-    for i in 0..3 {
-        let prefix = format!("f{i}");
-        assert_eq!(
-            host.send("batch", &sdk_batch(&prefix, 5)).await.status(),
-            200
-        );
-        more.extend(switchyard_e2e::ids(&prefix, 5));
-    }
+    let more = send_batches(&host, "f").await;
     switchyard_e2e::all_arrive(&rx, &more).await;
     let view = trial_until(&host, "comparisons of the fix", |v| {
         v["trial"]["shadow"]["compared"].as_u64() >= Some(1)

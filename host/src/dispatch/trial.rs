@@ -232,23 +232,21 @@ async fn canary(
     let answered = shared.clock.now();
     // A canary's rejection is not final: the serving version has the last word
     // after a rollback (and the canary itself again, if it stays).
-    let tried = (
-        tried
-            .0
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Reject(reason) => Outcome::Retry {
-                    reason: format!("rejected by the canary version: {reason}"),
-                    after: None,
-                },
-                other => other,
-            })
-            .collect::<Vec<_>>(),
-        tried.1,
-    );
+    // (A failed canary call is not the destination's error: only its outcomes count.)
+    let tried: Vec<Outcome> = tried
+        .0
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Reject(reason) => Outcome::Retry {
+                reason: format!("rejected by the canary version: {reason}"),
+                after: None,
+            },
+            other => other,
+        })
+        .collect();
     let failed = |o: &[Outcome]| o.iter().filter(|o| **o != Outcome::Delivered).count() as u64;
     trial.settled(false, served.0.len() as u64, failed(&served.0));
-    trial.settled(true, tried.0.len() as u64, failed(&tried.0));
+    trial.settled(true, tried.len() as u64, failed(&tried));
     let sent = serving_capture.map(|c| (c.take(), c.clock()));
     if let (Some(rec), Some((Some(ex), clock))) = (&recorder, sent) {
         if !for_serving.is_empty() {
@@ -262,7 +260,7 @@ async fn canary(
         versions.slot.conclude(t, verdict);
     }
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
-    for (at, outs) in [(&theirs, served.0), (&mine, tried.0)] {
+    for (at, outs) in [(&theirs, served.0), (&mine, tried)] {
         for (&i, o) in at.iter().zip(outs) {
             outcomes[i] = Some(o);
         }
