@@ -116,7 +116,12 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
         "said twice: {message}"
     );
     // Not ready, and /readyz says why; alive all the same.
-    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    let ready = host
+        .admin()
+        .request(reqwest::Method::GET, "/readyz")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let ready: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(ready["status"], "not ready", "{ready}");

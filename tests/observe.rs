@@ -560,7 +560,12 @@ async fn a_plugin_that_did_not_load_makes_readyz_say_so_until_a_valid_file_loads
     let host = TestHost::start_config(dir.path(), &config_text(dir.path(), &destinations)).await;
 
     // Serving, not ready, and saying which destination and file.
-    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    let ready = host
+        .admin()
+        .request(reqwest::Method::GET, "/readyz")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     let reason = &body["reasons"][0];

@@ -398,7 +398,12 @@ async fn a_destination_whose_transform_did_not_load_waits_and_says_why() {
         &config,
     );
     let host = TestHost::start_config(dir.path(), &text).await;
-    let ready = host.http.get(host.url("/readyz")).send().await.unwrap();
+    let ready = host
+        .admin()
+        .request(reqwest::Method::GET, "/readyz")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
     let text = body.to_string();

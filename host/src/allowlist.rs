@@ -58,9 +58,11 @@ impl Allowlist {
         Ok(Allowlist { rules })
     }
 
-    /// Whether an entry (of any scheme or port) names `host` exactly, so that it
-    /// may resolve to addresses that are not public. The egress resolver
-    /// ([`imports::resolve`](crate::imports::resolve)) asks this of every name.
+    /// Whether an entry names `host` exactly, so that it may resolve to
+    /// addresses that are not public. The egress resolver
+    /// ([`imports::resolve`](crate::imports::resolve)) asks this of every name;
+    /// it knows no scheme or port, so a URL that only a `*.` entry matched goes
+    /// through a pool whose resolver has no exact entries (`imports/http.rs`).
     pub fn names_exactly(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.rules
@@ -132,6 +134,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || o[0] >= 240 // reserved (240.0.0.0/4)
                 || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking (198.18.0.0/15)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments (192.0.0.0/24)
                 || (o[0] == 100 && (64..128).contains(&o[1])))
         }
         IpAddr::V6(v6) => {
@@ -146,6 +149,10 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (seg[0] & 0xffc0) == 0xfe80
                 || (seg[0] & 0xffc0) == 0xfec0 // site-local (fec0::/10)
                 || seg[0] == 0x2002 // 6to4 (2002::/16): can embed any IPv4 address
+                || (seg[0] == 0x2001 && seg[1] == 0) // Teredo (2001::/32): embeds an IPv4 address
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation (2001:db8::/32)
+                || seg[0..6] == [0; 6] // IPv4-compatible (::/96, deprecated): embeds an IPv4 address
+                || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) // local NAT64 (64:ff9b:1::/48)
                 || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4])) // NAT64 (64:ff9b::/96)
         }
     }
@@ -284,6 +291,12 @@ mod tests {
             "2002:7f00:1::1",
             "fec0::1",
             "::ffff:10.0.0.1",
+            "192.0.0.8",
+            "::10.0.0.1",
+            "::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -306,6 +319,21 @@ mod tests {
         assert!(l.check(&url("https://api.example.com/x")).is_ok());
         assert!(l.check(&url("https://api.example.com:8443/x")).is_err());
         assert!(l.check(&url("http://api.example.com/x")).is_err());
+    }
+
+    #[test]
+    fn an_exact_entry_of_another_scheme_or_port_is_only_a_wildcard_match() {
+        // The entry names the host for http on 9100 only: https on 443 is the
+        // wildcard's, and must resolve to public addresses (imports/http.rs).
+        let l = list(&["http://metrics.corp.example:9100", "https://*.corp.example"]);
+        assert_eq!(
+            l.check(&url("http://metrics.corp.example:9100/")),
+            Ok(Matched::Exact)
+        );
+        assert_eq!(
+            l.check(&url("https://metrics.corp.example/")),
+            Ok(Matched::Wildcard)
+        );
     }
 
     #[test]

@@ -190,11 +190,21 @@ pub async fn start_from(
         .collect();
     let mut ingest_state = ingest::IngestState::new(&config, store.clone());
     ingest_state.instruments = instruments;
+    let admin_token = match (&config.admin_token, &config.admin_token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(file)) => Some(admin::token::make(file)?),
+        (None, None) => None,
+    };
     let mut admin_state = admin::state(
-        config.admin_token.clone(),
+        admin_token,
         infos,
         store.clone(),
         catalog.clone(),
+        admin::guard::Guard::new(
+            config.admin_hosts.clone(),
+            config.trusted_proxies.clone(),
+            config.server_limits.request_timeout,
+        ),
     );
     let watched = file.clone().filter(|_| config.watch_config);
     let reloader = Arc::new(reload::Reloader::new(
@@ -236,7 +246,7 @@ pub async fn start_from(
             Some(tokio::spawn(server::serve(
                 listener,
                 admin::probes::metrics_app(admin_state.clone()),
-                config.server_limits,
+                config.server_limits.clone(),
                 stop_rx.clone(),
             )))
         }
@@ -254,7 +264,7 @@ pub async fn start_from(
     let server = tokio::spawn(server::serve(
         listener,
         app,
-        config.server_limits,
+        config.server_limits.clone(),
         stop_rx.clone(),
     ));
     Ok(Running {

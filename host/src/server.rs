@@ -8,10 +8,14 @@
 //! - `header_timeout`: a request's headers must arrive within it, the first
 //!   request's and every later one's on a kept-alive connection (so it is also
 //!   the idle timeout);
-//! - `max_connections`: connections beyond it are closed as soon as accepted.
+//! - `max_connections`: connections beyond it are closed as soon as accepted;
+//! - `max_connections_per_ip`: so are one client's beyond this (a trusted proxy
+//!   carries many clients and is not limited), so that one address cannot
+//!   hold every slot.
 //!
 //! (`request_timeout`, a whole ingest request read and answered, is a layer on
-//! the ingest routes: `lib.rs`. Plugin uploads may take longer to compile.)
+//! the ingest routes, and bounds reading the body of every other route: `lib.rs`,
+//! `admin`. Plugin uploads may take longer to compile.)
 //!
 //! At shutdown the listener stops accepting, every connection finishes the
 //! request it is serving, and [`serve`] returns once they all have.
@@ -26,7 +30,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt as _;
 
 /// The listener's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Longest wait for a request's headers (and between requests on one connection).
     pub header_timeout: Duration,
@@ -34,6 +38,10 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
+    /// Most open connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Peers not held to `max_connections_per_ip` (the trusted proxies).
+    pub unlimited_peers: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerLimits {
@@ -42,6 +50,48 @@ impl Default for ServerLimits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1_024,
+            max_connections_per_ip: 256,
+            unlimited_peers: Vec::new(),
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct PerIp(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection of an address, given back when dropped.
+struct IpSlot {
+    /// The count it is part of.
+    counts: Arc<PerIp>,
+    /// Its address.
+    ip: std::net::IpAddr,
+}
+
+impl PerIp {
+    /// A slot for `ip`, unless it holds `max` already.
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self.0.lock().expect("per-ip lock");
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().expect("per-ip lock");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
 }
@@ -56,6 +106,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerIp::default());
     let mut watch_stop = shutdown.clone();
     let stopping = async move {
         let _ = watch_stop.wait_for(|stop| *stop).await.map(|_| ());
@@ -84,6 +135,23 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let ip = peer.ip().to_canonical();
+        let ip_slot = if limits.unlimited_peers.iter().any(|n| n.contains(&ip)) {
+            None
+        } else {
+            match per_ip.take(ip, limits.max_connections_per_ip) {
+                Some(s) => Some(s),
+                None => {
+                    tracing::warn!(
+                        %peer,
+                        max = limits.max_connections_per_ip,
+                        "connection refused: too many open from this address"
+                    );
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let service =
             app.clone()
                 .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -97,7 +165,7 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         connections.spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, ip_slot);
             let service = hyper_util::service::TowerToHyperService::new(service);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

@@ -26,8 +26,10 @@
 
 pub mod answers;
 mod debugger;
+pub mod guard;
 pub mod page;
 pub mod probes;
+pub mod token;
 mod trials;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -97,6 +99,10 @@ pub struct AdminState {
     pub metrics: Arc<crate::observe::metrics::Metrics>,
     /// Browsers logged in to the status page.
     pub sessions: Arc<page::session::Sessions>,
+    /// The `Host` check, body bounds and login pace of these routes.
+    pub guard: Arc<guard::Guard>,
+    /// `/readyz`'s last checks for callers without the token.
+    pub ready: Arc<probes::ReadyCache>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -123,6 +129,15 @@ pub enum AdminError {
     /// The store did not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// The request named a `Host` these routes do not answer under ([`guard`]).
+    #[error("{0}")]
+    WrongHost(String),
+    /// The body is larger than the route takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body did not arrive in time.
+    #[error("{0}")]
+    TooSlow(String),
 }
 
 impl IntoResponse for AdminError {
@@ -135,6 +150,9 @@ impl IntoResponse for AdminError {
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::WrongHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
         };
         let body = Failure {
             success: false,
@@ -195,9 +213,20 @@ pub fn app(state: AdminState) -> axum::Router {
             authorize,
         ))
         .with_state(state.clone());
-    probes::open_routes(state.clone())
-        .merge(admin)
-        .merge(page::routes(state))
+    // The host check first, then the body bound, then the token (route layers
+    // run inside these).
+    let guarded = admin
+        .merge(page::routes(state.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::bounded_body,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::check_host,
+        ));
+    probes::open_routes(state)
+        .merge(guarded)
         .fallback(no_such_path)
 }
 
@@ -250,17 +279,21 @@ async fn authorize(
             "the admin API is disabled: set [server] admin_token",
         ));
     };
-    let given = request
-        .headers()
+    if bearer_is(request.headers(), token) {
+        return Ok(next.run(request).await);
+    }
+    Err(AdminError::Unauthorized(
+        "Authorization: Bearer <admin_token> required",
+    ))
+}
+
+/// Whether a request carries `Authorization: Bearer <token>`.
+fn bearer_is(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(next.run(request).await),
-        _ => Err(AdminError::Unauthorized(
-            "Authorization: Bearer <admin_token> required",
-        )),
-    }
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
 }
 
 /// Whether two secrets are equal, in time that depends on neither: their
@@ -649,6 +682,7 @@ pub fn state(
     infos: Vec<DestinationInfo>,
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
+    guard: guard::Guard,
 ) -> AdminState {
     AdminState {
         token: token.map(Arc::from),
@@ -662,5 +696,7 @@ pub fn state(
         recent: Arc::default(),
         metrics: Arc::default(),
         sessions: Arc::default(),
+        guard: Arc::new(guard),
+        ready: Arc::default(),
     }
 }

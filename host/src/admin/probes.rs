@@ -34,24 +34,66 @@ pub fn open_routes(state: AdminState) -> axum::Router {
 pub fn metrics_app(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            super::guard::check_host,
+        ))
         .with_state(state.clone())
         .merge(open_routes(state))
         .fallback(super::no_such_path)
 }
 
-async fn readyz(State(state): State<AdminState>) -> Response {
-    let slots = plugins(&state);
-    let readiness = ready::check(
-        state.store.as_ref(),
-        slots.iter().map(|(d, s)| (d.as_str(), &**s)),
-    )
-    .await;
+/// How long an answer of `/readyz` to a request without the admin token is
+/// reused: the checks ask the store (a JetStream call on NATS), and anyone may
+/// call this route.
+pub const READY_REUSE: Duration = Duration::from_millis(500);
+
+/// The last checks made for a request without the admin token.
+#[derive(Debug, Default)]
+pub struct ReadyCache(tokio::sync::Mutex<Option<(std::time::Instant, ready::Readiness)>>);
+
+/// `GET /readyz`: the status and which checks failed; with the admin token,
+/// also what each failure says (plugin files, store errors) and always checked
+/// afresh.
+async fn readyz(State(state): State<AdminState>, headers: axum::http::HeaderMap) -> Response {
+    let detailed = state
+        .token
+        .as_deref()
+        .is_some_and(|t| super::bearer_is(&headers, t));
+    let readiness = if detailed {
+        check(&state).await
+    } else {
+        let mut cached = state.ready.0.lock().await;
+        match &*cached {
+            Some((at, r)) if at.elapsed() < READY_REUSE => r.clone(),
+            _ => {
+                let r = check(&state).await;
+                *cached = Some((std::time::Instant::now(), r.clone()));
+                r
+            }
+        }
+    };
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(readiness)).into_response()
+    let shown = if detailed {
+        readiness
+    } else {
+        readiness.without_details()
+    };
+    (status, Json(shown)).into_response()
+}
+
+/// The readiness checks now.
+async fn check(state: &AdminState) -> ready::Readiness {
+    let slots = plugins(state);
+    ready::check(
+        state.store.as_ref(),
+        slots.iter().map(|(d, s)| (d.as_str(), &**s)),
+    )
+    .await
 }
 
 /// Each destination with its plugin's slot and those of its transformations,
@@ -119,15 +161,9 @@ async fn sample(state: &AdminState) -> HostSample {
                 .collect(),
         });
     }
-    let slots = plugins(state);
     HostSample {
         destinations,
-        ready: ready::check(
-            state.store.as_ref(),
-            slots.iter().map(|(d, s)| (d.as_str(), &**s)),
-        )
-        .await
-        .is_ready(),
+        ready: check(state).await.is_ready(),
         nats_connected: state.store.connected(),
         disk: state.store.disk_usage(),
     }

@@ -391,7 +391,7 @@ mod tests {
             serde_json::json!({"url": "http://127.0.0.1:5000/v1", "n": 3, "nested": {"a": [1, 2]}});
         let text = config_text(
             "127.0.0.1:0",
-            "t",
+            "0123456789abcdef0123456789abcdef",
             dir.path(),
             "acme",
             "http://127.0.0.1:5000",

@@ -59,13 +59,22 @@ use self::raw::{default_memory_mb, default_timeout_ms, RawConfig};
 /// The largest linear memory a destination may ask for (the pooling allocator's slot size).
 pub const MAX_MEMORY_MB: u64 = 512;
 
+pub use self::validate::{ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS};
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Listener address (`[server] listen`).
     pub listen: String,
-    /// Admin bearer token; `None` disables `/admin/`.
+    /// Admin bearer token; `None` disables `/admin/`, unless
+    /// `admin_token_file` says where to make one.
     pub admin_token: Option<String>,
+    /// `admin_token = "generate"`: where the token is kept (made at first start
+    /// when missing; read into `admin_token` when present).
+    pub admin_token_file: Option<PathBuf>,
+    /// Host names, besides IP addresses and `localhost`, that the admin API
+    /// and the status page answer under (`[server] admin_hosts`), lower case.
+    pub admin_hosts: Vec<String>,
     /// The store.
     pub store: StoreConfig,
     /// Directory of destination components.

@@ -57,9 +57,18 @@ pub(super) struct RawServer {
     /// `host:port` of the HTTP listener (ingest, admin, health).
     #[serde(default = "default_listen")]
     pub(super) listen: String,
-    /// Bearer token of the `/admin/` API; empty disables the admin API.
+    /// Bearer token of the `/admin/` API and the status page: at least 16
+    /// characters, or `"generate"` (a random one made at first start, kept in
+    /// the store's directory as `admin-token` and printed once); empty
+    /// disables the admin API.
     #[serde(default)]
     pub(super) admin_token: String,
+    /// Host names (besides IP addresses and `localhost`) under which the admin
+    /// API, the status page and `/metrics` answer: a request naming another
+    /// `Host` is refused, so a web page cannot reach them by rebinding its own
+    /// name to this address.
+    #[serde(default)]
+    pub(super) admin_hosts: Vec<String>,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed; empty trusts none.
     #[serde(default)]
@@ -74,6 +83,10 @@ pub(super) struct RawServer {
     /// Most open connections (1,024); more are closed as soon as accepted.
     #[serde(default)]
     pub(super) max_connections: Option<usize>,
+    /// Most open connections from one client address (256); more are closed
+    /// as soon as accepted. Trusted proxies are not limited.
+    #[serde(default)]
+    pub(super) max_connections_per_ip: Option<usize>,
     /// `host:port` of a second listener serving `/metrics` (and the probes)
     /// without the admin token, for a private network; unset: `/metrics` is on
     /// the main listener only, with the admin token.
@@ -89,10 +102,12 @@ impl Default for RawServer {
         Self {
             listen: default_listen(),
             admin_token: String::new(),
+            admin_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
             header_timeout: None,
             request_timeout: None,
             max_connections: None,
+            max_connections_per_ip: None,
             metrics_listen: None,
             watch_config: false,
         }

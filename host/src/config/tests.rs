@@ -5,7 +5,7 @@ use super::*;
 const SAMPLE: &str = r#"
 [server]
 listen = "127.0.0.1:0"
-admin_token = "t"
+admin_token = "test-admin-token-0123"
 [store]
 path = "data"
 [plugins]
@@ -73,13 +73,43 @@ fn syntax_errors_name_the_line() {
 }
 
 #[test]
+fn a_short_admin_token_is_refused_and_generate_reads_the_kept_one() {
+    let with = |token: &str, base: &Path| {
+        Config::parse(
+            &SAMPLE.replace("test-admin-token-0123", token),
+            "x.toml",
+            base,
+        )
+    };
+    let err = with("dev-admin-token", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.admin_token") && err.contains("at least 16"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let c = with("generate", dir.path()).unwrap();
+    assert_eq!(c.admin_token, None);
+    let file = dir.path().join("data").join(ADMIN_TOKEN_FILE);
+    assert_eq!(c.admin_token_file.as_deref(), Some(file.as_path()));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "0123456789abcdef0123\n").unwrap();
+    let c = with("generate", dir.path()).unwrap();
+    assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef0123"));
+    std::fs::write(&file, "short\n").unwrap();
+    let err = with("generate", dir.path()).unwrap_err().to_string();
+    assert!(err.contains("admin-token"), "{err}");
+}
+
+#[test]
 fn env_expansion() {
     std::env::set_var("SWITCHYARD_TEST_TOKEN", "abc");
     assert_eq!(expand_env("x${SWITCHYARD_TEST_TOKEN}y").unwrap(), "xabcy");
     assert_eq!(expand_env("$${LITERAL}").unwrap(), "${LITERAL}");
     assert!(expand_env("${SWITCHYARD_TEST_UNSET_VAR}").is_err());
     let text = SAMPLE.replace(
-        "admin_token = \"t\"",
+        "admin_token = \"test-admin-token-0123\"",
         "admin_token = \"${SWITCHYARD_TEST_UNSET_VAR}\"",
     );
     let err = Config::parse(&text, "x.toml", Path::new("."))
@@ -149,6 +179,7 @@ fn each_section_names_its_bad_values() {
             "write_key = \"\"",
             "sources[0].write_key",
         ),
+        ("name = \"web\"", "name = \"web/app\"", "sources[0].name"),
         (
             "plugin = \"webhook\"",
             "plugin = \"web hook\"",

@@ -26,7 +26,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let sources = sources(&raw.sources)?;
     let allowed_origins = allowed_origins(&raw.sources)?;
     let trusted_proxies = trusted_proxies(&raw.server.trusted_proxies)?;
-    let server_limits = server_limits(&raw.server)?;
+    let server_limits = server_limits(&raw.server, &trusted_proxies)?;
     let destinations = destinations(raw.destinations, base)?;
     // On NATS the stream drops an event at `max_age` whether delivered or not.
     if matches!(store.kind, StoreKind::Nats(_)) && !store.retention.is_zero() {
@@ -52,9 +52,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         None => None,
     };
     let log = log(&raw.log)?;
+    let (admin_token, admin_token_file) = admin_token(&raw.server.admin_token, &store.path)?;
+    let admin_hosts = admin_hosts(&raw.server.admin_hosts)?;
     Ok(Config {
         listen,
-        admin_token: Some(raw.server.admin_token).filter(|t| !t.is_empty()),
+        admin_token,
+        admin_token_file,
+        admin_hosts,
         store,
         plugins_dir: resolve(raw.plugins.dir),
         max_instances,
@@ -68,6 +72,72 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         watch_config: raw.server.watch_config,
         log,
     })
+}
+
+/// Shortest admin token taken: a guessable one would open everything.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The file `admin_token = "generate"` keeps its token in, in the store's directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// `[server] admin_token`: the token, and where a generated one is kept.
+fn admin_token(raw: &str, store: &Path) -> Result<(Option<String>, Option<PathBuf>), Invalid> {
+    let at = || "server.admin_token".to_string();
+    match raw {
+        "" => Ok((None, None)),
+        "generate" => {
+            let file = store.join(ADMIN_TOKEN_FILE);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let token = text.trim().to_string();
+                    if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                        return Err((
+                            at(),
+                            format!(
+                                "{} holds fewer than {MIN_ADMIN_TOKEN_CHARS} characters: \
+                                 delete it, and a new token is made at the next start",
+                                file.display()
+                            ),
+                        ));
+                    }
+                    Ok((Some(token), Some(file)))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Some(file))),
+                Err(e) => Err((at(), format!("cannot read {}: {e}", file.display()))),
+            }
+        }
+        token if token.chars().count() < MIN_ADMIN_TOKEN_CHARS => Err((
+            at(),
+            format!(
+                "is {} characters; give at least {MIN_ADMIN_TOKEN_CHARS} (`openssl rand -hex 16` \
+                 makes one), or \"generate\" to have one made at first start",
+                token.chars().count()
+            ),
+        )),
+        token => Ok((Some(token.to_string()), None)),
+    }
+}
+
+/// `[server] admin_hosts`: plain host names, kept in lower case.
+fn admin_hosts(raw: &[String]) -> Result<Vec<String>, Invalid> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let name = h.trim_end_matches('.').to_ascii_lowercase();
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            if plain {
+                Ok(name)
+            } else {
+                Err((
+                    format!("server.admin_hosts[{i}]"),
+                    format!("`{h}` is not a host name (no scheme, port or path)"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// `[log]`: the format and the level filter.
@@ -93,7 +163,10 @@ fn log(raw: &RawLog) -> Result<super::LogConfig, Invalid> {
 }
 
 /// `[server] header_timeout`, `request_timeout`, `max_connections`.
-fn server_limits(raw: &RawServer) -> Result<crate::server::ServerLimits, Invalid> {
+fn server_limits(
+    raw: &RawServer,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Result<crate::server::ServerLimits, Invalid> {
     let defaults = crate::server::ServerLimits::default();
     let duration =
         |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, Invalid> {
@@ -113,6 +186,11 @@ fn server_limits(raw: &RawServer) -> Result<crate::server::ServerLimits, Invalid
         Some(n) => n,
         None => defaults.max_connections,
     };
+    let max_connections_per_ip = match raw.max_connections_per_ip {
+        Some(0) => return Err(("server.max_connections_per_ip".into(), "must be > 0".into())),
+        Some(n) => n,
+        None => defaults.max_connections_per_ip,
+    };
     Ok(crate::server::ServerLimits {
         header_timeout: duration(
             "header_timeout",
@@ -125,6 +203,8 @@ fn server_limits(raw: &RawServer) -> Result<crate::server::ServerLimits, Invalid
             defaults.request_timeout,
         )?,
         max_connections,
+        max_connections_per_ip,
+        unlimited_peers: trusted_proxies.to_vec(),
     })
 }
 
@@ -252,10 +332,16 @@ fn sources(raw: &[RawSource]) -> Result<BTreeMap<String, String>, Invalid> {
     let mut sources = BTreeMap::new();
     let mut names = HashSet::new();
     for (i, s) in raw.iter().enumerate() {
-        if s.name.is_empty() || !names.insert(s.name.clone()) {
+        // The name is half of a NATS message id (`source/messageId`), a metrics
+        // label and a path segment of the admin API: a `/` would make the first
+        // ambiguous, so names are plain words.
+        if !valid_source_name(&s.name) || !names.insert(s.name.clone()) {
             return Err((
                 format!("sources[{i}].name"),
-                format!("`{}` is empty or used twice", s.name),
+                format!(
+                    "`{}` is empty, used twice, or not made of letters, digits, `-`, `_` and `.`",
+                    s.name
+                ),
             ));
         }
         if s.write_key.is_empty() {
@@ -470,6 +556,14 @@ fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
         types: f.types,
         events: f.events,
     })
+}
+
+/// A source name: 1 to 64 letters, digits, `-`, `_` and `.`.
+fn valid_source_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// A destination or plugin name: 1 to 64 letters, digits, `-` and `_`.

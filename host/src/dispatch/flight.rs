@@ -181,6 +181,12 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
     report.throttled = throttled;
     let settled = settle(shared, &jobs, finals).await;
     let (requests, requests_not_kept) = tape.take();
+    // The tape hid credential headers and URL parts; the values of its
+    // credential-named settings are hidden wherever they appear.
+    let requests = requests
+        .into_iter()
+        .map(|e| shared.redactor.tape_exchange(e))
+        .collect();
     shared.stats.attempts.keep(Attempt {
         id: shared.stats.attempts.next_id(),
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -199,7 +205,7 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
                 EventOutcome {
                     message_id: job.message_id.clone(),
                     outcome,
-                    reason,
+                    reason: reason.map(|why| shared.redactor.text(&why)),
                     attempt: job.attempts,
                 }
             })

@@ -100,8 +100,15 @@ impl Default for HttpLimits {
 pub enum Egress {
     /// Really send, through the allowlist.
     Live {
-        /// Shared connection pool.
+        /// Shared connection pool, for URLs an entry names exactly (their
+        /// hosts may resolve to addresses that are not public).
         client: reqwest::Client,
+        /// The pool for URLs only a `*.` entry matched: every address its
+        /// resolver hands out must be public, even for a host another entry
+        /// (of another scheme or port) names exactly. Made on first use.
+        public_only: Arc<std::sync::OnceLock<reqwest::Client>>,
+        /// The look-up behind both pools.
+        lookup: Arc<dyn Lookup>,
         /// What this destination may reach.
         allowlist: Arc<Allowlist>,
         /// Timeout and size cap.
@@ -220,7 +227,9 @@ impl Egress {
     ) -> Egress {
         let allowlist = Arc::new(allowlist.clone());
         Egress::Live {
-            client: client_for(allowlist.clone(), lookup),
+            client: client_for(allowlist.clone(), lookup.clone()),
+            public_only: Arc::default(),
+            lookup,
             allowlist,
             limits: HttpLimits {
                 timeout: call_deadline.min(HttpLimits::default().timeout),
@@ -290,21 +299,102 @@ impl Egress {
             Egress::Replay(answers) => answers.answer(&req),
             Egress::Live {
                 client,
+                public_only,
+                lookup,
                 allowlist,
                 limits,
                 ..
-            } => tokio::time::timeout(
-                limits.timeout,
-                send_live(client, allowlist, limits, req, bound),
-            )
-            .await
-            .unwrap_or(Err(Error::Timeout)),
+            } => {
+                let clients = Clients {
+                    exact: client,
+                    public_only: || {
+                        public_only.get_or_init(|| {
+                            client_for(Arc::new(Allowlist::default()), lookup.clone())
+                        })
+                    },
+                };
+                tokio::time::timeout(
+                    limits.timeout,
+                    send_live(&clients, allowlist, limits, req, bound),
+                )
+                .await
+                .unwrap_or(Err(Error::Timeout))
+            }
         }
     }
 }
 
-async fn send_live(
-    client: &reqwest::Client,
+/// Headers that say how the request travels rather than what it says: the
+/// client sets them from the URL and the body. A guest that sets `Host` could
+/// send an allowed URL to another virtual host of a shared ingress (with a
+/// secret in its body); one that sets `Transfer-Encoding` or `Content-Length`
+/// could smuggle a second request. `Host` equal to the URL's authority and
+/// `Content-Length` equal to the body's size are harmless and dropped (`Ok(true)`:
+/// the client writes its own); any other value, and every hop-by-hop header,
+/// is refused.
+fn connection_level(
+    name: &reqwest::header::HeaderName,
+    value: &reqwest::header::HeaderValue,
+    url: &reqwest::Url,
+    body_len: usize,
+) -> Result<bool, Error> {
+    use reqwest::header::{
+        CONNECTION, CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+        UPGRADE,
+    };
+    let refused = |why: &str| {
+        Err(Error::Denied(format!(
+            "invalid request: header `{name}` {why}"
+        )))
+    };
+    if name == HOST {
+        let authority = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        };
+        return match value.to_str() {
+            Ok(v) if v.eq_ignore_ascii_case(&authority) => Ok(true),
+            _ => refused("must name the URL's own host (the client sets it)"),
+        };
+    }
+    if name == CONTENT_LENGTH {
+        return match value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            Some(n) if n == body_len => Ok(true),
+            _ => refused("must be the body's size (the client sets it)"),
+        };
+    }
+    let hop_by_hop = [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        TE,
+        TRAILER,
+        UPGRADE,
+        PROXY_AUTHORIZATION,
+    ];
+    if hop_by_hop.contains(name)
+        || name.as_str().eq_ignore_ascii_case("keep-alive")
+        || name.as_str().eq_ignore_ascii_case("proxy-connection")
+    {
+        return refused("is set by the client, not by a destination");
+    }
+    Ok(false)
+}
+
+/// A destination's two connection pools (see [`Egress::Live`]).
+struct Clients<'a, F: Fn() -> &'a reqwest::Client> {
+    /// For URLs an entry names exactly.
+    exact: &'a reqwest::Client,
+    /// For URLs only a `*.` entry matched.
+    public_only: F,
+}
+
+async fn send_live<'a, F: Fn() -> &'a reqwest::Client>(
+    clients: &Clients<'a, F>,
     allowlist: &Allowlist,
     limits: &HttpLimits,
     req: Request,
@@ -322,10 +412,19 @@ async fn send_live(
             .map_err(|_| Error::Denied(format!("invalid request: bad header name `{name}`")))?;
         let value = reqwest::header::HeaderValue::from_str(value)
             .map_err(|_| Error::Denied(format!("invalid request: bad value of header `{name}`")))?;
+        if connection_level(&name, &value, &url, body.len())? {
+            continue;
+        }
         headers.append(name, value);
     }
     for _hop in 0..=MAX_REDIRECTS {
-        permit(allowlist, &url)?;
+        // Scheme and port are part of the match: a host that one entry names
+        // exactly, reached under another entry's `*.`, must resolve to public
+        // addresses like any other wildcard match.
+        let client = match permit(allowlist, &url)? {
+            Matched::Exact => clients.exact,
+            Matched::Wildcard => (clients.public_only)(),
+        };
         // A request that carries a secret follows a redirect only to that secret's hosts.
         if bound.iter().any(|hosts| hosts.check(&url).is_err()) {
             return Err(Error::Denied(format!(
@@ -480,13 +579,12 @@ mod tests {
     use axum::response::IntoResponse as _;
 
     fn egress(entries: &[String], dns: Arc<TestDns>) -> Egress {
-        let allowlist = Arc::new(Allowlist::parse(entries).unwrap());
-        Egress::Live {
-            client: client_for(allowlist.clone(), dns),
-            allowlist,
-            limits: HttpLimits::default(),
-            destination: Arc::from("test"),
-        }
+        Egress::live(
+            Arc::from("test"),
+            &Allowlist::parse(entries).unwrap(),
+            dns,
+            HttpLimits::default().timeout,
+        )
     }
 
     fn get(url: String) -> Request {
@@ -564,6 +662,74 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(target_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_host_named_exactly_for_another_port_is_only_public_under_a_wildcard() {
+        // The entry names metrics.corp.test for its port A only; on port B it is
+        // the wildcard's match, and its private address is refused.
+        let (port_b, hits) = receiver(None).await;
+        let dns = loopback_dns(&["metrics.corp.test"]);
+        let e = egress(
+            &[
+                "http://metrics.corp.test:9".to_string(),
+                format!("http://*.corp.test:{port_b}"),
+            ],
+            dns,
+        );
+        match e
+            .send(get(format!("http://metrics.corp.test:{port_b}/")), None)
+            .await
+        {
+            Err(Error::Denied(why)) => assert!(why.contains("not a public address"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the private address was reached"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guest_cannot_choose_the_host_header_or_the_framing() {
+        let (port, hits) = receiver(None).await;
+        let dns = loopback_dns(&["api.vendor.test"]);
+        let e = egress(&[format!("http://api.vendor.test:{port}")], dns);
+        let with = |name: &str, value: &str| {
+            let mut req = get(format!("http://api.vendor.test:{port}/"));
+            req.method = "POST".into();
+            req.body = b"{}".to_vec();
+            req.headers = vec![(name.to_string(), value.to_string())];
+            req
+        };
+        for (name, value) in [
+            ("Host", "attacker.example"),
+            ("host", "api.vendor.test"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "0"),
+            ("Connection", "close"),
+            ("Keep-Alive", "timeout=5"),
+            ("Upgrade", "websocket"),
+            ("TE", "trailers"),
+        ] {
+            match e.send(with(name, value), None).await {
+                Err(Error::Denied(why)) => {
+                    assert!(why.contains(&name.to_ascii_lowercase()), "{name}: {why}")
+                }
+                other => panic!("{name}: {value}: {other:?}"),
+            }
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        // What the client would write anyway is taken (and written by the client).
+        for (name, value) in [
+            ("Host", format!("api.vendor.test:{port}")),
+            ("Content-Length", "2".to_string()),
+        ] {
+            let resp = e.send(with(name, &value), None).await.unwrap();
+            assert_eq!(resp.status, 200, "{name}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

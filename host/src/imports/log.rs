@@ -57,7 +57,8 @@ impl GuestLog {
             return;
         }
         self.written += 1;
-        let message = truncate(message, MAX_LINE_CHARS);
+        // A guest's line stays one line, and cannot drive a terminal.
+        let message = escape_line(truncate(message, MAX_LINE_CHARS), false);
         let destination = &*self.destination;
         if let Some(transform) = self.transform.as_deref() {
             match level {
@@ -108,6 +109,32 @@ impl Drop for GuestLog {
             );
         }
     }
+}
+
+/// `text` with every control character escaped but tabs, a final line break,
+/// and (with `ansi`) escape characters.
+pub fn escape_line(text: &str, ansi: bool) -> String {
+    let (body, end) = match text.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (text, ""),
+    };
+    if !body
+        .chars()
+        .any(|c| c.is_control() && c != '\t' && !(ansi && c == '\u{1b}'))
+    {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in body.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\u{1b}' if ansi => out.push(c),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push_str(end);
+    out
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -15,7 +15,7 @@
 //! whole, and nothing of it is stored. `GET /v1/projects/{writeKey}/settings`
 //! ([`settings`]) answers analytics.js's settings. Ingest never touches the runtime.
 
-mod client;
+pub mod client;
 mod cors;
 pub mod normalize;
 pub mod recent;

@@ -357,6 +357,19 @@ fn normalize(
         }
     }
 
+    // Ids travel in NATS headers, log lines and the debugger's rows: a control
+    // character in one (a line break, say) is refused here, before anything stores it.
+    for field in [
+        "userId",
+        "anonymousId",
+        "groupId",
+        "previousId",
+        "messageId",
+    ] {
+        if let Some(Value::String(id)) = item.get(field) {
+            refuse_control_characters(field, id)?;
+        }
+    }
     let user_key = id_text(&item, "userId")?
         .or(id_text(&item, "anonymousId")?)
         .ok_or_else(|| Reject::missing("`userId` or `anonymousId` is required"))?;
@@ -483,6 +496,18 @@ fn normalize(
         event_type,
         user_key,
     })
+}
+
+/// An id with a control character (C0, DEL or C1: a line break, a tab, an
+/// escape) is refused, naming the first one.
+fn refuse_control_characters(field: &str, id: &str) -> Result<(), Reject> {
+    match id.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Reject::invalid(format!(
+            "`{field}` must not contain control characters (found U+{:04X})",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An identifier field as text: a non-empty string or a number; absent/null is `None`.
@@ -931,5 +956,41 @@ mod tests {
             let err = normalize(obj(item.clone()), kind, Envelope::default(), now()).unwrap_err();
             assert!(err.message.contains(needle), "{item}: {err:?}");
         }
+    }
+
+    #[test]
+    fn ids_with_control_characters_are_refused() {
+        for field in [
+            "userId",
+            "anonymousId",
+            "groupId",
+            "previousId",
+            "messageId",
+        ] {
+            for bad in [
+                "u\nx",
+                "u\r\nNats-Msg-Id: app/1",
+                "\u{0}",
+                "a\tb",
+                "x\u{1b}[2J",
+                "\u{85}",
+            ] {
+                let mut item = obj(json!({"userId":"u","anonymousId":"a","event":"E",
+                    "groupId":"g","previousId":"p"}));
+                item.insert(field.into(), json!(bad));
+                let err = normalize(item, Some(EventType::Track), Envelope::default(), now())
+                    .unwrap_err();
+                assert_eq!(err.code, "invalid_field", "{field} {bad:?}");
+                assert!(err.message.contains(field), "{field}: {}", err.message);
+                assert!(
+                    err.message.contains("control characters"),
+                    "{}",
+                    err.message
+                );
+            }
+        }
+        // Other unusual text stays an id: spaces, non-Latin letters, emoji.
+        let item = obj(json!({"userId":" u\u{2028}ü 🙂 ","event":"E","messageId":"m 1"}));
+        assert!(normalize(item, Some(EventType::Track), Envelope::default(), now()).is_ok());
     }
 }

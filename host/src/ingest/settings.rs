@@ -12,18 +12,21 @@ use std::net::SocketAddr;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::{client, cors, IngestError, IngestState};
 
-/// The settings of the source of `key`; 404 for an unknown key.
+/// The settings of the source of `key`; 404 for an unknown key. The document
+/// names the `Host` the request named, so no shared cache may keep it for
+/// another request (`Cache-Control: private, no-store`, `Vary`).
 pub async fn settings(
     State(state): State<IngestState>,
     Path(key): Path<String>,
     headers: HeaderMap,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
-) -> Result<Json<Value>, IngestError> {
+) -> Result<impl IntoResponse, IngestError> {
     let source = state.sources.get(&key).ok_or_else(|| {
         IngestError::NotFound(format!("projects/{key}/settings: unknown write key"))
     })?;
@@ -34,7 +37,13 @@ pub async fn settings(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:8088");
     let protocol = client::scheme(peer, &headers, &state.trusted_proxies);
-    Ok(Json(document(&key, host, protocol)))
+    Ok((
+        [
+            (header::CACHE_CONTROL, "private, no-store"),
+            (header::VARY, "Host, X-Forwarded-Proto"),
+        ],
+        Json(document(&key, host, protocol)),
+    ))
 }
 
 /// The document for write key `key`, served at `protocol://host`.

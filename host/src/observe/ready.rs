@@ -34,6 +34,22 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.reasons.is_empty()
     }
+
+    /// What anyone may see: which checks failed, not what they said (plugin
+    /// paths, store errors); the admin token shows the rest.
+    pub fn without_details(self) -> Readiness {
+        Readiness {
+            status: self.status,
+            reasons: self
+                .reasons
+                .into_iter()
+                .map(|r| NotReady {
+                    check: r.check,
+                    message: "details for the admin token only (Authorization: Bearer)".into(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Run every check: the store's, and each destination's plugin (`(destination, slot)`).

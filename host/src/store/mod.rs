@@ -60,7 +60,7 @@ pub async fn open(
                 destinations,
             )
             .await
-            .with_context(|| format!("opening the nats store at {url}"))?,
+            .with_context(|| format!("opening the nats store at {}", nats::shown_url(url)))?,
         ),
     })
 }

@@ -37,6 +37,7 @@
 //! with messages is refused with what to do.
 
 mod backfill;
+pub mod headers;
 mod reconfigure;
 
 use std::collections::HashMap;
@@ -46,6 +47,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use futures::StreamExt;
 use tokio::sync::Notify;
+
+use self::headers::Headers;
 
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteKeys, Router};
@@ -74,8 +77,43 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("nats: {e}"))
 }
 
+/// [`max_deliveries`] of a destination the config no longer names.
+const DEFAULT_MAX_DELIVERIES: i64 = 10_000;
+
+/// The `max_deliver` of a destination's consumers: far more deliveries than
+/// its retry policy makes within its window (full jitter waits half the
+/// ceiling on average), so only a message that is never settled (a host that
+/// crashes on it, say) reaches it. On that last delivery the host moves it to
+/// dead letters; the server itself would stop delivering it.
+pub fn max_deliveries(policy: &crate::config::RetryPolicy) -> i64 {
+    let per_window = policy.window.as_millis() / policy.max.as_millis().max(1);
+    i64::try_from(per_window)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(4)
+        .saturating_add(100)
+        .min(1_000_000)
+}
+
 /// Partitions of a destination's subject space.
 const PARTITIONS: u64 = 16;
+
+/// A server URL fit for a log line or an error: any user and password in it
+/// replaced by `***`. (`store.url` may carry them.)
+pub fn shown_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| match one.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => one.to_string(),
+            },
+            None => match one.rsplit_once('@') {
+                Some((_, host)) => format!("***@{host}"),
+                None => one.to_string(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// The partition of a user (FNV-1a: stable across hosts and versions).
 pub fn partition(key: &str) -> u64 {
@@ -245,8 +283,13 @@ impl NatsStore {
         }
         let client = tokio::time::timeout(Duration::from_secs(10), connect.connect(&options.url))
             .await
-            .map_err(|_| unavailable(format!("cannot connect to {}", options.url)))?
-            .map_err(unavailable)?;
+            .map_err(|_| unavailable(format!("cannot connect to {}", shown_url(&options.url))))?
+            .map_err(|e| {
+                unavailable(
+                    e.to_string()
+                        .replace(&options.url, &shown_url(&options.url)),
+                )
+            })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
         refuse_old_layout(&js).await?;
@@ -365,24 +408,35 @@ impl NatsStore {
                 100_000,
             )]
         };
+        let max_deliver = self.delivery_bound(destination);
         let mut made = Vec::new();
         for (name, filter, max_ack_pending) in specs {
-            let c = self
+            let config = consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: filter,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: self.ack_wait,
+                max_ack_pending,
+                max_deliver,
+                deliver_policy,
+                ..Default::default()
+            };
+            let mut c: consumer::PullConsumer = self
                 .events
-                .get_or_create_consumer(
-                    &name,
-                    consumer::pull::Config {
-                        durable_name: Some(name.clone()),
-                        filter_subject: filter,
-                        ack_policy: consumer::AckPolicy::Explicit,
-                        ack_wait: self.ack_wait,
-                        max_ack_pending,
-                        deliver_policy,
-                        ..Default::default()
-                    },
-                )
+                .get_or_create_consumer(&name, config.clone())
                 .await
                 .map_err(unavailable)?;
+            // A consumer made before (by an older version, or another retry
+            // policy) gets this bound too.
+            if c.cached_info().config.max_deliver != max_deliver {
+                match self.events.update_consumer(config).await {
+                    Ok(updated) => c = updated,
+                    Err(e) => tracing::warn!(
+                        consumer = name.as_str(),
+                        "nats: cannot set max_deliver {max_deliver}: {e}"
+                    ),
+                }
+            }
             made.push(c);
         }
         if ordered {
@@ -440,23 +494,25 @@ impl NatsStore {
     }
 }
 
-fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<&'a str> {
-    m.headers.as_ref()?.get(name).map(|v| v.as_str())
-}
-
-/// A header value on one line (NATS headers cannot hold line breaks; JSON text
-/// never needs one).
-fn header_value(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
+/// The text of a message's header `name` ([`headers::read`]).
+fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    headers::read(m.headers.as_ref(), name)
 }
 
 /// What routing reads, from an event's headers.
 fn route_keys(m: &jetstream::Message) -> RouteKeys {
+    route_keys_of(m.headers.as_ref())
+}
+
+/// What routing reads, from these headers.
+pub fn route_keys_of(map: Option<&async_nats::HeaderMap>) -> RouteKeys {
     RouteKeys {
-        event_type: header(m, "Switchyard-Type").unwrap_or("").to_string(),
-        event_name: header(m, "Switchyard-Event").map(str::to_string),
-        integrations: header(m, "Switchyard-Integrations")
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        event_type: headers::read(map, "Switchyard-Type")
+            .unwrap_or_default()
+            .into_owned(),
+        event_name: headers::read(map, "Switchyard-Event").map(std::borrow::Cow::into_owned),
+        integrations: headers::read(map, "Switchyard-Integrations")
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| match v {
                 serde_json::Value::Object(map) => Some(map),
                 _ => None,
@@ -484,9 +540,83 @@ async fn refuse_old_layout(js: &jetstream::Context) -> Result<(), StoreError> {
 }
 
 impl NatsStore {
+    /// Move `message` into `destination`'s dead letters with `reason`, and
+    /// take it off the destination's consumer for good.
+    async fn dead_letter(
+        &self,
+        destination: &str,
+        message: &jetstream::Message,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let info = message.info().map_err(unavailable)?;
+        let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
+        let from = message.headers.as_ref();
+        let headers = Headers::new()
+            .copied("Switchyard-Message-Id", from)
+            .copied("Switchyard-Source", from)
+            .copied("Switchyard-Type", from)
+            .copied("Switchyard-User", from)
+            .text("Switchyard-Reason", reason)
+            .number("Switchyard-Attempts", info.delivered)
+            .number("Switchyard-First-Attempt", published)
+            .number("Switchyard-Last-Attempt", now)
+            .number("Switchyard-Dead-At", now);
+        self.js
+            .publish_with_headers(
+                dlq_subject(destination),
+                headers.into_map(),
+                message.payload.clone(),
+            )
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        message.ack_with(AckKind::Term).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The most deliveries `destination`'s consumers make of one message
+    /// ([`max_deliveries`] of its retry policy).
+    fn delivery_bound(&self, destination: &str) -> i64 {
+        self.destinations
+            .read()
+            .expect("destinations lock")
+            .iter()
+            .find(|d| d.name == destination)
+            .map_or(DEFAULT_MAX_DELIVERIES, |d| max_deliveries(&d.retry))
+    }
+
+    /// `messages` without those on their last delivery, which go to dead
+    /// letters: the server would not deliver them again, and a message is
+    /// never dropped.
+    async fn past_last_delivery(
+        &self,
+        destination: &str,
+        messages: Vec<jetstream::Message>,
+        now: Millis,
+    ) -> Result<Vec<jetstream::Message>, StoreError> {
+        let bound = self.delivery_bound(destination);
+        let mut kept = Vec::with_capacity(messages.len());
+        for m in messages {
+            match m.info() {
+                Ok(info) if info.delivered >= bound => {
+                    let reason = format!(
+                        "delivered {} times without being settled (the consumer's max_deliver)",
+                        info.delivered
+                    );
+                    tracing::warn!(destination, "nats: {reason}: dead-lettered");
+                    self.dead_letter(destination, &m, &reason, now).await?;
+                }
+                _ => kept.push(m),
+            }
+        }
+        Ok(kept)
+    }
+
     /// Publish every event, then wait for every ack: one round of acks per request.
     async fn publish(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
-        let received = now_ms().to_string();
+        let received = now_ms();
         // Publish everything first, then wait for every ack: one round of acks per request.
         let mut pending = Vec::new();
         let mut nowhere = 0;
@@ -496,30 +626,27 @@ impl NatsStore {
                 nowhere += 1;
                 continue;
             }
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                "Nats-Msg-Id",
-                format!("{}/{}", e.source, e.message_id).as_str(),
-            );
-            headers.insert("Switchyard-Message-Id", e.message_id.as_str());
-            headers.insert("Switchyard-Source", e.source.as_str());
-            headers.insert("Switchyard-Type", e.event_type.as_str());
-            headers.insert("Switchyard-Received-At", received.as_str());
+            let mut headers = Headers::new()
+                .text("Nats-Msg-Id", &format!("{}/{}", e.source, e.message_id))
+                .text("Switchyard-Message-Id", &e.message_id)
+                .text("Switchyard-Source", &e.source)
+                .text("Switchyard-Type", &e.event_type)
+                .number("Switchyard-Received-At", received);
             if let Some(user) = &e.user_key {
-                headers.insert("Switchyard-User", user.as_str());
+                headers = headers.text("Switchyard-User", user);
             }
             if let Some(name) = &e.route.event_name {
-                headers.insert("Switchyard-Event", header_value(name).as_str());
+                headers = headers.text("Switchyard-Event", name);
             }
             if let Some(integrations) = &e.route.integrations {
                 let text = serde_json::Value::Object(integrations.clone()).to_string();
-                headers.insert("Switchyard-Integrations", header_value(&text).as_str());
+                headers = headers.text("Switchyard-Integrations", &text);
             }
             let ack = self
                 .js
                 .publish_with_headers(
                     event_subject(e.user_key.as_deref().unwrap_or(&e.message_id)),
-                    headers,
+                    headers.into_map(),
                     e.json.clone().into(),
                 )
                 .await;
@@ -602,6 +729,7 @@ impl Store for NatsStore {
                 inbox.drain(..n).collect()
             };
             let taken = self.routed(destination, taken);
+            let taken = self.past_last_delivery(destination, taken, now).await?;
             return self.hold(destination, taken, now);
         }
         let consumer = &consumers[0];
@@ -648,6 +776,7 @@ impl Store for NatsStore {
             Err(_) => return Err(unavailable("no answer to a fetch (reconnecting?)")),
         };
         let messages = self.routed(destination, messages);
+        let messages = self.past_last_delivery(destination, messages, now).await?;
         self.hold(destination, messages, now)
     }
 
@@ -678,36 +807,8 @@ impl Store for NatsStore {
                         .map_err(unavailable)?;
                 }
                 Settle::Dead { reason } => {
-                    let info = message.info().map_err(unavailable)?;
-                    let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
-                    let mut headers = async_nats::HeaderMap::new();
-                    for name in [
-                        "Switchyard-Message-Id",
-                        "Switchyard-Source",
-                        "Switchyard-Type",
-                        "Switchyard-User",
-                    ] {
-                        if let Some(v) = header(&message, name) {
-                            headers.insert(name, v);
-                        }
-                    }
-                    let reason_line = reason.replace(['\r', '\n'], " ");
-                    headers.insert("Switchyard-Reason", reason_line.as_str());
-                    headers.insert("Switchyard-Attempts", info.delivered.to_string().as_str());
-                    headers.insert("Switchyard-First-Attempt", published.to_string().as_str());
-                    headers.insert("Switchyard-Last-Attempt", now.to_string().as_str());
-                    headers.insert("Switchyard-Dead-At", now.to_string().as_str());
-                    self.js
-                        .publish_with_headers(
-                            dlq_subject(destination),
-                            headers,
-                            message.payload.clone(),
-                        )
-                        .await
-                        .map_err(unavailable)?
-                        .await
-                        .map_err(unavailable)?;
-                    message.ack_with(AckKind::Term).await.map_err(unavailable)?;
+                    self.dead_letter(destination, &message, &reason, now)
+                        .await?;
                 }
             }
         }
@@ -775,23 +876,20 @@ impl Store for NatsStore {
             if since.is_some_and(|s| d.dead_at < s) || until.is_some_and(|u| d.dead_at >= u) {
                 continue;
             }
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                "Nats-Msg-Id",
-                format!("replay/{seq}/{destination}").as_str(),
-            );
-            headers.insert("Switchyard-Only", destination);
-            headers.insert("Switchyard-Message-Id", d.message_id.as_str());
-            headers.insert("Switchyard-Source", source.as_str());
-            headers.insert("Switchyard-Type", d.event_type.as_str());
-            headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
+            let mut headers = Headers::new()
+                .text("Nats-Msg-Id", &format!("replay/{seq}/{destination}"))
+                .text("Switchyard-Only", destination)
+                .text("Switchyard-Message-Id", &d.message_id)
+                .text("Switchyard-Source", &source)
+                .text("Switchyard-Type", &d.event_type)
+                .number("Switchyard-Received-At", now_ms());
             if let Some(user) = &user {
-                headers.insert("Switchyard-User", user.as_str());
+                headers = headers.text("Switchyard-User", user);
             }
             self.js
                 .publish_with_headers(
                     event_subject(user.as_deref().unwrap_or(&d.message_id)),
-                    headers,
+                    headers.into_map(),
                     d.event_json.clone().into(),
                 )
                 .await
@@ -932,6 +1030,7 @@ impl NatsStore {
             // A retired destination drains what was published before it retired.
             // (A dead letter replayed for it is its own, whenever published.)
             let only = header(&m, "Switchyard-Only");
+            let only = only.as_deref();
             let after_cutoff = only != Some(destination)
                 && cutoff.is_some_and(|last| m.info().is_ok_and(|i| i.stream_sequence > last));
             let takes = !after_cutoff
@@ -967,23 +1066,16 @@ impl NatsStore {
             let info = message.info().map_err(unavailable)?;
             let id = info.stream_sequence as JobId;
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
-            let queued_at = header(&message, "Switchyard-Received-At")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(published);
-            jobs.push(Job {
-                id,
-                source: std::sync::Arc::from(header(&message, "Switchyard-Source").unwrap_or("")),
-                message_id: header(&message, "Switchyard-Message-Id")
-                    .unwrap_or("")
-                    .to_string(),
-                event_type: header(&message, "Switchyard-Type")
-                    .unwrap_or("track")
-                    .to_string(),
-                json: String::from_utf8_lossy(&message.payload).into_owned(),
-                attempts: info.delivered.max(1) as u32,
-                first_attempt_at: queued_at.min(now),
-                queued_at,
-            });
+            jobs.push(job_of(
+                message.headers.as_ref(),
+                &message.payload,
+                Delivery {
+                    sequence: info.stream_sequence,
+                    published,
+                    delivered: info.delivered,
+                },
+                now,
+            ));
             held.push((
                 id,
                 Leased {
@@ -1048,19 +1140,14 @@ impl NatsStore {
                     .and_then(|v| v.parse::<i64>().ok())
                     .unwrap_or(0)
             };
+            let text = |name: &str| header(&message, name).unwrap_or_default().into_owned();
             out.push((
                 DeadLetter {
                     id: seq as i64,
                     destination: destination.to_string(),
-                    message_id: header(&message, "Switchyard-Message-Id")
-                        .unwrap_or("")
-                        .to_string(),
-                    event_type: header(&message, "Switchyard-Type")
-                        .unwrap_or("")
-                        .to_string(),
-                    reason: header(&message, "Switchyard-Reason")
-                        .unwrap_or("")
-                        .to_string(),
+                    message_id: text("Switchyard-Message-Id"),
+                    event_type: text("Switchyard-Type"),
+                    reason: text("Switchyard-Reason"),
                     attempts: num("Switchyard-Attempts") as u32,
                     first_attempt_at: num("Switchyard-First-Attempt"),
                     last_attempt_at: num("Switchyard-Last-Attempt"),
@@ -1068,13 +1155,53 @@ impl NatsStore {
                     event_json: String::from_utf8_lossy(&message.payload).into_owned(),
                 },
                 seq,
-                header(&message, "Switchyard-User").map(str::to_string),
-                header(&message, "Switchyard-Source")
-                    .unwrap_or("")
-                    .to_string(),
+                header(&message, "Switchyard-User").map(std::borrow::Cow::into_owned),
+                text("Switchyard-Source"),
             ));
         }
         Ok(out)
+    }
+}
+
+/// Where and when the server delivered a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Its sequence in the stream (the job's id).
+    pub sequence: u64,
+    /// When it was published, in ms since the epoch.
+    pub published: Millis,
+    /// How many times the consumer has delivered it, this time included.
+    pub delivered: i64,
+}
+
+/// The job an events-stream message stands for: its headers and payload as
+/// they came off the wire, whatever they hold (`make fuzz` runs this).
+pub fn job_of(
+    map: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+    delivery: Delivery,
+    now: Millis,
+) -> Job {
+    let queued_at = headers::read(map, "Switchyard-Received-At")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(delivery.published);
+    Job {
+        id: delivery.sequence as JobId,
+        source: std::sync::Arc::from(
+            headers::read(map, "Switchyard-Source")
+                .unwrap_or_default()
+                .as_ref(),
+        ),
+        message_id: headers::read(map, "Switchyard-Message-Id")
+            .unwrap_or_default()
+            .into_owned(),
+        event_type: headers::read(map, "Switchyard-Type")
+            .unwrap_or(std::borrow::Cow::Borrowed("track"))
+            .into_owned(),
+        json: String::from_utf8_lossy(payload).into_owned(),
+        attempts: u32::try_from(delivery.delivered.max(1)).unwrap_or(u32::MAX),
+        first_attempt_at: queued_at.min(now),
+        queued_at,
     }
 }
 
@@ -1192,5 +1319,65 @@ async fn pull_forever(
             Err(e) => tracing::debug!(destination = destination.as_str(), "partition pull: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(
+            shown_url("nats://app:p@ss@10.0.0.1:4222,nats://b:c@10.0.0.2:4222"),
+            "nats://***@10.0.0.1:4222,nats://***@10.0.0.2:4222"
+        );
+        assert_eq!(shown_url("nats://10.0.0.1:4222"), "nats://10.0.0.1:4222");
+        assert_eq!(shown_url("u:p@localhost:4222"), "***@localhost:4222");
+    }
+
+    #[test]
+    fn the_delivery_bound_leaves_room_for_every_retry_in_the_window() {
+        let policy = |max_ms: u64, window_s: u64| crate::config::RetryPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(max_ms),
+            window: Duration::from_secs(window_s),
+        };
+        // The defaults (10 min, 4 h): 24 ceilings in the window.
+        assert_eq!(max_deliveries(&policy(600_000, 4 * 3600)), 4 * 24 + 100);
+        // Fast retries for a minute: every one fits, with room.
+        assert!(max_deliveries(&policy(200, 60)) >= 2 * 300);
+        assert_eq!(max_deliveries(&policy(1, 365 * 24 * 3600)), 1_000_000);
+    }
+
+    #[test]
+    fn a_job_is_read_back_from_any_headers() {
+        let map = Headers::new()
+            .text("Switchyard-Message-Id", "m\r\nx")
+            .text("Switchyard-Source", "web")
+            .text("Switchyard-Type", "identify")
+            .number("Switchyard-Received-At", 5)
+            .into_map();
+        let delivery = Delivery {
+            sequence: 9,
+            published: 7,
+            delivered: 2,
+        };
+        let job = job_of(Some(&map), b"{}", delivery, 100);
+        assert_eq!(
+            (
+                job.id,
+                &*job.source,
+                job.message_id.as_str(),
+                job.event_type.as_str()
+            ),
+            (9, "web", "m\r\nx", "identify")
+        );
+        assert_eq!(
+            (job.queued_at, job.first_attempt_at, job.attempts),
+            (5, 5, 2)
+        );
+        let bare = job_of(None, &[0xff], delivery, 100);
+        assert_eq!((bare.queued_at, bare.event_type.as_str()), (7, "track"));
     }
 }

@@ -15,7 +15,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::imports::http::{Error, Request, Response};
-use crate::observe::attempts::{is_secret_name, redact_headers, redact_url, REDACTED};
+use crate::observe::attempts::{
+    is_secret_name, redact_headers, redact_url, Answer as TapeAnswer, Exchange as TapeExchange,
+    REDACTED,
+};
 
 /// Exchanges kept per call; a call that sends more cannot be compared.
 pub const MAX_EXCHANGES: usize = 100;
@@ -246,6 +249,63 @@ impl Redactor {
         }
     }
 
+    /// A delivery debugger's exchange fit to show: credential values hidden in
+    /// its URL, headers, bodies and error. A body cut to its excerpt may end
+    /// in the first characters of a credential: that tail is hidden too.
+    pub fn tape_exchange(&self, e: TapeExchange) -> TapeExchange {
+        if self.values.is_empty() {
+            return e;
+        }
+        let body = self.excerpt(&e.body, e.body.len() < e.body_bytes);
+        TapeExchange {
+            url: self.text(&e.url),
+            headers: e
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, self.text(&v)))
+                .collect(),
+            body,
+            response: e.response.map(|r| {
+                let cut = r.body.len() < r.body_bytes;
+                TapeAnswer {
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k, self.text(&v)))
+                        .collect(),
+                    body: self.excerpt(&r.body, cut),
+                    ..r
+                }
+            }),
+            error: e.error.map(|why| self.text(&why)),
+            ..e
+        }
+    }
+
+    /// `text` redacted; when it is the start of something longer (`cut`), an
+    /// end that begins a credential value is hidden as well.
+    fn excerpt(&self, text: &str, cut: bool) -> String {
+        let mut out = self.text(text);
+        if cut {
+            let tail = self
+                .values
+                .iter()
+                .flat_map(|v| {
+                    v.char_indices()
+                        .map(|(i, _)| &v[..i])
+                        .filter(|prefix| prefix.len() >= MIN_REDACTED_CHARS)
+                })
+                .filter(|prefix| out.ends_with(prefix))
+                .map(str::len)
+                .max();
+            if let Some(n) = tail {
+                out.truncate(out.len() - n);
+                out.push_str(REDACTED);
+            }
+        }
+        out
+    }
+
     /// An outcome fit to show and to store (its reason may quote an answer).
     pub fn outcome(&self, o: &crate::runtime::Outcome) -> super::compare::OutcomeRecord {
         let mut r = super::compare::OutcomeRecord::from(o);
@@ -359,6 +419,30 @@ mod tests {
         assert_eq!(s["api_key"], REDACTED);
         assert_eq!(s["nested"]["token"], REDACTED);
         assert_eq!(s["region"], "eu");
+    }
+
+    #[test]
+    fn the_debuggers_exchanges_hide_credential_values_even_when_cut() {
+        let r = Redactor::new(&serde_json::json!({"api_key": "k-1234567890", "region": "eu"}));
+        let body = r#"{"api_key":"k-1234567890","region":"eu","again":"k-12345"#;
+        let e = TapeExchange {
+            method: "POST".into(),
+            url: "https://api.example.com/v1/k-1234567890/track".into(),
+            headers: vec![("x-note".into(), "k-1234567890".into())],
+            body: body.into(),
+            body_bytes: body.len() + 100,
+            response: Some(TapeAnswer {
+                status: 400,
+                headers: vec![],
+                body: "bad key k-1234567890".into(),
+                body_bytes: 20,
+            }),
+            error: None,
+            duration_ms: 1,
+        };
+        let shown = serde_json::to_string(&r.tape_exchange(e)).unwrap();
+        assert!(!shown.contains("k-12345"), "{shown}");
+        assert!(shown.contains("eu") && shown.contains("/track"), "{shown}");
     }
 
     #[test]

@@ -26,7 +26,9 @@ mod trial;
 mod view;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -36,7 +38,7 @@ use serde::Deserialize;
 
 use self::session::{clear_cookie, csrf_ok, set_cookie, LoggedIn};
 use self::view::{figure, health, html_response, layout, refused};
-use super::{constant_time_eq, destination_row, source_rows, AdminState};
+use super::{constant_time_eq, destination_row, guard, source_rows, AdminState};
 use crate::runtime::Violations;
 
 /// The status page's routes.
@@ -184,26 +186,50 @@ struct Login {
 
 async fn login(
     State(state): State<AdminState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     form: Result<Form<Login>, FormRejection>,
 ) -> Response {
     let Some(token) = &state.token else {
         return login_page(StatusCode::UNAUTHORIZED, false, None);
     };
+    let now = crate::store::now_ms();
+    let peer = peer.map(|axum::Extension(p)| p);
+    let client = guard::client_ip(peer.as_ref(), &headers, &state.guard);
+    if let Some(wait) = client.and_then(|ip| state.guard.logins.may_try(ip, now).err()) {
+        let mut page = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            true,
+            Some(&format!(
+                "Too many wrong tokens from your address: try again in {wait} s."
+            )),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return page;
+    }
     let Ok(Form(form)) = form else {
         return login_page(StatusCode::BAD_REQUEST, true, Some("Give the admin token."));
     };
     if !constant_time_eq(form.token.as_bytes(), token.as_bytes()) {
-        tracing::warn!("status page: a login with a wrong admin token was refused");
+        if let Some(ip) = client {
+            state.guard.logins.failed(ip, now);
+        }
+        tracing::warn!(
+            client = client.map(|ip| ip.to_string()).unwrap_or_default(),
+            "status page: a login with a wrong admin token was refused"
+        );
         return login_page(
             StatusCode::UNAUTHORIZED,
             true,
             Some("That is not the admin token."),
         );
     }
-    let session = state.sessions.open(crate::store::now_ms());
+    let session = state.sessions.open(now);
+    let secure = guard::over_https(peer.as_ref(), &headers, &state.guard);
     (
-        [(header::SET_COOKIE, set_cookie(&session, &headers))],
+        [(header::SET_COOKIE, set_cookie(&session, secure))],
         Redirect::to("/status"),
     )
         .into_response()

@@ -92,12 +92,9 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The `Set-Cookie` value of a new session (`Secure` when a TLS proxy says the
-/// browser came over HTTPS).
-pub fn set_cookie(session: &Session, headers: &HeaderMap) -> String {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+/// The `Set-Cookie` value of a new session (`Secure` when one of
+/// `[server] trusted_proxies` says the browser came over HTTPS).
+pub fn set_cookie(session: &Session, secure: bool) -> String {
     format!(
         "{COOKIE}={}; Path=/status; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session.id,
@@ -168,9 +165,8 @@ mod tests {
         assert!(csrf_ok(&s, Some(&s.csrf)));
         assert!(!csrf_ok(&s, Some("wrong")));
         assert!(!csrf_ok(&s, None));
-        let c = set_cookie(&s, &HeaderMap::new());
+        let c = set_cookie(&s, false);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && !c.contains("Secure"));
-        h.insert("x-forwarded-proto", "https".parse().unwrap());
-        assert!(set_cookie(&s, &h).ends_with("; Secure"));
+        assert!(set_cookie(&s, true).ends_with("; Secure"));
     }
 }

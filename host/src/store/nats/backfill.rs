@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
 
+use super::headers::Headers;
 use super::{event_subject, header, route_keys, unavailable, NatsStore, FETCH_TIMEOUT};
 use crate::store::{now_ms, Millis, StoreError};
 
@@ -125,30 +126,29 @@ impl NatsStore {
                 if !given {
                     continue;
                 }
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(
-                    "Nats-Msg-Id",
-                    format!("backfill/{destination}/{seq}/{run}").as_str(),
-                );
-                headers.insert("Switchyard-Only", destination);
-                // Received now, as a replayed dead letter: its retry window starts now.
-                headers.insert("Switchyard-Received-At", now_ms().to_string().as_str());
-                for name in [
-                    "Switchyard-Message-Id",
-                    "Switchyard-Source",
-                    "Switchyard-Type",
-                    "Switchyard-User",
-                ] {
-                    if let Some(v) = header(&m, name) {
-                        headers.insert(name, v);
-                    }
-                }
+                let from = m.headers.as_ref();
+                let headers = Headers::new()
+                    .text(
+                        "Nats-Msg-Id",
+                        &format!("backfill/{destination}/{seq}/{run}"),
+                    )
+                    .text("Switchyard-Only", destination)
+                    // Received now, as a replayed dead letter: its retry window starts now.
+                    .number("Switchyard-Received-At", now_ms())
+                    .copied("Switchyard-Message-Id", from)
+                    .copied("Switchyard-Source", from)
+                    .copied("Switchyard-Type", from)
+                    .copied("Switchyard-User", from);
                 let user = header(&m, "Switchyard-User")
                     .or_else(|| header(&m, "Switchyard-Message-Id"))
-                    .unwrap_or("")
-                    .to_string();
+                    .unwrap_or_default()
+                    .into_owned();
                 self.js
-                    .publish_with_headers(event_subject(&user), headers, marked(&m.payload).into())
+                    .publish_with_headers(
+                        event_subject(&user),
+                        headers.into_map(),
+                        marked(&m.payload).into(),
+                    )
                     .await
                     .map_err(unavailable)?
                     .await

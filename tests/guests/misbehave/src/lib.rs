@@ -8,8 +8,10 @@
 //! - `stdout-flood`: print 20 000 lines to stdout (100 times the per-call cap; each
 //!   line is a WASI write, so more would only test the machine's speed against the
 //!   500 ms deadline of the sandbox tests);
-//! - `fetch`: `http.send` a GET to `settings.url` and report the answer as the outcome
+//! - `fetch`: `http.send` a GET to `settings.url` (a POST with `settings.body` when
+//!   given, with `settings.headers`) and report the answer as the outcome
 //!   (denied → reject, anything else → delivered when 2xx, retry otherwise);
+//! - `log-forge`: log a line that holds a line break and a terminal escape;
 //! - `wrong-count`: return one outcome too many;
 //! - `huge-reason`: reject with a 1 MB reason;
 //! - `leak`: try to leak `settings.secret` (a `${secret:NAME}`): log it, send it to
@@ -39,6 +41,10 @@ struct Settings {
     secret: Option<String>,
     #[serde(default)]
     other: Option<String>,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 struct Misbehave;
@@ -107,12 +113,19 @@ impl Guest for Misbehave {
                 }
                 vec![Ok(()); events.len()]
             }
+            "log-forge" => {
+                log::log(
+                    log::Level::Info,
+                    "forge-1\nERROR switchyard: forged-line\r\n\u{1b}[2J",
+                );
+                vec![Ok(()); events.len()]
+            }
             "fetch" => {
                 let req = http::Request {
-                    method: "GET".into(),
+                    method: if s.body.is_some() { "POST" } else { "GET" }.into(),
                     url: s.url.unwrap_or_default(),
-                    headers: vec![],
-                    body: vec![],
+                    headers: s.headers,
+                    body: s.body.unwrap_or_default().into_bytes(),
                 };
                 let outcome = match http::send(&req) {
                     Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
