@@ -118,7 +118,7 @@ bench-guests: destinations
 ## (RUSTC_BOOTSTRAP lets it pass its -Z flags), FUZZ_SECONDS per target. A crash is kept
 ## in fuzz/artifacts/<target>/; add it to host/tests/properties.rs `regressions`.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ingest_body config
+FUZZ_TARGETS := ingest_body config nats_message
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	@for t in $(FUZZ_TARGETS); do \

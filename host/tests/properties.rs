@@ -153,6 +153,70 @@ proptest! {
     }
 }
 
+/// Any text, control characters and all (the ids and names clients send).
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,24}",
+        prop::collection::vec(any::<char>(), 0..24).prop_map(|c| c.into_iter().collect()),
+        "[ \t\r\n\u{0}-\u{1f}\u{7f}-\u{9f}\u{2028}a:]{0,12}",
+        Just("json:\"x\"".to_string()),
+    ]
+}
+
+/// What the NATS client's parser does to a header value on the wire: the
+/// value must hold no line break, and it is trimmed at both ends.
+fn over_the_wire(v: &async_nats::HeaderValue) -> Option<String> {
+    let s = v.as_str();
+    (!s.contains(['\r', '\n'])).then(|| s.trim().to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The NATS message path (`make fuzz` runs it as `nats_message`): every
+    /// text written into a header reads back exactly, on one line; any
+    /// header a message may arrive with reads into a job without a panic.
+    #[test]
+    fn nats_headers_read_back_exactly_and_any_headers_make_a_job(
+        texts in prop::collection::vec(any_text(), 6),
+        raw in prop::collection::vec(("[A-Za-z-]{1,24}", "[^\r\n]{0,40}"), 0..8),
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+        delivered in any::<i64>(),
+    ) {
+        use switchyard::store::nats::{headers, job_of, route_keys_of, Delivery};
+        for t in &texts {
+            let v = headers::encode(t);
+            let wire = over_the_wire(&v);
+            prop_assert!(wire.is_some(), "{:?} written with a line break: {:?}", t, v);
+            prop_assert_eq!(headers::decode(&wire.unwrap()), t.as_str());
+        }
+        let map = headers::Headers::new()
+            .text("Switchyard-Message-Id", &texts[0])
+            .text("Switchyard-Source", &texts[1])
+            .text("Switchyard-Type", &texts[2])
+            .text("Switchyard-User", &texts[3])
+            .text("Switchyard-Event", &texts[4])
+            .text("Switchyard-Integrations", &texts[5])
+            .into_map();
+        let delivery = Delivery { sequence: 1, published: 0, delivered };
+        let job = job_of(Some(&map), &payload, delivery, 10);
+        prop_assert_eq!(&job.message_id, &texts[0]);
+        prop_assert_eq!(&*job.source, texts[1].as_str());
+        prop_assert_eq!(&job.event_type, &texts[2]);
+        prop_assert_eq!(route_keys_of(Some(&map)).event_name, Some(texts[4].clone()));
+        let mut any = async_nats::HeaderMap::new();
+        for (name, value) in &raw {
+            any.insert(name.as_str(), value.as_str());
+        }
+        let _ = job_of(Some(&any), &payload, delivery, 10);
+        let _ = route_keys_of(Some(&any));
+    }
+}
+
 /// Inputs that once broke a parser (from fuzzing and from issue #18).
 #[test]
 fn regressions() {

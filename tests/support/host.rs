@@ -159,6 +159,11 @@ impl TestHost {
         Self::launch(dir, config, true).await.expect("host starts")
     }
 
+    /// Start with this whole config text, or say why not.
+    pub async fn try_start_config(dir: &Path, config: &str) -> anyhow::Result<TestHost> {
+        Self::launch(dir, config, true).await
+    }
+
     /// Start, or say why not.
     pub async fn try_start(dir: &Path, destinations: &str) -> anyhow::Result<TestHost> {
         if on_nats() {

@@ -196,6 +196,22 @@ pub fn broken_promise(accepted: &Accepted) -> Option<String> {
         if n.message.get("type").and_then(Value::as_str) != Some(n.event_type.as_str()) {
             return Some(format!("{}: type differs from the message's", n.message_id));
         }
+        let ids = [
+            "userId",
+            "anonymousId",
+            "groupId",
+            "previousId",
+            "messageId",
+        ];
+        let id_texts = ids
+            .iter()
+            .filter_map(|f| n.message.get(*f).and_then(Value::as_str))
+            .chain([n.message_id.as_str(), n.user_key.as_str()]);
+        for id in id_texts {
+            if id.chars().any(char::is_control) {
+                return Some(format!("{id:?}: an id with a control character"));
+            }
+        }
         for field in ["timestamp", "receivedAt"] {
             let ok = n
                 .message
