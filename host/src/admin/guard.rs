@@ -151,9 +151,22 @@ pub struct Logins {
     failures: Mutex<HashMap<IpAddr, (i64, u32)>>,
 }
 
+/// Whose failures `ip`'s count: the address itself, or for IPv6 its /64 (one
+/// client's network, whose addresses it may rotate through).
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 impl Logins {
     /// Whether `ip` may try to log in at `now_ms`; `Err` holds the seconds until it may.
     pub fn may_try(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
+        let ip = counted_as(ip);
         let failures = self.failures.lock().expect("logins lock");
         match failures.get(&ip) {
             Some(&(start, n)) if n >= MAX_FAILED_LOGINS && now_ms - start < LOGIN_WINDOW_MS => {
@@ -165,6 +178,7 @@ impl Logins {
 
     /// Count a failed login of `ip`.
     pub fn failed(&self, ip: IpAddr, now_ms: i64) {
+        let ip = counted_as(ip);
         let mut failures = self.failures.lock().expect("logins lock");
         if failures.len() >= MAX_LOGIN_ADDRESSES {
             failures.retain(|_, (start, _)| now_ms - *start < LOGIN_WINDOW_MS);
@@ -257,5 +271,10 @@ mod tests {
             l.may_try(a, 1_000 + LOGIN_WINDOW_MS).is_ok(),
             "the window ends"
         );
+        // An IPv6 client cannot rotate through its /64.
+        for i in 0..MAX_FAILED_LOGINS {
+            l.failed(format!("2001:db8::{i}").parse().unwrap(), 1_000);
+        }
+        assert!(l.may_try("2001:db8::ffff".parse().unwrap(), 2_000).is_err());
     }
 }

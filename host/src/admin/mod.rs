@@ -207,20 +207,25 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/plugins/{name}/promote", post(trials::promote))
         .route("/admin/plugins/{name}/discard", post(trials::discard))
         .route("/admin/destinations/{name}/record", post(trials::record))
+        // A body is read only for a request with the token (a layer added
+        // later runs first).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::bounded_body,
+        ))
         // On the matched routes only: an unknown path is a 404, not a 401.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
         ))
         .with_state(state.clone());
-    // The host check first, then the body bound, then the token (route layers
-    // run inside these).
+    let page = page::routes(state.clone()).route_layer(axum::middleware::from_fn_with_state(
+        state.guard.clone(),
+        guard::bounded_body,
+    ));
+    // The host check before anything else.
     let guarded = admin
-        .merge(page::routes(state.clone()))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.guard.clone(),
-            guard::bounded_body,
-        ))
+        .merge(page)
         .route_layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             guard::check_host,

@@ -38,7 +38,15 @@ pub fn make(file: &Path) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the admin token in {}", file.display()))?;
-            Ok(text.trim().to_string())
+            let token = text.trim().to_string();
+            anyhow::ensure!(
+                token.chars().count() >= crate::config::MIN_ADMIN_TOKEN_CHARS,
+                "{} holds fewer than {} characters (another process writing it?): \
+                 delete it, and a new token is made at the next start",
+                file.display(),
+                crate::config::MIN_ADMIN_TOKEN_CHARS
+            );
+            Ok(token)
         }
         Err(e) => {
             Err(e).with_context(|| format!("cannot write the admin token to {}", file.display()))

@@ -27,6 +27,10 @@ pub fn init(log: &LogConfig) {
             filter.push_str(&format!(",{quiet}=warn"));
         }
     }
+    // Its debug lines print server addresses with their user and password.
+    if !filter.contains("async_nats") {
+        filter.push_str(",async_nats=info");
+    }
     let filter = tracing_subscriber::EnvFilter::builder()
         .parse(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

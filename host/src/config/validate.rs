@@ -332,14 +332,13 @@ fn sources(raw: &[RawSource]) -> Result<BTreeMap<String, String>, Invalid> {
     let mut sources = BTreeMap::new();
     let mut names = HashSet::new();
     for (i, s) in raw.iter().enumerate() {
-        // The name is half of a NATS message id (`source/messageId`), a metrics
-        // label and a path segment of the admin API: a `/` would make the first
-        // ambiguous, so names are plain words.
+        // The name is half of a NATS message id (`source/messageId`) and a path
+        // segment of the admin API: a `/` would make both ambiguous.
         if !valid_source_name(&s.name) || !names.insert(s.name.clone()) {
             return Err((
                 format!("sources[{i}].name"),
                 format!(
-                    "`{}` is empty, used twice, or not made of letters, digits, `-`, `_` and `.`",
+                    "`{}` is empty, used twice, longer than 64 characters, or holds a `/` or a control character",
                     s.name
                 ),
             ));
@@ -558,12 +557,9 @@ fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
     })
 }
 
-/// A source name: 1 to 64 letters, digits, `-`, `_` and `.`.
+/// A source name: 1 to 64 characters, no `/` and no control character.
 fn valid_source_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty() && s.chars().count() <= 64 && !s.chars().any(|c| c == '/' || c.is_control())
 }
 
 /// A destination or plugin name: 1 to 64 letters, digits, `-` and `_`.

@@ -348,13 +348,14 @@ fn connection_level(
         )))
     };
     if name == HOST {
-        let authority = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => String::new(),
-        };
+        // The URL's authority, with or without its scheme's default port.
+        let host = url.host_str().unwrap_or_default();
+        let with_port = url
+            .port_or_known_default()
+            .map(|port| format!("{host}:{port}"));
         return match value.to_str() {
-            Ok(v) if v.eq_ignore_ascii_case(&authority) => Ok(true),
+            Ok(v) if v.eq_ignore_ascii_case(host) && url.port().is_none() => Ok(true),
+            Ok(v) if with_port.is_some_and(|a| v.eq_ignore_ascii_case(&a)) => Ok(true),
             _ => refused("must name the URL's own host (the client sets it)"),
         };
     }

@@ -173,6 +173,8 @@ pub struct NatsStore {
     /// Every destination served (retired ones included): to make its
     /// consumers again, and to route again after a reload.
     destinations: std::sync::RwLock<Vec<DestinationConfig>>,
+    /// The lowest `max_deliver` the server holds on each destination's consumers.
+    server_max_deliver: std::sync::RwLock<HashMap<String, i64>>,
     /// When [`NatsStore::repair`] last ran (at most once a second).
     last_repair: Mutex<Option<std::time::Instant>>,
     /// Publish figures and the last failure (`/metrics`, `/readyz`).
@@ -285,10 +287,11 @@ impl NatsStore {
             .await
             .map_err(|_| unavailable(format!("cannot connect to {}", shown_url(&options.url))))?
             .map_err(|e| {
-                unavailable(
-                    e.to_string()
-                        .replace(&options.url, &shown_url(&options.url)),
-                )
+                let mut text = e.to_string();
+                for one in std::iter::once(options.url.as_str()).chain(options.url.split(',')) {
+                    text = text.replace(one, &shown_url(one));
+                }
+                unavailable(text)
             })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(PUBLISH_TIMEOUT);
@@ -354,6 +357,7 @@ impl NatsStore {
             operator,
             streams,
             destinations: std::sync::RwLock::new(destinations.to_vec()),
+            server_max_deliver: Default::default(),
             last_repair: Mutex::new(None),
             commits: Arc::default(),
         };
@@ -423,19 +427,35 @@ impl NatsStore {
             };
             let mut c: consumer::PullConsumer = self
                 .events
-                .get_or_create_consumer(&name, config.clone())
+                .get_or_create_consumer(&name, config)
                 .await
                 .map_err(unavailable)?;
             // A consumer made before (by an older version, or another retry
-            // policy) gets this bound too.
+            // policy) gets this bound too; nothing else of its config changes.
             if c.cached_info().config.max_deliver != max_deliver {
-                match self.events.update_consumer(config).await {
+                let mut changed = c.cached_info().config.clone();
+                changed.max_deliver = max_deliver;
+                let updated = match self.events.update_consumer(changed).await {
+                    Ok(_) => self.events.get_consumer(&name).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match updated {
                     Ok(updated) => c = updated,
                     Err(e) => tracing::warn!(
                         consumer = name.as_str(),
                         "nats: cannot set max_deliver {max_deliver}: {e}"
                     ),
                 }
+            }
+            // What the server holds is what counts (another host, or a failed update).
+            let held = c.cached_info().config.max_deliver;
+            if held > 0 {
+                self.server_max_deliver
+                    .write()
+                    .expect("max_deliver lock")
+                    .entry(destination.to_string())
+                    .and_modify(|m| *m = (*m).min(held))
+                    .or_insert(held);
             }
             made.push(c);
         }
@@ -576,8 +596,8 @@ impl NatsStore {
         Ok(())
     }
 
-    /// The most deliveries `destination`'s consumers make of one message
-    /// ([`max_deliveries`] of its retry policy).
+    /// The most deliveries `destination`'s consumers should make of one
+    /// message ([`max_deliveries`] of its retry policy).
     fn delivery_bound(&self, destination: &str) -> i64 {
         self.destinations
             .read()
@@ -585,6 +605,19 @@ impl NatsStore {
             .iter()
             .find(|d| d.name == destination)
             .map_or(DEFAULT_MAX_DELIVERIES, |d| max_deliveries(&d.retry))
+    }
+
+    /// The delivery on which a message of `destination` is dead-lettered: its
+    /// bound, or the server's `max_deliver` where that is lower (set by another
+    /// host, or before a reload raised the retry window), so that the server
+    /// never stops delivering a message the host has not dead-lettered.
+    fn last_delivery(&self, destination: &str) -> i64 {
+        let bound = self.delivery_bound(destination);
+        self.server_max_deliver
+            .read()
+            .expect("max_deliver lock")
+            .get(destination)
+            .map_or(bound, |held| bound.min(*held))
     }
 
     /// `messages` without those on their last delivery, which go to dead
@@ -596,7 +629,7 @@ impl NatsStore {
         messages: Vec<jetstream::Message>,
         now: Millis,
     ) -> Result<Vec<jetstream::Message>, StoreError> {
-        let bound = self.delivery_bound(destination);
+        let bound = self.last_delivery(destination);
         let mut kept = Vec::with_capacity(messages.len());
         for m in messages {
             match m.info() {

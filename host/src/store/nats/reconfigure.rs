@@ -44,7 +44,9 @@ impl NatsStore {
                 }
             }
         }
-        // Consumers exist before anything routes to them.
+        // Consumers exist before anything routes to them (their max_deliver
+        // comes from the new destinations' retry policies).
+        *self.destinations.write().expect("destinations lock") = all.clone();
         for d in destinations {
             if !before.iter().any(|b| b.name == d.name) {
                 self.consumers(&d.name, true).await?;
