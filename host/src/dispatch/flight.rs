@@ -205,7 +205,7 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
                 EventOutcome {
                     message_id: job.message_id.clone(),
                     outcome,
-                    reason: reason.map(|why| shared.redactor.text(&why)),
+                    reason: reason.map(|why| shared.redactor.literal(&why)),
                     attempt: job.attempts,
                 }
             })

@@ -14,6 +14,15 @@ use crate::event_type::EventType;
 
 /// Most bytes of one event (Segment's limit).
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+/// The fields that hold ids: no control character in them is taken.
+pub const ID_FIELDS: [&str; 5] = [
+    "userId",
+    "anonymousId",
+    "groupId",
+    "previousId",
+    "messageId",
+];
+
 /// Longest `messageId`.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// Most bytes one request may store, all its events together, as stored (a batch's
@@ -196,14 +205,7 @@ pub fn broken_promise(accepted: &Accepted) -> Option<String> {
         if n.message.get("type").and_then(Value::as_str) != Some(n.event_type.as_str()) {
             return Some(format!("{}: type differs from the message's", n.message_id));
         }
-        let ids = [
-            "userId",
-            "anonymousId",
-            "groupId",
-            "previousId",
-            "messageId",
-        ];
-        let id_texts = ids
+        let id_texts = ID_FIELDS
             .iter()
             .filter_map(|f| n.message.get(*f).and_then(Value::as_str))
             .chain([n.message_id.as_str(), n.user_key.as_str()]);
@@ -375,13 +377,7 @@ fn normalize(
 
     // Ids travel in NATS headers, log lines and the debugger's rows: a control
     // character in one (a line break, say) is refused here, before anything stores it.
-    for field in [
-        "userId",
-        "anonymousId",
-        "groupId",
-        "previousId",
-        "messageId",
-    ] {
+    for field in ID_FIELDS {
         if let Some(Value::String(id)) = item.get(field) {
             refuse_control_characters(field, id)?;
         }
@@ -976,13 +972,7 @@ mod tests {
 
     #[test]
     fn ids_with_control_characters_are_refused() {
-        for field in [
-            "userId",
-            "anonymousId",
-            "groupId",
-            "previousId",
-            "messageId",
-        ] {
+        for field in ID_FIELDS {
             for bad in [
                 "u\nx",
                 "u\r\nNats-Msg-Id: app/1",

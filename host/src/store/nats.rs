@@ -436,7 +436,11 @@ impl NatsStore {
                 let mut changed = c.cached_info().config.clone();
                 changed.max_deliver = max_deliver;
                 let updated = match self.events.update_consumer(changed).await {
-                    Ok(_) => self.events.get_consumer(&name).await.map_err(|e| e.to_string()),
+                    Ok(_) => self
+                        .events
+                        .get_consumer(&name)
+                        .await
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
                 match updated {

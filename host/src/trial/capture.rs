@@ -249,20 +249,38 @@ impl Redactor {
         }
     }
 
+    /// The credential values written as they are (not `${secret:NAME}`
+    /// placeholders: the guest holds only a per-call token for those).
+    fn literal_values(&self) -> impl Iterator<Item = &String> {
+        self.values.iter().filter(|v| !v.contains("${secret:"))
+    }
+
+    /// `text` with every literal credential value hidden; a call's secret
+    /// tokens stay as they are (they are worthless after the call).
+    pub fn literal(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in self.literal_values() {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
     /// A delivery debugger's exchange fit to show: credential values hidden in
     /// its URL, headers, bodies and error. A body cut to its excerpt may end
     /// in the first characters of a credential: that tail is hidden too.
     pub fn tape_exchange(&self, e: TapeExchange) -> TapeExchange {
-        if self.values.is_empty() {
+        if self.literal_values().next().is_none() {
             return e;
         }
         let body = self.excerpt(&e.body, e.body.len() < e.body_bytes);
         TapeExchange {
-            url: self.text(&e.url),
+            url: self.literal(&e.url),
             headers: e
                 .headers
                 .into_iter()
-                .map(|(k, v)| (k, self.text(&v)))
+                .map(|(k, v)| (k, self.literal(&v)))
                 .collect(),
             body,
             response: e.response.map(|r| {
@@ -271,13 +289,13 @@ impl Redactor {
                     headers: r
                         .headers
                         .into_iter()
-                        .map(|(k, v)| (k, self.text(&v)))
+                        .map(|(k, v)| (k, self.literal(&v)))
                         .collect(),
                     body: self.excerpt(&r.body, cut),
                     ..r
                 }
             }),
-            error: e.error.map(|why| self.text(&why)),
+            error: e.error.map(|why| self.literal(&why)),
             ..e
         }
     }
@@ -285,11 +303,10 @@ impl Redactor {
     /// `text` redacted; when it is the start of something longer (`cut`), an
     /// end that begins a credential value is hidden as well.
     fn excerpt(&self, text: &str, cut: bool) -> String {
-        let mut out = self.text(text);
+        let mut out = self.literal(text);
         if cut {
             let tail = self
-                .values
-                .iter()
+                .literal_values()
                 .flat_map(|v| {
                     v.char_indices()
                         .map(|(i, _)| &v[..i])
