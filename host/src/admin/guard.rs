@@ -84,7 +84,7 @@ impl Guard {
         name.parse::<IpAddr>().is_ok()
             || name == "localhost"
             || name.ends_with(".localhost")
-            || self.hosts.iter().any(|h| *h == name)
+            || self.hosts.contains(&name)
     }
 }
 
