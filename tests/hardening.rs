@@ -455,6 +455,16 @@ async fn admin_routes_refuse_a_rebound_host_name_and_readyz_keeps_details_for_th
     host.stop().await;
 }
 
+/// A client that connects from 127.0.0.`n` and does not follow redirects
+/// (another address of loopback, as another machine would be).
+fn browser_at(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// A slow body on a page route is cut at `request_timeout`; one address
 /// cannot hold every connection (another still sends events); failed logins
 /// are paced; the cookie is `Secure` only on a trusted proxy's word.
@@ -511,10 +521,7 @@ async fn slow_bodies_one_address_and_wrong_logins_cannot_shut_others_out() {
     };
     assert!(refused >= 2, "refused after {refused} connections");
     // Another address is served meanwhile.
-    let other = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
-        .build()
-        .unwrap();
+    let other = browser_at(3);
     let resp = other
         .post(host.url("/v1/track"))
         .basic_auth(WRITE_KEY, Some(""))
@@ -549,20 +556,12 @@ async fn slow_bodies_one_address_and_wrong_logins_cannot_shut_others_out() {
     assert!(r.headers().contains_key("retry-after"));
 
     // From an address that is not a trusted proxy, X-Forwarded-Proto is not believed.
-    let untrusted = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 4]))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let untrusted = browser_at(4);
     let r = login(&untrusted, ADMIN_TOKEN, "https").await.unwrap();
     assert_eq!(r.status(), 303);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(!cookie.contains("Secure"), "{cookie}");
-    let proxy = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let proxy = browser_at(2);
     let r = login(&proxy, ADMIN_TOKEN, "https").await.unwrap();
     assert_eq!(r.status(), 303);
     assert!(r.headers()["set-cookie"]
