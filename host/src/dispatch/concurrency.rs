@@ -7,21 +7,35 @@
 //! destination pushed back. Nothing here sleeps or reads a clock: every call
 //! takes `now`, so the policy is tested with paused tokio time.
 //!
-//! The adaptive policy, after Vector's Adaptive Request Concurrency, with these
-//! changes (each is a test below):
-//! - **A no-load reference.** Vector compares a window's mean round trip with
-//!   a moving average of past ones, which rises with the queueing it should
-//!   detect. Here the reference is the lowest window mean of the last
-//!   [`REFERENCE_WINDOWS`] windows: latency the vendor shows when it is not
-//!   queueing. A vendor that becomes slower for good raises it once the old
-//!   windows age out.
+//! The adaptive policy, after Vector's Adaptive Request Concurrency and the
+//! AIMD and gradient limiters it draws on, made to hold up against real
+//! vendors (each point is a simulation below, against a vendor of that shape):
+//! - **Windows of several round trips.** A window closes after about one
+//!   reference round trip (at least [`MIN_WINDOW`]) *and* at least
+//!   [`MIN_SAMPLES`] batches back, so a few fast answers (the first request on
+//!   a new connection, a cache hit) are averaged with the rest instead of
+//!   making a window of their own.
+//! - **A reference that follows the vendor.** The reference is the lowest
+//!   window mean of the last [`REFERENCE_WINDOWS`] windows: the latency the
+//!   vendor shows with the least queueing of late. A vendor that became slower
+//!   for good (or faster) is followed within that many windows.
+//! - **A rise is judged against the noise.** A window's mean counts as a rise
+//!   only when it exceeds the reference by more than the larger of
+//!   [`TOLERANCE`] (plus [`TOLERANCE_FLOOR`]) and [`DEVIATION_SCALE`] standard
+//!   errors of the mean (the deviation is a moving average of the spread of
+//!   round trips inside each window: the vendor's jitter, not a trend across
+//!   windows). Jitter does not read as queueing; a knee still does, since the
+//!   round trips past it are all slower together.
 //! - **Slow start.** The limit doubles per window until the first sign of
-//!   congestion (Vector adds one per window, so reaching 16 takes 15 round trips).
-//! - **A decrease that fits the rise.** When round trips rise past the
-//!   tolerance, the limit is scaled by reference ÷ mean (at most halved), not
-//!   by a fixed ratio; back-pressure (a retry, a 429/5xx, a timeout) halves it.
+//!   congestion, then adds one per window (Vector adds one from the start).
+//! - **A decrease that fits the rise.** On a rise, the limit is scaled by
+//!   reference ÷ mean (at least 1 less, at most halved); back-pressure (a
+//!   retry, a 429/5xx, a timeout) halves it at once. Both end slow start.
 //! - **One decision per window.** The batches already in flight when the limit
-//!   fell report the same congestion; they do not lower it again.
+//!   fell report the same congestion; they do not lower it again. A batch sent
+//!   after a decrease that is pushed back lowers it again at once.
+//! - **A refusal is not a round trip.** A batch pushed back comes back fast
+//!   and says nothing of the vendor's service time: it is not averaged.
 //! - **Increases only when the limit was reached.** A destination with little
 //!   traffic never reaches its limit, so its round trips say nothing about more
 //!   concurrency and the limit stays where it is.
@@ -33,8 +47,21 @@ use tokio::time::Instant;
 
 use crate::config::Concurrency;
 
-/// How many past windows the no-load reference is the minimum of.
-pub const REFERENCE_WINDOWS: usize = 50;
+/// How many past windows the reference is the minimum of.
+pub const REFERENCE_WINDOWS: usize = 10;
+
+/// Fewest round trips a window averages.
+pub const MIN_SAMPLES: u32 = 4;
+
+/// A rise must exceed this many deviations (the vendor's jitter) as well.
+pub const DEVIATION_SCALE: f64 = 3.0;
+
+/// The least fall of the rate, from the best of the last windows, that counts
+/// as past the knee (more when the round trips are noisier).
+pub const MIN_GAIN: f64 = 0.05;
+
+/// Weight of the newest window in the deviation's moving average.
+const DEVIATION_ALPHA: f64 = 0.2;
 
 /// A window's mean may exceed the reference by this fraction before it counts
 /// as a rise (plus [`TOLERANCE_FLOOR`], for vendors that answer in a millisecond).
@@ -63,6 +90,12 @@ pub struct Limiter {
     window: Window,
     /// Means of the last windows (the reference is their minimum).
     history: VecDeque<Duration>,
+    /// The moving average of the spread (standard deviation) of round trips
+    /// within a window.
+    deviation: Duration,
+    /// The rate (limit ÷ mean round trip, batches a second) of the last
+    /// windows that reached the limit.
+    rates: VecDeque<f64>,
     /// Why the limit last moved, for the admin API.
     last_change: Option<&'static str>,
     /// When the limit last fell: batches that left before then report the
@@ -74,8 +107,9 @@ pub struct Limiter {
 struct Window {
     /// When it began.
     started: Instant,
-    /// Round trips summed, and how many.
+    /// Round trips summed, their squares summed (in s²), and how many.
     rtt_sum: Duration,
+    rtt_squares: f64,
     samples: u32,
     /// The limit was reached at some point in it.
     saturated: bool,
@@ -88,6 +122,7 @@ impl Window {
         Window {
             started: now,
             rtt_sum: Duration::ZERO,
+            rtt_squares: 0.0,
             samples: 0,
             saturated: false,
             pushed_back: false,
@@ -106,8 +141,10 @@ pub struct LimitReport {
     pub max: u32,
     /// Batches in flight now.
     pub in_flight: u32,
-    /// The no-load round trip the adaptive limit compares with, in ms.
+    /// The round trip the adaptive limit compares with, in ms.
     pub reference_rtt_ms: Option<f64>,
+    /// The jitter a rise must exceed, in ms (adaptive only).
+    pub rtt_deviation_ms: Option<f64>,
     /// Why the limit last moved.
     pub last_change: Option<&'static str>,
 }
@@ -127,6 +164,8 @@ impl Limiter {
             slow_start: true,
             window: Window::new(now),
             history: VecDeque::with_capacity(REFERENCE_WINDOWS),
+            deviation: Duration::ZERO,
+            rates: VecDeque::with_capacity(REFERENCE_WINDOWS),
             last_change: None,
             lowered_at: None,
         }
@@ -163,26 +202,39 @@ impl Limiter {
             return;
         }
         let length = self.reference().unwrap_or(rtt).max(MIN_WINDOW);
-        if now.saturating_duration_since(self.window.started) >= length {
+        if now.saturating_duration_since(self.window.started) >= length
+            && (self.window.samples >= MIN_SAMPLES || self.window.pushed_back)
+        {
             self.close_window(now);
         }
         let left_at = now.checked_sub(rtt).unwrap_or(now);
         if self.lowered_at.is_some_and(|at| left_at < at) {
             return; // it was out when the limit fell: old news
         }
-        self.window.rtt_sum += rtt;
-        self.window.samples += 1;
-        if pushed_back && !self.window.pushed_back {
-            // Back-pressure acts at once, and once per window.
+        if !pushed_back {
+            // A refusal comes back fast and says nothing of the service time.
+            self.window.rtt_sum += rtt;
+            self.window.rtt_squares += rtt.as_secs_f64() * rtt.as_secs_f64();
+            self.window.samples += 1;
+        }
+        if pushed_back {
+            // Back-pressure acts at once. Those already out when the limit fell
+            // were passed over above; one sent since is news, even in this window.
             self.window.pushed_back = true;
             self.slow_start = false;
             self.lower(self.limit / 2, "back-pressure: halved", now);
         }
     }
 
-    /// The no-load round trip: the lowest window mean of late.
+    /// The round trip with the least queueing of late: the lowest window mean
+    /// of the last [`REFERENCE_WINDOWS`].
     pub fn reference(&self) -> Option<Duration> {
         self.history.iter().min().copied()
+    }
+
+    /// The vendor's jitter: the spread of round trips within a window, on average.
+    pub fn deviation(&self) -> Duration {
+        self.deviation
     }
 
     /// For the admin API.
@@ -196,6 +248,9 @@ impl Limiter {
                 .reference()
                 .filter(|_| self.adaptive)
                 .map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0),
+            rtt_deviation_ms: self
+                .adaptive
+                .then(|| (self.deviation.as_secs_f64() * 10_000.0).round() / 10.0),
             last_change: self.last_change,
         }
     }
@@ -207,6 +262,20 @@ impl Limiter {
         }
         let mean = window.rtt_sum / window.samples;
         let reference = self.reference().unwrap_or(mean);
+        // The spread of this window's round trips feeds the jitter estimate;
+        // a rise must stand out of the noise of a mean of this many.
+        let n = f64::from(window.samples);
+        let m = mean.as_secs_f64();
+        let spread = (window.rtt_squares / n - m * m).max(0.0).sqrt();
+        let deviation = match self.history.is_empty() {
+            true => spread,
+            false => {
+                let d = self.deviation.as_secs_f64();
+                d + DEVIATION_ALPHA * (spread - d)
+            }
+        };
+        self.deviation = Duration::from_secs_f64(deviation);
+        let band = Duration::from_secs_f64(DEVIATION_SCALE * deviation / n.sqrt());
         if self.history.len() == REFERENCE_WINDOWS {
             self.history.pop_front();
         }
@@ -214,19 +283,40 @@ impl Limiter {
         if window.pushed_back {
             return; // already lowered in this window
         }
-        let threshold = reference.mul_f64(1.0 + TOLERANCE) + TOLERANCE_FLOOR;
-        if mean > threshold {
+        let tolerance = (reference.mul_f64(TOLERANCE) + TOLERANCE_FLOOR).max(band);
+        let rose = mean > reference + tolerance;
+        // At the limit, Little's law gives the rate: limit ÷ round trip. Round
+        // trips that rose while the rate rose too are a vendor that is slower
+        // under load but still serves more; past its knee the rate falls.
+        let scale = if window.saturated {
+            let rate = f64::from(self.limit) / m;
+            let best = self.rates.iter().copied().fold(rate, f64::max);
+            if self.rates.len() == REFERENCE_WINDOWS {
+                self.rates.pop_front();
+            }
+            self.rates.push_back(rate);
+            let noise = (DEVIATION_SCALE * deviation / n.sqrt() / m).max(MIN_GAIN);
+            (rose && rate < best * (1.0 - noise)).then_some(rate / best)
+        } else {
+            rose.then(|| reference.as_secs_f64() / m)
+        };
+        if let Some(scale) = scale {
             self.slow_start = false;
-            let scale = (reference.as_secs_f64() / mean.as_secs_f64()).clamp(0.5, 0.95);
+            let scale = scale.clamp(0.5, 0.95);
             let lowered = ((f64::from(self.limit) * scale).floor() as u32).min(self.limit - 1);
             self.lower(lowered, "round trips rose: lowered", now);
         } else if window.saturated {
-            let raised = if self.slow_start {
+            let raised = if self.slow_start && !rose {
                 self.limit * 2
             } else {
+                self.slow_start = false;
                 self.limit + 1
             };
-            self.set(raised, "round trips flat at the limit: raised");
+            let why = match rose {
+                true => "round trips rose with the rate: raised",
+                false => "round trips flat at the limit: raised",
+            };
+            self.set(raised, why);
         }
     }
 
@@ -281,6 +371,166 @@ mod tests {
         samples
     }
 
+    /// What [`run`] saw: the limit every 100 ms, batches answered, and how many
+    /// of them were pushed back.
+    struct Run {
+        limits: Vec<u32>,
+        answered: u64,
+        pushed_back: u64,
+    }
+
+    /// Run `policy` for `secs` of simulated time against a vendor that
+    /// answers a batch sent with `n` in flight after `vendor(n).0`, pushing
+    /// back when `.1`; work is always waiting.
+    async fn run(
+        policy: Concurrency,
+        secs: u64,
+        mut vendor: impl FnMut(u32) -> (Duration, bool),
+    ) -> Run {
+        let mut l = Limiter::new(policy, Instant::now());
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(secs);
+        let mut out: Vec<(Instant, Duration, bool)> = Vec::new();
+        let mut now = t0;
+        let mut next_sample = t0;
+        let mut r = Run {
+            limits: Vec::new(),
+            answered: 0,
+            pushed_back: 0,
+        };
+        while now < end {
+            while l.has_room() {
+                l.started();
+                let (took, pushed) = vendor(l.in_flight());
+                out.push((now + took, took, pushed));
+            }
+            out.sort_by_key(|o| o.0);
+            let (at, took, pushed) = out.remove(0);
+            while next_sample <= at {
+                r.limits.push(l.limit());
+                next_sample += MS * 100;
+            }
+            tokio::time::advance(at - now).await;
+            now = Instant::now();
+            l.finished(took, pushed, now);
+            r.answered += 1;
+            r.pushed_back += u64::from(pushed);
+        }
+        r
+    }
+
+    /// The best fixed setting of 1, 2, 4, 8, 16 and 32 against a vendor,
+    /// in batches answered and not pushed back.
+    async fn best_fixed(secs: u64, vendor: impl Fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>) -> u64 {
+        let mut best = 0;
+        for n in [1, 2, 4, 8, 16, 32] {
+            let r = run(Concurrency::Fixed(n), secs, vendor()).await;
+            best = best.max(r.answered - r.pushed_back);
+        }
+        best
+    }
+
+    /// A vendor whose first request on a connection is fast (2 ms) and every
+    /// later one slow (43 ms): Python's `http.server` with Nagle's algorithm on.
+    fn nagle() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+        let mut opened = 0;
+        Box::new(move |n| {
+            if n > opened {
+                opened = n;
+                (MS * 2, false)
+            } else {
+                (MS * 43, false)
+            }
+        })
+    }
+
+    /// 50 ms ± 20 ms, uniformly (a fixed pseudo-random sequence).
+    fn jitter() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        Box::new(move |_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (MS * 30 + Duration::from_micros(x % 40_000), false)
+        })
+    }
+
+    /// 1 ms, and 2 ms more per batch in flight.
+    fn linear() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+        Box::new(|n| (MS + MS * 2 * n, false))
+    }
+
+    /// 50 ms, and 2 ms more per batch in flight.
+    fn linear_slow() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+        Box::new(|n| (MS * 50 + MS * 2 * n, false))
+    }
+
+    /// Flat 50 ms up to 8 in flight, then 10 ms more per extra batch.
+    fn knee() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+        Box::new(|n| (MS * 50 + MS * 10 * n.saturating_sub(8), false))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adaptive_keeps_up_with_the_best_fixed_setting_against_each_vendor() {
+        let shapes: [(&str, fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>); 5] = [
+            ("nagle", nagle),
+            ("jitter", jitter),
+            ("linear", linear),
+            ("linear from 50 ms", linear_slow),
+            ("knee", knee),
+        ];
+        for (name, vendor) in shapes {
+            let best = best_fixed(30, vendor).await;
+            let r = run(Concurrency::Adaptive { max: 32 }, 30, vendor()).await;
+            let ratio = r.answered as f64 / best as f64;
+            eprintln!("{name}: adaptive {} / best fixed {best} = {ratio:.2}", r.answered);
+            assert!(
+                ratio >= 0.85,
+                "{name}: adaptive answered {} against the best fixed {best} ({ratio:.2}); limits {:?}",
+                r.answered,
+                &r.limits[..r.limits.len().min(60)]
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_first_requests_on_new_connections_do_not_collapse_the_limit() {
+        let r = run(Concurrency::Adaptive { max: 16 }, 20, nagle()).await;
+        // Within 5 s it holds at least 90 % of where it ends, and it ends high.
+        let last = *r.limits.last().unwrap();
+        assert!(last >= 14, "{:?}", r.limits);
+        assert!(
+            r.limits[50..].iter().all(|&n| f64::from(n) >= 0.9 * f64::from(last)),
+            "{:?}",
+            r.limits
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_is_not_read_as_queueing() {
+        let r = run(Concurrency::Adaptive { max: 16 }, 20, jitter()).await;
+        let tail = &r.limits[50..];
+        let mean = tail.iter().sum::<u32>() as f64 / tail.len() as f64;
+        assert!(mean >= 14.0, "mean {mean}: {tail:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_vendor_that_refuses_above_ten_in_flight_wastes_few_requests() {
+        let mut service = jitter();
+        let above_ten = move |n: u32| {
+            if n > 10 {
+                (MS * 5, true)
+            } else {
+                service(n)
+            }
+        };
+        let r = run(Concurrency::Adaptive { max: 32 }, 30, above_ten).await;
+        let wasted = r.pushed_back as f64 / r.answered as f64;
+        assert!(wasted <= 0.05, "{:.1} % pushed back: {:?}", wasted * 100.0, &r.limits[..100]);
+        let tail = &r.limits[50..];
+        assert!(tail.iter().all(|&n| n <= 11), "{tail:?}");
+    }
+
     /// Run `rounds` rounds of batches that all leave together and come back
     /// together after `rtt(n)`; returns the limit after each round.
     async fn drive(l: &mut Limiter, rounds: usize, rtt: impl Fn(u32) -> Duration) -> Vec<u32> {
@@ -314,8 +564,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_start_doubles_to_the_ceiling_while_round_trips_stay_flat() {
         let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, Instant::now());
-        let limits = drive(&mut l, 7, |_| MS * 50).await;
-        assert_eq!(limits, vec![1, 2, 4, 8, 16, 16, 16]);
+        let limits = drive(&mut l, 12, |_| MS * 50).await;
+        // A window averages at least four round trips: one batch at a time
+        // takes four rounds to close one, eight at a time one.
+        assert_eq!(limits, vec![1, 1, 1, 1, 2, 2, 4, 8, 16, 16, 16, 16]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -347,7 +599,7 @@ mod tests {
         assert_eq!(l.limit(), 1, "a fixed limit ignores back-pressure");
 
         let mut l = Limiter::new(Concurrency::Adaptive { max: 32 }, t0);
-        drive(&mut l, 7, |_| MS * 50).await;
+        drive(&mut l, 12, |_| MS * 50).await;
         assert_eq!(l.limit(), 32);
         for _ in 0..32 {
             l.started();
@@ -368,9 +620,13 @@ mod tests {
     async fn a_quiet_destination_does_not_grow() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, t0);
-        drive(&mut l, 2, |_| MS * 50).await;
-        let before = l.limit();
-        for _ in 0..20 {
+        drive(&mut l, 6, |_| MS * 50).await;
+        let mut before = 0;
+        for i in 0..24 {
+            if i == 4 {
+                // The window the busy rounds left open has closed.
+                before = l.limit();
+            }
             l.started(); // one at a time: never at the limit
             tokio::time::advance(MS * 60).await;
             l.finished(MS * 50, false, Instant::now());
@@ -383,7 +639,7 @@ mod tests {
         let mut l = Limiter::new(Concurrency::Adaptive { max: 8 }, Instant::now());
         drive(&mut l, 10, |_| MS * 20).await;
         assert_eq!(l.reference(), Some(MS * 20));
-        drive(&mut l, 3 * REFERENCE_WINDOWS, |_| MS * 80).await;
+        drive(&mut l, 8 * REFERENCE_WINDOWS, |_| MS * 80).await;
         assert_eq!(l.reference(), Some(MS * 80));
         assert_eq!(l.limit(), 8, "back at the ceiling once 80 ms is the norm");
     }
