@@ -28,9 +28,20 @@
 //!   round trips past it are all slower together.
 //! - **Slow start.** The limit doubles per window until the first sign of
 //!   congestion, then adds one per window (Vector adds one from the start).
-//! - **A decrease that fits the rise.** On a rise, the limit is scaled by
-//!   reference ÷ mean (at least 1 less, at most halved); back-pressure (a
-//!   retry, a 429/5xx, a timeout) halves it at once. Both end slow start.
+//! - **Queueing is a rate that falls.** At the limit, Little's law gives the
+//!   rate (limit ÷ median round trip). A window whose rate is below the best
+//!   rate of the last windows *at a lower limit* (by [`MIN_GAIN`], or more
+//!   for a noisy vendor) is past the knee: more in flight only waits longer.
+//!   A vendor that is slower under load but serves more is given more, however
+//!   its round trips rise. (Below the limit there is no rate to read: a rise in
+//!   round trips past the tolerance lowers it.)
+//! - **A decrease that fits the fall.** The limit is scaled by rate ÷ best
+//!   rate (by reference ÷ mean when the limit was not reached; at least 1
+//!   less, at most halved); back-pressure (a retry, a 429/5xx, a timeout)
+//!   halves it at once. Both end slow start.
+//! - **Only news is measured.** Batches that left before the limit last rose
+//!   say nothing of the new limit and are not averaged; a window closes once
+//!   enough batches sent at the new limit came back.
 //! - **One decision per window.** The batches already in flight when the limit
 //!   fell report the same congestion; they do not lower it again. A batch sent
 //!   after a decrease that is pushed back lowers it again at once.
@@ -93,24 +104,25 @@ pub struct Limiter {
     /// The moving average of the spread (standard deviation) of round trips
     /// within a window.
     deviation: Duration,
-    /// The rate (limit ÷ mean round trip, batches a second) of the last
-    /// windows that reached the limit.
-    rates: VecDeque<f64>,
+    /// The limit and the rate (limit ÷ median round trip, batches a second)
+    /// of the last windows that reached the limit.
+    rates: VecDeque<(u32, f64)>,
     /// Why the limit last moved, for the admin API.
     last_change: Option<&'static str>,
     /// When the limit last fell: batches that left before then report the
     /// congestion that lowered it and are not measured again.
     lowered_at: Option<Instant>,
+    /// When the limit last rose: batches that left before then say nothing of
+    /// the new limit and are not measured.
+    raised_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
 struct Window {
     /// When it began.
     started: Instant,
-    /// Round trips summed, their squares summed (in s²), and how many.
-    rtt_sum: Duration,
-    rtt_squares: f64,
-    samples: u32,
+    /// The round trips measured in it.
+    rtts: Vec<Duration>,
     /// The limit was reached at some point in it.
     saturated: bool,
     /// A batch in it was pushed back.
@@ -121,9 +133,7 @@ impl Window {
     fn new(now: Instant) -> Window {
         Window {
             started: now,
-            rtt_sum: Duration::ZERO,
-            rtt_squares: 0.0,
-            samples: 0,
+            rtts: Vec::new(),
             saturated: false,
             pushed_back: false,
         }
@@ -168,6 +178,7 @@ impl Limiter {
             rates: VecDeque::with_capacity(REFERENCE_WINDOWS),
             last_change: None,
             lowered_at: None,
+            raised_at: None,
         }
     }
 
@@ -203,7 +214,7 @@ impl Limiter {
         }
         let length = self.reference().unwrap_or(rtt).max(MIN_WINDOW);
         if now.saturating_duration_since(self.window.started) >= length
-            && (self.window.samples >= MIN_SAMPLES || self.window.pushed_back)
+            && (self.window.rtts.len() >= self.window_samples() || self.window.pushed_back)
         {
             self.close_window(now);
         }
@@ -211,11 +222,10 @@ impl Limiter {
         if self.lowered_at.is_some_and(|at| left_at < at) {
             return; // it was out when the limit fell: old news
         }
-        if !pushed_back {
+        let before_raise = self.raised_at.is_some_and(|at| left_at < at);
+        if !pushed_back && !before_raise {
             // A refusal comes back fast and says nothing of the service time.
-            self.window.rtt_sum += rtt;
-            self.window.rtt_squares += rtt.as_secs_f64() * rtt.as_secs_f64();
-            self.window.samples += 1;
+            self.window.rtts.push(rtt);
         }
         if pushed_back {
             // Back-pressure acts at once. Those already out when the limit fell
@@ -224,6 +234,13 @@ impl Limiter {
             self.slow_start = false;
             self.lower(self.limit / 2, "back-pressure: halved", now);
         }
+    }
+
+    /// Round trips a window needs: two for each batch the limit allows, so
+    /// every slot is heard from twice (and the first answers on connections
+    /// opened for a raise are a minority), and never fewer than [`MIN_SAMPLES`].
+    fn window_samples(&self) -> usize {
+        (2 * self.limit as usize).max(MIN_SAMPLES as usize)
     }
 
     /// The round trip with the least queueing of late: the lowest window mean
@@ -257,16 +274,26 @@ impl Limiter {
 
     fn close_window(&mut self, now: Instant) {
         let window = std::mem::replace(&mut self.window, Window::new(now));
-        if window.samples == 0 {
+        if window.rtts.is_empty() {
             return;
         }
-        let mean = window.rtt_sum / window.samples;
+        // The median: the first answers on new connections (fast) or a cache's
+        // do not move it, where they would move a mean.
+        let mut rtts = window.rtts;
+        rtts.sort_unstable();
+        let mean = rtts[rtts.len() / 2];
         let reference = self.reference().unwrap_or(mean);
         // The spread of this window's round trips feeds the jitter estimate;
         // a rise must stand out of the noise of a mean of this many.
-        let n = f64::from(window.samples);
+        let n = rtts.len() as f64;
         let m = mean.as_secs_f64();
-        let spread = (window.rtt_squares / n - m * m).max(0.0).sqrt();
+        let average = rtts.iter().map(Duration::as_secs_f64).sum::<f64>() / n;
+        let spread = (rtts
+            .iter()
+            .map(|r| (r.as_secs_f64() - average).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
         let deviation = match self.history.is_empty() {
             true => spread,
             false => {
@@ -290,13 +317,19 @@ impl Limiter {
         // under load but still serves more; past its knee the rate falls.
         let scale = if window.saturated {
             let rate = f64::from(self.limit) / m;
-            let best = self.rates.iter().copied().fold(rate, f64::max);
+            let best = self
+                .rates
+                .iter()
+                .filter(|(limit, _)| *limit < self.limit)
+                .map(|(_, r)| *r)
+                .fold(rate, f64::max);
             if self.rates.len() == REFERENCE_WINDOWS {
                 self.rates.pop_front();
             }
-            self.rates.push_back(rate);
-            let noise = (DEVIATION_SCALE * deviation / n.sqrt() / m).max(MIN_GAIN);
-            (rose && rate < best * (1.0 - noise)).then_some(rate / best)
+            self.rates.push_back((self.limit, rate));
+            // Two noisy rates compared, one the best of several: twice the band.
+            let noise = (2.0 * DEVIATION_SCALE * deviation / n.sqrt() / m).max(MIN_GAIN);
+            (rate < best * (1.0 - noise)).then_some(rate / best)
         } else {
             rose.then(|| reference.as_secs_f64() / m)
         };
@@ -316,22 +349,27 @@ impl Limiter {
                 true => "round trips rose with the rate: raised",
                 false => "round trips flat at the limit: raised",
             };
-            self.set(raised, why);
+            if self.set(raised, why) {
+                self.raised_at = Some(now);
+            }
         }
     }
 
     fn lower(&mut self, limit: u32, why: &'static str, now: Instant) {
         self.lowered_at = Some(now);
-        self.set(limit, why);
+        let _ = self.set(limit, why);
     }
 
-    fn set(&mut self, limit: u32, why: &'static str) {
+    /// Move the limit to `limit` (within 1 and the ceiling); whether it moved.
+    fn set(&mut self, limit: u32, why: &'static str) -> bool {
         let limit = limit.clamp(1, self.max);
-        if limit != self.limit {
-            tracing::debug!(from = self.limit, to = limit, "concurrency: {why}");
-            self.limit = limit;
-            self.last_change = Some(why);
+        if limit == self.limit {
+            return false;
         }
+        tracing::debug!(from = self.limit, to = limit, "concurrency: {why}");
+        self.limit = limit;
+        self.last_change = Some(why);
+        true
     }
 }
 
@@ -421,7 +459,10 @@ mod tests {
 
     /// The best fixed setting of 1, 2, 4, 8, 16 and 32 against a vendor,
     /// in batches answered and not pushed back.
-    async fn best_fixed(secs: u64, vendor: impl Fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>) -> u64 {
+    async fn best_fixed(
+        secs: u64,
+        vendor: impl Fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>,
+    ) -> u64 {
         let mut best = 0;
         for n in [1, 2, 4, 8, 16, 32] {
             let r = run(Concurrency::Fixed(n), secs, vendor()).await;
@@ -483,7 +524,10 @@ mod tests {
             let best = best_fixed(30, vendor).await;
             let r = run(Concurrency::Adaptive { max: 32 }, 30, vendor()).await;
             let ratio = r.answered as f64 / best as f64;
-            eprintln!("{name}: adaptive {} / best fixed {best} = {ratio:.2}", r.answered);
+            eprintln!(
+                "{name}: adaptive {} / best fixed {best} = {ratio:.2}",
+                r.answered
+            );
             assert!(
                 ratio >= 0.85,
                 "{name}: adaptive answered {} against the best fixed {best} ({ratio:.2}); limits {:?}",
@@ -500,7 +544,9 @@ mod tests {
         let last = *r.limits.last().unwrap();
         assert!(last >= 14, "{:?}", r.limits);
         assert!(
-            r.limits[50..].iter().all(|&n| f64::from(n) >= 0.9 * f64::from(last)),
+            r.limits[50..]
+                .iter()
+                .all(|&n| f64::from(n) >= 0.9 * f64::from(last)),
             "{:?}",
             r.limits
         );
@@ -526,7 +572,12 @@ mod tests {
         };
         let r = run(Concurrency::Adaptive { max: 32 }, 30, above_ten).await;
         let wasted = r.pushed_back as f64 / r.answered as f64;
-        assert!(wasted <= 0.05, "{:.1} % pushed back: {:?}", wasted * 100.0, &r.limits[..100]);
+        assert!(
+            wasted <= 0.05,
+            "{:.1} % pushed back: {:?}",
+            wasted * 100.0,
+            &r.limits[..100]
+        );
         let tail = &r.limits[50..];
         assert!(tail.iter().all(|&n| n <= 11), "{tail:?}");
     }
@@ -564,10 +615,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slow_start_doubles_to_the_ceiling_while_round_trips_stay_flat() {
         let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, Instant::now());
-        let limits = drive(&mut l, 12, |_| MS * 50).await;
-        // A window averages at least four round trips: one batch at a time
-        // takes four rounds to close one, eight at a time one.
-        assert_eq!(limits, vec![1, 1, 1, 1, 2, 2, 4, 8, 16, 16, 16, 16]);
+        let limits = drive(&mut l, 16, |_| MS * 50).await;
+        // A window hears twice from every slot (at least four round trips),
+        // from batches sent at the new limit: one at a time takes four rounds,
+        // after that each doubling three (the round that was out, then two).
+        assert_eq!(
+            limits,
+            vec![1, 1, 1, 1, 2, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -599,7 +654,7 @@ mod tests {
         assert_eq!(l.limit(), 1, "a fixed limit ignores back-pressure");
 
         let mut l = Limiter::new(Concurrency::Adaptive { max: 32 }, t0);
-        drive(&mut l, 12, |_| MS * 50).await;
+        drive(&mut l, 20, |_| MS * 50).await;
         assert_eq!(l.limit(), 32);
         for _ in 0..32 {
             l.started();
@@ -611,9 +666,10 @@ mod tests {
         }
         assert_eq!(l.limit(), 16);
         assert_eq!(l.report().last_change, Some("back-pressure: halved"));
-        // After slow start is over, it climbs one per window.
-        let limits = drive(&mut l, 3, |_| MS * 50).await;
-        assert_eq!(limits, vec![16, 17, 18]);
+        // After slow start is over, it climbs one per window (a window hears
+        // twice from every slot).
+        let limits = drive(&mut l, 6, |_| MS * 50).await;
+        assert_eq!(limits, vec![16, 16, 17, 17, 17, 18]);
     }
 
     #[tokio::test(start_paused = true)]
