@@ -150,6 +150,7 @@ async fn sample(state: &AdminState) -> HostSample {
             violations: s.sandbox.violations(),
             memory_peak_bytes: s.sandbox.memory_peak_bytes.load(Relaxed),
             swaps: d.plugin.swaps.load(Relaxed),
+            concurrency: s.limiter.lock().expect("limiter lock").report(),
             transforms: s
                 .chain
                 .iter()

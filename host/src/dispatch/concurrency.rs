@@ -84,6 +84,15 @@ pub const TOLERANCE_FLOOR: Duration = Duration::from_millis(2);
 /// The shortest measurement window.
 pub const MIN_WINDOW: Duration = Duration::from_millis(20);
 
+/// The kinds of change of the limit, as `/metrics` labels them (`kind`), and
+/// the reason each gives in the admin API.
+pub const CHANGE_KINDS: [(&str, &str); 4] = [
+    ("raised", "round trips flat at the limit: raised"),
+    ("raised_slower", "round trips rose with the rate: raised"),
+    ("lowered", "round trips rose: lowered"),
+    ("back_pressure", "back-pressure: halved"),
+];
+
 /// The limit of one destination and its measurements.
 #[derive(Debug, Clone)]
 pub struct Limiter {
@@ -109,6 +118,8 @@ pub struct Limiter {
     rates: VecDeque<(u32, f64)>,
     /// Why the limit last moved, for the admin API.
     last_change: Option<&'static str>,
+    /// How many times it moved, by [`CHANGE_KINDS`] (for `/metrics`).
+    changes: [u64; CHANGE_KINDS.len()],
     /// When the limit last fell: batches that left before then report the
     /// congestion that lowered it and are not measured again.
     lowered_at: Option<Instant>,
@@ -157,6 +168,9 @@ pub struct LimitReport {
     pub rtt_deviation_ms: Option<f64>,
     /// Why the limit last moved.
     pub last_change: Option<&'static str>,
+    /// How many times it moved, by [`CHANGE_KINDS`] (in `/metrics`, not in the API).
+    #[serde(skip)]
+    pub changes: [u64; CHANGE_KINDS.len()],
 }
 
 impl Limiter {
@@ -177,6 +191,7 @@ impl Limiter {
             deviation: Duration::ZERO,
             rates: VecDeque::with_capacity(REFERENCE_WINDOWS),
             last_change: None,
+            changes: [0; CHANGE_KINDS.len()],
             lowered_at: None,
             raised_at: None,
         }
@@ -269,6 +284,7 @@ impl Limiter {
                 .adaptive
                 .then(|| (self.deviation.as_secs_f64() * 10_000.0).round() / 10.0),
             last_change: self.last_change,
+            changes: self.changes,
         }
     }
 
@@ -369,6 +385,9 @@ impl Limiter {
         tracing::debug!(from = self.limit, to = limit, "concurrency: {why}");
         self.limit = limit;
         self.last_change = Some(why);
+        if let Some(i) = CHANGE_KINDS.iter().position(|(_, w)| *w == why) {
+            self.changes[i] += 1;
+        }
         true
     }
 }

@@ -167,6 +167,8 @@ pub struct DestinationSample {
     pub swaps: u64,
     /// Its transformations, in the order they run.
     pub transforms: Vec<TransformSample>,
+    /// Its concurrency limit, the round trips it follows, and its changes.
+    pub concurrency: crate::dispatch::concurrency::LimitReport,
 }
 
 /// One transformation of one destination at scrape time.
@@ -518,6 +520,50 @@ impl Collector for SampleCollector {
             true,
             |d| vec![(Other::Plugin(d.plugin.clone()), d.swaps)],
         )?;
+        self.per_destination(
+            e,
+            "switchyard_destination_concurrency_limit",
+            "Batches the destination may have in flight now (fixed, or the adaptive limit)",
+            None,
+            false,
+            |d| u64::from(d.concurrency.limit),
+        )?;
+        self.per_destination_and(
+            e,
+            "switchyard_destination_concurrency_changes",
+            "Changes of the adaptive limit by kind (raised, raised_slower, lowered, back_pressure)",
+            true,
+            |d| {
+                crate::dispatch::concurrency::CHANGE_KINDS
+                    .iter()
+                    .zip(d.concurrency.changes)
+                    .map(|((kind, _), n)| (Other::Kind(kind), n))
+                    .collect()
+            },
+        )?;
+        for (name, help, value) in [
+            (
+                "switchyard_destination_rtt_reference",
+                "The round trip the adaptive limit compares with (the lowest window median of late)",
+                (|d: &DestinationSample| d.concurrency.reference_rtt_ms) as fn(&DestinationSample) -> Option<f64>,
+            ),
+            (
+                "switchyard_destination_rtt_deviation",
+                "The spread of round trips within a window (the jitter a rise must stand out of)",
+                |d: &DestinationSample| d.concurrency.rtt_deviation_ms,
+            ),
+        ] {
+            let mut family =
+                e.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Gauge)?;
+            for d in &self.0.destinations {
+                if let Some(ms) = value(d) {
+                    let labels = DestinationLabel {
+                        destination: d.name.clone(),
+                    };
+                    ConstGauge::new(ms / 1000.0).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
         let ready = encoder.encode_descriptor(
             "switchyard_ready",
             "1 when /readyz answers 200",
@@ -596,6 +642,16 @@ mod tests {
                 },
                 memory_peak_bytes: 1 << 20,
                 swaps: 1,
+                concurrency: crate::dispatch::concurrency::LimitReport {
+                    mode: "adaptive",
+                    limit: 12,
+                    max: 16,
+                    in_flight: 3,
+                    reference_rtt_ms: Some(42.5),
+                    rtt_deviation_ms: Some(1.5),
+                    last_change: Some("round trips rose: lowered"),
+                    changes: [4, 0, 1, 0],
+                },
                 transforms: vec![TransformSample {
                     name: "mask".into(),
                     filtered: 3,
@@ -626,6 +682,9 @@ mod tests {
             "switchyard_plugin_memory_peak_bytes{destination=\"hook\"} 1048576",
             "switchyard_plugin_swaps_total{destination=\"hook\",plugin=\"webhook\"} 1",
             "switchyard_ready 1",
+            "switchyard_destination_concurrency_limit{destination=\"hook\"} 12",
+            "switchyard_destination_concurrency_changes_total{destination=\"hook\",kind=\"lowered\"} 1",
+            "switchyard_destination_rtt_reference_seconds{destination=\"hook\"} 0.0425",
             "switchyard_transform_filtered_total{destination=\"hook\",transform=\"mask\"} 3",
             "switchyard_transform_violations_total{destination=\"hook\",transform=\"mask\",kind=\"trap\"} 2",
             "# TYPE switchyard_destination_delivered_total counter",

@@ -140,6 +140,14 @@ pub(super) async fn page(
             div title=(detail) { span.muted { "Violations" } b { (v) } }
             (figure("Peak memory", format!("{:.1} MiB", row.memory_peak_bytes as f64 / 1048576.0)))
         }
+        @if row.concurrency.mode == "adaptive" {
+            p.muted #concurrency {
+                "Concurrency: adaptive, " (row.concurrency.limit) " of at most " (row.concurrency.max)
+                @if let Some(r) = row.concurrency.reference_rtt_ms { "; reference round trip " (format!("{r:.1}")) " ms" }
+                @if let Some(j) = row.concurrency.rtt_deviation_ms { ", jitter " (format!("{j:.1}")) " ms" }
+                @if let Some(why) = row.concurrency.last_change { "; last change: " (why) }
+            }
+        }
         @if let Some(r) = &row.health_reason { p { "Why: " code.error #health-reason { (r) } } }
         @if let Some(e) = &row.store_error { p.error { "The store did not answer; figures may be stale: " (e) } }
         @if let Some(e) = &row.last_error { p { "Last error: " code.error { (e) } } }
