@@ -37,7 +37,7 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Only these scenarios (ingest, fanout, drain, log, candidates, dispatch, e2e,
-        /// fleet, isolation, hotswap, reload, trial, slow, adaptive, fleet50, sustained, isolation80, stores).
+        /// fleet, isolation, hotswap, reload, trial, slow, adaptive, vendors, fleet50, sustained, isolation80, stores).
         #[arg(long)]
         only: Vec<String>,
         /// Where results go.

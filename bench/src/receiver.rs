@@ -31,6 +31,17 @@ struct Inner {
     knee: Option<(u32, Duration)>,
     /// Requests being answered now.
     open: u32,
+    /// Each answer waits up to this much longer, uniformly at random.
+    jitter: Duration,
+    /// Beyond this many requests being answered at once, an extra one is
+    /// answered 429 with `Retry-After: 1` at once.
+    refuse_above: Option<u32>,
+    /// Requests answered 429.
+    refused: u64,
+    /// Requests answered in all.
+    answered: u64,
+    /// How long each request answered 2xx took here (when recording service times).
+    service: Option<Vec<Duration>>,
     /// Sample 1 in 16 messageIds per path for latency (`record_paths`).
     sample_paths: bool,
     /// Arrivals of sampled `path messageId` pairs.
@@ -71,6 +82,27 @@ impl Receiver {
     /// Add `extra` per request beyond `knee` being answered at once.
     pub fn queue_beyond(&self, knee: u32, extra: Duration) {
         self.inner.lock().unwrap().knee = Some((knee, extra));
+    }
+
+    /// Every answer waits up to `jitter` more, uniformly at random.
+    pub fn jitter(&self, jitter: Duration) {
+        self.inner.lock().unwrap().jitter = jitter;
+    }
+
+    /// Answer 429 (`Retry-After: 1`) at once to a request beyond `n` being answered.
+    pub fn refuse_above(&self, n: u32) {
+        self.inner.lock().unwrap().refuse_above = Some(n);
+    }
+
+    /// Keep how long each answered request took here (for percentiles).
+    pub fn record_service(&self) {
+        self.inner.lock().unwrap().service = Some(Vec::new());
+    }
+
+    /// `(requests answered, of them 429, service times of the others)`.
+    pub fn answers(&self) -> (u64, u64, Vec<Duration>) {
+        let g = self.inner.lock().unwrap();
+        (g.answered, g.refused, g.service.clone().unwrap_or_default())
     }
 
     /// Answer `path` with 500.
@@ -162,25 +194,42 @@ async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
     uri: Uri,
     body: Bytes,
-) -> (axum::http::StatusCode, &'static str) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let started = Instant::now();
     let path = uri.path().to_string();
     let (hang, fail, wait) = {
         let mut g = inner.lock().unwrap();
+        g.answered += 1;
+        if g.refuse_above.is_some_and(|n| g.open >= n) {
+            g.refused += 1;
+            return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                "slow down",
+            )
+                .into_response();
+        }
         g.open += 1;
         let extra = match g.knee {
             Some((knee, per)) => per * g.open.saturating_sub(knee),
             None => Duration::ZERO,
         };
+        let jitter = if g.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            g.jitter.mul_f64(rand::random::<f64>())
+        };
         (
             g.hang.as_deref() == Some(path.as_str()),
             g.fail.as_deref() == Some(path.as_str()),
-            g.latency + extra,
+            g.latency + extra + jitter,
         )
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(60)).await;
         inner.lock().unwrap().open -= 1;
-        return (axum::http::StatusCode::OK, "late");
+        return (axum::http::StatusCode::OK, "late").into_response();
     }
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
@@ -204,7 +253,10 @@ async fn handle(
     let mut g = inner.lock().unwrap();
     g.open -= 1;
     if fail {
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down");
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+    }
+    if let Some(service) = g.service.as_mut() {
+        service.push(started.elapsed());
     }
     *g.per_path.entry(path.clone()).or_default() += count as u64;
     if record || per_path {
@@ -219,5 +271,5 @@ async fn handle(
             }
         }
     }
-    (axum::http::StatusCode::OK, "ok")
+    (axum::http::StatusCode::OK, "ok").into_response()
 }

@@ -4,6 +4,10 @@
 //!   against the ideal (limit × batch ÷ round trip), with a plot over time;
 //! - `adaptive`: a vendor that queues beyond 8 requests at once, the adaptive
 //!   limit against fixed limits at and far above the knee;
+//! - `vendors`: six vendors a user meets (a plain Python server with Nagle on,
+//!   with and without a 50 ms sleep; 50 ± 20 ms jitter; latency that grows
+//!   with load; a knee at 8; 429s above 10), each drained by fixed limits 1 to
+//!   32 and by the adaptive limit (#36);
 //! - `fleet50`: 140 destinations at 50 ms, 1,000 events/s in (140,000
 //!   deliveries/s): backlog, p99 from the `200` to receipt, and memory (PSS);
 //! - `sustained`: the highest ingest rate whose backlog stays flat, against the
@@ -391,5 +395,229 @@ pub async fn isolation80(scale: Scale) -> anyhow::Result<Value> {
         "healthy_deliveries_per_s_alone": alone.round(),
         "healthy_deliveries_per_s_beside_bad": beside.round(),
         "fraction": (beside / alone * 1000.0).round() / 1000.0,
+    }))
+}
+
+/// One vendor of the `vendors` scenario: where it listens and how to stop it.
+struct Vendor {
+    /// `http://127.0.0.1:PORT`.
+    origin: String,
+    /// The bench receiver, when it is one (it counts 429s and service times).
+    rx: Option<Receiver>,
+    /// The Python receiver's process, when it is one.
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Vendor {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The plain Python receiver (`tests/support/vendors/python_receiver.py`):
+/// keep-alive, Nagle's algorithm on; `sleep_ms` before each answer.
+fn python_vendor(sleep_ms: u64) -> anyhow::Result<Vendor> {
+    use std::io::BufRead as _;
+    let script = switchyard_e2e::workspace_root().join("tests/support/vendors/python_receiver.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg("0")
+        .arg(sleep_ms.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let port: u16 = line.trim().parse()?;
+    Ok(Vendor {
+        origin: format!("http://127.0.0.1:{port}"),
+        rx: None,
+        child: Some(child),
+    })
+}
+
+/// A bench receiver shaped by `shape`.
+async fn rust_vendor(shape: impl Fn(&Receiver)) -> Vendor {
+    let rx = Receiver::start().await;
+    shape(&rx);
+    rx.record_service();
+    Vendor {
+        origin: rx.origin(),
+        rx: Some(rx),
+        child: None,
+    }
+}
+
+/// What one drain of the `vendors` scenario measured.
+struct VendorRun {
+    events_per_s: f64,
+    /// `(seconds, limit)` every 100 ms.
+    limits: Vec<(f64, u64)>,
+    /// Requests answered, of them 429, and the p99 service time at the vendor.
+    requests: Option<(u64, u64, Option<f64>)>,
+}
+
+/// Drain a backlog of `batches` × 100 events, built with the destination
+/// paused, to `vendor` with `concurrency`, in batches of 50.
+async fn drain_to(vendor: &Vendor, concurrency: &str, batches: usize) -> anyhow::Result<VendorRun> {
+    let extra = format!(
+        "{concurrency}\nbatch = {{ max_events = 50, max_bytes = 512000, linger_ms = 0 }}\nretry = {{ initial = \"50ms\", max = \"1s\", window = \"10m\" }}"
+    );
+    let table = webhook_table(
+        "d0",
+        &format!("{}/d0", vendor.origin),
+        &vendor.origin,
+        &extra,
+    );
+    let (_dir, _host, port) = host(&table).await?;
+    super::admin_post(port, "/admin/destinations/d0/pause").await?;
+    let t = target(port);
+    for _ in 0..batches {
+        let (body, _) = events::batch("v", 100);
+        let r = t
+            .client
+            .post(&t.url)
+            .basic_auth(&t.write_key, Some(""))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "ingest: {}", r.status());
+    }
+    let total = (batches * 100) as u64;
+    let start = Instant::now();
+    super::admin_post(port, "/admin/destinations/d0/resume").await?;
+    let mut limits = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let row = &super::admin_get(port, "/admin/destinations").await?[0];
+        let t = start.elapsed().as_secs_f64();
+        limits.push((t, row["concurrency"]["limit"].as_u64().unwrap_or(0)));
+        if row["delivered"].as_u64().unwrap_or(0) >= total || t > 300.0 {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let requests = vendor.rx.as_ref().map(|rx| {
+        let (all, refused, mut service) = rx.answers();
+        service.sort();
+        let p99 = (!service.is_empty()).then(|| {
+            service[(service.len() * 99 / 100).min(service.len() - 1)].as_secs_f64() * 1000.0
+        });
+        (all, refused, p99)
+    });
+    Ok(VendorRun {
+        events_per_s: total as f64 / secs,
+        limits,
+        requests,
+    })
+}
+
+/// When the limit first held 90 % of its median over the second half of the drain.
+fn settled_at(limits: &[(f64, u64)]) -> Option<f64> {
+    let mut tail: Vec<u64> = limits[limits.len() / 2..].iter().map(|l| l.1).collect();
+    tail.sort();
+    let settled = *tail.get(tail.len() / 2)? as f64;
+    limits
+        .iter()
+        .find(|(_, l)| *l as f64 >= 0.9 * settled)
+        .map(|(t, _)| *t)
+}
+
+/// Five vendors (#36), each drained by fixed limits 1 to 32 and the adaptive
+/// limit: the adaptive one against the best fixed setting.
+pub async fn vendors(scale: Scale) -> anyhow::Result<Value> {
+    let batches = if scale.quick { 100 } else { 300 };
+    let shapes: Vec<(&str, &str)> = vec![
+        ("python", "a plain Python http.server (threading, keep-alive, Nagle on): the first answer on a connection in ~2 ms, later ones ~43 ms"),
+        ("python+50ms", "the same Python server sleeping 50 ms before each answer"),
+        ("jitter", "50 ms ± 20 ms, uniformly at random"),
+        ("linear", "1 ms, and 2 ms more per request being answered"),
+        ("knee", "50 ms up to 8 requests at once, 10 ms more per request beyond"),
+        ("429 above 10", "50 ms; beyond 10 requests at once, 429 with Retry-After: 1 at once"),
+    ];
+    let mut results = Vec::new();
+    for (name, description) in &shapes {
+        let make = || async {
+            Ok::<_, anyhow::Error>(match *name {
+                "python" => python_vendor(0)?,
+                "python+50ms" => python_vendor(50)?,
+                "jitter" => {
+                    rust_vendor(|rx| {
+                        rx.latency(Duration::from_millis(30));
+                        rx.jitter(Duration::from_millis(40));
+                    })
+                    .await
+                }
+                "linear" => {
+                    rust_vendor(|rx| {
+                        rx.latency(Duration::from_millis(1));
+                        rx.queue_beyond(0, Duration::from_millis(2));
+                    })
+                    .await
+                }
+                "knee" => {
+                    rust_vendor(|rx| {
+                        rx.latency(Duration::from_millis(50));
+                        rx.queue_beyond(8, Duration::from_millis(10));
+                    })
+                    .await
+                }
+                _ => {
+                    rust_vendor(|rx| {
+                        rx.latency(Duration::from_millis(50));
+                        rx.refuse_above(10);
+                    })
+                    .await
+                }
+            })
+        };
+        let mut runs = Vec::new();
+        let mut best: Option<(u32, f64)> = None;
+        for n in [1u32, 2, 4, 8, 16, 32] {
+            let vendor = make().await?;
+            let r = drain_to(&vendor, &format!("concurrency = {n}"), batches).await?;
+            println!("vendors: {name}: fixed {n}: {:.0} events/s", r.events_per_s);
+            if best.is_none_or(|(_, b)| r.events_per_s > b) {
+                best = Some((n, r.events_per_s));
+            }
+            runs.push(json!({"setting": format!("fixed {n}"), "events_per_s": r.events_per_s.round(), "requests": r.requests.map(|(a, f, p)| json!({"all": a, "refused_429": f, "p99_at_vendor_ms": p}))}));
+        }
+        let vendor = make().await?;
+        let r = drain_to(
+            &vendor,
+            "concurrency = { adaptive = true, max = 32 }",
+            batches,
+        )
+        .await?;
+        let (best_n, best_eps) = best.unwrap_or((0, 1.0));
+        let ratio = r.events_per_s / best_eps;
+        let settled = settled_at(&r.limits);
+        let wasted = r.requests.map(|(a, f, _)| f as f64 / a.max(1) as f64);
+        println!(
+            "vendors: {name}: adaptive {:.0} events/s = {ratio:.2} of the best fixed ({best_n}: {best_eps:.0}); limit at 90 % of its settled value after {settled:?} s; 429s {wasted:?}",
+            r.events_per_s
+        );
+        runs.push(json!({
+            "setting": "adaptive, max 32",
+            "events_per_s": r.events_per_s.round(),
+            "fraction_of_best_fixed": (ratio * 100.0).round() / 100.0,
+            "limit_at_90_percent_after_s": settled.map(|s| (s * 10.0).round() / 10.0),
+            "limits": r.limits.iter().map(|(t, l)| json!([(t * 10.0).round() / 10.0, l])).collect::<Vec<_>>(),
+            "requests": r.requests.map(|(a, f, p)| json!({"all": a, "refused_429": f, "wasted_fraction": (f as f64 / a.max(1) as f64 * 1000.0).round() / 1000.0, "p99_at_vendor_ms": p})),
+        }));
+        results.push(json!({
+            "vendor": name,
+            "description": description,
+            "best_fixed": best_n,
+            "runs": runs,
+        }));
+    }
+    Ok(json!({
+        "setup": format!("one webhook destination (batches of 50, linger 0) draining a paused backlog of {} events to each vendor, on loopback; fixed limits 1, 2, 4, 8, 16, 32 and the adaptive limit (max 32), each with a fresh vendor", batches * 100),
+        "goal": "adaptive ≥ 0.85 of the best fixed setting on vendors 1–4; under 5 % of requests refused on vendor 5; the limit at 90 % of its final value within 5 s",
+        "vendors": results,
     }))
 }

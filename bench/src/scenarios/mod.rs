@@ -100,6 +100,14 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
             concurrency::adaptive(scale).await?,
         )?;
     }
+    if want("vendors") {
+        crate::report::write(
+            out,
+            "vendors",
+            scale.quick,
+            concurrency::vendors(scale).await?,
+        )?;
+    }
     if want("fleet50") {
         crate::report::write(
             out,
