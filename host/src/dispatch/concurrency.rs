@@ -93,6 +93,9 @@ pub const CHANGE_KINDS: [(&str, &str); 4] = [
     ("back_pressure", "back-pressure: halved"),
 ];
 
+/// Moves of the limit kept for the status page's chart.
+pub const MOVES_KEPT: usize = 256;
+
 /// The limit of one destination and its measurements.
 #[derive(Debug, Clone)]
 pub struct Limiter {
@@ -120,6 +123,8 @@ pub struct Limiter {
     last_change: Option<&'static str>,
     /// How many times it moved, by [`CHANGE_KINDS`] (for `/metrics`).
     changes: [u64; CHANGE_KINDS.len()],
+    /// The newest moves: when, to what, and why (the status page's chart).
+    moves: VecDeque<(Instant, u32, &'static str)>,
     /// When the limit last fell: batches that left before then report the
     /// congestion that lowered it and are not measured again.
     lowered_at: Option<Instant>,
@@ -192,6 +197,7 @@ impl Limiter {
             rates: VecDeque::with_capacity(REFERENCE_WINDOWS),
             last_change: None,
             changes: [0; CHANGE_KINDS.len()],
+            moves: VecDeque::with_capacity(MOVES_KEPT),
             lowered_at: None,
             raised_at: None,
         }
@@ -254,8 +260,15 @@ impl Limiter {
     /// Round trips a window needs: two for each batch the limit allows, so
     /// every slot is heard from twice (and the first answers on connections
     /// opened for a raise are a minority), and never fewer than [`MIN_SAMPLES`].
+    /// In slow start, one per slot (at least two) is enough: a window there
+    /// only decides whether to double again, and a drain's first second is
+    /// mostly slow start.
     fn window_samples(&self) -> usize {
-        (2 * self.limit as usize).max(MIN_SAMPLES as usize)
+        let limit = self.limit as usize;
+        match self.slow_start {
+            true => limit.max(2),
+            false => (2 * limit).max(MIN_SAMPLES as usize),
+        }
     }
 
     /// The round trip with the least queueing of late: the lowest window mean
@@ -267,6 +280,15 @@ impl Limiter {
     /// The vendor's jitter: the spread of round trips within a window, on average.
     pub fn deviation(&self) -> Duration {
         self.deviation
+    }
+
+    /// The newest moves of the limit, oldest first: how long before `now`,
+    /// the limit it moved to, and why.
+    pub fn moves(&self, now: Instant) -> Vec<(Duration, u32, &'static str)> {
+        self.moves
+            .iter()
+            .map(|(at, limit, why)| (now.saturating_duration_since(*at), *limit, *why))
+            .collect()
     }
 
     /// For the admin API.
@@ -365,7 +387,7 @@ impl Limiter {
                 true => "round trips rose with the rate: raised",
                 false => "round trips flat at the limit: raised",
             };
-            if self.set(raised, why) {
+            if self.set(raised, why, now) {
                 self.raised_at = Some(now);
             }
         }
@@ -373,11 +395,11 @@ impl Limiter {
 
     fn lower(&mut self, limit: u32, why: &'static str, now: Instant) {
         self.lowered_at = Some(now);
-        let _ = self.set(limit, why);
+        let _ = self.set(limit, why, now);
     }
 
     /// Move the limit to `limit` (within 1 and the ceiling); whether it moved.
-    fn set(&mut self, limit: u32, why: &'static str) -> bool {
+    fn set(&mut self, limit: u32, why: &'static str, now: Instant) -> bool {
         let limit = limit.clamp(1, self.max);
         if limit == self.limit {
             return false;
@@ -388,6 +410,10 @@ impl Limiter {
         if let Some(i) = CHANGE_KINDS.iter().position(|(_, w)| *w == why) {
             self.changes[i] += 1;
         }
+        if self.moves.len() == MOVES_KEPT {
+            self.moves.pop_front();
+        }
+        self.moves.push_back((now, limit, why));
         true
     }
 }
@@ -635,12 +661,12 @@ mod tests {
     async fn slow_start_doubles_to_the_ceiling_while_round_trips_stay_flat() {
         let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, Instant::now());
         let limits = drive(&mut l, 16, |_| MS * 50).await;
-        // A window hears twice from every slot (at least four round trips),
-        // from batches sent at the new limit: one at a time takes four rounds,
-        // after that each doubling three (the round that was out, then two).
+        // In slow start a window hears once from every slot (at least two
+        // round trips), from batches sent at the new limit: each doubling
+        // takes two rounds (the round that was out, then one).
         assert_eq!(
             limits,
-            vec![1, 1, 1, 1, 2, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16]
+            vec![1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16]
         );
     }
 

@@ -1,6 +1,8 @@
-//! The destination page's chart, drawn by the server as SVG: delivered,
+//! The destination page's charts, drawn by the server as SVG: delivered,
 //! retried and dead-lettered events per minute over the last hour (from
-//! `observe/history.rs`), one stacked bar a minute.
+//! `observe/history.rs`), one stacked bar a minute; and the adaptive
+//! concurrency limit over the last ten minutes, a step line with each move's
+//! reason (from `dispatch/concurrency.rs`).
 
 use maud::{html, Markup};
 
@@ -88,9 +90,81 @@ pub fn per_minute(minutes: &[Minute]) -> Markup {
     }
 }
 
+/// How far back the limit's chart reaches.
+const LIMIT_SPAN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The adaptive limit over the last ten minutes: `moves` are (how long ago,
+/// the limit it moved to, why), oldest first; `now` is the limit now and `max`
+/// its ceiling.
+pub fn limit_steps(moves: &[(std::time::Duration, u32, &str)], now: u32, max: u32) -> Markup {
+    let span = LIMIT_SPAN.as_secs_f64();
+    let plot = HEIGHT - BOTTOM;
+    let top = u64::from(max.max(1));
+    let x = |ago: std::time::Duration| {
+        let f = 1.0 - (ago.as_secs_f64() / span).min(1.0);
+        LEFT + ((WIDTH - LEFT) as f64 * f) as u64
+    };
+    let y = |limit: u32| plot - u64::from(limit).min(top) * plot / top;
+    // The limit before the oldest move shown: where the line starts.
+    let shown: Vec<_> = moves.iter().filter(|m| m.0 <= LIMIT_SPAN).collect();
+    let first = moves
+        .iter()
+        .rev()
+        .find(|m| m.0 > LIMIT_SPAN)
+        .map_or_else(|| shown.first().map_or(now, |m| m.1), |m| m.1);
+    let mut points = vec![(LEFT, y(first))];
+    for (ago, limit, _) in &shown {
+        let px = x(*ago);
+        points.push((px, points.last().map_or(y(first), |p| p.1)));
+        points.push((px, y(*limit)));
+    }
+    points.push((WIDTH, y(now)));
+    let line: String = points
+        .iter()
+        .map(|(px, py)| format!("{px},{py}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    html! {
+        svg.chart.limit xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
+            role="img" aria-label="the concurrency limit over the last ten minutes" {
+            title { "Batches allowed in flight, last ten minutes" }
+            line.axis x1=(LEFT) y1="0" x2=(LEFT) y2=(plot) {}
+            line.axis x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
+            text x=(LEFT - 4) y="10" text-anchor="end" { (top) }
+            text x=(LEFT - 4) y=(plot) text-anchor="end" { "0" }
+            text x=(LEFT) y=(HEIGHT - 4) { "10 min ago" }
+            text x=(WIDTH) y=(HEIGHT - 4) text-anchor="end" { "now" }
+            polyline.ok fill="none" stroke-width="2" points=(line) {}
+            @for (ago, limit, why) in &shown {
+                circle.ok cx=(x(*ago)) cy=(y(*limit)) r="2" {
+                    title { (limit) ": " (why) " (" (ago.as_secs()) " s ago)" }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_limit_is_a_step_line_with_each_move_and_its_reason() {
+        let s = std::time::Duration::from_secs;
+        let moves = [
+            (s(900), 4, "round trips flat at the limit: raised"),
+            (s(300), 16, "round trips flat at the limit: raised"),
+            (s(60), 8, "back-pressure: halved"),
+        ];
+        let svg = limit_steps(&moves, 9, 16).into_string();
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        assert!(svg.contains("8: back-pressure: halved (60 s ago)"), "{svg}");
+        // It starts at 4 (the move before the window), ends at 9, at the right.
+        let start = format!("{LEFT},{}", (HEIGHT - BOTTOM) - 4 * (HEIGHT - BOTTOM) / 16);
+        assert!(svg.contains(&format!("points=\"{start} ")), "{svg}");
+        let end = format!("{WIDTH},{}", (HEIGHT - BOTTOM) - 9 * (HEIGHT - BOTTOM) / 16);
+        assert!(svg.contains(&format!(" {end}\"")), "{svg}");
+    }
 
     #[test]
     fn scale_tops_are_round() {

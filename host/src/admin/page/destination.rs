@@ -125,6 +125,12 @@ pub(super) async fn page(
     let mut attempts = d.stats.attempts.newest(failed_only);
     attempts.truncate(ATTEMPTS_SHOWN);
     let (v, detail) = violations(&row.violations);
+    let moves = d
+        .stats
+        .limiter
+        .lock()
+        .expect("limiter lock")
+        .moves(tokio::time::Instant::now());
     let live = html! {
         div.figures {
             div { span.muted { "Health" } b { (health(row.health)) } }
@@ -141,6 +147,8 @@ pub(super) async fn page(
             (figure("Peak memory", format!("{:.1} MiB", row.memory_peak_bytes as f64 / 1048576.0)))
         }
         @if row.concurrency.mode == "adaptive" {
+            h2 { "Concurrency" }
+            section { (chart::limit_steps(&moves, row.concurrency.limit, row.concurrency.max)) }
             p.muted #concurrency {
                 "Concurrency: adaptive, " (row.concurrency.limit) " of at most " (row.concurrency.max)
                 @if let Some(r) = row.concurrency.reference_rtt_ms { "; reference round trip " (format!("{r:.1}")) " ms" }
