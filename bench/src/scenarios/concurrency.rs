@@ -544,8 +544,15 @@ pub async fn vendors(scale: Scale) -> anyhow::Result<Value> {
         ("knee", "50 ms up to 8 requests at once, 10 ms more per request beyond"),
         ("429 above 10", "50 ms; beyond 10 requests at once, 429 with Retry-After: 1 at once"),
     ];
+    // `SWITCHYARD_BENCH_VENDORS=knee,jitter` runs only those.
+    let only: Option<Vec<String>> = std::env::var("SWITCHYARD_BENCH_VENDORS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut results = Vec::new();
     for (name, description) in &shapes {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+            continue;
+        }
         let make = || async {
             Ok::<_, anyhow::Error>(match *name {
                 "python" => python_vendor(0)?,
@@ -582,7 +589,13 @@ pub async fn vendors(scale: Scale) -> anyhow::Result<Value> {
         };
         let mut runs = Vec::new();
         let mut best: Option<(u32, f64)> = None;
-        for n in [1u32, 2, 4, 8, 16, 32] {
+        // The quick run leaves out 1 and 2, never the best here and the slowest.
+        let sweep: &[u32] = if scale.quick {
+            &[4, 8, 16, 32]
+        } else {
+            &[1, 2, 4, 8, 16, 32]
+        };
+        for &n in sweep {
             let vendor = make().await?;
             let r = drain_to(&vendor, &format!("concurrency = {n}"), batches).await?;
             println!("vendors: {name}: fixed {n}: {:.0} events/s", r.events_per_s);
