@@ -152,6 +152,15 @@ async fn an_operator_logs_in_watches_a_failure_opens_its_attempt_and_replays_a_d
         t.contains("per minute")
     })
     .await;
+    // The adaptive limit (its reference once a window closed) and the chart of its moves.
+    wait_text(&b, "#concurrency", "the limit's line", |t| {
+        t.contains("Concurrency: adaptive") && t.contains("of at most 16")
+    })
+    .await;
+    assert!(b
+        .find(Locator::Css("svg.chart.limit polyline"))
+        .await
+        .is_ok());
     save_screenshot(&b.screenshot().await.unwrap(), "status-destination.png");
     click(&b, "tr[data-attempt][data-failed=true] a").await;
     wait_for(&b, "#outcomes").await;

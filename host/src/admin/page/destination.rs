@@ -146,6 +146,11 @@ pub(super) async fn page(
             div title=(detail) { span.muted { "Violations" } b { (v) } }
             (figure("Peak memory", format!("{:.1} MiB", row.memory_peak_bytes as f64 / 1048576.0)))
         }
+        @if let Some(r) = &row.health_reason { p { "Why: " code.error #health-reason { (r) } } }
+        @if let Some(e) = &row.store_error { p.error { "The store did not answer; figures may be stale: " (e) } }
+        @if let Some(e) = &row.last_error { p { "Last error: " code.error { (e) } } }
+        h2 { "Last hour" }
+        section { (chart::per_minute(&d.stats.history.last_hour(now_ms()))) }
         @if row.concurrency.mode == "adaptive" {
             h2 { "Concurrency" }
             section { (chart::limit_steps(&moves, row.concurrency.limit, row.concurrency.max)) }
@@ -156,11 +161,6 @@ pub(super) async fn page(
                 @if let Some(why) = row.concurrency.last_change { "; last change: " (why) }
             }
         }
-        @if let Some(r) = &row.health_reason { p { "Why: " code.error #health-reason { (r) } } }
-        @if let Some(e) = &row.store_error { p.error { "The store did not answer; figures may be stale: " (e) } }
-        @if let Some(e) = &row.last_error { p { "Last error: " code.error { (e) } } }
-        h2 { "Last hour" }
-        section { (chart::per_minute(&d.stats.history.last_hour(now_ms()))) }
         h2 {
             "Delivery attempts "
             @if failed_only {
