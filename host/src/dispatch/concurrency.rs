@@ -504,10 +504,7 @@ mod tests {
 
     /// The best fixed setting of 1, 2, 4, 8, 16 and 32 against a vendor,
     /// in batches answered and not pushed back.
-    async fn best_fixed(
-        secs: u64,
-        vendor: impl Fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>,
-    ) -> u64 {
+    async fn best_fixed(secs: u64, vendor: impl Fn() -> Vendor) -> u64 {
         let mut best = 0;
         for n in [1, 2, 4, 8, 16, 32] {
             let r = run(Concurrency::Fixed(n), secs, vendor()).await;
@@ -516,9 +513,13 @@ mod tests {
         best
     }
 
+    /// A simulated vendor: the round trip of a batch sent with `n` in flight,
+    /// and whether it was pushed back.
+    type Vendor = Box<dyn FnMut(u32) -> (Duration, bool)>;
+
     /// A vendor whose first request on a connection is fast (2 ms) and every
     /// later one slow (43 ms): Python's `http.server` with Nagle's algorithm on.
-    fn nagle() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+    fn nagle() -> Vendor {
         let mut opened = 0;
         Box::new(move |n| {
             if n > opened {
@@ -531,7 +532,7 @@ mod tests {
     }
 
     /// 50 ms ± 20 ms, uniformly (a fixed pseudo-random sequence).
-    fn jitter() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+    fn jitter() -> Vendor {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         Box::new(move |_| {
             x ^= x << 13;
@@ -542,24 +543,24 @@ mod tests {
     }
 
     /// 1 ms, and 2 ms more per batch in flight.
-    fn linear() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+    fn linear() -> Vendor {
         Box::new(|n| (MS + MS * 2 * n, false))
     }
 
     /// 50 ms, and 2 ms more per batch in flight.
-    fn linear_slow() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+    fn linear_slow() -> Vendor {
         Box::new(|n| (MS * 50 + MS * 2 * n, false))
     }
 
     /// Flat 50 ms up to 8 in flight, then 10 ms more per extra batch.
-    fn knee() -> Box<dyn FnMut(u32) -> (Duration, bool)> {
+    fn knee() -> Vendor {
         Box::new(|n| (MS * 50 + MS * 10 * n.saturating_sub(8), false))
     }
 
     #[tokio::test(start_paused = true)]
     async fn adaptive_keeps_up_with_the_best_fixed_setting_against_each_vendor() {
-        let shapes: [(&str, fn() -> Box<dyn FnMut(u32) -> (Duration, bool)>); 5] = [
-            ("nagle", nagle),
+        let shapes = [
+            ("nagle", nagle as fn() -> Vendor),
             ("jitter", jitter),
             ("linear", linear),
             ("linear from 50 ms", linear_slow),
