@@ -26,6 +26,21 @@ fn counts(rx: &Receiver, path: &str) -> HashMap<String, usize> {
     seen
 }
 
+/// Wait (at most 60 s) until every id in `want` reached `rx` under `path`;
+/// then, `settle` later (for anything misrouted or repeated to arrive too),
+/// nothing else arrived there and nothing twice.
+async fn each_once(rx: &Receiver, path: &str, want: &[String], settle: Duration) {
+    eventually(Duration::from_secs(60), "every event", || {
+        let got = counts(rx, path);
+        want.iter().all(|id| got.contains_key(id)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(settle).await;
+    let got = counts(rx, path);
+    assert_eq!(got.len(), want.len(), "something else reached {path}");
+    assert!(got.values().all(|n| *n == 1), "delivered twice: {got:?}");
+}
+
 /// POST `body` to `/v1/{kind}` of `host`: status and JSON answer.
 async fn send(host: &TestHost, kind: &str, body: &Value) -> (u16, Value) {
     let resp = host.send(kind, body).await;
@@ -103,19 +118,7 @@ async fn header_injection_through_ids_is_refused_and_nothing_is_misrouted_or_los
     assert_eq!(status, 200);
     good.push(victim.to_string());
 
-    eventually(Duration::from_secs(60), "every good event at hooks", || {
-        let got = counts(&rx, "/hooks");
-        good.iter().all(|id| got.contains_key(id)).then_some(())
-    })
-    .await;
-    // Let anything misrouted or repeated arrive too, then count.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let hooks = counts(&rx, "/hooks");
-    assert_eq!(hooks.len(), good.len(), "something else reached hooks");
-    assert!(
-        hooks.values().all(|n| *n == 1),
-        "delivered twice: {hooks:?}"
-    );
+    each_once(&rx, "/hooks", &good, Duration::from_secs(2)).await;
     assert!(
         counts(&rx, "/billing").is_empty(),
         "a track event reached billing"
@@ -228,15 +231,7 @@ async fn every_control_character_in_every_field_is_refused_or_kept_exactly_on_bo
         assert!(resp.json::<Value>().await.is_ok());
 
         let want: Vec<String> = accepted.iter().map(|(id, _)| id.clone()).collect();
-        eventually(Duration::from_secs(60), "every accepted event", || {
-            let got = counts(&rx, "/all");
-            want.iter().all(|id| got.contains_key(id)).then_some(())
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let all = counts(&rx, "/all");
-        assert_eq!(all.len(), want.len(), "nats={nats}");
-        assert!(all.values().all(|n| *n == 1), "nats={nats}: {all:?}");
+        each_once(&rx, "/all", &want, Duration::from_millis(500)).await;
         // Kept exactly: the fields arrive as sent.
         for (id, sent) in &accepted {
             let got = rx.event(id).unwrap();

@@ -39,6 +39,19 @@ fn nice_top(max: u64) -> u64 {
     }
 }
 
+/// Both charts' axes: 0 to `top` up the left, `since` to now along the bottom.
+fn axes(top: u64, since: &str) -> Markup {
+    let plot = HEIGHT - BOTTOM;
+    html! {
+        line.axis x1=(LEFT) y1="0" x2=(LEFT) y2=(plot) {}
+        line.axis x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
+        text x=(LEFT - 4) y="10" text-anchor="end" { (top) }
+        text x=(LEFT - 4) y=(plot) text-anchor="end" { "0" }
+        text x=(LEFT) y=(HEIGHT - 4) { (since) }
+        text x=(WIDTH) y=(HEIGHT - 4) text-anchor="end" { "now" }
+    }
+}
+
 /// The chart of `minutes` (oldest first, one per minute).
 pub fn per_minute(minutes: &[Minute]) -> Markup {
     let max = minutes
@@ -70,12 +83,7 @@ pub fn per_minute(minutes: &[Minute]) -> Markup {
         svg.chart xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
             role="img" aria-label="events per minute over the last hour" {
             title { "Delivered, retried and dead-lettered events per minute, last hour" }
-            line.axis x1=(LEFT) y1="0" x2=(LEFT) y2=(plot) {}
-            line.axis x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
-            text x=(LEFT - 4) y="10" text-anchor="end" { (top) }
-            text x=(LEFT - 4) y=(plot) text-anchor="end" { "0" }
-            text x=(LEFT) y=(HEIGHT - 4) { "60 min ago" }
-            text x=(WIDTH) y=(HEIGHT - 4) text-anchor="end" { "now" }
+            (axes(top, "60 min ago"))
             @for (x, y, h, class, v, label) in rects {
                 rect class=(class) x=(x) y=(y) width=(width) height=(h) {
                     title { (v) " " (label) }
@@ -128,12 +136,7 @@ pub fn limit_steps(moves: &[(std::time::Duration, u32, &str)], now: u32, max: u3
         svg.chart.limit xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
             role="img" aria-label="the concurrency limit over the last ten minutes" {
             title { "Batches allowed in flight, last ten minutes" }
-            line.axis x1=(LEFT) y1="0" x2=(LEFT) y2=(plot) {}
-            line.axis x1=(LEFT) y1=(plot) x2=(WIDTH) y2=(plot) {}
-            text x=(LEFT - 4) y="10" text-anchor="end" { (top) }
-            text x=(LEFT - 4) y=(plot) text-anchor="end" { "0" }
-            text x=(LEFT) y=(HEIGHT - 4) { "10 min ago" }
-            text x=(WIDTH) y=(HEIGHT - 4) text-anchor="end" { "now" }
+            (axes(top, "10 min ago"))
             polyline.ok fill="none" stroke-width="2" points=(line) {}
             @for (ago, limit, why) in &shown {
                 circle.ok cx=(x(*ago)) cy=(y(*limit)) r="2" {
