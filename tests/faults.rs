@@ -116,14 +116,8 @@ async fn a_full_disk_under_delivery_loses_nothing_and_leaves_nothing_stuck() {
         "said twice: {message}"
     );
     // Not ready, and /readyz says why; alive all the same.
-    let ready = host
-        .admin()
-        .request(reqwest::Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let ready: serde_json::Value = ready.json().await.unwrap();
+    let (status, ready) = host.admin().readyz().await;
+    assert_eq!(status, 503);
     assert_eq!(ready["status"], "not ready", "{ready}");
     assert_eq!(ready["reasons"][0]["check"], "store", "{ready}");
     let why = ready["reasons"][0]["message"].as_str().unwrap_or_default();

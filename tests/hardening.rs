@@ -418,16 +418,9 @@ async fn admin_routes_refuse_a_rebound_host_name_and_readyz_keeps_details_for_th
         open.contains("plugin") && !open.contains("garbage"),
         "{open}"
     );
-    let detailed = host
-        .admin()
-        .request(reqwest::Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(detailed.contains("garbage"), "{detailed}");
+    let (status, detailed) = host.admin().readyz().await;
+    assert_eq!(status, 503);
+    assert!(detailed.to_string().contains("garbage"), "{detailed}");
 
     let settings = host
         .http

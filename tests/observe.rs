@@ -560,14 +560,8 @@ async fn a_plugin_that_did_not_load_makes_readyz_say_so_until_a_valid_file_loads
     let host = TestHost::start_config(dir.path(), &config_text(dir.path(), &destinations)).await;
 
     // Serving, not ready, and saying which destination and file.
-    let ready = host
-        .admin()
-        .request(reqwest::Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.unwrap();
+    let (status, body) = host.admin().readyz().await;
+    assert_eq!(status, 503);
     let reason = &body["reasons"][0];
     assert_eq!(reason["check"], "plugin", "{body}");
     let message = reason["message"].as_str().unwrap();

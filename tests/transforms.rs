@@ -398,14 +398,8 @@ async fn a_destination_whose_transform_did_not_load_waits_and_says_why() {
         &config,
     );
     let host = TestHost::start_config(dir.path(), &text).await;
-    let ready = host
-        .admin()
-        .request(reqwest::Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let body: Value = ready.json().await.unwrap();
+    let (status, body) = host.admin().readyz().await;
+    assert_eq!(status, 503);
     let text = body.to_string();
     assert!(text.contains("plugin `mask-pii` did not load"), "{text}");
     let body =

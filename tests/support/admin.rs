@@ -60,6 +60,15 @@ impl Admin {
             .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
     }
 
+    /// `GET /readyz` with the token (which shows what each failed check
+    /// says): its status and JSON answer.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let resp = self.request(reqwest::Method::GET, "/readyz").send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET /readyz: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("/readyz answers JSON"))
+    }
+
     /// `POST path` without a body.
     pub async fn post(&self, path: &str) -> reqwest::Response {
         let resp = self.request(reqwest::Method::POST, path).send().await;
