@@ -205,13 +205,10 @@ impl Redactor {
     /// `text` with every credential value replaced by `[redacted]`, and any
     /// call's secret token written back as `${secret:NAME}`.
     pub fn text(&self, text: &str) -> String {
-        let mut out = crate::imports::secrets::name_any_tokens(text);
-        for v in &self.values {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), REDACTED);
-            }
-        }
-        out
+        hide(
+            crate::imports::secrets::name_any_tokens(text),
+            self.values.iter(),
+        )
     }
 
     /// `bytes` redacted when they are text (binary bodies are left as they are).
@@ -258,13 +255,7 @@ impl Redactor {
     /// `text` with every literal credential value hidden; a call's secret
     /// tokens stay as they are (they are worthless after the call).
     pub fn literal(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for v in self.literal_values() {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), REDACTED);
-            }
-        }
-        out
+        hide(text.to_string(), self.literal_values())
     }
 
     /// A delivery debugger's exchange fit to show: credential values hidden in
@@ -336,6 +327,16 @@ impl Redactor {
     pub fn settings(&self, settings: &serde_json::Value) -> serde_json::Value {
         redact_settings(settings, false)
     }
+}
+
+/// `text` with each of `values` replaced by `[redacted]`.
+fn hide<'a>(mut text: String, values: impl Iterator<Item = &'a String>) -> String {
+    for v in values {
+        if text.contains(v.as_str()) {
+            text = text.replace(v.as_str(), REDACTED);
+        }
+    }
+    text
 }
 
 /// The string values under credential-named keys (at any depth).
