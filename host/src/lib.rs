@@ -27,6 +27,7 @@
 //!   the host functions, loaded plugins and per-call limits.
 //! - [`imports`]: the behaviour behind the WIT imports (`http` egress, `log`).
 //! - [`plugins`]: the plugin catalog: versions, hot swap, rollback, directory watcher.
+//! - [`catalog`]: Segment's action destinations (`catalog:NAME` plugins), built on demand.
 //! - [`trial`]: a version tried on real traffic before it serves (shadow,
 //!   canary), and recordings of real deliveries for `switchyard replay`.
 //! - [`reload`]: a changed config file applied to the running host (destinations
@@ -45,6 +46,7 @@
 
 pub mod admin;
 pub mod allowlist;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -6,6 +6,7 @@
 
 mod admin_client;
 mod backfill;
+mod catalog;
 mod check;
 mod dev;
 mod dlq;
@@ -23,6 +24,8 @@ mod try_run;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+pub use try_run::user_cache_dir;
 
 /// Segment-compatible event router; destinations are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -99,6 +102,12 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Segment's action destinations, each a plugin `catalog:NAME`: list, show, build.
+    Catalog {
+        /// `list`, `show` or `build`.
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+    },
     /// Dead letters: list or replay, against a running host or a stopped host's store.
     Dlq {
         /// `list` or `replay`.
@@ -132,6 +141,7 @@ impl Cli {
             Command::Try(args) => try_run::try_run(args).await,
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::Catalog { command } => catalog::catalog(command).await,
             Command::Status { config } => status::status(config).await,
             Command::New {
                 name,

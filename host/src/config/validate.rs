@@ -395,7 +395,8 @@ impl At {
 
 /// One `[[destinations]]` table.
 fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationConfig, Invalid> {
-    if !valid_name(&d.plugin) {
+    let plugin_name = crate::catalog::entry_name(&d.plugin).unwrap_or(&d.plugin);
+    if !valid_name(plugin_name) {
         return Err(at.err("plugin", format!("`{}` is not a plugin name", d.plugin)));
     }
     let allowed_hosts = Allowlist::parse(&d.allowed_hosts)
@@ -562,7 +563,8 @@ fn valid_source_name(s: &str) -> bool {
     !s.is_empty() && s.chars().count() <= 64 && !s.chars().any(|c| c == '/' || c.is_control())
 }
 
-/// A destination or plugin name: 1 to 64 letters, digits, `-` and `_`.
+/// A destination or plugin name: 1 to 64 letters, digits, `-` and `_` (a
+/// destination's plugin may also be `catalog:` and such a name).
 pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64

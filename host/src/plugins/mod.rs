@@ -340,6 +340,10 @@ impl Catalog {
         tolerate_missing: bool,
     ) -> Result<Arc<PluginSlot>, PluginError> {
         let path = plugin_path(&self.dir, plugin);
+        // A catalog entry named for the first time is built now (cached after).
+        if let Err(e) = crate::catalog::build_if_missing(plugin, &self.dir).await {
+            tracing::error!(plugin = %plugin, "cannot build the catalog entry: {e}");
+        }
         let loaded = match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 self.prepare(plugin, bytes, &path.display().to_string(), users)

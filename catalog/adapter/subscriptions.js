@@ -1,0 +1,31 @@
+// Which subscriptions a catalog destination runs: the ones its settings give,
+// in Segment's shape (`subscribe`, `partnerAction`, `mapping`) or as
+// Segment's Public API exports them (`trigger`, `actionSlug`, `settings`,
+// `enabled`), or else the entry's presets that Segment turns on by default.
+
+/** The subscriptions to run, each `{ name, subscribe, partnerAction, mapping }`. */
+export function subscriptionsOf(definition, given) {
+  if (given === undefined || given === null) return presetsOf(definition);
+  if (!Array.isArray(given)) throw new Error('subscriptions: expected an array');
+  return given
+    .map((s, i) => {
+      if (s === null || typeof s !== 'object' || Array.isArray(s)) {
+        throw new Error(`subscriptions[${i}]: expected an object`);
+      }
+      return {
+        name: s.name,
+        enabled: s.enabled !== false,
+        subscribe: s.subscribe ?? s.trigger,
+        partnerAction: s.partnerAction ?? s.actionSlug,
+        mapping: s.mapping ?? s.settings ?? {},
+      };
+    })
+    .filter((s) => s.enabled);
+}
+
+/** The presets Segment subscribes a new destination to: the automatic ones with a trigger. */
+export function presetsOf(definition) {
+  return (definition.presets ?? [])
+    .filter((p) => (p.type === undefined || p.type === 'automatic') && typeof p.subscribe === 'string')
+    .map((p) => ({ name: p.name, enabled: true, subscribe: p.subscribe, partnerAction: p.partnerAction, mapping: p.mapping ?? {} }));
+}
