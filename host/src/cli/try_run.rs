@@ -23,6 +23,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,19 @@ mod plan;
 
 pub use plan::user_cache_dir;
 use plan::{plan, Part};
+
+/// Whether `--format json` is on: only the requests are printed, one JSON
+/// object a line (the run's only output, so set once before it starts).
+static JSON_LINES: AtomicBool = AtomicBool::new(false);
+
+/// `println!`, unless only the requests are printed (`--format json`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !JSON_LINES.load(Relaxed) {
+            println!($($arg)*)
+        }
+    };
+}
 
 /// Most attempts of one event in a dry run (the host goes on until `retry.window` closes).
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -71,6 +85,19 @@ pub struct TryArgs {
     /// Settings of the transformation at the same position (repeatable; `{}` when absent).
     #[arg(long = "transform-settings")]
     pub transform_settings: Vec<PathBuf>,
+    /// `text` (the default), or `json`: only the requests the destination makes, one JSON object
+    /// a line (`method`, `url`, `headers`, `body` as text), for tools.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TryFormat,
+}
+
+/// How `switchyard try` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TryFormat {
+    /// Events, requests, answers and outcomes, for a person.
+    Text,
+    /// The requests only, as JSON lines.
+    Json,
 }
 
 /// A component loaded and its settings checked.
@@ -113,7 +140,7 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
         anyhow::bail!("{settings_name}: settings refused by {name}: {message}");
     }
     dry.take();
-    println!(
+    say!(
         "{} {name} {} (sha256 {})",
         plugin.kind().as_str(),
         plugin.metadata.version,
@@ -128,10 +155,32 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
     })
 }
 
+/// The component file of `plugin`: itself, or for a catalog entry
+/// (`catalog:NAME`, or a missing `DIR/catalog:NAME.wasm`) the entry built
+/// (once, then cached) into the catalog's cache folder or DIR.
+async fn catalog_component(plugin: &Path) -> anyhow::Result<PathBuf> {
+    let file_name = plugin.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let Some(entry) = crate::catalog::entry_name(file_name.trim_end_matches(".wasm")) else {
+        return Ok(plugin.to_path_buf());
+    };
+    if plugin.is_file() {
+        return Ok(plugin.to_path_buf());
+    }
+    let dir = match plugin.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => crate::catalog::cache_dir(),
+    };
+    let source = crate::catalog::Source::find()?;
+    source.build(&[entry], &dir).await?;
+    Ok(crate::plugins::plugin_path(&dir, &format!("{}{entry}", crate::catalog::PREFIX)))
+}
+
 /// Run `switchyard try`.
 pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
     let script = super::respond::script(&args.respond)?;
-    let plan = plan(&args)?;
+    JSON_LINES.store(args.format == TryFormat::Json, Relaxed);
+    let mut plan = plan(&args)?;
+    plan.last.plugin = catalog_component(&plan.last.plugin).await?;
     let mut events = events_of(&args.event, super::read_json(&args.event)?)?;
     let runtime = Runtime::new(plan.cache.clone(), 4)?;
     let mut steps = Vec::with_capacity(plan.chain.len() + 1);
@@ -155,7 +204,7 @@ pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
         }
         Kind::Destination => Some(last),
     };
-    println!("{} event(s)", events.len());
+    say!("{} event(s)", events.len());
     for e in &events {
         print_event("as received", e);
     }
@@ -180,7 +229,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
     let mut waited = Duration::ZERO;
     let mut all_delivered = true;
     for attempt in 1..=MAX_ATTEMPTS {
-        println!("\n--- attempt {attempt}: {} event(s)", pending.len());
+        say!("\n--- attempt {attempt}: {} event(s)", pending.len());
         let mut outcomes = Vec::with_capacity(pending.len());
         // In batches of the plugin's max-batch, as the host would send them.
         for batch in pending.chunks(dest.plugin.metadata.max_batch as usize) {
@@ -192,7 +241,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
             );
         }
         print_exchanges(&dest.dry);
-        println!();
+        say!();
         let mut retry = Vec::new();
         let mut longest_hint = None;
         for (event, outcome) in pending.iter().zip(outcomes) {
@@ -211,7 +260,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
                     format!("reject (dead letter): {reason}")
                 }
             };
-            println!("{}: {text}", event.message_id);
+            say!("{}: {text}", event.message_id);
         }
         if retry.is_empty() {
             return Ok(all_delivered);
@@ -230,7 +279,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
         };
         waited += longest_hint.unwrap_or_default().max(ceiling);
         if waited > policy.window {
-            println!(
+            say!(
                 "\nthe retry window ({}) would close before the next attempt: {} event(s) go to dead letters",
                 human(policy.window),
                 retry.len()
@@ -238,14 +287,14 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
             return Ok(false);
         }
         if attempt == MAX_ATTEMPTS {
-            println!(
+            say!(
                 "\n{} event(s) still retrying after {MAX_ATTEMPTS} attempts; the host goes on until retry.window ({}) closes",
                 retry.len(),
                 human(policy.window)
             );
             return Ok(false);
         }
-        println!("\nthe host would retry {} event(s) {schedule}", retry.len());
+        say!("\nthe host would retry {} event(s) {schedule}", retry.len());
         pending = retry;
     }
     Ok(false)
@@ -276,22 +325,22 @@ async fn transform(step: &Loaded, events: Vec<Event>) -> anyhow::Result<(Vec<Eve
                     }
                     Err(why) => {
                         ok = false;
-                        println!("\n{}: {label}: broke the contract: {why}", event.message_id);
+                        say!("\n{}: {label}: broke the contract: {why}", event.message_id);
                     }
                 },
                 Verdict::Drop(reason) => {
-                    println!(
+                    say!(
                         "\n{}: {label}: dropped (filtered): {reason}",
                         event.message_id
                     )
                 }
                 Verdict::Fail(Outcome::Reject(reason)) => {
                     ok = false;
-                    println!("\n{}: {label}: reject: {reason}", event.message_id);
+                    say!("\n{}: {label}: reject: {reason}", event.message_id);
                 }
                 Verdict::Fail(Outcome::Retry { reason, .. }) => {
                     ok = false;
-                    println!("\n{}: {label}: retry: {reason}", event.message_id);
+                    say!("\n{}: {label}: retry: {reason}", event.message_id);
                 }
                 Verdict::Fail(Outcome::Delivered) => kept.push(event.clone()),
             }
@@ -304,12 +353,16 @@ fn print_event(label: &str, e: &Event) {
     let pretty = serde_json::from_str::<Value>(&e.json)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| e.json.clone());
-    println!("\n{}: {label}:\n{pretty}", e.message_id);
+    say!("\n{}: {label}:\n{pretty}", e.message_id);
 }
 
 /// Each request since the last call, and the answer it got.
 fn print_exchanges(dry: &DryRun) {
     for (req, answer) in dry.take() {
+        if JSON_LINES.load(Relaxed) {
+            println!("{}", request_json(&req));
+            continue;
+        }
         print_request(&req);
         match answer {
             Ok(resp) => {
@@ -323,23 +376,43 @@ fn print_exchanges(dry: &DryRun) {
                     true => String::new(),
                     false => format!(" ({})", headers.join(", ")),
                 };
-                println!(
+                say!(
                     "<- {}{headers} {}",
                     resp.status,
                     crate::observe::attempts::excerpt(&resp.body)
                 );
             }
-            Err(error) => println!("<- {error}"),
+            Err(error) => say!("<- {error}"),
         }
     }
 }
 
-fn print_request(req: &Request) {
-    println!("\n{} {}", req.method, req.url);
+/// A request as one line of JSON: `method`, `url`, `headers` (names lower
+/// case; repeated ones joined with `, `) and `body` (as text).
+fn request_json(req: &Request) -> Value {
+    let mut headers = Map::new();
     for (k, v) in &req.headers {
-        println!("{k}: {v}");
+        let k = k.to_ascii_lowercase();
+        let joined = match headers.get(&k).and_then(Value::as_str) {
+            Some(prev) => format!("{prev}, {v}"),
+            None => v.clone(),
+        };
+        headers.insert(k, Value::String(joined));
     }
-    println!("\n{}", String::from_utf8_lossy(&req.body));
+    serde_json::json!({
+        "method": req.method,
+        "url": req.url,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&req.body),
+    })
+}
+
+fn print_request(req: &Request) {
+    say!("\n{} {}", req.method, req.url);
+    for (k, v) in &req.headers {
+        say!("{k}: {v}");
+    }
+    say!("\n{}", String::from_utf8_lossy(&req.body));
 }
 
 fn exit(all_well: bool) -> ExitCode {

@@ -202,6 +202,9 @@ pub struct DestinationConfig {
     pub transforms: Vec<String>,
     /// Secrets the settings name as `${secret:NAME}`, kept from the guest.
     pub secrets: crate::imports::secrets::Secrets,
+    /// Vendor origins sent to loopback instead (`vendor_origins`; tests and
+    /// dry runs only, empty by default).
+    pub vendor_origins: crate::imports::reroute::Reroute,
 }
 
 /// One transformation (`[[transforms]]`), ready to run.

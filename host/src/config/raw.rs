@@ -282,6 +282,11 @@ pub(super) struct RawDestination {
     /// secret's `hosts` only (README, "Secrets").
     #[serde(default)]
     pub(super) secrets: std::collections::BTreeMap<String, super::secrets::RawSecret>,
+    /// For tests and dry runs only: vendor origins (or `*`) whose requests go
+    /// to a receiver on loopback instead, after the allowlist checked them as
+    /// written. Off unless given; the host warns at start.
+    #[serde(default)]
+    pub(super) vendor_origins: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -407,8 +407,11 @@ fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationCon
         return Err(at.err("settings", "must be a table"));
     }
     let secrets = super::secrets::secrets(at, d.secrets, &settings, base)?;
+    let vendor_origins = crate::imports::reroute::Reroute::parse(&d.vendor_origins)
+        .map_err(|(key, why)| at.err(&format!("vendor_origins.\"{key}\""), why))?;
     Ok(DestinationConfig {
         secrets,
+        vendor_origins,
         allowed_hosts,
         settings,
         retry: retry(at, &d.retry)?,

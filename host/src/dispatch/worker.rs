@@ -88,7 +88,8 @@ impl Worker {
             destination: name.clone(),
             transform: None,
             limits: dest.limits,
-            egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout),
+            egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout)
+                .rerouted(&dest.vendor_origins),
             counters: stats.sandbox.clone(),
             tape: None,
             capture: None,

@@ -115,6 +115,8 @@ pub enum Egress {
         limits: HttpLimits,
         /// Destination name, for log lines.
         destination: Arc<str>,
+        /// Vendor origins sent to loopback instead (tests and dry runs; empty by default).
+        reroute: Arc<super::reroute::Reroute>,
     },
     /// Send nothing: record each request and answer it from a script
     /// (`switchyard try`, `switchyard check`, the bench).
@@ -236,7 +238,16 @@ impl Egress {
                 ..HttpLimits::default()
             },
             destination: name,
+            reroute: Arc::default(),
         }
+    }
+
+    /// This egress with `reroute`'s vendor origins sent to loopback (live only).
+    pub fn rerouted(mut self, with: &super::reroute::Reroute) -> Egress {
+        if let Egress::Live { reroute, .. } = &mut self {
+            *reroute = Arc::new(with.clone());
+        }
+        self
     }
 
     /// Carry out one `http.send` from a guest. With `sealed` (the call's
@@ -303,9 +314,11 @@ impl Egress {
                 lookup,
                 allowlist,
                 limits,
+                reroute,
                 ..
             } => {
                 let clients = Clients {
+                    reroute,
                     exact: client,
                     public_only: || {
                         public_only.get_or_init(|| {
@@ -388,10 +401,27 @@ fn connection_level(
 
 /// A destination's two connection pools (see [`Egress::Live`]).
 struct Clients<'a, F: Fn() -> &'a reqwest::Client> {
+    /// Vendor origins sent to loopback instead, through `exact` (an IP or
+    /// `localhost`, never a name the allowlist's resolver would refuse).
+    reroute: &'a super::reroute::Reroute,
     /// For URLs an entry names exactly.
     exact: &'a reqwest::Client,
     /// For URLs only a `*.` entry matched.
     public_only: F,
+}
+
+/// The client for rerouted requests (`vendor_origins`): loopback only, so no
+/// resolver of an allowlist; no redirects, no proxies, like every other.
+fn rerouted_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds")
+    })
 }
 
 async fn send_live<'a, F: Fn() -> &'a reqwest::Client>(
@@ -434,8 +464,12 @@ async fn send_live<'a, F: Fn() -> &'a reqwest::Client>(
                 url.host_str().unwrap_or("")
             )));
         }
+        let (client, target) = match clients.reroute.apply(&url) {
+            Some(stand_in) => (rerouted_client(), stand_in),
+            None => (client, url.clone()),
+        };
         let resp = client
-            .request(method.clone(), url.clone())
+            .request(method.clone(), target)
             .headers(headers.clone())
             .body(body.clone())
             .send()

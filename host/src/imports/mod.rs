@@ -10,5 +10,6 @@
 pub mod crypto;
 pub mod http;
 pub mod log;
+pub mod reroute;
 pub mod resolve;
 pub mod secrets;
