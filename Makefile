@@ -17,10 +17,16 @@ FOREIGN_DESTINATIONS := slack amplitude
 TRANSFORMS   := mask-pii consent
 # Bundled transformations in other languages: transforms/<name>/Makefile builds <name>.wasm there.
 FOREIGN_TRANSFORMS := mapping tracking-plan
+# Segment's catalog entries the end-to-end tests run (tests/segment_catalog.rs): built
+# from catalog/ into target/catalog, as `catalog:<name>.wasm`, cached by their inputs.
+CATALOG_TEST_ENTRIES := braze klaviyo iterable mixpanel tiktok-conversions customerio
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave misbehave-transform drift
 
-.PHONY: fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
+catalog-test-entries:
+	$(MAKE) --no-print-directory -C catalog entries ENTRIES="$(CATALOG_TEST_ENTRIES)"
+
+.PHONY: catalog-test-entries fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
 
 all: build
 
@@ -75,7 +81,7 @@ sdks:
 	$(MAKE) --no-print-directory -C tests/sdks/python
 	$(MAKE) --no-print-directory -C tests/sdks/browser
 
-test: destinations test-guests nats-server sdks
+test: destinations test-guests nats-server sdks catalog-test-entries
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t test || exit 1; done
 	$(MAKE) --no-print-directory -C kits/js test

@@ -57,7 +57,12 @@ function parse(settingsJson) {
   if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) {
     throw new Error('settings must be a JSON object');
   }
-  const { subscriptions, ...rest } = settings;
+  const { subscriptions, ...given } = settings;
+  // Segment stores a setting's default when the user leaves it empty.
+  const rest = { ...given };
+  for (const [key, field] of Object.entries(definition.authentication?.fields ?? {})) {
+    if (rest[key] === undefined && field.default !== undefined) rest[key] = field.default;
+  }
   return { settings: rest, subscriptions: subscriptionsOf(definition, subscriptions) };
 }
 

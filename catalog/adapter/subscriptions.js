@@ -12,12 +12,13 @@ export function subscriptionsOf(definition, given) {
       if (s === null || typeof s !== 'object' || Array.isArray(s)) {
         throw new Error(`subscriptions[${i}]: expected an object`);
       }
+      const partnerAction = s.partnerAction ?? s.actionSlug;
       return {
         name: s.name,
         enabled: s.enabled !== false,
         subscribe: s.subscribe ?? s.trigger,
-        partnerAction: s.partnerAction ?? s.actionSlug,
-        mapping: s.mapping ?? s.settings ?? {},
+        partnerAction,
+        mapping: withDefaults(definition.actions?.[partnerAction], s.mapping ?? s.settings ?? {}),
       };
     })
     .filter((s) => s.enabled);
@@ -28,4 +29,13 @@ export function presetsOf(definition) {
   return (definition.presets ?? [])
     .filter((p) => (p.type === undefined || p.type === 'automatic') && typeof p.subscribe === 'string')
     .map((p) => ({ name: p.name, enabled: true, subscribe: p.subscribe, partnerAction: p.partnerAction, mapping: p.mapping ?? {} }));
+}
+
+/** A mapping with the action's field defaults where it leaves a field out, as Segment's app fills them. */
+export function withDefaults(action, mapping) {
+  const out = { ...mapping };
+  for (const [key, field] of Object.entries(action?.fields ?? {})) {
+    if (out[key] === undefined && field.default !== undefined) out[key] = field.default;
+  }
+  return out;
 }

@@ -263,7 +263,11 @@ pub async fn start_from(
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");
-    for d in config.destinations.iter().filter(|d| !d.vendor_origins.is_empty()) {
+    for d in config
+        .destinations
+        .iter()
+        .filter(|d| !d.vendor_origins.is_empty())
+    {
         tracing::warn!(
             destination = d.name.as_str(),
             "WARNING: vendor_origins is set: this destination's requests go to loopback, \

@@ -32,7 +32,9 @@ pub enum CatalogError {
     )]
     NoSource,
     /// `node` or `npm` could not be run.
-    #[error("cannot run `{program}` (Node.js 18 or later is needed to build catalog entries): {source}")]
+    #[error(
+        "cannot run `{program}` (Node.js 18 or later is needed to build catalog entries): {source}"
+    )]
     Node {
         /// The program.
         program: &'static str,
@@ -77,7 +79,11 @@ impl Source {
     pub fn find() -> Result<Source, CatalogError> {
         let holds = |d: &Path| d.join("build.mjs").is_file();
         if let Some(dir) = std::env::var_os(SOURCE_ENV).map(PathBuf::from) {
-            return if holds(&dir) { Ok(Source { dir }) } else { Err(CatalogError::NoSource) };
+            return if holds(&dir) {
+                Ok(Source { dir })
+            } else {
+                Err(CatalogError::NoSource)
+            };
         }
         let here = PathBuf::from("catalog");
         if holds(&here) {
@@ -89,7 +95,9 @@ impl Source {
             .flat_map(|e| e.ancestors().skip(1))
             .map(|a| a.join("catalog"))
             .find(|d| holds(d));
-        beside.map(|dir| Source { dir }).ok_or(CatalogError::NoSource)
+        beside
+            .map(|dir| Source { dir })
+            .ok_or(CatalogError::NoSource)
     }
 
     /// The source folder.
@@ -99,13 +107,19 @@ impl Source {
 
     /// Install the pinned packages once (`npm ci`), when `node_modules` is missing.
     async fn install(&self) -> Result<(), CatalogError> {
-        if self.dir.join("node_modules/@segment/action-destinations").is_dir() {
+        if self
+            .dir
+            .join("node_modules/@segment/action-destinations")
+            .is_dir()
+        {
             return Ok(());
         }
         tracing::info!(dir = %self.dir.display(), "installing the catalog's packages (npm ci), once");
         let mut npm = tokio::process::Command::new("npm");
         npm.args(["ci", "--no-audit", "--no-fund"]);
-        self.script(npm, "npm", "npm ci in the catalog folder".into()).await.map(drop)
+        self.script(npm, "npm", "npm ci in the catalog folder".into())
+            .await
+            .map(drop)
     }
 
     /// Build `entries` into `out` as `catalog:NAME.wasm` (an entry whose build
@@ -115,14 +129,22 @@ impl Source {
         let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
         let mut node = tokio::process::Command::new("node");
         node.arg("build.mjs").args(entries).arg("--out").arg(&out);
-        let what = format!("building catalog entr{} {}", if entries.len() == 1 { "y" } else { "ies" }, entries.join(", "));
+        let what = format!(
+            "building catalog entr{} {}",
+            if entries.len() == 1 { "y" } else { "ies" },
+            entries.join(", ")
+        );
         self.script(node, "node", what).await
     }
 
     /// Write the index of every entry into `file`, unless it is newer than
     /// every input of it (the pinned packages and the verification results).
     pub async fn write_index(&self, file: &Path) -> Result<(), CatalogError> {
-        let inputs = ["package-lock.json", "index.mjs", "differential/results.json"];
+        let inputs = [
+            "package-lock.json",
+            "index.mjs",
+            "differential/results.json",
+        ];
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let fresh = modified(file).is_some_and(|at| {
             inputs
@@ -137,7 +159,9 @@ impl Source {
         let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let mut node = tokio::process::Command::new("node");
         node.arg("index.mjs").arg("--out").arg(&file);
-        self.script(node, "node", "indexing the catalog".into()).await.map(drop)
+        self.script(node, "node", "indexing the catalog".into())
+            .await
+            .map(drop)
     }
 
     /// Run `command` in the source folder; its standard output, or its
@@ -192,7 +216,9 @@ pub async fn read_index() -> Result<index::Index, CatalogError> {
 /// Build the catalog entry a plugin names into `dir` when its file is missing
 /// (the first start with a new `catalog:NAME`); `Ok(false)`: nothing to do.
 pub async fn build_if_missing(plugin: &str, dir: &Path) -> Result<bool, CatalogError> {
-    let Some(entry) = entry_name(plugin) else { return Ok(false) };
+    let Some(entry) = entry_name(plugin) else {
+        return Ok(false);
+    };
     if crate::plugins::plugin_path(dir, plugin).is_file() {
         return Ok(false);
     }

@@ -54,7 +54,10 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
         CatalogCommand::List { format } => {
             let index = cat::read_index().await?;
             match format {
-                Format::Json => say(&format!("{}\n", serde_json::to_string_pretty(&list_json(&index.entries))?)),
+                Format::Json => say(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&list_json(&index.entries))?
+                )),
                 Format::Table => say(&list_table(&index.entries, &index.version)),
             }
             Ok(ExitCode::SUCCESS)
@@ -81,10 +84,14 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
                 (Some(out), _) => out,
                 (None, Some(file)) => Config::load(&file)?.plugins_dir,
                 (None, None) => {
-                    Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?.plugins_dir
+                    Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?
+                        .plugins_dir
                 }
             };
-            let names: Vec<&str> = names.iter().map(|n| n.strip_prefix(cat::PREFIX).unwrap_or(n)).collect();
+            let names: Vec<&str> = names
+                .iter()
+                .map(|n| n.strip_prefix(cat::PREFIX).unwrap_or(n))
+                .collect();
             let said = Source::find()?.build(&names, &out).await?;
             println!("{said}");
             Ok(ExitCode::SUCCESS)
@@ -119,7 +126,12 @@ fn list_json(entries: &[Entry]) -> serde_json::Value {
 }
 
 fn list_table(entries: &[Entry], version: &str) -> String {
-    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    let width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut out = format!(
         "{:width$}  {:8}  {:>7}  {:>7}  title\n",
         "name", "verified", "actions", "presets"
@@ -170,7 +182,10 @@ fn show_text(e: &Entry) -> String {
     }
     out.push_str("\npresets (run when `subscriptions` is absent):\n");
     for p in e.automatic_presets() {
-        out.push_str(&format!("  {}: {} when {}\n", p.name, p.partner_action, p.subscribe));
+        out.push_str(&format!(
+            "  {}: {} when {}\n",
+            p.name, p.partner_action, p.subscribe
+        ));
     }
     out
 }
@@ -185,7 +200,11 @@ fn fields_text(fields: &[Field], indent: &str) -> String {
                 if f.required { "*" } else { "" },
                 if f.multiple { "list of " } else { "" },
                 f.kind,
-                if f.label.is_empty() { String::new() } else { format!(": {}", f.label) }
+                if f.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", f.label)
+                }
             )
         })
         .collect()

@@ -172,7 +172,10 @@ async fn catalog_component(plugin: &Path) -> anyhow::Result<PathBuf> {
     };
     let source = crate::catalog::Source::find()?;
     source.build(&[entry], &dir).await?;
-    Ok(crate::plugins::plugin_path(&dir, &format!("{}{entry}", crate::catalog::PREFIX)))
+    Ok(crate::plugins::plugin_path(
+        &dir,
+        &format!("{}{entry}", crate::catalog::PREFIX),
+    ))
 }
 
 /// Run `switchyard try`.

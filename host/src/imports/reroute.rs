@@ -122,7 +122,10 @@ mod tests {
     use super::*;
 
     fn table(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -141,7 +144,10 @@ mod tests {
             go("https://rest.iad-01.braze.com:443/a").as_deref(),
             Some("http://127.0.0.1:9001/a")
         );
-        assert_eq!(go("https://a.klaviyo.com/api").as_deref(), Some("http://localhost:9002/api"));
+        assert_eq!(
+            go("https://a.klaviyo.com/api").as_deref(),
+            Some("http://localhost:9002/api")
+        );
         let none = Reroute::parse(&table(&[("https://a.example", "http://127.0.0.1:1")])).unwrap();
         assert_eq!(none.apply(&Url::parse("https://b.example/").unwrap()), None);
     }
@@ -153,7 +159,11 @@ mod tests {
             ("*", "http://example.com", "loopback"),
             ("*", "http://127.0.0.1:9/path", "without a path"),
             ("api.example.com", "http://127.0.0.1:9", "vendor origins"),
-            ("https://api.example.com/v1", "http://127.0.0.1:9", "vendor origins"),
+            (
+                "https://api.example.com/v1",
+                "http://127.0.0.1:9",
+                "vendor origins",
+            ),
         ] {
             let (key, why) = Reroute::parse(&table(&[(from, to)])).unwrap_err();
             assert_eq!(key, from);
