@@ -67,7 +67,23 @@ const PROPERTY_RANGES = {
   'L': 'A-Za-z\\u00AA\\u00B5\\u00BA\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02C1\\u0370-\\u03FF\\u0400-\\u052F\\u0531-\\u0587\\u05D0-\\u05EA\\u0620-\\u064A\\u0900-\\u0DFF\\u0E01-\\u0E30\\u1E00-\\u1FFF\\u3040-\\u30FF\\u3400-\\u4DBF\\u4E00-\\u9FFF\\uAC00-\\uD7AF',
   'M': '\\u0300-\\u036F\\u0483-\\u0489\\u0591-\\u05BD\\u064B-\\u065F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u20D0-\\u20FF\\uFE20-\\uFE2F',
   'Nd': '0-9\\u0660-\\u0669\\u06F0-\\u06F9\\u0966-\\u096F\\uFF10-\\uFF19',
+  'P': '!-#%-*,-\\/:;?@\\[-\\]_{}\\u00A1\\u00A7\\u00AB\\u00B6\\u00B7\\u00BB\\u00BF\\u2010-\\u2027\\u2030-\\u205E\\u3001-\\u3003\\u3008-\\u3011',
 };
+
+/** Whether offset `at` of `text` is inside a character class (`[...]`) of a regular expression on its line. */
+function insideClass(text, at) {
+  for (let i = at - 1; i >= 0 && text[i] !== '\n'; i--) {
+    const escaped = text[i - 1] === '\\';
+    if (text[i] === ']' && !escaped) return false;
+    if (text[i] === '[' && !escaped) return true;
+  }
+  return false;
+}
+
+/** `text` with `\p{L}`, `\p{M}`, `\p{Nd}` and `\p{P}` as ranges (in brackets outside a class). */
+function withoutPropertyEscapes(text) {
+  return text.replace(/\\p\{(L|M|Nd|P)\}/g, (_, p, at) => (insideClass(text, at) ? PROPERTY_RANGES[p] : `[${PROPERTY_RANGES[p]}]`));
+}
 
 const sandboxPlugin = (entry, version) => ({
   name: 'switchyard-sandbox',
@@ -86,9 +102,10 @@ const sandboxPlugin = (entry, version) => ({
       if (UNAVAILABLE.includes(name)) return { path: here('./adapter/node/unavailable.js') };
       return undefined;
     });
-    b.onLoad({ filter: /[\\/]liquidjs[\\/].*\.m?js$/ }, async (a) => {
+    b.onLoad({ filter: /\.[cm]?js$/ }, async (a) => {
       const text = await readFile(a.path, 'utf8');
-      return { contents: text.replace(/\\p\{(L|M|Nd)\}/g, (_, p) => PROPERTY_RANGES[p]), loader: 'js' };
+      if (!text.includes('\\p{')) return undefined;
+      return { contents: withoutPropertyEscapes(text), loader: 'js', resolveDir: path.dirname(a.path) };
     });
   },
 });
@@ -108,6 +125,8 @@ export async function bundle(entry, version) {
     plugins: [sandboxPlugin(entry, version)],
     logLevel: 'silent',
     legalComments: 'none',
+    // Native addons (ssh2's, for the SFTP entries) cannot run in a sandbox: they load as nothing.
+    loader: { '.node': 'empty' },
   });
   return result.outputFiles[0].text;
 }

@@ -214,7 +214,7 @@ pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
     let mut all_well = true;
     for step in &steps {
         let (kept, ok) = transform(step, events).await?;
-        print_exchanges(&step.dry);
+        print_exchanges(&step.dry, 1);
         all_well &= ok;
         events = kept;
     }
@@ -243,7 +243,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
                     .await?,
             );
         }
-        print_exchanges(&dest.dry);
+        print_exchanges(&dest.dry, attempt);
         say!();
         let mut retry = Vec::new();
         let mut longest_hint = None;
@@ -360,10 +360,10 @@ fn print_event(label: &str, e: &Event) {
 }
 
 /// Each request since the last call, and the answer it got.
-fn print_exchanges(dry: &DryRun) {
+fn print_exchanges(dry: &DryRun, attempt: u32) {
     for (req, answer) in dry.take() {
         if JSON_LINES.load(Relaxed) {
-            println!("{}", request_json(&req));
+            println!("{}", request_json(&req, attempt));
             continue;
         }
         print_request(&req);
@@ -391,8 +391,9 @@ fn print_exchanges(dry: &DryRun) {
 }
 
 /// A request as one line of JSON: `method`, `url`, `headers` (names lower
-/// case; repeated ones joined with `, `) and `body` (as text).
-fn request_json(req: &Request) -> Value {
+/// case; repeated ones joined with `, `), `body` (as text) and `attempt` (1
+/// for the first delivery, more for the host's retries).
+fn request_json(req: &Request, attempt: u32) -> Value {
     let mut headers = Map::new();
     for (k, v) in &req.headers {
         let k = k.to_ascii_lowercase();
@@ -407,6 +408,7 @@ fn request_json(req: &Request) -> Value {
         "url": req.url,
         "headers": headers,
         "body": String::from_utf8_lossy(&req.body),
+        "attempt": attempt,
     })
 }
 

@@ -1,0 +1,221 @@
+// The differential check: the same events through Segment's own runtime
+// (actions-core in Node, fetch intercepted) and through Switchyard (the
+// entry's component in the host, `switchyard try --format json`); the
+// requests must be the same, modulo the volatile parts declared below.
+//
+//   node differential/run.mjs [NAME...] [--all] [--sample N] [--out FILE]
+//                             [--switchyard BIN] [--components DIR]
+//
+// Entries compared: those named, or with --all every entry with presets
+// (the subscriptions a new destination gets), or --sample N of them (a fixed
+// spread over the alphabet). Components are built into DIR (default
+// ../target/catalog) first, cached by their inputs. The verdicts go to FILE
+// (default: differential/results.json with --all, else only printed); the
+// exit code is 1 when an entry that should match does not.
+import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { buildEntry, entryNames } from '../build.mjs';
+import { presetsOf } from '../adapter/subscriptions.js';
+import { corpus } from './events.mjs';
+import { settingsFor } from './settings.mjs';
+import { normalize } from './volatile.mjs';
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const require = createRequire(import.meta.url);
+
+// Segment's runtime with fetch intercepted: actions-core reaches fetch
+// through cross-fetch, which is replaced in the module cache before
+// actions-core loads.
+const recorded = [];
+const crossFetchPath = require.resolve('cross-fetch', { paths: [path.dirname(require.resolve('@segment/actions-core'))] });
+function interceptedFetch(input, init) {
+  const request = new Request(input, init);
+  return request.text().then((body) => {
+    const headers = {};
+    request.headers.forEach((v, k) => {
+      headers[k] = headers[k] ? `${headers[k]}, ${v}` : v;
+    });
+    recorded.push({ method: request.method, url: request.url, headers, body });
+    return new Response('{}', { status: 200, headers: { 'content-type': 'application/json' } });
+  });
+}
+require.cache[crossFetchPath] = {
+  id: crossFetchPath,
+  filename: crossFetchPath,
+  loaded: true,
+  exports: Object.assign(interceptedFetch, { default: interceptedFetch, Headers, Request, Response, __esModule: true }),
+};
+const { Destination } = require('@segment/actions-core');
+
+function definitionOf(name) {
+  const mod = require(`@segment/action-destinations/dist/destinations/${name}`);
+  return mod.default ?? mod;
+}
+
+/** What Segment's runtime sends for `events`, subscription by subscription. */
+async function throughSegment(name, settings, events) {
+  const definition = definitionOf(name);
+  const destination = new Destination(definition);
+  const { subscriptions, ...rest } = settings;
+  // As the host stores them: receivedAt is the clock at ingest.
+  const receivedAt = new Date().toISOString();
+  events = events.map((e) => ({ ...e, receivedAt }));
+  recorded.length = 0;
+  for (const sub of subscriptions ?? presetsOf(definition)) {
+    const action = definition.actions[sub.partnerAction];
+    const s = { ...rest, subscription: sub };
+    if (action?.performBatch && events.length > 1 && sub.mapping?.enable_batching === true) {
+      await destination.onBatch(events, s).catch(() => {});
+    } else {
+      for (const e of events) await destination.onEvent(e, s).catch(() => {});
+    }
+  }
+  return recorded.slice();
+}
+
+/** What the host sends for `events` with the entry's component (first attempts only). */
+async function throughSwitchyard(bin, component, settings, events) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'switchyard-differential-'));
+  try {
+    await writeFile(path.join(dir, 'settings.json'), JSON.stringify(settings));
+    await writeFile(path.join(dir, 'events.json'), JSON.stringify(events));
+    const run = spawnSync(bin, ['try', component, '--settings', path.join(dir, 'settings.json'), '--event', path.join(dir, 'events.json'), '--format', 'json'], {
+      encoding: 'utf8',
+      env: { ...process.env, RUST_LOG: 'error' },
+      maxBuffer: 64 << 20,
+    });
+    if (run.stdout.trim() === '' && run.status !== 0 && run.status !== 1) {
+      throw new Error(`switchyard try failed: ${(run.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
+    }
+    if (run.status !== 0 && run.status !== 1) throw new Error(`switchyard try: ${run.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    const lines = run.stdout.split('\n').filter((l) => l.startsWith('{'));
+    const settingsRefused = run.stderr.includes('settings refused');
+    if (settingsRefused) throw new Error(`settings refused: ${run.stderr.trim().split('\n').pop()}`);
+    return lines.map((l) => JSON.parse(l)).filter((r) => r.attempt === 1).map(({ attempt, ...r }) => r);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Compare one entry: `{ name, verified, requests, reason }`. */
+async function compare(name, bin, components) {
+  const definition = definitionOf(name);
+  const settings = settingsFor(definition);
+  const events = corpus(definition);
+  let component;
+  try {
+    component = (await buildEntry(name, components)).path;
+  } catch (e) {
+    return { name, verified: false, requests: 0, reason: `does not build: ${String(e.message).split('\n').slice(0, 3).join(' ')}` };
+  }
+  let theirs, ours;
+  try {
+    theirs = (await throughSegment(name, settings, events)).map(normalize);
+    ours = (await throughSwitchyard(bin, component, settings, events)).map(normalize);
+  } catch (e) {
+    return { name, verified: false, requests: 0, reason: String(e.message).slice(0, 300) };
+  }
+  const key = (r) => JSON.stringify(r);
+  const a = theirs.map(key).sort();
+  const b = ours.map(key).sort();
+  if (a.length === 0 && b.length === 0) {
+    return { name, verified: false, requests: 0, reason: 'no request from either runtime for the test events (settings or events do not reach the vendor)' };
+  }
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      return { name, verified: false, requests: a.length, reason: difference(theirs, ours) };
+    }
+  }
+  return { name, verified: true, requests: a.length, reason: null };
+}
+
+/** The first difference, in a line. */
+function difference(theirs, ours) {
+  if (theirs.length !== ours.length) return `${theirs.length} requests from Segment's runtime, ${ours.length} from Switchyard`;
+  const sort = (l) => l.slice().sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+  const [ta, oa] = [sort(theirs), sort(ours)];
+  for (let i = 0; i < ta.length; i++) {
+    for (const part of ['method', 'url', 'headers', 'body']) {
+      const [x, y] = [JSON.stringify(ta[i][part]), JSON.stringify(oa[i][part])];
+      if (x !== y) return `${part} differs: Segment ${x.slice(0, 160)} / Switchyard ${y.slice(0, 160)}`;
+    }
+  }
+  return 'the requests differ';
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  let out;
+  let sample = 0;
+  let all = false;
+  let bin = here('../../target/debug/switchyard');
+  let components = here('../../target/catalog');
+  const names = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--all') all = true;
+    else if (a === '--sample') sample = Number(args[++i]);
+    else if (a === '--out') out = path.resolve(args[++i]);
+    else if (a === '--switchyard') bin = path.resolve(args[++i]);
+    else if (a === '--components') components = path.resolve(args[++i]);
+    else names.push(a);
+  }
+  const withPresets = [];
+  for (const n of await entryNames()) {
+    try {
+      if (presetsOf(definitionOf(n)).length > 0) withPresets.push(n);
+    } catch {
+      // An entry whose definition cannot load is listed by the index with the reason.
+    }
+  }
+  let chosen = names;
+  if (all) chosen = withPresets;
+  else if (sample > 0) chosen = withPresets.filter((_, i) => i % Math.ceil(withPresets.length / sample) === 0);
+  if (chosen.length === 0) {
+    console.error('usage: node differential/run.mjs NAME... | --all | --sample N');
+    process.exit(2);
+  }
+  const results = [];
+  for (const name of chosen) {
+    const r = await compare(name, bin, components);
+    results.push(r);
+    console.log(`${r.verified ? 'verified' : 'FAILING '}  ${name}${r.verified ? ` (${r.requests} requests)` : `: ${r.reason}`}`);
+  }
+  const verified = results.filter((r) => r.verified).length;
+  console.log(`\n${verified} of ${results.length} verified`);
+  if (all && !out) out = here('./results.json');
+  if (out) {
+    let previous = [];
+    try {
+      previous = JSON.parse(await readFile(out, 'utf8')).entries;
+    } catch {
+      previous = [];
+    }
+    const byName = new Map(previous.map((e) => [e.name, e]));
+    for (const r of results) byName.set(r.name, r);
+    const entries = [...byName.values()].sort((x, y) => x.name.localeCompare(y.name));
+    await writeFile(out, JSON.stringify({ package: '@segment/action-destinations', entries }, null, 1) + '\n');
+  }
+  // A named or sampled run fails when an entry the results file verified no longer matches.
+  const expected = await expectedVerified();
+  const regressed = results.filter((r) => !r.verified && expected.has(r.name));
+  if (regressed.length > 0) {
+    console.error(`no longer verified: ${regressed.map((r) => r.name).join(', ')}`);
+    process.exit(1);
+  }
+}
+
+async function expectedVerified() {
+  try {
+    const file = JSON.parse(await readFile(here('./results.json'), 'utf8'));
+    return new Set(file.entries.filter((e) => e.verified).map((e) => e.name));
+  } catch {
+    return new Set();
+  }
+}
+
+await main();
