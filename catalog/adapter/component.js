@@ -18,6 +18,7 @@ import { parseFql, validate as fqlMatches } from '@segment/destination-subscript
 import * as mappingValidation from '@segment/actions-core/mapping-kit/validate';
 import { subscriptionsOf } from './subscriptions.js';
 import { resetRetryAfter } from './fetch.js';
+import { filtered } from 'switchyard:destination/settle@0.1.0';
 import { outcomeOfError, outcomeOfStatus, combine } from './outcomes.js';
 
 /** The value a CommonJS module exported as `default` (this module is ESM: esbuild hands over `module.exports`). */
@@ -159,7 +160,11 @@ export async function deliver(settingsJson, events) {
       }
     }
   }
-  return outcomes.map((o) => o ?? { tag: 'ok' });
+  // An event no subscription took is settled as filtered, not delivered.
+  return outcomes.map((o, i) => {
+    if (o === undefined) filtered(events[i].messageId, `no subscription of ${ENTRY} matches it`);
+    return o ?? { tag: 'ok' };
+  });
 }
 
 function batchingOn(mapping) {

@@ -24,10 +24,16 @@ export function subscriptionsOf(definition, given) {
     .filter((s) => s.enabled);
 }
 
-/** The presets Segment subscribes a new destination to: the automatic ones with a trigger. */
+/**
+ * The presets Segment subscribes a new destination to: the automatic ones
+ * with a trigger, for an action of this entry (a preset for a browser
+ * plugin names an action of the entry's device-mode sibling, which has
+ * nothing to run here).
+ */
 export function presetsOf(definition) {
   return (definition.presets ?? [])
     .filter((p) => (p.type === undefined || p.type === 'automatic') && typeof p.subscribe === 'string')
+    .filter((p) => definition.actions?.[p.partnerAction] !== undefined)
     .map((p) => ({ name: p.name, enabled: true, subscribe: p.subscribe, partnerAction: p.partnerAction, mapping: p.mapping ?? {} }));
 }
 

@@ -141,7 +141,12 @@ function difference(theirs, ours) {
   for (let i = 0; i < ta.length; i++) {
     for (const part of ['method', 'url', 'headers', 'body']) {
       const [x, y] = [JSON.stringify(ta[i][part]), JSON.stringify(oa[i][part])];
-      if (x !== y) return `${part} differs: Segment ${x.slice(0, 160)} / Switchyard ${y.slice(0, 160)}`;
+      if (x !== y) {
+        let at = 0;
+        while (at < x.length && x[at] === y[at]) at++;
+        const from = Math.max(0, at - 60);
+        return `${part} differs at ${at}: Segment …${x.slice(from, at + 100)} / Switchyard …${y.slice(from, at + 100)}`;
+      }
     }
   }
   return 'the requests differ';

@@ -201,6 +201,10 @@ fn destination_templates(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 include_str!("../../../kits/js/mocks/crypto.js"),
             ),
             (
+                "mocks/settle.js",
+                include_str!("../../../kits/js/mocks/settle.js"),
+            ),
+            (
                 "mocks/register.mjs",
                 include_str!("../../../kits/js/mocks/register.mjs"),
             ),

@@ -250,6 +250,7 @@ async fn deliver(dest: &Loaded, events: &[Event], policy: &RetryPolicy) -> anyho
         for (event, outcome) in pending.iter().zip(outcomes) {
             let text = match outcome {
                 Outcome::Delivered => "delivered".to_string(),
+                Outcome::Filtered(reason) => format!("filtered: {reason}"),
                 Outcome::Retry { reason, after } => {
                     retry.push(*event);
                     longest_hint = longest_hint.max(after);
@@ -331,7 +332,7 @@ async fn transform(step: &Loaded, events: Vec<Event>) -> anyhow::Result<(Vec<Eve
                         say!("\n{}: {label}: broke the contract: {why}", event.message_id);
                     }
                 },
-                Verdict::Drop(reason) => {
+                Verdict::Drop(reason) | Verdict::Fail(Outcome::Filtered(reason)) => {
                     say!(
                         "\n{}: {label}: dropped (filtered): {reason}",
                         event.message_id

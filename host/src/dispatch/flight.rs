@@ -44,7 +44,8 @@ pub struct Report {
 enum Final {
     /// The destination's outcome, or a transformation's failure.
     Outcome(Outcome),
-    /// A transformation dropped it, for this reason.
+    /// A transformation dropped it, or the destination took it with nothing
+    /// (`settle.filtered`), for this reason.
     Filtered(String),
     /// Handed back untouched, due now: its transformed form did not fit in
     /// this batch's `batch.max_bytes` (it goes in a later batch).
@@ -155,7 +156,10 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
             .zip(&d.counted)
             .any(|(o, c)| *c && matches!(o, Outcome::Retry { after: Some(_), .. }));
         for ((i, outcome), c) in at_index.into_iter().zip(d.outcomes).zip(d.counted) {
-            finals[i] = Some(Final::Outcome(outcome));
+            finals[i] = Some(match outcome {
+                Outcome::Filtered(reason) => Final::Filtered(reason),
+                outcome => Final::Outcome(outcome),
+            });
             counted[i] = c;
         }
         answered = Some(d.answered);

@@ -43,7 +43,7 @@ pub fn decide(
     jitter: f64,
 ) -> Settle {
     match outcome {
-        Outcome::Delivered => Settle::Done,
+        Outcome::Delivered | Outcome::Filtered(_) => Settle::Done,
         Outcome::Reject(reason) => Settle::Dead { reason },
         Outcome::Retry { reason, after } => {
             let delay = backoff(policy, job.attempts, jitter).max(after.unwrap_or_default());

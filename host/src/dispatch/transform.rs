@@ -179,7 +179,7 @@ fn fate_of(link: &Link, event: Event, verdict: Verdict) -> Fate {
                 })
             }
         },
-        Verdict::Drop(reason) => {
+        Verdict::Drop(reason) | Verdict::Fail(Outcome::Filtered(reason)) => {
             link.stats.filtered.fetch_add(1, Relaxed);
             Fate::Filtered {
                 transform: name.clone(),

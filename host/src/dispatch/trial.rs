@@ -244,7 +244,11 @@ async fn canary(
             other => other,
         })
         .collect();
-    let failed = |o: &[Outcome]| o.iter().filter(|o| **o != Outcome::Delivered).count() as u64;
+    let failed = |o: &[Outcome]| {
+        o.iter()
+            .filter(|o| !matches!(o, Outcome::Delivered | Outcome::Filtered(_)))
+            .count() as u64
+    };
     trial.settled(false, served.0.len() as u64, failed(&served.0));
     trial.settled(true, tried.len() as u64, failed(&tried));
     let sent = serving_capture.map(|c| (c.take(), c.clock()));

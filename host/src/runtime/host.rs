@@ -12,7 +12,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::switchyard::destination::{crypto, http, log, types};
+use super::bindings::switchyard::destination::{crypto, http, log, settle, types};
 use super::limits::GuestLimits;
 use super::stdio::CapturedOutput;
 use super::{CallContext, SandboxCounters, STDIO_CAPTURE_BYTES};
@@ -46,6 +46,8 @@ pub struct HostState {
     capture: Option<crate::trial::capture::Capture>,
     /// This call's view of the destination's secrets (`None`: it has none).
     sealed: Option<Sealed>,
+    /// Events the guest said nothing it does took (`settle.filtered`): id → reason.
+    pub(super) filtered: std::collections::HashMap<String, String>,
 }
 
 impl HostState {
@@ -83,6 +85,7 @@ impl HostState {
             tape: ctx.tape.clone(),
             capture: ctx.capture.clone(),
             sealed: (!ctx.secrets.is_empty()).then(|| Sealed::new(ctx.secrets.clone())),
+            filtered: Default::default(),
         }
     }
 
@@ -236,6 +239,18 @@ impl crypto::Host for HostState {
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, message: String) {
         self.log.write(level.into(), &message);
+    }
+}
+
+/// Most filtered marks one call keeps (a batch is far smaller; a guest that
+/// calls in a loop cannot grow the host's memory).
+const MAX_FILTERED_MARKS: usize = 10_000;
+
+impl settle::Host for HostState {
+    async fn filtered(&mut self, message_id: String, reason: String) {
+        if self.filtered.len() < MAX_FILTERED_MARKS {
+            self.filtered.insert(message_id, super::plugin::clip(reason));
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Outcome {
     },
     /// Never going to work: dead-letter it.
     Reject(String),
+    /// Nothing the destination does took it (`settle.filtered`, then `ok`):
+    /// settled as filtered, for this reason.
+    Filtered(String),
 }
 
 /// Most characters of a guest-provided reason that the host keeps.
@@ -323,6 +326,7 @@ impl Plugin {
             tokio::time::timeout(ctx.limits.timeout, work).await
         };
         store.data_mut().flush();
+        let mut filtered = std::mem::take(&mut store.data_mut().filtered);
         let outcomes = settle(result, ctx)?;
         if outcomes.len() != events.len() {
             ctx.counters.contract.fetch_add(1, Relaxed);
@@ -334,8 +338,12 @@ impl Plugin {
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| match o {
-                Ok(()) => Outcome::Delivered,
+            .zip(events)
+            .map(|(o, event)| match o {
+                Ok(()) => match filtered.remove(&event.message_id) {
+                    Some(reason) => Outcome::Filtered(reason),
+                    None => Outcome::Delivered,
+                },
                 Err(failure) => failure.into(),
             })
             .collect())

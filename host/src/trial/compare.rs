@@ -34,6 +34,7 @@ impl From<&Outcome> for OutcomeRecord {
             Outcome::Delivered => ("delivered", None),
             Outcome::Retry { reason, .. } => ("retry", Some(reason.clone())),
             Outcome::Reject(reason) => ("reject", Some(reason.clone())),
+            Outcome::Filtered(reason) => ("filtered", Some(reason.clone())),
         };
         OutcomeRecord {
             outcome: outcome.into(),
