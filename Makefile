@@ -26,7 +26,13 @@ TEST_GUESTS  := misbehave misbehave-transform drift
 catalog-test-entries:
 	$(MAKE) --no-print-directory -C catalog entries ENTRIES="$(CATALOG_TEST_ENTRIES)"
 
-.PHONY: catalog-test-entries fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
+## The differential check over every catalog entry with presets (minutes: not in `make test`):
+## the verdicts into catalog/differential/results.json, and the docs pages from them.
+catalog-differential: catalog-test-entries
+	$(CARGO) build -p switchyard
+	cd catalog && node differential/run.mjs --all && node docs.mjs
+
+.PHONY: catalog-test-entries catalog-differential fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
 
 all: build
 
@@ -85,7 +91,10 @@ test: destinations test-guests nats-server sdks catalog-test-entries
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t test || exit 1; done
 	$(MAKE) --no-print-directory -C kits/js test
+	$(MAKE) --no-print-directory -C catalog test
 	$(CARGO) build -p switchyard
+	@echo "== the differential check over a sample of Segment's catalog (catalog/differential) =="
+	cd catalog && node differential/run.mjs --sample 20
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS)) \
 	  -p switchyard-transform-kit $(addprefix -p switchyard-,$(TRANSFORMS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e

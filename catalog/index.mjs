@@ -43,7 +43,14 @@ export function describeEntry(name) {
   }));
   const presets = (d.presets ?? [])
     .filter((p) => typeof p.subscribe === 'string')
-    .map((p) => ({ name: p.name, subscribe: p.subscribe, partnerAction: p.partnerAction, mapping: p.mapping ?? {}, type: p.type ?? 'automatic' }));
+    .map((p) => ({
+      name: p.name,
+      subscribe: p.subscribe,
+      partnerAction: p.partnerAction,
+      mapping: p.mapping ?? {},
+      // A preset for a browser plugin names an action this entry lacks: it never runs here.
+      type: d.actions?.[p.partnerAction] === undefined ? 'browser-plugin' : p.type ?? 'automatic',
+    }));
   return {
     name,
     title: d.name ?? name,

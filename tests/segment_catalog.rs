@@ -107,7 +107,10 @@ async fn braze_presets_deliver_to_the_vendor_with_segments_requests() {
     assert_eq!(host.send("batch", &batch).await.status(), 200);
     let row = settled(&host, "braze", 3).await;
     assert_eq!(row["delivered"], 2, "{row}");
-    assert_eq!(row["filtered"], 1, "the page view settles as filtered: {row}");
+    assert_eq!(
+        row["filtered"], 1,
+        "the page view settles as filtered: {row}"
+    );
 
     let got = rx.received();
     assert!(!got.is_empty());
@@ -305,13 +308,20 @@ async fn five_more_entries_deliver_through_one_host_each_to_its_vendor() {
         let got = rx.received();
         assert!(!got.is_empty(), "{name}: no request reached its vendor");
         for r in &got {
-            assert!(r.uri.starts_with(path), "{name}: {} is not under {path}", r.uri);
+            assert!(
+                r.uri.starts_with(path),
+                "{name}: {} is not under {path}",
+                r.uri
+            );
         }
     }
     // Klaviyo got the event through the user's own mapping.
     let klaviyo: Value = serde_json::from_slice(&vendors[0].received()[0].body).unwrap();
     let text = klaviyo.to_string();
-    assert!(text.contains("Shop: Order Completed") && text.contains("ada@example.com"), "{text}");
+    assert!(
+        text.contains("Shop: Order Completed") && text.contains("ada@example.com"),
+        "{text}"
+    );
     host.stop().await;
 }
 
@@ -330,4 +340,53 @@ async fn vendor_origins_only_point_at_loopback() {
         text.contains("vendor_origins") && text.contains("loopback"),
         "{text}"
     );
+}
+
+#[test]
+fn check_refuses_bad_subscriptions_and_settings_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    install_entry(dir.path(), "braze");
+    let cases = [
+        (
+            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = '(type = "track"', partnerAction = "trackEvent", mapping = {} }] }"#,
+            "subscriptions[0]: subscribe: `(type = \"track\"` is not valid FQL",
+        ),
+        (
+            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "sendFax", mapping = {} }] }"#,
+            "partnerAction: no action `sendFax`",
+        ),
+        (
+            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { name = { "@path" = "$.event" }, _update_existing_only = "yes" } }] }"#,
+            "mapping._update_existing_only: expected boolean",
+        ),
+        (
+            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { name = { "@nonsense" = 1 } } }] }"#,
+            "subscriptions[0]: mapping",
+        ),
+        (
+            r#"{ endpoint = "https://rest.iad-01.braze.com" }"#,
+            "api_key",
+        ),
+    ];
+    for (settings, says) in cases {
+        let config = switchyard_e2e::host::config_text(
+            dir.path(),
+            &format!("[[destinations]]\nname = \"braze\"\nplugin = \"catalog:braze\"\nsettings = {settings}\n"),
+        );
+        let file = dir.path().join("check.toml");
+        std::fs::write(&file, config).unwrap();
+        let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{settings}: accepted");
+        assert!(
+            text.contains(says),
+            "{settings}: wanted `{says}` in:\n{text}"
+        );
+        assert!(text.contains("destination `braze`"), "{text}");
+    }
 }

@@ -85,7 +85,7 @@ export function check(settingsJson) {
 /** What is wrong with one subscription, naming the field, or undefined. */
 function checkSubscription(sub) {
   const fql = parseFql(sub.subscribe ?? '');
-  if (fql.error) return `subscribe: ${fql.error.message}`;
+  if (fql.error) return `subscribe: \`${sub.subscribe ?? ''}\` is not valid FQL (${fql.error.message})`;
   const action = definition.actions[sub.partnerAction];
   if (!action) {
     return `partnerAction: no action \`${sub.partnerAction}\` (this entry has ${Object.keys(definition.actions).join(', ')})`;

@@ -5,11 +5,14 @@
 //   milliseconds within a day of now (the test events' own times are fixed
 //   in November 2026 and stay);
 // - `content-length`, which the sending side writes (Node sets it when it
-//   sends; the sandbox's Request already carries it);
+//   sends; the sandbox's Request already carries it), and the hop-by-hop
+//   headers (`connection`, `keep-alive`, `transfer-encoding`): how a request
+//   travels, which the sandbox's Request drops and the host's client sets;
 // - the order of keys in JSON objects: the host stores an event with its
 //   keys sorted, so objects copied from it (`properties`, `traits`) keep that
 //   order; a JSON body (or a form field holding JSON) is compared as JSON,
 //   its objects' keys sorted.
+const TRANSPORT = new Set(['content-length', 'connection', 'keep-alive', 'transfer-encoding']);
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 const ISO = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?/g;
 const FIXED = '2026-11-30T12:00:00';
@@ -61,7 +64,7 @@ function canonicalBody(body) {
 export function normalize(request) {
   const headers = {};
   for (const [k, v] of Object.entries(request.headers ?? {})) {
-    if (k === 'content-length') continue;
+    if (TRANSPORT.has(k.toLowerCase())) continue;
     headers[k.toLowerCase()] = scrub(v);
   }
   return { method: request.method, url: scrub(request.url), headers, body: scrub(canonicalBody(request.body)) };

@@ -249,7 +249,8 @@ const MAX_FILTERED_MARKS: usize = 10_000;
 impl settle::Host for HostState {
     async fn filtered(&mut self, message_id: String, reason: String) {
         if self.filtered.len() < MAX_FILTERED_MARKS {
-            self.filtered.insert(message_id, super::plugin::clip(reason));
+            self.filtered
+                .insert(message_id, super::plugin::clip(reason));
         }
     }
 }
