@@ -11,6 +11,7 @@
 //! admin API. [`index`] reads what the catalog offers (`switchyard catalog`).
 
 pub mod index;
+pub mod stanza;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,6 +50,9 @@ pub enum CatalogError {
         /// Its standard error (and output), trimmed.
         output: String,
     },
+    /// A destination exported from Segment that cannot be imported.
+    #[error("{0}")]
+    Import(String),
     /// The index file is not what this host reads.
     #[error("{path}: unreadable catalog index: {message}")]
     Index {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::catalog::index::{Entry, Field};
+use crate::catalog::stanza::Stanza;
 use crate::catalog::{self as cat, Source};
 use crate::config::Config;
 
@@ -24,6 +25,23 @@ pub enum CatalogCommand {
         /// `table` (text, the default) or `json`.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// A `[[destinations]]` table for an entry, its presets written out as subscriptions to edit.
+    New {
+        /// The entry.
+        entry: String,
+        /// The destination's name (default: the entry's).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// A `[[destinations]]` table from a destination as Segment's Public API exports it
+    /// ("Get Destination", with its subscriptions from "List Subscriptions from Destination").
+    Import {
+        /// The destination's JSON (it may hold `subscriptions` too).
+        file: PathBuf,
+        /// Its subscriptions' JSON, when in a file of their own.
+        #[arg(long)]
+        subscriptions: Option<PathBuf>,
     },
     /// Build entries into a plugins directory (`catalog:NAME.wasm`), kept until their inputs change.
     Build {
@@ -79,6 +97,32 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        CatalogCommand::New { entry, name } => {
+            let index = cat::read_index().await?;
+            let entry = entry.strip_prefix(cat::PREFIX).unwrap_or(&entry);
+            let Some(found) = index.entry(entry) else {
+                anyhow::bail!(
+                    "no catalog entry named `{entry}`: `switchyard catalog list` lists them"
+                );
+            };
+            let mut stanza = Stanza::from_entry(found, name.as_deref().unwrap_or(entry));
+            stanza.allowed_hosts = origins(&stanza).await?;
+            say(&stanza.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Import {
+            file,
+            subscriptions,
+        } => {
+            let index = cat::read_index().await?;
+            let export = super::read_json(&file)?;
+            let subs = subscriptions.as_deref().map(super::read_json).transpose()?;
+            let mut stanza = Stanza::from_export(&index, &export, subs.as_ref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            stanza.allowed_hosts = origins(&stanza).await?;
+            say(&stanza.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
         CatalogCommand::Build { names, config, out } => {
             let out = match (out, config) {
                 (Some(out), _) => out,
@@ -98,6 +142,80 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// The vendor origins the stanza's destination calls: a dry run of one event
+/// of each type through the entry (built first when needed), secrets as
+/// placeholders, nothing sent.
+async fn origins(stanza: &Stanza) -> anyhow::Result<Vec<String>> {
+    use crate::imports::http::{DryRun, Egress};
+    use crate::runtime::{CallContext, Event, Runtime};
+    let dir = cat::cache_dir();
+    Source::find()?
+        .build(&[stanza.entry.as_str()], &dir)
+        .await?;
+    let plugin_name = format!("{}{}", cat::PREFIX, stanza.entry);
+    let file = crate::plugins::plugin_path(&dir, &plugin_name);
+    let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let runtime = Runtime::new(super::user_cache_dir(), 2)?;
+    let plugin = runtime.load(&plugin_name, &bytes).await?;
+    let dry = std::sync::Arc::new(DryRun::new(Vec::new(), None));
+    let ctx = CallContext {
+        destination: std::sync::Arc::from(stanza.name.as_str()),
+        transform: None,
+        limits: Default::default(),
+        egress: Egress::DryRun(dry.clone()),
+        counters: Default::default(),
+        tape: None,
+        capture: None,
+        clock: None,
+        secrets: Default::default(),
+    };
+    let mut settings = serde_json::Value::Object(stanza.settings.clone());
+    for (key, _) in &stanza.secrets {
+        settings[key.as_str()] = serde_json::Value::String(format!("placeholder-{key}"));
+    }
+    if let Some(subs) = &stanza.subscriptions {
+        settings["subscriptions"] = serde_json::Value::Array(subs.clone());
+    }
+    let events: Vec<Event> = SAMPLE_EVENTS
+        .iter()
+        .enumerate()
+        .map(|(i, json)| {
+            let value: serde_json::Value =
+                serde_json::from_str(json).expect("sample events are JSON");
+            Event {
+                message_id: format!("sample-{i}"),
+                event_type: crate::event_type::EventType::parse(
+                    value["type"].as_str().unwrap_or(""),
+                )
+                .unwrap_or(crate::event_type::EventType::Track)
+                .into(),
+                json: json.to_string(),
+            }
+        })
+        .collect();
+    // Whatever the outcomes (placeholder credentials), the requests show the origins.
+    let _ = plugin.deliver(&ctx, &settings.to_string(), &events).await;
+    let mut origins: Vec<String> = dry
+        .take()
+        .into_iter()
+        .filter_map(|(req, _)| reqwest::Url::parse(&req.url).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    origins.sort();
+    origins.dedup();
+    Ok(origins)
+}
+
+/// One event of each type, for [`origins`].
+const SAMPLE_EVENTS: [&str; 6] = [
+    r#"{"type":"track","messageId":"sample-0","userId":"u1","event":"Order Completed","properties":{"order_id":"o1","revenue":10,"currency":"USD","products":[{"product_id":"p1","price":10,"quantity":1}]},"context":{"traits":{"email":"a@example.com"}},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+    r#"{"type":"identify","messageId":"sample-1","userId":"u1","traits":{"email":"a@example.com","first_name":"A"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+    r#"{"type":"page","messageId":"sample-2","userId":"u1","name":"Home","properties":{"url":"https://example.com/"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+    r#"{"type":"screen","messageId":"sample-3","userId":"u1","name":"Home","timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+    r#"{"type":"group","messageId":"sample-4","userId":"u1","groupId":"g1","traits":{"name":"G"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+    r#"{"type":"alias","messageId":"sample-5","userId":"u1","previousId":"u0","timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
+];
 
 /// Print `text`; a reader that stopped reading (`| head`) is no error.
 fn say(text: &str) {
