@@ -21,8 +21,15 @@ use crate::imports::secrets::{placeholders, Secret, Secrets, MIN_VALUE_CHARS};
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSecret {
     /// Where the value is: `env:NAME` (an environment variable) or `file:PATH`
-    /// (a file, relative to the config's folder; one trailing line break is dropped).
-    pub(super) from: String,
+    /// (a file, relative to the config's folder; one trailing line break is
+    /// dropped). Optional for a secret `refreshed_by` another: its first value
+    /// then comes from the first refresh.
+    #[serde(default)]
+    pub(super) from: Option<String>,
+    /// An OAuth2 access token: the secret (the refresh token) whose requests'
+    /// answers give it new values (`imports/oauth.rs`).
+    #[serde(default)]
+    pub(super) refreshed_by: Option<String>,
     /// Where a request carrying the value may go (`scheme://host[:port]`, each
     /// named exactly); a request elsewhere that carries it is denied, and so is
     /// a redirect elsewhere.
@@ -37,6 +44,7 @@ pub(super) fn secrets(
     base: &Path,
 ) -> Result<Secrets, Invalid> {
     let mut list = Vec::with_capacity(raw.len());
+    let declared: Vec<String> = raw.keys().cloned().collect();
     for (name, secret) in raw {
         let here = format!("secrets.{name}");
         if name.is_empty()
@@ -50,8 +58,17 @@ pub(super) fn secrets(
                 "a secret's name is 1 to 64 lower-case letters, digits and `_`",
             ));
         }
-        let value = read(&secret.from, base).map_err(|m| at.err(&format!("{here}.from"), m))?;
-        if value.chars().count() < MIN_VALUE_CHARS {
+        let value = match (&secret.from, &secret.refreshed_by) {
+            (Some(from), _) => read(from, base).map_err(|m| at.err(&format!("{here}.from"), m))?,
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(at.err(
+                    &format!("{here}.from"),
+                    "missing: `env:NAME` or `file:PATH` (only a secret `refreshed_by` another may leave it out)",
+                ))
+            }
+        };
+        if secret.from.is_some() && value.chars().count() < MIN_VALUE_CHARS {
             return Err(at.err(
                 &format!("{here}.from"),
                 format!("the value is shorter than {MIN_VALUE_CHARS} characters: too short to be told apart from other text"),
@@ -71,7 +88,20 @@ pub(super) fn secrets(
         }
         let hosts = Allowlist::parse(&secret.hosts)
             .map_err(|(j, m)| at.err(&format!("{here}.hosts[{j}]"), m))?;
-        list.push(Secret::new(name, value, hosts));
+        match secret.refreshed_by {
+            Some(by) => {
+                if by == name || !declared.contains(&by) {
+                    return Err(at.err(
+                        &format!("{here}.refreshed_by"),
+                        format!(
+                            "`{by}` is not another secret of this destination (its refresh token)"
+                        ),
+                    ));
+                }
+                list.push(Secret::refreshed(name, value, hosts, by));
+            }
+            None => list.push(Secret::new(name, value, hosts)),
+        }
     }
     let secrets = Secrets::new(list);
     check_placeholders(at, settings, "settings", &secrets)?;

@@ -45,6 +45,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
             ));
         }
     }
+    // Refreshed OAuth2 tokens are kept in the store's folder across restarts.
+    for d in &destinations {
+        d.secrets
+            .keep_refreshed_in(&store.path.join("oauth").join(&d.name));
+    }
     let transforms = super::transforms::transforms(raw.transforms, &destinations)?;
     let max_instances = max_instances(raw.plugins.max_instances, &destinations)?;
     let metrics_listen = match &raw.server.metrics_listen {

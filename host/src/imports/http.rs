@@ -288,10 +288,32 @@ impl Egress {
             },
             Egress::Replay(answers) => answers.answer(&sealed.name_request(req)),
             Egress::Live { .. } => match sealed.open(req) {
-                Ok(opened) => {
-                    let answer = self.send_open(opened.request.clone(), &opened.bound).await;
-                    answer.and_then(|resp| sealed.seal_response(&opened, resp))
-                }
+                Ok(opened) => match sealed.refreshing(&opened) {
+                    // An OAuth2 refresh (`imports/oauth.rs`): one at a time, and
+                    // answered from the last one when it was a moment ago.
+                    Some(target) => {
+                        let gate = target.refresh.as_ref().map(|r| r.gate.lock());
+                        let _one_at_a_time = match gate {
+                            Some(g) => Some(g.await),
+                            None => None,
+                        };
+                        let answer = if sealed.refreshed_recently(target) {
+                            Ok(sealed.answer_from_recent(target))
+                        } else {
+                            let answer =
+                                self.send_open(opened.request.clone(), &opened.bound).await;
+                            if let Ok(resp) = &answer {
+                                sealed.take_refreshed(target, resp);
+                            }
+                            answer
+                        };
+                        answer.and_then(|resp| sealed.seal_response(&opened, resp))
+                    }
+                    None => {
+                        let answer = self.send_open(opened.request.clone(), &opened.bound).await;
+                        answer.and_then(|resp| sealed.seal_response(&opened, resp))
+                    }
+                },
                 Err(denied) => Err(denied),
             },
         };

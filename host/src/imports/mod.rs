@@ -10,6 +10,7 @@
 pub mod crypto;
 pub mod http;
 pub mod log;
+pub mod oauth;
 pub mod reroute;
 pub mod resolve;
 pub mod secrets;

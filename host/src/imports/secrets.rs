@@ -19,9 +19,15 @@
 //!   ([`Sealed::seal_response`]), and the host's own error texts are redacted
 //!   ([`Sealed::redact`]);
 //! - the crypto import takes a secret as a key by its name or its token
-//!   ([`Sealed::key`]), so a signature can be made with a key the guest never sees.
+//!   ([`Sealed::key`]), so a signature can be made with a key the guest never sees;
+//! - a secret declared `refreshed_by` another (an OAuth2 access token, by the
+//!   refresh token) takes a new value from the answer to a request that
+//!   carried that other secret ([`super::oauth`]): the guest runs the vendor's
+//!   own refresh code and reads only its token.
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use base64::Engine as _;
 
@@ -39,23 +45,50 @@ pub const MIN_VALUE_CHARS: usize = 8;
 pub struct Secret {
     /// Its name in the config (`[a-z0-9_]`).
     pub name: String,
-    /// The value, read once from the environment or a file.
-    value: String,
+    /// The value, read once from the environment or a file (or, for a
+    /// refreshed secret, the latest value a refresh gave).
+    value: ArcSwap<String>,
     /// Where a request carrying it may go.
     hosts: Allowlist,
+    /// For an OAuth2 access token: how it is refreshed.
+    pub(super) refresh: Option<super::oauth::Refresh>,
 }
 
 impl Secret {
     /// A secret `name` with `value`, that may be sent to `hosts`.
     pub fn new(name: String, value: String, hosts: Allowlist) -> Secret {
-        Secret { name, value, hosts }
+        Secret {
+            name,
+            value: ArcSwap::from_pointee(value),
+            hosts,
+            refresh: None,
+        }
+    }
+
+    /// A secret whose value a refresh replaces: the answer to a request that
+    /// carried secret `by` (`value` may be empty until then).
+    pub fn refreshed(name: String, value: String, hosts: Allowlist, by: String) -> Secret {
+        Secret {
+            refresh: Some(super::oauth::Refresh::new(by)),
+            ..Secret::new(name, value, hosts)
+        }
+    }
+
+    /// The value now.
+    pub(super) fn value(&self) -> Arc<String> {
+        self.value.load_full()
+    }
+
+    /// Replace the value (a refresh).
+    pub(super) fn set_value(&self, value: String) {
+        self.value.store(Arc::new(value));
     }
 }
 
 /// A destination's secrets (cheap to clone). `Debug` shows names only.
 #[derive(Clone, Default)]
 pub struct Secrets {
-    list: Arc<[Secret]>,
+    pub(super) list: Arc<[Secret]>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -73,7 +106,7 @@ impl PartialEq for Secrets {
                 .list
                 .iter()
                 .zip(other.list.iter())
-                .all(|(a, b)| a.name == b.name && a.value == b.value && a.hosts == b.hosts)
+                .all(|(a, b)| a.name == b.name && a.value() == b.value() && a.hosts == b.hosts)
     }
 }
 
@@ -98,7 +131,7 @@ impl Secrets {
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.list.iter() {
-            for form in forms(&s.value) {
+            for form in forms(&s.value()) {
                 if out.contains(&form) {
                     out = out.replace(&form, &format!("[secret {}]", s.name));
                 }
@@ -170,6 +203,8 @@ pub struct Opened {
     /// each's (the first hop was checked by [`Sealed::open`]). Empty when it
     /// carries none.
     pub bound: Vec<Allowlist>,
+    /// The names of the secrets it carries.
+    pub carried: Vec<String>,
     /// `Authorization: Basic` values as sent, and as the guest wrote them, so
     /// an answer that echoes one is given back the guest's.
     basic: Vec<(String, String)>,
@@ -191,6 +226,11 @@ pub struct Sealed {
 }
 
 impl Sealed {
+    /// The secrets behind this view.
+    pub(super) fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     /// A fresh view of `secrets` for one call.
     pub fn new(secrets: Secrets) -> Sealed {
         Sealed {
@@ -248,12 +288,12 @@ impl Sealed {
     }
 
     /// A secret's value as a key for the crypto import, by its name or its token.
-    pub fn key(&self, name_or_token: &str) -> Option<&[u8]> {
+    pub fn key(&self, name_or_token: &str) -> Option<Arc<String>> {
         self.secrets
             .list
             .iter()
             .find(|s| s.name == name_or_token || self.token(&s.name) == name_or_token)
-            .map(|s| s.value.as_bytes())
+            .map(Secret::value)
     }
 
     /// The request as it is sent: this call's tokens replaced by their values
@@ -280,6 +320,7 @@ impl Sealed {
             return Ok(Opened {
                 request: req,
                 bound: Vec::new(),
+                carried: Vec::new(),
                 basic: Vec::new(),
             });
         }
@@ -314,10 +355,12 @@ impl Sealed {
             .unwrap_or_default();
         let mut basic = Vec::new();
         for (s, token) in &used {
-            req.url = req.url.replace(token, &percent_encode(&s.value));
+            let value = s.value();
+            let value = value.as_str();
+            req.url = req.url.replace(token, &percent_encode(value));
             for (k, v) in req.headers.iter_mut() {
                 if let Some(credentials) = basic_credentials(k, v).filter(|c| c.contains(token)) {
-                    let opened = credentials.replace(token, &s.value);
+                    let opened = credentials.replace(token, value);
                     let guest = v.trim().split_once(' ').map(|(_, b)| b.trim().to_string());
                     let sent = base64::engine::general_purpose::STANDARD.encode(opened);
                     if let Some(guest) = guest {
@@ -325,25 +368,28 @@ impl Sealed {
                     }
                     *v = format!("Basic {sent}");
                 } else if v.contains(token) {
-                    *v = v.replace(token, &s.value);
+                    *v = v.replace(token, value);
                 }
             }
             let value = if content_type.contains("json") {
-                json_escaped(&s.value)
+                json_escaped(value)
             } else if content_type.contains("x-www-form-urlencoded") {
-                percent_encode(&s.value)
+                percent_encode(value)
             } else {
-                s.value.clone()
+                value.to_string()
             };
             req.body = replace(&req.body, token.as_bytes(), value.as_bytes());
         }
-        req.headers
-            .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+        // The values change the body's size: the client writes its own Content-Length.
+        req.headers.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case("accept-encoding") && !k.eq_ignore_ascii_case("content-length")
+        });
         req.headers
             .push(("accept-encoding".into(), "identity".into()));
         Ok(Opened {
             request: req,
             bound: used.iter().map(|(s, _)| s.hosts.clone()).collect(),
+            carried: used.iter().map(|(s, _)| s.name.clone()).collect(),
             basic,
         })
     }
@@ -372,7 +418,7 @@ impl Sealed {
         let mut pairs: Vec<(String, String)> = opened.basic.clone();
         for s in self.secrets.list.iter() {
             let token = self.token(&s.name);
-            for form in forms(&s.value) {
+            for form in forms(&s.value()) {
                 pairs.push((form, token.clone()));
             }
         }
@@ -414,6 +460,10 @@ fn basic_credentials(name: &str, value: &str) -> Option<String> {
 /// does it, with `/` as `\/`, and with `<`, `>`, `&` as `\u00XX`),
 /// percent-encoded (upper- and lower-case hex) and in base64.
 fn forms(value: &str) -> Vec<String> {
+    // A refreshed secret before its first refresh has no value to find.
+    if value.is_empty() {
+        return Vec::new();
+    }
     let json = json_escaped(value);
     let upper = percent_encode(value);
     // Lower-case hex: only the two digits after each `%` change.

@@ -98,17 +98,17 @@ impl HostState {
     }
 
     /// The bytes of a crypto key: the guest's own, or a secret's by name or token.
-    fn key_bytes<'a>(&'a self, key: &'a crypto::Key) -> Result<&'a [u8], String> {
+    fn key_bytes<'a>(&'a self, key: &'a crypto::Key) -> Result<std::borrow::Cow<'a, [u8]>, String> {
         match key {
-            crypto::Key::Bytes(bytes) => Ok(bytes),
-            crypto::Key::Secret(name) => {
-                self.sealed
-                    .as_ref()
-                    .and_then(|s| s.key(name))
-                    .ok_or_else(|| {
-                        "no such secret for this destination (see its `secrets`)".to_string()
-                    })
-            }
+            crypto::Key::Bytes(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+            crypto::Key::Secret(name) => self
+                .sealed
+                .as_ref()
+                .and_then(|s| s.key(name))
+                .map(|value| std::borrow::Cow::Owned(value.as_bytes().to_vec()))
+                .ok_or_else(|| {
+                    "no such secret for this destination (see its `secrets`)".to_string()
+                }),
         }
     }
 
@@ -216,19 +216,19 @@ impl crypto::Host for HostState {
     }
 
     async fn hmac_sha256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        Ok(imports::crypto::hmac_sha256(self.key_bytes(&key)?, &data))
+        Ok(imports::crypto::hmac_sha256(&self.key_bytes(&key)?, &data))
     }
 
     async fn hmac_sha512(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        Ok(imports::crypto::hmac_sha512(self.key_bytes(&key)?, &data))
+        Ok(imports::crypto::hmac_sha512(&self.key_bytes(&key)?, &data))
     }
 
     async fn sign_rs256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        imports::crypto::sign_rs256(self.key_bytes(&key)?, &data)
+        imports::crypto::sign_rs256(&self.key_bytes(&key)?, &data)
     }
 
     async fn sign_es256(&mut self, key: crypto::Key, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        imports::crypto::sign_es256(self.key_bytes(&key)?, &data)
+        imports::crypto::sign_es256(&self.key_bytes(&key)?, &data)
     }
 
     async fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>, String> {

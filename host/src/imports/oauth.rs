@@ -1,0 +1,173 @@
+//! OAuth2 access tokens the host keeps fresh, with the vendor's own refresh
+//! code and without the guest ever holding a token.
+//!
+//! Where it sits: inside the secrets of [`super::secrets`], used by
+//! [`super::http`]'s live egress. A destination declares its access token as
+//! a secret `refreshed_by` its refresh token:
+//!
+//! ```toml
+//! secrets = { access_token = { hosts = ["https://api.hubapi.com"], refreshed_by = "refresh_token" },
+//!             refresh_token = { from = "env:HUBSPOT_REFRESH_TOKEN", hosts = ["https://api.hubapi.com"] } }
+//! settings = { oauth = { access_token = "${secret:access_token}", refresh_token = "${secret:refresh_token}" } }
+//! ```
+//!
+//! The guest (a Segment catalog entry: actions-core refreshes on a 401) sends
+//! its refresh request with the refresh token's call token; the host sends it
+//! with the value, and when the answer is a 2xx JSON object with an
+//! `access_token` (and maybe a rotated `refresh_token`), it keeps those as the
+//! secrets' new values: in memory for every later call and fresh instance, and
+//! in `<store.path>/oauth/<destination>/` across restarts. The guest reads the
+//! answer sealed: its token in place of the new value. Refreshes are one at a
+//! time per secret, and a refresh request within [`RECENT`] of the last one is
+//! answered from it without reaching the vendor: one refresh per expiry, not
+//! one per batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::http::Response;
+use super::secrets::{Opened, Sealed, Secret, Secrets};
+
+/// How long after a refresh another refresh request is answered from it.
+pub const RECENT: Duration = Duration::from_secs(60);
+
+/// How a refreshed secret is refreshed, and when it last was.
+pub struct Refresh {
+    /// The secret whose presence marks a request as a refresh (the refresh token).
+    pub(super) by: String,
+    /// Where its values are kept across restarts (set once, from the config).
+    dir: OnceLock<PathBuf>,
+    /// When it was last refreshed.
+    last: Mutex<Option<Instant>>,
+    /// One refresh at a time.
+    pub(super) gate: tokio::sync::Mutex<()>,
+}
+
+impl Refresh {
+    /// Refreshed by requests that carry secret `by`.
+    pub fn new(by: String) -> Refresh {
+        Refresh {
+            by,
+            dir: OnceLock::new(),
+            last: Mutex::new(None),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn recent(&self) -> bool {
+        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|at| at.elapsed() < RECENT)
+    }
+}
+
+impl Secrets {
+    /// Keep refreshed values in `dir` (`<store.path>/oauth/<destination>`):
+    /// a value kept there by an earlier run replaces the configured one now.
+    pub fn keep_refreshed_in(&self, dir: &Path) {
+        for s in self.list.iter() {
+            let Some(refresh) = &s.refresh else { continue };
+            let _ = refresh.dir.set(dir.to_path_buf());
+            for name in [s.name.as_str(), refresh.by.as_str()] {
+                if let Ok(kept) = std::fs::read_to_string(dir.join(name)) {
+                    if let Some(secret) = self.list.iter().find(|x| x.name == name) {
+                        if !kept.is_empty() {
+                            secret.set_value(kept);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether any secret is refreshed.
+    pub fn has_refreshed(&self) -> bool {
+        self.list.iter().any(|s| s.refresh.is_some())
+    }
+}
+
+impl Sealed {
+    /// The refreshed secret that `opened` (a request carrying its refresh
+    /// token) would refresh, if any.
+    pub fn refreshing(&self, opened: &Opened) -> Option<&Secret> {
+        self.secrets().list.iter().find(|s| {
+            s.refresh
+                .as_ref()
+                .is_some_and(|r| opened.carried.iter().any(|c| *c == r.by))
+        })
+    }
+
+    /// Whether `target` was refreshed a moment ago (by another call).
+    pub fn refreshed_recently(&self, target: &Secret) -> bool {
+        target.refresh.as_ref().is_some_and(Refresh::recent)
+    }
+
+    /// The answer a refresh request gets when another call refreshed a
+    /// moment ago: the token now, as the guest reads it (sealed).
+    pub fn answer_from_recent(&self, target: &Secret) -> Response {
+        let value = target.value();
+        let body = serde_json::json!({ "access_token": value.as_str(), "token_type": "Bearer" });
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// Take the new values out of the vendor's answer to a refresh (a 2xx
+    /// JSON object with `access_token`, maybe a rotated `refresh_token`), keep
+    /// them, and say whether there were any.
+    pub fn take_refreshed(&self, target: &Secret, answer: &Response) -> bool {
+        let Some(refresh) = &target.refresh else {
+            return false;
+        };
+        if !(200..300).contains(&answer.status) {
+            return false;
+        }
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
+            return false;
+        };
+        let Some(access) = json["access_token"].as_str().filter(|t| !t.is_empty()) else {
+            return false;
+        };
+        keep(target, refresh, access);
+        if let Some(rotated) = json["refresh_token"].as_str().filter(|t| !t.is_empty()) {
+            if let Some(by) = self.secrets().list.iter().find(|s| s.name == refresh.by) {
+                keep(by, refresh, rotated);
+            }
+        }
+        *refresh.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        tracing::info!(
+            secret = target.name.as_str(),
+            "OAuth2 access token refreshed"
+        );
+        true
+    }
+}
+
+/// Set `secret`'s value, and write it where `refresh` keeps values (owner-only).
+fn keep(secret: &Secret, refresh: &Refresh, value: &str) {
+    secret.set_value(value.to_string());
+    let Some(dir) = refresh.dir.get() else { return };
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{}.tmp", secret.name));
+        {
+            use std::io::Write as _;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            file.write_all(value.as_bytes())?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(&secret.name))
+    };
+    if let Err(e) = write() {
+        tracing::warn!(
+            secret = secret.name.as_str(),
+            "cannot keep the refreshed value: {e}"
+        );
+    }
+}
