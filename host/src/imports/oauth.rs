@@ -171,3 +171,97 @@ fn keep(secret: &Secret, refresh: &Refresh, value: &str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allowlist::Allowlist;
+
+    fn secrets() -> Secrets {
+        let hosts = Allowlist::parse(&["https://auth.example".to_string()]).unwrap();
+        Secrets::new(vec![
+            Secret::refreshed(
+                "access_token".into(),
+                String::new(),
+                hosts.clone(),
+                "refresh_token".into(),
+            ),
+            Secret::new("refresh_token".into(), "refresh-0000".into(), hosts),
+        ])
+    }
+
+    fn refresh_request(sealed: &Sealed) -> Opened {
+        let token = sealed.seal_settings("${secret:refresh_token}");
+        sealed
+            .open(super::super::http::Request {
+                method: "POST".into(),
+                url: "https://auth.example/token".into(),
+                headers: vec![(
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                )],
+                body: format!("grant_type=refresh_token&refresh_token={token}").into_bytes(),
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refresh_answer_becomes_the_value_is_kept_on_disk_and_the_next_refresh_is_answered_from_it()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = secrets();
+        secrets.keep_refreshed_in(dir.path());
+        let sealed = Sealed::new(secrets.clone());
+        let opened = refresh_request(&sealed);
+        assert!(
+            String::from_utf8_lossy(&opened.request.body).contains("refresh_token=refresh-0000")
+        );
+        let target = sealed.refreshing(&opened).expect("a refresh");
+        assert_eq!(target.name, "access_token");
+        assert!(!sealed.refreshed_recently(target));
+        let answer = Response {
+            status: 200,
+            headers: vec![],
+            body: br#"{"access_token":"new-access-1111","refresh_token":"refresh-2222"}"#.to_vec(),
+        };
+        assert!(sealed.take_refreshed(target, &answer));
+        assert!(sealed.refreshed_recently(target));
+        // The guest reads its token, not the value.
+        let seen = sealed.seal_response(&opened, answer).unwrap();
+        let seen = String::from_utf8(seen.body).unwrap();
+        assert!(
+            !seen.contains("new-access-1111") && !seen.contains("refresh-2222"),
+            "{seen}"
+        );
+        assert!(
+            seen.contains(&sealed.seal_settings("${secret:access_token}")),
+            "{seen}"
+        );
+        // Kept for a restart: a new config's secrets read the values back.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("access_token")).unwrap(),
+            "new-access-1111"
+        );
+        let again = self::secrets();
+        again.keep_refreshed_in(dir.path());
+        let next = Sealed::new(again);
+        let opened = refresh_request(&next);
+        assert!(
+            String::from_utf8_lossy(&opened.request.body).contains("refresh_token=refresh-2222")
+        );
+        // Another call's refresh a moment later is answered from this one.
+        let second = Sealed::new(secrets);
+        let opened = refresh_request(&second);
+        let target = second.refreshing(&opened).unwrap();
+        assert!(second.refreshed_recently(target));
+        let body = String::from_utf8(second.answer_from_recent(target).body).unwrap();
+        assert!(body.contains("new-access-1111"));
+        // An error answer changes nothing.
+        let failed = Response {
+            status: 400,
+            headers: vec![],
+            body: br#"{"access_token":"x-bad-bad-bad"}"#.to_vec(),
+        };
+        assert!(!second.take_refreshed(target, &failed));
+    }
+}
