@@ -30,8 +30,10 @@ const NODE_SHIMS = {
   process: here('./adapter/node/process.js'),
   buffer: here('./node_modules/buffer/index.js'),
   events: here('./node_modules/events/events.js'),
+  http: here('./adapter/node/http.js'),
+  https: here('./adapter/node/http.js'),
 };
-const UNAVAILABLE = ['fs', 'path', 'stream', 'http', 'https', 'net', 'tls', 'zlib', 'child_process', 'dns', 'http2', 'util', 'url', 'assert', 'querystring', 'string_decoder', 'worker_threads', 'perf_hooks', 'readline', 'async_hooks', 'constants', 'vm', 'timers'];
+const UNAVAILABLE = ['fs', 'path', 'stream', 'net', 'tls', 'zlib', 'child_process', 'dns', 'http2', 'util', 'url', 'assert', 'querystring', 'string_decoder', 'worker_threads', 'perf_hooks', 'readline', 'async_hooks', 'constants', 'vm', 'timers'];
 
 export async function packageVersion() {
   const pkg = JSON.parse(await readFile(here(`./node_modules/${PACKAGE}/package.json`), 'utf8'));

@@ -581,3 +581,80 @@ async fn an_oauth2_token_is_refreshed_once_kept_across_instances_and_restarts_an
     );
     host.stop().await;
 }
+
+/// Entry, vendor origin, settings with a subscription of the user's own (the
+/// action Segment suggests, its fields' defaults, and what it needs beside),
+/// the path its request takes, and a text its body must hold.
+const OWN_SUBSCRIPTIONS: &[(&str, &str, &str, &str, &str)] = &[
+    // The email goes hashed (SHA-256, over the host's crypto import).
+    (
+        "facebook-conversions-api",
+        "https://graph.facebook.com",
+        r#"{ pixelId = "123", subscriptions = [{ subscribe = 'type = "track" and event = "Order Completed"', partnerAction = "purchase", mapping = { action_source = "website", currency = { "@path" = "$.properties.currency" }, value = { "@path" = "$.properties.revenue" }, event_time = { "@path" = "$.timestamp" }, user_data = { email = { "@path" = "$.context.traits.email" }, client_ip_address = { "@path" = "$.context.ip" }, client_user_agent = { "@path" = "$.context.userAgent" } } } }] }"#,
+        "/v24.0/123/events",
+        // sha256("ada@example.com")
+        "b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72",
+    ),
+    (
+        "hubspot",
+        "https://api.hubapi.com",
+        r#"{ oauth = { access_token = "hubspot-token-1" }, subscriptions = [{ subscribe = 'type = "identify"', partnerAction = "upsertContact", mapping = { email = { "@path" = "$.traits.email" }, properties = { firstname = { "@path" = "$.traits.first_name" } } } }] }"#,
+        "/crm/v3/objects/contacts/",
+        "Ada",
+    ),
+    (
+        "intercom",
+        "https://api.intercom.io",
+        r#"{ oauth = { access_token = "intercom-token-1" }, subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { event_name = { "@path" = "$.event" }, created_at = { "@path" = "$.timestamp" }, user_id = { "@path" = "$.userId" } } }] }"#,
+        "/events",
+        "Order Completed",
+    ),
+    (
+        "salesforce",
+        "https://acme.my.salesforce.com",
+        r#"{ instanceUrl = "https://acme.my.salesforce.com", oauth = { access_token = "salesforce-token-1" }, subscriptions = [{ subscribe = 'type = "identify"', partnerAction = "lead", mapping = { operation = "create", last_name = { "@path" = "$.traits.last_name" }, company = { "@path" = "$.traits.company" }, email = { "@path" = "$.traits.email" } } }] }"#,
+        "/services/data/",
+        "Lovelace",
+    ),
+];
+
+#[tokio::test]
+async fn four_entries_with_subscriptions_of_their_own_reach_their_vendors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tables = String::new();
+    let mut vendors = Vec::new();
+    for (name, vendor, settings, _, _) in OWN_SUBSCRIPTIONS {
+        install_entry(dir.path(), name);
+        let rx = Receiver::start().await;
+        rx.default_reply(
+            Reply::status(200)
+                .header("content-type", "application/json")
+                .body("{\"id\":\"1\"}"),
+        );
+        tables.push_str(&entry_table(name, vendor, settings, &rx, ""));
+        vendors.push(rx);
+    }
+    let host = TestHost::start(dir.path(), &tables).await;
+    let mut order = track(
+        "f1",
+        "Order Completed",
+        json!({ "revenue": 30.5, "currency": "USD" }),
+    );
+    order["context"]["userAgent"] = json!("Mozilla/5.0 (X11; Linux x86_64)");
+    let mut person = identify("f2");
+    person["traits"]["company"] = json!("Analytical Engines");
+    let batch = json!({ "batch": [order, person] });
+    assert_eq!(host.send("batch", &batch).await.status(), 200);
+    for ((name, _, _, path, holds), rx) in OWN_SUBSCRIPTIONS.iter().zip(&vendors) {
+        let row = settled(&host, name, 2).await;
+        assert_eq!(row["dead_letters"], 0, "{name}: {row}");
+        assert_eq!(row["delivered"], 1, "{name}: {row}");
+        assert_eq!(row["filtered"], 1, "{name}: the other event: {row}");
+        let got = rx.received();
+        assert_eq!(got.len(), 1, "{name}");
+        assert!(got[0].uri.starts_with(path), "{name}: {}", got[0].uri);
+        let body = String::from_utf8_lossy(&got[0].body);
+        assert!(body.contains(holds), "{name}: `{holds}` not in {body}");
+    }
+    host.stop().await;
+}
