@@ -104,6 +104,13 @@ const sandboxPlugin = (entry, version) => ({
       if (UNAVAILABLE.includes(name)) return { path: here('./adapter/node/unavailable.js') };
       return undefined;
     });
+    // ajv compiles an enum or a `required` list into one expression nested
+    // once per value; the sandbox's parser refuses a few hundred levels (a
+    // currency enum). Past 16 values ajv checks them in a loop: the same test.
+    b.onLoad({ filter: /[\\/]ajv[\\/]dist[\\/]core\.js$/ }, async (a) => {
+      const text = await readFile(a.path, 'utf8');
+      return { contents: text.replace(/const MAX_EXPRESSION = \d+;/, 'const MAX_EXPRESSION = 16;'), loader: 'js', resolveDir: path.dirname(a.path) };
+    });
     b.onLoad({ filter: /\.[cm]?js$/ }, async (a) => {
       const text = await readFile(a.path, 'utf8');
       if (!text.includes('\\p{')) return undefined;

@@ -56,23 +56,54 @@ function definitionOf(name) {
   return mod.default ?? mod;
 }
 
+/**
+ * The wall clock both runtimes read: Node's Date is pinned to it while
+ * Segment's runtime runs, and the host's run gets `--clock` (a body stamped
+ * with the time, or a signature over it, is then the same on both sides).
+ */
+const CLOCK = '2026-12-01T00:00:00.000Z';
+const FIXED_MS = Date.parse(CLOCK);
+const RealDateClass = Date;
+class FixedDate extends RealDateClass {
+  constructor(...args) {
+    if (args.length === 0) super(FIXED_MS);
+    else super(...args);
+  }
+  static now() {
+    return FIXED_MS;
+  }
+}
+
 /** What Segment's runtime sends for `events`, subscription by subscription. */
 async function throughSegment(name, settings, events) {
   const definition = definitionOf(name);
   const destination = new Destination(definition);
   const { subscriptions, ...rest } = settings;
-  // As the host stores them: receivedAt is the clock at ingest.
-  const receivedAt = new Date().toISOString();
-  events = events.map((e) => ({ ...e, receivedAt }));
+  // Each event as the host stores it, so that both runtimes get the same
+  // input: ingest adds receivedAt (its clock), originalTimestamp (the
+  // client's timestamp, with no sentAt) and a context.library when missing.
+  const receivedAt = new Date(CLOCK).toISOString();
+  events = events.map((e) => ({
+    ...e,
+    context: e.context?.library ? e.context : { ...e.context, library: { name: 'unknown', version: 'unknown' } },
+    receivedAt,
+    originalTimestamp: e.timestamp,
+  }));
   recorded.length = 0;
-  for (const sub of subscriptions ?? presetsOf(definition)) {
-    const action = definition.actions[sub.partnerAction];
-    const s = { ...rest, subscription: sub };
-    if (action?.performBatch && events.length > 1 && sub.mapping?.enable_batching === true) {
-      await destination.onBatch(events, s).catch(() => {});
-    } else {
-      for (const e of events) await destination.onEvent(e, s).catch(() => {});
+  const RealDate = globalThis.Date;
+  globalThis.Date = FixedDate;
+  try {
+    for (const sub of subscriptions ?? presetsOf(definition)) {
+      const action = definition.actions[sub.partnerAction];
+      const s = { ...rest, subscription: sub };
+      if (action?.performBatch && events.length > 1 && sub.mapping?.enable_batching === true) {
+        await destination.onBatch(events, s).catch(() => {});
+      } else {
+        for (const e of events) await destination.onEvent(e, s).catch(() => {});
+      }
     }
+  } finally {
+    globalThis.Date = RealDate;
   }
   return recorded.slice();
 }
@@ -83,7 +114,7 @@ async function throughSwitchyard(bin, component, settings, events) {
   try {
     await writeFile(path.join(dir, 'settings.json'), JSON.stringify(settings));
     await writeFile(path.join(dir, 'events.json'), JSON.stringify(events));
-    const run = spawnSync(bin, ['try', component, '--settings', path.join(dir, 'settings.json'), '--event', path.join(dir, 'events.json'), '--format', 'json'], {
+    const run = spawnSync(bin, ['try', component, '--settings', path.join(dir, 'settings.json'), '--event', path.join(dir, 'events.json'), '--format', 'json', '--clock', CLOCK], {
       encoding: 'utf8',
       env: { ...process.env, RUST_LOG: 'error' },
       maxBuffer: 64 << 20,

@@ -1,50 +1,29 @@
 // The parts of a request that legitimately differ between two runs: what
 // the differential check ignores. Declared here, and nowhere else:
-// - random ids (UUIDs) generated per call;
-// - the current time, as an ISO 8601 date or as epoch seconds or
-//   milliseconds within a day of now (the test events' own times are fixed
-//   in November 2026 and stay);
+// - random ids (UUIDs) generated per call (the current time is not: both
+//   runtimes read the same pinned clock, run.mjs `CLOCK`);
 // - `content-length`, which the sending side writes (Node sets it when it
 //   sends; the sandbox's Request already carries it), and the hop-by-hop
-//   headers (`connection`, `keep-alive`, `transfer-encoding`): how a request
-//   travels, which the sandbox's Request drops and the host's client sets;
-// - the order of keys in JSON objects: the host stores an event with its
-//   keys sorted, so objects copied from it (`properties`, `traits`) keep that
-//   order; a JSON body (or a form field holding JSON) is compared as JSON,
-//   its objects' keys sorted.
-const TRANSPORT = new Set(['content-length', 'connection', 'keep-alive', 'transfer-encoding']);
+//   headers (`connection`, `keep-alive`, `transfer-encoding`) and `host`:
+//   how a request travels, which the sandbox's Request drops and the host's
+//   client writes from the URL;
+// - the layout of JSON text: a JSON body (or a form field holding JSON) is
+//   compared as JSON written compactly; keys keep their order.
+const TRANSPORT = new Set(['content-length', 'connection', 'keep-alive', 'transfer-encoding', 'host']);
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
-const ISO = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?/g;
-const FIXED = '2026-11-30T12:00:00';
-
-function nowish(text) {
-  const now = Date.now();
-  return text
-    .replace(ISO, (m) => (m.startsWith(FIXED) ? m : '<now>'))
-    .replace(/\b1\d{9}(\d{3})?\b/g, (m) => {
-      const ms = m.length === 13 ? Number(m) : Number(m) * 1000;
-      return Math.abs(ms - now) < 86_400_000 ? '<now>' : m;
-    });
-}
-
 function scrub(text) {
-  return nowish(String(text ?? '').replace(UUID, '<uuid>'));
+  return String(text ?? '').replace(UUID, '<uuid>');
 }
 
-/** JSON text with its objects' keys sorted; other text as it is. */
+/** JSON text written compactly; other text as it is. */
 function canonicalJson(text) {
   try {
-    return JSON.stringify(sortKeys(JSON.parse(text)));
+    return JSON.stringify(JSON.parse(text));
   } catch {
     return undefined;
   }
 }
 
-function sortKeys(v) {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])]));
-  return v;
-}
 
 /** A body as compared: JSON canonical, a form with JSON values canonical per field. */
 function canonicalBody(body) {

@@ -89,6 +89,10 @@ pub struct TryArgs {
     /// a line (`method`, `url`, `headers`, `body` as text), for tools.
     #[arg(long, value_enum, default_value = "text")]
     pub format: TryFormat,
+    /// A fixed wall clock (RFC 3339) for the run: the events' `receivedAt`, and every time the
+    /// components read (a body stamped with the time, a signature over it). Default: the real clock.
+    #[arg(long, value_name = "TIME")]
+    pub clock: Option<String>,
 }
 
 /// How `switchyard try` prints.
@@ -110,7 +114,12 @@ struct Loaded {
 }
 
 /// Load a part and check its settings; `script` answers its requests.
-async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::Result<Loaded> {
+async fn load(
+    runtime: &Runtime,
+    part: Part,
+    script: Vec<Response>,
+    clock: Option<Arc<[u64]>>,
+) -> anyhow::Result<Loaded> {
     let path = &part.plugin;
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
@@ -131,7 +140,7 @@ async fn load(runtime: &Runtime, part: Part, script: Vec<Response>) -> anyhow::R
         counters: Default::default(),
         tape: None,
         capture: None,
-        clock: None,
+        clock,
         secrets: part.secrets,
     };
     let (settings_value, settings_name) = part.settings;
@@ -184,12 +193,24 @@ pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
     JSON_LINES.store(args.format == TryFormat::Json, Relaxed);
     let mut plan = plan(&args)?;
     plan.last.plugin = catalog_component(&plan.last.plugin).await?;
-    let mut events = events_of(&args.event, super::read_json(&args.event)?)?;
+    let clock = args
+        .clock
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| anyhow::anyhow!("--clock {t}: not an RFC 3339 time: {e}"))
+        })
+        .transpose()?;
+    let readings: Option<Arc<[u64]>> =
+        clock.map(|t| Arc::from([t.timestamp_nanos_opt().unwrap_or_default().max(0) as u64]));
+    let now = clock.unwrap_or_else(chrono::Utc::now);
+    let mut events = events_at(&args.event, super::read_json(&args.event)?, now)?;
     let runtime = Runtime::new(plan.cache.clone(), 4)?;
     let mut steps = Vec::with_capacity(plan.chain.len() + 1);
     for part in plan.chain {
         let file = part.plugin.clone();
-        let loaded = load(&runtime, part, Vec::new()).await?;
+        let loaded = load(&runtime, part, Vec::new(), readings.clone()).await?;
         if loaded.plugin.kind() != Kind::Transform {
             anyhow::bail!(
                 "{}: a --transform must be a transformation component; this is a {}",
@@ -199,7 +220,7 @@ pub async fn try_run(args: TryArgs) -> anyhow::Result<ExitCode> {
         }
         steps.push(loaded);
     }
-    let last = load(&runtime, plan.last, script).await?;
+    let last = load(&runtime, plan.last, script, readings.clone()).await?;
     let destination = match last.plugin.kind() {
         Kind::Transform => {
             steps.push(last);
@@ -433,6 +454,15 @@ fn exit(all_well: bool) -> ExitCode {
 /// form is read as a batch body, so that each message needs its `type` and the
 /// batch-level `context`, `integrations` and `sentAt` apply as in `/v1/batch`.
 pub fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
+    events_at(path, value, chrono::Utc::now())
+}
+
+/// [`events_of`], received at `now`.
+fn events_at(
+    path: &Path,
+    value: Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<Event>> {
     let batch = |items: Vec<Value>| Map::from_iter([("batch".to_string(), Value::Array(items))]);
     let body = match value {
         Value::Array(items) => batch(items),
@@ -440,16 +470,15 @@ pub fn events_of(path: &Path, value: Value) -> anyhow::Result<Vec<Event>> {
         Value::Object(map) => batch(vec![Value::Object(map)]),
         _ => anyhow::bail!("{}: expected a JSON object or array", path.display()),
     };
-    let accepted =
-        normalize_body(body, BodyKind::Batch, chrono::Utc::now(), None).map_err(|e| {
-            match (e.rejected.first(), e.item) {
-                (Some(r), _) => {
-                    anyhow::anyhow!("{}: event {}: {}", path.display(), r.index, r.message)
-                }
-                (None, Some(i)) => anyhow::anyhow!("{}: event {i}: {}", path.display(), e.message),
-                (None, None) => anyhow::anyhow!("{}: {}", path.display(), e.message),
+    let accepted = normalize_body(body, BodyKind::Batch, now, None).map_err(|e| {
+        match (e.rejected.first(), e.item) {
+            (Some(r), _) => {
+                anyhow::anyhow!("{}: event {}: {}", path.display(), r.index, r.message)
             }
-        })?;
+            (None, Some(i)) => anyhow::anyhow!("{}: event {i}: {}", path.display(), e.message),
+            (None, None) => anyhow::anyhow!("{}: {}", path.display(), e.message),
+        }
+    })?;
     // Ingest would store the others; a dry run of a file names what is wrong in it.
     if let Some(r) = accepted.rejected.first() {
         anyhow::bail!("{}: event {}: {}", path.display(), r.index, r.message);
