@@ -13,7 +13,7 @@
 import { start } from './init.js';
 import * as entryModule from 'switchyard:catalog-entry';
 import { ENTRY, PACKAGE_VERSION } from 'switchyard:catalog-build';
-import { Destination, fieldsToJsonSchema } from '@segment/actions-core';
+import { Destination, validateSchema } from '@segment/actions-core';
 import { parseFql, validate as fqlMatches } from '@segment/destination-subscriptions';
 import * as mappingValidation from '@segment/actions-core/mapping-kit/validate';
 import { subscriptionsOf } from './subscriptions.js';
@@ -31,6 +31,25 @@ function defaultOf(m, has) {
 const definition = defaultOf(entryModule, (v) => v.actions);
 const validateMapping = defaultOf(mappingValidation, (v) => typeof v === 'function');
 const destination = new Destination(definition);
+
+// At build time (this top level runs once, and the component starts from the
+// memory it leaves): compile the validators of the settings and of every
+// action, under the keys actions-core looks them up by, so that no batch's
+// fresh instance compiles a JSON schema again.
+function compileValidators() {
+  const quietly = (schema, schemaKey) => {
+    try {
+      validateSchema({}, schema, { schemaKey, throwIfInvalid: false });
+    } catch {
+      // A schema that does not compile fails the same way when a batch needs it.
+    }
+  };
+  if (destination.settingsSchema) quietly(destination.settingsSchema, `${destination.name}:settings`);
+  for (const action of Object.values(destination.actions)) {
+    if (action.schema) quietly(action.schema, `${action.destinationName}:${action.definition.title}`);
+  }
+}
+compileValidators();
 
 /** Most events per `deliver` call: batching actions take up to this many at once. */
 const MAX_BATCH = 100;

@@ -18,7 +18,7 @@ use switchyard_e2e::workspace_root;
 use crate::baseline::webhook_request;
 use crate::{events, Scale};
 
-fn ctx() -> CallContext {
+pub(super) fn ctx() -> CallContext {
     CallContext {
         destination: Arc::from("bench"),
         transform: None,
@@ -32,7 +32,7 @@ fn ctx() -> CallContext {
     }
 }
 
-fn wit_events(n: usize) -> Vec<Event> {
+pub(super) fn wit_events(n: usize) -> Vec<Event> {
     events::normalised(n)
         .into_iter()
         .enumerate()
@@ -45,7 +45,7 @@ fn wit_events(n: usize) -> Vec<Event> {
 }
 
 /// Per-event and per-call cost of one component, after one warm-up call.
-async fn measure(
+pub(super) async fn measure(
     runtime: &Runtime,
     name: &str,
     file: &std::path::Path,

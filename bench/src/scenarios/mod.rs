@@ -1,6 +1,7 @@
 //! The scenarios; each returns its JSON result.
 
 mod candidates;
+mod catalog;
 mod concurrency;
 mod dispatch;
 mod drain;
@@ -54,6 +55,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
             scale.quick,
             candidates::run(scale).await?,
         )?;
+    }
+    if want("catalog") {
+        crate::report::write(out, "catalog", scale.quick, catalog::run(scale).await?)?;
     }
     if want("dispatch") {
         crate::report::write(out, "dispatch", scale.quick, dispatch::run(scale).await?)?;

@@ -1,0 +1,136 @@
+//! Scenario `catalog`: Segment's catalog entries (`catalog/`) against
+//! Segment's own runtime on this machine, in the same run.
+//!
+//! For five entries: the cost per event in batches of 100 (Switchyard: the
+//! entry's component, `deliver` with the dry-run recorder answering; Node:
+//! `catalog/bench/node.mjs`, actions-core warm with fetch answered at once,
+//! the same events and subscriptions), a fresh instance's time and linear
+//! memory, the component's size, and its build time from nothing (no cache).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use switchyard::runtime::Runtime;
+use switchyard_e2e::workspace_root;
+
+use super::dispatch::measure;
+use crate::{events, Scale};
+
+/// The entries and their settings (Segment's names): presets where the
+/// entry has them, else one subscription of the kind a user would add.
+const ENTRIES: &[(&str, &str)] = &[
+    (
+        "braze",
+        r#"{"api_key":"bench-key-1","endpoint":"https://rest.iad-01.braze.com"}"#,
+    ),
+    (
+        "customerio",
+        r#"{"siteId":"site-1","apiKey":"bench-key-1"}"#,
+    ),
+    (
+        "mixpanel",
+        r#"{"projectToken":"tok-1","apiSecret":"bench-secret-1"}"#,
+    ),
+    (
+        "klaviyo",
+        r#"{"api_key":"pk_bench","subscriptions":[{"subscribe":"type = \"track\"","partnerAction":"trackEvent","mapping":{"profile":{"external_id":{"@path":"$.userId"}},"metric_name":{"@path":"$.event"},"properties":{"@path":"$.properties"},"time":{"@path":"$.timestamp"}}}]}"#,
+    ),
+    (
+        "facebook-conversions-api",
+        r#"{"pixelId":"123","subscriptions":[{"subscribe":"type = \"track\"","partnerAction":"purchase","mapping":{"action_source":"website","currency":{"@path":"$.properties.currency"},"value":{"@path":"$.properties.revenue"},"event_time":{"@path":"$.timestamp"},"user_data":{"externalId":{"@path":"$.userId"},"client_ip_address":{"@path":"$.context.ip"}}}}]}"#,
+    ),
+];
+
+fn node_per_event(
+    entry: &str,
+    settings: &Path,
+    events: &Path,
+    iterations: usize,
+) -> anyhow::Result<Value> {
+    let out = Command::new("node")
+        .current_dir(workspace_root().join("catalog"))
+        .arg("bench/node.mjs")
+        .arg(entry)
+        .arg(settings)
+        .arg(events)
+        .arg(iterations.to_string())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "node bench/node.mjs {entry}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Build `entry` from nothing into a fresh folder: milliseconds.
+fn build_ms(entry: &str) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    let status = Command::new("node")
+        .current_dir(workspace_root().join("catalog"))
+        .arg("build.mjs")
+        .arg(entry)
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "building {entry} failed");
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
+}
+
+pub async fn run(scale: Scale) -> anyhow::Result<Value> {
+    let iterations = if scale.quick { 10 } else { 50 };
+    let runtime = Runtime::new(None, 4)?;
+    let names: Vec<&str> = ENTRIES.iter().map(|(n, _)| *n).collect();
+    let status = Command::new("node")
+        .current_dir(workspace_root().join("catalog"))
+        .arg("build.mjs")
+        .args(&names)
+        .status()?;
+    anyhow::ensure!(status.success(), "building the catalog entries failed");
+    let work = tempfile::tempdir()?;
+    let events_file = work.path().join("events.json");
+    let events: Vec<Value> = events::normalised(100)
+        .iter()
+        .map(|t| serde_json::from_str(t).expect("normalised events are JSON"))
+        .collect();
+    std::fs::write(&events_file, serde_json::to_string(&events)?)?;
+    let mut rows = serde_json::Map::new();
+    for (name, settings) in ENTRIES {
+        let file = workspace_root().join(format!("target/catalog/catalog:{name}.wasm"));
+        let ours = measure(&runtime, name, &file, settings, iterations).await?;
+        let settings_file = work.path().join(format!("{name}.json"));
+        std::fs::write(&settings_file, settings)?;
+        let node = node_per_event(name, &settings_file, &events_file, iterations)?;
+        let build = build_ms(name)?;
+        let ours_us = ours["per_event_us_in_batches_of_100"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let node_us = node["per_event_us"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "catalog {name}: switchyard {ours_us:.1} µs/event, node {node_us:.1} µs/event; fresh instance {} µs; {} bytes, built in {build:.0} ms",
+            ours["fresh_instance_plus_describe_us"], ours["component_bytes"]
+        );
+        rows.insert(
+            name.to_string(),
+            json!({
+                "switchyard": ours,
+                "node_actions_core": node,
+                "ratio_switchyard_over_node": ((ours_us / node_us) * 100.0).round() / 100.0,
+                "build_ms_uncached": build.round(),
+            }),
+        );
+    }
+    Ok(json!({
+        "setup": format!(
+            "batches of 100 normalised Order Completed track events, {iterations} iterations after a warm-up; \
+             Switchyard: the entry's component, deliver() with the dry-run recorder answering 200 {{}}; \
+             Node: catalog/bench/node.mjs (actions-core, warm, fetch answered at once), the same subscriptions"
+        ),
+        "entries": rows,
+        "goals": { "ratio_switchyard_over_node": 1.0 },
+    }))
+}
