@@ -166,15 +166,20 @@ export async function deliver(settingsJson, events) {
   // Per event, the outcome of every subscription that took it (undefined: none did).
   const outcomes = data.map(() => undefined);
   for (const sub of parsed.subscriptions) {
-    const fql = parseFql(sub.subscribe);
+    const fql = fqlOf(sub.subscribe);
     if (fql.error) continue;
+    // Only the events its FQL takes reach actions-core (which would parse
+    // the FQL again per event to find out, and answer "not subscribed").
+    const taken = [];
+    for (let i = 0; i < data.length; i++) if (matches(fql, data[i])) taken.push(i);
+    if (taken.length === 0) continue;
     const action = definition.actions[sub.partnerAction];
     const settings = { ...parsed.settings, subscription: sub };
     const batching = action?.performBatch && data.length > 1 && batchingOn(sub.mapping);
     if (batching) {
-      await deliverBatch(settings, data, outcomes);
+      await deliverBatch(settings, data, taken, outcomes);
     } else {
-      for (let i = 0; i < data.length; i++) {
+      for (const i of taken) {
         outcomes[i] = combine(outcomes[i], await deliverOne(settings, data[i]));
       }
     }
@@ -201,27 +206,38 @@ async function deliverOne(settings, event) {
   }
 }
 
-/** The events one batching subscription takes, in one `onBatch`: one outcome each. */
-async function deliverBatch(settings, data, outcomes) {
+/** The events one batching subscription takes (`taken`, indices into `data`), in one `onBatch`: one outcome each. */
+async function deliverBatch(settings, data, taken, outcomes) {
   let results;
   try {
-    results = await destination.onBatch(data, settings);
+    results = await destination.onBatch(taken.map((i) => data[i]), settings);
   } catch (e) {
     const outcome = outcomeOfError(e);
-    const fql = parseFql(settings.subscription.subscribe);
-    for (let i = 0; i < data.length; i++) {
-      if (matches(fql, data[i])) outcomes[i] = combine(outcomes[i], outcome);
-    }
+    for (const i of taken) outcomes[i] = combine(outcomes[i], outcome);
     return;
   }
   const multistatus = results[0]?.multistatus;
   if (!multistatus) return;
-  for (let i = 0; i < data.length; i++) {
-    const item = multistatus[i];
-    if (!item || item.errormessage === 'Payload is either invalid or does not match the subscription') continue;
+  taken.forEach((i, k) => {
+    const item = multistatus[k];
+    if (!item || item.errormessage === 'Payload is either invalid or does not match the subscription') return;
     outcomes[i] = combine(outcomes[i], outcomeOfStatus(item.status, item.errormessage ?? bodyText(item.body)));
-  }
+  });
 }
+
+/** Parsed FQL by its text: the presets' parsed at build time, others once per instance. */
+const parsedFql = new Map();
+
+function fqlOf(text) {
+  let fql = parsedFql.get(text);
+  if (fql === undefined) {
+    fql = parseFql(text ?? '');
+    parsedFql.set(text, fql);
+  }
+  return fql;
+}
+
+for (const p of definition.presets ?? []) if (typeof p.subscribe === 'string') fqlOf(p.subscribe);
 
 function matches(fql, event) {
   try {

@@ -15,31 +15,40 @@ use serde_json::{json, Value};
 use switchyard::runtime::Runtime;
 use switchyard_e2e::workspace_root;
 
-use super::dispatch::measure;
+use super::dispatch::measure_with;
 use crate::{events, Scale};
+use switchyard::runtime::bindings::switchyard::destination::types::EventType;
+use switchyard::runtime::Event;
 
-/// The entries and their settings (Segment's names): presets where the
-/// entry has them, else one subscription of the kind a user would add.
-const ENTRIES: &[(&str, &str)] = &[
+/// The entries, the event name they get, and their settings (Segment's
+/// names): presets where the entry has them, else one subscription of the
+/// kind a user would add. Every batch must make requests on both sides
+/// (checked: an error path would measure nothing useful).
+const ENTRIES: &[(&str, &str, &str)] = &[
     (
         "braze",
+        "Signed Up",
         r#"{"api_key":"bench-key-1","endpoint":"https://rest.iad-01.braze.com"}"#,
     ),
     (
         "customerio",
+        "Order Completed",
         r#"{"siteId":"site-1","apiKey":"bench-key-1"}"#,
     ),
     (
         "mixpanel",
+        "Order Completed",
         r#"{"projectToken":"tok-1","apiSecret":"bench-secret-1"}"#,
     ),
     (
         "klaviyo",
+        "Order Completed",
         r#"{"api_key":"pk_bench","subscriptions":[{"subscribe":"type = \"track\"","partnerAction":"trackEvent","mapping":{"profile":{"external_id":{"@path":"$.userId"}},"metric_name":{"@path":"$.event"},"properties":{"@path":"$.properties"},"time":{"@path":"$.timestamp"}}}]}"#,
     ),
     (
         "facebook-conversions-api",
-        r#"{"pixelId":"123","subscriptions":[{"subscribe":"type = \"track\"","partnerAction":"purchase","mapping":{"action_source":"website","currency":{"@path":"$.properties.currency"},"value":{"@path":"$.properties.revenue"},"event_time":{"@path":"$.timestamp"},"user_data":{"externalId":{"@path":"$.userId"},"client_ip_address":{"@path":"$.context.ip"}}}}]}"#,
+        "Order Completed",
+        r#"{"pixelId":"123","subscriptions":[{"subscribe":"type = \"track\"","partnerAction":"purchase","mapping":{"action_source":"website","currency":{"@path":"$.properties.currency"},"value":{"@path":"$.properties.revenue"},"event_time":{"@path":"$.timestamp"},"user_data":{"externalId":{"@path":"$.userId"},"client_ip_address":{"@path":"$.context.ip"},"client_user_agent":{"@path":"$.context.userAgent"}}}}]}"#,
     ),
 ];
 
@@ -84,7 +93,7 @@ fn build_ms(entry: &str) -> anyhow::Result<f64> {
 pub async fn run(scale: Scale) -> anyhow::Result<Value> {
     let iterations = if scale.quick { 10 } else { 50 };
     let runtime = Runtime::new(None, 4)?;
-    let names: Vec<&str> = ENTRIES.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = ENTRIES.iter().map(|(n, _, _)| *n).collect();
     let status = Command::new("node")
         .current_dir(workspace_root().join("catalog"))
         .arg("build.mjs")
@@ -92,19 +101,39 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
         .status()?;
     anyhow::ensure!(status.success(), "building the catalog entries failed");
     let work = tempfile::tempdir()?;
-    let events_file = work.path().join("events.json");
-    let events: Vec<Value> = events::normalised(100)
-        .iter()
-        .map(|t| serde_json::from_str(t).expect("normalised events are JSON"))
-        .collect();
-    std::fs::write(&events_file, serde_json::to_string(&events)?)?;
     let mut rows = serde_json::Map::new();
-    for (name, settings) in ENTRIES {
+    for (name, event, settings) in ENTRIES {
+        let events: Vec<Value> = events::normalised(100)
+            .iter()
+            .map(|t| {
+                let mut e: Value = serde_json::from_str(t).expect("normalised events are JSON");
+                e["event"] = json!(event);
+                e["context"]["userAgent"] = json!("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0");
+                e
+            })
+            .collect();
+        let events_file = work.path().join(format!("{name}-events.json"));
+        std::fs::write(&events_file, serde_json::to_string(&events)?)?;
+        let batch: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Event {
+                message_id: format!("m{i}"),
+                event_type: EventType::Track,
+                json: e.to_string(),
+            })
+            .collect();
         let file = workspace_root().join(format!("target/catalog/catalog:{name}.wasm"));
-        let ours = measure(&runtime, name, &file, settings, iterations).await?;
+        let ours = measure_with(&runtime, name, &file, settings, iterations, batch).await?;
         let settings_file = work.path().join(format!("{name}.json"));
         std::fs::write(&settings_file, settings)?;
         let node = node_per_event(name, &settings_file, &events_file, iterations)?;
+        anyhow::ensure!(
+            ours["requests_per_batch_of_100"].as_f64() > Some(0.0) && node["requests_per_batch"].as_f64() > Some(0.0),
+            "{name}: the events make no request on one side (switchyard {}, node {}): an error path is no benchmark",
+            ours["requests_per_batch_of_100"],
+            node["requests_per_batch"]
+        );
         let build = build_ms(name)?;
         let ours_us = ours["per_event_us_in_batches_of_100"]
             .as_f64()

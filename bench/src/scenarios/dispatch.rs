@@ -52,19 +52,31 @@ pub(super) async fn measure(
     settings: &str,
     iterations: usize,
 ) -> anyhow::Result<Value> {
+    measure_with(runtime, name, file, settings, iterations, wit_events(100)).await
+}
+
+/// [`measure`] with these 100 events.
+pub(super) async fn measure_with(
+    runtime: &Runtime,
+    name: &str,
+    file: &std::path::Path,
+    settings: &str,
+    iterations: usize,
+    batch: Vec<Event>,
+) -> anyhow::Result<Value> {
     let bytes = std::fs::read(file)?;
     let t = Instant::now();
     let plugin = runtime.load(name, &bytes).await?;
     let compile_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let batch = wit_events(100);
-    let single = wit_events(1);
+    let single = batch[..1].to_vec();
     let ctx = ctx();
     plugin.deliver(&ctx, settings, &batch).await?;
+    let mut requests = 0;
     let t = Instant::now();
     for _ in 0..iterations {
         plugin.deliver(&ctx, settings, &batch).await?;
         if let Egress::DryRun(dry) = &ctx.egress {
-            dry.take();
+            requests += dry.take().len();
         }
     }
     let per_event_us = t.elapsed().as_secs_f64() * 1e6 / (iterations * 100) as f64;
@@ -91,6 +103,7 @@ pub(super) async fn measure(
         "component_bytes": bytes.len(),
         "compile_ms": (compile_ms * 10.0).round() / 10.0,
         "per_event_us_in_batches_of_100": (per_event_us * 100.0).round() / 100.0,
+        "requests_per_batch_of_100": requests as f64 / iterations as f64,
         "fresh_instance_plus_one_event_call_us": per_call_us.round(),
         "fresh_instance_plus_describe_us": fresh_us.round(),
     }))
