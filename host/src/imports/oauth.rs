@@ -93,7 +93,7 @@ impl Sealed {
         self.secrets().list.iter().find(|s| {
             s.refresh
                 .as_ref()
-                .is_some_and(|r| opened.carried.iter().any(|c| *c == r.by))
+                .is_some_and(|r| opened.carried.contains(&r.by))
         })
     }
 
