@@ -181,8 +181,12 @@ fn fleet_settings(name: &str) -> &'static str {
         "braze" => r#"{ api_key = "bench-key-1", endpoint = "https://rest.iad-01.braze.com" }"#,
         "customerio" => r#"{ siteId = "site-1", apiKey = "bench-key-1" }"#,
         "mixpanel" => r#"{ projectToken = "tok-1", apiSecret = "bench-secret-1" }"#,
-        "klaviyo" => r#"{ api_key = "pk_bench", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { profile = { external_id = { "@path" = "$.userId" } }, metric_name = { "@path" = "$.event" }, properties = { "@path" = "$.properties" } } }] }"#,
-        _ => r#"{ pixelId = "123", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "purchase", mapping = { action_source = "email", currency = { "@path" = "$.properties.currency" }, value = { "@path" = "$.properties.revenue" }, event_time = { "@path" = "$.timestamp" }, user_data = { externalId = { "@path" = "$.userId" } } } }] }"#,
+        "klaviyo" => {
+            r#"{ api_key = "pk_bench", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { profile = { external_id = { "@path" = "$.userId" } }, metric_name = { "@path" = "$.event" }, properties = { "@path" = "$.properties" } } }] }"#
+        }
+        _ => {
+            r#"{ pixelId = "123", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "purchase", mapping = { action_source = "email", currency = { "@path" = "$.properties.currency" }, value = { "@path" = "$.properties.revenue" }, event_time = { "@path" = "$.timestamp" }, user_data = { externalId = { "@path" = "$.userId" } } } }] }"#
+        }
     }
 }
 
@@ -223,7 +227,10 @@ async fn fleet(scale: Scale) -> anyhow::Result<Value> {
     std::fs::create_dir_all(&plugins)?;
     for (name, _, _) in ENTRIES {
         let file = format!("catalog:{name}.wasm");
-        std::fs::copy(workspace_root().join("target/catalog").join(&file), plugins.join(&file))?;
+        std::fs::copy(
+            workspace_root().join("target/catalog").join(&file),
+            plugins.join(&file),
+        )?;
     }
     let mut tables = String::new();
     for i in 0..FLEET {
@@ -237,7 +244,12 @@ async fn fleet(scale: Scale) -> anyhow::Result<Value> {
         ));
     }
     let port = switchyard_e2e::free_port();
-    let text = config_for(&format!("127.0.0.1:{port}"), &dir.path().join("data"), &plugins, &tables);
+    let text = config_for(
+        &format!("127.0.0.1:{port}"),
+        &dir.path().join("data"),
+        &plugins,
+        &tables,
+    );
     let (host, start) = switchyard(dir.path(), &text, port).await?;
     let admin = switchyard_e2e::Admin::new(format!("http://127.0.0.1:{port}"), ADMIN_TOKEN);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -264,7 +276,12 @@ async fn fleet(scale: Scale) -> anyhow::Result<Value> {
     }
     let rate = done as f64 / last.as_secs_f64();
     let rows = admin.get("/admin/destinations").await;
-    let dead: u64 = rows.as_array().into_iter().flatten().map(|r| r["dead_letters"].as_u64().unwrap_or(0)).sum();
+    let dead: u64 = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["dead_letters"].as_u64().unwrap_or(0))
+        .sum();
     drop(host);
     println!(
         "catalog fleet: {FLEET} destinations, {loaded_pss} KiB PSS under load ({idle_pss} idle), start {start:?}, {rate:.0} deliveries/s, {done}/{expected} settled, {dead} dead letters"

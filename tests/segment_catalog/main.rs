@@ -1,6 +1,14 @@
 //! Segment's catalog end to end: entries of `@segment/action-destinations`,
 //! built unchanged into components (`make catalog-test-entries`), run by a
 //! real host against a vendor on loopback (`vendor_origins`).
+//!
+//! - this file: the shared helpers, and delivery (presets, retries, dead
+//!   letters, per-event outcomes of a batch, other entries, a hot swap);
+//! - `setup.rs`: `vendor_origins`, `switchyard check` and `catalog import`;
+//! - `oauth.rs`: an OAuth2 token refreshed by the host.
+
+mod oauth;
+mod setup;
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +17,7 @@ use serde_json::{json, Value};
 use switchyard_e2e::{workspace_root, Receiver, Reply, TestHost};
 
 /// Put the built entry `name` into the host's plugins folder (`dir/plugins`).
-fn install_entry(dir: &Path, name: &str) {
+pub(crate) fn install_entry(dir: &Path, name: &str) {
     let file = format!("catalog:{name}.wasm");
     let built = workspace_root().join("target/catalog").join(&file);
     assert!(
@@ -24,7 +32,13 @@ fn install_entry(dir: &Path, name: &str) {
 
 /// A `[[destinations]]` table for entry `name` with Segment's `settings`
 /// (a TOML inline table), every vendor origin sent to `rx`.
-fn entry_table(name: &str, vendor: &str, settings: &str, rx: &Receiver, extra: &str) -> String {
+pub(crate) fn entry_table(
+    name: &str,
+    vendor: &str,
+    settings: &str,
+    rx: &Receiver,
+    extra: &str,
+) -> String {
     format!(
         "[[destinations]]\nname = \"{name}\"\nplugin = \"catalog:{name}\"\n\
          allowed_hosts = [\"{vendor}\"]\nvendor_origins = {{ \"*\" = \"{}\" }}\n\
@@ -33,7 +47,7 @@ fn entry_table(name: &str, vendor: &str, settings: &str, rx: &Receiver, extra: &
     )
 }
 
-fn track(id: &str, event: &str, properties: Value) -> Value {
+pub(crate) fn track(id: &str, event: &str, properties: Value) -> Value {
     json!({
         "type": "track", "messageId": id, "userId": "user-1", "event": event,
         "properties": properties,
@@ -42,7 +56,7 @@ fn track(id: &str, event: &str, properties: Value) -> Value {
     })
 }
 
-fn identify(id: &str) -> Value {
+pub(crate) fn identify(id: &str) -> Value {
     json!({
         "type": "identify", "messageId": id, "userId": "user-1",
         "traits": { "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "phone": "+15555550100" },
@@ -51,7 +65,7 @@ fn identify(id: &str) -> Value {
 }
 
 /// Wait until destination `name` has settled `n` events, then its row.
-async fn settled(host: &TestHost, name: &str, n: u64) -> Value {
+pub(crate) async fn settled(host: &TestHost, name: &str, n: u64) -> Value {
     let start = std::time::Instant::now();
     loop {
         let d = host.destinations().await;
@@ -76,7 +90,7 @@ async fn settled(host: &TestHost, name: &str, n: u64) -> Value {
     }
 }
 
-async fn dead_letters(host: &TestHost, name: &str) -> Vec<Value> {
+pub(crate) async fn dead_letters(host: &TestHost, name: &str) -> Vec<Value> {
     let list = host
         .admin()
         .get(&format!("/admin/destinations/{name}/dead-letters"))
@@ -321,263 +335,6 @@ async fn five_more_entries_deliver_through_one_host_each_to_its_vendor() {
     assert!(
         text.contains("Shop: Order Completed") && text.contains("ada@example.com"),
         "{text}"
-    );
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn vendor_origins_only_point_at_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
-    let table = "[[destinations]]\nname = \"braze\"\nplugin = \"catalog:braze\"\n\
-                 vendor_origins = { \"*\" = \"http://10.1.2.3:80\" }\nsettings = {}\n";
-    let err = TestHost::try_start(dir.path(), table)
-        .await
-        .err()
-        .expect("a non-loopback target is refused");
-    let text = format!("{err:#}");
-    assert!(
-        text.contains("vendor_origins") && text.contains("loopback"),
-        "{text}"
-    );
-}
-
-#[test]
-fn check_refuses_bad_subscriptions_and_settings_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
-    let cases = [
-        (
-            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = '(type = "track"', partnerAction = "trackEvent", mapping = {} }] }"#,
-            "subscriptions[0]: subscribe: `(type = \"track\"` is not valid FQL",
-        ),
-        (
-            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "sendFax", mapping = {} }] }"#,
-            "partnerAction: no action `sendFax`",
-        ),
-        (
-            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { name = { "@path" = "$.event" }, _update_existing_only = "yes" } }] }"#,
-            "mapping._update_existing_only: expected boolean",
-        ),
-        (
-            r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com", subscriptions = [{ subscribe = 'type = "track"', partnerAction = "trackEvent", mapping = { name = { "@nonsense" = 1 } } }] }"#,
-            "subscriptions[0]: mapping",
-        ),
-        (
-            r#"{ endpoint = "https://rest.iad-01.braze.com" }"#,
-            "api_key",
-        ),
-    ];
-    for (settings, says) in cases {
-        let config = switchyard_e2e::host::config_text(
-            dir.path(),
-            &format!("[[destinations]]\nname = \"braze\"\nplugin = \"catalog:braze\"\nsettings = {settings}\n"),
-        );
-        let file = dir.path().join("check.toml");
-        std::fs::write(&file, config).unwrap();
-        let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
-            .args(["check", "--config"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{settings}: accepted");
-        assert!(
-            text.contains(says),
-            "{settings}: wanted `{says}` in:\n{text}"
-        );
-        assert!(text.contains("destination `braze`"), "{text}");
-    }
-}
-
-#[test]
-fn a_destination_exported_by_segments_public_api_imports_and_checks_without_editing() {
-    let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
-    let export = json!({ "data": { "destination": {
-        "id": "dst_1", "name": "Braze (prod)", "enabled": true,
-        "metadata": { "id": "meta_1", "name": "Braze Cloud Mode (Actions)", "slug": "actions-braze-cloud" },
-        "settings": { "api_key": "real-key-never-copied", "app_id": "app-7", "endpoint": "https://rest.iad-01.braze.com" }
-    }}});
-    let subscriptions = json!({ "data": { "subscriptions": [
-        { "id": "s1", "name": "Purchases", "actionSlug": "trackEvent", "enabled": true,
-          "trigger": "type = \"track\" and event = \"Order Completed\"",
-          "settings": { "external_id": { "@path": "$.userId" }, "name": { "@path": "$.event" } } },
-        { "id": "s2", "name": "Old", "actionSlug": "updateUserProfile", "enabled": false,
-          "trigger": "type = \"identify\"", "settings": {} }
-    ]}});
-    let export_file = dir.path().join("destination.json");
-    let subs_file = dir.path().join("subscriptions.json");
-    std::fs::write(&export_file, export.to_string()).unwrap();
-    std::fs::write(&subs_file, subscriptions.to_string()).unwrap();
-    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
-        .args(["catalog", "import"])
-        .arg(&export_file)
-        .arg("--subscriptions")
-        .arg(&subs_file)
-        .output()
-        .unwrap();
-    let stanza = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stanza.contains("plugin = \"catalog:braze\""), "{stanza}");
-    assert!(stanza.contains("name = \"braze-prod\""), "{stanza}");
-    assert!(
-        !stanza.contains("real-key-never-copied"),
-        "credentials stay out: {stanza}"
-    );
-    assert!(stanza.contains("env:BRAZE_PROD_API_KEY"), "{stanza}");
-    assert!(
-        stanza.contains("allowed_hosts = [\"https://rest.iad-01.braze.com\"]"),
-        "found by a dry run: {stanza}"
-    );
-    assert!(
-        stanza.contains("Purchases") && !stanza.contains("\"Old\""),
-        "{stanza}"
-    );
-
-    let config = switchyard_e2e::host::config_text(dir.path(), &stanza);
-    let file = dir.path().join("imported.toml");
-    std::fs::write(&file, config).unwrap();
-    let check = std::process::Command::new(switchyard_e2e::switchyard_bin())
-        .args(["check", "--config"])
-        .arg(&file)
-        .env("BRAZE_PROD_API_KEY", "a-real-looking-key")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-}
-
-/// Snap's Conversions API entry with its OAuth2 tokens as secrets: the access
-/// token `refreshed_by` the refresh token.
-fn snap_table(rx: &Receiver) -> String {
-    entry_table(
-        "snap-conversions-api",
-        "https://tr.snapchat.com",
-        r#"{ pixel_id = "PIX1", oauth = { access_token = "${secret:access_token}", refresh_token = "${secret:refresh_token}", clientId = "client-1", clientSecret = "${secret:client_secret}" } }"#,
-        rx,
-        "batch = { max_events = 1 }\n\
-         secrets = { access_token = { from = \"file:access\", hosts = [\"https://tr.snapchat.com\"], refreshed_by = \"refresh_token\" }, \
-         refresh_token = { from = \"file:refresh\", hosts = [\"https://accounts.snapchat.com\"] }, \
-         client_secret = { from = \"file:client-secret\", hosts = [\"https://accounts.snapchat.com\"] } }",
-    )
-    .replace(
-        "allowed_hosts = [\"https://tr.snapchat.com\"]",
-        "allowed_hosts = [\"https://tr.snapchat.com\", \"https://accounts.snapchat.com\"]",
-    )
-}
-
-#[tokio::test]
-async fn an_oauth2_token_is_refreshed_once_kept_across_instances_and_restarts_and_never_shown() {
-    let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "snap-conversions-api");
-    std::fs::write(dir.path().join("access"), "stale-access-token-0").unwrap();
-    std::fs::write(dir.path().join("refresh"), "refresh-token-0000").unwrap();
-    std::fs::write(dir.path().join("client-secret"), "client-secret-0000").unwrap();
-    let rx = Receiver::start().await;
-    rx.script(vec![
-        Reply::status(401).body("{\"error\":\"token expired\"}"),
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .body("{\"access_token\":\"fresh-access-token-1\",\"expires_in\":1800,\"refresh_token\":\"rotated-refresh-1\"}"),
-    ]);
-    let table = snap_table(&rx);
-    let host = TestHost::start(dir.path(), &table).await;
-    let paid = |id: &str| {
-        let mut e = track(
-            id,
-            "Payment Info Entered",
-            json!({ "currency": "USD", "value": 10, "email": "ada@example.com" }),
-        );
-        e["context"]["userAgent"] = json!("Mozilla/5.0 (X11; Linux x86_64)");
-        e
-    };
-    assert_eq!(host.send("track", &paid("pay-1")).await.status(), 200);
-    let row = settled(&host, "snap-conversions-api", 1).await;
-    assert_eq!(row["delivered"], 1, "{row}");
-    let got = rx.received();
-    let paths: Vec<&str> = got.iter().map(|r| r.uri.as_str()).collect();
-    assert_eq!(got.len(), 3, "event (401), refresh, event again: {paths:?}");
-    assert!(
-        got[0].uri.contains("access_token=stale-access-token-0"),
-        "{}",
-        got[0].uri
-    );
-    assert!(
-        got[1].uri.starts_with("/login/oauth2/access_token"),
-        "{}",
-        got[1].uri
-    );
-    let refresh_body = String::from_utf8_lossy(&got[1].body);
-    assert!(
-        refresh_body.contains("refresh_token=refresh-token-0000")
-            && refresh_body.contains("client_secret=client-secret-0000"),
-        "the vendor gets the values: {refresh_body}"
-    );
-    assert!(
-        got[2].uri.contains("access_token=fresh-access-token-1"),
-        "{}",
-        got[2].uri
-    );
-
-    // A fresh instance (the next batch) uses the new token: no refresh.
-    assert_eq!(host.send("track", &paid("pay-2")).await.status(), 200);
-    settled(&host, "snap-conversions-api", 2).await;
-    let got = rx.received();
-    assert_eq!(got.len(), 4, "one request more");
-    assert!(
-        got[3].uri.contains("access_token=fresh-access-token-1"),
-        "{}",
-        got[3].uri
-    );
-
-    // Never shown: not in the delivery debugger.
-    let attempts = host
-        .admin()
-        .get("/admin/destinations/snap-conversions-api/attempts")
-        .await
-        .to_string();
-    assert!(!attempts.contains("fresh-access-token-1"), "{attempts}");
-    assert!(!attempts.contains("refresh-token-0000"), "{attempts}");
-    host.stop().await;
-
-    // Kept across a restart (owner-only), the rotated refresh token too.
-    let kept = dir.path().join("data/oauth/snap-conversions-api");
-    assert_eq!(
-        std::fs::read_to_string(kept.join("access_token")).unwrap(),
-        "fresh-access-token-1"
-    );
-    assert_eq!(
-        std::fs::read_to_string(kept.join("refresh_token")).unwrap(),
-        "rotated-refresh-1"
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(kept.join("access_token"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
-    }
-    let host = TestHost::start(dir.path(), &table).await;
-    assert_eq!(host.send("track", &paid("pay-3")).await.status(), 200);
-    settled(&host, "snap-conversions-api", 1).await;
-    let got = rx.received();
-    assert_eq!(got.len(), 5, "one request more, no refresh");
-    assert!(
-        got[4].uri.contains("access_token=fresh-access-token-1"),
-        "{}",
-        got[4].uri
     );
     host.stop().await;
 }
