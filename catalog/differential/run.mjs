@@ -7,8 +7,10 @@
 //                             [--switchyard BIN] [--components DIR]
 //
 // Entries compared: those named, or with --all every entry with presets
-// (the subscriptions a new destination gets), or --sample N of them (a fixed
-// spread over the alphabet). Components are built into DIR (default
+// (the subscriptions a new destination gets) or with actions Segment
+// suggests a trigger for (then those, with their fields' defaults), or
+// --sample N of them (a fixed spread over the alphabet); --missing: those of
+// --all that the results file does not have yet. Components are built into DIR (default
 // ../target/catalog) first, cached by their inputs. The verdicts go to FILE
 // (default: differential/results.json with --all, else only printed); the
 // exit code is 1 when an entry that should match does not.
@@ -132,10 +134,31 @@ async function throughSwitchyard(bin, component, settings, events) {
   }
 }
 
+/**
+ * The subscriptions an entry is compared with: its presets, or for an entry
+ * without any, one per action that Segment suggests a trigger for
+ * (`defaultSubscription`), its fields' defaults as the mapping, as Segment's
+ * app fills a new subscription.
+ */
+function subscriptionsFor(definition) {
+  const presets = presetsOf(definition);
+  if (presets.length > 0) return undefined;
+  return Object.entries(definition.actions ?? {})
+    .filter(([, a]) => typeof a.defaultSubscription === 'string')
+    .map(([slug, a]) => ({
+      name: a.title ?? slug,
+      subscribe: a.defaultSubscription,
+      partnerAction: slug,
+      mapping: Object.fromEntries(Object.entries(a.fields ?? {}).filter(([, f]) => f.default !== undefined).map(([k, f]) => [k, f.default])),
+    }));
+}
+
 /** Compare one entry: `{ name, verified, requests, reason }`. */
 async function compare(name, bin, components) {
   const definition = definitionOf(name);
   const settings = settingsFor(definition);
+  const subscriptions = subscriptionsFor(definition);
+  if (subscriptions) settings.subscriptions = subscriptions;
   const events = corpus(definition);
   let component;
   try {
@@ -188,28 +211,37 @@ async function main() {
   let out;
   let sample = 0;
   let all = false;
+  let missing = false;
   let bin = here('../../target/debug/switchyard');
   let components = here('../../target/catalog');
   const names = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--all') all = true;
+    else if (a === '--missing') missing = true;
     else if (a === '--sample') sample = Number(args[++i]);
     else if (a === '--out') out = path.resolve(args[++i]);
     else if (a === '--switchyard') bin = path.resolve(args[++i]);
     else if (a === '--components') components = path.resolve(args[++i]);
     else names.push(a);
   }
+  // Entries with presets, or with actions Segment suggests a trigger for.
   const withPresets = [];
   for (const n of await entryNames()) {
     try {
-      if (presetsOf(definitionOf(n)).length > 0) withPresets.push(n);
+      const d = definitionOf(n);
+      if (presetsOf(d).length > 0 || (subscriptionsFor(d) ?? []).length > 0) withPresets.push(n);
     } catch {
       // An entry whose definition cannot load is listed by the index with the reason.
     }
   }
   let chosen = names;
   if (all) chosen = withPresets;
+  if (missing) {
+    const have = await expectedVerified(true);
+    chosen = withPresets.filter((n) => !have.has(n));
+    out = out ?? here('./results.json');
+  }
   else if (sample > 0) chosen = withPresets.filter((_, i) => i % Math.ceil(withPresets.length / sample) === 0);
   if (chosen.length === 0) {
     console.error('usage: node differential/run.mjs NAME... | --all | --sample N');
@@ -245,10 +277,10 @@ async function main() {
   }
 }
 
-async function expectedVerified() {
+async function expectedVerified(any = false) {
   try {
     const file = JSON.parse(await readFile(here('./results.json'), 'utf8'));
-    return new Set(file.entries.filter((e) => e.verified).map((e) => e.name));
+    return new Set(file.entries.filter((e) => any || e.verified).map((e) => e.name));
   } catch {
     return new Set();
   }
