@@ -17,6 +17,10 @@ pub async fn run(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let first_key = config.sources.keys().next().cloned();
+    // Signals are caught from before the host serves (a SIGTERM or SIGHUP
+    // right after it is healthy must not find the default action).
+    let stop = shutdown_signal();
+    let mut hangups = hangups();
     let running = crate::start_from(config, file.clone(), listener).await?;
     let addr = running.addr;
     println!("switchyard listening on http://{addr}");
@@ -26,9 +30,7 @@ pub async fn run(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             "  curl -u {key}: -H 'Content-Type: application/json' -d '{{\"userId\":\"u1\",\"event\":\"Signed Up\"}}' http://{addr}/v1/track"
         );
     }
-    let stop = shutdown_signal();
     tokio::pin!(stop);
-    let mut hangups = hangups();
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -65,24 +67,37 @@ fn hangups() -> tokio::sync::mpsc::Receiver<()> {
     rx
 }
 
-/// Ctrl-C or SIGTERM.
-pub(super) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes between the start
+/// and the first poll stops the host cleanly instead of killing it.
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
