@@ -137,3 +137,47 @@ fn a_destination_exported_by_segments_public_api_imports_and_checks_without_edit
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn catalog_list_and_show_tell_each_entry_and_whether_it_is_verified() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(&run(&["catalog", "list", "--format", "json"])).unwrap();
+    let entries = list.as_array().expect("an array");
+    assert!(entries.len() > 200, "{} entries", entries.len());
+    for e in entries {
+        assert!(e["name"].is_string() && e["verified"].is_boolean(), "{e}");
+    }
+    let braze = entries
+        .iter()
+        .find(|e| e["name"] == "braze")
+        .expect("braze");
+    assert_eq!(braze["verified"], true, "{braze}");
+    assert_eq!(braze["plugin"], "catalog:braze");
+    let show = run(&["catalog", "show", "braze"]);
+    for part in [
+        "api_key",
+        "trackEvent",
+        "Track Calls",
+        "verified against Segment's runtime",
+    ] {
+        assert!(show.contains(part), "`{part}` not in:\n{show}");
+    }
+    let out = std::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["catalog", "show", "braz"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean braze"));
+}
