@@ -47,6 +47,18 @@ pub(crate) fn entry_table(
     )
 }
 
+/// Braze (`catalog:braze`) at `rx`, installed in `dir`, with `extra` lines.
+fn braze(dir: &Path, rx: &Receiver, extra: &str) -> String {
+    install_entry(dir, "braze");
+    entry_table(
+        "braze",
+        "https://rest.iad-01.braze.com",
+        r#"{ api_key = "braze-key", app_id = "app-1", endpoint = "https://rest.iad-01.braze.com" }"#,
+        rx,
+        extra,
+    )
+}
+
 pub(crate) fn track(id: &str, event: &str, properties: Value) -> Value {
     json!({
         "type": "track", "messageId": id, "userId": "user-1", "event": event,
@@ -101,15 +113,8 @@ pub(crate) async fn dead_letters(host: &TestHost, name: &str) -> Vec<Value> {
 #[tokio::test]
 async fn braze_presets_deliver_to_the_vendor_with_segments_requests() {
     let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
     let rx = Receiver::start().await;
-    let table = entry_table(
-        "braze",
-        "https://rest.iad-01.braze.com",
-        "{ api_key = \"braze-key\", app_id = \"app-1\", endpoint = \"https://rest.iad-01.braze.com\" }",
-        &rx,
-        "",
-    );
+    let table = braze(dir.path(), &rx, "");
     let host = TestHost::start(dir.path(), &table).await;
     // Braze's presets take track and identify calls; no preset takes a page view.
     let page = json!({ "type": "page", "messageId": "p1", "userId": "user-1", "name": "Home" });
@@ -164,20 +169,13 @@ async fn braze_presets_deliver_to_the_vendor_with_segments_requests() {
 async fn a_429_is_retried_after_its_retry_after_and_a_400_is_dead_lettered_with_the_vendors_message(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
     let rx = Receiver::start().await;
     // One event per batch: the first attempt is throttled, the second
     // event's only answer is a 400 with Braze's message.
     rx.script(vec![Reply::status(429)
         .header("retry-after", "1")
         .body("{\"message\":\"slow down\"}")]);
-    let table = entry_table(
-        "braze",
-        "https://rest.iad-01.braze.com",
-        "{ api_key = \"k\", endpoint = \"https://rest.iad-01.braze.com\" }",
-        &rx,
-        "batch = { max_events = 1 }",
-    );
+    let table = braze(dir.path(), &rx, "batch = { max_events = 1 }");
     let host = TestHost::start(dir.path(), &table).await;
     assert_eq!(
         host.send("track", &track("slow", "Signed Up", json!({})))
@@ -220,13 +218,10 @@ async fn a_429_is_retried_after_its_retry_after_and_a_400_is_dead_lettered_with_
 #[tokio::test]
 async fn a_batching_action_answers_one_outcome_per_event() {
     let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
     let rx = Receiver::start().await;
     // Braze's batch answer names the events it refused by index.
-    let table = entry_table(
-        "braze",
-        "https://rest.iad-01.braze.com",
-        "{ api_key = \"k\", endpoint = \"https://rest.iad-01.braze.com\" }",
+    let table = braze(
+        dir.path(),
         &rx,
         "batch = { max_events = 10, linger_ms = 300 }",
     );
@@ -420,12 +415,9 @@ async fn four_entries_with_subscriptions_of_their_own_reach_their_vendors() {
 async fn a_new_build_of_an_entry_is_swapped_in_under_load_without_losing_or_repeating_events() {
     use switchyard_e2e::admin::Row;
     let dir = tempfile::tempdir().unwrap();
-    install_entry(dir.path(), "braze");
     let rx = Receiver::start().await;
-    let table = entry_table(
-        "braze",
-        "https://rest.iad-01.braze.com",
-        r#"{ api_key = "k", endpoint = "https://rest.iad-01.braze.com" }"#,
+    let table = braze(
+        dir.path(),
         &rx,
         "batch = { max_events = 50, linger_ms = 20 }",
     );
