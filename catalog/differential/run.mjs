@@ -149,8 +149,43 @@ function subscriptionsFor(definition) {
       name: a.title ?? slug,
       subscribe: a.defaultSubscription,
       partnerAction: slug,
-      mapping: Object.fromEntries(Object.entries(a.fields ?? {}).filter(([, f]) => f.default !== undefined).map(([k, f]) => [k, f.default])),
+      mapping: mappingFor(a),
     }));
+}
+
+/**
+ * A new subscription's mapping as a user completes it: each field's default,
+ * and for a required field without one, what the user would type: its first
+ * choice, or a value of its type.
+ */
+function mappingFor(action) {
+  const mapping = {};
+  for (const [key, f] of Object.entries(action.fields ?? {})) {
+    if (f.default !== undefined) mapping[key] = f.default;
+    else if (f.required === true) mapping[key] = valueFor(key, f);
+  }
+  return mapping;
+}
+
+function valueFor(key, f) {
+  const choice = f.choices?.[0];
+  if (choice !== undefined) return typeof choice === 'object' ? choice.value : choice;
+  const one = (() => {
+    switch (f.type) {
+      case 'boolean':
+        return true;
+      case 'number':
+      case 'integer':
+        return 1;
+      case 'object':
+        return { '@path': '$.properties' };
+      case 'datetime':
+        return { '@path': '$.timestamp' };
+      default:
+        return `test-${key}`;
+    }
+  })();
+  return f.multiple ? [one] : one;
 }
 
 /** Compare one entry: `{ name, verified, requests, reason }`. */

@@ -78,6 +78,17 @@ export function randomUUID() {
 
 export const webcrypto = globalThis.crypto;
 
+/** Ciphers and hashes on offer, asked by modules at load (ssh2): none beyond the digests above. */
+export function getCiphers() {
+  return [];
+}
+export function getHashes() {
+  return ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
+}
+export function getCurves() {
+  return [];
+}
+
 export function publicEncrypt() {
   throw unsupported('publicEncrypt');
 }
@@ -88,4 +99,4 @@ export function createECDH() {
   throw unsupported('createECDH');
 }
 
-export default { createHash, createHmac, randomBytes, randomUUID, webcrypto, publicEncrypt, createCipheriv, createECDH };
+export default { createHash, createHmac, randomBytes, randomUUID, webcrypto, getCiphers, getHashes, getCurves, publicEncrypt, createCipheriv, createECDH };
