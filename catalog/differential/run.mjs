@@ -33,6 +33,8 @@ const require = createRequire(import.meta.url);
 // through cross-fetch, which is replaced in the module cache before
 // actions-core loads.
 const recorded = [];
+/** Why Segment's runtime refused events in the last run (its errors' first lines). */
+const refusals = [];
 const crossFetchPath = require.resolve('cross-fetch', { paths: [path.dirname(require.resolve('@segment/actions-core'))] });
 function interceptedFetch(input, init) {
   const request = new Request(input, init);
@@ -92,16 +94,18 @@ async function throughSegment(name, settings, events) {
     originalTimestamp: e.timestamp,
   }));
   recorded.length = 0;
+  refusals.length = 0;
   const RealDate = globalThis.Date;
   globalThis.Date = FixedDate;
   try {
     for (const sub of subscriptions ?? presetsOf(definition)) {
       const action = definition.actions[sub.partnerAction];
       const s = { ...rest, subscription: sub };
+      const refused = (e) => refusals.push(String(e?.message ?? e).split('\n')[0]);
       if (action?.performBatch && events.length > 1 && sub.mapping?.enable_batching === true) {
-        await destination.onBatch(events, s).catch(() => {});
+        await destination.onBatch(events, s).catch(refused);
       } else {
-        for (const e of events) await destination.onEvent(e, s).catch(() => {});
+        for (const e of events) await destination.onEvent(e, s).catch(refused);
       }
     }
   } finally {
@@ -206,13 +210,21 @@ async function compare(name, bin, components) {
     theirs = (await throughSegment(name, settings, events)).map(normalize);
     ours = (await throughSwitchyard(bin, component, settings, events)).map(normalize);
   } catch (e) {
-    return { name, verified: false, requests: 0, reason: String(e.message).slice(0, 300) };
+    return { name, verified: false, requests: 0, reason: String(e.message).replace(/\S*switchyard-differential-\S*/g, 'S.json').slice(0, 300) };
   }
   const key = (r) => JSON.stringify(r);
   const a = theirs.map(key).sort();
   const b = ours.map(key).sort();
   if (a.length === 0 && b.length === 0) {
-    return { name, verified: false, requests: 0, reason: 'no request from either runtime for the test events (settings or events do not reach the vendor)' };
+    const why = mostCommon(refusals);
+    return {
+      name,
+      verified: false,
+      requests: 0,
+      reason: why
+        ? `no request from either runtime: Segment's runtime refuses the test events (${why.slice(0, 160)})`
+        : 'no request from either runtime: no subscription takes the test events',
+    };
   }
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
     if (a[i] !== b[i]) {
@@ -220,6 +232,12 @@ async function compare(name, bin, components) {
     }
   }
   return { name, verified: true, requests: a.length, reason: null };
+}
+
+function mostCommon(list) {
+  const counts = new Map();
+  for (const x of list) counts.set(x, (counts.get(x) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 /** The first difference, in a line. */
