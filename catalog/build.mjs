@@ -130,7 +130,7 @@ export async function bundle(entry, version) {
     mainFields: ['browser', 'module', 'main'],
     conditions: ['require'],
     inject: [here('./adapter/node/globals.js')],
-    define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
+    define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis', __dirname: '"/"', __filename: '"/index.js"' },
     plugins: [sandboxPlugin(entry, version)],
     logLevel: 'silent',
     legalComments: 'none',
