@@ -122,7 +122,9 @@ async function throughSwitchyard(bin, component, settings, events) {
     await writeFile(path.join(dir, 'events.json'), JSON.stringify(events));
     const run = spawnSync(bin, ['try', component, '--settings', path.join(dir, 'settings.json'), '--event', path.join(dir, 'events.json'), '--format', 'json', '--clock', CLOCK], {
       encoding: 'utf8',
-      env: { ...process.env, RUST_LOG: 'error' },
+      // The compiled component (about 100 MB for a JavaScript one) goes in
+      // this run's folder, removed below: a whole-catalog run keeps no 20 GB.
+      env: { ...process.env, RUST_LOG: 'error', SWITCHYARD_CACHE_DIR: dir },
       maxBuffer: 64 << 20,
     });
     if (run.stdout.trim() === '' && run.status !== 0 && run.status !== 1) {
