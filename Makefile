@@ -20,7 +20,7 @@ FOREIGN_TRANSFORMS := mapping tracking-plan
 # Segment's catalog entries the end-to-end tests run (tests/segment_catalog.rs): built
 # from catalog/ into target/catalog, as `catalog:<name>.wasm`, cached by their inputs.
 CATALOG_TEST_ENTRIES := braze klaviyo iterable mixpanel tiktok-conversions customerio snap-conversions-api \
-  facebook-conversions-api hubspot intercom salesforce
+  facebook-conversions-api hubspot intercom salesforce linkedin-conversions
 # Test-only guests (never bundled): tests/guests/<name>.
 TEST_GUESTS  := misbehave misbehave-transform drift
 

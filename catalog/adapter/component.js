@@ -124,7 +124,8 @@ function checkSubscription(sub) {
     }
   }
   for (const key of Object.keys(sub.mapping ?? {})) {
-    if (!(key in (action.fields ?? {})) && !key.startsWith('__segment_internal')) {
+    // A hook's outputs (`onMappingSave`: what Segment stored when the mapping was saved) are given here too.
+    if (!(key in (action.fields ?? {})) && !(key in (action.hooks ?? {})) && !key.startsWith('__segment_internal')) {
       return `mapping.${key}: action \`${sub.partnerAction}\` has no such field`;
     }
   }

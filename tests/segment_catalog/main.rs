@@ -361,6 +361,14 @@ const OWN_SUBSCRIPTIONS: &[(&str, &str, &str, &str, &str)] = &[
         "/events",
         "Order Completed",
     ),
+    // The conversion rule Segment creates when a mapping is saved, given as the hook's outputs.
+    (
+        "linkedin-conversions",
+        "https://api.linkedin.com",
+        r#"{ oauth = { access_token = "linkedin-token-1" }, subscriptions = [{ subscribe = 'type = "track"', partnerAction = "streamConversion", mapping = { onMappingSave = { outputs = { id = "rule-1" } }, email = { "@path" = "$.context.traits.email" }, conversionHappenedAt = { "@path" = "$.timestamp" }, eventId = { "@path" = "$.messageId" } } }] }"#,
+        "/rest/conversionEvents",
+        "urn:lla:llaPartnerConversion:rule-1",
+    ),
     (
         "salesforce",
         "https://acme.my.salesforce.com",
@@ -371,7 +379,7 @@ const OWN_SUBSCRIPTIONS: &[(&str, &str, &str, &str, &str)] = &[
 ];
 
 #[tokio::test]
-async fn four_entries_with_subscriptions_of_their_own_reach_their_vendors() {
+async fn five_entries_with_subscriptions_of_their_own_reach_their_vendors() {
     let dir = tempfile::tempdir().unwrap();
     let mut tables = String::new();
     let mut vendors = Vec::new();
