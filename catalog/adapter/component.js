@@ -103,7 +103,7 @@ export function check(settingsJson) {
 
 /** What is wrong with one subscription, naming the field, or undefined. */
 function checkSubscription(sub) {
-  const fql = parseFql(sub.subscribe ?? '');
+  const fql = fqlOf(sub.subscribe);
   if (fql.error) return `subscribe: \`${sub.subscribe ?? ''}\` is not valid FQL (${fql.error.message})`;
   const action = definition.actions[sub.partnerAction];
   if (!action) {

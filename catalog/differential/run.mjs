@@ -14,7 +14,6 @@
 // ../target/catalog) first, cached by their inputs. The verdicts go to FILE
 // (default: differential/results.json with --all, else only printed); the
 // exit code is 1 when an entry that should match does not.
-import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,40 +24,12 @@ import { presetsOf } from '../adapter/subscriptions.js';
 import { corpus } from './events.mjs';
 import { settingsFor } from './settings.mjs';
 import { normalize } from './volatile.mjs';
+import { segmentRuntime } from './segment.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const require = createRequire(import.meta.url);
 
-// Segment's runtime with fetch intercepted: actions-core reaches fetch
-// through cross-fetch, which is replaced in the module cache before
-// actions-core loads.
-const recorded = [];
-/** Why Segment's runtime refused events in the last run (its errors' first lines). */
-const refusals = [];
-const crossFetchPath = require.resolve('cross-fetch', { paths: [path.dirname(require.resolve('@segment/actions-core'))] });
-function interceptedFetch(input, init) {
-  const request = new Request(input, init);
-  return request.text().then((body) => {
-    const headers = {};
-    request.headers.forEach((v, k) => {
-      headers[k] = headers[k] ? `${headers[k]}, ${v}` : v;
-    });
-    recorded.push({ method: request.method, url: request.url, headers, body });
-    return new Response('{}', { status: 200, headers: { 'content-type': 'application/json' } });
-  });
-}
-require.cache[crossFetchPath] = {
-  id: crossFetchPath,
-  filename: crossFetchPath,
-  loaded: true,
-  exports: Object.assign(interceptedFetch, { default: interceptedFetch, Headers, Request, Response, __esModule: true }),
-};
-const { Destination } = require('@segment/actions-core');
-
-function definitionOf(name) {
-  const mod = require(`@segment/action-destinations/dist/destinations/${name}`);
-  return mod.default ?? mod;
-}
+const segment = segmentRuntime({ record: true });
+const definitionOf = segment.definitionOf;
 
 /**
  * The wall clock both runtimes read: Node's Date is pinned to it while
@@ -80,9 +51,7 @@ class FixedDate extends RealDateClass {
 
 /** What Segment's runtime sends for `events`, subscription by subscription. */
 async function throughSegment(name, settings, events) {
-  const definition = definitionOf(name);
-  const destination = new Destination(definition);
-  const { subscriptions, ...rest } = settings;
+  const deliver = segment.destination(definitionOf(name));
   // Each event as the host stores it, so that both runtimes get the same
   // input: ingest adds receivedAt (its clock), originalTimestamp (the
   // client's timestamp, with no sentAt) and a context.library when missing.
@@ -93,25 +62,16 @@ async function throughSegment(name, settings, events) {
     receivedAt,
     originalTimestamp: e.timestamp,
   }));
-  recorded.length = 0;
-  refusals.length = 0;
+  segment.requests.length = 0;
+  segment.refusals.length = 0;
   const RealDate = globalThis.Date;
   globalThis.Date = FixedDate;
   try {
-    for (const sub of subscriptions ?? presetsOf(definition)) {
-      const action = definition.actions[sub.partnerAction];
-      const s = { ...rest, subscription: sub };
-      const refused = (e) => refusals.push(String(e?.message ?? e).split('\n')[0]);
-      if (action?.performBatch && events.length > 1 && sub.mapping?.enable_batching === true) {
-        await destination.onBatch(events, s).catch(refused);
-      } else {
-        for (const e of events) await destination.onEvent(e, s).catch(refused);
-      }
-    }
+    await deliver(settings, events);
   } finally {
     globalThis.Date = RealDate;
   }
-  return recorded.slice();
+  return segment.requests.slice();
 }
 
 /** What the host sends for `events` with the entry's component (first attempts only). */
@@ -218,7 +178,7 @@ async function compare(name, bin, components) {
   const a = theirs.map(key).sort();
   const b = ours.map(key).sort();
   if (a.length === 0 && b.length === 0) {
-    const why = mostCommon(refusals);
+    const why = mostCommon(segment.refusals);
     return {
       name,
       verified: false,

@@ -5,11 +5,9 @@
 //! are built, and of their floors (bench/guests/README.md: the least a destination in each
 //! language does), which say how much of it is the language's own.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use switchyard::config::Limits;
 use switchyard::imports::http::Egress;
 use switchyard::runtime::bindings::switchyard::destination::types::EventType;
 use switchyard::runtime::{CallContext, Event, Runtime};
@@ -19,17 +17,7 @@ use crate::baseline::webhook_request;
 use crate::{events, Scale};
 
 pub(super) fn ctx() -> CallContext {
-    CallContext {
-        destination: Arc::from("bench"),
-        transform: None,
-        limits: Limits::default(),
-        egress: Egress::DryRun(Default::default()),
-        counters: Default::default(),
-        tape: None,
-        capture: None,
-        clock: None,
-        secrets: Default::default(),
-    }
+    CallContext::dry_run("bench", Default::default())
 }
 
 pub(super) fn wit_events(n: usize) -> Vec<Event> {

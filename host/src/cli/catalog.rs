@@ -147,8 +147,8 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<ExitCode> {
 /// of each type through the entry (built first when needed), secrets as
 /// placeholders, nothing sent.
 async fn origins(stanza: &Stanza) -> anyhow::Result<Vec<String>> {
-    use crate::imports::http::{DryRun, Egress};
-    use crate::runtime::{CallContext, Event, Runtime};
+    use crate::imports::http::DryRun;
+    use crate::runtime::{CallContext, Runtime};
     let dir = cat::cache_dir();
     Source::find()?
         .build(&[stanza.entry.as_str()], &dir)
@@ -159,17 +159,7 @@ async fn origins(stanza: &Stanza) -> anyhow::Result<Vec<String>> {
     let runtime = Runtime::new(super::user_cache_dir(), 2)?;
     let plugin = runtime.load(&plugin_name, &bytes).await?;
     let dry = std::sync::Arc::new(DryRun::new(Vec::new(), None));
-    let ctx = CallContext {
-        destination: std::sync::Arc::from(stanza.name.as_str()),
-        transform: None,
-        limits: Default::default(),
-        egress: Egress::DryRun(dry.clone()),
-        counters: Default::default(),
-        tape: None,
-        capture: None,
-        clock: None,
-        secrets: Default::default(),
-    };
+    let ctx = CallContext::dry_run(&stanza.name, dry.clone());
     let mut settings = serde_json::Value::Object(stanza.settings.clone());
     for (key, _) in &stanza.secrets {
         settings[key.as_str()] = serde_json::Value::String(format!("placeholder-{key}"));
@@ -177,23 +167,11 @@ async fn origins(stanza: &Stanza) -> anyhow::Result<Vec<String>> {
     if let Some(subs) = &stanza.subscriptions {
         settings["subscriptions"] = serde_json::Value::Array(subs.clone());
     }
-    let events: Vec<Event> = SAMPLE_EVENTS
-        .iter()
-        .enumerate()
-        .map(|(i, json)| {
-            let value: serde_json::Value =
-                serde_json::from_str(json).expect("sample events are JSON");
-            Event {
-                message_id: format!("sample-{i}"),
-                event_type: crate::event_type::EventType::parse(
-                    value["type"].as_str().unwrap_or(""),
-                )
-                .unwrap_or(crate::event_type::EventType::Track)
-                .into(),
-                json: json.to_string(),
-            }
-        })
-        .collect();
+    // Normalised as ingest does it (receivedAt and the rest), as the host would deliver them.
+    let events = super::try_run::events_of(
+        std::path::Path::new("<sample events>"),
+        serde_json::from_str(SAMPLE_EVENTS).expect("the sample events are JSON"),
+    )?;
     // Whatever the outcomes (placeholder credentials), the requests show the origins.
     let _ = plugin.deliver(&ctx, &settings.to_string(), &events).await;
     let mut origins: Vec<String> = dry
@@ -208,14 +186,14 @@ async fn origins(stanza: &Stanza) -> anyhow::Result<Vec<String>> {
 }
 
 /// One event of each type, for [`origins`].
-const SAMPLE_EVENTS: [&str; 6] = [
-    r#"{"type":"track","messageId":"sample-0","userId":"u1","event":"Order Completed","properties":{"order_id":"o1","revenue":10,"currency":"USD","products":[{"product_id":"p1","price":10,"quantity":1}]},"context":{"traits":{"email":"a@example.com"}},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-    r#"{"type":"identify","messageId":"sample-1","userId":"u1","traits":{"email":"a@example.com","first_name":"A"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-    r#"{"type":"page","messageId":"sample-2","userId":"u1","name":"Home","properties":{"url":"https://example.com/"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-    r#"{"type":"screen","messageId":"sample-3","userId":"u1","name":"Home","timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-    r#"{"type":"group","messageId":"sample-4","userId":"u1","groupId":"g1","traits":{"name":"G"},"timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-    r#"{"type":"alias","messageId":"sample-5","userId":"u1","previousId":"u0","timestamp":"2026-01-01T00:00:00.000Z","receivedAt":"2026-01-01T00:00:00.000Z"}"#,
-];
+const SAMPLE_EVENTS: &str = r#"[
+  {"type":"track","userId":"u1","event":"Order Completed","properties":{"order_id":"o1","revenue":10,"currency":"USD","products":[{"product_id":"p1","price":10,"quantity":1}]},"context":{"traits":{"email":"a@example.com"}}},
+  {"type":"identify","userId":"u1","traits":{"email":"a@example.com","first_name":"A"}},
+  {"type":"page","userId":"u1","name":"Home","properties":{"url":"https://example.com/"}},
+  {"type":"screen","userId":"u1","name":"Home"},
+  {"type":"group","userId":"u1","groupId":"g1","traits":{"name":"G"}},
+  {"type":"alias","userId":"u1","previousId":"u0"}
+]"#;
 
 /// Print `text`; a reader that stopped reading (`| head`) is no error.
 fn say(text: &str) {

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 
 use crate::config::{DestinationConfig, Limits, TransformConfig};
-use crate::imports::http::Egress;
 use crate::runtime::{CallContext, CallError, Kind, Plugin, Runtime};
 
 /// Why a plugin version could not be made ready.
@@ -715,15 +714,9 @@ async fn check_as(
     secrets: crate::imports::secrets::Secrets,
 ) -> Result<(), PluginError> {
     let ctx = CallContext {
-        destination: Arc::from(name),
-        transform: None,
         limits,
-        egress: Egress::DryRun(Default::default()),
-        counters: Default::default(),
-        tape: None,
-        capture: None,
-        clock: None,
         secrets,
+        ..CallContext::dry_run(name, Default::default())
     };
     let refused = |message: String| PluginError::Settings {
         user: user.clone(),

@@ -80,6 +80,24 @@ pub struct CallContext {
     pub secrets: crate::imports::secrets::Secrets,
 }
 
+impl CallContext {
+    /// A call for `destination` whose requests `dry` answers (nothing is
+    /// sent): default limits, no secrets, the real clock, nothing recorded.
+    pub fn dry_run(destination: &str, dry: Arc<crate::imports::http::DryRun>) -> CallContext {
+        CallContext {
+            destination: Arc::from(destination),
+            transform: None,
+            limits: Limits::default(),
+            egress: Egress::DryRun(dry),
+            counters: Default::default(),
+            tape: None,
+            capture: None,
+            clock: None,
+            secrets: Default::default(),
+        }
+    }
+}
+
 /// A compiled component, ready to instantiate.
 #[derive(Clone)]
 pub struct Plugin {
@@ -203,17 +221,7 @@ impl Runtime {
             pre,
             runtime: self.clone(),
         };
-        let ctx = CallContext {
-            destination: Arc::from(name),
-            transform: None,
-            limits: Limits::default(),
-            egress: Egress::DryRun(Default::default()),
-            counters: Default::default(),
-            tape: None,
-            capture: None,
-            clock: None,
-            secrets: Default::default(),
-        };
+        let ctx = CallContext::dry_run(name, Default::default());
         plugin.metadata = plugin.describe(&ctx).await?;
         Ok(plugin)
     }
