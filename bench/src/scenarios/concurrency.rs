@@ -590,12 +590,16 @@ pub async fn vendors(scale: Scale) -> anyhow::Result<Value> {
         let mut runs = Vec::new();
         let mut best: Option<(u32, f64)> = None;
         // The quick run leaves out 1 and 2, never the best here and the slowest.
-        let sweep: &[u32] = if scale.quick {
-            &[4, 8, 16, 32]
-        } else {
-            &[1, 2, 4, 8, 16, 32]
+        let sweep: Vec<u32> = match std::env::var("SWITCHYARD_BENCH_SWEEP") {
+            // `SWITCHYARD_BENCH_SWEEP=8,16` runs only those fixed settings.
+            Ok(list) => list
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect(),
+            Err(_) if scale.quick => vec![4, 8, 16, 32],
+            Err(_) => vec![1, 2, 4, 8, 16, 32],
         };
-        for &n in sweep {
+        for &n in &sweep {
             let vendor = make().await?;
             let r = drain_to(&vendor, &format!("concurrency = {n}"), batches).await?;
             println!("vendors: {name}: fixed {n}: {:.0} events/s", r.events_per_s);

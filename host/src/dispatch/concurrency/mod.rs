@@ -29,12 +29,20 @@
 //! - **Slow start.** The limit doubles per window until the first sign of
 //!   congestion, then adds one per window (Vector adds one from the start).
 //! - **Queueing is a rate that falls.** At the limit, Little's law gives the
-//!   rate (limit ÷ median round trip). A window whose rate is below the best
-//!   rate of the last windows *at a lower limit* (by [`MIN_GAIN`], or more
-//!   for a noisy vendor) is past the knee: more in flight only waits longer.
-//!   A vendor that is slower under load but serves more is given more, however
-//!   its round trips rise. (Below the limit there is no rate to read: a rise in
-//!   round trips past the tolerance lowers it.)
+//!   rate (limit ÷ median round trip). The newest rate seen at each limit is
+//!   kept (for [`RATE_MEMORY`]); a window whose rate is below the best rate
+//!   kept *at a lower limit* (by [`MIN_GAIN`], or more for a noisy vendor) is
+//!   past the knee: more in flight only waits longer. A vendor that is slower
+//!   under load but serves more is given more, however its round trips rise.
+//!   Past a knee each step may cost only a few percent, less than the noise;
+//!   the rate at the knee itself is what every higher limit is measured
+//!   against, so the limit comes back to it instead of drifting up step by
+//!   step. (Below the limit there is no rate to read: a rise in round trips
+//!   past the tolerance lowers it.)
+//! - **A vendor that changed is not a knee.** When the rate at a limit falls
+//!   well below the rate last seen *at that same limit*, the vendor itself got
+//!   slower (we sent no more than before): the rates kept from before say
+//!   nothing any more and are forgotten, and the limit is not lowered for it.
 //! - **A decrease that fits the fall.** The limit is scaled by rate ÷ best
 //!   rate (by reference ÷ mean when the limit was not reached; at least 1
 //!   less, at most halved); back-pressure (a retry, a 429/5xx, a timeout)
@@ -70,6 +78,10 @@ pub const DEVIATION_SCALE: f64 = 3.0;
 /// The least fall of the rate, from the best of the last windows, that counts
 /// as past the knee (more when the round trips are noisier).
 pub const MIN_GAIN: f64 = 0.05;
+
+/// How long the rate seen at a limit is kept for comparison, unless the limit
+/// comes back to it first (then the newer rate replaces it).
+pub const RATE_MEMORY: Duration = Duration::from_secs(60);
 
 /// Weight of the newest window in the deviation's moving average.
 const DEVIATION_ALPHA: f64 = 0.2;
@@ -116,9 +128,9 @@ pub struct Limiter {
     /// The moving average of the spread (standard deviation) of round trips
     /// within a window.
     deviation: Duration,
-    /// The limit and the rate (limit ÷ median round trip, batches a second)
-    /// of the last windows that reached the limit.
-    rates: VecDeque<(u32, f64)>,
+    /// The newest rate (limit ÷ median round trip, batches a second) measured
+    /// at each limit that was reached, and when, by limit (index 0 is limit 1).
+    rates: Vec<Option<Kept>>,
     /// Why the limit last moved, for the admin API.
     last_change: Option<&'static str>,
     /// How many times it moved, by [`CHANGE_KINDS`] (for `/metrics`).
@@ -154,6 +166,50 @@ impl Window {
             pushed_back: false,
         }
     }
+}
+
+/// The rate kept for one limit: the mean of its last few windows.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    /// When it was last measured.
+    at: Instant,
+    /// Batches a second.
+    rate: f64,
+    /// Windows averaged (at most [`KEPT_WINDOWS`]).
+    windows: u32,
+}
+
+/// Windows a kept rate averages: a limit the limiter keeps coming back to
+/// (the knee) is known better than one seen once.
+const KEPT_WINDOWS: u32 = 4;
+
+impl Kept {
+    fn new(rate: f64, at: Instant) -> Kept {
+        Kept {
+            at,
+            rate,
+            windows: 1,
+        }
+    }
+
+    /// This and one more window's rate.
+    fn and(self, rate: f64, at: Instant) -> Kept {
+        let windows = (self.windows + 1).min(KEPT_WINDOWS);
+        let rate = self.rate + (rate - self.rate) / f64::from(windows);
+        Kept { at, rate, windows }
+    }
+}
+
+/// A window's rate at the limit against the best kept at a lower limit.
+enum Rate {
+    /// Below it by more than the noise: past the knee (the rate ÷ the best).
+    Fell(f64),
+    /// Within the noise of it.
+    Flat,
+    /// Above it by more than the noise: the raise paid.
+    Gained,
+    /// Nothing to compare with (no lower limit kept, or the vendor changed).
+    Unknown,
 }
 
 /// What the admin API shows of the limiter.
@@ -194,7 +250,7 @@ impl Limiter {
             window: Window::new(now),
             history: VecDeque::with_capacity(REFERENCE_WINDOWS),
             deviation: Duration::ZERO,
-            rates: VecDeque::with_capacity(REFERENCE_WINDOWS),
+            rates: vec![None; max.max(1) as usize],
             last_change: None,
             changes: [0; CHANGE_KINDS.len()],
             moves: VecDeque::with_capacity(MOVES_KEPT),
@@ -260,15 +316,11 @@ impl Limiter {
     /// Round trips a window needs: two for each batch the limit allows, so
     /// every slot is heard from twice (and the first answers on connections
     /// opened for a raise are a minority), and never fewer than [`MIN_SAMPLES`].
-    /// In slow start, one per slot (at least two) is enough: a window there
-    /// only decides whether to double again, and a drain's first second is
-    /// mostly slow start.
+    /// Slow start too: the first answers after a doubling are the fastest
+    /// (those that met the vendor before the others arrived), and a window of
+    /// one answer per slot reads a vendor that queues as one that does not.
     fn window_samples(&self) -> usize {
-        let limit = self.limit as usize;
-        match self.slow_start {
-            true => limit.max(2),
-            false => (2 * limit).max(MIN_SAMPLES as usize),
-        }
+        (2 * self.limit as usize).max(MIN_SAMPLES as usize)
     }
 
     /// The round trip with the least queueing of late: the lowest window mean
@@ -353,23 +405,16 @@ impl Limiter {
         // At the limit, Little's law gives the rate: limit ÷ round trip. Round
         // trips that rose while the rate rose too are a vendor that is slower
         // under load but still serves more; past its knee the rate falls.
-        let scale = if window.saturated {
-            let rate = f64::from(self.limit) / m;
-            let best = self
-                .rates
-                .iter()
-                .filter(|(limit, _)| *limit < self.limit)
-                .map(|(_, r)| *r)
-                .fold(rate, f64::max);
-            if self.rates.len() == REFERENCE_WINDOWS {
-                self.rates.pop_front();
-            }
-            self.rates.push_back((self.limit, rate));
-            // Two noisy rates compared, one the best of several: twice the band.
-            let noise = (2.0 * DEVIATION_SCALE * deviation / n.sqrt() / m).max(MIN_GAIN);
-            (rate < best * (1.0 - noise)).then_some(rate / best)
-        } else {
-            rose.then(|| reference.as_secs_f64() / m)
+        let queued = reference.as_secs_f64() / m;
+        let scale = match window.saturated {
+            false => rose.then_some(queued),
+            true => match self.judge(f64::from(self.limit) / m, deviation / n.sqrt() / m, now) {
+                Rate::Fell(scale) => Some(scale),
+                // Round trips rose and no more was served than at a lower
+                // limit: the extra batches only queue at the vendor.
+                Rate::Flat if rose => Some(queued),
+                Rate::Flat | Rate::Gained | Rate::Unknown => None,
+            },
         };
         if let Some(scale) = scale {
             self.slow_start = false;
@@ -390,6 +435,52 @@ impl Limiter {
             if self.set(raised, why, now) {
                 self.raised_at = Some(now);
             }
+        }
+    }
+
+    /// Record `rate`, measured at the limit with a relative standard error of
+    /// `error`, and compare it with the best rate kept at a lower limit.
+    fn judge(&mut self, rate: f64, error: f64, now: Instant) -> Rate {
+        // Two noisy rates compared: the band of their difference.
+        let noise = (std::f64::consts::SQRT_2 * DEVIATION_SCALE * error).max(MIN_GAIN);
+        let here = self.limit as usize - 1;
+        let fresh = |kept: &Option<Kept>| {
+            kept.filter(|k| now.saturating_duration_since(k.at) < RATE_MEMORY)
+        };
+        let kept = match fresh(&self.rates[here]) {
+            Some(before) if (rate - before.rate).abs() > before.rate * 2.0 * noise => {
+                if before.windows < KEPT_WINDOWS {
+                    // A rate seen in a window or two (slow start's, read from
+                    // the first and fastest answers) is replaced, not averaged.
+                    Kept::new(rate, now)
+                } else {
+                    // A limit it kept coming back to serves another rate: the
+                    // vendor changed, and the other limits' rates are stale.
+                    self.rates.iter_mut().for_each(|r| *r = None);
+                    self.rates[here] = Some(Kept::new(rate, now));
+                    return Rate::Unknown;
+                }
+            }
+            Some(before) => before.and(rate, now),
+            None => Kept::new(rate, now),
+        };
+        self.rates[here] = Some(kept);
+        let rate = kept.rate;
+        let best = |below: usize| {
+            self.rates[..below]
+                .iter()
+                .filter_map(|r| fresh(r).map(|k| k.rate))
+                .reduce(f64::max)
+        };
+        // Against every lower limit, a fall must stand out of the noise.
+        if let Some(best) = best(here).filter(|best| rate < best * (1.0 - noise)) {
+            return Rate::Fell(rate / best);
+        }
+        // Against half the limit or less: did doubling what is in flight pay?
+        match best(self.limit as usize / 2) {
+            None => Rate::Unknown,
+            Some(half) if rate < half * (1.0 + MIN_GAIN) => Rate::Flat,
+            Some(_) => Rate::Gained,
         }
     }
 
@@ -419,330 +510,6 @@ impl Limiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    /// Run the limiter as the worker does for `secs` of simulated time against
-    /// a vendor whose round trip is `rtt(batches in flight)`, with work always
-    /// waiting: each batch that comes back is replaced while there is room.
-    /// Returns the limit sampled every 100 ms.
-    async fn simulate(l: &mut Limiter, secs: u64, rtt: impl Fn(u32) -> Duration) -> Vec<u32> {
-        let t0 = Instant::now();
-        let end = t0 + Duration::from_secs(secs);
-        let mut out: Vec<(Instant, Duration)> = Vec::new(); // (back at, rtt)
-        let mut now = t0;
-        let mut next_sample = t0;
-        let mut samples = Vec::new();
-        while now < end {
-            while l.has_room() {
-                l.started();
-                let took = rtt(l.in_flight());
-                out.push((now + took, took));
-            }
-            out.sort();
-            let (at, took) = out.remove(0);
-            while next_sample <= at {
-                samples.push(l.limit());
-                next_sample += MS * 100;
-            }
-            tokio::time::advance(at - now).await;
-            now = Instant::now();
-            l.finished(took, false, now);
-        }
-        samples
-    }
-
-    /// What [`run`] saw: the limit every 100 ms, batches answered, and how many
-    /// of them were pushed back.
-    struct Run {
-        limits: Vec<u32>,
-        answered: u64,
-        pushed_back: u64,
-    }
-
-    /// Run `policy` for `secs` of simulated time against a vendor that
-    /// answers a batch sent with `n` in flight after `vendor(n).0`, pushing
-    /// back when `.1`; work is always waiting.
-    async fn run(
-        policy: Concurrency,
-        secs: u64,
-        mut vendor: impl FnMut(u32) -> (Duration, bool),
-    ) -> Run {
-        let mut l = Limiter::new(policy, Instant::now());
-        let t0 = Instant::now();
-        let end = t0 + Duration::from_secs(secs);
-        let mut out: Vec<(Instant, Duration, bool)> = Vec::new();
-        let mut now = t0;
-        let mut next_sample = t0;
-        let mut r = Run {
-            limits: Vec::new(),
-            answered: 0,
-            pushed_back: 0,
-        };
-        while now < end {
-            while l.has_room() {
-                l.started();
-                let (took, pushed) = vendor(l.in_flight());
-                out.push((now + took, took, pushed));
-            }
-            out.sort_by_key(|o| o.0);
-            let (at, took, pushed) = out.remove(0);
-            while next_sample <= at {
-                r.limits.push(l.limit());
-                next_sample += MS * 100;
-            }
-            tokio::time::advance(at - now).await;
-            now = Instant::now();
-            l.finished(took, pushed, now);
-            r.answered += 1;
-            r.pushed_back += u64::from(pushed);
-        }
-        r
-    }
-
-    /// The best fixed setting of 1, 2, 4, 8, 16 and 32 against a vendor,
-    /// in batches answered and not pushed back.
-    async fn best_fixed(secs: u64, vendor: impl Fn() -> Vendor) -> u64 {
-        let mut best = 0;
-        for n in [1, 2, 4, 8, 16, 32] {
-            let r = run(Concurrency::Fixed(n), secs, vendor()).await;
-            best = best.max(r.answered - r.pushed_back);
-        }
-        best
-    }
-
-    /// A simulated vendor: the round trip of a batch sent with `n` in flight,
-    /// and whether it was pushed back.
-    type Vendor = Box<dyn FnMut(u32) -> (Duration, bool)>;
-
-    /// A vendor whose first request on a connection is fast (2 ms) and every
-    /// later one slow (43 ms): Python's `http.server` with Nagle's algorithm on.
-    fn nagle() -> Vendor {
-        let mut opened = 0;
-        Box::new(move |n| {
-            if n > opened {
-                opened = n;
-                (MS * 2, false)
-            } else {
-                (MS * 43, false)
-            }
-        })
-    }
-
-    /// 50 ms ± 20 ms, uniformly (a fixed pseudo-random sequence).
-    fn jitter() -> Vendor {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        Box::new(move |_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (MS * 30 + Duration::from_micros(x % 40_000), false)
-        })
-    }
-
-    /// 1 ms, and 2 ms more per batch in flight.
-    fn linear() -> Vendor {
-        Box::new(|n| (MS + MS * 2 * n, false))
-    }
-
-    /// 50 ms, and 2 ms more per batch in flight.
-    fn linear_slow() -> Vendor {
-        Box::new(|n| (MS * 50 + MS * 2 * n, false))
-    }
-
-    /// Flat 50 ms up to 8 in flight, then 10 ms more per extra batch.
-    fn knee() -> Vendor {
-        Box::new(|n| (MS * 50 + MS * 10 * n.saturating_sub(8), false))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn adaptive_keeps_up_with_the_best_fixed_setting_against_each_vendor() {
-        let shapes = [
-            ("nagle", nagle as fn() -> Vendor),
-            ("jitter", jitter),
-            ("linear", linear),
-            ("linear from 50 ms", linear_slow),
-            ("knee", knee),
-        ];
-        for (name, vendor) in shapes {
-            let best = best_fixed(30, vendor).await;
-            let r = run(Concurrency::Adaptive { max: 32 }, 30, vendor()).await;
-            let ratio = r.answered as f64 / best as f64;
-            eprintln!(
-                "{name}: adaptive {} / best fixed {best} = {ratio:.2}",
-                r.answered
-            );
-            assert!(
-                ratio >= 0.85,
-                "{name}: adaptive answered {} against the best fixed {best} ({ratio:.2}); limits {:?}",
-                r.answered,
-                &r.limits[..r.limits.len().min(60)]
-            );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn fast_first_requests_on_new_connections_do_not_collapse_the_limit() {
-        let r = run(Concurrency::Adaptive { max: 16 }, 20, nagle()).await;
-        // Within 5 s it holds at least 90 % of where it ends, and it ends high.
-        let last = *r.limits.last().unwrap();
-        assert!(last >= 14, "{:?}", r.limits);
-        assert!(
-            r.limits[50..]
-                .iter()
-                .all(|&n| f64::from(n) >= 0.9 * f64::from(last)),
-            "{:?}",
-            r.limits
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn jitter_is_not_read_as_queueing() {
-        let r = run(Concurrency::Adaptive { max: 16 }, 20, jitter()).await;
-        let tail = &r.limits[50..];
-        let mean = tail.iter().sum::<u32>() as f64 / tail.len() as f64;
-        assert!(mean >= 14.0, "mean {mean}: {tail:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_vendor_that_refuses_above_ten_in_flight_wastes_few_requests() {
-        let mut service = jitter();
-        let above_ten = move |n: u32| {
-            if n > 10 {
-                (MS * 5, true)
-            } else {
-                service(n)
-            }
-        };
-        let r = run(Concurrency::Adaptive { max: 32 }, 30, above_ten).await;
-        let wasted = r.pushed_back as f64 / r.answered as f64;
-        assert!(
-            wasted <= 0.05,
-            "{:.1} % pushed back: {:?}",
-            wasted * 100.0,
-            &r.limits[..100]
-        );
-        let tail = &r.limits[50..];
-        assert!(tail.iter().all(|&n| n <= 11), "{tail:?}");
-    }
-
-    /// Run `rounds` rounds of batches that all leave together and come back
-    /// together after `rtt(n)`; returns the limit after each round.
-    async fn drive(l: &mut Limiter, rounds: usize, rtt: impl Fn(u32) -> Duration) -> Vec<u32> {
-        let mut limits = Vec::new();
-        for _ in 0..rounds {
-            let n = l.limit();
-            for _ in 0..n {
-                l.started();
-            }
-            let took = rtt(n);
-            tokio::time::advance(took).await;
-            for _ in 0..n {
-                l.finished(took, false, Instant::now());
-            }
-            limits.push(l.limit());
-        }
-        limits
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn fixed_stays_fixed() {
-        let mut l = Limiter::new(Concurrency::Fixed(4), Instant::now());
-        assert_eq!(drive(&mut l, 5, |n| MS * 50 * n).await, vec![4; 5]);
-        assert!(l.has_room());
-        for _ in 0..4 {
-            l.started();
-        }
-        assert!(!l.has_room());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_start_doubles_to_the_ceiling_while_round_trips_stay_flat() {
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, Instant::now());
-        let limits = drive(&mut l, 16, |_| MS * 50).await;
-        // In slow start a window hears once from every slot (at least two
-        // round trips), from batches sent at the new limit: each doubling
-        // takes two rounds (the round that was out, then one).
-        assert_eq!(
-            limits,
-            vec![1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn settles_near_the_knee_of_a_vendor_that_queues() {
-        // Flat 50 ms up to 8 in flight, then 10 ms more per extra batch.
-        let knee = |n: u32| MS * 50 + MS * 10 * n.saturating_sub(8);
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 64 }, Instant::now());
-        let limits = simulate(&mut l, 60, knee).await;
-        let tail = &limits[100..];
-        let mean = tail.iter().sum::<u32>() as f64 / tail.len() as f64;
-        assert!(
-            tail.iter().all(|&n| (5..=12).contains(&n)) && (7.0..=10.5).contains(&mean),
-            "the limit stays near 8 (mean {mean}): {tail:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reaches_the_ceiling_against_a_flat_vendor() {
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, Instant::now());
-        let limits = simulate(&mut l, 5, |_| MS * 50).await;
-        assert!(limits[20..].iter().all(|&n| n == 16), "{limits:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn back_pressure_halves_once_per_window() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Concurrency::Fixed(1), t0);
-        l.finished(MS, true, t0);
-        assert_eq!(l.limit(), 1, "a fixed limit ignores back-pressure");
-
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 32 }, t0);
-        drive(&mut l, 20, |_| MS * 50).await;
-        assert_eq!(l.limit(), 32);
-        for _ in 0..32 {
-            l.started();
-        }
-        tokio::time::advance(MS * 5).await;
-        // Every batch in flight answers 429; the limit halves once.
-        for _ in 0..32 {
-            l.finished(MS * 5, true, Instant::now());
-        }
-        assert_eq!(l.limit(), 16);
-        assert_eq!(l.report().last_change, Some("back-pressure: halved"));
-        // After slow start is over, it climbs one per window (a window hears
-        // twice from every slot).
-        let limits = drive(&mut l, 6, |_| MS * 50).await;
-        assert_eq!(limits, vec![16, 16, 17, 17, 17, 18]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_quiet_destination_does_not_grow() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 16 }, t0);
-        drive(&mut l, 6, |_| MS * 50).await;
-        let mut before = 0;
-        for i in 0..24 {
-            if i == 4 {
-                // The window the busy rounds left open has closed.
-                before = l.limit();
-            }
-            l.started(); // one at a time: never at the limit
-            tokio::time::advance(MS * 60).await;
-            l.finished(MS * 50, false, Instant::now());
-        }
-        assert_eq!(l.limit(), before);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_vendor_that_slows_for_good_becomes_the_new_reference() {
-        let mut l = Limiter::new(Concurrency::Adaptive { max: 8 }, Instant::now());
-        drive(&mut l, 10, |_| MS * 20).await;
-        assert_eq!(l.reference(), Some(MS * 20));
-        drive(&mut l, 8 * REFERENCE_WINDOWS, |_| MS * 80).await;
-        assert_eq!(l.reference(), Some(MS * 80));
-        assert_eq!(l.limit(), 8, "back at the ceiling once 80 ms is the norm");
-    }
-}
+mod arc;
+#[cfg(test)]
+mod tests;
