@@ -91,10 +91,37 @@ settings = { url = "http://127.0.0.1:9999/hook", secret = "s" }
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The line of a key is named (#35): `plugin` is on this line of `good`.
+    let plugin_line = good
+        .lines()
+        .position(|l| l.starts_with("plugin = \"webhook\""))
+        .unwrap()
+        + 1;
+    let unknown_at = format!(
+        "switchyard.toml:{}: `destinations[0].retries`",
+        plugin_line + 1
+    );
+    let bare_at = format!(
+        "switchyard.toml:{}: `destinations[0].retry.initial`: a bare number (3) has no unit",
+        plugin_line + 1
+    );
     for (bad, needle) in [
         (
             good.replace("plugin = \"webhook\"", "plugin = \"webhook\"\nretries = 3"),
             "unknown field `retries`",
+        ),
+        (
+            good.replace("plugin = \"webhook\"", "plugin = \"webhook\"\nretries = 3"),
+            unknown_at.as_str(),
+        ),
+        // A bare number for a duration key without a unit was read as
+        // milliseconds; it is refused, naming the key and the unit.
+        (
+            good.replace(
+                "plugin = \"webhook\"",
+                "plugin = \"webhook\"\nretry = { initial = 3, max = 60 }",
+            ),
+            bare_at.as_str(),
         ),
         (
             good.replace(
@@ -376,7 +403,7 @@ plugin = "garbage"
 allowed_hosts = ["http://127.0.0.1:9"]
 "#,
     );
-    std::fs::write(dir.path().join("switchyard.toml"), config).unwrap();
+    std::fs::write(dir.path().join("switchyard.toml"), &config).unwrap();
     let (ok, _, stderr) = switchyard(dir.path(), &["check", "--config", "switchyard.toml"]);
     assert!(!ok);
     let line = stderr
@@ -387,5 +414,17 @@ allowed_hosts = ["http://127.0.0.1:9"]
     assert!(
         line.len() < 300 && !stderr.contains("Caused by"),
         "one readable line, not a dump: {stderr}"
+    );
+
+    // A file that is not WebAssembly at all: the parser prints the magic bytes
+    // it expected over several lines; the user sees one (#35).
+    std::fs::write(plugins.join("garbage.wasm"), b"not wasm at all").unwrap();
+    let (ok, _, stderr) = switchyard(dir.path(), &["check", "--config", "switchyard.toml"]);
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].contains("garbage.wasm") && lines[0].contains("magic"),
+        "{stderr}"
     );
 }

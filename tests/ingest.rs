@@ -324,6 +324,29 @@ async fn every_bad_input_gets_its_status_and_a_json_error_and_nothing_is_stored(
         );
     }
 
+    // A key in the header names the source of a request refused before its
+    // body was read (#35): the 413 and the bad JSON count under `test`, and
+    // each is one refused event of that source.
+    let metrics = host
+        .admin()
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"switchyard_ingest_requests_total{source="test",status="413"} 1"#,
+        r#"switchyard_ingest_requests_total{source="test",status="415"} 1"#,
+        r#"switchyard_ingest_requests_total{source="",status="401"} 3"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+    let rejected = host.admin().get("/admin/sources/test/rejected").await;
+    assert_eq!(rejected["counts"]["too_large"], 1, "{rejected}");
+    assert_eq!(rejected["counts"]["invalid_request"], 2, "{rejected}");
+
     // A good event after all of that: it is the only thing the receiver ever sees.
     assert_eq!(
         host.send(

@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     match Cli::parse().execute().await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", switchyard::cli::one_line(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

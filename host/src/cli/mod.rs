@@ -27,6 +27,23 @@ use clap::{Parser, Subcommand};
 
 pub use try_run::user_cache_dir;
 
+/// An error for a terminal, on one line: the cause chain is already joined by
+/// `{:#}`; a cause that prints itself over several lines (a parser's
+/// pretty-printed bytes) is folded, its indentation and brackets closed up.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let glue = !(out.is_empty()
+            || out.ends_with(['[', '(', '{'])
+            || line.starts_with([']', ')', '}']));
+        if glue {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// Segment-compatible event router; destinations are WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]
@@ -168,4 +185,17 @@ fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
             e.column()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_printed_over_several_lines_is_one_line() {
+        let text = "plugin `bad` is not valid: bad magic number - expected=[\n    0x0,\n    0x61,\n] actual=[\n    0x6e,\n] (at offset 0x0)";
+        assert_eq!(
+            super::one_line(text),
+            "plugin `bad` is not valid: bad magic number - expected=[0x0, 0x61,] actual=[0x6e,] (at offset 0x0)"
+        );
+        assert_eq!(super::one_line("one: two"), "one: two");
+    }
 }

@@ -302,9 +302,12 @@ pub fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::
         write(&root.join(path), text)?;
     }
     println!("created {} ({lang_name} {kind_name})", root.display());
-    println!("  make -C {}        # build {name}.wasm", root.display());
     println!(
-        "  make -C {} test   # dry run through `switchyard try`",
+        "  cd {} && switchyard dev   # build, try on sample events, and hot-swap on every save",
+        root.display()
+    );
+    println!(
+        "  make -C {}                # or build {name}.wasm alone (make test: a dry run)",
         root.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -36,17 +36,20 @@ pub enum ConfigError {
         message: String,
     },
     /// A key is unknown, or a value is wrong.
-    #[error("{file}: `{path}`: {message}")]
+    #[error("{file}{}: `{path}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid {
         /// The file.
         file: String,
+        /// The line of the key (or of the nearest table that holds it).
+        line: Option<usize>,
         /// The key's path, e.g. `destinations[0].retry.window`.
         path: String,
-        /// What is wrong.
+        /// What is wrong, on one line.
         message: String,
     },
 }
 
+mod lines;
 mod raw;
 mod secrets;
 #[cfg(test)]
@@ -363,24 +366,22 @@ impl Config {
             file: file.into(),
             message: e.to_string().trim_end().replace('\n', " | "),
         })?;
-        expand_env_table(&mut value, "").map_err(|(path, message)| ConfigError::Invalid {
+        let invalid = |path: String, message: String| ConfigError::Invalid {
             file: file.into(),
+            line: lines::line_of(text, &path),
+            // The deserializer adds "in `a.b`", which the path already says.
+            message: message
+                .split("\nin `")
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .replace('\n', " | "),
             path,
-            message,
-        })?;
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
-                ConfigError::Invalid {
-                    file: file.into(),
-                    path: e.path().to_string(),
-                    message: e.inner().to_string(),
-                }
-            })?;
-        validate::validate(raw, base).map_err(|(path, message)| ConfigError::Invalid {
-            file: file.into(),
-            path,
-            message,
-        })
+        };
+        expand_env_table(&mut value, "").map_err(|(path, message)| invalid(path, message))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))?;
+        validate::validate(raw, base).map_err(|(path, message)| invalid(path, message))
     }
 
     /// The destination of this name.

@@ -316,13 +316,18 @@ fn empty_table() -> toml::Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetry {
-    /// First backoff: milliseconds, or a duration string under either name
-    /// (`initial_ms = 1000`, `initial = "1s"`).
-    #[serde(default = "default_initial_ms", alias = "initial")]
-    pub(super) initial_ms: Millis,
-    /// Largest backoff: milliseconds, or a duration string (`max = "10m"`).
-    #[serde(default = "default_max_ms", alias = "max")]
-    pub(super) max_ms: Millis,
+    /// First backoff in milliseconds (`initial_ms = 1000`, or a string).
+    #[serde(default)]
+    pub(super) initial_ms: Option<Millis>,
+    /// The same as a duration string (`initial = "1s"`).
+    #[serde(default)]
+    pub(super) initial: Option<Spelled>,
+    /// Largest backoff in milliseconds (`max_ms = 600000`, or a string).
+    #[serde(default)]
+    pub(super) max_ms: Option<Millis>,
+    /// The same as a duration string (`max = "10m"`).
+    #[serde(default)]
+    pub(super) max: Option<Spelled>,
     /// How long after its first attempt an event is given up into dead letters.
     #[serde(default = "default_window")]
     pub(super) window: String,
@@ -331,8 +336,10 @@ pub(super) struct RawRetry {
 impl Default for RawRetry {
     fn default() -> Self {
         Self {
-            initial_ms: default_initial_ms(),
-            max_ms: default_max_ms(),
+            initial_ms: None,
+            initial: None,
+            max_ms: None,
+            max: None,
             window: default_window(),
         }
     }
@@ -356,10 +363,13 @@ pub(super) struct RawBatch {
     /// Most bytes of event JSON per call.
     #[serde(default = "default_max_bytes")]
     pub(super) max_bytes: u64,
-    /// How long a partial batch may wait for more events: milliseconds, or a
-    /// duration string (`linger = "200ms"`).
-    #[serde(default = "default_linger_ms", alias = "linger")]
-    pub(super) linger_ms: Millis,
+    /// How long a partial batch may wait for more events, in milliseconds
+    /// (`linger_ms = 200`, or a string).
+    #[serde(default)]
+    pub(super) linger_ms: Option<Millis>,
+    /// The same as a duration string (`linger = "200ms"`).
+    #[serde(default)]
+    pub(super) linger: Option<Spelled>,
 }
 
 impl Default for RawBatch {
@@ -367,7 +377,8 @@ impl Default for RawBatch {
         Self {
             max_events: default_max_events(),
             max_bytes: default_max_bytes(),
-            linger_ms: default_linger_ms(),
+            linger_ms: None,
+            linger: None,
         }
     }
 }
@@ -396,17 +407,21 @@ pub(super) struct RawLimits {
     /// Linear memory cap of one instance, in MiB.
     #[serde(default = "default_memory_mb")]
     pub(super) memory_mb: u64,
-    /// Wall-clock deadline of one call into the component: milliseconds, or a
-    /// duration string (`timeout = "10s"`).
-    #[serde(default = "default_timeout_ms", alias = "timeout")]
-    pub(super) timeout_ms: Millis,
+    /// Wall-clock deadline of one call into the component, in milliseconds
+    /// (`timeout_ms = 10000`, or a string).
+    #[serde(default)]
+    pub(super) timeout_ms: Option<Millis>,
+    /// The same as a duration string (`timeout = "10s"`).
+    #[serde(default)]
+    pub(super) timeout: Option<Spelled>,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
             memory_mb: default_memory_mb(),
-            timeout_ms: default_timeout_ms(),
+            timeout_ms: None,
+            timeout: None,
         }
     }
 }
@@ -415,6 +430,57 @@ pub(super) fn default_memory_mb() -> u64 {
 }
 pub(super) fn default_timeout_ms() -> Millis {
     Millis(Duration::from_secs(10))
+}
+
+/// A duration under a key without a unit (`initial`, `max`, `linger`,
+/// `timeout`): a string only. A bare number there is refused rather than read
+/// as milliseconds, since `initial = 3` most likely meant three seconds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spelled(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for Spelled {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Spelled;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration string such as \"500ms\" or \"3s\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Spelled, E> {
+                Err(E::custom(format!(
+                    "a bare number ({n}) has no unit here: write a duration string such as \"{n}s\" or \"{n}ms\", or use the key ending in _ms for milliseconds"
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Spelled, E> {
+                self.visit_i64(n as i64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Spelled, E> {
+                Err(E::custom(format!(
+                    "a bare number ({n}) has no unit here: write a duration string such as \"{n}s\""
+                )))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Spelled, E> {
+                super::parse_duration(text).map(Spelled).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// The duration of a key given as `NAME_ms` or as `NAME` (not both), else `default`.
+pub(super) fn either(
+    ms: Option<Millis>,
+    spelled: Option<Spelled>,
+    default: Millis,
+) -> Result<Duration, &'static str> {
+    match (ms, spelled) {
+        (Some(_), Some(_)) => {
+            Err("given twice: use the key ending in _ms or the one without, not both")
+        }
+        (Some(m), None) => Ok(m.0),
+        (None, Some(s)) => Ok(s.0),
+        (None, None) => Ok(default.0),
+    }
 }
 
 /// A duration written as an integer of milliseconds (the `_ms` keys) or as a

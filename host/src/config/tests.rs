@@ -397,7 +397,10 @@ fn durations_are_strings_or_milliseconds_everywhere() {
     for (bad, says) in [
         ("initial_ms = \"soon\"", "not a duration"),
         ("initial_ms = -5", "negative"),
-        ("initial_ms = 10, initial = \"1s\"", "duplicate"),
+        ("initial_ms = 10, initial = \"1s\"", "not both"),
+        // A bare number under a key without a unit is refused, naming the key
+        // and the unit expected (#35): `initial = 3` was read as 3 ms.
+        ("initial = 3", "\"3s\""),
     ] {
         let text = SAMPLE.replace("initial_ms = 10", bad);
         let err = Config::parse(&text, "x.toml", Path::new("."))

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    RawBatch, RawConfig, RawDestination, RawFilter, RawLimits, RawLog, RawRate, RawRetry,
-    RawServer, RawSource, RawStore, RawStoreKind,
+    default_initial_ms, default_linger_ms, default_max_ms, default_timeout_ms, either, RawBatch,
+    RawConfig, RawDestination, RawFilter, RawLimits, RawLog, RawRate, RawRetry, RawServer,
+    RawSource, RawStore, RawStoreKind,
 };
 use super::{
     parse_duration, AllowedOrigins, BatchPolicy, Concurrency, Config, DestinationConfig, Filter,
@@ -439,7 +440,9 @@ fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationCon
 
 /// `retry = { initial_ms, max_ms, window }` (or `initial`, `max`).
 fn retry(at: &At, r: &RawRetry) -> Result<RetryPolicy, Invalid> {
-    let (initial, max) = (r.initial_ms.0, r.max_ms.0);
+    let initial = either(r.initial_ms, r.initial, default_initial_ms())
+        .map_err(|m| at.err("retry.initial", m))?;
+    let max = either(r.max_ms, r.max, default_max_ms()).map_err(|m| at.err("retry.max", m))?;
     if initial.is_zero() || max < initial {
         return Err(at.err(
             "retry",
@@ -461,7 +464,8 @@ fn batch(at: &At, b: &RawBatch) -> Result<BatchPolicy, Invalid> {
     Ok(BatchPolicy {
         max_events: b.max_events,
         max_bytes: b.max_bytes,
-        linger: b.linger_ms.0,
+        linger: either(b.linger_ms, b.linger, default_linger_ms())
+            .map_err(|m| at.err("batch.linger", m))?,
     })
 }
 
@@ -542,7 +546,9 @@ pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
             format!("must be between 1 and {MAX_MEMORY_MB}"),
         ));
     }
-    if l.timeout_ms.0.is_zero() {
+    let timeout = either(l.timeout_ms, l.timeout, default_timeout_ms())
+        .map_err(|m| at.err("limits.timeout", m))?;
+    if timeout.is_zero() {
         return Err(at.err(
             "limits.timeout_ms",
             "must be > 0 (as timeout_ms or timeout)",
@@ -550,7 +556,7 @@ pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
     }
     Ok(Limits {
         memory_bytes: (l.memory_mb as usize) << 20,
-        timeout: l.timeout_ms.0,
+        timeout,
     })
 }
 

@@ -35,7 +35,7 @@ use axum::{Extension, Json};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use self::normalize::{normalize_body, BodyKind, Invalid};
+use self::normalize::{normalize_body, BodyKind, Invalid, Rejected};
 use self::rejections::Rejections;
 use crate::config::{AllowedOrigins, Config};
 use crate::observe::metrics::{Instruments, RequestLabels, SourceLabel};
@@ -138,23 +138,42 @@ pub enum IngestError {
     Unavailable(String),
 }
 
+impl IngestError {
+    /// The HTTP status it answers with.
+    fn status(&self) -> StatusCode {
+        match self {
+            IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            IngestError::Invalid(i) if i.code == "request_too_large" => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            IngestError::NotFound(_) => StatusCode::NOT_FOUND,
+            IngestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `code` of its JSON body.
+    fn code(&self) -> &'static str {
+        match self {
+            IngestError::BadRequest(_) => "invalid_request",
+            IngestError::Invalid(i) => i.code,
+            IngestError::TooLarge => "too_large",
+            IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::OriginNotAllowed(_) => "origin_not_allowed",
+            IngestError::NotFound(_) => "not_found",
+            IngestError::UnsupportedMediaType => "unsupported_media_type",
+            IngestError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            IngestError::Invalid(i) if i.code == "request_too_large" => {
-                (StatusCode::PAYLOAD_TOO_LARGE, i.code)
-            }
-            IngestError::Invalid(i) => (StatusCode::BAD_REQUEST, i.code),
-            IngestError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            IngestError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin_not_allowed"),
-            IngestError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            IngestError::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            IngestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        };
+        let (status, code) = (self.status(), self.code());
         let mut body = json!({"success": false, "code": code, "message": self.to_string()});
         if let IngestError::Invalid(i) = &self {
             if !i.rejected.is_empty() {
@@ -290,21 +309,25 @@ async fn accept(
     tally: &mut Tally,
 ) -> Result<Json<Value>, IngestError> {
     let body_kind = BodyKind::of_endpoint(&kind).ok_or(IngestError::NotFound(kind))?;
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
-            return Err(IngestError::UnsupportedMediaType);
-        }
+    // A key in the header names the source before the body is read: a body
+    // refused for its size or its syntax is counted under its source.
+    tally.source = headers
+        .get(header::AUTHORIZATION)
+        .and_then(basic_user)
+        .and_then(|key| state.sources.get(&key))
+        .map(|s| s.name.clone());
+    let result = read_root(&headers, encoding, body).await;
+    if let (Err(e), Some(source)) = (&result, &tally.source) {
+        let whole = Rejected {
+            index: 0,
+            message_id: None,
+            code: e.code(),
+            message: format!("the whole request: {e}"),
+        };
+        state.rejections.record(source, &[whole]);
+        tally.rejected = 1;
     }
-    let encoding = encoding.map_or_else(|| "identity".to_string(), |e| e.0 .0);
-    let bytes = read_body(body, &encoding).await?;
-    let parsed: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| IngestError::BadRequest(format!("invalid JSON: {e}")))?;
-    let Value::Object(root) = parsed else {
-        return Err(IngestError::BadRequest(
-            "the body must be a JSON object".into(),
-        ));
-    };
+    let root = result?;
     let source = authenticate(state, &headers, &root)?;
     tally.source = Some(source.name.clone());
     cors::check(source, &headers)?;
@@ -356,6 +379,30 @@ async fn accept(
     } else {
         json!({"success": true, "rejected": accepted.rejected})
     }))
+}
+
+/// The body as a JSON object, checked for its media type and size.
+async fn read_root(
+    headers: &HeaderMap,
+    encoding: Option<Extension<SentEncoding>>,
+    body: Body,
+) -> Result<Map<String, Value>, IngestError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
+            return Err(IngestError::UnsupportedMediaType);
+        }
+    }
+    let encoding = encoding.map_or_else(|| "identity".to_string(), |e| e.0 .0);
+    let bytes = read_body(body, &encoding).await?;
+    let parsed: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::BadRequest(format!("invalid JSON: {e}")))?;
+    match parsed {
+        Value::Object(root) => Ok(root),
+        _ => Err(IngestError::BadRequest(
+            "the body must be a JSON object".into(),
+        )),
+    }
 }
 
 /// The whole body, decompressed by the layer, at most [`MAX_REQUEST_BYTES`]: a
