@@ -327,3 +327,170 @@ async fn a_shadow_versions_differences_show_on_the_destination_page() {
     b.close().await.unwrap();
     host.stop().await;
 }
+
+/// The on-call engineer's first hour (#35): a destination whose vendor refuses
+/// everything shows as dead-lettering on the overview, with the count; one
+/// whose vendor is down shows its retries and when the next attempt comes;
+/// once the vendor is back, "Retry now" delivers at once instead of at that
+/// time; `switchyard status --format json` holds the same figures.
+#[tokio::test]
+async fn the_overview_shows_dead_lettering_and_the_next_attempt_and_retry_now_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = Receiver::start().await;
+    refusing.default_reply(Reply::status(400).body(r#"{"error":"schema mismatch"}"#));
+    let down = Receiver::start().await;
+    // The vendor asks for a minute (a hint longer than the backoff wins).
+    down.default_reply(
+        Reply::status(503)
+            .header("retry-after", "60")
+            .body(r#"{"error":"vendor down"}"#),
+    );
+    let late = "retry = { initial = \"1s\", max = \"10m\", window = \"1h\" }";
+    let destinations = format!(
+        "{}{}",
+        webhook_table("ledger", &refusing.url("/l"), &refusing.origin(), ""),
+        webhook_table("hooks", &down.url("/h"), &down.origin(), late),
+    );
+    let host = TestHost::start(dir.path(), &destinations).await;
+    let batch: Vec<_> = (0..3)
+        .map(|i| json!({"type": "track", "event": "E", "userId": format!("u{i}"), "messageId": format!("oc-{i}")}))
+        .collect();
+    assert_eq!(
+        host.send("batch", &json!({ "batch": batch }))
+            .await
+            .status(),
+        200
+    );
+
+    let driver = driver().await;
+    let b = chromium(&driver, dir.path()).await;
+    log_in(&b, &host, ADMIN_TOKEN).await;
+
+    // `ledger` is dead-lettering, with its count; its health is still healthy
+    // (a rejection says nothing of the vendor's health), so the badge is what
+    // tells the truth.
+    let badge = wait_text(
+        &b,
+        "tr[data-destination=ledger] [data-attention]",
+        "ledger dead-lettering",
+        |t| t == "dead-lettering 3",
+    )
+    .await;
+    assert_eq!(badge, "dead-lettering 3");
+    assert_eq!(
+        text_of(&b, "tr[data-destination=ledger] [data-dead-letters]").await,
+        "3"
+    );
+    // `hooks` is retrying, and says when the next attempt comes.
+    wait_text(
+        &b,
+        "tr[data-destination=hooks] [data-attention]",
+        "hooks retrying",
+        |t| t == "retrying 3",
+    )
+    .await;
+    let next = text_of(&b, "tr[data-destination=hooks] [data-next-attempt]").await;
+    assert!(
+        next.starts_with("in ") && (next.contains("s") || next.contains("m")),
+        "{next}"
+    );
+    let api = host.admin().destination("hooks").await;
+    assert_eq!(api["retrying"], 3, "{api}");
+    let wait = api["next_retry_in_ms"].as_u64().unwrap();
+    assert!((30_000..=60_000).contains(&wait), "{api}");
+    assert!(api["next_retry_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert!(api["oldest_queued_age_ms"].as_u64().is_some(), "{api}");
+    assert!(text_of(&b, "tr[data-destination=hooks] td.last-error")
+        .await
+        .contains("503"));
+    save_screenshot(
+        &b.screenshot().await.unwrap(),
+        "status-overview-failing.png",
+    );
+
+    // The source page names each event and its user, and leads back.
+    b.goto(&host.url("/status/sources/test")).await.unwrap();
+    wait_text(&b, "tr[data-message-id=oc-0] td.user", "the user", |t| {
+        t == "u0"
+    })
+    .await;
+    assert_eq!(
+        text_of(&b, "tr[data-message-id=oc-0] td.event-name").await,
+        "E"
+    );
+    click(&b, "main a[href='/status']").await;
+    wait_for(&b, "table#destinations").await;
+    // A browser's first request for an icon is answered.
+    let icon = host
+        .http
+        .get(host.url("/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+
+    // The CLI holds the same figures.
+    // (The test host listens on a port it chose: the CLI gets a config naming it.)
+    let text = std::fs::read_to_string(switchyard_e2e::host::config_file(dir.path()))
+        .unwrap()
+        .replace("127.0.0.1:0", &host.addr.to_string());
+    let cli_config = dir.path().join("cli.toml");
+    std::fs::write(&cli_config, text).unwrap();
+    // (The host runs in this test's runtime: the CLI is awaited, not waited for.)
+    let out = tokio::process::Command::new(switchyard_e2e::switchyard_bin())
+        .args(["status", "--format", "json", "--config"])
+        .arg(&cli_config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = status["destinations"].as_array().unwrap();
+    let of = |name: &str| rows.iter().find(|d| d["name"] == name).unwrap().clone();
+    assert_eq!(of("ledger")["dead_letters"], 3);
+    assert_eq!(of("ledger")["attention"], "dead-lettering");
+    assert_eq!(of("hooks")["retrying"], 3);
+    assert!(of("hooks")["next_retry_in_ms"].as_u64().is_some());
+
+    // The vendor is back; "Retry now" on the destination page delivers the
+    // three at once rather than in a minute.
+    down.default_reply(Reply::status(200));
+    b.goto(&host.url("/status/destinations/hooks"))
+        .await
+        .unwrap();
+    wait_text(&b, "#next-attempt", "the next attempt", |t| {
+        t.contains("in ")
+    })
+    .await;
+    save_screenshot(
+        &b.screenshot().await.unwrap(),
+        "status-destination-retrying.png",
+    );
+    let pressed = std::time::Instant::now();
+    click(&b, "form[action$='/hooks/retry-now'] button").await;
+    let flash = wait_for(&b, "#flash").await.text().await.unwrap();
+    assert!(flash.contains("3 waiting retries made due"), "{flash}");
+    eventually(Duration::from_secs(5), "the retries delivered", || {
+        (down.delivered_ids().len() == 3).then_some(())
+    })
+    .await;
+    let took = pressed.elapsed();
+    eprintln!("retry now: delivered {took:?} after the click");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The old error is kept, dimmed: deliveries have succeeded since.
+    b.goto(&host.url("/status")).await.unwrap();
+    wait_for(&b, "tr[data-destination=hooks] td.last-error.resolved").await;
+    assert!(b
+        .find(Locator::Css("tr[data-destination=hooks] [data-attention]"))
+        .await
+        .is_err());
+    b.close().await.unwrap();
+    host.stop().await;
+}

@@ -82,6 +82,18 @@ pub struct DestinationRow {
     pub retried: u64,
     /// Dead letters kept, from the store.
     pub dead_letters: u64,
+    /// Of `queued`, the events waiting for their retry's time.
+    pub retrying: u64,
+    /// When the next retry is due (RFC 3339), and in how long.
+    pub next_retry_at: Option<String>,
+    /// Milliseconds until then.
+    pub next_retry_in_ms: Option<u64>,
+    /// How long the oldest event not yet settled has waited, in ms (embedded
+    /// store; `null` on NATS).
+    pub oldest_queued_age_ms: Option<u64>,
+    /// What needs a person beside the health: `dead-lettering` while dead
+    /// letters are kept, else `retrying` while retries wait for their time.
+    pub attention: Option<&'static str>,
     /// Events its filter, their `integrations` object or its transformations
     /// kept from it, since start.
     pub filtered: u64,
@@ -101,6 +113,10 @@ pub struct DestinationRow {
     pub latency_p99_ms: Option<u64>,
     /// Why the newest attempt that did not deliver everything failed.
     pub last_error: Option<String>,
+    /// When that attempt was (RFC 3339).
+    pub last_error_at: Option<String>,
+    /// A later attempt delivered everything it carried: the error is history.
+    pub last_error_resolved: bool,
     /// Its transformations, in the order they run (`[[destinations]] transforms`).
     pub transforms: Vec<TransformRow>,
 }

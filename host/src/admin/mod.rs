@@ -164,7 +164,10 @@ impl IntoResponse for AdminError {
 
 impl From<crate::store::StoreError> for AdminError {
     fn from(e: crate::store::StoreError) -> Self {
-        AdminError::Unavailable(e.to_string())
+        match e {
+            crate::store::StoreError::Unsupported(why) => AdminError::Refused(why.into()),
+            e => AdminError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -194,6 +197,7 @@ pub fn app(state: AdminState) -> axum::Router {
         )
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))
+        .route("/admin/destinations/{name}/retry-now", post(retry_now))
         .route("/admin/sources", get(list_sources))
         .route("/admin/sources/{name}/rejected", get(source_rejected))
         .route("/admin/sources/{name}/events", get(debugger::source_events))
@@ -352,6 +356,8 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         (v.plugin.metadata.version.clone(), v.plugin.sha256.clone())
     });
     let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
+    let now = crate::store::now_ms();
+    let (last_error, last_error_at, last_error_resolved) = last_error(&d.stats);
     DestinationRow {
         name: d.name.clone(),
         plugin: d.plugin.name.clone(),
@@ -368,6 +374,17 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         delivered: d.stats.delivered.load(Relaxed),
         retried: d.stats.retried.load(Relaxed),
         dead_letters: q.dead_letters,
+        retrying: q.retrying,
+        next_retry_at: q.next_retry_at.map(crate::store::view::iso),
+        next_retry_in_ms: q
+            .next_retry_at
+            .map(|at| at.saturating_sub(now).max(0) as u64),
+        oldest_queued_age_ms: q.oldest_at.map(|at| now.saturating_sub(at).max(0) as u64),
+        attention: match (q.dead_letters, q.retrying) {
+            (1.., _) => Some("dead-lettering"),
+            (0, 1..) => Some("retrying"),
+            _ => None,
+        },
         filtered: state.store.filtered(&d.name) + d.stats.filtered.load(Relaxed),
         store_error,
         violations: d.stats.sandbox.violations(),
@@ -375,7 +392,9 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
         delivered_per_second: d.stats.history.ok_per_second(crate::store::now_ms()),
         latency_p50_ms: d.stats.history.latency_quantile(0.5),
         latency_p99_ms: d.stats.history.latency_quantile(0.99),
-        last_error: last_error(&d.stats),
+        last_error,
+        last_error_at,
+        last_error_resolved,
         transforms: d
             .stats
             .chain
@@ -399,14 +418,23 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
     }
 }
 
-/// The reason of the newest failed attempt: its call error, else its first
-/// event that was not delivered.
-fn last_error(stats: &DeliveryStats) -> Option<String> {
-    let newest = stats.attempts.newest(true).into_iter().next()?;
-    newest
+/// The reason of the newest failed attempt (its call error, else its first
+/// event that was not delivered), when it was, and whether a later attempt
+/// delivered everything.
+fn last_error(stats: &DeliveryStats) -> (Option<String>, Option<String>, bool) {
+    let Some(newest) = stats.attempts.newest(true).into_iter().next() else {
+        return (None, None, false);
+    };
+    let reason = newest
         .error
         .clone()
-        .or_else(|| newest.events.iter().find_map(|e| e.reason.clone()))
+        .or_else(|| newest.events.iter().find_map(|e| e.reason.clone()));
+    let resolved = stats
+        .attempts
+        .newest(false)
+        .first()
+        .is_some_and(|a| a.id > newest.id && !a.failed());
+    (reason, Some(newest.at.clone()), resolved)
 }
 
 /// `?since=T&until=T`.
@@ -607,6 +635,33 @@ async fn pause(
     Ok(Json(Done::with(HealthNow {
         health: Health::Paused,
     })))
+}
+
+/// What `POST /admin/destinations/{name}/retry-now` did.
+#[derive(Debug, serde::Serialize)]
+pub struct RetriedNow {
+    /// Retries that waited for their time and are due now.
+    pub moved: u64,
+}
+
+/// Every waiting retry of a destination made due now, and an open breaker's
+/// probe sent at once. The rate limit and the concurrency limit still apply:
+/// the jobs go out through the worker's usual claims.
+async fn retry_now(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Done<RetriedNow>>, AdminError> {
+    let d = find(&state, &name)?;
+    let moved = state.store.retry_now(&name).await?;
+    d.stats.probe_now.store(true, Relaxed);
+    d.stats.control.notify_one();
+    state.store.wakeup(&name).notify_one();
+    tracing::warn!(
+        destination = name.as_str(),
+        moved,
+        "retry now by an operator: {moved} waiting retries made due"
+    );
+    Ok(Json(Done::with(RetriedNow { moved })))
 }
 
 async fn resume(

@@ -118,6 +118,21 @@ pub enum Command {
         /// Configuration file of the host (its `listen` and `admin_token`).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print reasons whole rather than cut at 60 characters.
+        #[arg(long)]
+        wide: bool,
+        /// `text` (two tables) or `json` (the admin API's figures).
+        #[arg(long, value_enum, default_value = "text")]
+        format: status::Format,
+    },
+    /// Make every retry of a destination of the running host that waits for its time due now
+    /// (and send a paused breaker's probe at once); the rate and concurrency limits still apply.
+    RetryNow {
+        /// The destination.
+        destination: String,
+        /// Configuration file of the host (its `listen` and `admin_token`).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Segment's action destinations, each a plugin `catalog:NAME`: list, show, build.
     Catalog {
@@ -159,7 +174,15 @@ impl Cli {
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
             Command::Catalog { command } => catalog::catalog(command).await,
-            Command::Status { config } => status::status(config).await,
+            Command::Status {
+                config,
+                wide,
+                format,
+            } => status::status(config, wide, format).await,
+            Command::RetryNow {
+                destination,
+                config,
+            } => status::retry_now(&destination, config.as_deref()).await,
             Command::New {
                 name,
                 kind,

@@ -1,6 +1,6 @@
-//! `switchyard status [--config FILE]`: the overview of a running host as two
-//! tables (sources, destinations), through its admin API, for a terminal with
-//! no browser.
+//! `switchyard status [--config FILE] [--wide] [--format json]`: the overview
+//! of a running host as two tables (sources, destinations), through its admin
+//! API, for a terminal with no browser; or the same figures as JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,9 +9,25 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::observe::human::duration;
 
-/// Print the overview of the host that `config` (or the default config) describes.
-pub async fn status(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Two tables.
+    #[default]
+    Text,
+    /// `{"sources": [...], "destinations": [...]}`, as the admin API answers.
+    Json,
+}
+
+/// Print the overview of the host that `config` (or the default config)
+/// describes; `wide` prints reasons whole.
+pub async fn status(
+    config: Option<PathBuf>,
+    wide: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let config = match &config {
         Some(file) => Config::load(file)?,
         None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
@@ -45,12 +61,38 @@ pub async fn status(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     let sources = get("/admin/sources").await?;
     let destinations = get("/admin/destinations").await?;
-    print!("{}", render(&sources, &destinations));
+    match format {
+        Format::Text => print!("{}", render(&sources, &destinations, wide)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"sources": sources, "destinations": destinations})
+            )?
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The two tables as text.
-pub fn render(sources: &Value, destinations: &Value) -> String {
+/// `switchyard retry-now DEST`: `POST /admin/destinations/DEST/retry-now`.
+pub async fn retry_now(destination: &str, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = super::admin_client::host_config(config)?;
+    let path = format!("/admin/destinations/{destination}/retry-now");
+    let (status, body) = super::admin_client::post(&config, &path, &[]).await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{destination}: {status}: {}",
+            body["message"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "{destination}: {} waiting retries made due now",
+        body["moved"].as_u64().unwrap_or(0)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The two tables as text; reasons cut at 60 characters unless `wide`.
+pub fn render(sources: &Value, destinations: &Value, wide: bool) -> String {
     let mut out = String::new();
     let rows: Vec<Vec<String>> = as_rows(sources)
         .map(|s| {
@@ -70,23 +112,47 @@ pub fn render(sources: &Value, destinations: &Value) -> String {
                 .iter()
                 .filter_map(|k| v[*k].as_u64())
                 .sum();
+            let health = match d["attention"].as_str() {
+                Some(a) => format!("{} ({a})", text(&d["health"])),
+                None => text(&d["health"]),
+            };
+            let error = d["last_error"].as_str().or(d["store_error"].as_str());
+            let error = error.map_or_else(
+                || "-".into(),
+                |e| {
+                    let e = if wide {
+                        e.replace('\n', " ")
+                    } else {
+                        clip(e, 60)
+                    };
+                    match (
+                        d["last_error_resolved"].as_bool(),
+                        d["last_error_at"].as_str(),
+                    ) {
+                        (Some(true), Some(at)) => format!("{e} (at {at}; delivering since)"),
+                        (_, Some(at)) => format!("{e} (at {at})"),
+                        _ => e,
+                    }
+                },
+            );
             vec![
                 text(&d["name"]),
-                text(&d["health"]),
+                health,
                 text(&d["queued"]),
+                text(&d["retrying"]),
+                d["next_retry_in_ms"]
+                    .as_u64()
+                    .map_or_else(|| "-".into(), |ms| format!("in {}", duration(ms))),
+                millis(&d["oldest_queued_age_ms"]),
                 text(&d["in_flight"]),
-                rate(&d["delivered_per_second"]),
+                per_second(&d["delivered_per_second"], &d["delivered"]),
                 millis(&d["latency_p50_ms"]),
                 millis(&d["latency_p99_ms"]),
                 text(&d["delivered"]),
                 text(&d["retried"]),
                 text(&d["dead_letters"]),
                 violations.to_string(),
-                d["last_error"]
-                    .as_str()
-                    .or(d["store_error"].as_str())
-                    .map(|e| clip(e, 60))
-                    .unwrap_or_else(|| "-".into()),
+                error,
             ]
         })
         .collect();
@@ -95,6 +161,9 @@ pub fn render(sources: &Value, destinations: &Value) -> String {
             "DESTINATION",
             "HEALTH",
             "QUEUED",
+            "RETRYING",
+            "NEXT ATTEMPT",
+            "OLDEST",
             "IN FLIGHT",
             "DELIVERED/S",
             "P50",
@@ -127,8 +196,18 @@ fn rate(v: &Value) -> String {
 }
 
 fn millis(v: &Value) -> String {
-    v.as_u64()
-        .map_or_else(|| "-".into(), |ms| format!("{ms}ms"))
+    v.as_u64().map_or_else(|| "-".into(), duration)
+}
+
+/// A rate over the last minute or two: `<0.1` rather than `0.0` when a few
+/// events did go out (a rate of 0.0 beside a count of 1 reads as a
+/// contradiction).
+fn per_second(rate: &Value, count: &Value) -> String {
+    match (rate.as_f64(), count.as_u64()) {
+        (Some(r), Some(1..)) if r < 0.05 && r > 0.0 => "<0.1".into(),
+        (Some(r), _) => format!("{r:.1}"),
+        _ => "-".into(),
+    }
 }
 
 fn clip(s: &str, chars: usize) -> String {
@@ -178,11 +257,12 @@ mod tests {
         let destinations = json!([{
             "name": "hooks", "health": "degraded", "queued": 7, "in_flight": 3,
             "delivered_per_second": 1.0, "latency_p50_ms": 12, "latency_p99_ms": null,
-            "delivered": 40, "retried": 5, "dead_letters": 1,
+            "delivered": 40, "retried": 5, "dead_letters": 1, "attention": "dead-lettering",
+            "retrying": 4, "next_retry_in_ms": 224_037, "oldest_queued_age_ms": 3_200,
             "violations": {"timeouts": 1, "traps": 2, "contract": 0, "egress_denied": 0},
-            "last_error": "status 503 from the vendor"
+            "last_error": "status 503 from the vendor", "last_error_at": "2026-12-07T04:30:42.000Z"
         }]);
-        let out = render(&sources, &destinations);
+        let out = render(&sources, &destinations, false);
         let lines: Vec<&str> = out.lines().collect();
         assert!(
             lines[0].starts_with("SOURCE  ACCEPTED/S  REJECTED"),
@@ -192,10 +272,12 @@ mod tests {
         let row = lines[4];
         for cell in [
             "hooks",
-            "degraded",
-            "12ms",
+            "degraded (dead-lettering)",
+            "12 ms",
+            "in 3m 44s",
+            "3.2 s",
             "40",
-            "status 503 from the vendor",
+            "status 503 from the vendor (at 2026-12-07T04:30:42.000Z)",
         ] {
             assert!(row.contains(cell), "{cell} in {row}");
         }
@@ -205,5 +287,11 @@ mod tests {
             row.split_whitespace().any(|c| c == "3"),
             "violations: {row}"
         );
+
+        // A long reason is cut unless --wide.
+        let mut long = destinations.clone();
+        long[0]["last_error"] = json!("x".repeat(100));
+        assert!(render(&sources, &long, false).contains(&format!("{}…", "x".repeat(59))));
+        assert!(render(&sources, &long, true).contains(&"x".repeat(100)));
     }
 }

@@ -67,6 +67,9 @@ pub struct DeliveryStats {
     pub breaker: Mutex<health::Breaker>,
     /// Wakes the worker after an operator pauses or resumes it.
     pub control: Notify,
+    /// An operator asked to retry now: an open breaker probes at once instead
+    /// of waiting out its interval.
+    pub probe_now: std::sync::atomic::AtomicBool,
     /// Events delivered.
     pub delivered: AtomicU64,
     /// Events scheduled for another attempt.
@@ -121,6 +124,7 @@ impl DeliveryStats {
                 dest.retry.max,
             )),
             control: Notify::new(),
+            probe_now: std::sync::atomic::AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),

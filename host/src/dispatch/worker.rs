@@ -220,6 +220,12 @@ impl Worker {
             }
             return None;
         }
+        if stats
+            .probe_now
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Some(true); // an operator's "retry now"
+        }
         tokio::select! {
             _ = tokio::time::sleep(probe_wait) => Some(true),
             _ = stats.control.notified() => None,

@@ -491,6 +491,9 @@ mod tests {
         async fn stats(&self, _: &str) -> Result<QueueStats, StoreError> {
             Err((self.0)())
         }
+        async fn retry_now(&self, _: &str) -> Result<u64, StoreError> {
+            Err((self.0)())
+        }
         async fn dead_letters(
             &self,
             _: &str,

@@ -8,5 +8,6 @@
 
 pub mod attempts;
 pub mod history;
+pub mod human;
 pub mod metrics;
 pub mod ready;

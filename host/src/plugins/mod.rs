@@ -255,7 +255,7 @@ impl Users {
     }
 
     /// Every plugin name they use, in config order, once each.
-    fn plugins(&self) -> Vec<String> {
+    pub fn plugins(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         let all = self.destinations.iter().map(|d| &d.plugin);
         for name in all.chain(self.transforms.iter().map(|t| &t.plugin)) {
@@ -455,28 +455,6 @@ impl Catalog {
             slots.insert(slot.name.clone(), slot);
         }
         *self.users.write().expect("users lock") = staged.users;
-    }
-
-    /// A component dropped in the plugins directory under a name no one uses
-    /// yet: compiled, described and listed, ready for a destination (or a
-    /// transformation) that a reload adds. Its world is the one it implements.
-    pub async fn add_unused(&self, name: &str, bytes: Vec<u8>) -> Result<(), PluginError> {
-        let path = plugin_path(&self.dir, name);
-        let version = self
-            .prepare(name, bytes, &path.display().to_string(), &Users::default())
-            .await?;
-        let kind = version.plugin.kind();
-        tracing::info!(
-            plugin = name,
-            kind = kind.as_str(),
-            version = %version.plugin.metadata.version,
-            "new plugin ready; no destination uses it yet"
-        );
-        let slot = PluginSlot::new(name, kind, Some(Arc::new(version)), None);
-        self.slots_mut()
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(slot));
-        Ok(())
     }
 
     /// The slot of a plugin, or why there is none.

@@ -1,6 +1,8 @@
-//! Watching the plugins directory: a changed `<name>.wasm` is installed as a new
-//! version; one under a name no one uses yet is compiled and listed, ready for a
-//! destination that a reload adds ([`Catalog::add_unused`]).
+//! Watching the plugins directory: a changed `<name>.wasm` that a destination or
+//! transformation uses is installed as a new version. One that nothing uses is
+//! left alone (compiling a JavaScript or Python component takes 10 to 30 s of
+//! CPU, and `make destinations` rewrites every file of the folder): a reload
+//! that adds a user compiles it then ([`Catalog::stage`]).
 //!
 //! Editors and `cp` write a file in several steps, so events are debounced: a
 //! plugin is (re)loaded once no event has touched its file for [`SETTLE`]. A
@@ -76,19 +78,16 @@ pub fn spawn(
 
 async fn reload(catalog: &Catalog, name: &str) {
     let path = super::plugin_path(catalog.dir(), name);
+    if !catalog.users().plugins().iter().any(|p| p == name) || catalog.slot(name).is_none() {
+        tracing::info!(
+            plugin = name,
+            file = %path.display(),
+            "plugin file changed; nothing uses it, so it is not compiled (a reload that adds a user compiles it)"
+        );
+        return;
+    }
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
-            if catalog.slot(name).is_none() {
-                if let Err(e) = catalog.add_unused(name, bytes).await {
-                    tracing::error!(
-                        plugin = name,
-                        file = %path.display(),
-                        "new plugin refused: {}",
-                        super::error_text(&e)
-                    );
-                }
-                return;
-            }
             // Errors are logged and recorded by `install`; the old version serves on.
             let _ = catalog.install(name, bytes, false).await;
         }

@@ -91,6 +91,9 @@ pub enum StoreError {
     /// The store is closed or its engine failed.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// This store cannot do what was asked, and says why.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// One normalised event to append, with the destinations it routes to.
@@ -261,6 +264,14 @@ pub struct QueueStats {
     pub in_flight: u64,
     /// Dead letters kept.
     pub dead_letters: u64,
+    /// Of `queued`, the jobs waiting for a retry (on NATS, those this host
+    /// scheduled: a retry is a delayed redelivery the server keeps).
+    pub retrying: u64,
+    /// When the earliest of them is due.
+    pub next_retry_at: Option<Millis>,
+    /// When the oldest job not yet settled was first tried, or received when
+    /// it was not tried yet (embedded store; on NATS, `None`).
+    pub oldest_at: Option<Millis>,
 }
 
 /// The durable store.
@@ -298,6 +309,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for status and the admin API.
     async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError>;
+
+    /// Make every retry of `destination` that waits for its time due now (an
+    /// operator's "retry now"); how many were moved.
+    async fn retry_now(&self, destination: &str) -> Result<u64, StoreError>;
 
     /// Dead letters of `destination` dead-lettered in `[since, until)`, oldest first.
     async fn dead_letters(

@@ -164,6 +164,9 @@ pub struct NatsStore {
     pullers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Fetched, unsettled messages by destination and job id.
     leased: Arc<Mutex<HashMap<String, HashMap<JobId, Leased>>>>,
+    /// Retries this host scheduled (a nak with a delay): stream sequence →
+    /// when it is due, by destination, for the admin API's retry figures.
+    retrying: Mutex<HashMap<String, HashMap<u64, Millis>>>,
     /// Wake-ups after local appends.
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
     /// Operator pauses and live hosts, shared by every host (`nats_kv.rs`).
@@ -353,6 +356,7 @@ impl NatsStore {
             inboxes: Default::default(),
             pullers: Default::default(),
             leased: Default::default(),
+            retrying: Default::default(),
             wakeups: Default::default(),
             operator,
             streams,
@@ -732,7 +736,7 @@ impl Store for NatsStore {
         match &published {
             Ok(_) => self.commits.succeeded(count, started.elapsed()),
             Err(StoreError::Unavailable(why)) => self.commits.failed(why),
-            Err(StoreError::Overloaded) => {}
+            Err(StoreError::Overloaded | StoreError::Unsupported(_)) => {}
         }
         published
     }
@@ -842,6 +846,14 @@ impl Store for NatsStore {
                         .ack_with(AckKind::Nak(Some(delay)))
                         .await
                         .map_err(unavailable)?;
+                    if let Ok(info) = message.info() {
+                        self.retrying
+                            .lock()
+                            .expect("retrying lock")
+                            .entry(destination.to_string())
+                            .or_default()
+                            .insert(info.stream_sequence, at);
+                    }
                 }
                 Settle::Dead { reason } => {
                     self.dead_letter(destination, &message, &reason, now)
@@ -880,11 +892,28 @@ impl Store for NatsStore {
             .get(destination)
             .map_or(0, |m| m.len() as u64);
         let queued = pending + ack_pending.saturating_sub(in_flight);
+        let now = now_ms();
+        let (retrying, next_retry_at) = {
+            let mut all = self.retrying.lock().expect("retrying lock");
+            let mine = all.entry(destination.to_string()).or_default();
+            // A retry whose time came is being (or was) delivered again.
+            mine.retain(|_, due| *due > now);
+            (mine.len() as u64, mine.values().min().copied())
+        };
         Ok(QueueStats {
             queued,
             in_flight,
             dead_letters: self.dead_letter_count(destination).await?,
+            retrying,
+            next_retry_at,
+            oldest_at: None,
         })
+    }
+
+    async fn retry_now(&self, _destination: &str) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported(
+            "retry now is not possible on the NATS store: JetStream keeps a retry until its delay is over (a nak with a delay cannot be moved); the embedded store supports it",
+        ))
     }
 
     async fn dead_letters(

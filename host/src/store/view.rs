@@ -80,7 +80,8 @@ pub fn parse_time_or_age(t: &str, now: Millis) -> Result<Millis, String> {
     parse_time(t).map_err(|e| format!("{e}, nor an age like `2h`"))
 }
 
-fn iso(ms: Millis) -> String {
+/// A time of the store as RFC 3339 (UTC, milliseconds).
+pub fn iso(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()

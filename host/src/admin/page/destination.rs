@@ -63,6 +63,7 @@ fn flash(done: Option<&str>, n: Option<u64>) -> Option<String> {
         "replayed" => format!("Replayed {n} dead letter(s): they are queued again."),
         "purged" => format!("Purged {n} dead letter(s)."),
         "rolled-back" => "Rolled back: the previous version serves.".to_string(),
+        "retried-now" => format!("Retrying now: {n} waiting retries made due."),
         _ => return None,
     })
 }
@@ -80,7 +81,7 @@ fn attempts_table(name: &str, list: &[std::sync::Arc<Attempt>]) -> Markup {
                     tr data-attempt=(a.id) data-failed=(a.failed()) {
                         td { a href={(destination_path(name)) "/attempts/" (a.id)} { "#" (a.id) } }
                         td { (a.at) }
-                        td.num { (a.duration_ms) " ms" }
+                        td.num { (super::view::duration(a.duration_ms)) }
                         td.num { (a.events.len()) }
                         td {
                             (delivered) " delivered"
@@ -89,7 +90,12 @@ fn attempts_table(name: &str, list: &[std::sync::Arc<Attempt>]) -> Markup {
                             }
                         }
                         td.num { (a.requests.len() + a.requests_not_kept) }
-                        td { @if let Some(e) = &a.error { code.error { (e) } } }
+                        td {
+                            // The call's error, else the first event's reason.
+                            @if let Some(e) = a.error.as_ref().or_else(|| a.events.iter().find_map(|e| e.reason.as_ref())) {
+                                code.error { (e) }
+                            }
+                        }
                     }
                 }
             }
@@ -142,13 +148,27 @@ pub(super) async fn page(
             (figure("p99", ms(row.latency_p99_ms)))
             (figure("Retried", row.retried))
             (figure("Dead letters", row.dead_letters))
+            (figure("Retrying", row.retrying))
+            div #next-attempt {
+                span.muted { "Next attempt" }
+                b { @if let Some(wait) = row.next_retry_in_ms { "in " (super::view::duration(wait)) } @else { "–" } }
+            }
+            (figure("Oldest queued", ms(row.oldest_queued_age_ms)))
             (figure("Batches in flight", format!("{} of {}", row.batches_in_flight, row.concurrency.limit)))
             div title=(detail) { span.muted { "Violations" } b { (v) } }
             (figure("Peak memory", format!("{:.1} MiB", row.memory_peak_bytes as f64 / 1048576.0)))
         }
-        @if let Some(r) = &row.health_reason { p { "Why: " code.error #health-reason { (r) } } }
+        @if let Some(r) = &row.health_reason {
+            p { "Why: " code.error #health-reason { (r) } @if let Some(at) = row.last_error_at.as_ref().filter(|_| row.last_error.as_ref() == Some(r)) { " " span.muted { "(" (at) ")" } } }
+        }
         @if let Some(e) = &row.store_error { p.error { "The store did not answer; figures may be stale: " (e) } }
-        @if let Some(e) = &row.last_error { p { "Last error: " code.error { (e) } } }
+        // The last error, unless it is the reason just above.
+        @if let Some(e) = row.last_error.as_ref().filter(|e| row.health_reason.as_ref() != Some(*e)) {
+            p.resolved[row.last_error_resolved] #last-error {
+                "Last error" @if let Some(at) = &row.last_error_at { " (" (at) ")" } ": " code.error { (e) }
+                @if row.last_error_resolved { " — deliveries have succeeded since." }
+            }
+        }
         h2 { "Last hour" }
         section { (chart::per_minute(&d.stats.history.last_hour(now_ms()))) }
         @if row.concurrency.mode == "adaptive" {
@@ -226,6 +246,9 @@ async fn static_part(
             } @else {
                 (button(s, &act("pause"), "Pause", &[], true))
             }
+            " "
+            (button(s, &act("retry-now"), "Retry now", &[], false))
+            p.muted { "Retry now makes every retry that waits for its time due at once (and sends a paused breaker's probe); the rate and concurrency limits still apply." }
         }
         h2 { "Plugin" }
         section #plugin {
@@ -497,6 +520,9 @@ pub(super) async fn act(
     let done: Result<(&str, u64), AdminError> = match action.as_str() {
         "pause" => pause(st, p).await.map(|_| ("paused", 0)),
         "resume" => resume(st, p).await.map(|_| ("resumed", 0)),
+        "retry-now" => crate::admin::retry_now(st, p)
+            .await
+            .map(|Json(d)| ("retried-now", d.details.moved)),
         "replay" => replay_dead_letters(st, p, range())
             .await
             .map(|Json(d)| ("replayed", d.details.replayed)),

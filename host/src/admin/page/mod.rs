@@ -48,6 +48,7 @@ pub fn routes(state: AdminState) -> Router {
         .route("/status/login", get(login_form).post(login))
         .route("/status/logout", post(logout))
         .route("/status/assets/{file}", get(asset))
+        .route("/favicon.ico", get(favicon))
         .route("/status/destinations/{name}", get(destination::page))
         .route(
             "/status/destinations/{name}/attempts/{id}",
@@ -130,6 +131,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "style.css" => (view::STYLE, "text/css; charset=utf-8"),
         "live.js" => (view::LIVE_JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (view::FAVICON, "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
@@ -141,6 +143,11 @@ async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `/favicon.ico`: the same icon (an SVG; browsers take it by its type).
+async fn favicon() -> Response {
+    asset(Path("favicon.svg".to_string())).await
 }
 
 fn login_page(status: StatusCode, enabled: bool, error: Option<&str>) -> Response {
@@ -308,7 +315,8 @@ async fn overview(
         section {
             table #destinations {
                 thead { tr {
-                    th { "Destination" } th { "Health" } th.num { "Queued" } th.num { "In flight" }
+                    th { "Destination" } th { "Health" } th.num { "Queued" } th.num { "Retrying" }
+                    th.num { "Dead letters" } th.num { "Oldest" } th { "Next attempt" } th.num { "In flight" }
                     th.num { "Delivered/s" } th.num { "p50" } th.num { "p99" } th.num { "Violations" }
                     th { "Last error" }
                 } }
@@ -324,14 +332,33 @@ async fn overview(
                                     span.muted { (row.plugin) " " (row.version) }
                                 }
                             }
-                            td { (health(row.health)) }
+                            td {
+                                (health(row.health))
+                                (view::attention(row.attention, match row.attention {
+                                    Some("dead-lettering") => row.dead_letters,
+                                    _ => row.retrying,
+                                }))
+                            }
                             td.num { (row.queued) }
+                            td.num data-retrying=(row.retrying) { (row.retrying) }
+                            td.num data-dead-letters=(row.dead_letters) { (row.dead_letters) }
+                            td.num { (view::ms(row.oldest_queued_age_ms)) }
+                            td data-next-attempt=[row.next_retry_at.as_deref()] {
+                                @if let (Some(at), Some(wait)) = (&row.next_retry_at, row.next_retry_in_ms) {
+                                    "in " (view::duration(wait)) br; span.muted { (at) }
+                                } @else { span.muted { "–" } }
+                            }
                             td.num { (row.in_flight) }
                             td.num { (format!("{:.1}", row.delivered_per_second)) }
                             td.num { (view::ms(row.latency_p50_ms)) }
                             td.num { (view::ms(row.latency_p99_ms)) }
                             td.num title=(detail) { (v) }
-                            td { @if let Some(e) = &row.last_error { code.error { (e) } } }
+                            td.last-error.resolved[row.last_error_resolved] {
+                                @if let Some(e) = &row.last_error {
+                                    code.error { (e) }
+                                    @if let Some(at) = &row.last_error_at { br; span.muted { (at) @if row.last_error_resolved { ", delivering since" } } }
+                                }
+                            }
                         }
                     }
                 }
@@ -386,11 +413,14 @@ async fn source(
         h2 { "Newest events" }
         section {
             table #events {
-                thead { tr { th { "Received" } th { "Type" } th { "messageId" } th { "Event, as stored" } } }
+                thead { tr { th { "Received" } th { "Type" } th { "Event" } th { "User" } th { "messageId" } th { "Event, as stored" } } }
                 tbody {
                     @for e in &events {
+                        @let name = e.event["event"].as_str().or(e.event["name"].as_str()).unwrap_or("–");
+                        @let user = e.event["userId"].as_str().or(e.event["anonymousId"].as_str()).unwrap_or("–");
                         tr data-message-id=(e.message_id) {
-                            td { (e.at) } td { (e.event_type) } td { code { (e.message_id) } }
+                            td { (e.at) } td { (e.event_type) } td.event-name { (name) } td.user { code { (user) } }
+                            td { code { (e.message_id) } }
                             td { details data-key=(e.message_id) { summary { "JSON" } pre { (serde_json::to_string_pretty(&e.event).unwrap_or_default()) } } }
                         }
                     }
@@ -416,6 +446,7 @@ async fn source(
         }
     };
     let head = html! {
+        p { a href="/status" { "Overview" } " / " (name) }
         h1 { "Source " (name) }
         p.muted { "The newest events as stored, and the newest refused ones with why; refreshed every 2 seconds." }
     };

@@ -14,6 +14,8 @@ use crate::dispatch::health::Health;
 pub const STYLE: &str = include_str!("assets/style.css");
 /// The script that keeps `#live` fresh, embedded in the binary.
 pub const LIVE_JS: &str = include_str!("assets/live.js");
+/// The icon browsers show in the tab (also at `/favicon.ico`, where they look first).
+pub const FAVICON: &str = include_str!("assets/favicon.svg");
 
 /// Only this origin's stylesheet and script, no framing, no inline script.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
@@ -54,6 +56,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Switchyard" }
                 link rel="stylesheet" href="/status/assets/style.css";
+                link rel="icon" type="image/svg+xml" href="/status/assets/favicon.svg";
                 script src="/status/assets/live.js" defer {}
             }
             body {
@@ -114,7 +117,18 @@ pub fn figure(label: &str, value: impl std::fmt::Display) -> Markup {
 
 /// A latency in ms, or a dash when nothing was delivered yet.
 pub fn ms(v: Option<u64>) -> String {
-    v.map_or_else(|| "–".to_string(), |v| format!("{v} ms"))
+    v.map_or_else(|| "–".to_string(), duration)
+}
+
+pub use crate::observe::human::duration;
+
+/// What needs a person beside the health (`dead-lettering`, `retrying`), as a badge.
+pub fn attention(what: Option<&str>, count: u64) -> Markup {
+    html! {
+        @if let Some(what) = what {
+            " " span class={"badge " (what)} data-attention=(what) { (what) " " (count) }
+        }
+    }
 }
 
 /// A page that says why something could not be done, with a way back.

@@ -140,6 +140,8 @@ enum Command {
     /// Delete a retired destination's queue ([`Writer::forget`]).
     Forget(String, oneshot::Sender<Result<u64, StoreError>>),
     Stats(String, oneshot::Sender<Result<QueueStats, StoreError>>),
+    /// Every waiting retry of a destination made due now.
+    RetryNow(String, oneshot::Sender<Result<u64, StoreError>>),
     DeadLetters {
         destination: String,
         since: Option<Millis>,
@@ -443,6 +445,12 @@ impl Store for EmbeddedStore {
     async fn stats(&self, destination: &str) -> Result<QueueStats, StoreError> {
         let destination = destination.to_string();
         self.ask(|reply| Command::Stats(destination, reply)).await
+    }
+
+    async fn retry_now(&self, destination: &str) -> Result<u64, StoreError> {
+        let destination = destination.to_string();
+        self.ask(|reply| Command::RetryNow(destination, reply))
+            .await
     }
 
     async fn dead_letters(
@@ -954,7 +962,7 @@ impl Writer {
                 "`{name}` has batches in flight: delete its queue once its delivery has stopped"
             )));
         }
-        let waiting = q.stats().queued;
+        let waiting = q.queued();
         let id = q.id;
         // The other queues' batches in flight keep their leases across the rebuild.
         let carried = self.carried_before(Undo::default()).map_err(sql_error)?;
@@ -1260,11 +1268,21 @@ fn run_command(
             let stats = match by_name.get(&destination) {
                 Some(&qi) => QueueStats {
                     dead_letters: sql::dead_count(log.conn, queues[qi].id)?,
-                    ..queues[qi].stats()
+                    ..queues[qi].stats(log, now)?
                 },
                 None => QueueStats::default(),
             };
             answer(reply, stats)
+        }
+        Command::RetryNow(destination, reply) => {
+            let moved = match by_name.get(&destination) {
+                Some(&qi) => {
+                    woken.insert(qi);
+                    queues[qi].retry_now(log, now)?
+                }
+                None => 0,
+            };
+            answer(reply, moved)
         }
         Command::DeadLetters {
             destination,

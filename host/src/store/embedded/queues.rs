@@ -590,13 +590,54 @@ impl Queue {
             .map(|(at, _)| *at)
     }
 
+    /// Jobs waiting (due now or later).
+    pub fn queued(&self) -> u64 {
+        self.unread + self.held.len() as u64 + self.retry_due.len() as u64
+    }
+
     /// Counts for the admin API (dead letters filled in by the caller).
-    pub fn stats(&self) -> QueueStats {
-        QueueStats {
-            queued: self.unread + self.held.len() as u64 + self.retry_due.len() as u64,
+    pub fn stats(&self, log: &mut Log, now: Millis) -> rusqlite::Result<QueueStats> {
+        let mut waiting = self.retry_due.range((now + 1, i64::MIN)..);
+        let next_retry_at = waiting.next().map(|(at, _)| *at);
+        let retrying = next_retry_at.map_or(0, |_| 1 + waiting.count() as u64);
+        // The oldest job: a retry's first attempt, a lease's, or (for events
+        // not read yet) when the first event past the settled point arrived.
+        let retried = self.retries.values().filter_map(|r| r.first_attempt_at);
+        let leased = self
+            .in_flight
+            .values()
+            .chain(self.retry_leased.values())
+            .map(|l| l.first_attempt_at);
+        let unread = match self.unread > 0 || !self.held.is_empty() {
+            true => log.chunk(self.acked + 1)?.map(|c| c.received_at),
+            false => None,
+        };
+        Ok(QueueStats {
+            queued: self.queued(),
             in_flight: (self.in_flight.len() + self.retry_leased.len()) as u64,
             dead_letters: 0,
+            retrying,
+            next_retry_at,
+            oldest_at: retried.chain(leased).chain(unread).min(),
+        })
+    }
+
+    /// Make every retry waiting for its time due at `now`; how many moved.
+    pub fn retry_now(&mut self, log: &Log, now: Millis) -> rusqlite::Result<u64> {
+        let waiting: Vec<(Millis, i64)> = self
+            .retry_due
+            .range((now + 1, i64::MIN)..)
+            .copied()
+            .collect();
+        sql::retries_due_by(log.conn, self.id, now)?;
+        for (at, seq) in &waiting {
+            self.retry_due.remove(&(*at, *seq));
+            self.retry_due.insert((now, *seq));
+            if let Some(meta) = self.retries.get_mut(seq) {
+                meta.due_at = now;
+            }
         }
+        Ok(waiting.len() as u64)
     }
 }
 

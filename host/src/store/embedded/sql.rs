@@ -371,6 +371,13 @@ pub(super) fn update_retry(
     Ok(())
 }
 
+/// Every retry row of `dest` due after `now` made due at `now`.
+pub(super) fn retries_due_by(conn: &Connection, dest: u32, now: Millis) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE retries SET due_at = ?2 WHERE dest = ?1 AND due_at > ?2")?
+        .execute(params![dest, now])?;
+    Ok(())
+}
+
 /// A retry row settled for good.
 pub(super) fn delete_retry(conn: &Connection, dest: u32, seq: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM retries WHERE dest = ?1 AND seq = ?2")?
