@@ -428,3 +428,53 @@ allowed_hosts = ["http://127.0.0.1:9"]
         "{stderr}"
     );
 }
+
+/// `check` on a file with three problems in three destinations names all
+/// three, each on its line with its line number (#35: it used to stop at the
+/// first).
+#[test]
+fn check_reports_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    switchyard_e2e::host::install_plugins(dir.path());
+    let table = |name: &str, extra: &str| {
+        format!(
+            "[[destinations]]\nname = \"{name}\"\nplugin = \"webhook\"\nallowed_hosts = [\"http://127.0.0.1:9999\"]\nsettings = {{ url = \"http://127.0.0.1:9999/h\", secret = \"s\" }}\n{extra}\n"
+        )
+    };
+    let config = switchyard_e2e::host::config_text(
+        dir.path(),
+        &[
+            table("a", "retry = { initial = 3 }"),
+            table("b", ""),
+            table("c", "retries = 2"),
+            table("d", "batch = { linger = 200 }"),
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.path().join("switchyard.toml"), &config).unwrap();
+    let line_of = |needle: &str| config.lines().position(|l| l == needle).unwrap() + 1;
+    let (ok, _, stderr) = switchyard(dir.path(), &["check", "--config", "switchyard.toml"]);
+    assert!(!ok);
+    for expected in [
+        format!(
+            "switchyard.toml:{}: `destinations[0].retry.initial`: a bare number (3)",
+            line_of("retry = { initial = 3 }")
+        ),
+        format!(
+            "switchyard.toml:{}: `destinations[2].retries`: unknown field",
+            line_of("retries = 2")
+        ),
+        format!(
+            "switchyard.toml:{}: `destinations[3].batch.linger`: a bare number (200)",
+            line_of("batch = { linger = 200 }")
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "{expected} in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        3,
+        "{stderr}"
+    );
+}

@@ -1,5 +1,7 @@
 //! `switchyard check --config FILE`: validate everything a start would (the
 //! config, every plugin and every destination's and transformation's settings), then exit.
+//! A config with errors gets every error that can be found, one line each
+//! ([`Config::load_all`]).
 //!
 //! It warns (and still succeeds) when a URL in a destination's or
 //! transformation's settings is not covered by its `allowed_hosts`: the first
@@ -16,7 +18,17 @@ use crate::plugins::Catalog;
 use crate::runtime::Runtime;
 
 pub async fn check(file: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::load(file)?;
+    let config = match Config::load_all(file) {
+        Ok(config) => config,
+        Err(errors) => {
+            // Every error found, one line each.
+            for e in &errors {
+                eprintln!("error: {}", super::one_line(&e.to_string()));
+            }
+            eprintln!("{}: {} error(s)", file.display(), errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let cache = match config.store.path.is_dir() {
         true => Some(config.store.path.join("compiled")),
         false => super::try_run::user_cache_dir(),

@@ -165,7 +165,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                     // Let a burst of saves settle before building.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     if build(&dir, &name).await? {
-                        install(&wasm, &plugins, &name)?;
+                        let sha = install(&wasm, &plugins, &name)?;
+                        watch.installed(sha, &name);
                     } else {
                         println!("the serving version stays; waiting for the next save");
                     }
@@ -303,12 +304,14 @@ async fn build(dir: &Path, name: &str) -> anyhow::Result<bool> {
 }
 
 /// Copy the build into the plugins directory in one rename, so the host's
-/// watcher never reads half a file.
-fn install(wasm: &Path, plugins: &Path, name: &str) -> anyhow::Result<()> {
+/// watcher never reads half a file; its sha256 (hex).
+fn install(wasm: &Path, plugins: &Path, name: &str) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let tmp = plugins.join(format!(".{name}.wasm.tmp"));
-    std::fs::copy(wasm, &tmp).with_context(|| format!("copying {}", wasm.display()))?;
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, plugins.join(format!("{name}.wasm")))?;
-    Ok(())
+    Ok(hex::encode(sha2::Sha256::digest(&bytes)))
 }
 
 /// Each Enter on standard input (nothing once it is closed).

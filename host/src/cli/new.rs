@@ -275,9 +275,15 @@ pub fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::
         Kind::Destination => (README, SAMPLE_SETTINGS),
         Kind::Transform => (TRANSFORM_README, TRANSFORM_SETTINGS),
     };
+    let kit = match lang {
+        Lang::Rust => "`kit/`",
+        Lang::Js => "`kit.js`",
+        Lang::Python => "`kit.py`",
+    };
+    let readme = fill(&for_lang(readme, lang_name)).replace("{{kit}}", kit);
     let mut files: Vec<(String, String)> = vec![
         ("wit/destination.wit".into(), WIT.into()),
-        ("README.md".into(), fill(readme)),
+        ("README.md".into(), readme),
         ("sample-event.json".into(), SAMPLE_EVENT.into()),
         ("sample-settings.json".into(), settings.into()),
     ];
@@ -313,6 +319,24 @@ pub fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// The lines of `text` meant for `lang`: a block between a `{{#LANG}}` line and
+/// a `{{/LANG}}` line is kept only for that language (the marker lines never).
+fn for_lang(text: &str, lang: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut keep = true;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(l) = t.strip_prefix("{{#").and_then(|r| r.strip_suffix("}}")) {
+            keep = l == lang;
+        } else if t.starts_with("{{/") && t.ends_with("}}") {
+            keep = true;
+        } else if keep {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -324,6 +348,31 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_scaffolds_readme_speaks_of_its_own_language() {
+        for (lang, own, others) in [
+            ("rust", "src/lib.rs", ["test_", "mocks/register.mjs"]),
+            ("js", "mocks/register.mjs", ["src/lib.rs", "test_"]),
+            (
+                "python",
+                "mocks.HostTestCase",
+                ["src/lib.rs", "mocks/register.mjs"],
+            ),
+        ] {
+            for readme in [README, TRANSFORM_README] {
+                let text = for_lang(readme, lang);
+                assert!(
+                    text.contains(own) || readme == TRANSFORM_README,
+                    "{lang}: {own}"
+                );
+                for other in others {
+                    assert!(!text.contains(other), "{lang}'s README speaks of {other}");
+                }
+                assert!(!text.contains("{{#") && !text.contains("{{/"), "{lang}");
+            }
+        }
+    }
 
     #[test]
     fn names_are_checked() {

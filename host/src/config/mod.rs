@@ -360,23 +360,92 @@ impl Config {
         Self::parse(&text, &file.display().to_string(), base)
     }
 
+    /// [`Config::load`], finding every error it can ([`Config::parse_all`]).
+    pub fn load_all(file: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(file).map_err(|source| {
+            vec![ConfigError::Read {
+                file: file.display().to_string(),
+                source,
+            }]
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        Self::parse_all(&text, &file.display().to_string(), base)
+    }
+
     /// Validate TOML text; `file` names it in errors, relative paths resolve against `base`.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
-        let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: file.into(),
             message: e.to_string().trim_end().replace('\n', " | "),
         })?;
-        let invalid = |path: String, message: String| ConfigError::Invalid {
-            file: file.into(),
-            line: lines::line_of(text, &path),
-            // The deserializer adds "in `a.b`", which the path already says.
-            message: message
-                .split("\nin `")
-                .next()
-                .unwrap_or_default()
-                .trim_end()
-                .replace('\n', " | "),
-            path,
+        Self::parse_table(value, text, file, base, None)
+    }
+
+    /// [`Config::parse`], and when the text is refused, every error that can be
+    /// found: the sections besides `[[destinations]]` and each destination are
+    /// checked on their own, so one bad table does not hide the others (`switchyard
+    /// check`). Errors that only the whole file shows (a name used twice) come alone.
+    pub fn parse_all(text: &str, file: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+        let first = match Self::parse(text, file, base) {
+            Ok(config) => return Ok(config),
+            Err(e) => e,
+        };
+        let Ok(table) = toml::from_str::<toml::Table>(text) else {
+            return Err(vec![first]);
+        };
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let note = |errors: &mut Vec<ConfigError>, e: ConfigError| {
+            if !errors.iter().any(|seen| seen.to_string() == e.to_string()) {
+                errors.push(e);
+            }
+        };
+        let mut rest = table.clone();
+        let destinations = match rest.remove("destinations") {
+            Some(toml::Value::Array(all)) => all,
+            _ => Vec::new(),
+        };
+        if let Err(e) = Self::parse_table(rest, text, file, base, None) {
+            note(&mut errors, e);
+        }
+        for (i, d) in destinations.into_iter().enumerate() {
+            let mut one = table.clone();
+            one.insert("destinations".into(), toml::Value::Array(vec![d]));
+            if let Err(e) = Self::parse_table(one, text, file, base, Some(i)) {
+                note(&mut errors, e);
+            }
+        }
+        if errors.is_empty() {
+            errors.push(first);
+        }
+        Err(errors)
+    }
+
+    /// Validate a parsed table of `text`; with `only`, the table holds that
+    /// destination alone (as `destinations[0]`) and errors name it by its index.
+    fn parse_table(
+        mut value: toml::Table,
+        text: &str,
+        file: &str,
+        base: &Path,
+        only: Option<usize>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |path: String, message: String| {
+            let path = match (only, path.strip_prefix("destinations[0]")) {
+                (Some(i), Some(rest)) => format!("destinations[{i}]{rest}"),
+                _ => path,
+            };
+            ConfigError::Invalid {
+                file: file.into(),
+                line: lines::line_of(text, &path),
+                // The deserializer adds "in `a.b`", which the path already says.
+                message: message
+                    .split("\nin `")
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .replace('\n', " | "),
+                path,
+            }
         };
         expand_env_table(&mut value, "").map_err(|(path, message)| invalid(path, message))?;
         let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value))

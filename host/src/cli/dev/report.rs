@@ -14,7 +14,17 @@ pub(super) struct Watch {
     serving: Option<(String, String)>,
     plugin_error: Option<String>,
     counts: (u64, u64, u64),
+    /// A build handed to the host and not serving yet: its sha256, when it
+    /// was installed, and when progress was last printed.
+    installing: Option<(String, Instant, Instant)>,
 }
+
+/// How often `dev` says it is still waiting for the host to swap a build in
+/// (a JavaScript or Python component takes 10 to 30 s to compile).
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// How long `dev` says so before it stops (the host refused it, say).
+const PROGRESS_FOR: Duration = Duration::from_secs(120);
 
 impl Watch {
     /// Nothing printed yet; `token` reads the admin API.
@@ -23,6 +33,14 @@ impl Watch {
             token,
             ..Watch::default()
         }
+    }
+
+    /// A build with this sha256 was handed to the host: say so, and say that
+    /// it is still compiling until it serves.
+    pub(super) fn installed(&mut self, sha256: String, name: &str) {
+        println!("installed {name}.wasm: the host compiles and checks it, then swaps it in");
+        let now = Instant::now();
+        self.installing = Some((sha256, now, now));
     }
 
     /// Report until the destination serves a version (or 60 s pass).
@@ -76,6 +94,18 @@ impl Watch {
                     &sha[..sha.len().min(12)]
                 );
                 self.serving = serving;
+            }
+        }
+        if let Some((sha, since, said)) = &mut self.installing {
+            let serving = self.serving.as_ref().is_some_and(|(_, s)| s == sha);
+            if serving || since.elapsed() > PROGRESS_FOR {
+                self.installing = None;
+            } else if said.elapsed() >= PROGRESS_EVERY {
+                println!(
+                    "still compiling {name}.wasm ({} s)",
+                    since.elapsed().as_secs()
+                );
+                *said = Instant::now();
             }
         }
         let count = |k: &str| row[k].as_u64().unwrap_or(0);
