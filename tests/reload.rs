@@ -201,30 +201,20 @@ async fn a_bad_reload_is_refused_with_the_reason_and_the_old_config_serves_on() 
 }
 
 #[tokio::test]
-async fn a_plugin_dropped_under_a_new_name_is_listed_and_serves_the_destination_a_reload_adds() {
+async fn a_plugin_dropped_under_a_new_name_is_compiled_by_the_reload_that_adds_its_destination() {
     let dir = tempfile::tempdir().unwrap();
     let ra = Receiver::start().await;
     let host = TestHost::start(dir.path(), &webhook_destination("a", &ra, "")).await;
     let webhook = dir.path().join("plugins/webhook.wasm");
     std::fs::copy(&webhook, dir.path().join("plugins/hook2.wasm")).unwrap();
+    // Nothing uses it: the watcher leaves it alone (compiling every file of the
+    // folder cost 10–30 s of CPU per JavaScript or Python plugin, #35).
+    tokio::time::sleep(plugins_settle() * 4).await;
     let admin = host.admin();
-    let started = std::time::Instant::now();
-    let listed = loop {
-        if let Some(p) = admin
-            .plugins()
-            .await
-            .into_iter()
-            .find(|p| p["name"] == "hook2")
-        {
-            break p;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "hook2 never listed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(listed["kind"], "destination", "{listed}");
+    assert!(
+        !admin.plugins().await.iter().any(|p| p["name"] == "hook2"),
+        "an unused plugin is not compiled"
+    );
 
     let rd = Receiver::start().await;
     let with_d = format!(
@@ -234,10 +224,17 @@ async fn a_plugin_dropped_under_a_new_name_is_listed_and_serves_the_destination_
     );
     let (status, body) = host.reload(&with_d).await;
     assert_eq!(status, 200, "{body}");
+    let listed = admin.plugin("hook2").await;
+    assert_eq!(listed["kind"], "destination", "{listed}");
     assert_eq!(host.send("batch", &sdk_batch("new", 4)).await.status(), 200);
     switchyard_e2e::all_arrive(&rd, &switchyard_e2e::ids("new", 4)).await;
     switchyard_e2e::all_arrive(&ra, &switchyard_e2e::ids("new", 4)).await;
     host.stop().await;
+}
+
+/// The watcher's quiet time before it reads a file.
+fn plugins_settle() -> Duration {
+    Duration::from_millis(300)
 }
 
 #[tokio::test]
