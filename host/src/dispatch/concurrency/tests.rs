@@ -196,16 +196,18 @@ async fn a_noisy_knee_is_found_not_drifted_past() {
     assert!((8.0..=13.0).contains(&mean), "mean {mean}: {tail:?}");
 }
 
+/// The vendor shapes of the README's "Concurrency" section, by name.
+const SHAPES: [(&str, fn() -> Vendor); 5] = [
+    ("nagle", nagle),
+    ("jitter", jitter),
+    ("linear", linear),
+    ("linear from 50 ms", linear_slow),
+    ("knee", knee),
+];
+
 #[tokio::test(start_paused = true)]
 async fn adaptive_keeps_up_with_the_best_fixed_setting_against_each_vendor() {
-    let shapes = [
-        ("nagle", nagle as fn() -> Vendor),
-        ("jitter", jitter),
-        ("linear", linear),
-        ("linear from 50 ms", linear_slow),
-        ("knee", knee),
-    ];
-    for (name, vendor) in shapes {
+    for (name, vendor) in SHAPES {
         let best = best_fixed(30, vendor).await;
         let r = run(Concurrency::Adaptive { max: 32 }, 30, vendor()).await;
         let ratio = r.answered as f64 / best as f64;
@@ -230,16 +232,11 @@ fn refuses_above_ten() -> Vendor {
 
 #[tokio::test(start_paused = true)]
 async fn ahead_of_a_model_of_vectors_arc_against_each_vendor() {
-    let shapes = [
-        ("nagle", nagle as fn() -> Vendor),
-        ("jitter", jitter),
-        ("linear", linear),
-        ("linear from 50 ms", linear_slow),
-        ("knee", knee),
+    let more: [(&str, fn() -> Vendor); 2] = [
         ("noisy knee", knee_noisy),
         ("429 above 10", refuses_above_ten),
     ];
-    for (name, vendor) in shapes {
+    for (name, vendor) in SHAPES.into_iter().chain(more) {
         let ours = run(Concurrency::Adaptive { max: 32 }, 60, vendor()).await;
         let mut model = super::arc::ArcModel::new(32, Instant::now());
         let arc = drive_policy(&mut model, 60, vendor()).await;
