@@ -311,11 +311,11 @@ async fn accept(
     let body_kind = BodyKind::of_endpoint(&kind).ok_or(IngestError::NotFound(kind))?;
     // A key in the header names the source before the body is read: a body
     // refused for its size or its syntax is counted under its source.
-    tally.source = headers
+    let by_header = headers
         .get(header::AUTHORIZATION)
         .and_then(basic_user)
-        .and_then(|key| state.sources.get(&key))
-        .map(|s| s.name.clone());
+        .and_then(|key| state.sources.get(&key));
+    tally.source = by_header.map(|s| s.name.clone());
     let result = read_root(&headers, encoding, body).await;
     if let (Err(e), Some(source)) = (&result, &tally.source) {
         let whole = Rejected {
@@ -328,7 +328,10 @@ async fn accept(
         tally.rejected = 1;
     }
     let root = result?;
-    let source = authenticate(state, &headers, &root)?;
+    let source = match by_header {
+        Some(source) => source,
+        None => authenticate(state, &headers, &root)?,
+    };
     tally.source = Some(source.name.clone());
     cors::check(source, &headers)?;
     let received_at = chrono::Utc::now();

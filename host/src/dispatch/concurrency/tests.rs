@@ -196,8 +196,11 @@ async fn a_noisy_knee_is_found_not_drifted_past() {
     assert!((8.0..=13.0).contains(&mean), "mean {mean}: {tail:?}");
 }
 
-/// The vendor shapes of the README's "Concurrency" section, by name.
-const SHAPES: [(&str, fn() -> Vendor); 5] = [
+/// A vendor shape by name.
+type Shape = (&'static str, fn() -> Vendor);
+
+/// The vendor shapes of the README's "Concurrency" section.
+const SHAPES: [Shape; 5] = [
     ("nagle", nagle),
     ("jitter", jitter),
     ("linear", linear),
@@ -232,7 +235,7 @@ fn refuses_above_ten() -> Vendor {
 
 #[tokio::test(start_paused = true)]
 async fn ahead_of_a_model_of_vectors_arc_against_each_vendor() {
-    let more: [(&str, fn() -> Vendor); 2] = [
+    let more: [Shape; 2] = [
         ("noisy knee", knee_noisy),
         ("429 above 10", refuses_above_ten),
     ];
