@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::observe::human::duration;
 
 /// How `status` prints.
@@ -28,10 +27,7 @@ pub async fn status(
     wide: bool,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let config = match &config {
-        Some(file) => Config::load(file)?,
-        None => Config::parse(super::DEFAULT_CONFIG, "<default config>", Path::new("."))?,
-    };
+    let config = super::admin_client::host_config(config.as_deref())?;
     let base = super::dlq::admin_base(&config)
         .context("the config's [server] listen names no fixed port to reach the host at")?;
     let token = config
