@@ -250,7 +250,8 @@ impl Limiter {
             window: Window::new(now),
             history: VecDeque::with_capacity(REFERENCE_WINDOWS),
             deviation: Duration::ZERO,
-            rates: vec![None; max.max(1) as usize],
+            // Only an adaptive limit reads rates.
+            rates: vec![None; if adaptive { max as usize } else { 0 }],
             last_change: None,
             changes: [0; CHANGE_KINDS.len()],
             moves: VecDeque::with_capacity(MOVES_KEPT),
