@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use switchyard_e2e::admin::Row;
 use switchyard_e2e::binary::{spawn, wait_healthy, write_config};
 use switchyard_e2e::host::{config_text_nats, WRITE_KEY};
 use switchyard_e2e::nats::{NatsCluster, NatsServer};
@@ -473,5 +474,62 @@ async fn with_three_replicas_a_server_killed_under_load_loses_no_acknowledged_ev
     }
     assert!(acked.len() >= 300, "{refused} of 40 requests refused");
     switchyard_e2e::all_arrive_within(&rx, &acked, Duration::from_secs(60)).await;
+    host.stop().await;
+}
+
+/// The on-call figures on NATS (#35): the retries this host scheduled show as
+/// `retrying` with the next attempt's time, leave the count once delivered
+/// again, and "retry now" is refused with why (JetStream keeps a nak's delay).
+#[tokio::test]
+async fn retries_waiting_on_nats_are_counted_and_retry_now_says_why_it_cannot() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let down = Receiver::start().await;
+    down.script(vec![Reply::status(503).header("retry-after", "3")]);
+    let host = TestHost::start_config(
+        dir.path(),
+        &config_text_nats(
+            dir.path(),
+            &webhook(
+                "later",
+                &down,
+                "batch = { max_events = 10, linger_ms = 200 }",
+            ),
+            &server.url(),
+        ),
+    )
+    .await;
+    assert_eq!(host.send("batch", &sdk_batch("w", 3)).await.status(), 200);
+    let row = host
+        .admin()
+        .wait(
+            Row::Destination("later"),
+            "three retries waiting",
+            Duration::from_secs(20),
+            |r| r["retrying"] == 3,
+        )
+        .await;
+    let wait = row["next_retry_in_ms"].as_u64().unwrap();
+    assert!((1..=3_000).contains(&wait), "{row}");
+    assert_eq!(row["attention"], "retrying", "{row}");
+    let refused = host
+        .admin()
+        .post("/admin/destinations/later/retry-now")
+        .await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("NATS"), "{body}");
+    // Delivered on the next attempt: nothing waits any more.
+    all_arrive(&down, &ids("w", 3)).await;
+    let row = host
+        .admin()
+        .wait(
+            Row::Destination("later"),
+            "no retry waiting",
+            Duration::from_secs(10),
+            |r| r["retrying"] == 0,
+        )
+        .await;
+    assert!(row["next_retry_at"].is_null(), "{row}");
     host.stop().await;
 }

@@ -164,9 +164,10 @@ pub struct NatsStore {
     pullers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Fetched, unsettled messages by destination and job id.
     leased: Arc<Mutex<HashMap<String, HashMap<JobId, Leased>>>>,
-    /// Retries this host scheduled (a nak with a delay): stream sequence →
-    /// when it is due, by destination, for the admin API's retry figures.
-    retrying: Mutex<HashMap<String, HashMap<u64, Millis>>>,
+    /// Retries this host scheduled (a nak with a delay): job id (the stream
+    /// sequence) → when it is due, by destination, for the admin API's retry
+    /// figures. An entry leaves when its message is delivered again.
+    retrying: Mutex<HashMap<String, HashMap<JobId, Millis>>>,
     /// Wake-ups after local appends.
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
     /// Operator pauses and live hosts, shared by every host (`nats_kv.rs`).
@@ -846,14 +847,12 @@ impl Store for NatsStore {
                         .ack_with(AckKind::Nak(Some(delay)))
                         .await
                         .map_err(unavailable)?;
-                    if let Ok(info) = message.info() {
-                        self.retrying
-                            .lock()
-                            .expect("retrying lock")
-                            .entry(destination.to_string())
-                            .or_default()
-                            .insert(info.stream_sequence, at);
-                    }
+                    self.retrying
+                        .lock()
+                        .expect("retrying lock")
+                        .entry(destination.to_string())
+                        .or_default()
+                        .insert(id, at);
                 }
                 Settle::Dead { reason } => {
                     self.dead_letter(destination, &message, &reason, now)
@@ -1128,9 +1127,13 @@ impl NatsStore {
     ) -> Result<Vec<Job>, StoreError> {
         let mut jobs = Vec::with_capacity(messages.len());
         let mut held = Vec::with_capacity(messages.len());
+        let mut redelivered = Vec::new();
         for message in messages {
             let info = message.info().map_err(unavailable)?;
             let id = info.stream_sequence as JobId;
+            if info.delivered > 1 {
+                redelivered.push(id);
+            }
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
             jobs.push(job_of(
                 message.headers.as_ref(),
@@ -1156,6 +1159,19 @@ impl NatsStore {
             .entry(destination.to_string())
             .or_default()
             .extend(held);
+        if !redelivered.is_empty() {
+            // A retry delivered again no longer waits for its time.
+            if let Some(mine) = self
+                .retrying
+                .lock()
+                .expect("retrying lock")
+                .get_mut(destination)
+            {
+                for id in &redelivered {
+                    mine.remove(id);
+                }
+            }
+        }
         Ok(jobs)
     }
 
