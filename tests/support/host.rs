@@ -114,29 +114,54 @@ pub fn install_plugins(dir: &Path) {
 }
 
 /// Compiled components shared by the test hosts (JS and Python components take
-/// seconds to compile): copied into a host's store before it starts, and back after.
+/// seconds to compile): linked into a host's store before it starts, and back after.
 fn shared_compiled() -> PathBuf {
     crate::workspace_root().join("target/test-compiled-cache")
 }
 
-fn copy_new_files(from: &Path, to: &Path) {
+/// Give `to` the compiled components in `from` that it lacks. Each is a hard link:
+/// a compiled file is written once (by rename) and never changed, so sharing its
+/// inode is safe, and dozens of hosts cost no disk (a copy each filled CI's disk:
+/// a JavaScript component compiles to 40-80 MB). Where a link cannot be made (the
+/// two on different filesystems), only the components of `plugins` are copied.
+fn share_compiled(from: &Path, to: &Path, plugins: Option<&Path>) {
     let Ok(entries) = std::fs::read_dir(from) else {
         return;
     };
     let _ = std::fs::create_dir_all(to);
+    let mut wanted: Option<std::collections::HashSet<String>> = None;
     for entry in entries.flatten() {
-        let target = to.join(entry.file_name());
-        if !target.exists() && entry.path().extension().is_some_and(|e| e == "cwasm") {
-            let tmp = to.join(format!(
-                ".{}.{}",
-                entry.file_name().to_string_lossy(),
-                std::process::id()
-            ));
-            if std::fs::copy(entry.path(), &tmp).is_ok() {
-                let _ = std::fs::rename(&tmp, &target);
-            }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let target = to.join(&name);
+        if target.exists() || !name.ends_with(".cwasm") {
+            continue;
+        }
+        if std::fs::hard_link(entry.path(), &target).is_ok() {
+            continue;
+        }
+        let wanted = wanted.get_or_insert_with(|| plugins.map(plugin_hashes).unwrap_or_default());
+        let used = plugins.is_none() || wanted.iter().any(|h| name.starts_with(h.as_str()));
+        if !used {
+            continue;
+        }
+        let tmp = to.join(format!(".{name}.{}", std::process::id()));
+        if std::fs::copy(entry.path(), &tmp).is_ok() {
+            let _ = std::fs::rename(&tmp, &target);
         }
     }
+}
+
+/// The sha256 (hex) of every plugin file in `dir`: a compiled file's name starts with it.
+fn plugin_hashes(dir: &Path) -> std::collections::HashSet<String> {
+    use sha2::Digest;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+        .collect()
 }
 
 impl TestHost {
@@ -179,7 +204,11 @@ impl TestHost {
         crate::logs::init();
         install_plugins(dir);
         if shared_cache {
-            copy_new_files(&shared_compiled(), &dir.join("data/compiled"));
+            share_compiled(
+                &shared_compiled(),
+                &dir.join("data/compiled"),
+                Some(&dir.join("plugins")),
+            );
         }
         // Written to a file, as `switchyard run --config` reads it, so a reload can read it again.
         let file = config_file(dir);
@@ -271,7 +300,7 @@ impl TestHost {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        copy_new_files(&self.dir.join("data/compiled"), &shared_compiled());
+        share_compiled(&self.dir.join("data/compiled"), &shared_compiled(), None);
     }
 }
 
