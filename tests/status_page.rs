@@ -494,3 +494,202 @@ async fn the_overview_shows_dead_lettering_and_the_next_attempt_and_retry_now_de
     b.close().await.unwrap();
     host.stop().await;
 }
+
+/// An identify whose user gave (or refused) consent to advertising.
+fn consenting(id: &str, advertising: bool) -> serde_json::Value {
+    json!({
+        "type": "identify", "messageId": id, "userId": format!("user-{id}"),
+        "context": {"consent": {"categoryPreferences": {"Advertising": advertising}}},
+    })
+}
+
+/// The counts of a funnel's steps, by key.
+fn step_counts(funnel: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
+    funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_delivery_funnel_adds_up_to_what_was_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // `hooks` takes identify and track only, and drops what lacks consent.
+    let config = format!(
+        "\n[[transforms]]\nname = \"ads-consent\"\nplugin = \"consent\"\nsettings = {{ categories = [\"Advertising\"] }}\n{}",
+        switchyard_e2e::webhook_destination(
+            "hooks",
+            &rx,
+            "transforms = [\"ads-consent\"]\nfilter = { types = [\"identify\", \"track\"] }\nbatch = { max_events = 50, max_bytes = 512000, linger_ms = 20 }",
+        )
+    );
+    let host = TestHost::start(dir.path(), &config).await;
+    let send = |kind: &'static str, body: serde_json::Value| {
+        let host = &host;
+        async move { host.send(kind, &body).await.status().as_u16() }
+    };
+    // 4 delivered, 2 filtered by the transformation, 3 by routing.
+    for i in 0..4 {
+        assert_eq!(
+            send("identify", consenting(&format!("yes-{i}"), true)).await,
+            200
+        );
+    }
+    for i in 0..2 {
+        assert_eq!(
+            send("identify", consenting(&format!("no-{i}"), false)).await,
+            200
+        );
+    }
+    for i in 0..3 {
+        let page = json!({"messageId": format!("page-{i}"), "anonymousId": "a", "name": "Home"});
+        assert_eq!(send("page", page).await, 200);
+    }
+    // 2 refused at ingest (not objects), 1 duplicate of a delivered event.
+    let refused = send("batch", json!({"batch": [42, "not an event"]})).await;
+    assert!(refused >= 400, "{refused}");
+    eventually(Duration::from_secs(20), "the first four delivered", || {
+        (rx.delivered_ids().len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(send("identify", consenting("yes-0", true)).await, 200);
+    // The vendor turns to refusing: 2 dead-lettered.
+    rx.default_reply(Reply::status(400).body(r#"{"error":"schema mismatch"}"#));
+    for i in 0..2 {
+        assert_eq!(
+            send("identify", consenting(&format!("late-{i}"), true)).await,
+            200
+        );
+    }
+    let admin = |path: String| {
+        let host = &host;
+        async move {
+            let r = host
+                .http
+                .get(host.url(&path))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let expected: std::collections::BTreeMap<String, u64> = [
+        ("sent", 14),
+        ("refused", 2),
+        ("duplicates", 1),
+        ("received", 11),
+        ("filtered_by_routing", 3),
+        ("filtered_by_transformation", 2),
+        ("delivered", 4),
+        ("dead_lettered", 2),
+        ("retrying", 0),
+        ("waiting", 0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut last = Default::default();
+    for _ in 0..200 {
+        let (status, funnel) = admin("/admin/destinations/hooks/funnel".into()).await;
+        assert_eq!(status, 200, "{funnel}");
+        last = step_counts(&funnel);
+        if last == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, expected);
+    // The steps add up to what was sent.
+    let sent = last["sent"];
+    let settled: u64 = [
+        "refused",
+        "duplicates",
+        "filtered_by_routing",
+        "filtered_by_transformation",
+        "delivered",
+        "dead_lettered",
+    ]
+    .iter()
+    .map(|k| last[*k])
+    .sum();
+    assert_eq!(settled, sent);
+    let (_, day) = admin("/admin/destinations/hooks/funnel?window=24h".into()).await;
+    assert_eq!(day["window"], "24h");
+    assert_eq!(step_counts(&day), expected);
+    // A window it does not keep is a clear 400.
+    let (status, bad) = admin("/admin/destinations/hooks/funnel?window=7d".into()).await;
+    assert_eq!(status, 400);
+    assert!(bad["message"].as_str().unwrap().contains("24h"), "{bad}");
+    // The source's funnel: what it was sent, and what `hooks` did with it.
+    let (_, source) = admin("/admin/sources/test/funnel".into()).await;
+    let s = step_counts(&source);
+    assert_eq!(
+        (s["sent"], s["refused"], s["duplicates"], s["received"]),
+        (14, 2, 1, 11)
+    );
+    let hooks = &source["destinations"][0];
+    assert_eq!(hooks["destination"], "hooks");
+    assert_eq!(
+        (
+            &hooks["delivered"],
+            &hooks["filtered_by_transformation"],
+            &hooks["dead_lettered"]
+        ),
+        (&json!(4), &json!(2), &json!(2))
+    );
+
+    // The same on the page, with a link from each step to its events.
+    let driver = driver().await;
+    let b = chromium(&driver, dir.path()).await;
+    log_in(&b, &host, ADMIN_TOKEN).await;
+    b.goto(&host.url("/status/destinations/hooks"))
+        .await
+        .unwrap();
+    for (key, count) in &expected {
+        let css = format!("#funnel tr[data-step={key}] td[data-count]");
+        assert_eq!(text_of(&b, &css).await, count.to_string(), "{key}");
+    }
+    let section = wait_for(&b, "section#funnel-section").await;
+    save_screenshot(
+        &section.screenshot().await.unwrap(),
+        "status-destination-funnel.png",
+    );
+    click(&b, "#funnel-window a[href$='window=24h']").await;
+    wait_text(&b, "#funnel-window b", "the day window", |t| t == "24h").await;
+    assert_eq!(
+        text_of(&b, "#funnel tr[data-step=delivered] td[data-count]").await,
+        "4"
+    );
+    click(&b, "#funnel tr[data-step=dead_lettered] a").await;
+    wait_for(&b, "section#dead-letters").await;
+    assert_eq!(
+        b.current_url().await.unwrap().fragment(),
+        Some("dead-letters")
+    );
+    b.goto(&host.url("/status/sources/test")).await.unwrap();
+    wait_text(
+        &b,
+        "#funnel-destinations tr[data-destination=hooks] td[data-delivered]",
+        "hooks' deliveries from the source",
+        |t| t == "4",
+    )
+    .await;
+    assert_eq!(
+        text_of(&b, "#funnel tr[data-step=refused] td[data-count]").await,
+        "2"
+    );
+    b.close().await.unwrap();
+    host.stop().await;
+}

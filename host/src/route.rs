@@ -197,6 +197,17 @@ impl Router {
         Router { routes, unfiltered }
     }
 
+    /// This router, counting on from `old`'s counters for the destinations both
+    /// have (a reload keeps `switchyard_destination_filtered_total` growing).
+    pub fn carrying(mut self, old: &Router) -> Router {
+        for route in &mut self.routes {
+            if let Some(before) = old.routes.iter().find(|r| r.name == route.name) {
+                route.filtered = before.filtered.clone();
+            }
+        }
+        self
+    }
+
     /// The destinations of an event. Without an `integrations` object this costs
     /// one copy of a precomputed set plus the filtered destinations only.
     pub fn routes(&self, keys: &RouteKeys) -> RouteSet {
@@ -337,6 +348,11 @@ mod tests {
         assert_eq!(r.filtered("orders"), 2);
         assert_eq!(r.filtered("people"), 1);
         assert_eq!(r.filtered("nobody"), 0);
+        // A reload's router counts on for the destinations it keeps.
+        let again = router().carrying(&r);
+        names(&again, json!({"type":"identify"}));
+        assert_eq!(again.filtered("orders"), 3);
+        assert_eq!(again.filtered("hooks"), 1);
     }
 
     #[test]

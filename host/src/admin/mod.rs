@@ -26,6 +26,7 @@
 
 pub mod answers;
 mod debugger;
+pub mod funnel;
 pub mod guard;
 pub mod page;
 pub mod probes;
@@ -200,6 +201,11 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/destinations/{name}/retry-now", post(retry_now))
         .route("/admin/sources", get(list_sources))
         .route("/admin/sources/{name}/rejected", get(source_rejected))
+        .route("/admin/sources/{name}/funnel", get(funnel::source))
+        .route(
+            "/admin/destinations/{name}/funnel",
+            get(funnel::destination),
+        )
         .route("/admin/sources/{name}/events", get(debugger::source_events))
         .route("/admin/plugins", get(list_plugins))
         .route(

@@ -17,6 +17,7 @@ use super::retry::decide;
 use super::transform::{self, Fate};
 use super::worker::Shared;
 use crate::observe::attempts::{Attempt, EventOutcome, Tape};
+use crate::observe::history::Minute;
 use crate::plugins::Version;
 use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallContext, CallError, Event, Outcome};
@@ -276,6 +277,28 @@ pub fn report(outcomes: &[Outcome], rtt: Duration) -> Report {
     }
 }
 
+/// Settled outcomes, counted for the history: in all, and per source for the
+/// sources' funnels (a batch mostly holds one source).
+#[derive(Default)]
+struct Tally<'a> {
+    total: Minute,
+    by_source: Vec<(&'a str, Minute)>,
+}
+
+impl<'a> Tally<'a> {
+    fn add(&mut self, source: &'a str, count: fn(&mut Minute)) {
+        count(&mut self.total);
+        match self.by_source.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, m)) => count(m),
+            None => {
+                let mut m = Minute::default();
+                count(&mut m);
+                self.by_source.push((source, m));
+            }
+        }
+    }
+}
+
 /// Settle every job by its outcome, all in one store call; what was decided
 /// for each (with the reason when a transformation filtered it).
 async fn settle(
@@ -288,7 +311,7 @@ async fn settle(
     let now = shared.clock.wall_ms();
     let jitter = super::retry::jitter(&mut rand::rng());
     let mut latencies = Vec::with_capacity(jobs.len());
-    let (mut retried, mut dead) = (0, 0);
+    let mut tally = Tally::default();
     let mut filtered = Vec::new();
     let settles: Vec<_> = jobs
         .iter()
@@ -299,6 +322,7 @@ async fn settle(
                 Final::Filtered(reason) => {
                     tracing::debug!(source = %job.source, destination = name, message_id = %job.message_id, "filtered: {reason}");
                     stats.filtered.fetch_add(1, Relaxed);
+                    tally.add(&job.source, |m| m.filtered += 1);
                     filtered.push(Some(reason));
                     return (job.id, Settle::Done);
                 }
@@ -321,25 +345,27 @@ async fn settle(
                     let waited = now.saturating_sub(job.queued_at).max(0);
                     stats.latency.observe(waited as f64 / 1000.0);
                     latencies.push(waited as u64);
+                    tally.add(&job.source, |m| m.ok += 1);
                     stats.delivered.fetch_add(1, Relaxed)
                 }
                 Settle::RetryAt { at, reason } => {
                     tracing::debug!(source = %job.source, destination = name, message_id = %job.message_id, in_ms = at - now, "retry: {reason}");
-                    retried += 1;
+                    tally.add(&job.source, |m| m.retried += 1);
                     stats.retried.fetch_add(1, Relaxed)
                 }
                 Settle::Dead { reason } => {
                     tracing::warn!(source = %job.source, destination = name, message_id = %job.message_id, "dead-lettered: {reason}");
-                    dead += 1;
+                    tally.add(&job.source, |m| m.dead += 1);
                     stats.dead_lettered.fetch_add(1, Relaxed)
                 }
             };
             (job.id, settle)
         })
         .collect();
-    stats
-        .history
-        .add(now, latencies.len() as u64, retried, dead);
+    stats.history.add(now, tally.total);
+    for (source, counts) in tally.by_source {
+        stats.by_source.of(source).add(now, counts);
+    }
     stats.history.latencies(latencies);
     // Settling must not be lost: retry until the store takes it (a full disk
     // frees up, a NATS server comes back). Meanwhile the events count as in

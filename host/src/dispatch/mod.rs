@@ -97,8 +97,10 @@ pub struct DeliveryStats {
     pub calls: prometheus_client::metrics::histogram::Histogram,
     /// The newest attempts, for the delivery debugger.
     pub attempts: crate::observe::attempts::Attempts,
-    /// Outcomes per minute and the newest latencies (overview, chart).
+    /// Outcomes per minute and the newest latencies (overview, chart, funnel).
     pub history: crate::observe::history::History,
+    /// The same outcomes per source (the sources' funnels).
+    pub by_source: crate::observe::history::BySource,
     /// A recording under way (`POST /admin/destinations/{name}/record`).
     pub recorder: Mutex<Option<Arc<crate::trial::recording::Recorder>>>,
 }
@@ -142,6 +144,7 @@ impl DeliveryStats {
             calls: instruments.calls_of(&dest.name),
             attempts: Default::default(),
             history: Default::default(),
+            by_source: Default::default(),
             recorder: Mutex::new(None),
         }
     }
@@ -158,6 +161,8 @@ impl DeliveryStats {
             to.store(from.load(Relaxed), Relaxed);
         }
         self.hosts.store(old.hosts.load(Relaxed), Relaxed);
+        self.history.carry_from(&old.history);
+        self.by_source.carry_from(&old.by_source);
         // A recording under way goes on with the new settings.
         let recording = old.recorder.lock().expect("recorder lock").clone();
         *self.recorder.lock().expect("recorder lock") = recording;

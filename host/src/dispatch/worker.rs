@@ -123,6 +123,11 @@ impl Worker {
         tracing::info!(destination = name.as_str(), plugin = %self.plugin.name, "delivery started");
         while !*shutdown.borrow() {
             while self.flights.try_join_next().is_some() {}
+            // What routing kept from it, into its history (for the funnel).
+            let s = &self.shared;
+            s.stats
+                .history
+                .fold_unrouted(s.clock.wall_ms(), s.store.filtered(&name));
             let probing = match self.wait_while_paused(&mut shutdown).await {
                 Some(probing) => probing,
                 None => continue,

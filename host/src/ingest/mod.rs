@@ -274,7 +274,10 @@ async fn ingest(
 fn count(state: &IngestState, tally: &Tally, status: StatusCode) {
     let instruments = &state.instruments;
     if let Some(h) = tally.source.as_ref().and_then(|s| state.history.get(s)) {
-        h.add(crate::store::now_ms(), tally.stored, tally.rejected, 0);
+        h.add(
+            crate::store::now_ms(),
+            crate::observe::history::Minute::counts(tally.stored, tally.rejected, tally.duplicates),
+        );
     }
     let source = tally.source.clone().unwrap_or_default();
     instruments

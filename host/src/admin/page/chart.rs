@@ -183,9 +183,7 @@ mod tests {
         let minutes = vec![
             Minute {
                 minute: 1,
-                ok: 10,
-                retried: 0,
-                dead: 2,
+                ..Minute::counts(10, 0, 2)
             },
             Minute {
                 minute: 2,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::session::{csrf_ok, LoggedIn, Session};
 use super::view::{button, figure, health, html_response, layout, ms, refused};
-use super::{chart, destination_path, live_page, violations};
+use super::{chart, destination_path, funnel, live_page, violations};
 use crate::admin::{
     destination_row, find, pause, replay_dead_letters, resume, rollback_plugin, AdminError,
     AdminState, Range,
@@ -40,6 +40,7 @@ pub(super) struct PageQuery {
     failed: Option<bool>,
     done: Option<String>,
     n: Option<u64>,
+    window: Option<String>,
 }
 
 /// A range's bounds as ms (empty fields are no bound).
@@ -126,7 +127,16 @@ pub(super) async fn page(
             "/status",
         );
     };
+    let Ok(window) = crate::admin::funnel::Window::parse(q.window.as_deref()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+            "The funnel's window is `1h` or `24h`.",
+            &destination_path(&name),
+        );
+    };
     let row = destination_row(&state, &d).await;
+    let funnel = crate::admin::funnel::of_destination(&state, &d, window).await;
     let failed_only = q.failed.unwrap_or(false);
     let mut attempts = d.stats.attempts.newest(failed_only);
     attempts.truncate(ATTEMPTS_SHOWN);
@@ -169,6 +179,8 @@ pub(super) async fn page(
                 @if row.last_error_resolved { " — deliveries have succeeded since." }
             }
         }
+        h2 { "Delivery funnel" }
+        section #funnel-section { (funnel::steps(&funnel.steps, window, &destination_path(&name))) }
         h2 { "Last hour" }
         section { (chart::per_minute(&d.stats.history.last_hour(now_ms()))) }
         @if row.concurrency.mode == "adaptive" {

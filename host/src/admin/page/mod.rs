@@ -21,6 +21,7 @@
 
 mod chart;
 mod destination;
+mod funnel;
 pub mod session;
 mod trial;
 mod view;
@@ -62,11 +63,13 @@ pub fn routes(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// `?part=live`: only the `#live` element's contents.
+/// `?part=live`: only the `#live` element's contents; `?window=1h|24h`: the
+/// source page's funnel window.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Part {
     part: Option<String>,
+    window: Option<String>,
 }
 
 impl Part {
@@ -113,8 +116,13 @@ fn segment(name: &str) -> String {
 }
 
 /// The page of a destination.
-fn destination_path(name: &str) -> String {
+pub(super) fn destination_path(name: &str) -> String {
     format!("/status/destinations/{}", segment(name))
+}
+
+/// The page of the source `name`.
+pub(super) fn source_path(name: &str) -> String {
+    format!("/status/sources/{}", segment(name))
 }
 
 /// Every sandbox violation of a destination, and its breakdown.
@@ -397,6 +405,15 @@ async fn source(
             back,
         );
     }
+    let Ok(window) = crate::admin::funnel::Window::parse(part.window.as_deref()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+            "The funnel's window is `1h` or `24h`.",
+            &source_path(&name),
+        );
+    };
+    let funnel = crate::admin::funnel::of_source(&state, &name, window);
     let events = state
         .recent
         .newest(&name, crate::ingest::recent::KEEP_PER_SOURCE);
@@ -409,6 +426,11 @@ async fn source(
         div.figures {
             (figure("Accepted/s", format!("{rate:.1}")))
             (figure("Rejected since start", rejected.total))
+        }
+        h2 { "Delivery funnel" }
+        section #funnel-section {
+            (funnel::steps(&funnel.steps, window, &source_path(&name)))
+            (funnel::outcomes(&funnel.destinations))
         }
         h2 { "Newest events" }
         section {
@@ -448,7 +470,7 @@ async fn source(
     let head = html! {
         p { a href="/status" { "Overview" } " / " (name) }
         h1 { "Source " (name) }
-        p.muted { "The newest events as stored, and the newest refused ones with why; refreshed every 2 seconds." }
+        p.muted { "Where its events went, the newest events as stored, and the newest refused ones with why; refreshed every 2 seconds." }
     };
     live_page(&format!("Source {name}"), &s, part.live(), head, live)
 }

@@ -566,7 +566,8 @@ impl Store for EmbeddedStore {
                 reply,
             })
             .await?;
-        self.router.store(Arc::new(Router::new(destinations, &ids)));
+        let router = Router::new(destinations, &ids).carrying(&self.router.load());
+        self.router.store(Arc::new(router));
         Ok(())
     }
 
