@@ -33,7 +33,7 @@ catalog-differential: catalog-test-entries
 	$(CARGO) build -p switchyard
 	cd catalog && node differential/run.mjs --all && node docs.mjs
 
-.PHONY: catalog-test-entries catalog-differential fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden
+.PHONY: catalog-test-entries catalog-differential fuzz soak sdks all setup nats-server wrk build destinations test-guests run test lint fmt bench bench-quick bench-guests clean-data help install golden docs docs-check
 
 all: build
 
@@ -89,6 +89,7 @@ sdks:
 	$(MAKE) --no-print-directory -C tests/sdks/browser
 
 test: destinations test-guests nats-server sdks catalog-test-entries
+	$(MAKE) --no-print-directory docs-check
 	@for d in $(FOREIGN_DESTINATIONS); do $(MAKE) --no-print-directory -C destinations/$$d test || exit 1; done
 	@for t in $(FOREIGN_TRANSFORMS); do $(MAKE) --no-print-directory -C transforms/$$t test || exit 1; done
 	$(MAKE) --no-print-directory -C kits/js test
@@ -155,3 +156,12 @@ fmt:
 
 clean-data:
 	rm -rf ./data
+
+## The book (docs/book, mdBook) into target/book; mdbook is installed into target/tools the first time.
+docs:
+	@[ -x target/tools/bin/mdbook ] || $(CARGO) install mdbook --locked --no-default-features --root target/tools
+	target/tools/bin/mdbook build docs/book
+
+## The docs' relative links, the book's SUMMARY.md and the config keys documented (docs/check.mjs).
+docs-check:
+	node docs/check.mjs
