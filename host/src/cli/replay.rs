@@ -93,8 +93,11 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 default_answer(),
             ))),
             counters: Default::default(),
-            tape: None,
-            capture: Some(capture.clone()),
+            observers: {
+                let mut o = crate::runtime::Observers::default();
+                o.push(Arc::new(capture.clone()));
+                o
+            },
             clock: (!delivery.clock.is_empty()).then(|| delivery.clock.clone().into()),
             secrets: Default::default(),
         };

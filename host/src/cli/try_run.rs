@@ -138,8 +138,7 @@ async fn load(
         limits: part.limits,
         egress: Egress::DryRun(dry.clone()),
         counters: Default::default(),
-        tape: None,
-        capture: None,
+        observers: Default::default(),
         clock,
         secrets: part.secrets,
     };

@@ -68,8 +68,7 @@ impl Link {
             limits: config.limits,
             egress: Egress::live(tag, &config.allowed_hosts, lookup, config.limits.timeout),
             counters: stats.sandbox.clone(),
-            tape: None,
-            capture: None,
+            observers: Default::default(),
             clock: None,
             secrets: Default::default(),
         };
@@ -127,7 +126,7 @@ pub async fn apply(
             break;
         }
         let mut ctx = link.ctx.clone();
-        ctx.tape = Some(tape.clone());
+        ctx.observers.push(Arc::new(tape.clone()));
         let name = &link.config.name;
         match version.plugin.transform(&ctx, &link.settings, &batch).await {
             Ok(verdicts) => {

@@ -84,8 +84,10 @@ pub(super) async fn deliver(
 /// batch's tape, and a capture when asked.
 fn context(shared: &Shared, tape: &Tape, capture: Option<Capture>) -> CallContext {
     let mut ctx = shared.ctx.clone();
-    ctx.tape = Some(tape.clone());
-    ctx.capture = capture;
+    ctx.observers.push(Arc::new(tape.clone()));
+    if let Some(capture) = capture {
+        ctx.observers.push(Arc::new(capture));
+    }
     ctx
 }
 
@@ -154,7 +156,7 @@ async fn run_shadow(
     let mut ctx = shared.ctx.clone();
     ctx.egress = Egress::Replay(Arc::new(answers));
     ctx.counters = trial.sandbox.clone();
-    ctx.capture = Some(capture.clone());
+    ctx.observers.push(Arc::new(capture.clone()));
     ctx.clock = Some(clock.into());
     let (got, _) = call(shared, &ctx, &trial.version, events).await;
     let Some(sent) = capture.take() else {

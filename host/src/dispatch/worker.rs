@@ -91,8 +91,7 @@ impl Worker {
             egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout)
                 .rerouted(&dest.vendor_origins),
             counters: stats.sandbox.clone(),
-            tape: None,
-            capture: None,
+            observers: Default::default(),
             clock: None,
             secrets: dest.secrets.clone(),
         };

@@ -3,8 +3,8 @@
 //! and what became of each event.
 //!
 //! Where it sits: a batch in flight (`dispatch/flight.rs`) hands its call a
-//! [`Tape`]; the `http` host function (`runtime/host.rs`) records each request
-//! and its answer on it, with credentials redacted ([`redact_headers`],
+//! [`Tape`], one of the call's observers ([`crate::runtime::ExchangeObserver`]):
+//! the runtime tells it of each request and its answer, kept with credentials redacted ([`redact_headers`],
 //! [`redact_url`]) and bodies cut to an excerpt; after settling, the batch
 //! keeps the whole [`Attempt`] in its destination's [`Attempts`].
 //! `GET /admin/destinations/{name}/attempts` reads them.
@@ -99,6 +99,67 @@ impl Tape {
             std::mem::take(&mut t.exchanges),
             std::mem::take(&mut t.more),
         )
+    }
+}
+
+/// A request on its way, as the tape keeps it: the redacted excerpt only (a
+/// body is not copied whole), and when it left.
+struct OnTape {
+    tape: Tape,
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    body_bytes: usize,
+    started: std::time::Instant,
+}
+
+impl crate::runtime::ExchangeObserver for Tape {
+    fn sending(
+        &self,
+        req: &crate::imports::http::Request,
+        _secrets: Option<&crate::imports::secrets::Sealed>,
+    ) -> Box<dyn crate::runtime::Sending> {
+        Box::new(OnTape {
+            tape: self.clone(),
+            method: req.method.clone(),
+            url: redact_url(&req.url),
+            headers: redact_headers(&req.headers),
+            body: excerpt(&req.body),
+            body_bytes: req.body.len(),
+            started: std::time::Instant::now(),
+        })
+    }
+}
+
+impl crate::runtime::Sending for OnTape {
+    fn answered(
+        self: Box<Self>,
+        answer: &Result<crate::imports::http::Response, crate::imports::http::Error>,
+        _secrets: Option<&crate::imports::secrets::Sealed>,
+    ) {
+        let (response, error) = match answer {
+            Ok(r) => (
+                Some(Answer {
+                    status: r.status,
+                    headers: redact_headers(&r.headers),
+                    body: excerpt(&r.body),
+                    body_bytes: r.body.len(),
+                }),
+                None,
+            ),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        self.tape.record(Exchange {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body: self.body,
+            body_bytes: self.body_bytes,
+            response,
+            error,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+        });
     }
 }
 

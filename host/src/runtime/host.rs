@@ -20,7 +20,6 @@ use crate::imports;
 use crate::imports::http::Egress;
 use crate::imports::log::GuestLog;
 use crate::imports::secrets::Sealed;
-use crate::observe::attempts::{self, Tape};
 
 /// Data of one `Store`: everything a single call into a guest can touch.
 pub struct HostState {
@@ -40,10 +39,8 @@ pub struct HostState {
     stdout: CapturedOutput,
     /// Captured guest stderr.
     stderr: CapturedOutput,
-    /// Where the exchanges of this call are recorded, for the delivery debugger.
-    tape: Option<Tape>,
-    /// Where the exchanges of this call are captured whole (a shadow, a recording).
-    capture: Option<crate::trial::capture::Capture>,
+    /// Who records the exchanges of this call (debugger, trial).
+    observers: super::Observers,
     /// This call's view of the destination's secrets (`None`: it has none).
     sealed: Option<Sealed>,
     /// Events the guest said nothing it does took (`settle.filtered`): id → reason.
@@ -63,14 +60,14 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        match (&ctx.clock, &ctx.capture) {
-            (Some(readings), _) => {
+        match &ctx.clock {
+            Some(readings) => {
                 wasi.wall_clock(super::clock::ReplayClock::new(readings));
             }
-            (None, Some(capture)) => {
-                wasi.wall_clock(super::clock::RecordingClock(capture.clone()));
+            None if ctx.observers.keep_clock() => {
+                wasi.wall_clock(super::clock::RecordingClock(ctx.observers.clone()));
             }
-            (None, None) => {}
+            None => {}
         }
         let wasi = wasi.build();
         HostState {
@@ -82,8 +79,7 @@ impl HostState {
             counters: ctx.counters.clone(),
             stdout,
             stderr,
-            tape: ctx.tape.clone(),
-            capture: ctx.capture.clone(),
+            observers: ctx.observers.clone(),
             sealed: (!ctx.secrets.is_empty()).then(|| Sealed::new(ctx.secrets.clone())),
             filtered: Default::default(),
         }
@@ -142,69 +138,13 @@ impl types::Host for HostState {}
 impl http::Host for HostState {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
         let req: imports::http::Request = req.into();
-        // Only the excerpt is copied before sending; the body goes on as it is.
-        let sent = self.tape.as_ref().map(|_| {
-            (
-                req.method.clone(),
-                attempts::redact_url(&req.url),
-                attempts::redact_headers(&req.headers),
-                attempts::excerpt(&req.body),
-                req.body.len(),
-                std::time::Instant::now(),
-            )
-        });
-        // As the guest wrote it, its secret tokens named: comparable with another call's.
-        let named = self.capture.as_ref().map(|_| match &self.sealed {
-            Some(sealed) => sealed.name_request(req.clone()),
-            None => req.clone(),
-        });
+        let sending = self.observers.sending(&req, self.sealed.as_ref());
         let answer = self.egress.send(req, self.sealed.as_ref()).await;
-        if let (Some(capture), Some(named)) = (&self.capture, named) {
-            let seen = match (&answer, &self.sealed) {
-                (Ok(r), Some(sealed)) => Ok(imports::http::Response {
-                    status: r.status,
-                    headers: r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), sealed.name_tokens(v)))
-                        .collect(),
-                    body: match std::str::from_utf8(&r.body) {
-                        Ok(text) => sealed.name_tokens(text).into_bytes(),
-                        Err(_) => r.body.clone(),
-                    },
-                }),
-                (other, _) => other.clone(),
-            };
-            capture.record(crate::trial::capture::Exchange::of(&named, &seen));
+        for s in sending {
+            s.answered(&answer, self.sealed.as_ref());
         }
         if matches!(answer, Err(imports::http::Error::Denied(_))) {
             self.counters.egress_denied.fetch_add(1, Relaxed);
-        }
-        if let (Some(tape), Some((method, url, headers, body, body_bytes, started))) =
-            (&self.tape, sent)
-        {
-            let (response, error) = match &answer {
-                Ok(r) => (
-                    Some(attempts::Answer {
-                        status: r.status,
-                        headers: attempts::redact_headers(&r.headers),
-                        body: attempts::excerpt(&r.body),
-                        body_bytes: r.body.len(),
-                    }),
-                    None,
-                ),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            tape.record(attempts::Exchange {
-                method,
-                url,
-                headers,
-                body,
-                body_bytes,
-                response,
-                error,
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
         }
         answer.map(Into::into).map_err(Into::into)
     }

@@ -15,7 +15,10 @@
 //!   `check`, `deliver`;
 //! - `transform.rs`: a transformation's `transform` and its [`Verdict`]s;
 //! - `limits.rs`, `stdio.rs`: the memory cap and the capture of stdout/stderr;
-//! - `clock.rs`: the wall clock of a captured or replayed call.
+//! - `clock.rs`: the wall clock of a captured or replayed call;
+//! - `observer.rs`: the [`ExchangeObserver`] seam: who records a call's HTTP
+//!   exchanges (the delivery debugger's tape, a trial's capture), defined here
+//!   and implemented above, so the runtime imports neither.
 //!
 //! Every call gets a fresh `Store` and instance, with the destination's memory
 //! cap and a wall-clock deadline. The guest yields to the async executor at
@@ -28,6 +31,7 @@ mod clock;
 mod engine;
 mod host;
 mod limits;
+pub mod observer;
 mod plugin;
 mod stdio;
 mod transform;
@@ -37,6 +41,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 pub use engine::{Runtime, EPOCH_TICK};
+pub use observer::{ExchangeObserver, Observers, Sending};
 pub use plugin::{CallContext, Event, Kind, Metadata, Outcome, Plugin};
 pub use transform::Verdict;
 

@@ -68,10 +68,9 @@ pub struct CallContext {
     pub egress: Egress,
     /// Where violations are counted.
     pub counters: Arc<super::SandboxCounters>,
-    /// Where this call's HTTP exchanges are recorded (the delivery debugger), if anywhere.
-    pub tape: Option<crate::observe::attempts::Tape>,
-    /// Where this call's exchanges are captured whole (a shadow, a recording), if anywhere.
-    pub capture: Option<crate::trial::capture::Capture>,
+    /// Who records this call's HTTP exchanges (the delivery debugger's tape;
+    /// a trial's capture, for a shadow or a recording).
+    pub observers: super::Observers,
     /// The wall-clock readings to give the guest, in order (a shadow, a replay:
     /// `runtime/clock.rs`); `None`: the real clock.
     pub clock: Option<Arc<[u64]>>,
@@ -90,8 +89,7 @@ impl CallContext {
             limits: Limits::default(),
             egress: Egress::DryRun(dry),
             counters: Default::default(),
-            tape: None,
-            capture: None,
+            observers: Default::default(),
             clock: None,
             secrets: Default::default(),
         }
@@ -246,7 +244,7 @@ impl Plugin {
         ))
     }
 
-    pub(super) fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
+    fn new_store(&self, ctx: &CallContext) -> Store<HostState> {
         let mut store = Store::new(self.runtime.engine(), HostState::new(ctx));
         store.limiter(|state| &mut state.limits);
         // Yield to the executor at every epoch tick, so the wall-clock deadline
@@ -256,27 +254,37 @@ impl Plugin {
         store
     }
 
-    /// Run `describe` in a fresh instance.
-    pub async fn describe(&self, ctx: &CallContext) -> Result<Metadata, CallError> {
+    /// Run `work` on a fresh store of this plugin: in an instance slot, within
+    /// the call's deadline, the guest's output flushed to its log after. A
+    /// deadline or a trap is counted and comes back as a [`CallError`]; the
+    /// store comes back too, for what the call left on it.
+    pub(super) async fn with_store<T>(
+        &self,
+        ctx: &CallContext,
+        work: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> (Result<T, CallError>, Store<HostState>) {
         let _slot = self.runtime.slot().await;
         let mut store = self.new_store(ctx);
-        let result = {
-            let work = async {
-                match &self.pre {
-                    Pre::Destination(pre) => {
-                        let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_describe(&mut store).await
-                    }
-                    Pre::Transform(pre) => {
-                        let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_describe(&mut store).await
-                    }
-                }
-            };
-            tokio::time::timeout(ctx.limits.timeout, work).await
-        };
+        let result = tokio::time::timeout(ctx.limits.timeout, work(&mut store)).await;
         store.data_mut().flush();
-        let meta = settle(result, ctx)?;
+        (settle(result, ctx), store)
+    }
+
+    /// Run `describe` in a fresh instance.
+    pub async fn describe(&self, ctx: &CallContext) -> Result<Metadata, CallError> {
+        let (meta, _) = self
+            .with_store(ctx, async |store| match &self.pre {
+                Pre::Destination(pre) => {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance.call_describe(store).await
+                }
+                Pre::Transform(pre) => {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance.call_describe(store).await
+                }
+            })
+            .await;
+        let meta = meta?;
         Ok(Metadata {
             name: meta.name,
             version: meta.version,
@@ -291,26 +299,22 @@ impl Plugin {
         ctx: &CallContext,
         settings: &str,
     ) -> Result<Result<(), String>, CallError> {
-        let _slot = self.runtime.slot().await;
-        let mut store = self.new_store(ctx);
-        let settings = store.data().seal_settings(settings);
-        let result = {
-            let work = async {
+        let (verdict, _) = self
+            .with_store(ctx, async |store| {
+                let settings = store.data().seal_settings(settings);
                 match &self.pre {
                     Pre::Destination(pre) => {
-                        let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_check(&mut store, &settings).await
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.call_check(store, &settings).await
                     }
                     Pre::Transform(pre) => {
-                        let instance = pre.instantiate_async(&mut store).await?;
-                        instance.call_check(&mut store, &settings).await
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.call_check(store, &settings).await
                     }
                 }
-            };
-            tokio::time::timeout(ctx.limits.timeout, work).await
-        };
-        store.data_mut().flush();
-        settle(result, ctx)
+            })
+            .await;
+        verdict
     }
 
     /// Run `deliver` on a batch in a fresh instance: one outcome per event.
@@ -323,19 +327,15 @@ impl Plugin {
         let Pre::Destination(pre) = &self.pre else {
             return Err(self.wrong_kind(Kind::Destination));
         };
-        let _slot = self.runtime.slot().await;
-        let mut store = self.new_store(ctx);
-        let settings = store.data().seal_settings(settings);
-        let result = {
-            let work = async {
-                let instance: Destination = pre.instantiate_async(&mut store).await?;
-                instance.call_deliver(&mut store, &settings, events).await
-            };
-            tokio::time::timeout(ctx.limits.timeout, work).await
-        };
-        store.data_mut().flush();
+        let (outcomes, mut store) = self
+            .with_store(ctx, async |store| {
+                let settings = store.data().seal_settings(settings);
+                let instance: Destination = pre.instantiate_async(&mut *store).await?;
+                instance.call_deliver(store, &settings, events).await
+            })
+            .await;
         let mut filtered = std::mem::take(&mut store.data_mut().filtered);
-        let outcomes = settle(result, ctx)?;
+        let outcomes = outcomes?;
         if outcomes.len() != events.len() {
             ctx.counters.contract.fetch_add(1, Relaxed);
             return Err(CallError::Contract(format!(
@@ -355,11 +355,6 @@ impl Plugin {
                 Err(failure) => failure.into(),
             })
             .collect())
-    }
-
-    /// The runtime that compiled it.
-    pub(super) fn runtime(&self) -> &Runtime {
-        &self.runtime
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::bindings::transform::switchyard::destination::transform_types::Verdict as WitVerdict;
-use super::plugin::{clip, settle, Kind, Pre};
+use super::plugin::{clip, Kind, Pre};
 use super::{CallContext, CallError, Event, Outcome, Plugin};
 
 /// What a transformation said about one event.
@@ -34,18 +34,14 @@ impl Plugin {
         let Pre::Transform(pre) = &self.pre else {
             return Err(self.wrong_kind(Kind::Transform));
         };
-        let _slot = self.runtime().slot().await;
-        let mut store = self.new_store(ctx);
-        let settings = store.data().seal_settings(settings);
-        let result = {
-            let work = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_transform(&mut store, &settings, events).await
-            };
-            tokio::time::timeout(ctx.limits.timeout, work).await
-        };
-        store.data_mut().flush();
-        let verdicts = settle(result, ctx)?;
+        let (verdicts, _) = self
+            .with_store(ctx, async |store| {
+                let settings = store.data().seal_settings(settings);
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.call_transform(store, &settings, events).await
+            })
+            .await;
+        let verdicts = verdicts?;
         if verdicts.len() != events.len() {
             ctx.counters.contract.fetch_add(1, Relaxed);
             return Err(CallError::Contract(format!(

@@ -137,6 +137,63 @@ impl Exchange {
     }
 }
 
+/// A request on its way, as a capture keeps it: whole, its secret tokens named.
+struct OnCapture {
+    capture: Capture,
+    named: Request,
+}
+
+impl crate::runtime::ExchangeObserver for Capture {
+    fn sending(
+        &self,
+        req: &Request,
+        secrets: Option<&crate::imports::secrets::Sealed>,
+    ) -> Box<dyn crate::runtime::Sending> {
+        // As the guest wrote it, its secret tokens named: comparable with another call's.
+        let named = match secrets {
+            Some(sealed) => sealed.name_request(req.clone()),
+            None => req.clone(),
+        };
+        Box::new(OnCapture {
+            capture: self.clone(),
+            named,
+        })
+    }
+
+    fn keeps_clock(&self) -> bool {
+        true
+    }
+
+    fn clock_read(&self, ns: u64) {
+        self.read_clock(ns);
+    }
+}
+
+impl crate::runtime::Sending for OnCapture {
+    fn answered(
+        self: Box<Self>,
+        answer: &Result<Response, Error>,
+        secrets: Option<&crate::imports::secrets::Sealed>,
+    ) {
+        let seen = match (answer, secrets) {
+            (Ok(r), Some(sealed)) => Ok(Response {
+                status: r.status,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), sealed.name_tokens(v)))
+                    .collect(),
+                body: match std::str::from_utf8(&r.body) {
+                    Ok(text) => sealed.name_tokens(text).into_bytes(),
+                    Err(_) => r.body.clone(),
+                },
+            }),
+            (other, _) => other.clone(),
+        };
+        self.capture.record(Exchange::of(&self.named, &seen));
+    }
+}
+
 /// Where one call's whole exchanges are recorded (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Capture(Arc<Mutex<Captured>>);
