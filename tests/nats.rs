@@ -533,3 +533,41 @@ async fn retries_waiting_on_nats_are_counted_and_retry_now_says_why_it_cannot() 
     assert!(row["next_retry_at"].is_null(), "{row}");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_on_the_stream_that_is_no_event_is_dead_lettered_with_why() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start_config(
+        dir.path(),
+        &config_text_nats(dir.path(), &webhook("hooks", &rx, ""), &server.url()),
+    )
+    .await;
+    // Something other than a host of ours publishes onto the events stream:
+    // no `Switchyard-Type` header, and a body with no Segment `type`.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.publish("sy.ev.0", r#"{"hello":"world"}"#.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(host.send("batch", &sdk_batch("ok", 3)).await.status(), 200);
+    all_arrive(&rx, &ids("ok", 3)).await;
+    let start = std::time::Instant::now();
+    let dead = loop {
+        let dead = host.admin().dead_letters("hooks").await;
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("not a Switchyard event"), "{reason}");
+    // Nothing of it reached the vendor.
+    assert!(!rx.events().iter().any(|e| e.get("hello").is_some()));
+    host.stop().await;
+}

@@ -25,7 +25,7 @@ fn user_event(id: &str, user: &str, dests: &[&str]) -> NewEvent {
     NewEvent {
         source: "web".into(),
         message_id: id.into(),
-        event_type: "track".into(),
+        event_type: switchyard::event_type::EventType::Track,
         user_key: Some(user.into()),
         json: format!(r#"{{"messageId":"{id}","type":"track"}}"#),
         route: RouteKeys {

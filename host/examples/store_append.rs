@@ -19,7 +19,7 @@ fn events(prefix: &str, n: usize) -> Vec<NewEvent> {
         .map(|i| NewEvent {
             source: "bench".into(),
             message_id: format!("{prefix}-{i}"),
-            event_type: "track".into(),
+            event_type: switchyard::event_type::EventType::Track,
             user_key: Some(format!("user-{}", i % 50)),
             json: format!(
                 r#"{{"type":"track","event":"Order Completed","messageId":"{prefix}-{i}","userId":"user-{}","properties":{{"revenue":12.5,"orderId":"o-{i}"}},"context":{{"library":{{"name":"analytics-node"}}}},"timestamp":"2026-11-26T12:00:00.000Z"}}"#,

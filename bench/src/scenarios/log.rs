@@ -31,7 +31,7 @@ pub(super) fn request(tag: &str, writer: usize, r: usize, json: &[String]) -> Ve
         .map(|i| NewEvent {
             source: "bench".into(),
             message_id: format!("{tag}{writer}-{r}-{i}"),
-            event_type: "track".into(),
+            event_type: switchyard::event_type::EventType::Track,
             user_key: Some(format!("user-{}", i % 97)),
             json: json[i].clone(),
             route: RouteKeys {

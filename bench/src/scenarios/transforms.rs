@@ -168,8 +168,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             limits: switchyard::config::Limits::default(),
             egress: switchyard::imports::http::Egress::DryRun(Default::default()),
             counters: Default::default(),
-            tape: None,
-            capture: None,
+            observers: Default::default(),
             clock: None,
             secrets: Default::default(),
         };

@@ -72,13 +72,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|e| Event {
                 message_id: e.message_id.clone(),
-                event_type:
-                    crate::runtime::bindings::switchyard::destination::types::EventType::parse(
-                        &e.event_type,
-                    )
-                    .unwrap_or(
-                        crate::runtime::bindings::switchyard::destination::types::EventType::Track,
-                    ),
+                event_type: e.event_type.into(),
                 json: e.json.clone(),
             })
             .collect();

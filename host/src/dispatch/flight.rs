@@ -19,7 +19,6 @@ use super::worker::Shared;
 use crate::observe::attempts::{Attempt, EventOutcome, Tape};
 use crate::observe::history::Minute;
 use crate::plugins::Version;
-use crate::runtime::bindings::switchyard::destination::types::EventType;
 use crate::runtime::{CallContext, CallError, Event, Outcome};
 use crate::store::{Job, Settle};
 
@@ -103,7 +102,7 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
         .iter()
         .map(|j| Event {
             message_id: j.message_id.clone(),
-            event_type: EventType::parse(&j.event_type).unwrap_or(EventType::Track),
+            event_type: j.event_type.into(),
             json: j.json.clone(),
         })
         .collect();

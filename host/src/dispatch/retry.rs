@@ -98,7 +98,7 @@ mod tests {
             id: 1,
             source: "web".into(),
             message_id: "m".into(),
-            event_type: "track".into(),
+            event_type: crate::event_type::EventType::Track,
             json: "{}".into(),
             attempts,
             first_attempt_at: first,

@@ -113,9 +113,7 @@ fn delivery(
             .iter()
             .map(|e| RecordedEvent {
                 message_id: e.message_id.clone(),
-                event_type: crate::event_type::EventType::from(e.event_type)
-                    .as_str()
-                    .to_string(),
+                event_type: e.event_type.into(),
                 json: e.json.clone(),
             })
             .collect(),

@@ -355,7 +355,7 @@ async fn accept(
                 route,
                 json: n.json,
                 message_id: n.message_id,
-                event_type: n.event_type.into(),
+                event_type: n.event_type,
                 user_key: Some(n.user_key),
             }
         })
@@ -364,9 +364,9 @@ async fn accept(
         // The source debugger's copy is taken first (the store takes the events);
         // it is kept only once the store acknowledged them.
         let skip = new_events.len().saturating_sub(recent::KEEP_PER_SOURCE);
-        let copies: Vec<(String, String, String)> = new_events[skip..]
+        let copies: Vec<(String, &'static str, String)> = new_events[skip..]
             .iter()
-            .map(|e| (e.message_id.clone(), e.event_type.clone(), e.json.clone()))
+            .map(|e| (e.message_id.clone(), e.event_type.as_str(), e.json.clone()))
             .collect();
         let report = state.store.append(new_events).await?;
         tally.stored = report.stored as u64;
@@ -375,7 +375,7 @@ async fn accept(
             &source.name,
             copies
                 .iter()
-                .map(|(id, kind, json)| (id.as_str(), kind.as_str(), json.as_str())),
+                .map(|(id, kind, json)| (id.as_str(), *kind, json.as_str())),
         );
     }
     state.rejections.record(&source.name, &accepted.rejected);

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::DestinationConfig;
+use crate::event_type::EventType;
 use crate::route::RouteKeys;
 
 /// Open the store a config names, for these destinations. `ack_wait` is the
@@ -103,8 +104,8 @@ pub struct NewEvent {
     pub source: String,
     /// Segment `messageId`.
     pub message_id: String,
-    /// Segment `type`.
-    pub event_type: String,
+    /// Segment `type`, as ingest decided it.
+    pub event_type: EventType,
     /// `userId` (or `anonymousId`), for per-user ordering.
     pub user_key: Option<String>,
     /// The normalised message, as JSON text.
@@ -166,8 +167,8 @@ pub struct Job {
     pub source: Arc<str>,
     /// Segment `messageId`.
     pub message_id: String,
-    /// Segment `type`.
-    pub event_type: String,
+    /// Segment `type`, as ingest decided it.
+    pub event_type: EventType,
     /// The normalised message.
     pub json: String,
     /// Attempts so far, this one included.

@@ -51,6 +51,7 @@ use tokio::sync::Notify;
 use self::headers::Headers;
 
 use crate::config::{DestinationConfig, Ordering};
+use crate::event_type::EventType;
 use crate::route::{RouteKeys, Router};
 
 use super::{
@@ -672,7 +673,7 @@ impl NatsStore {
                 .text("Nats-Msg-Id", &format!("{}/{}", e.source, e.message_id))
                 .text("Switchyard-Message-Id", &e.message_id)
                 .text("Switchyard-Source", &e.source)
-                .text("Switchyard-Type", &e.event_type)
+                .text("Switchyard-Type", e.event_type.as_str())
                 .number("Switchyard-Received-At", received);
             if let Some(user) = &e.user_key {
                 headers = headers.text("Switchyard-User", user);
@@ -772,7 +773,7 @@ impl Store for NatsStore {
             };
             let taken = self.routed(destination, taken);
             let taken = self.past_last_delivery(destination, taken, now).await?;
-            return self.hold(destination, taken, now);
+            return self.take(destination, taken, now).await;
         }
         let consumer = &consumers[0];
         // A pull sent while the connection drops is never answered: bound it.
@@ -819,7 +820,7 @@ impl Store for NatsStore {
         };
         let messages = self.routed(destination, messages);
         let messages = self.past_last_delivery(destination, messages, now).await?;
-        self.hold(destination, messages, now)
+        self.take(destination, messages, now).await
     }
 
     async fn settle(
@@ -1118,14 +1119,34 @@ impl NatsStore {
         kept
     }
 
-    /// Turn pulled messages into jobs, keeping the messages until they are settled.
-    fn hold(
+    /// Turn pulled messages into jobs ([`NatsStore::hold`]); a message that is
+    /// no event, published by something other than a host of ours, goes to the
+    /// dead letters with why, rather than being delivered as a guess.
+    async fn take(
         &self,
         destination: &str,
         messages: Vec<jetstream::Message>,
         now: Millis,
     ) -> Result<Vec<Job>, StoreError> {
+        let (jobs, not_events) = self.hold(destination, messages, now)?;
+        for (message, why) in not_events {
+            tracing::warn!(destination, "nats: a message on the events stream is {why}");
+            self.dead_letter(destination, &message, why, now).await?;
+        }
+        Ok(jobs)
+    }
+
+    /// Turn pulled messages into jobs, keeping the messages until they are
+    /// settled; and the messages that are no events, with why.
+    #[allow(clippy::type_complexity)]
+    fn hold(
+        &self,
+        destination: &str,
+        messages: Vec<jetstream::Message>,
+        now: Millis,
+    ) -> Result<(Vec<Job>, Vec<(jetstream::Message, &'static str)>), StoreError> {
         let mut jobs = Vec::with_capacity(messages.len());
+        let mut not_events = Vec::new();
         let mut held = Vec::with_capacity(messages.len());
         let mut redelivered = Vec::new();
         for message in messages {
@@ -1135,7 +1156,7 @@ impl NatsStore {
                 redelivered.push(id);
             }
             let published = (info.published.unix_timestamp_nanos() / 1_000_000) as Millis;
-            jobs.push(job_of(
+            let job = job_of(
                 message.headers.as_ref(),
                 &message.payload,
                 Delivery {
@@ -1144,7 +1165,14 @@ impl NatsStore {
                     delivered: info.delivered,
                 },
                 now,
-            ));
+            );
+            match job {
+                Ok(job) => jobs.push(job),
+                Err(why) => {
+                    not_events.push((message, why));
+                    continue;
+                }
+            }
             held.push((
                 id,
                 Leased {
@@ -1172,7 +1200,7 @@ impl NatsStore {
                 }
             }
         }
-        Ok(jobs)
+        Ok((jobs, not_events))
     }
 
     async fn dead_letter_count(&self, destination: &str) -> Result<u64, StoreError> {
@@ -1256,18 +1284,32 @@ pub struct Delivery {
     pub delivered: i64,
 }
 
+/// Why a message on the events stream is not a job.
+pub const NOT_AN_EVENT: &str = "not a Switchyard event: no Segment type in its \
+    `Switchyard-Type` header nor in its body's `type`";
+
 /// The job an events-stream message stands for: its headers and payload as
-/// they came off the wire, whatever they hold (`make fuzz` runs this).
+/// they came off the wire, whatever they hold (`make fuzz` runs this). Its
+/// type is the header's, else the body's `type` (a message a host of ours
+/// publishes always has both); without either it is not an event
+/// ([`NOT_AN_EVENT`]).
 pub fn job_of(
     map: Option<&async_nats::HeaderMap>,
     payload: &[u8],
     delivery: Delivery,
     now: Millis,
-) -> Job {
+) -> Result<Job, &'static str> {
+    let event_type = headers::read(map, "Switchyard-Type")
+        .and_then(|t| EventType::parse(&t))
+        .or_else(|| {
+            let body: serde_json::Value = serde_json::from_slice(payload).ok()?;
+            EventType::parse(body.get("type")?.as_str()?)
+        })
+        .ok_or(NOT_AN_EVENT)?;
     let queued_at = headers::read(map, "Switchyard-Received-At")
         .and_then(|v| v.parse().ok())
         .unwrap_or(delivery.published);
-    Job {
+    Ok(Job {
         id: delivery.sequence as JobId,
         source: std::sync::Arc::from(
             headers::read(map, "Switchyard-Source")
@@ -1277,14 +1319,12 @@ pub fn job_of(
         message_id: headers::read(map, "Switchyard-Message-Id")
             .unwrap_or_default()
             .into_owned(),
-        event_type: headers::read(map, "Switchyard-Type")
-            .unwrap_or(std::borrow::Cow::Borrowed("track"))
-            .into_owned(),
+        event_type,
         json: String::from_utf8_lossy(payload).into_owned(),
         attempts: u32::try_from(delivery.delivered.max(1)).unwrap_or(u32::MAX),
         first_attempt_at: queued_at.min(now),
         queued_at,
-    }
+    })
 }
 
 impl Drop for NatsStore {
@@ -1445,7 +1485,7 @@ mod tests {
             published: 7,
             delivered: 2,
         };
-        let job = job_of(Some(&map), b"{}", delivery, 100);
+        let job = job_of(Some(&map), b"{}", delivery, 100).unwrap();
         assert_eq!(
             (
                 job.id,
@@ -1459,7 +1499,14 @@ mod tests {
             (job.queued_at, job.first_attempt_at, job.attempts),
             (5, 5, 2)
         );
-        let bare = job_of(None, &[0xff], delivery, 100);
-        assert_eq!((bare.queued_at, bare.event_type.as_str()), (7, "track"));
+        // Without the header, the body's `type` says; without either it is no event.
+        let bare = job_of(None, br#"{"type":"page"}"#, delivery, 100).unwrap();
+        assert_eq!((bare.queued_at, bare.event_type), (7, EventType::Page));
+        assert_eq!(
+            job_of(None, &[0xff], delivery, 100).unwrap_err(),
+            NOT_AN_EVENT
+        );
+        let odd = Headers::new().text("Switchyard-Type", "Track").into_map();
+        assert!(job_of(Some(&odd), b"{}", delivery, 100).is_err());
     }
 }

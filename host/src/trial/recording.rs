@@ -69,9 +69,9 @@ pub struct RecordedEvent {
     /// Its `messageId`.
     #[serde(rename = "messageId")]
     pub message_id: String,
-    /// Its Segment `type`.
+    /// Its Segment `type` (a file with another is refused when read).
     #[serde(rename = "type")]
-    pub event_type: String,
+    pub event_type: crate::event_type::EventType,
     /// The event exactly as the component read it (JSON text).
     pub json: String,
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::event_type::EventType;
 use crate::route::RouteSet;
 
 /// One stored event.
@@ -23,7 +24,7 @@ pub(super) struct StoredEvent {
     /// Segment `messageId`.
     pub message_id: String,
     /// Segment `type`.
-    pub event_type: String,
+    pub event_type: EventType,
     /// `userId` or `anonymousId`, for per-user ordering.
     pub user_key: Option<String>,
     /// The normalised message.
@@ -71,7 +72,7 @@ pub(super) fn encode_body(events: &[StoredEvent]) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     for e in events {
         put(&mut out, e.message_id.as_bytes());
-        put(&mut out, e.event_type.as_bytes());
+        put(&mut out, e.event_type.as_str().as_bytes());
         match &e.user_key {
             Some(u) => put(&mut out, u.as_bytes()),
             None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
@@ -111,7 +112,7 @@ pub(super) fn decode(first: i64, received_at: i64, body: &[u8]) -> Result<Chunk,
     let mut events = Vec::new();
     while at < body.len() {
         let message_id = text(take(&mut at)?, at)?;
-        let event_type = text(take(&mut at)?, at)?;
+        let event_type = EventType::parse(&text(take(&mut at)?, at)?).ok_or(corrupt(at))?;
         let user_key = match take(&mut at)? {
             None => None,
             Some(b) => Some(text(Some(b), at)?),
@@ -237,7 +238,7 @@ mod tests {
         }
         StoredEvent {
             message_id: id.into(),
-            event_type: "track".into(),
+            event_type: EventType::Track,
             user_key: user.map(str::to_string),
             json: format!(r#"{{"messageId":"{id}"}}"#),
             routes,

@@ -647,7 +647,7 @@ fn fresh_job(seq: i64, chunk: &Chunk, now: Millis) -> Job {
         id: seq,
         source: chunk.source.clone(),
         message_id: e.message_id.clone(),
-        event_type: e.event_type.clone(),
+        event_type: e.event_type,
         json: e.json.clone(),
         attempts: 1,
         first_attempt_at: now,
@@ -660,7 +660,7 @@ fn copy(seq: i64, chunk: &Chunk) -> EventCopy<'_> {
     EventCopy {
         seq,
         message_id: &e.message_id,
-        event_type: &e.event_type,
+        event_type: e.event_type.as_str(),
         user_key: e.user_key.as_deref(),
         received_at: chunk.received_at,
         body: &e.json,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::chunk::{self, Chunk};
+use crate::event_type::EventType;
 use crate::store::{DeadLetter, Millis};
 
 /// The log, the cursors, and the rows for what is not plain progress.
@@ -271,6 +272,18 @@ pub(super) fn dead_seqs_after(
     rows.collect()
 }
 
+/// A `type` column: one of the six, or the row is not one this store wrote.
+impl rusqlite::types::FromSql for EventType {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = v.as_str()?;
+        EventType::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("`{text}` is not a Segment event type").into(),
+            )
+        })
+    }
+}
+
 /// A retried event, as its retry row keeps it.
 pub(super) fn retry_event(
     conn: &Connection,
@@ -307,7 +320,7 @@ pub(super) struct EventCopy<'a> {
 /// An event as its retry row keeps it.
 pub(super) struct RetryEvent {
     pub message_id: String,
-    pub event_type: String,
+    pub event_type: EventType,
     pub json: String,
     pub received_at: Millis,
     pub source: String,
@@ -722,7 +735,7 @@ pub(super) fn insert_backfill(
             dest,
             seq,
             e.message_id,
-            e.event_type,
+            e.event_type.as_str(),
             e.user_key,
             chunk.received_at,
             body,

@@ -9,7 +9,7 @@ fn event(id: &str, user: &str) -> NewEvent {
     NewEvent {
         source: "web".into(),
         message_id: id.into(),
-        event_type: "track".into(),
+        event_type: crate::event_type::EventType::Track,
         user_key: Some(user.into()),
         json: format!(r#"{{"messageId":"{id}"}}"#),
         route: RouteKeys {
