@@ -1,4 +1,4 @@
-//! Many batches in flight (README, "Delivery"): a fixed and an adaptive limit
+//! Many batches in flight (the book, `concepts/delivery.md`): a fixed and an adaptive limit
 //! against a slow receiver, what the admin API shows, and per-user order while
 //! several batches are out. `make test` runs this suite on both stores.
 

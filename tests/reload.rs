@@ -1,4 +1,4 @@
-//! Changing a running host (README, "Changing a running Switchyard"): a reload
+//! Changing a running host (the book, `operating/reload.md`): a reload
 //! of the config file adds, changes and retires destinations under load, with
 //! nothing lost or delivered twice; a bad reload changes nothing; a plugin
 //! dropped under a new name is ready for the destination a reload adds; the

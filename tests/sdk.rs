@@ -1,4 +1,4 @@
-//! Segment's tracking API as the SDKs use it (README, "Ingest"): the short paths
+//! Segment's tracking API as the SDKs use it (the book, `concepts/ingest.md`): the short paths
 //! of analytics.js and the mobile SDKs, `text/plain` with the write key in the
 //! body, CORS per source, gzip and deflate bodies, partial acceptance of a
 //! batch, every timestamp form, `context.ip` behind a trusted proxy, the

@@ -1,4 +1,4 @@
-//! The listener's limits (README, "Configuration", `[server]`): connections that
+//! The listener's limits (the book, `operating/configuration.md`, `[server]`): connections that
 //! never finish their headers, their body or their next request are closed, and
 //! connections beyond `max_connections` are refused, so idle sockets cannot shut
 //! out other clients.

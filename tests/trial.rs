@@ -1,4 +1,4 @@
-//! Versions on trial and recordings (README, "Changing a running Switchyard"):
+//! Versions on trial and recordings (the book, `operating/reload.md`):
 //! a shadow version finds differences with the serving one and none after a
 //! fix, never reaching the network; a failing canary is rolled back by itself
 //! with nothing lost; a recording replayed against a changed plugin exits

@@ -1,5 +1,5 @@
 //! The HTTP listener: accepts connections for the app (ingest, admin, health)
-//! with the limits a public endpoint needs (README, "Configuration", `[server]`).
+//! with the limits a public endpoint needs (the book, `operating/configuration.md`, `[server]`).
 //!
 //! Where it sits: under everything HTTP. `axum::serve` has no timeouts, so a
 //! client that opens a connection and never finishes its headers (or never

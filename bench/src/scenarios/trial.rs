@@ -1,6 +1,6 @@
 //! A version on trial under load: what a shadow (a second call per batch, no
 //! network) and a canary (a second call for a share of users) cost deliveries
-//! against the same load with none (README, "Changing a running Switchyard").
+//! against the same load with none (the book, `operating/reload.md`).
 //! The trial version is the serving webhook with other bytes, so the shadow
 //! matches and the canary delivers: what is measured is the mechanism.
 

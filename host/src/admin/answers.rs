@@ -1,5 +1,5 @@
 //! The bodies of the admin API's answers, as typed structs (their keys are the
-//! README's "Admin API" section).
+//! the book, `operating/admin-api.md`).
 
 use serde::Serialize;
 

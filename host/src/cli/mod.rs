@@ -53,7 +53,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands (their names and flags are a contract: the README's "Command line" section).
+/// The subcommands (their names and flags are a contract: the the book, `operating/command-line.md`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve ingest, delivery and admin (default config: bundled destinations, store in ./data).

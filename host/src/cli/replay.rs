@@ -2,7 +2,7 @@
 //! offline against another version of the destination, each request answered
 //! from the recording, and print how its requests and outcomes differ.
 //! Exits 1 on any difference: a recording is a golden file, and replaying it
-//! is a regression test (the README's "Changing a running Switchyard").
+//! is a regression test (the the book, `operating/reload.md`).
 //!
 //! Where it sits: reads what `switchyard record` (`cli/record.rs`) wrote; the
 //! comparison is the shadow's ([`crate::trial::compare`]).

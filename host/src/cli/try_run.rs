@@ -57,7 +57,7 @@ macro_rules! say {
 /// Most attempts of one event in a dry run (the host goes on until `retry.window` closes).
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// The flags of `switchyard try` (their names are a contract: README, "Command line").
+/// The flags of `switchyard try` (their names are a contract: the book, `operating/command-line.md`).
 #[derive(Debug, clap::Args)]
 pub struct TryArgs {
     /// The destination component (default with --config: the destination's plugin in `[plugins] dir`).

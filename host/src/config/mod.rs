@@ -2,8 +2,8 @@
 //!
 //! Where it sits: read once by the CLI before anything starts. The structs of
 //! `raw.rs` mirror the file exactly (`deny_unknown_fields`, one doc comment per
-//! key: the key names are a contract, documented in the README's
-//! "Configuration" section); [`Config::parse`] expands `${ENV}` in string
+//! key: the key names are a contract, documented in the book's
+//! `operating/configuration.md`, which `docs/check.mjs` holds to `raw.rs`); [`Config::parse`] expands `${ENV}` in string
 //! values, and `validate.rs` turns every value into runtime types (durations,
 //! allowlists, limits), one function per section, so the rest of the host never
 //! sees raw text.

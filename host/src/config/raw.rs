@@ -1,6 +1,6 @@
 //! The configuration file as written: one struct per table, `deny_unknown_fields`,
-//! one doc comment per key (the key names are a contract: the README's
-//! "Configuration" section documents them), and the defaults.
+//! one doc comment per key (the key names are a contract: the book's
+//! `operating/configuration.md` documents them, checked by `docs/check.mjs`), and the defaults.
 //! [`super::Config::parse`] validates these into runtime types.
 
 use std::path::PathBuf;
@@ -156,7 +156,7 @@ pub(super) struct RawStore {
     pub(super) ack_wait: Option<String>,
     /// Replicas of the NATS streams (`kind = "nats"` only; 1 to 5, default 1).
     /// On a JetStream cluster, 3 keeps every acknowledged event through the
-    /// loss of a server (README, "Durability on NATS").
+    /// loss of a server (the book, `operating/choosing-a-store.md`).
     #[serde(default)]
     pub(super) replicas: Option<usize>,
 }
@@ -279,7 +279,7 @@ pub(super) struct RawDestination {
     pub(super) transforms: Vec<String>,
     /// Secrets its settings name as `"${secret:NAME}"`: the guest reads an
     /// opaque token, and the host puts the value into requests to the
-    /// secret's `hosts` only (README, "Secrets").
+    /// secret's `hosts` only (the book, `concepts/secrets.md`).
     #[serde(default)]
     pub(super) secrets: std::collections::BTreeMap<String, super::secrets::RawSecret>,
     /// For tests and dry runs only: vendor origins (or `*`) whose requests go

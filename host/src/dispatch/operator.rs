@@ -8,7 +8,7 @@
 //! polls the store every [`POLL`] and applies what other hosts (or an earlier
 //! run) recorded. It also beats for this host ([`Store::live_hosts`]): each
 //! live host takes `rate / hosts` of a destination's rate limit, so their sum
-//! stays at the configured rate (README, "Guarantees and how they are tested").
+//! stays at the configured rate (the book, `concepts/guarantees.md`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;

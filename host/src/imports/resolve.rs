@@ -8,7 +8,7 @@
 //! private one to the connection (DNS rebinding) cannot get through: there is
 //! no second look-up.
 //!
-//! The rule (README, "Guarantees and how they are tested"): a name that an
+//! The rule (the book, `concepts/guarantees.md`): a name that an
 //! entry names exactly may resolve to any address (an internal vendor, a test
 //! receiver on loopback); any other name (reached through a `*.` entry) must
 //! resolve only to public addresses ([`is_public`]), or the request is denied.

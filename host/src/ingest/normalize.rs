@@ -1,6 +1,6 @@
 //! Validation and normalisation of Segment messages: a request body (one call,
-//! or a batch) into the events that are stored, as the README's "Ingest:
-//! Segment's tracking API" describes them.
+//! or a batch) into the events that are stored, as the book's
+//! `concepts/ingest.md` describes them.
 //!
 //! Where it sits: inside ingest, and the one place that decides what a valid
 //! event is: `/v1/*` ([`super`]) and `switchyard try` both call

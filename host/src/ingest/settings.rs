@@ -2,8 +2,8 @@
 //! loads from its CDN at start, pointing its `Segment.io` plugin at this host,
 //! so a page needs only `cdnURL` set to Switchyard.
 //!
-//! The fields are those that `@segment/analytics-next` reads (see the README,
-//! "Ingest", for the version tried): `integrations["Segment.io"]` with `apiKey`,
+//! The fields are those that `@segment/analytics-next` reads (see the book's
+//! `concepts/ingest.md` for the version tried): `integrations["Segment.io"]` with `apiKey`,
 //! `apiHost` (host and `/v1`, no scheme) and `protocol`; `plan`; and the
 //! switches for its remote plugins, middleware, metrics and legacy video
 //! plugins, all off.

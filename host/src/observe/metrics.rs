@@ -10,7 +10,7 @@
 //!   exists (a destination's counters, health, violations and queue, the store's
 //!   connection), so those figures cost nothing between scrapes.
 //!
-//! The names are a contract (README, "Metrics"): `switchyard_` prefix,
+//! The names are a contract (the book, `operating/metrics.md`): `switchyard_` prefix,
 //! `_total` on counters, base units (`_seconds`, `_bytes`).
 
 use std::fmt::Write as _;

@@ -79,7 +79,7 @@ impl Runtime {
     /// linear memories of wasmtime's default reservation (4 GiB plus guard
     /// pages on 64-bit hosts). RAM is used only by the pages a live instance
     /// touches, and is returned when its call ends, but for up to
-    /// [`KEEP_RESIDENT`] per slot kept for the next instance (README, "Delivery").
+    /// [`KEEP_RESIDENT`] per slot kept for the next instance (the book, `concepts/delivery.md`).
     pub fn new(cache_dir: Option<PathBuf>, instances: u32) -> anyhow::Result<Runtime> {
         let instances = instances.max(1);
         let n = instances as usize;

@@ -38,7 +38,7 @@ pub(super) struct Plan {
     pub(super) cache: Option<PathBuf>,
 }
 
-/// The default retry policy (README, "Delivery"), for a run without `--config`.
+/// The default retry policy (the book, `concepts/delivery.md`), for a run without `--config`.
 fn default_retry() -> RetryPolicy {
     RetryPolicy {
         initial: Duration::from_secs(1),

@@ -1,5 +1,5 @@
 //! How many batches of one destination may be in flight: a fixed number, or an
-//! adaptive limit that follows the vendor (README, "Delivery").
+//! adaptive limit that follows the vendor (the book, `concepts/delivery.md`).
 //!
 //! Where it sits: the worker asks [`Limiter::has_room`] before it claims the
 //! next batch, calls [`Limiter::started`] when a batch leaves and

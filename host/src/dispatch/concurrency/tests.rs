@@ -1,5 +1,5 @@
-//! Simulations of the limiter against vendors of each shape the README's
-//! "Concurrency" section names, in paused tokio time.
+//! Simulations of the limiter against vendors of each shape the book's
+//! `concepts/delivery.md` ("Concurrency") names, in paused tokio time.
 
 use super::*;
 
@@ -199,7 +199,7 @@ async fn a_noisy_knee_is_found_not_drifted_past() {
 /// A vendor shape by name.
 type Shape = (&'static str, fn() -> Vendor);
 
-/// The vendor shapes of the README's "Concurrency" section.
+/// The vendor shapes of the the book, `concepts/delivery.md`.
 const SHAPES: [Shape; 5] = [
     ("nagle", nagle),
     ("jitter", jitter),
