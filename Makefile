@@ -112,6 +112,7 @@ golden: destinations test-guests
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -p switchyard -p switchyard-e2e -p switchyard-bench --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --document-private-items -p switchyard
 	$(CARGO) clippy $(addprefix -p switchyard-,$(DESTINATIONS) $(TRANSFORMS) $(TEST_GUESTS)) --target $(WASM_TARGET) -- -D warnings
 
 ## Benchmarks (not tests): Switchyard and its baselines side by side; see BENCHMARKS.md.

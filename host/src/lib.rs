@@ -38,7 +38,7 @@
 //!
 //! Leaves that several of them share: [`allowlist`] (egress entries, parsed by
 //! config, checked by `imports::http`), [`event_type`] (the six Segment calls)
-//! and [`dead_letters`] (the operator's view of a dead letter).
+//! and [`store::view`] (the operator's view of a dead letter).
 //!
 //! [`run`] is the testable entry point: give it a config, a bound listener and a
 //! shutdown future.
@@ -59,8 +59,6 @@ pub mod reload;
 pub mod route;
 pub mod runtime;
 pub mod server;
-// store/ is being rewritten on another branch, which brings its missing docs
-// (the fields of `embedded::OpenError`); until then, the lint is off there.
 pub mod store;
 pub mod trial;
 

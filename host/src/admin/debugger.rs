@@ -5,7 +5,7 @@
 //! - `GET /admin/sources/{name}/events?limit=N`: the source debugger, the
 //!   newest events the source sent (as stored) and the newest it had refused.
 //!
-//! Each is an [`Attempt`](crate::observe::attempts::Attempt): its events and
+//! Each is an [`Attempt`]: its events and
 //! their outcomes, every HTTP exchange (credentials redacted, body excerpts),
 //! the duration and the version that ran it. Kept in memory, bounded
 //! (`observe/attempts.rs`), since the host started.

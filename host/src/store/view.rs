@@ -3,7 +3,7 @@
 //! `switchyard dlq list --json` prints, and the times of their `since` and
 //! `until` range.
 //!
-//! Where it sits: beside [`DeadLetter`](super::DeadLetter), its outside view,
+//! Where it sits: beside [`DeadLetter`], its outside view,
 //! shared by the admin API and the `dlq` subcommand (which reads it from a
 //! running host or makes it from a stopped host's store).
 
