@@ -197,9 +197,9 @@ pub async fn of_destination(
         Ok(q) => q,
         Err(_) => *d.last_queue.lock().expect("last queue lock"),
     };
-    let page = super::page::destination_path(&d.name);
+    let page = super::links::destination_path(&d.name);
     let refused_href = match state.sources.as_slice() {
-        [one] => Some(super::page::source_path(one)),
+        [one] => Some(super::links::source_path(one)),
         _ => Some("/status#sources".to_string()),
     };
     let mut steps = ingest_steps(&ingest, refused_href);
@@ -283,7 +283,7 @@ pub fn of_source(state: &AdminState, name: &str, window: Window) -> SourceFunnel
                 filtered_by_transformation: m.filtered,
                 dead_lettered: m.dead,
                 retried_attempts: m.retried,
-                href: super::page::destination_path(&d.name),
+                href: super::links::destination_path(&d.name),
             }
         })
         .collect();
@@ -293,7 +293,7 @@ pub fn of_source(state: &AdminState, name: &str, window: Window) -> SourceFunnel
         window: window.label(),
         from: iso(first * 60_000),
         to: iso(now),
-        steps: ingest_steps(&ingest, Some(super::page::source_path(name))),
+        steps: ingest_steps(&ingest, Some(super::links::source_path(name))),
         destinations,
     }
 }

@@ -28,6 +28,7 @@ pub mod answers;
 mod debugger;
 pub mod funnel;
 pub mod guard;
+pub mod links;
 pub mod page;
 pub mod probes;
 pub mod token;

@@ -102,28 +102,7 @@ fn live_page(
     )
 }
 
-/// A path segment, percent-encoded (names are validated in config, but never trusted here).
-fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The page of a destination.
-pub(super) fn destination_path(name: &str) -> String {
-    format!("/status/destinations/{}", segment(name))
-}
-
-/// The page of the source `name`.
-pub(super) fn source_path(name: &str) -> String {
-    format!("/status/sources/{}", segment(name))
-}
+pub(super) use super::links::{destination_path, segment, source_path};
 
 /// Every sandbox violation of a destination, and its breakdown.
 fn violations(v: &Violations) -> (u64, String) {
@@ -473,16 +452,4 @@ async fn source(
         p.muted { "Where its events went, the newest events as stored, and the newest refused ones with why; refreshed every 2 seconds." }
     };
     live_page(&format!("Source {name}"), &s, part.live(), head, live)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(segment("hooks-1_a.b"), "hooks-1_a.b");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(segment("é"), "%C3%A9");
-    }
 }
