@@ -190,7 +190,7 @@ impl settle::Host for HostState {
     async fn filtered(&mut self, message_id: String, reason: String) {
         if self.filtered.len() < MAX_FILTERED_MARKS {
             self.filtered
-                .insert(message_id, super::plugin::clip(reason));
+                .insert(message_id, super::limits::clip(reason));
         }
     }
 }

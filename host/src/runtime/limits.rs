@@ -62,3 +62,19 @@ impl ResourceLimiter for GuestLimits {
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
     }
 }
+
+/// Most characters of a guest-provided reason that the host keeps.
+const MAX_REASON_CHARS: usize = 1_000;
+
+/// A guest-provided reason, cut to [`MAX_REASON_CHARS`] (with `…`).
+pub(super) fn clip(mut s: String) -> String {
+    if s.len() > MAX_REASON_CHARS {
+        let mut end = MAX_REASON_CHARS;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}

@@ -13,6 +13,7 @@ use super::bindings::switchyard::destination::types::{EventType, Failure};
 use super::bindings::transform::TransformPre;
 use super::bindings::{Destination, DestinationPre};
 use super::host::HostState;
+use super::limits::clip;
 use super::{CallError, Runtime};
 use crate::config::Limits;
 use crate::imports::http::Egress;
@@ -50,9 +51,6 @@ pub enum Outcome {
     /// settled as filtered, for this reason.
     Filtered(String),
 }
-
-/// Most characters of a guest-provided reason that the host keeps.
-const MAX_REASON_CHARS: usize = 1_000;
 
 /// Who is calling, with which limits and egress.
 #[derive(Debug, Clone)]
@@ -385,16 +383,4 @@ pub(super) fn settle<T>(
         }
         Ok(Ok(v)) => Ok(v),
     }
-}
-
-pub(super) fn clip(mut s: String) -> String {
-    if s.len() > MAX_REASON_CHARS {
-        let mut end = MAX_REASON_CHARS;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
 }

@@ -9,7 +9,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::bindings::transform::switchyard::destination::transform_types::Verdict as WitVerdict;
-use super::plugin::{clip, Kind, Pre};
+use super::limits::clip;
+use super::plugin::{Kind, Pre};
 use super::{CallContext, CallError, Event, Outcome, Plugin};
 
 /// What a transformation said about one event.
