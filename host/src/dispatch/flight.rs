@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use super::health::BatchVerdict;
 use super::retry::decide;
+use super::shared::{Shared, Versions, STORE_ERROR_PAUSE};
 use super::transform::{self, Fate};
-use super::worker::Shared;
 use crate::observe::attempts::{Attempt, EventOutcome, Tape};
 use crate::observe::history::Minute;
-use crate::plugins::Version;
-use crate::runtime::{CallContext, CallError, Event, Outcome};
+use crate::runtime::{Event, Outcome};
 use crate::store::{Job, Settle};
 
 /// Longest wait between two attempts to settle a batch while the store fails.
@@ -52,19 +51,6 @@ enum Final {
     HeldBack,
 }
 
-/// The versions a batch runs on from start to end, whatever swaps meanwhile:
-/// its destination's and those of its chain of transformations, in order.
-pub struct Versions {
-    /// The destination's component.
-    pub destination: Arc<Version>,
-    /// One per link of the chain.
-    pub chain: Vec<Arc<Version>>,
-    /// The destination plugin's version on trial, if any (`dispatch/trial.rs`).
-    pub trial: Option<Arc<crate::trial::Trial>>,
-    /// The destination plugin's slot, where a canary's verdict is acted on.
-    pub slot: Arc<crate::plugins::PluginSlot>,
-}
-
 /// Deliver `jobs` on `versions`, settle them, and record the outcome. Whatever
 /// happens inside (even a panic), the batch leaves the counts of batches and
 /// events in flight, so the worker never waits for a batch that is gone.
@@ -92,40 +78,95 @@ pub async fn fly(shared: Arc<Shared>, versions: Versions, jobs: Vec<Job>) {
 
 /// The round trip (from the first call into a component, the chain of
 /// transformations included, with any wait for a free instance slot, which is
-/// local congestion the limit should also back off from) and the settling.
+/// local congestion the limit should also back off from) and the settling, in
+/// named steps: chain, fit, call, settle, keep the attempt.
 async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>) -> Report {
-    let version = &versions.destination;
     let tape = Tape::default();
     let at = chrono::Utc::now();
     let started = shared.clock.now();
-    let events: Vec<Event> = jobs
+    let fates = chain(shared, versions, events_of(&jobs), &tape).await;
+    let mut batch = fit(shared, fates);
+    let called = call_destination(shared, versions, &mut batch, &tape).await;
+    // Until the serving version answered (a shadow's call comes after).
+    let rtt = called
+        .answered
+        .unwrap_or_else(|| shared.clock.now())
+        .saturating_duration_since(started);
+    let finals: Vec<Final> = batch
+        .finals
+        .into_iter()
+        .map(|f| f.expect("every event has an outcome"))
+        .collect();
+    let outcomes: Vec<Outcome> = finals
         .iter()
+        .zip(&batch.counted)
+        .filter_map(|(f, c)| match f {
+            Final::Outcome(o) if *c => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut report = report(&outcomes, rtt);
+    report.throttled = called.throttled;
+    let settled = settle(shared, &jobs, finals).await;
+    keep_attempt(
+        shared,
+        &versions.destination,
+        at,
+        rtt,
+        &jobs,
+        settled,
+        &tape,
+        called.error,
+    );
+    report
+}
+
+/// The events of `jobs`, as the components read them.
+fn events_of(jobs: &[Job]) -> Vec<Event> {
+    jobs.iter()
         .map(|j| Event {
             message_id: j.message_id.clone(),
             event_type: j.event_type.into(),
             json: j.json.clone(),
         })
-        .collect();
-    let fates = if shared.stats.chain.is_empty() {
-        events.into_iter().map(Fate::Go).collect()
-    } else {
-        transform::apply(&shared.stats.chain, &versions.chain, events, &tape).await
-    };
+        .collect()
+}
+
+/// Step 1: the destination's transformations, in order (their lookups on `tape`).
+async fn chain(shared: &Shared, versions: &Versions, events: Vec<Event>, tape: &Tape) -> Vec<Fate> {
+    if shared.stats.chain.is_empty() {
+        return events.into_iter().map(Fate::Go).collect();
+    }
+    transform::apply(&shared.stats.chain, &versions.chain, events, tape).await
+}
+
+/// A batch between its transformations and its settling.
+struct Batch {
+    /// Per event, once decided.
+    finals: Vec<Option<Final>>,
+    /// Per event: whether its outcome tells the destination's policies (a
+    /// canary's does not: it is judged apart, `dispatch/versions.rs`).
+    counted: Vec<bool>,
+    /// The events that go to the destination, and their places in the batch.
+    going: Vec<(usize, Event)>,
+}
+
+/// Step 2: what goes out. Transformations may enrich events: the batch that
+/// goes out still keeps to `batch.max_bytes` (the first event always goes, as
+/// in a claim); an event that does not fit is held back for a later batch.
+fn fit(shared: &Shared, fates: Vec<Fate>) -> Batch {
     let mut finals: Vec<Option<Final>> = vec![None; fates.len()];
-    let mut going = (Vec::new(), Vec::new());
-    // Transformations may enrich events: the batch that goes out still keeps to
-    // `batch.max_bytes` (the first event always goes, as in a claim).
+    let mut going = Vec::new();
     let mut bytes = 0usize;
     let max_bytes = shared.dest.batch.max_bytes as usize;
     for (i, fate) in fates.into_iter().enumerate() {
         match fate {
-            Fate::Go(event) if !going.1.is_empty() && bytes + event.json.len() > max_bytes => {
+            Fate::Go(event) if !going.is_empty() && bytes + event.json.len() > max_bytes => {
                 finals[i] = Some(Final::HeldBack);
             }
             Fate::Go(event) => {
                 bytes += event.json.len();
-                going.0.push(i);
-                going.1.push(event);
+                going.push((i, event));
             }
             Fate::Filtered { transform, reason } => {
                 finals[i] = Some(Final::Filtered(format!(
@@ -135,55 +176,74 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
             Fate::Failed(outcome) => finals[i] = Some(Final::Outcome(outcome)),
         }
     }
-    let (at_index, to_deliver) = going;
-    // Only the destination's answers may slow its rate: a transformation's retry
-    // hint delays its events, not the vendor's budget.
-    let mut throttled = false;
-    // Per event: whether its outcome tells the destination's policies (a
-    // canary's does not: it is judged apart, `dispatch/trial.rs`).
-    let mut counted = vec![true; finals.len()];
-    let mut answered = None;
-    let error = if to_deliver.is_empty() {
-        None
-    } else {
-        let called = shared.clock.now();
-        let d = super::trial::deliver(shared, versions, &to_deliver, &tape).await;
-        let took = d.answered.saturating_duration_since(called);
-        shared.stats.calls.observe(took.as_secs_f64());
-        throttled = d
-            .outcomes
-            .iter()
-            .zip(&d.counted)
-            .any(|(o, c)| *c && matches!(o, Outcome::Retry { after: Some(_), .. }));
-        for ((i, outcome), c) in at_index.into_iter().zip(d.outcomes).zip(d.counted) {
-            finals[i] = Some(match outcome {
-                Outcome::Filtered(reason) => Final::Filtered(reason),
-                outcome => Final::Outcome(outcome),
-            });
-            counted[i] = c;
-        }
-        answered = Some(d.answered);
-        d.error
-    };
-    let finals: Vec<Final> = finals
-        .into_iter()
-        .map(|f| f.expect("every event has an outcome"))
-        .collect();
-    // Until the serving version answered (a shadow's call comes after).
-    let rtt = answered
-        .unwrap_or_else(|| shared.clock.now())
-        .saturating_duration_since(started);
-    let outcomes: Vec<Outcome> = finals
+    Batch {
+        counted: vec![true; finals.len()],
+        finals,
+        going,
+    }
+}
+
+/// What the destination's call said of the batch as a whole.
+#[derive(Default)]
+struct Called {
+    /// The destination asked to slow down (a transformation's retry hint
+    /// delays its events, not the vendor's budget).
+    throttled: bool,
+    /// When the serving version answered.
+    answered: Option<tokio::time::Instant>,
+    /// Why the call failed as a whole, if it did.
+    error: Option<String>,
+}
+
+/// Step 3: call the destination on what goes out (through the version choice:
+/// serving, shadow, canary); each event's outcome goes into the batch.
+async fn call_destination(
+    shared: &Shared,
+    versions: &Versions,
+    batch: &mut Batch,
+    tape: &Tape,
+) -> Called {
+    if batch.going.is_empty() {
+        return Called::default();
+    }
+    let (at_index, to_deliver): (Vec<usize>, Vec<Event>) =
+        std::mem::take(&mut batch.going).into_iter().unzip();
+    let called = shared.clock.now();
+    let d = super::versions::deliver(shared, versions, &to_deliver, tape).await;
+    let took = d.answered.saturating_duration_since(called);
+    shared.stats.calls.observe(took.as_secs_f64());
+    let throttled = d
+        .outcomes
         .iter()
-        .zip(&counted)
-        .filter_map(|(f, c)| match f {
-            Final::Outcome(o) if *c => Some(o.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut report = report(&outcomes, rtt);
-    report.throttled = throttled;
-    let settled = settle(shared, &jobs, finals).await;
+        .zip(&d.counted)
+        .any(|(o, c)| *c && matches!(o, Outcome::Retry { after: Some(_), .. }));
+    for ((i, outcome), c) in at_index.into_iter().zip(d.outcomes).zip(d.counted) {
+        batch.finals[i] = Some(match outcome {
+            Outcome::Filtered(reason) => Final::Filtered(reason),
+            outcome => Final::Outcome(outcome),
+        });
+        batch.counted[i] = c;
+    }
+    Called {
+        throttled,
+        answered: Some(d.answered),
+        error: d.error,
+    }
+}
+
+/// Step 5: keep the attempt for the delivery debugger: its events and what
+/// became of each, and the exchanges on its tape, redacted.
+#[allow(clippy::too_many_arguments)]
+fn keep_attempt(
+    shared: &Shared,
+    version: &crate::plugins::Version,
+    at: chrono::DateTime<chrono::Utc>,
+    rtt: Duration,
+    jobs: &[Job],
+    settled: Vec<(Settle, Option<String>)>,
+    tape: &Tape,
+    error: Option<String>,
+) {
     let (requests, requests_not_kept) = tape.take();
     // The tape hid credential headers and URL parts; the values of its
     // credential-named settings are hidden wherever they appear.
@@ -218,38 +278,6 @@ async fn deliver_and_settle(shared: &Shared, versions: &Versions, jobs: Vec<Job>
         requests_not_kept,
         error,
     });
-    report
-}
-
-/// Run `deliver` of `version` in a fresh instance with `ctx` (its tape and
-/// capture record the exchanges); a failed call gives every event the same
-/// outcome, and says why.
-pub(super) async fn call(
-    shared: &Shared,
-    ctx: &CallContext,
-    version: &Version,
-    events: &[Event],
-) -> (Vec<Outcome>, Option<String>) {
-    // This batch runs to the end on its version, whatever swaps meanwhile.
-    match version.plugin.deliver(ctx, &shared.settings, events).await {
-        Ok(outcomes) => (outcomes, None),
-        Err(e) => {
-            tracing::warn!(
-                destination = shared.dest.name.as_str(),
-                batch = events.len(),
-                "delivery failed: {e}"
-            );
-            let reason = e.to_string();
-            let outcome = match e {
-                CallError::Invalid(_) => Outcome::Reject(reason.clone()),
-                _ => Outcome::Retry {
-                    reason: reason.clone(),
-                    after: None,
-                },
-            };
-            (vec![outcome; events.len()], Some(reason))
-        }
-    }
 }
 
 /// What the outcomes say about the destination.
@@ -298,7 +326,7 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// Settle every job by its outcome, all in one store call; what was decided
+/// Step 4: settle every job by its outcome, all in one store call; what was decided
 /// for each (with the reason when a transformation filtered it).
 async fn settle(
     shared: &Shared,
@@ -371,7 +399,7 @@ async fn settle(
     // flight and stay leased; at shutdown they stay leased and are delivered
     // again after the restart (at-least-once).
     let mut shutdown = shared.shutdown.clone();
-    let mut pause = super::worker::STORE_ERROR_PAUSE;
+    let mut pause = STORE_ERROR_PAUSE;
     for attempt in 1u32.. {
         match shared.store.settle(name, settles.clone()).await {
             Ok(()) => {

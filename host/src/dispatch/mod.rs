@@ -9,14 +9,16 @@
 //! breaker ([`health`]), rate ([`rate`]) and limit. Before `deliver`, a batch
 //! goes through the destination's chain of transformations ([`transform`]).
 
+mod call;
 pub mod concurrency;
 mod flight;
 pub mod health;
 pub mod operator;
 pub mod rate;
 pub mod retry;
+mod shared;
 pub mod transform;
-mod trial;
+mod versions;
 mod worker;
 
 use std::collections::HashMap;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::rate::TokenBucket;
+use super::shared::{Shared, Versions, STORE_ERROR_PAUSE};
 use super::{Clock, DeliveryStats};
 use crate::config::DestinationConfig;
 use crate::imports::http::Egress;
@@ -31,31 +32,6 @@ use crate::store::{Claim, Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Pause after a store error.
-pub(super) const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
-
-/// What the worker and its batches in flight share.
-pub struct Shared {
-    /// The destination's configuration (policies, limits).
-    pub dest: DestinationConfig,
-    /// Its settings as JSON text, serialised once.
-    pub settings: String,
-    /// Hides its credentials in captured exchanges (shadow, recording).
-    pub redactor: crate::trial::capture::Redactor,
-    /// The store holding its queue.
-    pub store: Arc<dyn Store>,
-    /// What every call into the component runs with (limits, egress).
-    pub ctx: CallContext,
-    /// Counters, health and the concurrency limit, shared with the admin API.
-    pub stats: Arc<DeliveryStats>,
-    /// The rate limit, one for all batches in flight (`None`: unlimited).
-    pub bucket: Option<Mutex<TokenBucket>>,
-    /// Time, injected so the policies can be tested with paused time.
-    pub clock: Arc<dyn Clock>,
-    /// Turns true at shutdown: a batch stops retrying its settle then.
-    pub shutdown: watch::Receiver<bool>,
-}
-
 /// The delivery loop of one destination.
 pub struct Worker {
     /// Its component's serving version (hot-swappable).
@@ -183,7 +159,7 @@ impl Worker {
                 .in_flight
                 .fetch_add(jobs.len() as u64, Relaxed);
             self.throttle(jobs.len()).await;
-            let versions = super::flight::Versions {
+            let versions = Versions {
                 destination: version,
                 chain,
                 trial,

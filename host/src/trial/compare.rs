@@ -1,7 +1,7 @@
 //! How two versions' handling of the same batch is compared: the requests they
 //! sent and the outcomes they gave.
 //!
-//! Where it sits: a shadow version's batch (`dispatch/trial.rs`) and
+//! Where it sits: a shadow version's batch (`dispatch/versions.rs`) and
 //! `switchyard replay` (`cli/replay.rs`) both hand [`compare`] what was
 //! expected (the serving version, the recording) and what the other version
 //! did. Method, URL and headers are compared exactly (credentials redacted,

@@ -4,7 +4,7 @@
 //! Where it sits: beside the plugin catalog (`plugins/mod.rs`). A version
 //! staged with `PUT /admin/plugins/{name}?stage=shadow|canary` becomes the
 //! slot's [`Trial`]; each batch in flight (`dispatch/flight.rs`,
-//! `dispatch/trial.rs`) takes it with the serving version:
+//! `dispatch/versions.rs`) takes it with the serving version:
 //! - a **shadow** runs on the same batch after the serving version, its
 //!   network answered from the serving call's exchanges ([`answers`]); the
 //!   two are compared ([`compare`]) and the newest differences kept;

@@ -1,5 +1,6 @@
-//! The call of a batch when its plugin has a version on trial, or its
-//! destination is being recorded ([`crate::trial`]).
+//! Which version serves a batch: the serving one alone, or beside a shadow
+//! or a canary when its plugin has a version on trial ([`crate::trial`]), and
+//! captured whole when its destination is being recorded.
 //!
 //! Where it sits: a batch in flight (`flight.rs`) hands [`deliver`] the events
 //! its transformations kept. With nothing on trial and no recording it is one
@@ -14,8 +15,8 @@
 
 use std::sync::Arc;
 
-use super::flight::{call, Versions};
-use super::worker::Shared;
+use super::call::call;
+use super::shared::{Shared, Versions};
 use crate::imports::http::Egress;
 use crate::observe::attempts::Tape;
 use crate::runtime::{CallContext, Event, Outcome};
