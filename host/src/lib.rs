@@ -55,6 +55,7 @@ pub mod imports;
 pub mod ingest;
 pub mod observe;
 pub mod plugins;
+pub mod registry;
 pub mod reload;
 pub mod route;
 pub mod runtime;
@@ -178,14 +179,9 @@ pub async fn start_from(
     let infos = config
         .destinations
         .iter()
-        .map(|d| admin::DestinationInfo {
-            name: d.name.clone(),
-            plugin: catalog
-                .slot(&d.plugin)
-                .expect("every destination's plugin is in the catalog"),
-            stats: dispatcher.stats[&d.name].clone(),
-            last_queue: Default::default(),
-            retired: false,
+        .map(|d| {
+            registry::DestinationInfo::of(&dispatcher, &catalog, d, false)
+                .expect("every destination has a worker and its plugin a slot")
         })
         .collect();
     let mut ingest_state = ingest::IngestState::new(&config, store.clone());

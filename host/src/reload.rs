@@ -27,10 +27,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::admin::DestinationInfo;
 use crate::config::{Config, DestinationConfig};
 use crate::dispatch::Dispatcher;
 use crate::plugins::{error_text, Catalog};
+use crate::registry::DestinationInfo;
 use crate::store::{Store, StoreError};
 
 /// Why a reload changed nothing.
@@ -267,7 +267,7 @@ impl Reloader {
             .iter()
             .map(|d| (d, false))
             .chain(retired.iter().map(|d| (d, true)))
-            .filter_map(|(d, retired)| info(dispatcher, &self.catalog, d, retired))
+            .filter_map(|(d, retired)| DestinationInfo::of(dispatcher, &self.catalog, d, retired))
             .collect();
         self.listed.store(Arc::new(listed));
         live.config = new;
@@ -353,22 +353,6 @@ impl Reloader {
         );
         Ok(dropped)
     }
-}
-
-/// The admin API's row of `d`.
-fn info(
-    dispatcher: &Dispatcher,
-    catalog: &Catalog,
-    d: &DestinationConfig,
-    retired: bool,
-) -> Option<DestinationInfo> {
-    Some(DestinationInfo {
-        name: d.name.clone(),
-        plugin: catalog.slot(&d.plugin)?,
-        stats: dispatcher.stats.get(&d.name)?.clone(),
-        last_queue: Default::default(),
-        retired,
-    })
 }
 
 /// What a reload changes, worked out before anything does.

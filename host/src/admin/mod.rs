@@ -50,25 +50,11 @@ use serde::Deserialize;
 use self::answers::{DestinationRow, Done, Failure, HealthNow, PluginRow, Replayed, VersionRow};
 use crate::dispatch::health::Health;
 use crate::dispatch::DeliveryStats;
-use crate::plugins::{error_text, Catalog, PluginError, PluginSlot};
+use crate::plugins::{error_text, Catalog, PluginError};
 use crate::store::view::{parse_time, DeadLetterView};
 use crate::store::{Millis, Store};
 
-/// One destination as the admin API shows it.
-#[derive(Debug, Clone)]
-pub struct DestinationInfo {
-    /// Destination name.
-    pub name: String,
-    /// Its plugin's slot (serving version, sha256).
-    pub plugin: Arc<PluginSlot>,
-    /// Live counters and health.
-    pub stats: Arc<DeliveryStats>,
-    /// The store's last answer about its queue, shown while the store cannot answer.
-    pub last_queue: Arc<std::sync::Mutex<crate::store::QueueStats>>,
-    /// A reload removed it from the config: it receives no new events, and its
-    /// queue drains until it is deleted (`DELETE /admin/destinations/{name}`).
-    pub retired: bool,
-}
+pub use crate::registry::DestinationInfo;
 
 /// Largest component accepted by `PUT /admin/plugins/{name}`.
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;

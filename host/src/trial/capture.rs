@@ -371,13 +371,6 @@ impl Redactor {
         out
     }
 
-    /// An outcome fit to show and to store (its reason may quote an answer).
-    pub fn outcome(&self, o: &crate::runtime::Outcome) -> super::compare::OutcomeRecord {
-        let mut r = super::compare::OutcomeRecord::from(o);
-        r.reason = r.reason.map(|why| self.text(&why));
-        r
-    }
-
     /// Settings with every credential-named value replaced by `[redacted]`
     /// (what a recording stores and a replay runs with: the replayed requests
     /// then carry `[redacted]` where the recorded ones had the value).

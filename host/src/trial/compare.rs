@@ -28,6 +28,15 @@ pub struct OutcomeRecord {
     pub reason: Option<String>,
 }
 
+impl super::capture::Redactor {
+    /// An outcome fit to show and to store (its reason may quote an answer).
+    pub fn outcome(&self, o: &Outcome) -> OutcomeRecord {
+        let mut r = OutcomeRecord::from(o);
+        r.reason = r.reason.map(|why| self.text(&why));
+        r
+    }
+}
+
 impl From<&Outcome> for OutcomeRecord {
     fn from(o: &Outcome) -> Self {
         let (outcome, reason) = match o {
