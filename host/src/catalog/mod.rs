@@ -204,7 +204,7 @@ impl Source {
 /// catalog:NAME`) and the index are kept: `$SWITCHYARD_CACHE_DIR/catalog`,
 /// else the user's cache directory.
 pub fn cache_dir() -> PathBuf {
-    crate::cli::user_cache_dir()
+    crate::runtime::user_cache_dir()
         .and_then(|compiled| compiled.parent().map(|d| d.join("catalog")))
         .unwrap_or_else(|| PathBuf::from("target/catalog"))
 }

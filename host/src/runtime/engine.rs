@@ -264,3 +264,18 @@ fn store_compiled(component: &Component, file: &Path) -> anyhow::Result<()> {
 fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
+
+/// Where compiled components are kept for the commands that run without a host's store (`try`,
+/// `check`, `replay`, `catalog`, catalog entries built for no host):
+/// `$SWITCHYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/switchyard`, else `~/.cache/switchyard`.
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("SWITCHYARD_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("switchyard")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/switchyard")))
+        .map(|d| d.join("compiled"))
+}

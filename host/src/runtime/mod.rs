@@ -40,7 +40,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-pub use engine::{Runtime, EPOCH_TICK};
+pub use engine::{user_cache_dir, Runtime, EPOCH_TICK};
 pub use observer::{ExchangeObserver, Observers, Sending};
 pub use plugin::{CallContext, Event, Kind, Metadata, Outcome, Plugin};
 pub use transform::Verdict;

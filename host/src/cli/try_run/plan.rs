@@ -47,19 +47,7 @@ fn default_retry() -> RetryPolicy {
     }
 }
 
-/// Where compiled components are kept between dry runs without `--config`:
-/// `$SWITCHYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/switchyard`, else `~/.cache/switchyard`.
-pub fn user_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("SWITCHYARD_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("switchyard")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/switchyard")))
-        .map(|d| d.join("compiled"))
-}
+pub use crate::runtime::user_cache_dir;
 
 /// Read a settings file (`None`: `{}`) as a JSON object, with its name for messages.
 fn read_settings(settings: Option<&Path>) -> anyhow::Result<(Value, String)> {
