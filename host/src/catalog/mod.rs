@@ -16,8 +16,7 @@ pub mod stanza;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// The prefix of a catalog entry's plugin name: `catalog:braze`.
-pub const PREFIX: &str = "catalog:";
+pub use crate::config::{catalog_entry as entry_name, CATALOG_PREFIX as PREFIX};
 
 /// The environment variable that names the catalog's source folder (the one
 /// holding `build.mjs`), when it is not `./catalog` or beside the executable.
@@ -61,11 +60,6 @@ pub enum CatalogError {
         /// Why.
         message: String,
     },
-}
-
-/// The entry a plugin name names, if it is a catalog entry (`catalog:braze` → `braze`).
-pub fn entry_name(plugin: &str) -> Option<&str> {
-    plugin.strip_prefix(PREFIX)
 }
 
 /// The catalog's JavaScript side: the folder with `build.mjs`, `index.mjs`

@@ -62,6 +62,15 @@ use self::raw::{default_memory_mb, default_timeout_ms, RawConfig};
 /// The largest linear memory a destination may ask for (the pooling allocator's slot size).
 pub const MAX_MEMORY_MB: u64 = 512;
 
+/// The prefix of a plugin name that names an entry of Segment's catalog
+/// (`catalog:braze`, built on demand by `catalog/`).
+pub const CATALOG_PREFIX: &str = "catalog:";
+
+/// The catalog entry a plugin name names, if it names one (`catalog:braze` → `braze`).
+pub fn catalog_entry(plugin: &str) -> Option<&str> {
+    plugin.strip_prefix(CATALOG_PREFIX)
+}
+
 pub use self::validate::{ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS};
 
 /// A validated configuration.

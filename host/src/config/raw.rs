@@ -281,7 +281,7 @@ pub(super) struct RawDestination {
     /// opaque token, and the host puts the value into requests to the
     /// secret's `hosts` only (the book, `concepts/secrets.md`).
     #[serde(default)]
-    pub(super) secrets: std::collections::BTreeMap<String, super::secrets::RawSecret>,
+    pub(super) secrets: std::collections::BTreeMap<String, RawSecret>,
     /// For tests and dry runs only: vendor origins (or `*`) whose requests go
     /// to a receiver on loopback instead, after the allowlist checked them as
     /// written. Off unless given; the host warns at start.
@@ -524,4 +524,24 @@ pub(super) struct RawFilter {
     /// `track` event names to keep; empty keeps all. Other types are unaffected.
     #[serde(default)]
     pub(super) events: Vec<String>,
+}
+
+/// One secret as written: `api_key = { from = "env:AMP_KEY", hosts = ["https://api2.amplitude.com"] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecret {
+    /// Where the value is: `env:NAME` (an environment variable) or `file:PATH`
+    /// (a file, relative to the config's folder; one trailing line break is
+    /// dropped). Optional for a secret `refreshed_by` another: its first value
+    /// then comes from the first refresh.
+    #[serde(default)]
+    pub(super) from: Option<String>,
+    /// An OAuth2 access token: the secret (the refresh token) whose requests'
+    /// answers give it new values (`imports/oauth.rs`).
+    #[serde(default)]
+    pub(super) refreshed_by: Option<String>,
+    /// Where a request carrying the value may go (`scheme://host[:port]`, each
+    /// named exactly); a request elsewhere that carries it is denied, and so is
+    /// a redirect elsewhere.
+    pub(super) hosts: Vec<String>,
 }

@@ -9,32 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
+use super::raw::RawSecret;
 use super::validate::At;
 use super::Invalid;
 use crate::allowlist::Allowlist;
 use crate::imports::secrets::{placeholders, Secret, Secrets, MIN_VALUE_CHARS};
-
-/// One secret as written: `api_key = { from = "env:AMP_KEY", hosts = ["https://api2.amplitude.com"] }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSecret {
-    /// Where the value is: `env:NAME` (an environment variable) or `file:PATH`
-    /// (a file, relative to the config's folder; one trailing line break is
-    /// dropped). Optional for a secret `refreshed_by` another: its first value
-    /// then comes from the first refresh.
-    #[serde(default)]
-    pub(super) from: Option<String>,
-    /// An OAuth2 access token: the secret (the refresh token) whose requests'
-    /// answers give it new values (`imports/oauth.rs`).
-    #[serde(default)]
-    pub(super) refreshed_by: Option<String>,
-    /// Where a request carrying the value may go (`scheme://host[:port]`, each
-    /// named exactly); a request elsewhere that carries it is denied, and so is
-    /// a redirect elsewhere.
-    pub(super) hosts: Vec<String>,
-}
 
 /// The secrets of the destination at `at`, checked against its `settings`.
 pub(super) fn secrets(

@@ -401,7 +401,7 @@ impl At {
 
 /// One `[[destinations]]` table.
 fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationConfig, Invalid> {
-    let plugin_name = crate::catalog::entry_name(&d.plugin).unwrap_or(&d.plugin);
+    let plugin_name = super::catalog_entry(&d.plugin).unwrap_or(&d.plugin);
     if !valid_name(plugin_name) {
         return Err(at.err("plugin", format!("`{}` is not a plugin name", d.plugin)));
     }

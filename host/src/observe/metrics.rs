@@ -56,25 +56,7 @@ pub struct DestinationLabel {
 /// A family of histograms, one per destination.
 pub type PerDestination = Family<DestinationLabel, Histogram, fn() -> Histogram>;
 
-/// The store's figures per commit (the embedded writer's transaction, a NATS publish).
-#[derive(Debug, Clone)]
-pub struct CommitMetrics {
-    /// How long a commit of appended events took, in seconds.
-    pub duration: Histogram,
-    /// Events appended per commit.
-    pub events: Histogram,
-}
-
-impl Default for CommitMetrics {
-    fn default() -> Self {
-        CommitMetrics {
-            // 50 µs .. ~1.6 s
-            duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
-            // 1 .. 8,192 events
-            events: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
-        }
-    }
-}
+pub use crate::store::CommitMetrics;
 
 /// Counters and histograms updated as events pass. Clones share their values.
 #[derive(Debug, Clone)]

@@ -223,11 +223,35 @@ pub struct DeadLetter {
     pub event_json: String,
 }
 
+/// The store's figures per commit (the embedded writer's transaction, a NATS publish).
+#[derive(Debug, Clone)]
+pub struct CommitMetrics {
+    /// How long a commit of appended events took, in seconds.
+    pub duration: prometheus_client::metrics::histogram::Histogram,
+    /// Events appended per commit.
+    pub events: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            // 50 µs .. ~1.6 s
+            duration: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
+            ),
+            // 1 .. 8,192 events
+            events: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 14),
+            ),
+        }
+    }
+}
+
 /// How the store's commits go, shared with `/metrics` and `/readyz` ([`crate::observe`]).
 #[derive(Debug, Default)]
 pub struct Commits {
     /// Duration and events of each commit of appended events.
-    pub metrics: crate::observe::metrics::CommitMetrics,
+    pub metrics: CommitMetrics,
     /// Why the last commit failed, until one succeeds.
     failing: std::sync::Mutex<Option<String>>,
 }
