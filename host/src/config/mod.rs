@@ -52,6 +52,7 @@ pub enum ConfigError {
 mod lines;
 mod raw;
 mod secrets;
+mod table;
 #[cfg(test)]
 mod tests;
 mod transforms;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::raw::RawSecret;
-use super::validate::At;
+use super::table::At;
 use super::Invalid;
 use crate::allowlist::Allowlist;
 use crate::imports::secrets::{placeholders, Secret, Secrets, MIN_VALUE_CHARS};

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::raw::RawTransform;
-use super::validate::{limits, valid_name, At};
+use super::table::{limits, valid_name, At};
 use super::{DestinationConfig, Invalid, TransformConfig};
 use crate::allowlist::Allowlist;
 

@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    default_initial_ms, default_linger_ms, default_max_ms, default_timeout_ms, either, RawBatch,
-    RawConfig, RawDestination, RawFilter, RawLimits, RawLog, RawRate, RawRetry, RawServer,
-    RawSource, RawStore, RawStoreKind,
+    default_initial_ms, default_linger_ms, default_max_ms, either, RawBatch, RawConfig,
+    RawDestination, RawFilter, RawLog, RawRate, RawRetry, RawServer, RawSource, RawStore,
+    RawStoreKind,
 };
+use super::table::{limits, valid_name, At};
 use super::{
     parse_duration, AllowedOrigins, BatchPolicy, Concurrency, Config, DestinationConfig, Filter,
-    Invalid, Limits, RatePolicy, RetryPolicy, StoreConfig, StoreKind, DEFAULT_MAX_INSTANCES,
-    MAX_CONCURRENCY, MAX_MEMORY_MB,
+    Invalid, RatePolicy, RetryPolicy, StoreConfig, StoreKind, DEFAULT_MAX_INSTANCES,
+    MAX_CONCURRENCY,
 };
 use crate::allowlist::Allowlist;
 use crate::event_type::EventType;
@@ -389,16 +390,6 @@ fn destinations(raw: Vec<RawDestination>, base: &Path) -> Result<Vec<Destination
         .collect()
 }
 
-/// Where a table is (`destinations[2]`), to name its keys in errors.
-pub(super) struct At(pub(super) String);
-
-impl At {
-    /// The error of `field` in this table.
-    pub(super) fn err(&self, field: &str, message: impl Into<String>) -> Invalid {
-        (format!("{}.{field}", self.0), message.into())
-    }
-}
-
 /// One `[[destinations]]` table.
 fn destination(at: &At, d: RawDestination, base: &Path) -> Result<DestinationConfig, Invalid> {
     let plugin_name = super::catalog_entry(&d.plugin).unwrap_or(&d.plugin);
@@ -538,28 +529,6 @@ fn rate(at: &At, r: &RawRate) -> Result<RatePolicy, Invalid> {
     })
 }
 
-/// `limits = { memory_mb, timeout_ms }`.
-pub(super) fn limits(at: &At, l: &RawLimits) -> Result<Limits, Invalid> {
-    if l.memory_mb == 0 || l.memory_mb > MAX_MEMORY_MB {
-        return Err(at.err(
-            "limits.memory_mb",
-            format!("must be between 1 and {MAX_MEMORY_MB}"),
-        ));
-    }
-    let timeout = either(l.timeout_ms, l.timeout, default_timeout_ms())
-        .map_err(|m| at.err("limits.timeout", m))?;
-    if timeout.is_zero() {
-        return Err(at.err(
-            "limits.timeout_ms",
-            "must be > 0 (as timeout_ms or timeout)",
-        ));
-    }
-    Ok(Limits {
-        memory_bytes: (l.memory_mb as usize) << 20,
-        timeout,
-    })
-}
-
 /// `[destinations.filter]`: `types` must be Segment types.
 fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
     for (j, t) in f.types.iter().enumerate() {
@@ -575,13 +544,4 @@ fn filter(at: &At, f: RawFilter) -> Result<Filter, Invalid> {
 /// A source name: 1 to 64 characters, no `/` and no control character.
 fn valid_source_name(s: &str) -> bool {
     !s.is_empty() && s.chars().count() <= 64 && !s.chars().any(|c| c == '/' || c.is_control())
-}
-
-/// A destination or plugin name: 1 to 64 letters, digits, `-` and `_` (a
-/// destination's plugin may also be `catalog:` and such a name).
-pub(super) fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
