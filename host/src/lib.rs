@@ -191,17 +191,8 @@ pub async fn start_from(
         (None, Some(file)) => Some(admin::token::make(file)?),
         (None, None) => None,
     };
-    let mut admin_state = admin::state(
-        admin_token,
-        infos,
-        store.clone(),
-        catalog.clone(),
-        admin::guard::Guard::new(
-            config.admin_hosts.clone(),
-            config.trusted_proxies.clone(),
-            config.server_limits.request_timeout,
-        ),
-    );
+    // The live destinations: shown by the admin API, rebuilt by a reload.
+    let destinations = Arc::new(arc_swap::ArcSwap::from_pointee(infos));
     let watched = file.clone().filter(|_| config.watch_config);
     let reloader = Arc::new(reload::Reloader::new(
         file,
@@ -209,10 +200,9 @@ pub async fn start_from(
         store.clone(),
         catalog.clone(),
         dispatcher,
-        admin_state.destinations.clone(),
+        destinations.clone(),
         longest,
     ));
-    admin_state.reloader = Some(reloader.clone());
     reload::follow::spawn(reloader.clone(), store.clone(), stop_rx.clone()).await;
     let config_watcher = match watched {
         Some(file) => Some(
@@ -228,11 +218,27 @@ pub async fn start_from(
             None
         }
     };
-    admin_state.sources = Arc::new(config.sources.values().cloned().collect());
-    admin_state.rejections = ingest_state.rejections.clone();
-    admin_state.recent = ingest_state.recent.clone();
-    admin_state.source_history = ingest_state.history.clone();
-    admin_state.metrics = metrics;
+    // Every field given here, none patched later: a field forgotten is a
+    // compile error, not a page that silently shows nothing.
+    let admin_state = admin::AdminState {
+        token: admin_token.map(Arc::from),
+        destinations,
+        reloader: Some(reloader.clone()),
+        store: store.clone(),
+        catalog: catalog.clone(),
+        sources: Arc::new(config.sources.values().cloned().collect()),
+        source_history: ingest_state.history.clone(),
+        rejections: ingest_state.rejections.clone(),
+        recent: ingest_state.recent.clone(),
+        metrics,
+        sessions: Arc::default(),
+        guard: Arc::new(admin::guard::Guard::new(
+            config.admin_hosts.clone(),
+            config.trusted_proxies.clone(),
+            config.server_limits.request_timeout,
+        )),
+        ready: Arc::default(),
+    };
     let metrics_server = match &config.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)

@@ -728,28 +728,3 @@ async fn rollback_plugin(
     let version = state.catalog.rollback(&name).await.map_err(plugin_error)?;
     Ok(Json(Done::with(VersionRow::from(&*version))))
 }
-
-/// Admin state from the dispatcher's counters and the plugin catalog.
-pub fn state(
-    token: Option<String>,
-    infos: Vec<DestinationInfo>,
-    store: Arc<dyn Store>,
-    catalog: Arc<Catalog>,
-    guard: guard::Guard,
-) -> AdminState {
-    AdminState {
-        token: token.map(Arc::from),
-        destinations: Arc::new(arc_swap::ArcSwap::from_pointee(infos)),
-        reloader: None,
-        store,
-        catalog,
-        sources: Arc::default(),
-        source_history: Arc::default(),
-        rejections: Arc::default(),
-        recent: Arc::default(),
-        metrics: Arc::default(),
-        sessions: Arc::default(),
-        guard: Arc::new(guard),
-        ready: Arc::default(),
-    }
-}
