@@ -82,17 +82,37 @@ pub struct Step {
     pub href: Option<String>,
 }
 
-/// A destination's funnel.
+/// The window a funnel counted over.
 #[derive(Debug, Clone, Serialize)]
-pub struct DestinationFunnel {
-    /// The destination.
-    pub destination: String,
+pub struct Span {
     /// `1h` or `24h`.
     pub window: &'static str,
     /// The window's first minute (RFC 3339).
     pub from: String,
     /// Now (RFC 3339).
     pub to: String,
+}
+
+impl Span {
+    /// The `window` ending at `now` (ms).
+    fn ending(window: Window, now: i64) -> Span {
+        let first = now.div_euclid(60_000) - window.minutes() as i64 + 1;
+        Span {
+            window: window.label(),
+            from: iso(first * 60_000),
+            to: iso(now),
+        }
+    }
+}
+
+/// A destination's funnel.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationFunnel {
+    /// The destination.
+    pub destination: String,
+    /// Over what.
+    #[serde(flatten)]
+    pub span: Span,
     /// In order, from what sources sent to what is still waiting.
     pub steps: Vec<Step>,
     /// Retry attempts scheduled in the window (an event can be retried often;
@@ -122,12 +142,9 @@ pub struct SourceOutcome {
 pub struct SourceFunnel {
     /// The source.
     pub source: String,
-    /// `1h` or `24h`.
-    pub window: &'static str,
-    /// The window's first minute (RFC 3339).
-    pub from: String,
-    /// Now (RFC 3339).
-    pub to: String,
+    /// Over what.
+    #[serde(flatten)]
+    pub span: Span,
     /// Sent, refused, duplicates, received (stored).
     pub steps: Vec<Step>,
     /// Per destination, in config order. Routing's filter is counted per
@@ -249,9 +266,7 @@ pub async fn of_destination(
     ]);
     DestinationFunnel {
         destination: d.name.clone(),
-        window: window.label(),
-        from: iso(ours.minute * 60_000),
-        to: iso(now),
+        span: Span::ending(window, now),
         steps,
         retried_attempts: ours.retried,
     }
@@ -287,12 +302,9 @@ pub fn of_source(state: &AdminState, name: &str, window: Window) -> SourceFunnel
             }
         })
         .collect();
-    let first = now.div_euclid(60_000) - window.minutes() as i64 + 1;
     SourceFunnel {
         source: name.to_string(),
-        window: window.label(),
-        from: iso(first * 60_000),
-        to: iso(now),
+        span: Span::ending(window, now),
         steps: ingest_steps(&ingest, Some(super::links::source_path(name))),
         destinations,
     }

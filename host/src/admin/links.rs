@@ -4,15 +4,7 @@
 
 /// A path segment, percent-encoded (names are validated in config, but never trusted here).
 pub fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(name, crate::imports::NOT_UNRESERVED).to_string()
 }
 
 /// The page of a destination.

@@ -14,3 +14,11 @@ pub mod oauth;
 pub mod reroute;
 pub mod resolve;
 pub mod secrets;
+
+/// What percent-encoding escapes: all but RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`), for a URL's query or path segment and a form body.
+pub const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');

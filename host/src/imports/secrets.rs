@@ -502,17 +502,10 @@ fn json_escaped(value: &str) -> String {
     quoted[1..quoted.len() - 1].to_string()
 }
 
-/// `value` percent-encoded for a URL query or a form body.
+/// `value` percent-encoded for a URL query or a form body (all but RFC 3986's
+/// unreserved characters, upper-case hex).
 fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, super::NOT_UNRESERVED).to_string()
 }
 
 /// Where `needle` first occurs in `hay` (a linear-time search: answers are up to 1 MiB).

@@ -127,13 +127,9 @@ pub(super) async fn page(
             "/status",
         );
     };
-    let Ok(window) = crate::admin::funnel::Window::parse(q.window.as_deref()) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            Some(&s),
-            "The funnel's window is `1h` or `24h`.",
-            &destination_path(&name),
-        );
+    let window = match funnel::window(q.window.as_deref(), &s, &destination_path(&name)) {
+        Ok(w) => w,
+        Err(refusal) => return *refusal,
     };
     let row = destination_row(&state, &d).await;
     let funnel = crate::admin::funnel::of_destination(&state, &d, window).await;

@@ -2,9 +2,25 @@
 //! one row per step with its count, a bar against what sources sent, and a
 //! link to the events or attempts behind it; the window chosen by `?window=`.
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use maud::{html, Markup};
 
+use super::session::Session;
 use crate::admin::funnel::{SourceOutcome, Step, Window};
+
+/// The window of `?window=`, or the page that says which ones there are
+/// (with a link back to `back`).
+pub fn window(text: Option<&str>, s: &Session, back: &str) -> Result<Window, Box<Response>> {
+    Window::parse(text).map_err(|_| {
+        Box::new(super::view::refused(
+            StatusCode::BAD_REQUEST,
+            Some(s),
+            "The funnel's window is `1h` or `24h`.",
+            back,
+        ))
+    })
+}
 
 /// Width of a step's bar at 100 % (SVG units; the page has no inline styles).
 const BAR: u64 = 240;

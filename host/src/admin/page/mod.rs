@@ -384,13 +384,9 @@ async fn source(
             back,
         );
     }
-    let Ok(window) = crate::admin::funnel::Window::parse(part.window.as_deref()) else {
-        return refused(
-            StatusCode::BAD_REQUEST,
-            Some(&s),
-            "The funnel's window is `1h` or `24h`.",
-            &source_path(&name),
-        );
+    let window = match funnel::window(part.window.as_deref(), &s, &source_path(&name)) {
+        Ok(w) => w,
+        Err(refusal) => return *refusal,
     };
     let funnel = crate::admin::funnel::of_source(&state, &name, window);
     let events = state
