@@ -8,7 +8,7 @@ use switchyard::config::{Config, DestinationConfig};
 use switchyard::route::RouteKeys;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchyard::store::nats::{NatsOptions, NatsStore};
-use switchyard::store::{now_ms, AppendReport, Claim, NewEvent, Settle, Store};
+use switchyard::store::{now_ms, AppendReport, Claim, NewEvent, Queues, Settle, Store};
 use switchyard_e2e::nats::NatsServer;
 
 /// An event for these destinations only (through its `integrations` object).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use switchyard::config::Config;
 use switchyard::route::RouteKeys;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use switchyard::store::{NewEvent, Store};
+use switchyard::store::{NewEvent, Queues};
 
 fn events(prefix: &str, n: usize) -> Vec<NewEvent> {
     (0..n)

@@ -7,7 +7,7 @@
 //! before anything changes; a bad file is refused with the reason `switchyard
 //! check` would give, and the old config serves on. Then, in this order:
 //! 1. the store makes queues for added destinations and keeps those of removed
-//!    ones, and routes new events by the new filters ([`Store::reconfigure`]);
+//!    ones, and routes new events by the new filters ([`Reconfigure::reconfigure`](crate::store::Reconfigure::reconfigure));
 //! 2. the catalog serves the plugins the new config uses;
 //! 3. the dispatcher starts workers for added destinations, and replaces the
 //!    worker of a changed one once its batches in flight have settled;
@@ -225,7 +225,7 @@ impl Reloader {
                 )]));
             }
         }
-        if plan.touches_routes && !self.store.reconfigurable() {
+        if plan.touches_routes && self.store.reconfiguration().is_none() {
             return Err(ReloadError::NeedsRestart(vec![
                 "destinations added, removed or with a new filter (this store changes its queues only at a restart)".into(),
             ]));
@@ -252,7 +252,10 @@ impl Reloader {
             .collect();
         if plan.touches_routes {
             let names: Vec<String> = retired.iter().map(|d| d.name.clone()).collect();
-            self.store.reconfigure(&new.destinations, &names).await?;
+            self.store
+                .reconfigurable()?
+                .reconfigure(&new.destinations, &names)
+                .await?;
         }
         self.catalog.apply(staged);
         for d in &new.destinations {
@@ -309,6 +312,11 @@ impl Reloader {
             .unwrap_or(Err(ReloadError::Stopping))
     }
 
+    /// Delete the queue `name` in the store, where the store can.
+    async fn forget_queue(&self, name: &str) -> Result<u64, crate::store::StoreError> {
+        self.store.reconfigurable()?.forget(name).await
+    }
+
     async fn forget_now(&self, name: &str) -> Result<u64, ReloadError> {
         let mut live = self.live.lock().await;
         let live = &mut *live;
@@ -317,7 +325,7 @@ impl Reloader {
         }
         if !live.retired.iter().any(|d| d.name == name) {
             // A queue kept from before a restart, that nothing serves now.
-            return match self.store.forget(name).await {
+            return match self.forget_queue(name).await {
                 Ok(dropped) => {
                     tracing::info!(
                         destination = name,
@@ -330,7 +338,7 @@ impl Reloader {
         }
         let dispatcher = live.dispatcher.as_mut().ok_or(ReloadError::Stopping)?;
         dispatcher.stop(name).await;
-        let dropped = match self.store.forget(name).await {
+        let dropped = match self.forget_queue(name).await {
             Ok(n) => n,
             // Deleted already, through another host of a shared store.
             Err(e) if e.to_string().contains("no queue named") => 0,

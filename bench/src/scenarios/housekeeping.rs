@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard::config::Config;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use switchyard::store::{Claim, Settle, Store};
+use switchyard::store::{Claim, Queues, Settle};
 
 use super::log::{request, PER_REQUEST};
 use crate::Scale;

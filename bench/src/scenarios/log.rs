@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use switchyard::config::Config;
 use switchyard::route::RouteKeys;
 use switchyard::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use switchyard::store::{NewEvent, Store};
+use switchyard::store::{NewEvent, Queues};
 
 use crate::Scale;
 

@@ -532,7 +532,7 @@ async fn replay_dead_letters(
 }
 
 /// `POST /admin/destinations/{name}/backfill?since=T&until=T`: queue the
-/// retained events of the range again for one destination ([`Store::backfill`]).
+/// retained events of the range again for one destination ([`Reconfigure::backfill`](crate::store::Reconfigure::backfill)).
 async fn backfill(
     State(state): State<AdminState>,
     Path(name): Path<String>,
@@ -550,7 +550,11 @@ async fn backfill(
         AdminError::BadRequest("give `since`: where in the log the backfill starts".into())
     })?;
     let until = until.unwrap_or_else(crate::store::now_ms);
-    let enqueued = state.store.backfill(&name, since, until).await?;
+    let enqueued = state
+        .store
+        .reconfigurable()?
+        .backfill(&name, since, until)
+        .await?;
     tracing::info!(
         destination = name.as_str(),
         enqueued,

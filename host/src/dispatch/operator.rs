@@ -4,9 +4,9 @@
 //!
 //! Where it sits: beside the workers ([`super::Dispatcher::start`] spawns
 //! [`follow`]). The admin API records a pause or a resume in the store
-//! ([`Store::set_paused`]) and applies it on its own host at once; the follower
+//! ([`Coordination::set_paused`](crate::store::Coordination::set_paused)) and applies it on its own host at once; the follower
 //! polls the store every [`POLL`] and applies what other hosts (or an earlier
-//! run) recorded. It also beats for this host ([`Store::live_hosts`]): each
+//! run) recorded. It also beats for this host ([`Coordination::live_hosts`](crate::store::Coordination::live_hosts)): each
 //! live host takes `rate / hosts` of a destination's rate limit, so their sum
 //! stays at the configured rate (the book, `concepts/guarantees.md`).
 

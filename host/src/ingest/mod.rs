@@ -474,14 +474,17 @@ fn basic_user(value: &HeaderValue) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AppendReport, Claim, DeadLetter, Job, JobId, Millis, QueueStats, Settle};
+    use crate::store::{
+        AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis, QueueStats,
+        Queues, Settle,
+    };
     use tower::ServiceExt;
 
     /// A store that is full, or gone.
     struct Refusing(fn() -> StoreError);
 
     #[async_trait::async_trait]
-    impl Store for Refusing {
+    impl Queues for Refusing {
         async fn append(&self, _: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
             Err((self.0)())
         }
@@ -500,6 +503,16 @@ mod tests {
         async fn retry_now(&self, _: &str) -> Result<u64, StoreError> {
             Err((self.0)())
         }
+        fn wakeup(&self, _: &str) -> Arc<tokio::sync::Notify> {
+            Arc::default()
+        }
+        fn commits(&self) -> Arc<crate::store::Commits> {
+            Arc::default()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl DeadLetters for Refusing {
         async fn dead_letters(
             &self,
             _: &str,
@@ -524,6 +537,10 @@ mod tests {
         ) -> Result<u64, StoreError> {
             Err((self.0)())
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Coordination for Refusing {
         async fn set_paused(&self, _: &str, _: bool) -> Result<(), StoreError> {
             Err((self.0)())
         }
@@ -533,11 +550,11 @@ mod tests {
         async fn live_hosts(&self, _: &str) -> Result<usize, StoreError> {
             Err((self.0)())
         }
-        fn wakeup(&self, _: &str) -> Arc<tokio::sync::Notify> {
-            Arc::default()
-        }
-        fn commits(&self) -> Arc<crate::store::Commits> {
-            Arc::default()
+    }
+
+    impl Store for Refusing {
+        fn reconfiguration(&self) -> Option<&dyn crate::store::Reconfigure> {
+            None
         }
     }
 

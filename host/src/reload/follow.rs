@@ -1,5 +1,5 @@
 //! One reload, every host: on a shared store (NATS), a host that reloads
-//! announces it ([`crate::store::Store::announce_reload`]), and every other
+//! announces it ([`crate::store::Coordination::announce_reload`]), and every other
 //! host, polling once a second, reloads its own config file too. So when the
 //! same file is rolled out to every host, one `switchyard reload` (or SIGHUP,
 //! or `POST /admin/reload`) applies it everywhere.

@@ -1,8 +1,10 @@
-//! The durable log and the per-destination cursors behind one narrow trait.
+//! The durable log and the per-destination cursors, behind [`Store`]: four
+//! narrow traits by concern ([`Queues`], [`DeadLetters`], [`Coordination`], and
+//! [`Reconfigure`], reached through [`Store::reconfiguration`] where a store can).
 //!
-//! Where it sits: ingest calls [`Store::append`] and answers `200` only when it
+//! Where it sits: ingest calls [`Queues::append`] and answers `200` only when it
 //! returns (the events are on disk); the dispatcher of each destination calls
-//! [`Store::claim`] and [`Store::settle`]. Each event is written once, whatever
+//! [`Queues::claim`] and [`Queues::settle`]. Each event is written once, whatever
 //! the number of destinations: every destination reads the one log through its
 //! own cursor, with its own retries and dead letters, so destinations never
 //! share a position or wait for each other.
@@ -299,9 +301,29 @@ pub struct QueueStats {
     pub oldest_at: Option<Millis>,
 }
 
-/// The durable store.
+/// The durable store: the log and each destination's queue ([`Queues`]), its
+/// dead letters ([`DeadLetters`]), what the hosts sharing it agree on
+/// ([`Coordination`]), and, where the store can, changing its destinations
+/// while it runs ([`Store::reconfiguration`]). Callers hold an `Arc<dyn Store>`
+/// and bring into scope the part they use.
+pub trait Store: Queues + DeadLetters + Coordination {
+    /// Reloads that change routing, backfills and deleting a retired queue
+    /// (`None`: this store cannot; a reload that changes routing is refused then).
+    fn reconfiguration(&self) -> Option<&dyn Reconfigure>;
+}
+
+impl dyn Store {
+    /// [`Store::reconfiguration`], or the error that says this store cannot.
+    pub fn reconfigurable(&self) -> Result<&dyn Reconfigure, StoreError> {
+        self.reconfiguration().ok_or(StoreError::Unsupported(
+            "this store cannot change its destinations, backfill or delete a queue while it runs",
+        ))
+    }
+}
+
+/// The log and the queues: events in, jobs out, outcomes back.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Queues: Send + Sync + 'static {
     /// Durably append events, each stored once for all the destinations it routes
     /// to. Returns only after the events are on disk; concurrent callers share one
     /// commit.
@@ -339,61 +361,6 @@ pub trait Store: Send + Sync + 'static {
     /// operator's "retry now"); how many were moved.
     async fn retry_now(&self, destination: &str) -> Result<u64, StoreError>;
 
-    /// Dead letters of `destination` dead-lettered in `[since, until)`, oldest first.
-    async fn dead_letters(
-        &self,
-        destination: &str,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<Vec<DeadLetter>, StoreError>;
-
-    /// Move dead letters of `destination` in `[since, until)` back into its queue, due now.
-    /// Returns how many.
-    async fn replay(
-        &self,
-        destination: &str,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<u64, StoreError>;
-
-    /// One page of the dead letters of `destination` dead-lettered in
-    /// `[since, until)`: those with an id above `after`, at most `limit`, by id
-    /// (the order they were dead-lettered in). By default read from [`Store::dead_letters`].
-    async fn dead_letter_page(
-        &self,
-        destination: &str,
-        since: Option<Millis>,
-        until: Option<Millis>,
-        after: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let mut all = self.dead_letters(destination, since, until).await?;
-        all.retain(|d| after.is_none_or(|a| d.id > a));
-        all.sort_by_key(|d| d.id);
-        all.truncate(limit);
-        Ok(all)
-    }
-
-    /// Delete the dead letters of `destination` dead-lettered in `[since, until)`; how many.
-    async fn purge(
-        &self,
-        destination: &str,
-        since: Option<Millis>,
-        until: Option<Millis>,
-    ) -> Result<u64, StoreError>;
-
-    /// Record an operator's pause (or resume) of `destination`: it outlives a
-    /// restart, and on NATS every host sees it.
-    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError>;
-
-    /// The destinations an operator paused.
-    async fn paused(&self) -> Result<std::collections::HashSet<String>, StoreError>;
-
-    /// Announce `host` (this process) as live and count the live hosts sharing
-    /// this store, this one included: a destination's rate limit is divided
-    /// among them.
-    async fn live_hosts(&self, host: &str) -> Result<usize, StoreError>;
-
     /// Notified when `destination` may have new due work.
     fn wakeup(&self, destination: &str) -> Arc<Notify>;
 
@@ -423,46 +390,74 @@ pub trait Store: Send + Sync + 'static {
         0
     }
 
-    /// Whether [`Store::reconfigure`] works on this store.
-    fn reconfigurable(&self) -> bool {
-        false
-    }
-
-    /// A reload (`crate::reload`): from now on events route to `destinations`
-    /// (new ones get a queue that starts at the end of the log, a name that had
-    /// a queue before resumes it); the queues of `retired` destinations are kept,
-    /// receive nothing new and go on answering claims and settles, so they drain.
-    async fn reconfigure(
-        &self,
-        destinations: &[DestinationConfig],
-        retired: &[String],
-    ) -> Result<(), StoreError> {
-        let _ = (destinations, retired);
-        Err(StoreError::Unavailable(
-            "this store cannot change its destinations while it runs: restart the host".into(),
-        ))
-    }
-
-    /// Queue again for `destination` the events still in the log that were
-    /// received in `[since, until)` and that its filter takes, with their
-    /// messageIds and `context.is_backfill = true`; those not yet delivered to it
-    /// are left to their turn. Returns how many were queued.
-    async fn backfill(
-        &self,
-        destination: &str,
-        since: Millis,
-        until: Millis,
-    ) -> Result<u64, StoreError> {
-        let _ = (destination, since, until);
-        Err(StoreError::Unavailable(
-            "this store keeps no log to backfill from".into(),
-        ))
-    }
-
     /// What the store holds on disk (`None`: not known on this store).
     fn disk_usage(&self) -> Option<DiskUsage> {
         None
     }
+}
+
+/// A destination's dead letters: list, page, replay, purge.
+#[async_trait::async_trait]
+pub trait DeadLetters: Send + Sync + 'static {
+    /// Dead letters of `destination` dead-lettered in `[since, until)`, oldest first.
+    async fn dead_letters(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Move dead letters of `destination` in `[since, until)` back into its queue, due now.
+    /// Returns how many.
+    async fn replay(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError>;
+
+    /// One page of the dead letters of `destination` dead-lettered in
+    /// `[since, until)`: those with an id above `after`, at most `limit`, by id
+    /// (the order they were dead-lettered in). By default read from [`DeadLetters::dead_letters`].
+    async fn dead_letter_page(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut all = self.dead_letters(destination, since, until).await?;
+        all.retain(|d| after.is_none_or(|a| d.id > a));
+        all.sort_by_key(|d| d.id);
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Delete the dead letters of `destination` dead-lettered in `[since, until)`; how many.
+    async fn purge(
+        &self,
+        destination: &str,
+        since: Option<Millis>,
+        until: Option<Millis>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What the hosts that share a store agree on: operators' pauses, who is
+/// live, and the newest reload.
+#[async_trait::async_trait]
+pub trait Coordination: Send + Sync + 'static {
+    /// Record an operator's pause (or resume) of `destination`: it outlives a
+    /// restart, and on NATS every host sees it.
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError>;
+
+    /// The destinations an operator paused.
+    async fn paused(&self) -> Result<std::collections::HashSet<String>, StoreError>;
+
+    /// Announce `host` (this process) as live and count the live hosts sharing
+    /// this store, this one included: a destination's rate limit is divided
+    /// among them.
+    async fn live_hosts(&self, host: &str) -> Result<usize, StoreError>;
 
     /// The newest reload any host of this store announced (`None`: this store
     /// is not shared, or none was): a host that sees a new one reloads too
@@ -476,13 +471,33 @@ pub trait Store: Send + Sync + 'static {
         let _ = generation;
         Ok(())
     }
+}
+
+/// Changing a store's destinations while it runs, and what needs its log.
+#[async_trait::async_trait]
+pub trait Reconfigure: Send + Sync + 'static {
+    /// A reload (`crate::reload`): from now on events route to `destinations`
+    /// (new ones get a queue that starts at the end of the log, a name that had
+    /// a queue before resumes it); the queues of `retired` destinations are kept,
+    /// receive nothing new and go on answering claims and settles, so they drain.
+    async fn reconfigure(
+        &self,
+        destinations: &[DestinationConfig],
+        retired: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Queue again for `destination` the events still in the log that were
+    /// received in `[since, until)` and that its filter takes, with their
+    /// messageIds and `context.is_backfill = true`; those not yet delivered to it
+    /// are left to their turn. Returns how many were queued.
+    async fn backfill(
+        &self,
+        destination: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<u64, StoreError>;
 
     /// Delete the queue of a retired destination: its cursor, retries and dead
     /// letters. Returns the events that were still waiting in it.
-    async fn forget(&self, destination: &str) -> Result<u64, StoreError> {
-        let _ = destination;
-        Err(StoreError::Unavailable(
-            "this store cannot delete a queue while it runs".into(),
-        ))
-    }
+    async fn forget(&self, destination: &str) -> Result<u64, StoreError>;
 }

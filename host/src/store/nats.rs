@@ -55,8 +55,8 @@ use crate::event_type::EventType;
 use crate::route::{RouteKeys, Router};
 
 use super::{
-    now_ms, AppendReport, Claim, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
-    Store, StoreError,
+    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
+    NewEvent, QueueStats, Queues, Reconfigure, Settle, Store, StoreError,
 };
 
 /// The least byte budget of a pull: a stored event (32 KB at most) with its
@@ -730,7 +730,7 @@ impl NatsStore {
 }
 
 #[async_trait::async_trait]
-impl Store for NatsStore {
+impl Queues for NatsStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
         let started = std::time::Instant::now();
         let count = events.len();
@@ -916,6 +916,51 @@ impl Store for NatsStore {
         ))
     }
 
+    fn wakeup(&self, destination: &str) -> Arc<Notify> {
+        self.wakeups
+            .lock()
+            .expect("wakeups lock")
+            .entry(destination.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn filtered(&self, destination: &str) -> u64 {
+        self.router.load().filtered(destination)
+    }
+
+    fn commits(&self) -> Arc<super::Commits> {
+        self.commits.clone()
+    }
+
+    /// Connected, JetStream answers within [`READY_TIMEOUT`] with the events
+    /// stream, and the last publish did not fail.
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(unavailable(format!(
+                "not connected to the NATS server ({})",
+                self.client.connection_state()
+            )));
+        }
+        // A round trip to JetStream that also finds the events stream.
+        match tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(EVENTS)).await {
+            Err(_) => return Err(unavailable("JetStream did not answer within 2 s")),
+            Ok(Err(e)) => return Err(unavailable(format!("JetStream, stream {EVENTS}: {e}"))),
+            Ok(Ok(_)) => {}
+        }
+        match self.commits.failing() {
+            Some(why) => Err(unavailable(format!("the last publish failed: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.client.connection_state() == async_nats::connection::State::Connected)
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetters for NatsStore {
     async fn dead_letters(
         &self,
         destination: &str,
@@ -987,7 +1032,10 @@ impl Store for NatsStore {
         }
         Ok(purged)
     }
+}
 
+#[async_trait::async_trait]
+impl Coordination for NatsStore {
     async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
         self.operator.set_paused(destination, paused).await
     }
@@ -1000,23 +1048,17 @@ impl Store for NatsStore {
         self.operator.live_hosts(host).await
     }
 
-    fn wakeup(&self, destination: &str) -> Arc<Notify> {
-        self.wakeups
-            .lock()
-            .expect("wakeups lock")
-            .entry(destination.to_string())
-            .or_default()
-            .clone()
+    async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
+        self.operator.reload_generation().await
     }
 
-    fn filtered(&self, destination: &str) -> u64 {
-        self.router.load().filtered(destination)
+    async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
+        self.operator.announce_reload(generation).await
     }
+}
 
-    fn reconfigurable(&self) -> bool {
-        true
-    }
-
+#[async_trait::async_trait]
+impl Reconfigure for NatsStore {
     async fn reconfigure(
         &self,
         destinations: &[DestinationConfig],
@@ -1037,42 +1079,11 @@ impl Store for NatsStore {
     ) -> Result<u64, StoreError> {
         self.backfill_from_stream(destination, since, until).await
     }
+}
 
-    async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
-        self.operator.reload_generation().await
-    }
-
-    async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
-        self.operator.announce_reload(generation).await
-    }
-
-    fn commits(&self) -> Arc<super::Commits> {
-        self.commits.clone()
-    }
-
-    /// Connected, JetStream answers within [`READY_TIMEOUT`] with the events
-    /// stream, and the last publish did not fail.
-    async fn ready(&self) -> Result<(), StoreError> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err(unavailable(format!(
-                "not connected to the NATS server ({})",
-                self.client.connection_state()
-            )));
-        }
-        // A round trip to JetStream that also finds the events stream.
-        match tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(EVENTS)).await {
-            Err(_) => return Err(unavailable("JetStream did not answer within 2 s")),
-            Ok(Err(e)) => return Err(unavailable(format!("JetStream, stream {EVENTS}: {e}"))),
-            Ok(Ok(_)) => {}
-        }
-        match self.commits.failing() {
-            Some(why) => Err(unavailable(format!("the last publish failed: {why}"))),
-            None => Ok(()),
-        }
-    }
-
-    fn connected(&self) -> Option<bool> {
-        Some(self.client.connection_state() == async_nats::connection::State::Connected)
+impl Store for NatsStore {
+    fn reconfiguration(&self) -> Option<&dyn Reconfigure> {
+        Some(self)
     }
 }
 

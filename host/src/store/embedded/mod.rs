@@ -55,8 +55,8 @@ use self::chunk::{Chunk, ChunkCache, StoredEvent};
 use self::dedup::Dedup;
 use self::queues::{Leased, Log, Queue};
 use super::{
-    now_ms, AppendReport, Claim, DeadLetter, Job, JobId, Millis, NewEvent, QueueStats, Settle,
-    Store, StoreError,
+    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
+    NewEvent, QueueStats, Queues, Reconfigure, Settle, Store, StoreError,
 };
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
@@ -367,7 +367,7 @@ impl EmbeddedStore {
 }
 
 #[async_trait::async_trait]
-impl Store for EmbeddedStore {
+impl Queues for EmbeddedStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendReport, StoreError> {
         let source = events.first().map(|e| e.source.clone()).unwrap_or_default();
         // Routing and keys are worked out here, on the caller's task, so the
@@ -453,6 +453,45 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    fn wakeup(&self, destination: &str) -> Arc<Notify> {
+        notify_of(&self.wakeups, destination)
+    }
+
+    fn filtered(&self, destination: &str) -> u64 {
+        self.router.load().filtered(destination)
+    }
+
+    fn commits(&self) -> Arc<super::Commits> {
+        self.commits.clone()
+    }
+
+    fn disk_usage(&self) -> Option<super::DiskUsage> {
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal = self.file.with_extension("sqlite3-wal");
+        Some(super::DiskUsage {
+            file_bytes: size(self.file.clone()) + size(wal),
+            retained_bytes: self
+                .retained_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(0) as u64,
+        })
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.appends.is_closed() {
+            return Err(StoreError::Unavailable("the writer stopped".into()));
+        }
+        match self.commits.failing() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "the last commit failed: {reason}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetters for EmbeddedStore {
     async fn dead_letters(
         &self,
         destination: &str,
@@ -520,7 +559,10 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl Coordination for EmbeddedStore {
     async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
         let destination = destination.to_string();
         self.ask(|reply| Command::SetPaused(destination, paused, reply))
@@ -535,19 +577,10 @@ impl Store for EmbeddedStore {
         // One process owns the embedded store.
         Ok(1)
     }
+}
 
-    fn wakeup(&self, destination: &str) -> Arc<Notify> {
-        notify_of(&self.wakeups, destination)
-    }
-
-    fn filtered(&self, destination: &str) -> u64 {
-        self.router.load().filtered(destination)
-    }
-
-    fn reconfigurable(&self) -> bool {
-        true
-    }
-
+#[async_trait::async_trait]
+impl Reconfigure for EmbeddedStore {
     async fn reconfigure(
         &self,
         destinations: &[DestinationConfig],
@@ -612,33 +645,11 @@ impl Store for EmbeddedStore {
         let destination = destination.to_string();
         self.ask(|reply| Command::Forget(destination, reply)).await
     }
+}
 
-    fn commits(&self) -> Arc<super::Commits> {
-        self.commits.clone()
-    }
-
-    fn disk_usage(&self) -> Option<super::DiskUsage> {
-        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
-        let wal = self.file.with_extension("sqlite3-wal");
-        Some(super::DiskUsage {
-            file_bytes: size(self.file.clone()) + size(wal),
-            retained_bytes: self
-                .retained_bytes
-                .load(std::sync::atomic::Ordering::Relaxed)
-                .max(0) as u64,
-        })
-    }
-
-    async fn ready(&self) -> Result<(), StoreError> {
-        if self.appends.is_closed() {
-            return Err(StoreError::Unavailable("the writer stopped".into()));
-        }
-        match self.commits.failing() {
-            Some(reason) => Err(StoreError::Unavailable(format!(
-                "the last commit failed: {reason}"
-            ))),
-            None => Ok(()),
-        }
+impl Store for EmbeddedStore {
+    fn reconfiguration(&self) -> Option<&dyn Reconfigure> {
+        Some(self)
     }
 }
 
