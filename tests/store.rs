@@ -56,7 +56,7 @@ fn embedded(dir: &std::path::Path) -> EmbeddedStore {
 
 async fn claim_all(store: &dyn Store, dest: &str, now: i64) -> Vec<switchyard::store::Job> {
     store
-        .claim(dest, Claim::any(100, 1 << 20), now)
+        .claim(dest, Claim::up_to(100, 1 << 20), now)
         .await
         .unwrap()
 }
@@ -257,7 +257,7 @@ async fn ordering_conformance(store: Arc<dyn Store>) {
             "stuck after {delivered:?}"
         );
         let batch = store
-            .claim("ordered", Claim::per_user(10, 1 << 20), now_ms())
+            .claim("ordered", Claim::up_to(10, 1 << 20), now_ms())
             .await
             .unwrap();
         if batch.is_empty() {

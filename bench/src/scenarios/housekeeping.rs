@@ -51,7 +51,7 @@ async fn drain(store: &EmbeddedStore) -> anyhow::Result<()> {
         let jobs = store
             .claim(
                 "sink",
-                Claim::any(10_000, 64 << 20),
+                Claim::up_to(10_000, 64 << 20),
                 switchyard::store::now_ms(),
             )
             .await?;

@@ -252,7 +252,6 @@ impl Worker {
         Claim {
             max_events: if probing { 1 } else { max_events },
             max_bytes: dest.batch.max_bytes as usize,
-            per_user_order: dest.ordering == crate::config::Ordering::User,
         }
     }
 
@@ -329,11 +328,7 @@ impl Worker {
         pause(shutdown, Duration::from_millis(wait as u64)).await;
         let used: usize = jobs.iter().map(|j| j.json.len()).sum();
         if used < params.max_bytes {
-            let rest = Claim {
-                max_events: params.max_events - jobs.len(),
-                max_bytes: params.max_bytes - used,
-                ..params
-            };
+            let rest = Claim::up_to(params.max_events - jobs.len(), params.max_bytes - used);
             if let Some(more) = self.claim(rest).await {
                 jobs.extend(more);
             }

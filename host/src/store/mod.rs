@@ -126,32 +126,23 @@ pub struct AppendReport {
     pub duplicates: usize,
 }
 
-/// What one claim asks for.
+/// What one claim asks for. Whether a batch keeps each user's events in
+/// order is not asked: it is the destination's `ordering`, which its queue was
+/// made with ([`Reconfigure::reconfigure`], or the store's opening).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
     /// Most events.
     pub max_events: usize,
     /// Most bytes of event JSON (at least one event is always taken).
     pub max_bytes: usize,
-    /// At most one event per user, none of a user with an event out or waiting.
-    pub per_user_order: bool,
 }
 
 impl Claim {
-    /// Up to `max_events` and `max_bytes`, in any order.
-    pub fn any(max_events: usize, max_bytes: usize) -> Claim {
+    /// Up to `max_events` and `max_bytes`.
+    pub fn up_to(max_events: usize, max_bytes: usize) -> Claim {
         Claim {
             max_events,
             max_bytes,
-            per_user_order: false,
-        }
-    }
-
-    /// Up to `max_events` and `max_bytes`, at most one event per user.
-    pub fn per_user(max_events: usize, max_bytes: usize) -> Claim {
-        Claim {
-            per_user_order: true,
-            ..Claim::any(max_events, max_bytes)
         }
     }
 }
@@ -331,8 +322,8 @@ pub trait Queues: Send + Sync + 'static {
 
     /// Lease up to `claim.max_events` due jobs (and at most `claim.max_bytes` of
     /// JSON, but always at least one) of `destination`, oldest first. A leased job
-    /// is not handed out again until settled, or until the process restarts. With
-    /// `claim.per_user_order`, a batch holds at most one event per user, and a job
+    /// is not handed out again until settled, or until the process restarts. For
+    /// a destination with per-user ordering, a batch holds at most one event per user, and a job
     /// is held back while an earlier job of the same user is leased or waits for
     /// its retry: a destination that delivers part of a batch can then never put a
     /// user's later event first, and several batches in flight never hold events

@@ -752,7 +752,6 @@ impl Queues for NatsStore {
         let Claim {
             max_events,
             max_bytes,
-            per_user_order,
         } = claim;
         if !self.serves(destination) {
             // A retired destination another host deleted: nothing more to claim.
@@ -764,7 +763,7 @@ impl Queues for NatsStore {
             .read()
             .expect("ordered lock")
             .contains(destination);
-        if per_user_order && ordered {
+        if ordered {
             let taken: Vec<jetstream::Message> = {
                 let mut inboxes = self.inboxes.lock().expect("inboxes lock");
                 let inbox = inboxes.entry(destination.to_string()).or_default();

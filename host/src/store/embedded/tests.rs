@@ -34,7 +34,7 @@ fn open(dir: &Path, specs: &[(&str, bool)]) -> EmbeddedStore {
 
 async fn ids(store: &EmbeddedStore, dest: &str, n: usize, now: Millis) -> Vec<String> {
     store
-        .claim(dest, Claim::any(n, 1 << 20), now)
+        .claim(dest, Claim::up_to(n, 1 << 20), now)
         .await
         .unwrap()
         .into_iter()
@@ -52,7 +52,7 @@ async fn leases_are_released_on_reopen_and_cursors_survive_it() {
             .await
             .unwrap();
         let jobs = store
-            .claim("x", Claim::any(1, 1 << 20), now_ms())
+            .claim("x", Claim::up_to(1, 1 << 20), now_ms())
             .await
             .unwrap();
         store
@@ -88,7 +88,7 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
         .unwrap();
     let now = now_ms();
     let first = store
-        .claim("x", Claim::per_user(10, 1 << 20), now)
+        .claim("x", Claim::up_to(10, 1 << 20), now)
         .await
         .unwrap();
     let got: Vec<_> = first.iter().map(|j| j.message_id.as_str()).collect();
@@ -111,7 +111,7 @@ async fn per_user_order_puts_one_event_per_user_in_a_batch() {
     );
     assert_eq!(store.stats("x").await.unwrap().queued, 2);
     let later = store
-        .claim("x", Claim::per_user(10, 1 << 20), now + 60_000)
+        .claim("x", Claim::up_to(10, 1 << 20), now + 60_000)
         .await
         .unwrap();
     assert_eq!(later.len(), 1);
@@ -133,7 +133,7 @@ async fn claim_respects_max_bytes_but_returns_at_least_one() {
         .unwrap();
     assert_eq!(
         store
-            .claim("x", Claim::any(10, 1), now_ms())
+            .claim("x", Claim::up_to(10, 1), now_ms())
             .await
             .unwrap()
             .len(),
@@ -149,7 +149,7 @@ async fn delivered_chunks_are_reclaimed_and_dedup_survives_a_restart() {
         store.append(vec![event("a", "u")]).await.unwrap();
         for d in ["x", "y"] {
             let jobs = store
-                .claim(d, Claim::any(10, 1 << 20), now_ms())
+                .claim(d, Claim::up_to(10, 1 << 20), now_ms())
                 .await
                 .unwrap();
             store
@@ -220,14 +220,7 @@ async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
                 .await
                 .unwrap();
             let jobs = store
-                .claim(
-                    "x",
-                    Claim {
-                        per_user_order: ordered,
-                        ..Claim::any(10, 1 << 20)
-                    },
-                    now,
-                )
+                .claim("x", Claim::up_to(10, 1 << 20), now)
                 .await
                 .unwrap();
             assert_eq!(jobs.len(), 3);
@@ -254,14 +247,7 @@ async fn a_retry_row_above_the_cursor_is_not_read_again_after_a_restart() {
         assert!(ids(&store, "x", 10, now).await.is_empty());
         assert_eq!(store.next_due("x").await.unwrap(), Some(now + 60_000));
         let later = store
-            .claim(
-                "x",
-                Claim {
-                    per_user_order: ordered,
-                    ..Claim::any(10, 1 << 20)
-                },
-                now + 60_000,
-            )
+            .claim("x", Claim::up_to(10, 1 << 20), now + 60_000)
             .await
             .unwrap();
         assert_eq!(later.len(), 1);
@@ -281,11 +267,11 @@ async fn a_failed_commit_keeps_the_leases_in_flight_and_what_settled_ahead() {
         store.append(events).await.unwrap();
         let now = now_ms();
         let a = store
-            .claim("x", Claim::any(10, 1 << 20), now)
+            .claim("x", Claim::up_to(10, 1 << 20), now)
             .await
             .unwrap();
         let b = store
-            .claim("x", Claim::any(10, 1 << 20), now)
+            .claim("x", Claim::up_to(10, 1 << 20), now)
             .await
             .unwrap();
         // `b` settles before `a`: the cursor stays below `a`, `b` is done ahead of it.
@@ -298,7 +284,10 @@ async fn a_failed_commit_keeps_the_leases_in_flight_and_what_settled_ahead() {
 
         store.fail_a_commit().await;
         // A batch carried across the reload settles before the cursor passes it.
-        let d = store.claim("x", Claim::any(5, 1 << 20), now).await.unwrap();
+        let d = store
+            .claim("x", Claim::up_to(5, 1 << 20), now)
+            .await
+            .unwrap();
         assert_eq!(d.len(), 5, "ordered: {ordered}");
         store.fail_a_commit().await;
         store.settle("x", done(&d)).await.unwrap();
@@ -315,7 +304,7 @@ async fn a_failed_commit_keeps_the_leases_in_flight_and_what_settled_ahead() {
 
         // Neither `a` (in flight) nor `b` nor `d` (settled) is handed out again.
         let c = store
-            .claim("x", Claim::any(40, 1 << 20), now)
+            .claim("x", Claim::up_to(40, 1 << 20), now)
             .await
             .unwrap();
         let got: Vec<&str> = c.iter().map(|j| j.message_id.as_str()).collect();
@@ -361,7 +350,7 @@ async fn a_settle_in_a_failed_commit_is_undone_and_can_be_sent_again() {
         .unwrap();
     let now = now_ms();
     let a = store
-        .claim("x", Claim::any(10, 1 << 20), now)
+        .claim("x", Claim::up_to(10, 1 << 20), now)
         .await
         .unwrap();
     let settles: Vec<_> = a.iter().map(|j| (j.id, Settle::Done)).collect();
@@ -400,7 +389,7 @@ async fn jobs_name_their_source_and_a_store_without_source_columns_gains_them() 
         .await
         .unwrap();
     let jobs = store
-        .claim("x", Claim::any(10, 1 << 20), now)
+        .claim("x", Claim::up_to(10, 1 << 20), now)
         .await
         .unwrap();
     assert!(jobs.iter().all(|j| &*j.source == "web"), "{jobs:?}");
@@ -418,14 +407,14 @@ async fn jobs_name_their_source_and_a_store_without_source_columns_gains_them() 
         .unwrap();
     let later = now_ms() + 60_000;
     let again = store
-        .claim("x", Claim::any(10, 1 << 20), later)
+        .claim("x", Claim::up_to(10, 1 << 20), later)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(&*again[0].source, "web");
     assert_eq!(store.replay("x", None, None).await.unwrap(), 1);
     let replayed = store
-        .claim("x", Claim::any(10, 1 << 20), later + 60_000)
+        .claim("x", Claim::up_to(10, 1 << 20), later + 60_000)
         .await
         .unwrap();
     assert_eq!(replayed.len(), 1);
@@ -445,7 +434,7 @@ async fn a_reconfigure_and_a_forget_keep_the_leases_of_batches_in_flight() {
         .unwrap();
     // x has a batch out when the queues change.
     let out = store
-        .claim("x", Claim::any(2, 1 << 20), now_ms())
+        .claim("x", Claim::up_to(2, 1 << 20), now_ms())
         .await
         .unwrap();
     assert_eq!(out.len(), 2);
@@ -459,7 +448,7 @@ async fn a_reconfigure_and_a_forget_keep_the_leases_of_batches_in_flight() {
     assert!(ids(&store, "new", 10, now_ms()).await.is_empty());
     // The retired queue still answers claims, so it drains.
     let old_out = store
-        .claim("old", Claim::any(10, 1 << 20), now_ms())
+        .claim("old", Claim::up_to(10, 1 << 20), now_ms())
         .await
         .unwrap();
     let names: Vec<&str> = old_out.iter().map(|j| j.message_id.as_str()).collect();
@@ -502,7 +491,7 @@ async fn a_reconfigure_and_a_forget_keep_the_leases_of_batches_in_flight() {
 
 async fn deliver_all(store: &EmbeddedStore, dest: &str) {
     let jobs = store
-        .claim(dest, Claim::any(100, 1 << 20), now_ms())
+        .claim(dest, Claim::up_to(100, 1 << 20), now_ms())
         .await
         .unwrap();
     store
