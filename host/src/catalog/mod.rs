@@ -217,7 +217,7 @@ pub async fn build_if_missing(plugin: &str, dir: &Path) -> Result<bool, CatalogE
     let Some(entry) = entry_name(plugin) else {
         return Ok(false);
     };
-    if crate::plugins::plugin_path(dir, plugin).is_file() {
+    if crate::config::plugin_path(dir, plugin).is_file() {
         return Ok(false);
     }
     let source = Source::find()?;

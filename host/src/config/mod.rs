@@ -67,6 +67,11 @@ pub const MAX_MEMORY_MB: u64 = 512;
 /// (`catalog:braze`, built on demand by `catalog/`).
 pub const CATALOG_PREFIX: &str = "catalog:";
 
+/// The file of plugin `name` in the plugins folder `dir` (`NAME.wasm`).
+pub fn plugin_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.wasm"))
+}
+
 /// The catalog entry a plugin name names, if it names one (`catalog:braze` → `braze`).
 pub fn catalog_entry(plugin: &str) -> Option<&str> {
     plugin.strip_prefix(CATALOG_PREFIX)

@@ -14,6 +14,7 @@
 //! the old one keeps serving. The previous version is kept for rollback.
 
 mod trials;
+pub mod version;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -96,14 +97,7 @@ pub enum PluginError {
     },
 }
 
-/// One loaded version of a plugin.
-#[derive(Debug)]
-pub struct Version {
-    /// The compiled component.
-    pub plugin: Plugin,
-    /// Its bytes, kept to write back on rollback.
-    bytes: Arc<Vec<u8>>,
-}
+pub use self::version::Version;
 
 /// The serving version of one plugin, and its history.
 #[derive(Debug)]
@@ -277,10 +271,7 @@ pub struct Staged {
     slots: Vec<Arc<PluginSlot>>,
 }
 
-/// The file of plugin `name` in `dir`.
-pub fn plugin_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.wasm"))
-}
+pub use crate::config::plugin_path;
 
 impl Catalog {
     /// Load every plugin the destinations and transformations use, and check
