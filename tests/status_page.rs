@@ -570,12 +570,10 @@ async fn the_delivery_funnel_adds_up_to_what_was_sent() {
         );
     }
     let admin = |path: String| {
-        let host = &host;
+        let admin = host.admin();
         async move {
-            let r = host
-                .http
-                .get(host.url(&path))
-                .bearer_auth(ADMIN_TOKEN)
+            let r = admin
+                .request(reqwest::Method::GET, &path)
                 .send()
                 .await
                 .unwrap();

@@ -174,10 +174,7 @@ fn step(key: &'static str, label: &'static str, count: u64, href: Option<String>
 fn ingest_sum(state: &AdminState, now: i64, window: Window) -> Minute {
     let mut total = Minute::default();
     for h in state.source_history.values() {
-        let m = h.sum(now, window.minutes());
-        total.ok += m.ok;
-        total.retried += m.retried;
-        total.dead += m.dead;
+        total.absorb(&h.sum(now, window.minutes()));
     }
     total
 }
@@ -197,11 +194,13 @@ fn ingest_steps(ingest: &Minute, refused_href: Option<String>) -> Vec<Step> {
     ]
 }
 
-/// The funnel of `d` over `window`.
-pub async fn of_destination(
+/// The funnel of `d` over `window`; `queue` is the store's figures of its
+/// queue now (what waits).
+pub fn of_destination(
     state: &AdminState,
     d: &DestinationInfo,
     window: Window,
+    queue: &crate::store::QueueStats,
 ) -> DestinationFunnel {
     let now = now_ms();
     // What routing counted since the worker last looked.
@@ -210,10 +209,6 @@ pub async fn of_destination(
         .fold_unrouted(now, state.store.filtered(&d.name));
     let ingest = ingest_sum(state, now, window);
     let ours = d.stats.history.sum(now, window.minutes());
-    let queue = match state.store.stats(&d.name).await {
-        Ok(q) => q,
-        Err(_) => *d.last_queue.lock().expect("last queue lock"),
-    };
     let page = super::links::destination_path(&d.name);
     let refused_href = match state.sources.as_slice() {
         [one] => Some(super::links::source_path(one)),
@@ -319,7 +314,8 @@ pub(super) async fn destination(
     let Query(q) = query.map_err(query_error)?;
     let window = Window::parse(q.window.as_deref()).map_err(AdminError::BadRequest)?;
     let d = find(&state, &name)?;
-    Ok(Json(of_destination(&state, &d, window).await))
+    let (queue, _) = super::queue_stats(&state, &d).await;
+    Ok(Json(of_destination(&state, &d, window, &queue)))
 }
 
 /// `GET /admin/sources/{name}/funnel?window=1h|24h`.

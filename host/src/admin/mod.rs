@@ -329,11 +329,13 @@ async fn destinations(
     Ok(Json(out))
 }
 
-/// One destination's row of `GET /admin/destinations` (and of the status page).
-async fn destination_row(state: &AdminState, d: &DestinationInfo) -> DestinationRow {
-    // While the store cannot answer (a full disk, NATS away), the row still
-    // shows the last figures it gave, and why they may be stale.
-    let (q, store_error) = match state.store.stats(&d.name).await {
+/// The store's figures of `d`'s queue. While the store cannot answer (a full
+/// disk, NATS away), the last figures it gave, and why they may be stale.
+async fn queue_stats(
+    state: &AdminState,
+    d: &DestinationInfo,
+) -> (crate::store::QueueStats, Option<String>) {
+    match state.store.stats(&d.name).await {
         Ok(q) => {
             *d.last_queue.lock().expect("last queue lock") = q;
             (q, None)
@@ -342,7 +344,14 @@ async fn destination_row(state: &AdminState, d: &DestinationInfo) -> Destination
             *d.last_queue.lock().expect("last queue lock"),
             Some(e.to_string()),
         ),
-    };
+    }
+}
+
+/// One destination's row of `GET /admin/destinations` (and of the status page).
+async fn destination_row(state: &AdminState, d: &DestinationInfo) -> DestinationRow {
+    // While the store cannot answer (a full disk, NATS away), the row still
+    // shows the last figures it gave, and why they may be stale.
+    let (q, store_error) = queue_stats(state, d).await;
     let health = d.stats.health();
     let serving = d.plugin.current();
     let (version, sha256) = serving.as_ref().map_or_else(Default::default, |v| {

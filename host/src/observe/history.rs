@@ -61,7 +61,8 @@ impl Minute {
             && self.unrouted == 0
     }
 
-    fn absorb(&mut self, other: &Minute) {
+    /// Add `other`'s counts to these.
+    pub fn absorb(&mut self, other: &Minute) {
         self.ok += other.ok;
         self.retried += other.retried;
         self.dead += other.dead;

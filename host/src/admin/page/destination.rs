@@ -132,7 +132,9 @@ pub(super) async fn page(
         Err(refusal) => return *refusal,
     };
     let row = destination_row(&state, &d).await;
-    let funnel = crate::admin::funnel::of_destination(&state, &d, window).await;
+    // The row just asked the store; the funnel shows the same figures.
+    let queue = *d.last_queue.lock().expect("last queue lock");
+    let funnel = crate::admin::funnel::of_destination(&state, &d, window, &queue);
     let failed_only = q.failed.unwrap_or(false);
     let mut attempts = d.stats.attempts.newest(failed_only);
     attempts.truncate(ATTEMPTS_SHOWN);
