@@ -45,11 +45,6 @@ impl Observers {
         self.0.push(observer);
     }
 
-    /// Whether none is attached (nothing is copied for anyone then).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Tell each that a request leaves; what they return hears the answer.
     pub(super) fn sending(
         &self,
