@@ -95,8 +95,8 @@ test: destinations test-guests nats-server sdks catalog-test-entries
 	$(MAKE) --no-print-directory -C kits/js test
 	$(MAKE) --no-print-directory -C catalog test
 	$(CARGO) build -p switchyard
-	@echo "== the differential check over a sample of Segment's catalog (catalog/differential; 12 entries: each costs a build and a compile, and make test keeps to 30 minutes) =="
-	cd catalog && node differential/run.mjs --sample 12
+	@echo "== the differential check over a sample of Segment's catalog (catalog/differential; 8 of the verified entries: each costs a build and a compile, and make test keeps to 30 minutes) =="
+	cd catalog && node differential/run.mjs --sample 8
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS)) \
 	  -p switchyard-transform-kit $(addprefix -p switchyard-,$(TRANSFORMS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e

@@ -9,8 +9,9 @@
 // Entries compared: those named, or with --all every entry with presets
 // (the subscriptions a new destination gets) or with actions Segment
 // suggests a trigger for (then those, with their fields' defaults), or
-// --sample N of them (a fixed spread over the alphabet); --missing: those of
-// --all that the results file does not have yet. Components are built into DIR (default
+// --sample N of those the results file verified (a fixed spread over the
+// alphabet); --missing: those of --all that the results file does not have
+// yet. Components are built into DIR (default
 // ../target/catalog) first, cached by their inputs. The verdicts go to FILE
 // (default: differential/results.json with --all, else only printed); the
 // exit code is 1 when an entry that should match does not.
@@ -257,7 +258,14 @@ async function main() {
     chosen = withPresets.filter((n) => !have.has(n));
     out = out ?? here('./results.json');
   }
-  else if (sample > 0) chosen = withPresets.filter((_, i) => i % Math.ceil(withPresets.length / sample) === 0);
+  else if (sample > 0) {
+    // A fixed spread over the entries the results file verified: each one
+    // sampled can regress, so none of the sample's builds is spent on an
+    // entry that is known not to match.
+    const verified = await expectedVerified();
+    const pool = withPresets.filter((n) => verified.has(n));
+    chosen = pool.filter((_, i) => i % Math.ceil(pool.length / sample) === 0);
+  }
   if (chosen.length === 0) {
     console.error('usage: node differential/run.mjs NAME... | --all | --sample N');
     process.exit(2);
