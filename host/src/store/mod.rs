@@ -16,7 +16,6 @@
 
 pub mod embedded;
 pub mod nats;
-mod nats_kv;
 pub mod view;
 
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 //! share of a destination's rate limit), and the newest reload (so every host
 //! reloads when one does). Three JetStream key-value buckets.
 //!
-//! Where it sits: [`super::nats::NatsStore`] opens an [`OperatorKv`] beside its
+//! Where it sits: [`super::NatsStore`] opens an [`OperatorKv`] beside its
 //! streams and answers `set_paused`, `paused` and `live_hosts` of the
-//! [`Store`](super::Store) contract with it. The dispatcher's follower
+//! [`Store`](crate::store::Store) contract with it. The dispatcher's follower
 //! (`dispatch/operator.rs`) polls both once a second.
 
 use std::collections::HashSet;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Bucket of operator pauses: one key per paused destination.
 const PAUSED: &str = "switchyard-paused";
@@ -197,7 +197,7 @@ impl OperatorKv {
 
     /// Beat for `host`, then count the hosts that beat within [`HOST_TTL`].
     pub async fn live_hosts(&self, host: &str) -> Result<usize, StoreError> {
-        let now = super::now_ms().to_string();
+        let now = crate::store::now_ms().to_string();
         self.hosts
             .put(key(host), now.into())
             .await
