@@ -219,7 +219,7 @@ impl Transaction<'_> {
                 let moved = match self.queue(&destination) {
                     Some(qi) => {
                         self.woken.insert(qi);
-                        self.queues[qi].retry_now(&mut self.log, now)?
+                        self.queues[qi].retry_now(&self.log, now)?
                     }
                     None => 0,
                 };
