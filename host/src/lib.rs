@@ -35,6 +35,8 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 //! - [`observe`]: the metrics registry and the readiness checks behind them.
 //! - [`cli`]: the `switchyard` subcommands.
+//! - [`host`]: the host's parts built once from the config ([`host::Host`]),
+//!   and [`host::app`], the router that serves them.
 //!
 //! Leaves that several of them share: [`allowlist`] (egress entries, parsed by
 //! config, checked by `imports::http`), [`event_type`] (the six Segment calls)
@@ -51,6 +53,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event_type;
+pub mod host;
 pub mod imports;
 pub mod ingest;
 pub mod observe;
@@ -70,10 +73,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::store::Store;
-
-/// Added to twice the longest destination deadline to make a claimed job's lease.
-const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+use crate::host::Host;
 
 /// How long shutdown waits for batches in flight before giving up on them
 /// (they are then delivered again after the next start).
@@ -127,86 +127,18 @@ pub async fn start_from(
     file: Option<std::path::PathBuf>,
     listener: TcpListener,
 ) -> anyhow::Result<Running> {
-    let longest = config
-        .destinations
-        .iter()
-        .map(|d| d.limits.timeout)
-        .max()
-        .unwrap_or_default();
-    let ack_wait = config.store.ack_wait.unwrap_or(longest * 2 + LEASE_MARGIN);
-    let store: Arc<dyn Store> = store::open(&config.store, ack_wait, &config.destinations).await?;
-    let runtime = runtime::Runtime::new(
-        Some(config.store.path.join("compiled")),
-        config.max_instances,
-    )
-    .context("starting the wasm runtime")?;
-    let catalog = Arc::new(
-        plugins::Catalog::load_serving(
-            &runtime,
-            &config.plugins_dir,
-            &config.destinations,
-            &config.transforms,
-        )
-        .await?,
-    );
-
-    // One registry per host; the store brings its own commit histograms.
-    let instruments = observe::metrics::Instruments {
-        commits: store.commits().metrics.clone(),
-        ..Default::default()
-    };
-    let metrics = Arc::new(observe::metrics::Metrics::new(instruments.clone()));
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Destinations an operator paused stay paused across a restart.
-    let paused = store
-        .paused()
-        .await
-        .context("reading the operator's pauses from the store")?;
-    let dispatcher = dispatch::Dispatcher::start(
-        &config.destinations,
-        &config.transforms,
-        &catalog,
-        store.clone(),
-        Arc::new(imports::resolve::SystemLookup),
-        &paused,
-        &instruments,
-        stop_rx.clone(),
-    );
-    let watcher = plugins::watch::spawn(catalog.clone(), stop_rx.clone())
-        .context("watching the plugins directory")?;
-
-    let infos = config
-        .destinations
-        .iter()
-        .map(|d| {
-            registry::DestinationInfo::of(&dispatcher, &catalog, d, false)
-                .expect("every destination has a worker and its plugin a slot")
-        })
-        .collect();
-    let mut ingest_state = ingest::IngestState::new(&config, store.clone());
-    ingest_state.instruments = instruments;
-    let admin_token = match (&config.admin_token, &config.admin_token_file) {
-        (Some(token), _) => Some(token.clone()),
-        (None, Some(file)) => Some(admin::token::make(file)?),
-        (None, None) => None,
-    };
-    // The live destinations: shown by the admin API, rebuilt by a reload.
-    let destinations = Arc::new(arc_swap::ArcSwap::from_pointee(infos));
     let watched = file.clone().filter(|_| config.watch_config);
-    let reloader = Arc::new(reload::Reloader::new(
-        file,
-        config.clone(),
-        store.clone(),
-        catalog.clone(),
-        dispatcher,
-        destinations.clone(),
-        longest,
-    ));
-    reload::follow::spawn(reloader.clone(), store.clone(), stop_rx.clone()).await;
+    let host = Host::build(config, file, stop_rx.clone()).await?;
+    let config = &host.config;
+
+    // The watchers: the plugins directory, other hosts' reloads, the config file.
+    let watcher = plugins::watch::spawn(host.plugins.clone(), stop_rx.clone())
+        .context("watching the plugins directory")?;
+    reload::follow::spawn(host.reloader.clone(), host.store.clone(), stop_rx.clone()).await;
     let config_watcher = match watched {
         Some(file) => Some(
-            reload::watch::spawn(reloader.clone(), file, stop_rx.clone())
+            reload::watch::spawn(host.reloader.clone(), file, stop_rx.clone())
                 .context("watching the config file ([server] watch_config)")?,
         ),
         None => {
@@ -218,27 +150,6 @@ pub async fn start_from(
             None
         }
     };
-    // Every field given here, none patched later: a field forgotten is a
-    // compile error, not a page that silently shows nothing.
-    let admin_state = admin::AdminState {
-        token: admin_token.map(Arc::from),
-        destinations,
-        reloader: Some(reloader.clone()),
-        store: store.clone(),
-        catalog: catalog.clone(),
-        sources: Arc::new(config.sources.values().cloned().collect()),
-        source_history: ingest_state.history.clone(),
-        rejections: ingest_state.rejections.clone(),
-        recent: ingest_state.recent.clone(),
-        metrics,
-        sessions: Arc::default(),
-        guard: Arc::new(admin::guard::Guard::new(
-            config.admin_hosts.clone(),
-            config.trusted_proxies.clone(),
-            config.server_limits.request_timeout,
-        )),
-        ready: Arc::default(),
-    };
     let metrics_server = match &config.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -247,19 +158,13 @@ pub async fn start_from(
             tracing::info!(addr = %listener.local_addr()?, "metrics listening (no auth)");
             Some(tokio::spawn(server::serve(
                 listener,
-                admin::probes::metrics_app(admin_state.clone()),
+                host::metrics_app(&host),
                 config.server_limits.clone(),
                 stop_rx.clone(),
             )))
         }
         None => None,
     };
-    let ingest =
-        ingest::app(ingest_state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            config.server_limits.request_timeout,
-        ));
-    let app = ingest.merge(admin::app(admin_state));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, destinations = config.destinations.len(), "switchyard listening");
@@ -277,15 +182,15 @@ pub async fn start_from(
     }
     let server = tokio::spawn(server::serve(
         listener,
-        app,
+        host::app(&host),
         config.server_limits.clone(),
-        stop_rx.clone(),
+        stop_rx,
     ));
     Ok(Running {
         addr,
         stop_tx,
         server,
-        reloader,
+        reloader: host.reloader,
         watcher,
         config_watcher,
         metrics_server,
