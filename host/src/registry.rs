@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::config::DestinationConfig;
-use crate::dispatch::{DeliveryStats, Dispatcher};
+use crate::dispatch::{Dispatcher, LiveDestination};
 use crate::plugins::{Catalog, PluginSlot};
 
 /// One live destination.
@@ -21,7 +21,7 @@ pub struct DestinationInfo {
     /// Its plugin's slot (serving version, sha256).
     pub plugin: Arc<PluginSlot>,
     /// Live counters and health.
-    pub stats: Arc<DeliveryStats>,
+    pub live: Arc<LiveDestination>,
     /// The store's last answer about its queue, shown while the store cannot answer.
     pub last_queue: Arc<std::sync::Mutex<crate::store::QueueStats>>,
     /// A reload removed it from the config: it receives no new events, and its
@@ -41,7 +41,7 @@ impl DestinationInfo {
         Some(DestinationInfo {
             name: d.name.clone(),
             plugin: catalog.slot(&d.plugin)?,
-            stats: dispatcher.stats.get(&d.name)?.clone(),
+            live: dispatcher.live.get(&d.name)?.clone(),
             last_queue: Default::default(),
             retired,
         })

@@ -41,7 +41,7 @@ pub(super) async fn attempts(
         ))
     })?;
     let d = find(&state, &name)?;
-    let mut list = d.stats.attempts.newest(which.failed);
+    let mut list = d.live.stats.attempts.newest(which.failed);
     if let Some(limit) = which.limit {
         list.truncate(limit);
     }
@@ -56,7 +56,8 @@ pub(super) async fn attempt(
     let id: u64 = id
         .parse()
         .map_err(|_| AdminError::BadRequest(format!("`{id}` is not an attempt id")))?;
-    d.stats
+    d.live
+        .stats
         .attempts
         .get(id)
         .map(|a| Json(Attempt::clone(&a)))

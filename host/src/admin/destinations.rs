@@ -55,14 +55,14 @@ pub(super) async fn destination_row(state: &AdminState, d: &DestinationInfo) -> 
     // While the store cannot answer (a full disk, NATS away), the row still
     // shows the last figures it gave, and why they may be stale.
     let (q, store_error) = queue_stats(state, d).await;
-    let health = d.stats.health();
+    let health = d.live.health();
     let serving = d.plugin.current();
     let (version, sha256) = serving.as_ref().map_or_else(Default::default, |v| {
         (v.plugin.metadata.version.clone(), v.plugin.sha256.clone())
     });
-    let concurrency = d.stats.limiter.lock().expect("limiter lock").report();
+    let concurrency = d.live.limiter.lock().expect("limiter lock").report();
     let now = crate::store::now_ms();
-    let (last_error, last_error_at, last_error_resolved) = last_error(&d.stats);
+    let (last_error, last_error_at, last_error_resolved) = last_error(&d.live.stats);
     DestinationRow {
         name: d.name.clone(),
         plugin: d.plugin.name.clone(),
@@ -73,11 +73,11 @@ pub(super) async fn destination_row(state: &AdminState, d: &DestinationInfo) -> 
         health: health.state,
         health_reason: health.reason,
         queued: q.queued,
-        in_flight: d.stats.in_flight.load(Relaxed),
+        in_flight: d.live.stats.in_flight.load(Relaxed),
         batches_in_flight: concurrency.in_flight,
         concurrency,
-        delivered: d.stats.delivered.load(Relaxed),
-        retried: d.stats.retried.load(Relaxed),
+        delivered: d.live.stats.delivered.load(Relaxed),
+        retried: d.live.stats.retried.load(Relaxed),
         dead_letters: q.dead_letters,
         retrying: q.retrying,
         next_retry_at: q.next_retry_at.map(crate::store::view::iso),
@@ -90,18 +90,18 @@ pub(super) async fn destination_row(state: &AdminState, d: &DestinationInfo) -> 
             (0, 1..) => Some("retrying"),
             _ => None,
         },
-        filtered: state.store.filtered(&d.name) + d.stats.filtered.load(Relaxed),
+        filtered: state.store.filtered(&d.name) + d.live.stats.filtered.load(Relaxed),
         store_error,
-        violations: d.stats.sandbox.violations(),
-        memory_peak_bytes: d.stats.sandbox.memory_peak_bytes.load(Relaxed),
-        delivered_per_second: d.stats.history.ok_per_second(crate::store::now_ms()),
-        latency_p50_ms: d.stats.history.latency_quantile(0.5),
-        latency_p99_ms: d.stats.history.latency_quantile(0.99),
+        violations: d.live.stats.sandbox.violations(),
+        memory_peak_bytes: d.live.stats.sandbox.memory_peak_bytes.load(Relaxed),
+        delivered_per_second: d.live.stats.history.ok_per_second(crate::store::now_ms()),
+        latency_p50_ms: d.live.stats.history.latency_quantile(0.5),
+        latency_p99_ms: d.live.stats.history.latency_quantile(0.99),
         last_error,
         last_error_at,
         last_error_resolved,
         transforms: d
-            .stats
+            .live
             .chain
             .iter()
             .map(|l| {
@@ -238,8 +238,8 @@ pub(super) async fn pause(
     let d = find(&state, &name)?;
     // Recorded first: it outlives a restart, and on NATS every host follows it.
     state.store.set_paused(&name, true).await?;
-    d.stats.operator_changes.fetch_add(1, Relaxed);
-    d.stats.set_operator_paused(true);
+    d.live.operator_changes.fetch_add(1, Relaxed);
+    d.live.set_operator_paused(true);
     Ok(Json(Done::with(HealthNow {
         health: Health::Paused,
     })))
@@ -261,8 +261,8 @@ pub(super) async fn retry_now(
 ) -> Result<Json<Done<RetriedNow>>, AdminError> {
     let d = find(&state, &name)?;
     let moved = state.store.retry_now(&name).await?;
-    d.stats.probe_now.store(true, Relaxed);
-    d.stats.control.notify_one();
+    d.live.probe_now.store(true, Relaxed);
+    d.live.control.notify_one();
     state.store.wakeup(&name).notify_one();
     tracing::warn!(
         destination = name.as_str(),
@@ -278,9 +278,9 @@ pub(super) async fn resume(
 ) -> Result<Json<Done<HealthNow>>, AdminError> {
     let d = find(&state, &name)?;
     state.store.set_paused(&name, false).await?;
-    d.stats.operator_changes.fetch_add(1, Relaxed);
-    d.stats.set_operator_paused(false);
+    d.live.operator_changes.fetch_add(1, Relaxed);
+    d.live.set_operator_paused(false);
     Ok(Json(Done::with(HealthNow {
-        health: d.stats.health().state,
+        health: d.live.health().state,
     })))
 }

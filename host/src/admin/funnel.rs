@@ -204,11 +204,12 @@ pub fn of_destination(
 ) -> DestinationFunnel {
     let now = now_ms();
     // What routing counted since the worker last looked.
-    d.stats
+    d.live
+        .stats
         .history
         .fold_unrouted(now, state.store.filtered(&d.name));
     let ingest = ingest_sum(state, now, window);
-    let ours = d.stats.history.sum(now, window.minutes());
+    let ours = d.live.stats.history.sum(now, window.minutes());
     let page = super::links::destination_path(&d.name);
     let refused_href = match state.sources.as_slice() {
         [one] => Some(super::links::source_path(one)),
@@ -282,6 +283,7 @@ pub fn of_source(state: &AdminState, name: &str, window: Window) -> SourceFunnel
         .filter(|d| !d.retired)
         .map(|d| {
             let m = d
+                .live
                 .stats
                 .by_source
                 .get(name)

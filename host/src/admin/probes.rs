@@ -103,7 +103,7 @@ fn plugins(state: &AdminState) -> Vec<(String, Arc<crate::plugins::PluginSlot>)>
     all.iter()
         .flat_map(|d| {
             std::iter::once((d.name.clone(), d.plugin.clone())).chain(
-                d.stats
+                d.live
                     .chain
                     .iter()
                     .map(move |l| (d.name.clone(), l.slot.clone())),
@@ -135,20 +135,20 @@ async fn sample(state: &AdminState) -> HostSample {
             }
             _ => *d.last_queue.lock().expect("last queue lock"),
         };
-        let s = &d.stats;
+        let s = &d.live;
         destinations.push(DestinationSample {
             name: d.name.clone(),
             plugin: d.plugin.name.clone(),
             queued: q.queued,
-            in_flight: s.in_flight.load(Relaxed),
+            in_flight: s.stats.in_flight.load(Relaxed),
             dead_letters: q.dead_letters,
-            delivered: s.delivered.load(Relaxed),
-            retried: s.retried.load(Relaxed),
-            dead_lettered: s.dead_lettered.load(Relaxed),
-            filtered: state.store.filtered(&d.name) + s.filtered.load(Relaxed),
+            delivered: s.stats.delivered.load(Relaxed),
+            retried: s.stats.retried.load(Relaxed),
+            dead_lettered: s.stats.dead_lettered.load(Relaxed),
+            filtered: state.store.filtered(&d.name) + s.stats.filtered.load(Relaxed),
             health: s.health().state,
-            violations: s.sandbox.violations(),
-            memory_peak_bytes: s.sandbox.memory_peak_bytes.load(Relaxed),
+            violations: s.stats.sandbox.violations(),
+            memory_peak_bytes: s.stats.sandbox.memory_peak_bytes.load(Relaxed),
             swaps: d.plugin.swaps.load(Relaxed),
             concurrency: s.limiter.lock().expect("limiter lock").report(),
             transforms: s

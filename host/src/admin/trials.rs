@@ -233,7 +233,7 @@ pub async fn record(
     }
     let recorder = std::sync::Arc::new(Recorder::new(q.count));
     {
-        let mut slot = d.stats.recorder.lock().expect("recorder lock");
+        let mut slot = d.live.recorder.lock().expect("recorder lock");
         if slot.is_some() {
             return Err(AdminError::Refused(format!(
                 "a recording of destination `{name}` is under way; wait for it to end"
@@ -248,7 +248,7 @@ pub async fn record(
             *self.0.lock().expect("recorder lock") = None;
         }
     }
-    let disarm = Disarm(&d.stats.recorder);
+    let disarm = Disarm(&d.live.recorder);
     tokio::select! {
         _ = recorder.full.notified() => {}
         _ = tokio::time::sleep(wait) => {}

@@ -72,7 +72,7 @@ pub async fn fly(shared: Arc<Shared>, versions: Versions, jobs: Vec<Job>) {
             rtt: Duration::ZERO,
         }
     });
-    shared.stats.in_flight.fetch_sub(events, Relaxed);
+    shared.live.stats.in_flight.fetch_sub(events, Relaxed);
     record(&shared, &report);
 }
 
@@ -134,10 +134,10 @@ fn events_of(jobs: &[Job]) -> Vec<Event> {
 
 /// Step 1: the destination's transformations, in order (their lookups on `tape`).
 async fn chain(shared: &Shared, versions: &Versions, events: Vec<Event>, tape: &Tape) -> Vec<Fate> {
-    if shared.stats.chain.is_empty() {
+    if shared.live.chain.is_empty() {
         return events.into_iter().map(Fate::Go).collect();
     }
-    transform::apply(&shared.stats.chain, &versions.chain, events, tape).await
+    transform::apply(&shared.live.chain, &versions.chain, events, tape).await
 }
 
 /// A batch between its transformations and its settling.
@@ -211,7 +211,7 @@ async fn call_destination(
     let called = shared.clock.now();
     let d = super::versions::deliver(shared, versions, &to_deliver, tape).await;
     let took = d.answered.saturating_duration_since(called);
-    shared.stats.calls.observe(took.as_secs_f64());
+    shared.live.stats.calls.observe(took.as_secs_f64());
     let throttled = d
         .outcomes
         .iter()
@@ -251,8 +251,8 @@ fn keep_attempt(
         .into_iter()
         .map(|e| shared.redactor.tape_exchange(e))
         .collect();
-    shared.stats.attempts.keep(Attempt {
-        id: shared.stats.attempts.next_id(),
+    shared.live.stats.attempts.keep(Attempt {
+        id: shared.live.stats.attempts.next_id(),
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_ms: rtt.as_millis() as u64,
         sha256: version.plugin.sha256.clone(),
@@ -334,7 +334,7 @@ async fn settle(
     finals: Vec<Final>,
 ) -> Vec<(Settle, Option<String>)> {
     let name = shared.dest.name.as_str();
-    let stats = &shared.stats;
+    let stats = &shared.live.stats;
     let now = shared.clock.wall_ms();
     let jitter = super::retry::jitter(&mut rand::rng());
     let mut latencies = Vec::with_capacity(jobs.len());
@@ -454,13 +454,14 @@ fn record(shared: &Shared, report: &Report) {
             b.succeeded(now);
         }
     }
-    shared.stats.limiter.lock().expect("limiter lock").finished(
-        report.rtt,
-        report.pushed_back,
-        now,
-    );
     shared
-        .stats
+        .live
+        .limiter
+        .lock()
+        .expect("limiter lock")
+        .finished(report.rtt, report.pushed_back, now);
+    shared
+        .live
         .breaker
         .lock()
         .expect("breaker lock")

@@ -62,9 +62,11 @@ impl Clock for SystemClock {
     }
 }
 
-/// Live state of one destination, shared by its worker and the admin API.
+/// One destination as it runs: the state its worker acts on (breaker,
+/// concurrency limit, transformations, a recording under way) and the
+/// counters of what it did. Shared by its worker and the admin API.
 #[derive(Debug)]
-pub struct DeliveryStats {
+pub struct LiveDestination {
     /// Health and the circuit breaker.
     pub breaker: Mutex<health::Breaker>,
     /// Wakes the worker after an operator pauses or resumes it.
@@ -72,6 +74,25 @@ pub struct DeliveryStats {
     /// An operator asked to retry now: an open breaker probes at once instead
     /// of waiting out its interval.
     pub probe_now: std::sync::atomic::AtomicBool,
+    /// Its transformations, in the order they run, with their counters.
+    pub chain: Vec<Arc<transform::Link>>,
+    /// How many batches may be in flight, and how many are.
+    pub limiter: Mutex<concurrency::Limiter>,
+    /// Live hosts sharing this destination's rate limit (1 on the embedded store).
+    pub hosts: std::sync::atomic::AtomicUsize,
+    /// Bumped by every pause or resume from this host's admin API, so the
+    /// follower never applies a poll that started before it ([`operator`]).
+    pub operator_changes: AtomicU64,
+    /// A recording under way (`POST /admin/destinations/{name}/record`).
+    pub recorder: Mutex<Option<Arc<crate::trial::recording::Recorder>>>,
+    /// What it did: counters, histograms and the newest attempts.
+    pub stats: DeliveryStats,
+}
+
+/// What one destination did, counted: the admin API, the status page and
+/// `/metrics` read these; nothing here changes how it delivers.
+#[derive(Debug)]
+pub struct DeliveryStats {
     /// Events delivered.
     pub delivered: AtomicU64,
     /// Events scheduled for another attempt.
@@ -80,19 +101,10 @@ pub struct DeliveryStats {
     pub dead_lettered: AtomicU64,
     /// Events its transformations dropped (the router's filter counts its own).
     pub filtered: AtomicU64,
-    /// Its transformations, in the order they run, with their counters.
-    pub chain: Vec<Arc<transform::Link>>,
-    /// Sandbox violations (deadlines, traps, contract, egress, log cap).
-    pub sandbox: Arc<SandboxCounters>,
     /// Events in the batches in flight now.
     pub in_flight: AtomicU64,
-    /// How many batches may be in flight, and how many are.
-    pub limiter: Mutex<concurrency::Limiter>,
-    /// Live hosts sharing this destination's rate limit (1 on the embedded store).
-    pub hosts: std::sync::atomic::AtomicUsize,
-    /// Bumped by every pause or resume from this host's admin API, so the
-    /// follower never applies a poll that started before it ([`operator`]).
-    pub operator_changes: AtomicU64,
+    /// Sandbox violations (deadlines, traps, contract, egress, log cap).
+    pub sandbox: Arc<SandboxCounters>,
     /// Seconds from receipt to delivery of each delivered event (`/metrics`).
     pub latency: prometheus_client::metrics::histogram::Histogram,
     /// Seconds of each `deliver` call (`/metrics`).
@@ -103,56 +115,28 @@ pub struct DeliveryStats {
     pub history: crate::observe::history::History,
     /// The same outcomes per source (the sources' funnels).
     pub by_source: crate::observe::history::BySource,
-    /// A recording under way (`POST /admin/destinations/{name}/record`).
-    pub recorder: Mutex<Option<Arc<crate::trial::recording::Recorder>>>,
 }
 
 impl DeliveryStats {
-    /// Fresh state for `dest`: healthy, counters at zero. The breaker's probe
-    /// interval follows the retry policy (5 × `initial`, from 100 ms, doubling up to `max`).
-    pub fn new(dest: &DestinationConfig) -> DeliveryStats {
-        DeliveryStats::observed(dest, &Instruments::default())
-    }
-
-    /// Fresh state for `dest` whose latency and call histograms are those of `instruments`.
-    pub fn observed(dest: &DestinationConfig, instruments: &Instruments) -> DeliveryStats {
-        let first_probe = dest
-            .retry
-            .initial
-            .saturating_mul(5)
-            .max(Duration::from_millis(100));
+    /// Counters at zero for `dest`, whose latency and call histograms are
+    /// those of `instruments`.
+    fn observed(dest: &DestinationConfig, instruments: &Instruments) -> DeliveryStats {
         DeliveryStats {
-            breaker: Mutex::new(health::Breaker::new(
-                &dest.name,
-                first_probe,
-                dest.retry.max,
-            )),
-            control: Notify::new(),
-            probe_now: std::sync::atomic::AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
-            chain: Vec::new(),
-            sandbox: Arc::default(),
             in_flight: AtomicU64::new(0),
-            limiter: Mutex::new(concurrency::Limiter::new(
-                dest.concurrency,
-                tokio::time::Instant::now(),
-            )),
-            hosts: std::sync::atomic::AtomicUsize::new(1),
-            operator_changes: AtomicU64::new(0),
+            sandbox: Arc::default(),
             latency: instruments.latency_of(&dest.name),
             calls: instruments.calls_of(&dest.name),
             attempts: Default::default(),
             history: Default::default(),
             by_source: Default::default(),
-            recorder: Mutex::new(None),
         }
     }
 
-    /// Take over the counters of `old`, the same destination before a reload
-    /// changed it, and an operator's pause.
+    /// Take over the counts of `old`, the same destination before a reload.
     fn carry_from(&self, old: &DeliveryStats) {
         for (to, from) in [
             (&self.delivered, &old.delivered),
@@ -162,9 +146,50 @@ impl DeliveryStats {
         ] {
             to.store(from.load(Relaxed), Relaxed);
         }
-        self.hosts.store(old.hosts.load(Relaxed), Relaxed);
         self.history.carry_from(&old.history);
         self.by_source.carry_from(&old.by_source);
+    }
+}
+
+impl LiveDestination {
+    /// Fresh state for `dest`: healthy, counters at zero. The breaker's probe
+    /// interval follows the retry policy (5 × `initial`, from 100 ms, doubling up to `max`).
+    pub fn new(dest: &DestinationConfig) -> LiveDestination {
+        LiveDestination::observed(dest, &Instruments::default())
+    }
+
+    /// Fresh state for `dest` whose latency and call histograms are those of `instruments`.
+    pub fn observed(dest: &DestinationConfig, instruments: &Instruments) -> LiveDestination {
+        let first_probe = dest
+            .retry
+            .initial
+            .saturating_mul(5)
+            .max(Duration::from_millis(100));
+        LiveDestination {
+            breaker: Mutex::new(health::Breaker::new(
+                &dest.name,
+                first_probe,
+                dest.retry.max,
+            )),
+            control: Notify::new(),
+            probe_now: std::sync::atomic::AtomicBool::new(false),
+            chain: Vec::new(),
+            limiter: Mutex::new(concurrency::Limiter::new(
+                dest.concurrency,
+                tokio::time::Instant::now(),
+            )),
+            hosts: std::sync::atomic::AtomicUsize::new(1),
+            operator_changes: AtomicU64::new(0),
+            recorder: Mutex::new(None),
+            stats: DeliveryStats::observed(dest, instruments),
+        }
+    }
+
+    /// Take over the counters of `old`, the same destination before a reload
+    /// changed it, and an operator's pause.
+    fn carry_from(&self, old: &LiveDestination) {
+        self.stats.carry_from(&old.stats);
+        self.hosts.store(old.hosts.load(Relaxed), Relaxed);
         // A recording under way goes on with the new settings.
         let recording = old.recorder.lock().expect("recorder lock").clone();
         *self.recorder.lock().expect("recorder lock") = recording;
@@ -210,9 +235,9 @@ pub struct Dispatcher {
     /// The follower of operator state ([`operator`]).
     follower: JoinHandle<()>,
     /// Counters per destination name.
-    pub stats: HashMap<String, Arc<DeliveryStats>>,
+    pub live: HashMap<String, Arc<LiveDestination>>,
     /// The same, for the follower of operator state.
-    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<DeliveryStats>>>>,
+    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<LiveDestination>>>>,
     /// What a new worker needs: the store of its queue, the name lookup of its
     /// egress, the registry of its histograms, and the host's shutdown.
     store: Arc<dyn Store>,
@@ -260,7 +285,7 @@ impl Dispatcher {
         let mut dispatcher = Dispatcher {
             workers: HashMap::new(),
             follower: tokio::spawn(async {}),
-            stats: HashMap::new(),
+            live: HashMap::new(),
             followed: Default::default(),
             store,
             lookup,
@@ -269,37 +294,35 @@ impl Dispatcher {
         };
         let mut ready = Vec::new();
         for dest in destinations {
-            let counters = Arc::new(dispatcher.stats_for(dest, transforms, catalog));
+            let live = Arc::new(dispatcher.live_for(dest, transforms, catalog));
             if paused.contains(&dest.name) {
-                counters.set_operator_paused(true);
+                live.set_operator_paused(true);
             }
-            dispatcher.stats.insert(dest.name.clone(), counters.clone());
-            ready.push((dest, counters));
+            dispatcher.live.insert(dest.name.clone(), live.clone());
+            ready.push((dest, live));
         }
-        dispatcher
-            .followed
-            .store(Arc::new(dispatcher.stats.clone()));
+        dispatcher.followed.store(Arc::new(dispatcher.live.clone()));
         dispatcher.follower = tokio::spawn(operator::follow(
             dispatcher.store.clone(),
             dispatcher.followed.clone(),
             operator::host_id(),
             dispatcher.shutdown.clone(),
         ));
-        for (dest, counters) in ready {
-            dispatcher.spawn(dest, catalog, counters);
+        for (dest, live) in ready {
+            dispatcher.spawn(dest, catalog, live);
         }
         dispatcher
     }
 
-    /// Fresh counters for `dest`, with its chain of transformations.
-    fn stats_for(
+    /// Fresh live state for `dest`, with its chain of transformations.
+    fn live_for(
         &self,
         dest: &DestinationConfig,
         transforms: &[TransformConfig],
         catalog: &Catalog,
-    ) -> DeliveryStats {
-        let mut stats = DeliveryStats::observed(dest, &self.instruments);
-        stats.chain = dest
+    ) -> LiveDestination {
+        let mut live = LiveDestination::observed(dest, &self.instruments);
+        live.chain = dest
             .transforms
             .iter()
             .filter_map(|name| transforms.iter().find(|t| &t.name == name))
@@ -315,16 +338,16 @@ impl Dispatcher {
                 ))
             })
             .collect();
-        stats
+        live
     }
 
-    /// Start `dest`'s worker on `counters`.
+    /// Start `dest`'s worker on `live`.
     fn spawn(
         &mut self,
         dest: &DestinationConfig,
         catalog: &Catalog,
-        counters: Arc<DeliveryStats>,
-    ) -> Arc<DeliveryStats> {
+        live: Arc<LiveDestination>,
+    ) -> Arc<LiveDestination> {
         let plugin = catalog
             .slot(&dest.plugin)
             .expect("plugins are loaded for every destination before dispatch starts");
@@ -343,13 +366,13 @@ impl Dispatcher {
             plugin,
             self.store.clone(),
             self.lookup.clone(),
-            counters.clone(),
+            live.clone(),
             Arc::new(SystemClock),
             self.shutdown.clone(),
         );
         let task = tokio::spawn(worker.run(stop_rx));
-        self.stats.insert(dest.name.clone(), counters.clone());
-        self.followed.store(Arc::new(self.stats.clone()));
+        self.live.insert(dest.name.clone(), live.clone());
+        self.followed.store(Arc::new(self.live.clone()));
         let replaced = self.workers.insert(
             dest.name.clone(),
             WorkerTask {
@@ -367,7 +390,7 @@ impl Dispatcher {
             );
             let _ = old.stop.send(true);
         }
-        counters
+        live
     }
 
     /// Start delivering to a destination a reload added.
@@ -376,9 +399,9 @@ impl Dispatcher {
         dest: &DestinationConfig,
         transforms: &[TransformConfig],
         catalog: &Catalog,
-    ) -> Arc<DeliveryStats> {
-        let stats = Arc::new(self.stats_for(dest, transforms, catalog));
-        self.spawn(dest, catalog, stats)
+    ) -> Arc<LiveDestination> {
+        let live = Arc::new(self.live_for(dest, transforms, catalog));
+        self.spawn(dest, catalog, live)
     }
 
     /// Stop `name`'s worker once its batches in flight have settled, and start
@@ -390,10 +413,10 @@ impl Dispatcher {
         dest: &DestinationConfig,
         transforms: &[TransformConfig],
         catalog: &Catalog,
-    ) -> Arc<DeliveryStats> {
+    ) -> Arc<LiveDestination> {
         self.stop(&dest.name).await;
-        let old = self.stats.remove(&dest.name);
-        let fresh = self.stats_for(dest, transforms, catalog);
+        let old = self.live.remove(&dest.name);
+        let fresh = self.live_for(dest, transforms, catalog);
         if let Some(old) = &old {
             fresh.carry_from(old);
         }
@@ -418,8 +441,8 @@ impl Dispatcher {
 
     /// Drop a stopped destination's counters.
     pub fn forget(&mut self, name: &str) {
-        self.stats.remove(name);
-        self.followed.store(Arc::new(self.stats.clone()));
+        self.live.remove(name);
+        self.followed.store(Arc::new(self.live.clone()));
     }
 
     /// Wait until every worker has finished its batches in flight and stopped.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::DeliveryStats;
+use super::LiveDestination;
 use crate::store::Store;
 
 /// How often the follower reads the store's operator state and beats.
@@ -39,7 +39,7 @@ pub fn host_id() -> String {
 /// Hold or release each destination as `paused` says, skipping those whose
 /// state this host's admin API changed since `changes_before` was read.
 pub fn apply_paused(
-    stats: &HashMap<String, Arc<DeliveryStats>>,
+    stats: &HashMap<String, Arc<LiveDestination>>,
     paused: &HashSet<String>,
     changes_before: &HashMap<String, u64>,
 ) {
@@ -63,7 +63,7 @@ pub fn apply_paused(
 /// Poll the store's operator state until shutdown.
 pub async fn follow(
     store: Arc<dyn Store>,
-    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<DeliveryStats>>>>,
+    followed: Arc<arc_swap::ArcSwap<HashMap<String, Arc<LiveDestination>>>>,
     host: String,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::rate::TokenBucket;
-use super::{Clock, DeliveryStats};
+use super::{Clock, LiveDestination};
 use crate::config::DestinationConfig;
 use crate::plugins::Version;
 use crate::runtime::CallContext;
@@ -36,7 +36,7 @@ pub struct Shared {
     /// What every call into the component runs with (limits, egress).
     pub ctx: CallContext,
     /// Counters, health and the concurrency limit, shared with the admin API.
-    pub stats: Arc<DeliveryStats>,
+    pub live: Arc<LiveDestination>,
     /// The rate limit, one for all batches in flight (`None`: unlimited).
     pub bucket: Option<Mutex<TokenBucket>>,
     /// Time, injected so the policies can be tested with paused time.

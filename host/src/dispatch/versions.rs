@@ -46,7 +46,7 @@ pub(super) async fn deliver(
     events: &[Event],
     tape: &Tape,
 ) -> Delivered {
-    let recorder = shared.stats.recording();
+    let recorder = shared.live.recording();
     let trial = versions.trial.as_deref();
     if let Some((trial, percent)) = trial.and_then(|t| t.canary().map(|c| (t, c.percent))) {
         return canary(shared, versions, trial, percent, events, tape, recorder).await;

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::rate::TokenBucket;
 use super::shared::{Shared, Versions, STORE_ERROR_PAUSE};
-use super::{Clock, DeliveryStats};
+use super::{Clock, LiveDestination};
 use crate::config::DestinationConfig;
 use crate::imports::http::Egress;
 use crate::imports::resolve::Lookup;
@@ -55,7 +55,7 @@ impl Worker {
         plugin: Arc<PluginSlot>,
         store: Arc<dyn Store>,
         lookup: Arc<dyn Lookup>,
-        stats: Arc<DeliveryStats>,
+        live: Arc<LiveDestination>,
         clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
     ) -> Worker {
@@ -66,7 +66,7 @@ impl Worker {
             limits: dest.limits,
             egress: Egress::live(name, &dest.allowed_hosts, lookup, dest.limits.timeout)
                 .rerouted(&dest.vendor_origins),
-            counters: stats.sandbox.clone(),
+            counters: live.stats.sandbox.clone(),
             observers: Default::default(),
             clock: None,
             secrets: dest.secrets.clone(),
@@ -82,7 +82,7 @@ impl Worker {
                 dest,
                 store,
                 ctx,
-                stats,
+                live,
                 bucket,
                 clock,
                 shutdown,
@@ -100,7 +100,8 @@ impl Worker {
             while self.flights.try_join_next().is_some() {}
             // What routing kept from it, into its history (for the funnel).
             let s = &self.shared;
-            s.stats
+            s.live
+                .stats
                 .history
                 .fold_unrouted(s.clock.wall_ms(), s.store.filtered(&name));
             let probing = match self.wait_while_paused(&mut shutdown).await {
@@ -118,7 +119,7 @@ impl Worker {
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
             };
-            let Some(chain) = super::transform::versions(&self.shared.stats.chain) else {
+            let Some(chain) = super::transform::versions(&self.shared.live.chain) else {
                 // One of its transformations has not loaded: likewise.
                 pause(&mut shutdown, STORE_ERROR_PAUSE).await;
                 continue;
@@ -136,7 +137,7 @@ impl Worker {
             }
             if self
                 .shared
-                .stats
+                .live
                 .breaker
                 .lock()
                 .expect("breaker lock")
@@ -146,7 +147,7 @@ impl Worker {
                 continue;
             }
             self.shared
-                .stats
+                .live
                 .limiter
                 .lock()
                 .expect("limiter lock")
@@ -155,6 +156,7 @@ impl Worker {
                 self.linger(&mut jobs, params, &mut shutdown).await;
             }
             self.shared
+                .live
                 .stats
                 .in_flight
                 .fetch_add(jobs.len() as u64, Relaxed);
@@ -176,14 +178,14 @@ impl Worker {
     /// is open, wait until nothing is in flight and a probe interval has passed.
     /// `Some(probing)` goes on; `None` starts the turn again.
     async fn wait_while_paused(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<bool> {
-        let stats = self.shared.stats.clone();
+        let live = self.shared.live.clone();
         let (operator_paused, probing, probe_wait) = {
-            let b = stats.breaker.lock().expect("breaker lock");
+            let b = live.breaker.lock().expect("breaker lock");
             (b.operator_paused(), b.is_paused(), b.probe_interval())
         };
         if operator_paused {
             tokio::select! {
-                _ = stats.control.notified() => {}
+                _ = live.control.notified() => {}
                 _ = self.flights.join_next(), if !self.flights.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
@@ -200,7 +202,7 @@ impl Worker {
             }
             return None;
         }
-        if stats
+        if live
             .probe_now
             .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
@@ -208,20 +210,20 @@ impl Worker {
         }
         tokio::select! {
             _ = tokio::time::sleep(probe_wait) => Some(true),
-            _ = stats.control.notified() => None,
+            _ = live.control.notified() => None,
             _ = shutdown.changed() => None,
         }
     }
 
     /// Step 2: wait while the concurrency limit is reached.
     async fn wait_for_room(&mut self, shutdown: &mut watch::Receiver<bool>) -> Step {
-        let stats = self.shared.stats.clone();
-        if stats.limiter.lock().expect("limiter lock").has_room() {
+        let live = self.shared.live.clone();
+        if live.limiter.lock().expect("limiter lock").has_room() {
             return Step::Go;
         }
         tokio::select! {
             _ = self.flights.join_next(), if !self.flights.is_empty() => {}
-            _ = stats.control.notified() => {}
+            _ = live.control.notified() => {}
             _ = shutdown.changed() => {}
         }
         Step::Again
@@ -279,7 +281,7 @@ impl Worker {
         };
         tokio::select! {
             _ = wake.notified() => {}
-            _ = s.stats.control.notified() => {}
+            _ = s.live.control.notified() => {}
             _ = self.flights.join_next(), if !self.flights.is_empty() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
@@ -343,7 +345,7 @@ impl Worker {
         };
         let wait = {
             let mut b = bucket.lock().expect("bucket lock");
-            b.share(self.shared.stats.hosts.load(Relaxed));
+            b.share(self.shared.live.hosts.load(Relaxed));
             b.take(n, self.shared.clock.now())
         };
         if !wait.is_zero() {

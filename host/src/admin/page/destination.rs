@@ -136,11 +136,11 @@ pub(super) async fn page(
     let queue = *d.last_queue.lock().expect("last queue lock");
     let funnel = crate::admin::funnel::of_destination(&state, &d, window, &queue);
     let failed_only = q.failed.unwrap_or(false);
-    let mut attempts = d.stats.attempts.newest(failed_only);
+    let mut attempts = d.live.stats.attempts.newest(failed_only);
     attempts.truncate(ATTEMPTS_SHOWN);
     let (v, detail) = violations(&row.violations);
     let moves = d
-        .stats
+        .live
         .limiter
         .lock()
         .expect("limiter lock")
@@ -180,7 +180,7 @@ pub(super) async fn page(
         h2 { "Delivery funnel" }
         section #funnel-section { (funnel::steps(&funnel.steps, window, &destination_path(&name))) }
         h2 { "Last hour" }
-        section { (chart::per_minute(&d.stats.history.last_hour(now_ms()))) }
+        section { (chart::per_minute(&d.live.stats.history.last_hour(now_ms()))) }
         @if row.concurrency.mode == "adaptive" {
             h2 { "Concurrency" }
             section { (chart::limit_steps(&moves, row.concurrency.limit, row.concurrency.max)) }
@@ -250,7 +250,7 @@ async fn static_part(
     html! {
         h2 { "Operate" }
         section #operate {
-            @if d.stats.operator_paused() {
+            @if d.live.operator_paused() {
                 p { "Paused by an operator." }
                 (button(s, &act("resume"), "Resume", &[], false))
             } @else {
@@ -291,13 +291,13 @@ async fn static_part(
             @if swaps.is_empty() { p.muted { "No swap since the host started." } }
             (super::trial::section(slot))
         }
-        @if !d.stats.chain.is_empty() {
+        @if !d.live.chain.is_empty() {
             h2 { "Transformations" }
             section #transforms {
                 table {
                     thead { tr { th { "Order" } th { "Name" } th { "Plugin" } th { "Version" } th { "sha256" } th { "Filtered" } th { "Violations" } } }
                     tbody {
-                        @for (i, l) in d.stats.chain.iter().enumerate() {
+                        @for (i, l) in d.live.chain.iter().enumerate() {
                             @let v = l.stats.sandbox.violations();
                             tr {
                                 td { (i + 1) } td { (l.config.name) } td { (l.config.plugin) }
@@ -407,7 +407,7 @@ pub(super) async fn attempt(
     let back = destination_path(&name);
     let found = find(&state, &name)
         .ok()
-        .and_then(|d| id.parse().ok().and_then(|id| d.stats.attempts.get(id)));
+        .and_then(|d| id.parse().ok().and_then(|id| d.live.stats.attempts.get(id)));
     let Some(a) = found else {
         return refused(
             StatusCode::NOT_FOUND,
