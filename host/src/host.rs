@@ -74,7 +74,7 @@ impl Host {
             commits: store.commits().metrics.clone(),
             ..Default::default()
         };
-        let metrics = Arc::new(observe::metrics::Metrics::new(instruments.clone()));
+        let metrics = Arc::new(admin::scrape::Metrics::new(instruments.clone()));
 
         // Destinations an operator paused stay paused across a restart.
         let paused = store

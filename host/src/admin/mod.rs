@@ -22,7 +22,7 @@
 //!
 //! `T` is RFC 3339 (`2026-11-26T12:00:00Z`) or milliseconds since the epoch.
 //! Every answer is a typed struct of [`answers`]; dead letters are
-//! [`DeadLetterView`]s.
+//! [`DeadLetterView`](crate::store::view::DeadLetterView)s.
 
 pub mod answers;
 mod auth;
@@ -35,6 +35,8 @@ pub mod links;
 pub mod page;
 mod plugins;
 pub mod probes;
+pub mod ready;
+pub mod scrape;
 mod sources;
 pub mod token;
 mod trials;
@@ -91,7 +93,7 @@ pub struct AdminState {
     /// The newest events per source.
     pub recent: Arc<crate::ingest::recent::Recent>,
     /// This host's metrics registry (`/metrics`).
-    pub metrics: Arc<crate::observe::metrics::Metrics>,
+    pub metrics: Arc<scrape::Metrics>,
     /// Browsers logged in to the status page.
     pub sessions: Arc<page::session::Sessions>,
     /// The `Host` check, body bounds and login pace of these routes.

@@ -1,5 +1,5 @@
 //! Probes and metrics: `GET /healthz` (liveness, open), `GET /readyz`
-//! (readiness, open; see [`crate::observe::ready`]) and `GET /metrics`
+//! (readiness, open; see [`super::ready`]) and `GET /metrics`
 //! (Prometheus; with the admin token on the main listener, open on
 //! `[server] metrics_listen`, which is meant for a private network).
 
@@ -14,9 +14,9 @@ use axum::routing::get;
 use axum::Json;
 
 use super::answers::Healthz;
+use super::ready;
+use super::scrape::{DestinationSample, HostSample, CONTENT_TYPE};
 use super::AdminState;
-use crate::observe::metrics::{DestinationSample, HostSample, CONTENT_TYPE};
-use crate::observe::ready;
 
 /// Longest wait for the store's queue figures during a scrape; the last ones
 /// it gave are shown when it does not answer in time.
@@ -154,7 +154,7 @@ async fn sample(state: &AdminState) -> HostSample {
             transforms: s
                 .chain
                 .iter()
-                .map(|l| crate::observe::metrics::TransformSample {
+                .map(|l| super::scrape::TransformSample {
                     name: l.config.name.clone(),
                     filtered: l.stats.filtered.load(Relaxed),
                     violations: l.stats.sandbox.violations(),

@@ -424,7 +424,7 @@ impl Dispatcher {
     }
 
     /// Stop `name`'s worker: it claims nothing more, and returns once its
-    /// batches in flight have settled. Its counters stay in [`Dispatcher::stats`]
+    /// batches in flight have settled. Its live state and counters stay in [`Dispatcher::live`]
     /// until [`Dispatcher::forget`].
     pub async fn stop(&mut self, name: &str) {
         if let Some(w) = self.workers.remove(name) {

@@ -1,13 +1,14 @@
-//! What operators see of a running host besides the admin API: Prometheus
-//! metrics ([`metrics`]), readiness ([`ready`]), the delivery debugger's
-//! newest attempts ([`attempts`]) and the last hour per minute ([`history`]).
+//! What the stages record as events pass, for operators to read: the
+//! Prometheus instruments ([`metrics`]), the delivery debugger's newest
+//! attempts ([`attempts`]) and the last 24 hours per minute ([`history`]).
 //!
-//! Where it sits: beside the flow. Ingest, the store and each destination's
-//! batches in flight update [`metrics::Instruments`]; the rest is read when
-//! scraped. The routes are in `admin/probes.rs`.
+//! Where it sits: at the bottom, beside the flow. Ingest, the store and each
+//! destination's batches in flight update these; nothing here reads the
+//! stages. The admin side reads them and serves them: `/metrics` (with what
+//! is sampled at scrape time) in `admin/scrape.rs`, readiness in
+//! `admin/ready.rs`.
 
 pub mod attempts;
 pub mod history;
 pub mod human;
 pub mod metrics;
-pub mod ready;
