@@ -32,8 +32,10 @@
 //!   canary), and recordings of real deliveries for `switchyard replay`.
 //! - [`reload`]: a changed config file applied to the running host (destinations
 //!   added, changed and retired).
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
-//! - [`observe`]: the metrics registry and the readiness checks behind them.
+//! - [`admin`]: `/healthz`, `/readyz` (its checks), `/metrics` (the registry and
+//!   what is sampled at scrape time) and `/admin/*`.
+//! - [`observe`]: what the stages record as events pass (instruments, the
+//!   debugger's attempts, per-minute history); a leaf that reads no stage.
 //! - [`cli`]: the `switchyard` subcommands.
 //! - [`host`]: the host's parts built once from the config ([`host::Host`]),
 //!   and [`host::app`], the router that serves them.
