@@ -41,7 +41,7 @@ pub(crate) mod crypto {
     use hmac::Mac as _;
 
     use super::SECRETS;
-    use crate::crypto::Key;
+    use crate::bindings::switchyard::destination::crypto::Key;
 
     pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
         use sha2::Digest as _;

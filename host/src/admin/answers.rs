@@ -6,7 +6,8 @@ use serde::Serialize;
 use crate::dispatch::concurrency::LimitReport;
 
 use crate::dispatch::health::Health;
-use crate::plugins::{PluginSlot, Version};
+use crate::plugins::PluginSlot;
+use crate::runtime::Version;
 use crate::runtime::Violations;
 
 /// `GET /healthz`.

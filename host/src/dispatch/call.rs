@@ -5,7 +5,7 @@
 //! the serving version, a shadow or a canary through [`call`].
 
 use super::shared::Shared;
-use crate::plugins::Version;
+use crate::runtime::Version;
 use crate::runtime::{CallContext, CallError, Event, Outcome};
 
 /// Run `deliver` of `version` in a fresh instance with `ctx` (its tape and

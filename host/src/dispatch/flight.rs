@@ -236,7 +236,7 @@ async fn call_destination(
 #[allow(clippy::too_many_arguments)]
 fn keep_attempt(
     shared: &Shared,
-    version: &crate::plugins::Version,
+    version: &crate::runtime::Version,
     at: chrono::DateTime<chrono::Utc>,
     rtt: Duration,
     jobs: &[Job],

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use super::rate::TokenBucket;
 use super::{Clock, LiveDestination};
 use crate::config::DestinationConfig;
-use crate::plugins::Version;
 use crate::runtime::CallContext;
+use crate::runtime::Version;
 use crate::store::Store;
 
 /// Pause after a store error.

@@ -25,7 +25,8 @@ use crate::imports::http::Egress;
 use crate::imports::resolve::Lookup;
 use crate::ingest::normalize::MAX_EVENT_BYTES;
 use crate::observe::attempts::Tape;
-use crate::plugins::{PluginSlot, Version};
+use crate::plugins::PluginSlot;
+use crate::runtime::Version;
 use crate::runtime::{CallContext, CallError, Event, Outcome, SandboxCounters, Verdict};
 
 /// What one transformation did for one destination (admin API, `/metrics`).

@@ -93,7 +93,7 @@ fn context(shared: &Shared, tape: &Tape, capture: Option<Capture>) -> CallContex
 }
 
 /// What a recorded call of `version` ran with.
-fn about(shared: &Shared, version: &crate::plugins::Version) -> About {
+fn about(shared: &Shared, version: &crate::runtime::Version) -> About {
     About {
         settings: shared.redactor.settings(&shared.dest.settings),
         plugin_sha256: version.plugin.sha256.clone(),

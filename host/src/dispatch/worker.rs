@@ -26,8 +26,9 @@ use super::{Clock, LiveDestination};
 use crate::config::DestinationConfig;
 use crate::imports::http::Egress;
 use crate::imports::resolve::Lookup;
-use crate::plugins::{PluginSlot, Version};
+use crate::plugins::PluginSlot;
 use crate::runtime::CallContext;
+use crate::runtime::Version;
 use crate::store::{Claim, Job, Settle, Store};
 
 /// Longest idle wait before the worker looks at the store again anyway.

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
+pub use super::exchange::{Error, Request, Response};
 use super::resolve::{refusal_in, CheckedResolver, Lookup, ResolveError};
 use super::secrets::Sealed;
 pub use crate::allowlist::Allowlist;
@@ -28,47 +29,6 @@ use crate::allowlist::Matched;
 
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
-
-/// A request from a guest (the WIT `http.request`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// HTTP method, e.g. `POST`.
-    pub method: String,
-    /// Absolute URL.
-    pub url: String,
-    /// Header names and values, in order.
-    pub headers: Vec<(String, String)>,
-    /// Body (may be empty).
-    pub body: Vec<u8>,
-}
-
-/// The answer to a guest, whatever its status (the WIT `http.response`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// HTTP status code.
-    pub status: u16,
-    /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
-    /// Body, at most the size cap.
-    pub body: Vec<u8>,
-}
-
-/// Why no response could be obtained (the WIT `http.error`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// Outside the allowlist, or a request the destination built wrong.
-    #[error("denied: {0}")]
-    Denied(String),
-    /// The request did not finish in time.
-    #[error("timed out")]
-    Timeout,
-    /// Connecting or talking to the server failed.
-    #[error("connection failed: {0}")]
-    Connection(String),
-    /// The response body exceeded the cap.
-    #[error("response too large")]
-    TooLarge,
-}
 
 /// The allowlist check of one hop (every redirect hop too). Whether the name
 /// may resolve to addresses that are not public is checked by the destination's

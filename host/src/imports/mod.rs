@@ -8,6 +8,7 @@
 //! Nothing here depends on the runtime or on wasmtime's generated types.
 
 pub mod crypto;
+pub mod exchange;
 pub mod http;
 pub mod log;
 pub mod oauth;

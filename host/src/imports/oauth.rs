@@ -22,39 +22,16 @@
 //! answered from it without reaching the vendor: one refresh per expiry, not
 //! one per batch.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::http::Response;
-use super::secrets::{Opened, Sealed, Secret, Secrets};
+use super::exchange::Response;
+use super::secrets::{Opened, Refresh, Sealed, Secret, Secrets};
 
 /// How long after a refresh another refresh request is answered from it.
 pub const RECENT: Duration = Duration::from_secs(60);
 
-/// How a refreshed secret is refreshed, and when it last was.
-pub struct Refresh {
-    /// The secret whose presence marks a request as a refresh (the refresh token).
-    pub(super) by: String,
-    /// Where its values are kept across restarts (set once, from the config).
-    dir: OnceLock<PathBuf>,
-    /// When it was last refreshed.
-    last: Mutex<Option<Instant>>,
-    /// One refresh at a time.
-    pub(super) gate: tokio::sync::Mutex<()>,
-}
-
 impl Refresh {
-    /// Refreshed by requests that carry secret `by`.
-    pub fn new(by: String) -> Refresh {
-        Refresh {
-            by,
-            dir: OnceLock::new(),
-            last: Mutex::new(None),
-            gate: tokio::sync::Mutex::new(()),
-        }
-    }
-
     fn recent(&self) -> bool {
         let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
         last.is_some_and(|at| at.elapsed() < RECENT)
@@ -176,6 +153,7 @@ fn keep(secret: &Secret, refresh: &Refresh, value: &str) {
 mod tests {
     use super::*;
     use crate::allowlist::Allowlist;
+    use crate::imports::exchange::Request;
 
     fn secrets() -> Secrets {
         let hosts = Allowlist::parse(&["https://auth.example".to_string()]).unwrap();
@@ -193,7 +171,7 @@ mod tests {
     fn refresh_request(sealed: &Sealed) -> Opened {
         let token = sealed.seal_settings("${secret:refresh_token}");
         sealed
-            .open(super::super::http::Request {
+            .open(Request {
                 method: "POST".into(),
                 url: "https://auth.example/token".into(),
                 headers: vec![(

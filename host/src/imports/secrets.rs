@@ -25,13 +25,15 @@
 //!   carried that other secret ([`super::oauth`]): the guest runs the vendor's
 //!   own refresh code and reads only its token.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
 use base64::Engine as _;
 
-use super::http::{Error, Request, Response};
+use super::exchange::{Error, Request, Response};
 use crate::allowlist::Allowlist;
 
 /// How settings name a secret: `${secret:NAME}`.
@@ -51,7 +53,32 @@ pub struct Secret {
     /// Where a request carrying it may go.
     hosts: Allowlist,
     /// For an OAuth2 access token: how it is refreshed.
-    pub(super) refresh: Option<super::oauth::Refresh>,
+    pub(super) refresh: Option<Refresh>,
+}
+
+/// How a refreshed secret is refreshed, and when it last was (the refresh
+/// itself is [`super::oauth`]'s).
+pub struct Refresh {
+    /// The secret whose presence marks a request as a refresh (the refresh token).
+    pub(super) by: String,
+    /// Where its values are kept across restarts (set once, from the config).
+    pub(super) dir: OnceLock<PathBuf>,
+    /// When it was last refreshed.
+    pub(super) last: Mutex<Option<Instant>>,
+    /// One refresh at a time.
+    pub(super) gate: tokio::sync::Mutex<()>,
+}
+
+impl Refresh {
+    /// Refreshed by requests that carry secret `by`.
+    pub fn new(by: String) -> Refresh {
+        Refresh {
+            by,
+            dir: OnceLock::new(),
+            last: Mutex::new(None),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl Secret {
@@ -69,7 +96,7 @@ impl Secret {
     /// carried secret `by` (`value` may be empty until then).
     pub fn refreshed(name: String, value: String, hosts: Allowlist, by: String) -> Secret {
         Secret {
-            refresh: Some(super::oauth::Refresh::new(by)),
+            refresh: Some(Refresh::new(by)),
             ..Secret::new(name, value, hosts)
         }
     }

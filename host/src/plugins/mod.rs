@@ -19,7 +19,6 @@ mod trials;
 
 pub use self::checks::{check_settings, check_transform_settings};
 pub use self::slot::{PluginSlot, Swap, SWAPS_KEPT};
-pub mod version;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -27,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{DestinationConfig, TransformConfig};
-use crate::runtime::{CallError, Kind, Runtime};
+use crate::runtime::{CallError, Kind, Runtime, Version};
 
 /// Why a plugin version could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +98,6 @@ pub enum PluginError {
         source: std::io::Error,
     },
 }
-
-pub use self::version::Version;
 
 /// All plugins in use, by name.
 #[derive(Debug)]

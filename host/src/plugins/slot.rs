@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use super::version::Version;
 use crate::runtime::Kind;
+use crate::runtime::Version;
 
 /// The serving version of one plugin, and its history.
 #[derive(Debug)]

@@ -10,8 +10,9 @@
 
 use std::sync::Arc;
 
-use super::{error_text, write_plugin, Catalog, PluginError, PluginSlot, Version};
+use super::{error_text, write_plugin, Catalog, PluginError, PluginSlot};
 use crate::runtime::Kind;
+use crate::runtime::Version;
 use crate::trial::{Ended, Ending, Stage, Trial, TrialReport, Verdict};
 
 impl PluginSlot {

@@ -35,6 +35,7 @@ pub mod observer;
 mod plugin;
 mod stdio;
 mod transform;
+mod version;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -44,6 +45,7 @@ pub use engine::{user_cache_dir, Runtime, EPOCH_TICK};
 pub use observer::{ExchangeObserver, Observers, Sending};
 pub use plugin::{CallContext, Event, Kind, Metadata, Outcome, Plugin};
 pub use transform::Verdict;
+pub use version::Version;
 
 /// Sandbox violations of one destination, counted by the runtime.
 #[derive(Debug, Default)]

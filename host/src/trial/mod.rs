@@ -33,7 +33,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::imports::http::Response;
-use crate::plugins::version::Version;
+use crate::runtime::Version;
 use compare::Difference;
 
 /// Differences kept per trial (the newest).
