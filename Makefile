@@ -100,8 +100,8 @@ test: destinations test-guests nats-server sdks catalog-test-entries
 	$(CARGO) test --no-fail-fast -p switchyard-destination-kit $(addprefix -p switchyard-,$(DESTINATIONS)) \
 	  -p switchyard-transform-kit $(addprefix -p switchyard-,$(TRANSFORMS))
 	$(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e
-	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store =="
-	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload --test transforms --test trial
+	@echo "== the delivery, ingest and hot-load suites again, on the NATS JetStream store (with -p switchyard, so the features match the pass above and nothing is compiled again) =="
+	SWITCHYARD_TEST_STORE=nats $(CARGO) test --no-fail-fast -p switchyard -p switchyard-e2e --test delivery --test concurrency --test ingest --test hotload --test transforms --test trial
 
 ## The bundled destinations' golden recordings, recorded again against a loopback
 ## receiver (do it when a change to what a destination sends is meant).
