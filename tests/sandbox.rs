@@ -348,3 +348,210 @@ async fn repeated_violations_degrade_then_pause_the_destination() {
         "{row}"
     );
 }
+
+/// A destination of the misbehave guest's `warm` mode posting to `rx` at
+/// `/name`, one event per batch and one batch at a time, so that each batch
+/// meets the instance the one before it left.
+fn warm(name: &str, rx: &Receiver, settings: &str, more: &str) -> String {
+    format!(
+        r#"
+[[destinations]]
+name = "{name}"
+plugin = "misbehave"
+allowed_hosts = ["{origin}"]
+settings = {{ mode = "warm", url = "{url}"{settings} }}
+concurrency = 1
+batch = {{ max_events = 1, max_bytes = 512000, linger_ms = 0 }}
+retry = {{ initial_ms = 20, max_ms = 100, window = "1m" }}
+limits = {{ memory_mb = 16, timeout_ms = 2000 }}
+{more}
+"#,
+        origin = rx.origin(),
+        url = rx.url(&format!("/{name}")),
+    )
+}
+
+/// What the `warm` mode posted to `/name`, in order of arrival.
+fn posts(rx: &Receiver, name: &str) -> Vec<(Value, String)> {
+    let mut got: Vec<_> = rx
+        .received()
+        .into_iter()
+        .filter(|r| r.uri == format!("/{name}"))
+        .collect();
+    got.sort_by_key(|r| r.at);
+    got.into_iter()
+        .map(|r| {
+            let auth = r
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (serde_json::from_slice(&r.body).unwrap(), auth)
+        })
+        .collect()
+}
+
+/// Send `n` tracks of user `user`, with `properties`, one request.
+async fn tracks(host: &TestHost, user: &str, n: usize, properties: Value) {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "type": "track", "event": "E", "userId": user,
+                "messageId": format!("{user}-{i}"), "properties": properties,
+            })
+        })
+        .collect();
+    let sent = host
+        .send("batch", &serde_json::json!({ "batch": batch }))
+        .await;
+    assert_eq!(sent.status(), 200);
+}
+
+#[tokio::test]
+async fn a_warm_instance_keeps_its_own_state_and_never_another_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let config = format!(
+        "{}{}",
+        warm("warm-a", &rx, r#", tag = "a""#, ""),
+        warm("warm-b", &rx, r#", tag = "b""#, "")
+    );
+    let host = TestHost::start(dir.path(), &config).await;
+    tracks(&host, "u", 8, Value::Null).await;
+    eventually(Duration::from_secs(20), "8 batches each", || {
+        (posts(&rx, "warm-a").len() >= 8 && posts(&rx, "warm-b").len() >= 8).then_some(())
+    })
+    .await;
+    for (name, tag) in [("warm-a", "a"), ("warm-b", "b")] {
+        let got = posts(&rx, name);
+        for (body, _) in &got {
+            assert_eq!(body["tag"], tag, "{body}");
+            assert_eq!(
+                body["first_tag"], tag,
+                "an instance only ever served {name}: {body}"
+            );
+        }
+        let calls: Vec<u64> = got
+            .iter()
+            .map(|(b, _)| b["calls"].as_u64().unwrap())
+            .collect();
+        assert!(
+            calls.iter().any(|&c| c > 1),
+            "{name}'s batches met the instance the batch before left: {calls:?}"
+        );
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_trap_discards_the_warm_instance_and_the_next_batch_gets_a_clean_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(dir.path(), &warm("warm-trap", &rx, "", "")).await;
+    tracks(&host, "ok", 3, Value::Null).await;
+    eventually(Duration::from_secs(20), "3 batches", || {
+        (posts(&rx, "warm-trap").len() >= 3).then_some(())
+    })
+    .await;
+    tracks(&host, "boom", 1, serde_json::json!({ "trap": true })).await;
+    eventually(Duration::from_secs(20), "the trapping batch, twice", || {
+        (posts(&rx, "warm-trap").len() >= 5).then_some(())
+    })
+    .await;
+    let calls: Vec<u64> = posts(&rx, "warm-trap")
+        .iter()
+        .map(|(b, _)| b["calls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        &calls[..5],
+        &[1, 2, 3, 4, 1],
+        "the trap's instance served its 4th batch, and its retry got a fresh one"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let row = host.admin().destination("warm-trap").await;
+        if row["violations"]["traps"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "two traps: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_guest_that_leaks_is_recycled_before_its_memory_cap_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // 1 MiB more per batch against a cap of 16 MiB: 30 batches would need 30.
+    let host = TestHost::start(dir.path(), &warm("warm-leak", &rx, ", leak_kb = 1024", "")).await;
+    tracks(&host, "u", 30, Value::Null).await;
+    eventually(Duration::from_secs(30), "30 batches", || {
+        (posts(&rx, "warm-leak").len() >= 30).then_some(())
+    })
+    .await;
+    let calls: Vec<u64> = posts(&rx, "warm-leak")
+        .iter()
+        .map(|(b, _)| b["calls"].as_u64().unwrap())
+        .collect();
+    // Kept while it grew (about 1 MiB of its own, then 1 MiB a batch), and
+    // replaced once past three quarters of the cap, again and again.
+    assert!(
+        calls.iter().any(|&c| c >= 8)
+            && calls.iter().all(|&c| c < 16)
+            && calls.iter().filter(|&&c| c == 1).count() >= 2,
+        "kept, then replaced before the cap, and again: {calls:?}"
+    );
+    eprintln!("warm-leak calls: {calls:?}");
+    let row = host.admin().destination("warm-leak").await;
+    assert_eq!(row["delivered"], 30, "{row}");
+    assert_eq!(
+        row["violations"]["traps"], 0,
+        "never trapped on the cap: {row}"
+    );
+    assert_eq!(row["dead_letters"], 0, "{row}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_token_kept_from_an_earlier_batch_is_useless() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let value = "warm-secret-value-0123456789";
+    let file = dir.path().join("k.txt");
+    std::fs::write(&file, value).unwrap();
+    let secrets = format!(
+        r#"secrets = {{ k = {{ from = "file:{}", hosts = ["{}"] }} }}"#,
+        file.display(),
+        rx.origin()
+    );
+    let config = warm("warm-token", &rx, r#", secret = "${secret:k}""#, &secrets);
+    let host = TestHost::start(dir.path(), &config).await;
+    tracks(&host, "u", 3, Value::Null).await;
+    eventually(Duration::from_secs(20), "3 batches", || {
+        (posts(&rx, "warm-token").len() >= 3).then_some(())
+    })
+    .await;
+    let got = posts(&rx, "warm-token");
+    assert_eq!(got[0].0["calls"], 1);
+    assert_eq!(
+        got[0].1,
+        format!("Bearer {value}"),
+        "the first call's own token works"
+    );
+    for (body, auth) in &got[1..] {
+        assert!(
+            body["calls"].as_u64() > Some(1),
+            "the same instance: {body}"
+        );
+        assert!(
+            !auth.contains(value) && auth.starts_with("Bearer sy-secret-k-"),
+            "a token of an earlier call resolves to nothing: {auth}"
+        );
+    }
+    host.stop().await;
+}

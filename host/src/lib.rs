@@ -9,7 +9,7 @@
 //!                      dispatch (one worker per destination: batch, retry, dead letters)
 //!                                   │
 //!                                   v
-//!                      runtime (wasmtime: fresh instance per batch, limits)
+//!                      runtime (wasmtime: an instance per batch, kept warm, limits)
 //!                                   │
 //!                                   v
 //!                      imports::http (allowlist) ─> vendor API

@@ -171,6 +171,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Value> {
             observers: Default::default(),
             clock: None,
             secrets: Default::default(),
+            warm: true,
         };
         let settings = r#"{"mode":"identity"}"#;
         let t = Instant::now();

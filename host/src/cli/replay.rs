@@ -94,6 +94,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             },
             clock: (!delivery.clock.is_empty()).then(|| delivery.clock.clone().into()),
             secrets: Default::default(),
+            warm: false,
         };
         let outcomes: Vec<OutcomeRecord> = match plugin.deliver(&ctx, &settings, &events).await {
             Ok(o) => o.iter().map(|o| Redactor::default().outcome(o)).collect(),

@@ -72,6 +72,7 @@ impl Link {
             observers: Default::default(),
             clock: None,
             secrets: Default::default(),
+            warm: true,
         };
         Link {
             settings: config.settings.to_string(),

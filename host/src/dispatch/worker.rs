@@ -71,6 +71,7 @@ impl Worker {
             observers: Default::default(),
             clock: None,
             secrets: dest.secrets.clone(),
+            warm: true,
         };
         let bucket = dest
             .rate

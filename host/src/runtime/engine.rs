@@ -54,6 +54,8 @@ struct RuntimeInner {
     slots: Arc<tokio::sync::Semaphore>,
     /// How many slots the pool has.
     instances: u32,
+    /// Instances kept between batches, each holding its slot ([`super::warm`]).
+    idle: super::warm::Idle,
 }
 
 impl Drop for RuntimeInner {
@@ -146,6 +148,7 @@ impl Runtime {
                 stop_ticker,
                 slots: Arc::new(tokio::sync::Semaphore::new(n)),
                 instances,
+                idle: Default::default(),
             }),
         })
     }
@@ -156,13 +159,38 @@ impl Runtime {
     }
 
     /// Wait for a free instance slot; it is given back when the permit drops.
+    /// While none is free, the warm instance unused the longest gives its slot
+    /// up first; only when none is idle does the call wait.
     pub(super) async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        loop {
+            match self.inner.slots.clone().try_acquire_owned() {
+                Ok(permit) => return permit,
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    unreachable!("the slot semaphore is never closed")
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    if !self.inner.idle.evict_oldest() {
+                        break;
+                    }
+                }
+            }
+        }
         self.inner
             .slots
             .clone()
             .acquire_owned()
             .await
             .expect("the slot semaphore is never closed")
+    }
+
+    /// The instances kept warm between batches.
+    pub(super) fn idle(&self) -> &super::warm::Idle {
+        &self.inner.idle
+    }
+
+    /// How many instances are kept warm now (each holds a slot).
+    pub fn warm_instances(&self) -> usize {
+        self.inner.idle.len()
     }
 
     /// The engine.

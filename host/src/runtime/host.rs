@@ -85,6 +85,19 @@ impl HostState {
         }
     }
 
+    /// Bind a kept instance's state to the next call of `ctx`'s destination:
+    /// its egress, log, counters and recorders, and a new view of the secrets
+    /// (a new nonce: the tokens of the last call resolve to nothing). The
+    /// guest's memory, and the memory cap it was made with, stay.
+    pub(super) fn rebind(&mut self, ctx: &CallContext) {
+        self.egress = ctx.egress.clone();
+        self.log = GuestLog::new(ctx.destination.clone(), ctx.transform.clone());
+        self.counters = ctx.counters.clone();
+        self.observers = ctx.observers.clone();
+        self.sealed = (!ctx.secrets.is_empty()).then(|| Sealed::new(ctx.secrets.clone()));
+        self.filtered.clear();
+    }
+
     /// The settings as this call's guest reads them: each `${secret:NAME}` an opaque token.
     pub(super) fn seal_settings<'a>(&self, settings: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.sealed {
@@ -111,8 +124,8 @@ impl HostState {
     /// After a call: captured stdout and stderr become log lines, and the log
     /// cap and the memory peak are counted.
     pub(super) fn flush(&mut self) {
-        let out = self.stdout.contents();
-        let err = self.stderr.contents();
+        let out = self.stdout.take();
+        let err = self.stderr.take();
         self.log.write_stream("stdout", &out);
         self.log.write_stream("stderr", &err);
         self.counters

@@ -36,6 +36,7 @@ mod plugin;
 mod stdio;
 mod transform;
 mod version;
+mod warm;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;

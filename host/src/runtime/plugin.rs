@@ -11,9 +11,10 @@ use wasmtime::Store;
 
 use super::bindings::switchyard::destination::types::{EventType, Failure};
 use super::bindings::transform::TransformPre;
-use super::bindings::{Destination, DestinationPre};
+use super::bindings::DestinationPre;
 use super::host::HostState;
 use super::limits::clip;
+use super::warm::{Instance, Key, Warm, MAX_CALLS, RECYCLE_AT};
 use super::{CallError, Runtime};
 use crate::config::Limits;
 use crate::imports::http::Egress;
@@ -75,6 +76,9 @@ pub struct CallContext {
     /// The destination's secrets (none for a transformation): each call seals
     /// them under a nonce of its own (`imports/secrets.rs`).
     pub secrets: crate::imports::secrets::Secrets,
+    /// Whether the call may run in the instance its destination's last batch
+    /// left warm (`runtime/warm.rs`); `false`: always a fresh instance.
+    pub warm: bool,
 }
 
 impl CallContext {
@@ -90,6 +94,7 @@ impl CallContext {
             observers: Default::default(),
             clock: None,
             secrets: Default::default(),
+            warm: true,
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Plugin {
     pub from_cache: bool,
     /// Type-checked against its world and linked; instantiating is cheap.
     pub(super) pre: Pre,
+    /// Unique to this load: warm instances of one version never serve another.
+    id: u64,
     /// The runtime that compiled it.
     runtime: Runtime,
 }
@@ -183,6 +190,9 @@ impl From<EventType> for crate::event_type::EventType {
     }
 }
 
+/// The id of the next plugin loaded.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Runtime {
     /// Compile `bytes`, check them against the world, and read `describe`.
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, CallError> {
@@ -215,6 +225,7 @@ impl Runtime {
             },
             from_cache,
             pre,
+            id: NEXT_ID.fetch_add(1, Relaxed),
             runtime: self.clone(),
         };
         let ctx = CallContext::dry_run(name, Default::default());
@@ -252,34 +263,106 @@ impl Plugin {
         store
     }
 
-    /// Run `work` on a fresh store of this plugin: in an instance slot, within
-    /// the call's deadline, the guest's output flushed to its log after. A
-    /// deadline or a trap is counted and comes back as a [`CallError`]; the
-    /// store comes back too, for what the call left on it.
-    pub(super) async fn with_store<T>(
+    /// The warm instances `ctx`'s call may use, if any: not with a pinned or
+    /// recorded clock (a shadow, a replay), nor when `ctx` asks for a fresh
+    /// instance ([`super::warm`]).
+    fn warm_key(&self, ctx: &CallContext) -> Option<Key> {
+        (ctx.warm && ctx.clock.is_none() && !ctx.observers.keep_clock()).then(|| Key {
+            plugin: self.id,
+            destination: ctx.destination.clone(),
+            transform: ctx.transform.clone(),
+            memory: ctx.limits.memory_bytes,
+        })
+    }
+
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        Ok(match &self.pre {
+            Pre::Destination(pre) => Instance::Destination(pre.instantiate_async(store).await?),
+            Pre::Transform(pre) => Instance::Transform(pre.instantiate_async(store).await?),
+        })
+    }
+
+    /// Run `work` on an instance of this plugin for `ctx`: the warm one its
+    /// destination's last batch left, when `warm` and there is one, else a
+    /// fresh one in a free slot; within the call's deadline, the guest's
+    /// output flushed to its log after. A deadline or a trap is counted and
+    /// comes back as a [`CallError`], and the instance is dropped; after a
+    /// call that worked it is kept for the next batch unless it is due for
+    /// recycling. Also returns the events the guest settled as filtered.
+    pub(super) async fn with_instance<T>(
         &self,
         ctx: &CallContext,
-        work: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> (Result<T, CallError>, Store<HostState>) {
-        let _slot = self.runtime.slot().await;
-        let mut store = self.new_store(ctx);
-        let result = tokio::time::timeout(ctx.limits.timeout, work(&mut store)).await;
+        warm: bool,
+        work: impl AsyncFnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<T>,
+    ) -> (
+        Result<T, CallError>,
+        std::collections::HashMap<String, String>,
+    ) {
+        let key = warm.then(|| self.warm_key(ctx)).flatten();
+        let kept = key.as_ref().and_then(|k| self.runtime.idle().take(k));
+        let (mut store, instance, calls, slot) = match kept {
+            Some(mut w) => {
+                w.store.data_mut().rebind(ctx);
+                (w.store, Some(w.instance), w.calls, w.slot)
+            }
+            None => {
+                let slot = self.runtime.slot().await;
+                (self.new_store(ctx), None, 0, slot)
+            }
+        };
+        // The deadline counts from this call's start, for a kept instance too.
+        store.set_epoch_deadline(1);
+        let result = tokio::time::timeout(ctx.limits.timeout, async {
+            let instance = match instance {
+                Some(instance) => instance,
+                None => match self.instantiate(&mut store).await {
+                    // The slots count components, not the core instances or
+                    // memories inside them: when kept instances hold those,
+                    // they give them up, and the call starts again.
+                    Err(e)
+                        if e.is::<wasmtime::PoolConcurrencyLimitError>()
+                            && self.runtime.idle().len() > 0 =>
+                    {
+                        self.runtime.idle().clear();
+                        store = self.new_store(ctx);
+                        self.instantiate(&mut store).await?
+                    }
+                    other => other?,
+                },
+            };
+            let value = work(&mut store, &instance).await?;
+            Ok((value, instance))
+        })
+        .await;
         store.data_mut().flush();
-        (settle(result, ctx), store)
+        let filtered = std::mem::take(&mut store.data_mut().filtered);
+        match settle(result, ctx) {
+            Ok((value, instance)) => {
+                let calls = calls + 1;
+                let memory = store.data().limits.granted() as f64;
+                let fresh_enough =
+                    calls < MAX_CALLS && memory <= ctx.limits.memory_bytes as f64 * RECYCLE_AT;
+                if let (Some(key), true) = (key, fresh_enough) {
+                    let warm = Warm {
+                        store,
+                        instance,
+                        calls,
+                        slot,
+                    };
+                    self.runtime.idle().put(key, warm);
+                }
+                (Ok(value), filtered)
+            }
+            Err(e) => (Err(e), filtered),
+        }
     }
 
     /// Run `describe` in a fresh instance.
     pub async fn describe(&self, ctx: &CallContext) -> Result<Metadata, CallError> {
         let (meta, _) = self
-            .with_store(ctx, async |store| match &self.pre {
-                Pre::Destination(pre) => {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance.call_describe(store).await
-                }
-                Pre::Transform(pre) => {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance.call_describe(store).await
-                }
+            .with_instance(ctx, false, async |store, instance| match instance {
+                Instance::Destination(d) => d.call_describe(store).await,
+                Instance::Transform(t) => t.call_describe(store).await,
             })
             .await;
         let meta = meta?;
@@ -298,41 +381,37 @@ impl Plugin {
         settings: &str,
     ) -> Result<Result<(), String>, CallError> {
         let (verdict, _) = self
-            .with_store(ctx, async |store| {
+            .with_instance(ctx, false, async |store, instance| {
                 let settings = store.data().seal_settings(settings);
-                match &self.pre {
-                    Pre::Destination(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.call_check(store, &settings).await
-                    }
-                    Pre::Transform(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.call_check(store, &settings).await
-                    }
+                match instance {
+                    Instance::Destination(d) => d.call_check(store, &settings).await,
+                    Instance::Transform(t) => t.call_check(store, &settings).await,
                 }
             })
             .await;
         verdict
     }
 
-    /// Run `deliver` on a batch in a fresh instance: one outcome per event.
+    /// Run `deliver` on a batch, in the instance its destination's last batch
+    /// left warm or a fresh one: one outcome per event.
     pub async fn deliver(
         &self,
         ctx: &CallContext,
         settings: &str,
         events: &[Event],
     ) -> Result<Vec<Outcome>, CallError> {
-        let Pre::Destination(pre) = &self.pre else {
+        if !matches!(self.pre, Pre::Destination(_)) {
             return Err(self.wrong_kind(Kind::Destination));
-        };
-        let (outcomes, mut store) = self
-            .with_store(ctx, async |store| {
+        }
+        let (outcomes, mut filtered) = self
+            .with_instance(ctx, true, async |store, instance| {
+                let Instance::Destination(d) = instance else {
+                    unreachable!("a destination's pre makes a destination's instance");
+                };
                 let settings = store.data().seal_settings(settings);
-                let instance: Destination = pre.instantiate_async(&mut *store).await?;
-                instance.call_deliver(store, &settings, events).await
+                d.call_deliver(store, &settings, events).await
             })
             .await;
-        let mut filtered = std::mem::take(&mut store.data_mut().filtered);
         let outcomes = outcomes?;
         if outcomes.len() != events.len() {
             ctx.counters.contract.fetch_add(1, Relaxed);

@@ -20,9 +20,10 @@ impl CapturedOutput {
         }
     }
 
-    /// What was kept so far.
-    pub fn contents(&self) -> Vec<u8> {
-        self.buffer.lock().expect("capture lock").clone()
+    /// What was kept so far, leaving the capture empty (for an instance that
+    /// serves another call after this one).
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.buffer.lock().expect("capture lock"))
     }
 }
 

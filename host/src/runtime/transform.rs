@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::bindings::transform::switchyard::destination::transform_types::Verdict as WitVerdict;
 use super::limits::clip;
 use super::plugin::{Kind, Pre};
+use super::warm::Instance;
 use super::{CallContext, CallError, Event, Outcome, Plugin};
 
 /// What a transformation said about one event.
@@ -25,21 +26,24 @@ pub enum Verdict {
 }
 
 impl Plugin {
-    /// Run `transform` on a batch in a fresh instance: one verdict per event.
+    /// Run `transform` on a batch, in the instance its last batch left warm
+    /// or a fresh one: one verdict per event.
     pub async fn transform(
         &self,
         ctx: &CallContext,
         settings: &str,
         events: &[Event],
     ) -> Result<Vec<Verdict>, CallError> {
-        let Pre::Transform(pre) = &self.pre else {
+        if !matches!(self.pre, Pre::Transform(_)) {
             return Err(self.wrong_kind(Kind::Transform));
-        };
+        }
         let (verdicts, _) = self
-            .with_store(ctx, async |store| {
+            .with_instance(ctx, true, async |store, instance| {
+                let Instance::Transform(t) = instance else {
+                    unreachable!("a transformation's pre makes a transformation's instance");
+                };
                 let settings = store.data().seal_settings(settings);
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_transform(store, &settings, events).await
+                t.call_transform(store, &settings, events).await
             })
             .await;
         let verdicts = verdicts?;

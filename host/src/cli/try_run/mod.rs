@@ -141,6 +141,7 @@ async fn load(
         observers: Default::default(),
         clock,
         secrets: part.secrets,
+        warm: true,
     };
     let (settings_value, settings_name) = part.settings;
     let settings_text = settings_value.to_string();

@@ -17,7 +17,13 @@
 //! - `leak`: try to leak `settings.secret` (a `${secret:NAME}`): log it, send it to
 //!   `settings.other` (an allowed host that is not one of the secret's), send it to
 //!   `settings.url` with a guessed placeholder, and reject with all it saw, the
-//!   answer included.
+//!   answer included;
+//! - `warm`: count the batches this instance served and keep state across
+//!   them (the first `settings.tag` it saw, the first `settings.secret` token
+//!   it saw, `settings.leak_kb` more KiB of memory per batch), then POST them
+//!   to `settings.url` as `{"tag", "first_tag", "calls", "events"}` with
+//!   `authorization: Bearer <the first token>`; an event whose JSON holds
+//!   `"trap":true` panics after the POST.
 //!
 //! `check` refuses `{"mode": "refuse"}`.
 
@@ -45,6 +51,25 @@ struct Settings {
     headers: Vec<(String, String)>,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    leak_kb: Option<usize>,
+}
+
+/// State the `warm` mode keeps in the instance, from batch to batch.
+mod kept {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::{Mutex, OnceLock};
+
+    /// Batches this instance served.
+    pub static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// The first tag it saw.
+    pub static FIRST_TAG: OnceLock<String> = OnceLock::new();
+    /// The first secret token it saw.
+    pub static FIRST_TOKEN: OnceLock<String> = OnceLock::new();
+    /// Memory it never gives back.
+    pub static LEAKED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 }
 
 struct Misbehave;
@@ -175,6 +200,44 @@ impl Guest for Misbehave {
                 };
                 let reason = format!("seen {secret}; other host: {elsewhere}; echo: {echo}");
                 vec![Err(Failure::Reject(reason)); events.len()]
+            }
+            "warm" => {
+                let calls = kept::CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let tag = s.tag.clone().unwrap_or_default();
+                let first_tag = kept::FIRST_TAG.get_or_init(|| tag.clone()).clone();
+                let token = kept::FIRST_TOKEN
+                    .get_or_init(|| s.secret.clone().unwrap_or_default())
+                    .clone();
+                if let Some(kb) = s.leak_kb {
+                    let mut leaked = kept::LEAKED.lock().unwrap_or_else(|p| p.into_inner());
+                    leaked.push(vec![1u8; kb << 10]);
+                    std::hint::black_box(&leaked);
+                }
+                let body = serde_json::json!({
+                    "tag": tag, "first_tag": first_tag, "calls": calls, "events": events.len(),
+                });
+                let sent = http::send(&http::Request {
+                    method: "POST".into(),
+                    url: s.url.clone().unwrap_or_default(),
+                    headers: vec![
+                        ("content-type".into(), "application/json".into()),
+                        ("authorization".into(), format!("Bearer {token}")),
+                    ],
+                    body: body.to_string().into_bytes(),
+                });
+                if events.iter().any(|e| e.json.contains("\"trap\":true")) {
+                    panic!("misbehave: a trap in a warm instance");
+                }
+                match sent {
+                    Ok(r) if (200..300).contains(&r.status) => vec![Ok(()); events.len()],
+                    other => vec![
+                        Err(Failure::Retry(RetryHint {
+                            reason: format!("{other:?}"),
+                            after_ms: None,
+                        }));
+                        events.len()
+                    ],
+                }
             }
             "wrong-count" => vec![Ok(()); events.len() + 1],
             "huge-reason" => vec![Err(Failure::Reject("x".repeat(1 << 20))); events.len()],

@@ -1,0 +1,148 @@
+//! Warm instances: the instance that served one batch of a destination is kept
+//! and serves its next batch, instead of a fresh instance per batch.
+//!
+//! Where it sits: inside the runtime, between [`Plugin`](super::Plugin)'s
+//! calls and the engine's instance slots. The contract, for guest authors
+//! (the book's `concepts/sandbox.md` says the same):
+//! - **What persists** from one batch to the next: the guest's own memory,
+//!   i.e. its globals, caches and whatever its code computed once (compiled
+//!   schemas, templates, parsed settings).
+//! - **What never does:** everything the host gives a call. Each call gets its
+//!   own egress, log, recorders and view of the secrets: the secrets are
+//!   sealed under a new nonce per call, so a token kept from an earlier batch
+//!   resolves to nothing (it goes out as the token's own text).
+//! - **When an instance is recycled** (dropped; the next batch gets a fresh
+//!   one): after a trap, a timeout or any failed call; after [`MAX_CALLS`]
+//!   batches; when its linear memory passed [`RECYCLE_AT`] of the
+//!   destination's cap (so a guest that leaks is replaced before the cap
+//!   traps it); when its version is swapped out; when a call of any
+//!   destination needs a slot and none is free (the idle instance unused the
+//!   longest goes first).
+//! - **Isolation** is the same as with fresh instances: an instance is kept
+//!   for one destination (and one transformation of it) and one version, and
+//!   no other ever gets it.
+//!
+//! Only the serving path keeps instances warm: a call with a pinned or
+//! recorded clock (a shadow, a replay) or without live egress (`switchyard
+//! try`) runs in a fresh instance, as before.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Store;
+
+use super::bindings::transform::Transform;
+use super::bindings::Destination;
+use super::host::HostState;
+
+/// Batches one instance serves before it is replaced.
+pub const MAX_CALLS: u32 = 1_000;
+
+/// The share of the destination's memory cap past which an instance is
+/// replaced after its batch rather than kept.
+pub const RECYCLE_AT: f64 = 0.75;
+
+/// Idle instances kept per destination (or transformation) and version: a
+/// destination with more batches in flight than this gets fresh instances
+/// for the rest.
+pub const KEPT_PER_KEY: usize = 4;
+
+/// Whose an instance is: it serves only calls with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Key {
+    /// The loaded version ([`Plugin`](super::Plugin)'s id): a swap changes it.
+    pub plugin: u64,
+    /// The destination.
+    pub destination: Arc<str>,
+    /// The transformation, for a call of one of the destination's transformations.
+    pub transform: Option<Arc<str>>,
+    /// The memory cap the instance was made with (a reload may change it).
+    pub memory: usize,
+}
+
+/// An instantiated component of either world.
+pub(super) enum Instance {
+    /// A destination's exports.
+    Destination(Destination),
+    /// A transformation's exports.
+    Transform(Transform),
+}
+
+/// An instance between two calls. Its fields drop in order: the store (and
+/// with it the instance's memory) before the slot it held.
+pub(super) struct Warm {
+    /// The store, whose data the next call binds afresh.
+    pub store: Store<HostState>,
+    /// The instance in it.
+    pub instance: Instance,
+    /// Batches it served.
+    pub calls: u32,
+    /// Its slot of the instance pool, held while it is kept.
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// The idle warm instances of one runtime, the one unused the longest first.
+#[derive(Default)]
+pub(super) struct Idle {
+    list: Mutex<VecDeque<(Key, Warm)>>,
+}
+
+impl Idle {
+    fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<(Key, Warm)>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The idle instance of `key` used last, if any.
+    pub fn take(&self, key: &Key) -> Option<Warm> {
+        let mut list = self.list();
+        let at = list.iter().rposition(|(k, _)| k == key)?;
+        list.remove(at).map(|(_, w)| w)
+    }
+
+    /// Keep `warm` for the next call of `key`. The instances of the same
+    /// destination on another version or memory cap (a swap or a reload) go,
+    /// and so does the oldest of `key` beyond [`KEPT_PER_KEY`].
+    pub fn put(&self, key: Key, warm: Warm) {
+        let dropped: Vec<(Key, Warm)>;
+        {
+            let mut list = self.list();
+            let stale = |k: &Key| {
+                k.destination == key.destination
+                    && k.transform == key.transform
+                    && (k.plugin != key.plugin || k.memory != key.memory)
+            };
+            let (gone, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|(k, _)| stale(k));
+            *list = kept;
+            let mut dropped_now: Vec<(Key, Warm)> = gone.into_iter().collect();
+            if list.iter().filter(|(k, _)| *k == key).count() >= KEPT_PER_KEY {
+                if let Some(at) = list.iter().position(|(k, _)| *k == key) {
+                    dropped_now.extend(list.remove(at));
+                }
+            }
+            list.push_back((key, warm));
+            dropped = dropped_now;
+        }
+        // Instances (and their memory) are freed outside the lock.
+        drop(dropped);
+    }
+
+    /// Drop the instance unused the longest, to free its slot; whether there was one.
+    pub fn evict_oldest(&self) -> bool {
+        let oldest = self.list().pop_front();
+        oldest.is_some()
+    }
+
+    /// Drop every idle instance (the pool ran out of something the slots do
+    /// not count, such as core instances of components that have many).
+    pub fn clear(&self) {
+        let all = std::mem::take(&mut *self.list());
+        drop(all);
+    }
+
+    /// How many instances are idle now.
+    pub fn len(&self) -> usize {
+        self.list().len()
+    }
+}
