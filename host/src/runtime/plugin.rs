@@ -347,6 +347,7 @@ impl Plugin {
                         store,
                         instance,
                         calls,
+                        idle_since: std::time::Instant::now(),
                         slot,
                     };
                     self.runtime.idle().put(key, warm);

@@ -15,7 +15,9 @@
 //!   one): after a trap, a timeout or any failed call; after [`MAX_CALLS`]
 //!   batches; when its linear memory passed [`RECYCLE_AT`] of the
 //!   destination's cap (so a guest that leaks is replaced before the cap
-//!   traps it); when its version is swapped out; when a call of any
+//!   traps it); when its version is swapped out; after [`KEPT_FOR`] without
+//!   a batch; beyond [`KEPT_PER_KEY`] per destination or [`KEPT_IN_ALL`] in
+//!   all; when a call of any
 //!   destination needs a slot and none is free (the idle instance unused the
 //!   longest goes first).
 //! - **Isolation** is the same as with fresh instances: an instance is kept
@@ -47,6 +49,15 @@ pub const RECYCLE_AT: f64 = 0.75;
 /// for the rest.
 pub const KEPT_PER_KEY: usize = 4;
 
+/// Idle instances kept in all: each holds the memory its guest touched (a
+/// JavaScript or Python one, tens of MB), so a host with many destinations
+/// keeps the busiest ones warm, not all.
+pub const KEPT_IN_ALL: usize = 32;
+
+/// How long an instance stays kept without a batch: a destination that went
+/// quiet gives its memory back.
+pub const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whose an instance is: it serves only calls with the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Key {
@@ -77,6 +88,8 @@ pub(super) struct Warm {
     pub instance: Instance,
     /// Batches it served.
     pub calls: u32,
+    /// When its last call ended.
+    pub idle_since: std::time::Instant,
     /// Its slot of the instance pool, held while it is kept.
     pub slot: tokio::sync::OwnedSemaphorePermit,
 }
@@ -99,21 +112,23 @@ impl Idle {
         list.remove(at).map(|(_, w)| w)
     }
 
-    /// Keep `warm` for the next call of `key`. The instances of the same
-    /// destination on another version or memory cap (a swap or a reload) go,
-    /// and so does the oldest of `key` beyond [`KEPT_PER_KEY`].
+    /// Keep `warm` for the next call of `key`. These go: the instances of the
+    /// same destination on another version or memory cap (a swap or a
+    /// reload), any kept longer than [`KEPT_FOR`], the oldest of `key` beyond
+    /// [`KEPT_PER_KEY`], and the oldest of all beyond [`KEPT_IN_ALL`].
     pub fn put(&self, key: Key, warm: Warm) {
         let dropped: Vec<(Key, Warm)>;
         {
             let mut list = self.list();
-            let stale = |k: &Key| {
-                k.destination == key.destination
+            let stale = |k: &Key, w: &Warm| {
+                (k.destination == key.destination
                     && k.transform == key.transform
-                    && (k.plugin != key.plugin || k.memory != key.memory)
+                    && (k.plugin != key.plugin || k.memory != key.memory))
+                    || w.idle_since.elapsed() > KEPT_FOR
             };
             let (gone, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *list)
                 .into_iter()
-                .partition(|(k, _)| stale(k));
+                .partition(|(k, w)| stale(k, w));
             *list = kept;
             let mut dropped_now: Vec<(Key, Warm)> = gone.into_iter().collect();
             if list.iter().filter(|(k, _)| *k == key).count() >= KEPT_PER_KEY {
@@ -122,6 +137,9 @@ impl Idle {
                 }
             }
             list.push_back((key, warm));
+            while list.len() > KEPT_IN_ALL {
+                dropped_now.extend(list.pop_front());
+            }
             dropped = dropped_now;
         }
         // Instances (and their memory) are freed outside the lock.
