@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_e2e::admin::Row;
 use switchyard_e2e::logs::lines_with;
 use switchyard_e2e::{eventually, sdk_batch, Receiver, Reply, TestHost};
 
@@ -392,6 +393,14 @@ fn posts(rx: &Receiver, name: &str) -> Vec<(Value, String)> {
         .collect()
 }
 
+/// The batch counter of each of `name`'s posts, in order.
+fn calls(rx: &Receiver, name: &str) -> Vec<u64> {
+    posts(rx, name)
+        .iter()
+        .map(|(b, _)| b["calls"].as_u64().unwrap())
+        .collect()
+}
+
 /// Send `n` tracks of user `user`, with `properties`, one request.
 async fn tracks(host: &TestHost, user: &str, n: usize, properties: Value) {
     let batch: Vec<Value> = (0..n)
@@ -459,27 +468,19 @@ async fn a_trap_discards_the_warm_instance_and_the_next_batch_gets_a_clean_one()
         (posts(&rx, "warm-trap").len() >= 5).then_some(())
     })
     .await;
-    let calls: Vec<u64> = posts(&rx, "warm-trap")
-        .iter()
-        .map(|(b, _)| b["calls"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        &calls[..5],
+        &calls(&rx, "warm-trap")[..5],
         &[1, 2, 3, 4, 1],
         "the trap's instance served its 4th batch, and its retry got a fresh one"
     );
-    let start = std::time::Instant::now();
-    loop {
-        let row = host.admin().destination("warm-trap").await;
-        if row["violations"]["traps"].as_u64() >= Some(2) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "two traps: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    host.admin()
+        .wait(
+            Row::Destination("warm-trap"),
+            "two traps counted",
+            Duration::from_secs(20),
+            |row| row["violations"]["traps"].as_u64() >= Some(2),
+        )
+        .await;
     host.stop().await;
 }
 
@@ -494,10 +495,7 @@ async fn a_guest_that_leaks_is_recycled_before_its_memory_cap_and_nothing_is_los
         (posts(&rx, "warm-leak").len() >= 30).then_some(())
     })
     .await;
-    let calls: Vec<u64> = posts(&rx, "warm-leak")
-        .iter()
-        .map(|(b, _)| b["calls"].as_u64().unwrap())
-        .collect();
+    let calls = calls(&rx, "warm-leak");
     // Kept while it grew (about 1 MiB of its own, then 1 MiB a batch), and
     // replaced once past three quarters of the cap, again and again.
     assert!(
