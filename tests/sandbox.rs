@@ -553,3 +553,32 @@ async fn a_secret_token_kept_from_an_earlier_batch_is_useless() {
     }
     host.stop().await;
 }
+
+/// The pool holds as many instances of a Python component (componentize-py
+/// makes 14 core instances of each) as it has slots: four kept warm at once in
+/// a pool of four, none of them given up for lack of core instances.
+#[tokio::test]
+async fn a_pool_holds_as_many_python_instances_as_it_has_slots() {
+    use switchyard::runtime::{CallContext, Event, Runtime};
+    let root = switchyard_e2e::workspace_root();
+    let bytes = std::fs::read(root.join("target/destinations/amplitude.wasm")).unwrap();
+    let settings =
+        std::fs::read_to_string(root.join("destinations/amplitude/sample-settings.json")).unwrap();
+    // The suites' shared compiled cache: compiled once, loaded in milliseconds after.
+    let runtime = Runtime::new(Some(root.join("target/test-compiled-cache")), 4).unwrap();
+    let plugin = runtime.load("amplitude", &bytes).await.unwrap();
+    let event = Event {
+        message_id: "m1".into(),
+        event_type: switchyard::runtime::bindings::switchyard::destination::types::EventType::Track,
+        json: r#"{"type":"track","event":"E","userId":"u","messageId":"m1","properties":{}}"#
+            .into(),
+    };
+    for i in 0..4 {
+        let ctx = CallContext::dry_run(&format!("py-{i}"), Default::default());
+        let outcomes = plugin
+            .deliver(&ctx, &settings, std::slice::from_ref(&event))
+            .await;
+        assert!(outcomes.is_ok(), "{i}: {outcomes:?}");
+        assert_eq!(runtime.warm_instances(), i + 1, "all kept so far");
+    }
+}

@@ -19,8 +19,12 @@ use super::host::HostState;
 use super::CallError;
 use crate::config::MAX_MEMORY_MB;
 
-/// Core instances a component may hold (a JS or Python component has several).
-pub const CORE_PER_COMPONENT: u32 = 4;
+/// Core instances a component may hold. A Rust component instantiates 3 core
+/// modules, a JavaScript one (componentize-js) 4 and a Python one
+/// (componentize-py) 14: at 4 per slot, a pool of N slots held only N × 4 / 14
+/// Python instances, and a Python destination with more batches in flight
+/// trapped on the pool's limit. Core instances cost address space, not RAM.
+pub const CORE_PER_COMPONENT: u32 = 16;
 
 /// Linear memories (and tables) a component may hold.
 pub const MEMORIES_PER_COMPONENT: u32 = 2;
