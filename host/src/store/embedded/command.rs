@@ -159,6 +159,19 @@ impl Transaction<'_> {
         self.by_name.get(destination).copied()
     }
 
+    /// `f` on `destination`'s queue; nothing (the default answer) when no
+    /// such destination is configured.
+    fn on_queue<T: Default>(
+        &mut self,
+        destination: &str,
+        f: impl FnOnce(&mut Self, usize) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        match self.queue(destination) {
+            Some(qi) => f(self, qi),
+            None => Ok(T::default()),
+        }
+    }
+
     /// Run one command; return how to answer it after the commit. An error
     /// fails the whole transaction.
     pub fn run(&mut self, cmd: Command) -> rusqlite::Result<Reply> {
@@ -176,15 +189,11 @@ impl Transaction<'_> {
                 now,
                 reply,
             } => {
-                let jobs = match self.queue(&destination) {
-                    Some(qi) => {
-                        let jobs =
-                            self.queues[qi].claim(&mut self.log, max_events, max_bytes, now)?;
-                        self.undo.claimed.extend(jobs.iter().map(|j| (qi, j.id)));
-                        jobs
-                    }
-                    None => Vec::new(),
-                };
+                let jobs = self.on_queue(&destination, |t, qi| {
+                    let jobs = t.queues[qi].claim(&mut t.log, max_events, max_bytes, now)?;
+                    t.undo.claimed.extend(jobs.iter().map(|j| (qi, j.id)));
+                    Ok(jobs)
+                })?;
                 answer(reply, jobs)
             }
             Command::Settle(destination, outcomes, reply) => {
@@ -206,23 +215,19 @@ impl Transaction<'_> {
                 answer(reply, due)
             }
             Command::Stats(destination, reply) => {
-                let stats = match self.queue(&destination) {
-                    Some(qi) => QueueStats {
-                        dead_letters: sql::dead_count(self.log.conn, self.queues[qi].id)?,
-                        ..self.queues[qi].stats(&mut self.log, now)?
-                    },
-                    None => QueueStats::default(),
-                };
+                let stats = self.on_queue(&destination, |t, qi| {
+                    Ok(QueueStats {
+                        dead_letters: sql::dead_count(t.log.conn, t.queues[qi].id)?,
+                        ..t.queues[qi].stats(&mut t.log, now)?
+                    })
+                })?;
                 answer(reply, stats)
             }
             Command::RetryNow(destination, reply) => {
-                let moved = match self.queue(&destination) {
-                    Some(qi) => {
-                        self.woken.insert(qi);
-                        self.queues[qi].retry_now(&self.log, now)?
-                    }
-                    None => 0,
-                };
+                let moved = self.on_queue(&destination, |t, qi| {
+                    t.woken.insert(qi);
+                    t.queues[qi].retry_now(&t.log, now)
+                })?;
                 answer(reply, moved)
             }
             Command::DeadLetters {
@@ -231,16 +236,9 @@ impl Transaction<'_> {
                 until,
                 reply,
             } => {
-                let list = match self.queue(&destination) {
-                    Some(qi) => sql::dead_letters(
-                        self.log.conn,
-                        self.queues[qi].id,
-                        &destination,
-                        since,
-                        until,
-                    )?,
-                    None => Vec::new(),
-                };
+                let list = self.on_queue(&destination, |t, qi| {
+                    sql::dead_letters(t.log.conn, t.queues[qi].id, &destination, since, until)
+                })?;
                 answer(reply, list)
             }
             Command::SetPaused(destination, paused, reply) => {
@@ -282,17 +280,13 @@ impl Transaction<'_> {
                 until,
                 reply,
             } => {
-                let moved = match self.queue(&destination) {
-                    Some(qi) => {
-                        let moved =
-                            sql::replay(self.log.conn, self.queues[qi].id, since, until, now)?;
-                        let n = moved.len() as u64;
-                        self.queues[qi].replayed(moved, now);
-                        self.woken.insert(qi);
-                        n
-                    }
-                    None => 0,
-                };
+                let moved = self.on_queue(&destination, |t, qi| {
+                    let moved = sql::replay(t.log.conn, t.queues[qi].id, since, until, now)?;
+                    let n = moved.len() as u64;
+                    t.queues[qi].replayed(moved, now);
+                    t.woken.insert(qi);
+                    Ok(n)
+                })?;
                 answer(reply, moved)
             }
             Command::DeadLetterPage {
@@ -303,18 +297,10 @@ impl Transaction<'_> {
                 limit,
                 reply,
             } => {
-                let list = match self.queue(&destination) {
-                    Some(qi) => sql::dead_letter_page(
-                        self.log.conn,
-                        self.queues[qi].id,
-                        &destination,
-                        since,
-                        until,
-                        after,
-                        limit,
-                    )?,
-                    None => Vec::new(),
-                };
+                let list = self.on_queue(&destination, |t, qi| {
+                    let id = t.queues[qi].id;
+                    sql::dead_letter_page(t.log.conn, id, &destination, since, until, after, limit)
+                })?;
                 answer(reply, list)
             }
             Command::Purge {
@@ -323,10 +309,9 @@ impl Transaction<'_> {
                 until,
                 reply,
             } => {
-                let purged = match self.queue(&destination) {
-                    Some(qi) => sql::purge_dead(self.log.conn, self.queues[qi].id, since, until)?,
-                    None => 0,
-                };
+                let purged = self.on_queue(&destination, |t, qi| {
+                    sql::purge_dead(t.log.conn, t.queues[qi].id, since, until)
+                })?;
                 answer(reply, purged)
             }
         })
