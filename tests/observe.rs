@@ -122,6 +122,8 @@ async fn metrics_move_as_events_flow_and_need_the_admin_token() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // The webhook's instance stays warm for its next batch.
+    assert!(after.value("switchyard_warm_instances", &[]) >= 1.0);
     let source = [("source", "test")];
     let ok = [("source", "test"), ("status", "200")];
     assert_eq!(after.value("switchyard_ingest_requests_total", &ok), 3.0);

@@ -166,6 +166,7 @@ async fn sample(state: &AdminState) -> HostSample {
         destinations,
         ready: check(state).await.is_ready(),
         nats_connected: state.store.connected(),
+        warm_instances: state.catalog.runtime().warm_instances(),
         disk: state.store.disk_usage(),
     }
 }

@@ -81,6 +81,9 @@ pub struct HostSample {
     pub ready: bool,
     /// On NATS: whether the client is connected.
     pub nats_connected: Option<bool>,
+    /// Instances kept warm between batches now (each holds a pool slot and
+    /// the memory its guest touched).
+    pub warm_instances: usize,
     /// The store's disk use, where it knows it (the embedded store).
     pub disk: Option<crate::store::DiskUsage>,
 }
@@ -478,6 +481,13 @@ impl Collector for SampleCollector {
                 ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(g)?;
             }
         }
+        let warm = encoder.encode_descriptor(
+            "switchyard_warm_instances",
+            "Instances kept warm between batches (each holds a pool slot and its guest's memory)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.0.warm_instances).unwrap_or(i64::MAX)).encode(warm)?;
         if let Some(connected) = self.0.nats_connected {
             let nats = encoder.encode_descriptor(
                 "switchyard_nats_connected",
@@ -554,6 +564,7 @@ mod tests {
             }],
             ready: true,
             nats_connected: None,
+            warm_instances: 2,
             disk: Some(crate::store::DiskUsage {
                 file_bytes: 4096,
                 retained_bytes: 100,
@@ -573,6 +584,7 @@ mod tests {
             "switchyard_plugin_memory_peak_bytes{destination=\"hook\"} 1048576",
             "switchyard_plugin_swaps_total{destination=\"hook\",plugin=\"webhook\"} 1",
             "switchyard_ready 1",
+            "switchyard_warm_instances 2",
             "switchyard_destination_concurrency_limit{destination=\"hook\"} 12",
             "switchyard_destination_concurrency_changes_total{destination=\"hook\",kind=\"lowered\"} 1",
             "switchyard_destination_rtt_reference_seconds{destination=\"hook\"} 0.0425",

@@ -355,6 +355,11 @@ impl Catalog {
         names
     }
 
+    /// The runtime every plugin here was loaded with.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// The plugins directory.
     pub fn dir(&self) -> &Path {
         &self.dir
