@@ -59,45 +59,33 @@ pub(super) async fn measure_with(
     let single = batch[..1].to_vec();
     let ctx = ctx();
     plugin.deliver(&ctx, settings, &batch).await?;
-    let mut requests = 0;
-    let t = Instant::now();
-    for _ in 0..iterations {
-        plugin.deliver(&ctx, settings, &batch).await?;
-        if let Egress::DryRun(dry) = &ctx.egress {
-            requests += dry.take().len();
+    // `iterations` calls of `deliver` on `events` with `ctx`: µs per call,
+    // and the requests the dry-run recorder took.
+    let timed = async |ctx: &CallContext, events: &[Event]| -> anyhow::Result<(f64, usize)> {
+        let mut requests = 0;
+        let t = Instant::now();
+        for _ in 0..iterations {
+            plugin.deliver(ctx, settings, events).await?;
+            if let Egress::DryRun(dry) = &ctx.egress {
+                requests += dry.take().len();
+            }
         }
-    }
-    let per_event_us = t.elapsed().as_secs_f64() * 1e6 / (iterations * 100) as f64;
+        Ok((
+            t.elapsed().as_secs_f64() * 1e6 / iterations as f64,
+            requests,
+        ))
+    };
     // The same batches, each in a fresh instance (as every batch ran before
     // warm instances, and as a shadow or a replay still runs).
     let fresh = CallContext {
         warm: false,
         ..ctx.clone()
     };
-    let t = Instant::now();
-    for _ in 0..iterations {
-        plugin.deliver(&fresh, settings, &batch).await?;
-        if let Egress::DryRun(dry) = &ctx.egress {
-            dry.take();
-        }
-    }
-    let per_event_fresh_us = t.elapsed().as_secs_f64() * 1e6 / (iterations * 100) as f64;
-    let t = Instant::now();
-    for _ in 0..iterations {
-        plugin.deliver(&ctx, settings, &single).await?;
-        if let Egress::DryRun(dry) = &ctx.egress {
-            dry.take();
-        }
-    }
-    let per_call_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
-    let t = Instant::now();
-    for _ in 0..iterations {
-        plugin.deliver(&fresh, settings, &single).await?;
-        if let Egress::DryRun(dry) = &ctx.egress {
-            dry.take();
-        }
-    }
-    let per_call_fresh_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    let (per_batch_us, requests) = timed(&ctx, &batch).await?;
+    let per_event_us = per_batch_us / 100.0;
+    let per_event_fresh_us = timed(&fresh, &batch).await?.0 / 100.0;
+    let per_call_us = timed(&ctx, &single).await?.0;
+    let per_call_fresh_us = timed(&fresh, &single).await?.0;
     // A fresh instance and the least call there is (`describe`, which reads a constant).
     let t = Instant::now();
     for _ in 0..iterations {
