@@ -12,7 +12,9 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::store::Store;
-use crate::{admin, dispatch, imports, ingest, observe, plugins, registry, reload, runtime, store};
+use crate::{
+    admin, dispatch, imports, ingest, observe, plugins, privacy, registry, reload, runtime, store,
+};
 
 /// Added to twice the longest destination deadline to make a claimed job's lease.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
@@ -32,6 +34,8 @@ pub struct Host {
     pub ingest: ingest::IngestState,
     /// What `/admin/*`, the probes and `/metrics` serve.
     pub admin: admin::AdminState,
+    /// The privacy regulations: ingest drops what they suppress.
+    pub privacy: Arc<privacy::Privacy>,
 }
 
 impl Host {
@@ -111,8 +115,15 @@ impl Host {
             longest,
         ));
 
+        // Regulations recorded before this start are in force before it serves.
+        let privacy = Arc::new(
+            privacy::Privacy::open(store.clone(), config.sources.values().cloned().collect())
+                .await
+                .context("reading the privacy regulations from the store")?,
+        );
         let mut ingest = ingest::IngestState::new(&config, store.clone());
         ingest.instruments = instruments;
+        ingest.suppressions = privacy.suppressions();
         let token = match (&config.admin_token, &config.admin_token_file) {
             (Some(token), _) => Some(token.clone()),
             (None, Some(file)) => Some(admin::token::make(file)?),
@@ -138,6 +149,7 @@ impl Host {
                 config.server_limits.request_timeout,
             )),
             ready: Arc::default(),
+            privacy: privacy.clone(),
         };
         Ok(Host {
             config,
@@ -146,6 +158,7 @@ impl Host {
             reloader,
             ingest,
             admin,
+            privacy,
         })
     }
 }

@@ -60,6 +60,7 @@ pub mod imports;
 pub mod ingest;
 pub mod observe;
 pub mod plugins;
+pub mod privacy;
 pub mod registry;
 pub mod reload;
 pub mod route;
@@ -138,6 +139,7 @@ pub async fn start_from(
     let watcher = plugins::watch::spawn(host.plugins.clone(), stop_rx.clone())
         .context("watching the plugins directory")?;
     reload::follow::spawn(host.reloader.clone(), host.store.clone(), stop_rx.clone()).await;
+    tokio::spawn(host.privacy.clone().follow(stop_rx.clone()));
     let config_watcher = match watched {
         Some(file) => Some(
             reload::watch::spawn(host.reloader.clone(), file, stop_rx.clone())

@@ -14,6 +14,8 @@
 //! - `GET  /admin/sources`, `GET /admin/sources/{name}/rejected`: events refused
 //!   inside accepted batches, per source and reason, and the newest of them
 //! - `GET  /admin/sources/{name}/events`: the source debugger ([`debugger`])
+//! - `POST /admin/regulations`, `GET /admin/regulations[/{id}]`: privacy
+//!   regulations and their audit records ([`privacy`])
 //! - `GET  /admin/plugins`
 //! - `PUT  /admin/plugins/{name}` (body: the component) and `POST /admin/plugins/{name}/rollback`
 //! - `PUT  /admin/plugins/{name}?stage=shadow|canary&...`, `GET .../trial`,
@@ -34,6 +36,7 @@ pub mod guard;
 pub mod links;
 pub mod page;
 mod plugins;
+mod privacy;
 pub mod probes;
 pub mod ready;
 pub mod scrape;
@@ -55,6 +58,7 @@ use crate::plugins::Catalog;
 use crate::store::Store;
 
 pub use crate::registry::DestinationInfo;
+pub use self::privacy::CLIENT_HEADER;
 
 use self::auth::{authorize, bearer_is, constant_time_eq};
 use self::dead_letters::{list_dead_letters, purge_dead_letters, replay_dead_letters, Range};
@@ -100,6 +104,8 @@ pub struct AdminState {
     pub guard: Arc<guard::Guard>,
     /// `/readyz`'s last checks for callers without the token.
     pub ready: Arc<probes::ReadyCache>,
+    /// The privacy regulations (`/admin/regulations`).
+    pub privacy: Arc<crate::privacy::Privacy>,
 }
 
 /// Errors of the admin API, as JSON.
@@ -195,6 +201,11 @@ pub fn app(state: AdminState) -> axum::Router {
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))
         .route("/admin/destinations/{name}/retry-now", post(retry_now))
+        .route(
+            "/admin/regulations",
+            get(privacy::list).post(privacy::submit),
+        )
+        .route("/admin/regulations/{id}", get(privacy::show))
         .route("/admin/sources", get(list_sources))
         .route("/admin/sources/{name}/rejected", get(source_rejected))
         .route("/admin/sources/{name}/funnel", get(funnel::source))

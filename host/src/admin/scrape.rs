@@ -128,6 +128,11 @@ impl Metrics {
             "Events acknowledged but not stored again (messageId seen within the dedup window), per source",
             i.events_deduplicated.clone(),
         );
+        registry.register(
+            "events_suppressed",
+            "Events accepted and dropped before the store because their user is suppressed (a privacy regulation), per source",
+            i.events_suppressed.clone(),
+        );
         registry.register_with_unit(
             "store_commit_duration",
             "Duration of one store commit of appended events",

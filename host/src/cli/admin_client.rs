@@ -45,7 +45,11 @@ pub(super) async fn call(
     })?;
     let url = format!("{base}{path}");
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut req = client.request(method, &url).query(query);
+    // The admin API notes the command line as the asker (a regulation's record).
+    let mut req = client
+        .request(method, &url)
+        .query(query)
+        .header(crate::admin::CLIENT_HEADER, "cli");
     if let Some(body) = body {
         req = req.body(body);
     }

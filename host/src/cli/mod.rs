@@ -13,6 +13,7 @@ mod dlq;
 pub mod logging;
 mod new;
 mod record;
+mod regulate;
 mod reload;
 mod replay;
 mod respond;
@@ -140,6 +141,12 @@ pub enum Command {
         #[command(subcommand)]
         command: catalog::CatalogCommand,
     },
+    /// Privacy regulations on the running host: suppress or unsuppress users, list the records.
+    Regulate {
+        /// `suppress`, `unsuppress`, `list` or `show`.
+        #[command(subcommand)]
+        command: regulate::RegulateCommand,
+    },
     /// Dead letters: list or replay, against a running host or a stopped host's store.
     Dlq {
         /// `list` or `replay`.
@@ -173,6 +180,7 @@ impl Cli {
             Command::Try(args) => try_run::try_run(args).await,
             Command::Dev(args) => dev::dev(args).await,
             Command::Dlq { command } => dlq::dlq(command).await,
+            Command::Regulate { command } => regulate::regulate(command).await,
             Command::Catalog { command } => catalog::catalog(command).await,
             Command::Status {
                 config,

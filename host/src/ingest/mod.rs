@@ -39,6 +39,7 @@ use self::normalize::{normalize_body, BodyKind, Invalid, Rejected};
 use self::rejections::Rejections;
 use crate::config::{AllowedOrigins, Config};
 use crate::observe::metrics::{Instruments, RequestLabels, SourceLabel};
+use crate::privacy::Suppressions;
 use crate::route::RouteKeys;
 use crate::store::{NewEvent, Store, StoreError};
 
@@ -75,6 +76,9 @@ pub struct IngestState {
     pub history: Arc<HashMap<String, Arc<crate::observe::history::History>>>,
     /// Requests and events counted for `/metrics`.
     pub instruments: Instruments,
+    /// The users whose events are accepted and dropped (`crate::privacy`):
+    /// the privacy module swaps in a new set when a regulation arrives.
+    pub suppressions: Arc<arc_swap::ArcSwap<Suppressions>>,
 }
 
 impl IngestState {
@@ -105,6 +109,9 @@ impl IngestState {
                     .collect(),
             ),
             instruments: Instruments::default(),
+            suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::new(
+                crate::privacy::SubjectKey::new([0; 16]),
+            ))),
         }
     }
 }
@@ -252,6 +259,8 @@ struct Tally {
     rejected: u64,
     /// Events acknowledged as already stored.
     duplicates: u64,
+    /// Events accepted and dropped: their user is suppressed.
+    suppressed: u64,
 }
 
 async fn ingest(
@@ -295,6 +304,7 @@ fn count(state: &IngestState, tally: &Tally, status: StatusCode) {
         (&instruments.events_accepted, tally.stored),
         (&instruments.events_rejected, tally.rejected),
         (&instruments.events_deduplicated, tally.duplicates),
+        (&instruments.events_suppressed, tally.suppressed),
     ] {
         if n > 0 {
             family.get_or_create(&label).inc_by(n);
@@ -345,8 +355,17 @@ async fn accept(
         tally.rejected = e.rejected.len() as u64;
         IngestError::Invalid(e)
     })?;
-    let new_events = accepted
-        .events
+    // A suppressed user's events are answered as accepted (an SDK would
+    // otherwise send them again) and go no further: not the store, not the
+    // source debugger.
+    let suppressions = state.suppressions.load();
+    let mut events = accepted.events;
+    if !suppressions.is_empty() {
+        let before = events.len();
+        events.retain(|n| !suppressions.suppresses(&source.name, &n.message));
+        tally.suppressed = (before - events.len()) as u64;
+    }
+    let new_events = events
         .into_iter()
         .map(|n| {
             let route = RouteKeys::of(&n.message);
@@ -552,6 +571,22 @@ mod tests {
         }
     }
 
+    #[async_trait::async_trait]
+    impl crate::store::Regulations for Refusing {
+        async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
+            Err((self.0)())
+        }
+        async fn put_regulation(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
+        async fn regulation_ids(&self) -> Result<Vec<String>, StoreError> {
+            Err((self.0)())
+        }
+        async fn regulation(&self, _: &str) -> Result<Option<String>, StoreError> {
+            Err((self.0)())
+        }
+    }
+
     impl Store for Refusing {
         fn reconfiguration(&self) -> Option<&dyn crate::store::Reconfigure> {
             None
@@ -575,6 +610,9 @@ mod tests {
                 recent: Arc::default(),
                 history: Arc::default(),
                 instruments: Instruments::default(),
+                suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::new(
+                    crate::privacy::SubjectKey::new([0; 16]),
+                ))),
             });
             let req = axum::http::Request::post("/v1/track")
                 .header(header::AUTHORIZATION, "Basic d2s6") // "wk:"

@@ -55,6 +55,8 @@ pub struct Instruments {
     pub events_rejected: Family<SourceLabel, Counter>,
     /// Events acknowledged but not stored again: their `messageId` was seen.
     pub events_deduplicated: Family<SourceLabel, Counter>,
+    /// Events accepted and dropped because their user is suppressed (a privacy regulation).
+    pub events_suppressed: Family<SourceLabel, Counter>,
     /// The store's commits.
     pub commits: CommitMetrics,
     /// From receipt to delivery, per destination, in seconds.
@@ -80,6 +82,7 @@ impl Default for Instruments {
             events_accepted: Family::default(),
             events_rejected: Family::default(),
             events_deduplicated: Family::default(),
+            events_suppressed: Family::default(),
             commits: CommitMetrics::default(),
             delivery_latency: Family::new_with_constructor(latency_histogram),
             plugin_call: Family::new_with_constructor(call_histogram),

@@ -293,10 +293,10 @@ pub struct QueueStats {
 
 /// The durable store: the log and each destination's queue ([`Queues`]), its
 /// dead letters ([`DeadLetters`]), what the hosts sharing it agree on
-/// ([`Coordination`]), and, where the store can, changing its destinations
+/// ([`Coordination`]), the privacy regulations ([`Regulations`]), and, where the store can, changing its destinations
 /// while it runs ([`Store::reconfiguration`]). Callers hold an `Arc<dyn Store>`
 /// and bring into scope the part they use.
-pub trait Store: Queues + DeadLetters + Coordination {
+pub trait Store: Queues + DeadLetters + Coordination + Regulations {
     /// Reloads that change routing, backfills and deleting a retired queue
     /// (`None`: this store cannot; a reload that changes routing is refused then).
     fn reconfiguration(&self) -> Option<&dyn Reconfigure>;
@@ -461,6 +461,26 @@ pub trait Coordination: Send + Sync + 'static {
         let _ = generation;
         Ok(())
     }
+}
+
+/// Privacy regulations (`crate::privacy`), kept durably and, on NATS, shared by
+/// every host. The store keeps each regulation as an opaque JSON document under
+/// its id: the privacy module owns its shape, and the store never sees a
+/// subject's id in the clear (regulations hold keyed hashes).
+#[async_trait::async_trait]
+pub trait Regulations: Send + Sync + 'static {
+    /// The key subjects are hashed with: 16 random bytes made by the first host
+    /// that asks, then the same for every host of this store, for good.
+    async fn subject_key(&self) -> Result<[u8; 16], StoreError>;
+
+    /// Record the document of regulation `id`: a new one, or its new status.
+    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError>;
+
+    /// The ids of every regulation recorded (in no particular order).
+    async fn regulation_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The document of regulation `id`, if recorded.
+    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// Changing a store's destinations while it runs, and what needs its log.

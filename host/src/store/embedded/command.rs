@@ -82,6 +82,10 @@ pub(super) enum Command {
     },
     SetPaused(String, bool, oneshot::Sender<Result<(), StoreError>>),
     Paused(oneshot::Sender<Result<Vec<String>, StoreError>>),
+    SubjectKey(oneshot::Sender<Result<[u8; 16], StoreError>>),
+    PutRegulation(String, String, oneshot::Sender<Result<(), StoreError>>),
+    RegulationIds(oneshot::Sender<Result<Vec<String>, StoreError>>),
+    Regulation(String, oneshot::Sender<Result<Option<String>, StoreError>>),
     /// Tests: fail the transaction this command lands in, as a full disk would.
     #[cfg(test)]
     Fail(oneshot::Sender<Result<(), StoreError>>),
@@ -246,6 +250,13 @@ impl Transaction<'_> {
                 answer(reply, ())
             }
             Command::Paused(reply) => answer(reply, sql::paused(self.log.conn)?),
+            Command::SubjectKey(reply) => answer(reply, sql::subject_key(self.log.conn)?),
+            Command::PutRegulation(id, document, reply) => {
+                sql::put_regulation(self.log.conn, &id, &document)?;
+                answer(reply, ())
+            }
+            Command::RegulationIds(reply) => answer(reply, sql::regulation_ids(self.log.conn)?),
+            Command::Regulation(id, reply) => answer(reply, sql::regulation(self.log.conn, &id)?),
             // Taken out of the batch before its transaction (`Writer::run`).
             Command::Reconfigure { reply, .. } => not_in_a_transaction(reply),
             Command::Forget(_, reply) => not_in_a_transaction(reply),

@@ -61,7 +61,7 @@ use self::dedup::Dedup;
 use self::queues::{Leased, Log, Queue};
 use super::{
     now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
-    NewEvent, QueueStats, Queues, Reconfigure, Settle, Store, StoreError,
+    NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
 };
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
@@ -467,6 +467,28 @@ impl Coordination for EmbeddedStore {
     async fn live_hosts(&self, _host: &str) -> Result<usize, StoreError> {
         // One process owns the embedded store.
         Ok(1)
+    }
+}
+
+#[async_trait::async_trait]
+impl Regulations for EmbeddedStore {
+    async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
+        self.ask(Command::SubjectKey).await
+    }
+
+    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        let (id, document) = (id.to_string(), document.to_string());
+        self.ask(|reply| Command::PutRegulation(id, document, reply))
+            .await
+    }
+
+    async fn regulation_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.ask(Command::RegulationIds).await
+    }
+
+    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        self.ask(|reply| Command::Regulation(id, reply)).await
     }
 }
 

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS dedup_keys (
     at   INTEGER NOT NULL,
     keys BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS regulations (
+    id       TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subject_key (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    key BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS paused (
     destination TEXT PRIMARY KEY
 ) WITHOUT ROWID;
@@ -213,6 +221,42 @@ pub(super) fn set_paused(
     };
     conn.prepare_cached(sql)?.execute(params![destination])?;
     Ok(())
+}
+
+/// The key regulations hash subjects with, made on first use.
+pub(super) fn subject_key(conn: &Connection) -> rusqlite::Result<[u8; 16]> {
+    let fresh: [u8; 16] = rand::random();
+    conn.execute(
+        "INSERT OR IGNORE INTO subject_key (one, key) VALUES (1, ?1)",
+        params![&fresh[..]],
+    )?;
+    let key: Vec<u8> = conn.query_row("SELECT key FROM subject_key WHERE one = 1", [], |r| {
+        r.get(0)
+    })?;
+    key.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "key".into(), rusqlite::types::Type::Blob)
+    })
+}
+
+/// Record (or replace) the document of a regulation.
+pub(super) fn put_regulation(conn: &Connection, id: &str, document: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO regulations (id, document) VALUES (?1, ?2)")?
+        .execute(params![id, document])?;
+    Ok(())
+}
+
+/// The ids of every regulation.
+pub(super) fn regulation_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM regulations")?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect();
+    ids
+}
+
+/// The document of one regulation.
+pub(super) fn regulation(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT document FROM regulations WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
 }
 
 /// The destinations an operator paused.

@@ -43,7 +43,7 @@ pub struct OperatorKv {
     config_stream: jetstream::stream::Stream,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("nats: {e}"))
 }
 
@@ -72,7 +72,7 @@ fn name_of(key: &str) -> String {
 /// Open the bucket, or make it: its stream is made here (as the KV layout
 /// wants it) rather than by the client's `create_key_value`, whose request asks
 /// for stream features that older servers (Debian's 2.9) refuse.
-async fn bucket(
+pub(super) async fn bucket(
     js: &jetstream::Context,
     config: kv::Config,
     replicas: usize,

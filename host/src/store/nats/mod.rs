@@ -45,6 +45,7 @@ mod queues;
 pub use self::queues::{job_of, Delivery, NOT_AN_EVENT};
 use self::queues::{pull_forever, renew_leases};
 mod reconfigure;
+mod regulations;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,7 +63,7 @@ use crate::route::{RouteKeys, Router};
 
 use super::{
     now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
-    NewEvent, QueueStats, Queues, Reconfigure, Settle, Store, StoreError,
+    NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
 };
 
 /// The least byte budget of a pull: a stored event (32 KB at most) with its
@@ -179,6 +180,8 @@ pub struct NatsStore {
     wakeups: Mutex<HashMap<String, Arc<Notify>>>,
     /// Operator pauses and live hosts, shared by every host (`kv.rs`).
     operator: kv::OperatorKv,
+    /// The privacy regulations, shared by every host.
+    regulations: regulations::RegulationsKv,
     /// The two streams' configs, to make them again if they are deleted.
     streams: [stream::Config; 2],
     /// Every destination served (retired ones included): to make its
@@ -344,6 +347,7 @@ impl NatsStore {
         }
         let ids: Vec<u32> = (0..destinations.len() as u32).collect();
         let operator = kv::OperatorKv::open(&js, options.replicas).await?;
+        let regulations = regulations::RegulationsKv::open(&js, options.replicas).await?;
         let store = NatsStore {
             client,
             js,
@@ -367,6 +371,7 @@ impl NatsStore {
             retrying: Default::default(),
             wakeups: Default::default(),
             operator,
+            regulations,
             streams,
             destinations: std::sync::RwLock::new(destinations.to_vec()),
             server_max_deliver: Default::default(),
@@ -595,6 +600,25 @@ impl Coordination for NatsStore {
 
     async fn announce_reload(&self, generation: &str) -> Result<(), StoreError> {
         self.operator.announce_reload(generation).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Regulations for NatsStore {
+    async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
+        self.regulations.subject_key().await
+    }
+
+    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        self.regulations.put(id, document).await
+    }
+
+    async fn regulation_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.regulations.ids().await
+    }
+
+    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.regulations.document(id).await
     }
 }
 

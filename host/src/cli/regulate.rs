@@ -1,0 +1,179 @@
+//! `switchyard regulate`: privacy regulations on the running host, through its
+//! admin API (`POST /admin/regulations`, `GET /admin/regulations[/{id}]`):
+//! - `regulate suppress|unsuppress --user-id ID... --anonymous-id ID... [--source S]...`
+//!   (and `--user-ids-from FILE`, one id a line, sent 10,000 at a time)
+//! - `regulate list [--json]`, `regulate show ID`
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use super::admin_client::{call, host_config, message};
+use crate::privacy::regulation::MAX_SUBJECTS;
+use crate::privacy::{Kind, Request, Subjects};
+
+/// Whom a regulation is about, and where.
+#[derive(Debug, clap::Args)]
+pub struct Who {
+    /// A user by `userId` (repeat for several).
+    #[arg(long = "user-id")]
+    pub user_ids: Vec<String>,
+    /// A user by `anonymousId` (repeat for several).
+    #[arg(long = "anonymous-id")]
+    pub anonymous_ids: Vec<String>,
+    /// A file of userIds, one a line (blank lines skipped).
+    #[arg(long)]
+    pub user_ids_from: Option<PathBuf>,
+    /// A source it applies to (repeat for several; default: every source).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Configuration file of the host (its `listen` and `admin_token`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RegulateCommand {
+    /// Stop collecting these users: their events are accepted and dropped at ingest.
+    Suppress(Who),
+    /// Collect these users again.
+    Unsuppress(Who),
+    /// The regulations recorded, oldest first (the audit log).
+    List {
+        /// Print the admin API's JSON.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file of the host.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// One regulation's record, with its subjects' keyed hashes.
+    Show {
+        /// The regulation's id.
+        id: String,
+        /// Configuration file of the host.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Run a `regulate` subcommand.
+pub async fn regulate(cmd: RegulateCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RegulateCommand::Suppress(who) => submit(Kind::Suppress, who).await,
+        RegulateCommand::Unsuppress(who) => submit(Kind::Unsuppress, who).await,
+        RegulateCommand::List { json, config } => {
+            let body = get(config.as_deref(), "/admin/regulations").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                let rows = body.as_array().map(Vec::as_slice).unwrap_or_default();
+                println!("{} regulation(s)", rows.len());
+                for r in rows {
+                    println!(
+                        "{}  {}  {}  subjects={}  sources={}  {}  by {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["type"].as_str().unwrap_or(""),
+                        r["state"].as_str().unwrap_or(""),
+                        r["subjects"],
+                        sources_text(&r["sources"]),
+                        r["requested_at"].as_str().unwrap_or(""),
+                        r["requested_by"].as_str().unwrap_or(""),
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RegulateCommand::Show { id, config } => {
+            let body = get(config.as_deref(), &format!("/admin/regulations/{id}")).await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn sources_text(v: &Value) -> String {
+    match v.as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        None => "all".into(),
+    }
+}
+
+async fn get(config: Option<&Path>, path: &str) -> anyhow::Result<Value> {
+    let config = host_config(config)?;
+    let (status, body) = call(&config, reqwest::Method::GET, path, &[], None).await?;
+    if !status.is_success() {
+        anyhow::bail!("{path}: {status}: {}", message(&body));
+    }
+    Ok(body)
+}
+
+/// The userIds of `file`, one a line.
+fn read_ids(file: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Send the regulation, [`MAX_SUBJECTS`] subjects a request.
+async fn submit(kind: Kind, who: Who) -> anyhow::Result<ExitCode> {
+    let config = host_config(who.config.as_deref())?;
+    let mut user_ids = who.user_ids;
+    if let Some(file) = &who.user_ids_from {
+        user_ids.extend(read_ids(file)?);
+    }
+    let subjects: Vec<(bool, String)> = user_ids
+        .into_iter()
+        .map(|id| (true, id))
+        .chain(who.anonymous_ids.into_iter().map(|id| (false, id)))
+        .collect();
+    if subjects.is_empty() {
+        anyhow::bail!("name someone: --user-id, --anonymous-id or --user-ids-from");
+    }
+    let sources = (!who.sources.is_empty()).then_some(who.sources);
+    for part in subjects.chunks(MAX_SUBJECTS) {
+        let mut s = Subjects::default();
+        for (is_user, id) in part {
+            if *is_user {
+                s.user_id.push(id.clone());
+            } else {
+                s.anonymous_id.push(id.clone());
+            }
+        }
+        let request = Request {
+            kind,
+            subjects: s,
+            sources: sources.clone(),
+        };
+        let (status, body) = call(
+            &config,
+            reqwest::Method::POST,
+            "/admin/regulations",
+            &[],
+            Some(serde_json::to_vec(&request)?),
+        )
+        .await?;
+        if !status.is_success() {
+            anyhow::bail!("{}: {status}: {}", kind.as_str(), message(&body));
+        }
+        println!(
+            "{}  {}  {} subject(s)  {}",
+            body["id"].as_str().unwrap_or(""),
+            kind.as_str(),
+            part.len(),
+            body["state"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

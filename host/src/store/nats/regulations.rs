@@ -1,0 +1,116 @@
+//! Privacy regulations on NATS: one key-value bucket that every host of the
+//! stream reads, so a suppression recorded through one host is in force on all
+//! of them (each polls, `privacy/follow.rs`).
+//!
+//! Keys: `key` holds the subject key (made once, by whichever host asks first:
+//! a `create` that loses the race reads the winner's), and `r.<id>` the
+//! document of each regulation. Values are read with a plain message get, as
+//! the reload generation is (`kv.rs`), which every server version answers.
+
+use async_nats::jetstream::{self, kv};
+use base64::Engine as _;
+use futures::StreamExt;
+
+use super::kv::{bucket, unavailable};
+use crate::store::StoreError;
+
+/// The bucket.
+const BUCKET: &str = "switchyard-regulations";
+/// The key of the subject key.
+const KEY: &str = "key";
+/// The prefix of a regulation's key.
+const REGULATION: &str = "r.";
+
+/// The bucket and the stream under it.
+pub struct RegulationsKv {
+    /// Where documents are put.
+    bucket: kv::Store,
+    /// The same bucket's stream, for plain gets.
+    stream: jetstream::stream::Stream,
+}
+
+impl RegulationsKv {
+    /// Open (or create) the bucket.
+    pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<RegulationsKv, StoreError> {
+        let bucket = bucket(
+            js,
+            kv::Config {
+                bucket: BUCKET.into(),
+                description: "Switchyard: privacy regulations (subjects as keyed hashes)".into(),
+                history: 1,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+            replicas,
+        )
+        .await?;
+        let stream = js
+            .get_stream(format!("KV_{BUCKET}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(RegulationsKv { bucket, stream })
+    }
+
+    /// The newest value under `key`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&format!("$KV.{BUCKET}.{key}"))
+            .await
+        {
+            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The subject key: the stored one, or a new one stored first.
+    pub async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        if self.get(KEY).await?.is_none() {
+            let fresh: [u8; 16] = rand::random();
+            // Two hosts that race: one create wins, the other fails and reads it.
+            let _ = self.bucket.create(KEY, engine.encode(fresh).into()).await;
+        }
+        let stored = self
+            .get(KEY)
+            .await?
+            .ok_or_else(|| unavailable("the subject key was written but cannot be read"))?;
+        engine
+            .decode(&stored)
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or_else(|| unavailable(format!("{BUCKET}: the subject key is not 16 bytes")))
+    }
+
+    /// Record a regulation's document.
+    pub async fn put(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        self.bucket
+            .put(format!("{REGULATION}{id}"), document.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// The ids of every regulation.
+    pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut keys = self.bucket.keys().await.map_err(unavailable)?;
+        let mut ids = Vec::new();
+        while let Some(k) = keys.next().await {
+            if let Some(id) = k.map_err(unavailable)?.strip_prefix(REGULATION) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// One regulation's document.
+    pub async fn document(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&format!("{REGULATION}{id}"))
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+}
