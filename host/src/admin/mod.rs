@@ -57,8 +57,8 @@ use self::answers::Failure;
 use crate::plugins::Catalog;
 use crate::store::Store;
 
-pub use crate::registry::DestinationInfo;
 pub use self::privacy::CLIENT_HEADER;
+pub use crate::registry::DestinationInfo;
 
 use self::auth::{authorize, bearer_is, constant_time_eq};
 use self::dead_letters::{list_dead_letters, purge_dead_letters, replay_dead_letters, Range};

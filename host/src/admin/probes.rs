@@ -167,6 +167,7 @@ async fn sample(state: &AdminState) -> HostSample {
         ready: check(state).await.is_ready(),
         nats_connected: state.store.connected(),
         warm_instances: state.catalog.runtime().warm_instances(),
+        suppressed_subjects: state.privacy.suppressions().load().len(),
         disk: state.store.disk_usage(),
     }
 }

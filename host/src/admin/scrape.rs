@@ -84,6 +84,9 @@ pub struct HostSample {
     /// Instances kept warm between batches now (each holds a pool slot and
     /// the memory its guest touched).
     pub warm_instances: usize,
+    /// Subjects suppressed by privacy regulations, in force on this host (a
+    /// subject suppressed in two sources counts twice).
+    pub suppressed_subjects: usize,
     /// The store's disk use, where it knows it (the embedded store).
     pub disk: Option<crate::store::DiskUsage>,
 }
@@ -493,6 +496,14 @@ impl Collector for SampleCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(self.0.warm_instances).unwrap_or(i64::MAX)).encode(warm)?;
+        let suppressed = encoder.encode_descriptor(
+            "switchyard_suppressed_subjects",
+            "Subjects suppressed by privacy regulations, in force on this host",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.0.suppressed_subjects).unwrap_or(i64::MAX))
+            .encode(suppressed)?;
         if let Some(connected) = self.0.nats_connected {
             let nats = encoder.encode_descriptor(
                 "switchyard_nats_connected",
@@ -570,6 +581,7 @@ mod tests {
             ready: true,
             nats_connected: None,
             warm_instances: 2,
+            suppressed_subjects: 5,
             disk: Some(crate::store::DiskUsage {
                 file_bytes: 4096,
                 retained_bytes: 100,
@@ -590,6 +602,7 @@ mod tests {
             "switchyard_plugin_swaps_total{destination=\"hook\",plugin=\"webhook\"} 1",
             "switchyard_ready 1",
             "switchyard_warm_instances 2",
+            "switchyard_suppressed_subjects 5",
             "switchyard_destination_concurrency_limit{destination=\"hook\"} 12",
             "switchyard_destination_concurrency_changes_total{destination=\"hook\",kind=\"lowered\"} 1",
             "switchyard_destination_rtt_reference_seconds{destination=\"hook\"} 0.0425",

@@ -73,7 +73,10 @@ pub struct Privacy {
 
 impl Privacy {
     /// The regulations `store` holds, in force; `sources` are the configured ones.
-    pub async fn open(store: Arc<dyn Store>, sources: Vec<String>) -> Result<Privacy, PrivacyError> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        sources: Vec<String>,
+    ) -> Result<Privacy, PrivacyError> {
         let key = SubjectKey::new(store.subject_key().await?);
         let privacy = Privacy {
             store,

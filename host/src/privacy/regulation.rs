@@ -219,7 +219,11 @@ mod tests {
         let key = SubjectKey::new([3; 16]);
         let sources = vec!["web".to_string()];
         let r = Regulation::new(
-            &request(Kind::Suppress, &["alice@example.com", "alice@example.com"], None),
+            &request(
+                Kind::Suppress,
+                &["alice@example.com", "alice@example.com"],
+                None,
+            ),
             &key,
             &sources,
             "test",

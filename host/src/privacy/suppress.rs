@@ -204,9 +204,15 @@ mod tests {
         assert!(s.suppresses("ios", &event(json!({"userId": "alice"}))));
         // The same id as the other kind is another subject.
         assert!(!s.suppresses("web", &event(json!({"anonymousId": "alice"}))));
-        assert!(s.suppresses("web", &event(json!({"anonymousId": "a-1", "userId": "bob"}))));
+        assert!(s.suppresses(
+            "web",
+            &event(json!({"anonymousId": "a-1", "userId": "bob"}))
+        ));
         assert!(!s.suppresses("ios", &event(json!({"anonymousId": "a-1"}))));
-        assert!(s.suppresses("ios", &event(json!({"type": "alias", "previousId": "alice", "userId": "x"}))));
+        assert!(s.suppresses(
+            "ios",
+            &event(json!({"type": "alias", "previousId": "alice", "userId": "x"}))
+        ));
 
         // Lifting for one source leaves an everywhere suppression in force.
         s.unsuppress(&[alice], Some(&["web".to_string()]));
@@ -223,6 +229,9 @@ mod tests {
         let mut s = Suppressions::new(a);
         s.suppress(&[short(a.hash(SubjectKind::UserId, "42"))], None);
         assert!(s.suppresses("web", &event(json!({"userId": 42}))));
-        assert_ne!(a.hash(SubjectKind::UserId, "42"), b.hash(SubjectKind::UserId, "42"));
+        assert_ne!(
+            a.hash(SubjectKind::UserId, "42"),
+            b.hash(SubjectKind::UserId, "42")
+        );
     }
 }

@@ -31,7 +31,10 @@ pub struct RegulationsKv {
 
 impl RegulationsKv {
     /// Open (or create) the bucket.
-    pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<RegulationsKv, StoreError> {
+    pub async fn open(
+        js: &jetstream::Context,
+        replicas: usize,
+    ) -> Result<RegulationsKv, StoreError> {
         let bucket = bucket(
             js,
             kv::Config {

@@ -1,0 +1,355 @@
+//! Privacy regulations end to end, through real hosts on both stores (and two
+//! hosts sharing one real `nats-server`): a suppressed user's events are
+//! answered as accepted and kept nowhere, `UNSUPPRESS` lets them in again, a
+//! suppression outlives a restart, and the records (the audit log) hold no id
+//! in the clear. The README's "Privacy" section names these tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use switchyard_e2e::host::{config_for, config_text, config_text_nats};
+use switchyard_e2e::nats::NatsServer;
+use switchyard_e2e::{all_arrive, switchyard_bin, webhook_destination, Receiver, TestHost};
+
+const ALICE: &str = "alice@example.com";
+const ANON_BOB: &str = "anon-bob-7d1f";
+
+/// `POST /admin/regulations`: the status and the JSON body.
+async fn regulate(host: &TestHost, body: &Value) -> (u16, Value) {
+    let resp = host
+        .admin()
+        .request(reqwest::Method::POST, "/admin/regulations")
+        .json(body)
+        .send()
+        .await
+        .expect("admin answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn track(id: &str, who: (&str, &str)) -> Value {
+    let mut e = json!({"type": "track", "event": "Viewed", "messageId": id,
+        "properties": {"note": format!("from {}", who.1)}});
+    e[who.0] = json!(who.1);
+    e
+}
+
+/// Send `events` in one batch; the answer must be a plain success.
+async fn send(host: &TestHost, events: Vec<Value>) {
+    let resp = host.send("batch", &json!({ "batch": events })).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"success": true})
+    );
+}
+
+/// One `/metrics` sample of this host (0 when absent).
+async fn metric(host: &TestHost, line_start: &str) -> f64 {
+    let text = host
+        .admin()
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if memchr::memmem::find(&bytes, needle).is_some() {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_user_is_answered_and_kept_nowhere_until_lifted_on_both_stores() {
+    for nats in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = NatsServer::start_in(dir.path().join("nats")).await;
+        let rx = Receiver::start().await;
+        let destinations = webhook_destination("hook", &rx, "");
+        let config = if nats {
+            config_text_nats(dir.path(), &destinations, &server.url())
+        } else {
+            config_text(dir.path(), &destinations)
+        };
+        let host = TestHost::start_config(dir.path(), &config).await;
+        let p = if nats { "n" } else { "e" };
+
+        let (status, record) = regulate(
+            &host,
+            &json!({"type": "SUPPRESS",
+                "subjects": {"userId": [ALICE], "anonymousId": [ANON_BOB]}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{record}");
+        assert_eq!(record["state"], "done");
+        assert_eq!(record["subjects"].as_array().unwrap().len(), 2);
+        let text = record.to_string();
+        assert!(!text.contains(ALICE) && !text.contains(ANON_BOB), "{text}");
+
+        // Alice by userId, Bob by anonymousId, Alice's alias: all answered,
+        // none kept. Carol flows.
+        send(
+            &host,
+            vec![
+                track(&format!("{p}-a1"), ("userId", ALICE)),
+                track(&format!("{p}-b1"), ("anonymousId", ANON_BOB)),
+                json!({"type": "alias", "previousId": ALICE, "userId": "alice-2",
+                    "messageId": format!("{p}-a2")}),
+                track(&format!("{p}-c1"), ("userId", "carol")),
+            ],
+        )
+        .await;
+        all_arrive(&rx, &[format!("{p}-c1")]).await;
+        assert_eq!(
+            metric(
+                &host,
+                "switchyard_events_suppressed_total{source=\"test\"} "
+            )
+            .await,
+            3.0
+        );
+        assert_eq!(metric(&host, "switchyard_suppressed_subjects ").await, 2.0);
+        let recent = host
+            .admin()
+            .get("/admin/sources/test/events")
+            .await
+            .to_string();
+        assert!(
+            recent.contains("carol") && !recent.contains(ALICE),
+            "{recent}"
+        );
+        for needle in [ALICE, ANON_BOB] {
+            let found = files_holding(dir.path(), needle.as_bytes());
+            assert!(found.is_empty(), "{needle} is in {found:?} (nats: {nats})");
+        }
+
+        // Lifted for Alice: her events flow again; Bob stays suppressed, also
+        // across a restart.
+        let (status, lifted) = regulate(
+            &host,
+            &json!({"type": "UNSUPPRESS", "subjects": {"userId": [ALICE]}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{lifted}");
+        send(&host, vec![track(&format!("{p}-a3"), ("userId", ALICE))]).await;
+        all_arrive(&rx, &[format!("{p}-a3")]).await;
+        host.stop().await;
+        let host = TestHost::start_config(dir.path(), &config).await;
+        send(
+            &host,
+            vec![
+                track(&format!("{p}-b2"), ("anonymousId", ANON_BOB)),
+                track(&format!("{p}-c2"), ("userId", "carol")),
+            ],
+        )
+        .await;
+        all_arrive(&rx, &[format!("{p}-c2")]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut delivered = rx.delivered_ids();
+        delivered.sort();
+        delivered.dedup();
+        assert_eq!(
+            delivered,
+            ["a3", "c1", "c2"].map(|s| format!("{p}-{s}")),
+            "only what was not suppressed (nats: {nats})"
+        );
+
+        // The audit log: both records, oldest first, who asked, no ids.
+        let list = host.admin().get("/admin/regulations").await;
+        let rows = list.as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{list}");
+        assert_eq!(rows[0]["type"], "SUPPRESS");
+        assert_eq!(rows[0]["subjects"], 2);
+        assert_eq!(rows[1]["type"], "UNSUPPRESS");
+        assert_eq!(rows[1]["requested_by"], "the admin API (the admin token)");
+        let one = host
+            .admin()
+            .get(&format!(
+                "/admin/regulations/{}",
+                record["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(one["subjects"], record["subjects"]);
+        host.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_regulation_is_refused_with_a_reason_and_nothing_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(dir.path(), "").await;
+    for (body, reason) in [
+        (
+            json!({"type": "SUPPRESS", "subjects": {"userId": ["a"]}, "source": ["test"]}),
+            "unknown field `source`",
+        ),
+        (
+            json!({"type": "FORGET", "subjects": {"userId": ["a"]}}),
+            "unknown variant `FORGET`",
+        ),
+        (json!({"type": "SUPPRESS", "subjects": {}}), "names no one"),
+        (
+            json!({"type": "SUPPRESS", "subjects": {"userId": ["a"]}, "sources": ["ios"]}),
+            "no source named `ios`",
+        ),
+        (
+            json!({"type": "DELETE", "subjects": {"userId": ["a"]}}),
+            "not available yet",
+        ),
+    ] {
+        let (status, answer) = regulate(&host, &body).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(answer["success"], false);
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{body} -> {message}");
+    }
+    assert_eq!(host.admin().get("/admin/regulations").await, json!([]));
+    let resp = host
+        .admin()
+        .request(reqwest::Method::GET, "/admin/regulations/reg_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("reg_nope"));
+    // Without the token, nothing.
+    let resp = host
+        .http
+        .post(host.url("/admin/regulations"))
+        .json(&json!({"type": "SUPPRESS", "subjects": {"userId": ["a"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppression_through_one_nats_host_is_in_force_on_the_other() {
+    let server = NatsServer::start().await;
+    let rx = Receiver::start().await;
+    let destinations = webhook_destination("hook", &rx, "");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestHost::start_config(
+        dir_a.path(),
+        &config_text_nats(dir_a.path(), &destinations, &server.url()),
+    )
+    .await;
+    let b = TestHost::start_config(
+        dir_b.path(),
+        &config_text_nats(dir_b.path(), &destinations, &server.url()),
+    )
+    .await;
+    let (status, _) = regulate(
+        &a,
+        &json!({"type": "SUPPRESS", "subjects": {"userId": [ALICE]}, "sources": ["test"]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // The other host follows the store once a second.
+    let mut waited = 0;
+    while metric(&b, "switchyard_suppressed_subjects ").await < 1.0 {
+        waited += 1;
+        assert!(waited < 250, "host b never took the suppression");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send(
+        &b,
+        vec![
+            track("x-a1", ("userId", ALICE)),
+            track("x-c1", ("userId", "carol")),
+        ],
+    )
+    .await;
+    all_arrive(&rx, &["x-c1".to_string()]).await;
+    assert_eq!(
+        metric(&b, "switchyard_events_suppressed_total{source=\"test\"} ").await,
+        1.0
+    );
+    assert!(!rx.delivered_ids().contains(&"x-a1".to_string()));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchyard_regulate_suppresses_from_the_command_line_and_lists_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(dir.path(), "").await;
+    // A config file that points the command at the running host.
+    let file = dir.path().join("cli.toml");
+    std::fs::write(
+        &file,
+        config_for(
+            &host.addr.to_string(),
+            &dir.path().join("data"),
+            &dir.path().join("plugins"),
+            "",
+        ),
+    )
+    .unwrap();
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(&ids, "dave\n\nerin\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(switchyard_bin())
+            .arg("regulate")
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&[
+        "suppress",
+        "--user-id",
+        "frank",
+        "--user-ids-from",
+        ids.to_str().unwrap(),
+        "--source",
+        "test",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SUPPRESS  3 subject(s)  done"), "{out}");
+    let (ok, out, err) = run(&["list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 regulation(s)"), "{out}");
+    assert!(out.contains("subjects=3  sources=test"), "{out}");
+    assert!(
+        out.contains("by switchyard regulate (the admin token)"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&["suppress", "--source", "test"]);
+    assert!(!ok && err.contains("name someone"), "{err}");
+    let (ok, _, err) = run(&["unsuppress", "--user-id", "x", "--source", "ios"]);
+    assert!(!ok && err.contains("no source named `ios`"), "{err}");
+    host.stop().await;
+}
