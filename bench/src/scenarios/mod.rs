@@ -14,6 +14,7 @@ mod ingest;
 mod isolation;
 mod log;
 mod nats;
+mod privacy;
 mod reload;
 mod transforms;
 mod trial;
@@ -30,6 +31,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if want("ingest") {
         crate::report::write(out, "ingest", scale.quick, ingest::run(scale).await?)?;
+    }
+    if want("privacy") {
+        crate::report::write(out, "privacy", scale.quick, privacy::run(scale).await?)?;
     }
     if want("fanout") {
         crate::report::write(out, "fanout", scale.quick, fanout::run(scale).await?)?;

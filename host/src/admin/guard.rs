@@ -8,7 +8,8 @@
 //!   these routes as same-origin; its requests still carry its own name, and
 //!   are refused here.
 //! - [`bounded_body`]: a request body is read whole within `request_timeout`
-//!   and up to [`SMALL_BODY_BYTES`] (a plugin upload: [`super::MAX_UPLOAD_BYTES`]),
+//!   and up to [`SMALL_BODY_BYTES`] (a plugin upload: [`super::MAX_UPLOAD_BYTES`]; a
+//!   regulation: [`MAX_REGULATION_BYTES`]),
 //!   so slow or endless bodies cannot hold connections.
 //! - [`Logins`]: failed status-page logins per client address are limited.
 
@@ -26,6 +27,12 @@ use super::AdminError;
 
 /// Largest body of an admin or status-page request other than a plugin upload.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest body of `POST /admin/regulations`: its most subjects, each of the
+/// longest id, quoted, with room for the rest.
+pub const MAX_REGULATION_BYTES: usize = crate::privacy::regulation::MAX_SUBJECTS
+    * (crate::privacy::regulation::MAX_ID_BYTES + 4)
+    + 4096;
 
 /// Longest a plugin upload's body may take to arrive (it may be 64 MiB).
 const UPLOAD_BODY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -116,7 +123,11 @@ pub async fn bounded_body(
 ) -> Response {
     let upload =
         request.method() == Method::PUT && request.uri().path().starts_with("/admin/plugins/");
-    let (limit, timeout) = if upload {
+    let regulation =
+        request.method() == Method::POST && request.uri().path() == "/admin/regulations";
+    let (limit, timeout) = if regulation {
+        (MAX_REGULATION_BYTES, guard.body_timeout)
+    } else if upload {
         (
             super::MAX_UPLOAD_BYTES,
             guard.body_timeout.max(UPLOAD_BODY_TIMEOUT),

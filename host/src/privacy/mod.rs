@@ -56,6 +56,19 @@ struct Known {
     hashes: Vec<u64>,
 }
 
+impl Known {
+    /// Fold it into `s`.
+    fn apply(&self, s: &mut Suppressions) {
+        match self.kind {
+            Kind::Suppress | Kind::SuppressWithDelete => {
+                s.suppress(&self.hashes, self.sources.as_deref())
+            }
+            Kind::Unsuppress => s.unsuppress(&self.hashes, self.sources.as_deref()),
+            Kind::Delete => {}
+        }
+    }
+}
+
 /// The regulations of one store, and the suppressions they make.
 pub struct Privacy {
     /// Where regulations are recorded.
@@ -108,15 +121,23 @@ impl Privacy {
         r.done_at = Some(r.requested_at.clone());
         self.store.put_regulation(&r.id, &to_json(&r)).await?;
         let mut known = self.known.lock().await;
-        known.insert(
-            r.id.clone(),
-            Known {
-                kind: r.kind,
-                sources: r.sources.clone(),
-                hashes,
-            },
-        );
-        self.rebuild(&known);
+        let last = known.keys().next_back().is_none_or(|k| *k < r.id);
+        let k = Known {
+            kind: r.kind,
+            sources: r.sources.clone(),
+            hashes,
+        };
+        if last {
+            // The usual case: it applies after every known one, so it is
+            // folded into a copy of the sets rather than all of them again.
+            let mut s = Suppressions::clone(&self.suppressions.load());
+            k.apply(&mut s);
+            self.suppressions.store(Arc::new(s));
+            known.insert(r.id.clone(), k);
+        } else {
+            known.insert(r.id.clone(), k);
+            self.rebuild(&known);
+        }
         tracing::info!(
             regulation = r.id.as_str(),
             kind = r.kind.as_str(),
@@ -190,13 +211,7 @@ impl Privacy {
     fn rebuild(&self, known: &BTreeMap<String, Known>) {
         let mut s = Suppressions::new(self.key);
         for k in known.values() {
-            match k.kind {
-                Kind::Suppress | Kind::SuppressWithDelete => {
-                    s.suppress(&k.hashes, k.sources.as_deref())
-                }
-                Kind::Unsuppress => s.unsuppress(&k.hashes, k.sources.as_deref()),
-                Kind::Delete => {}
-            }
+            k.apply(&mut s);
         }
         self.suppressions.store(Arc::new(s));
     }
