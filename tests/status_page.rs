@@ -691,3 +691,53 @@ async fn the_delivery_funnel_adds_up_to_what_was_sent() {
     b.close().await.unwrap();
     host.stop().await;
 }
+
+#[tokio::test]
+async fn the_privacy_page_lists_the_regulations_and_what_they_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let host = TestHost::start(
+        dir.path(),
+        &webhook_table("hooks", &rx.url("/hooks"), &rx.origin(), ""),
+    )
+    .await;
+    let resp = host
+        .admin()
+        .request(reqwest::Method::POST, "/admin/regulations")
+        .json(
+            &json!({"type": "SUPPRESS", "subjects": {"userId": ["mallory@example.com", "trent"]},
+            "sources": ["test"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = json!({"batch": [{"type": "track", "event": "Viewed", "userId": "trent",
+        "messageId": "privacy-page-1"}]});
+    assert_eq!(host.send("batch", &event).await.status(), 200);
+
+    let driver = driver().await;
+    let b = chromium(&driver, dir.path()).await;
+    log_in(&b, &host, ADMIN_TOKEN).await;
+    click(&b, "header a[href='/status/privacy']").await;
+    wait_for(&b, "#regulations").await;
+    let row = text_of(&b, &format!("tr[data-regulation='{id}']")).await;
+    for part in ["SUPPRESS", "test", "2", "the admin API", "done"] {
+        assert!(row.contains(part), "{part} not in `{row}`");
+    }
+    assert_eq!(
+        text_of(&b, "#suppressed tr[data-source='test'] td.num").await,
+        "1"
+    );
+    let page = b.source().await.unwrap();
+    assert!(
+        !page.contains("mallory") && !page.contains("trent"),
+        "an id shows"
+    );
+    b.close().await.unwrap();
+    host.stop().await;
+}

@@ -22,6 +22,7 @@
 mod chart;
 mod destination;
 mod funnel;
+mod privacy;
 pub mod session;
 mod trial;
 mod view;
@@ -60,6 +61,7 @@ pub fn routes(state: AdminState) -> Router {
             post(destination::act),
         )
         .route("/status/sources/{name}", get(source))
+        .route("/status/privacy", get(privacy::page))
         .with_state(state)
 }
 

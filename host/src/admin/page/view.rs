@@ -64,6 +64,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     a href="/status" { "Switchyard" }
                     @if let Some(s) = session {
                         span.muted { "status" }
+                        a href="/status/privacy" { "Privacy" }
                         form method="post" action="/status/logout" {
                             (csrf_field(s))
                             button type="submit" { "Log out" }

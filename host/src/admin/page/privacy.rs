@@ -1,0 +1,88 @@
+//! `/status/privacy`: the privacy regulations as the audit log shows them,
+//! and what they suppress on this host.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use super::session::LoggedIn;
+use super::view::{figure, html_response, layout, refused};
+use crate::admin::AdminState;
+use crate::observe::metrics::SourceLabel;
+
+pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>) -> Response {
+    let regulations = match state.privacy.list().await {
+        Ok(list) => list,
+        Err(e) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&s),
+                &format!("The regulations cannot be read: {e}"),
+                "/status",
+            )
+        }
+    };
+    let in_force = state.privacy.suppressions().load().len();
+    let instruments = &state.metrics.instruments;
+    let dropped: Vec<(String, u64)> = state
+        .sources
+        .iter()
+        .map(|name| {
+            let n = instruments
+                .events_suppressed
+                .get_or_create(&SourceLabel {
+                    source: name.clone(),
+                })
+                .get();
+            (name.clone(), n)
+        })
+        .collect();
+    let body = html! {
+        h1 { "Privacy" }
+        div.figures {
+            (figure("Subjects suppressed here", in_force))
+            (figure("Regulations", regulations.len()))
+        }
+        h2 { "Suppressed events since start" }
+        section {
+            table #suppressed {
+                thead { tr { th { "Source" } th.num { "Events answered and dropped" } } }
+                tbody {
+                    @for (name, n) in &dropped {
+                        tr data-source=(name) { td { (name) } td.num { (n) } }
+                    }
+                }
+            }
+        }
+        h2 { "Regulations (the audit log)" }
+        section {
+            p.muted { "Subjects are kept as keyed hashes only, never as ids." }
+            table #regulations {
+                thead { tr {
+                    th { "Id" } th { "Type" } th { "Sources" } th.num { "Subjects" }
+                    th { "Asked" } th { "By" } th { "State" }
+                } }
+                tbody {
+                    @for r in regulations.iter().rev() {
+                        tr data-regulation=(r.id) {
+                            td { code { (r.id) } }
+                            td { (r.kind.as_str()) }
+                            td { (r.sources.as_ref().map_or("every source".to_string(), |s| s.join(", "))) }
+                            td.num { (r.subjects.len()) }
+                            td { (r.requested_at) }
+                            td { (r.requested_by) }
+                            td.state {
+                                (format!("{:?}", r.state).to_lowercase())
+                                @if let Some(why) = &r.reason { br; span.error { (why) } }
+                                @if let Some(at) = &r.done_at { br; span.muted { (at) } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if regulations.is_empty() { p.muted { "No regulation yet." } }
+        }
+    };
+    html_response(StatusCode::OK, layout("Privacy", Some(&s), body))
+}
