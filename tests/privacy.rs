@@ -2,7 +2,7 @@
 //! hosts sharing one real `nats-server`): a suppressed user's events are
 //! answered as accepted and kept nowhere, `UNSUPPRESS` lets them in again, a
 //! suppression outlives a restart, and the records (the audit log) hold no id
-//! in the clear. The README's "Privacy" section names these tests.
+//! in the clear. The book's Privacy page (`operating/privacy.md`) names them.
 
 use std::path::Path;
 use std::process::Command;
@@ -110,6 +110,14 @@ async fn a_suppressed_user_is_answered_and_kept_nowhere_until_lifted_on_both_sto
         let text = record.to_string();
         assert!(!text.contains(ALICE) && !text.contains(ANON_BOB), "{text}");
 
+        // Held: what is stored stays in the log (and the NATS stream) while
+        // the files are scanned.
+        assert!(host
+            .admin()
+            .post("/admin/destinations/hook/pause")
+            .await
+            .status()
+            .is_success());
         // Alice by userId, Bob by anonymousId, Alice's alias: all answered,
         // none kept. Carol flows.
         send(
@@ -123,6 +131,24 @@ async fn a_suppressed_user_is_answered_and_kept_nowhere_until_lifted_on_both_sto
             ],
         )
         .await;
+        // The scan reads what the store wrote: Carol's event is there (the
+        // NATS server writes its blocks within moments), the others' ids not.
+        let mut waited = 0;
+        while files_holding(dir.path(), b"from carol").is_empty() {
+            waited += 1;
+            assert!(waited < 250, "carol's event is in no file (nats: {nats})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for needle in [ALICE, ANON_BOB] {
+            let found = files_holding(dir.path(), needle.as_bytes());
+            assert!(found.is_empty(), "{needle} is in {found:?} (nats: {nats})");
+        }
+        assert!(host
+            .admin()
+            .post("/admin/destinations/hook/resume")
+            .await
+            .status()
+            .is_success());
         all_arrive(&rx, &[format!("{p}-c1")]).await;
         assert_eq!(
             metric(
@@ -142,10 +168,6 @@ async fn a_suppressed_user_is_answered_and_kept_nowhere_until_lifted_on_both_sto
             recent.contains("carol") && !recent.contains(ALICE),
             "{recent}"
         );
-        for needle in [ALICE, ANON_BOB] {
-            let found = files_holding(dir.path(), needle.as_bytes());
-            assert!(found.is_empty(), "{needle} is in {found:?} (nats: {nats})");
-        }
 
         // Lifted for Alice: her events flow again; Bob stays suppressed, also
         // across a restart.
@@ -299,7 +321,9 @@ async fn a_suppression_through_one_nats_host_is_in_force_on_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchyard_regulate_suppresses_from_the_command_line_and_lists_the_records() {
     let dir = tempfile::tempdir().unwrap();
-    let host = TestHost::start(dir.path(), "").await;
+    // Two sources: a suppression for one leaves the other's events alone.
+    let ios = "[[sources]]\nname = \"ios\"\nwrite_key = \"wk_ios\"\n";
+    let host = TestHost::start_config(dir.path(), &config_text(dir.path(), ios)).await;
     // A config file that points the command at the running host.
     let file = dir.path().join("cli.toml");
     std::fs::write(
@@ -347,9 +371,33 @@ async fn switchyard_regulate_suppresses_from_the_command_line_and_lists_the_reco
         out.contains("by switchyard regulate (the admin token)"),
         "{out}"
     );
+    for key in ["wk_test", "wk_ios"] {
+        let resp = host
+            .http
+            .post(host.url("/v1/track"))
+            .basic_auth(key, Some(""))
+            .json(&json!({"userId": "erin", "event": "Opened", "messageId": format!("erin-{key}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let admin = host.admin();
+    let test_events = admin.get("/admin/sources/test/events").await.to_string();
+    let ios_events = admin.get("/admin/sources/ios/events").await.to_string();
+    assert!(!test_events.contains("erin-wk_test"), "{test_events}");
+    assert!(ios_events.contains("erin-wk_ios"), "{ios_events}");
+    assert_eq!(
+        metric(
+            &host,
+            "switchyard_events_suppressed_total{source=\"test\"} "
+        )
+        .await,
+        1.0
+    );
     let (ok, _, err) = run(&["suppress", "--source", "test"]);
     assert!(!ok && err.contains("name someone"), "{err}");
-    let (ok, _, err) = run(&["unsuppress", "--user-id", "x", "--source", "ios"]);
-    assert!(!ok && err.contains("no source named `ios`"), "{err}");
+    let (ok, _, err) = run(&["unsuppress", "--user-id", "x", "--source", "android"]);
+    assert!(!ok && err.contains("no source named `android`"), "{err}");
     host.stop().await;
 }

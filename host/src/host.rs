@@ -117,9 +117,12 @@ impl Host {
 
         // Regulations recorded before this start are in force before it serves.
         let privacy = Arc::new(
-            privacy::Privacy::open(store.clone(), config.sources.values().cloned().collect())
-                .await
-                .context("reading the privacy regulations from the store")?,
+            privacy::Privacy::open(
+                store.clone() as _,
+                config.sources.values().cloned().collect(),
+            )
+            .await
+            .context("reading the privacy regulations from the store")?,
         );
         let mut ingest = ingest::IngestState::new(&config, store.clone());
         ingest.instruments = instruments;

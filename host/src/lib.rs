@@ -3,7 +3,7 @@
 //! The data flow, and the module that owns each step:
 //!
 //! ```text
-//! SDKs ─HTTP─> ingest ─> route ─> store (durable log + one queue per destination)
+//! SDKs ─HTTP─> ingest (privacy: drop the suppressed) ─> route ─> store (durable log + queues)
 //!                                   │
 //!                                   v
 //!                      dispatch (one worker per destination: batch, retry, dead letters)
@@ -18,6 +18,8 @@
 //! - [`config`]: TOML → validated [`config::Config`].
 //! - [`ingest`]: Segment's tracking API (`/v1/*`): auth, limits, and
 //!   [`ingest::normalize`], the one validation and normalisation of messages.
+//! - [`privacy`]: regulations (suppress, unsuppress), recorded in the store as
+//!   keyed hashes; ingest drops a suppressed user's events before the store.
 //! - [`route`]: filters and the `integrations` object decide each event's destinations.
 //! - [`store`]: the [`store::Store`] trait; the embedded SQLite store
 //!   ([`store::embedded`]) and the NATS JetStream store ([`store::nats`]).
@@ -139,7 +141,10 @@ pub async fn start_from(
     let watcher = plugins::watch::spawn(host.plugins.clone(), stop_rx.clone())
         .context("watching the plugins directory")?;
     reload::follow::spawn(host.reloader.clone(), host.store.clone(), stop_rx.clone()).await;
-    tokio::spawn(host.privacy.clone().follow(stop_rx.clone()));
+    // Only a shared store (NATS) has other hosts whose regulations to follow.
+    if host.store.connected().is_some() {
+        tokio::spawn(host.privacy.clone().follow(stop_rx.clone()));
+    }
     let config_watcher = match watched {
         Some(file) => Some(
             reload::watch::spawn(host.reloader.clone(), file, stop_rx.clone())

@@ -29,9 +29,10 @@ use super::AdminError;
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
 /// Largest body of `POST /admin/regulations`: its most subjects, each of the
-/// longest id, quoted, with room for the rest.
+/// longest id with every byte escaped as JSON allows (`\u00XX`: 6 bytes),
+/// quoted, with room for the rest.
 pub const MAX_REGULATION_BYTES: usize = crate::privacy::regulation::MAX_SUBJECTS
-    * (crate::privacy::regulation::MAX_ID_BYTES + 4)
+    * (6 * crate::privacy::regulation::MAX_ID_BYTES + 4)
     + 4096;
 
 /// Longest a plugin upload's body may take to arrive (it may be 64 MiB).

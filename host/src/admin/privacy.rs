@@ -1,13 +1,16 @@
 //! `POST /admin/regulations` and `GET /admin/regulations[/{id}]`: privacy
-//! regulations (`crate::privacy`), and their records as the audit log.
+//! regulations, and their records as the audit log.
+//!
+//! Where it sits: on the admin side, over `crate::privacy` (which records and
+//! folds them); `switchyard regulate` and the status page's privacy page are
+//! its other callers.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Serialize;
 
 use super::{AdminError, AdminState};
-use crate::privacy::{Kind, PrivacyError, Regulation, Request, State as RegulationState};
+use crate::privacy::{PrivacyError, Regulation, Request, Summary};
 
 /// The header the command line's admin calls carry (`cli`), so a record says
 /// who asked.
@@ -20,49 +23,6 @@ impl From<PrivacyError> for AdminError {
             PrivacyError::NotFound(_) => AdminError::Missing(e.to_string()),
             PrivacyError::Unreadable(m) => AdminError::Unavailable(m),
             PrivacyError::Store(e) => e.into(),
-        }
-    }
-}
-
-/// One element of `GET /admin/regulations`: the record without its subjects'
-/// hashes (`GET /admin/regulations/{id}` has them).
-#[derive(Debug, Serialize)]
-pub struct RegulationRow {
-    /// Its id.
-    pub id: String,
-    /// What it asked for.
-    #[serde(rename = "type")]
-    pub kind: Kind,
-    /// The sources; `null`: every source.
-    pub sources: Option<Vec<String>>,
-    /// How many subjects it names.
-    pub subjects: usize,
-    /// When it was asked.
-    pub requested_at: String,
-    /// Who asked.
-    pub requested_by: String,
-    /// Where it stands.
-    pub state: RegulationState,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// When it was carried out.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub done_at: Option<String>,
-}
-
-impl From<Regulation> for RegulationRow {
-    fn from(r: Regulation) -> Self {
-        RegulationRow {
-            subjects: r.subjects.len(),
-            id: r.id,
-            kind: r.kind,
-            sources: r.sources,
-            requested_at: r.requested_at,
-            requested_by: r.requested_by,
-            state: r.state,
-            reason: r.reason,
-            done_at: r.done_at,
         }
     }
 }
@@ -82,11 +42,8 @@ pub(super) async fn submit(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-pub(super) async fn list(
-    State(state): State<AdminState>,
-) -> Result<Json<Vec<RegulationRow>>, AdminError> {
-    let all = state.privacy.list().await?;
-    Ok(Json(all.into_iter().map(RegulationRow::from).collect()))
+pub(super) async fn list(State(state): State<AdminState>) -> Json<Vec<Summary>> {
+    Json(state.privacy.list().await)
 }
 
 pub(super) async fn show(

@@ -114,13 +114,13 @@ async fn get(config: Option<&Path>, path: &str) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-/// The userIds of `file`, one a line.
+/// The userIds of `file`, one a line, exactly as written (ingest matches ids
+/// exactly: a space is part of an id); empty lines are skipped.
 fn read_ids(file: &Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
     Ok(text
         .lines()
-        .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect())

@@ -6,8 +6,10 @@
 //! the body (`gzip`, `deflate`, `br`; limits apply to the decompressed size),
 //! authenticate the write key, check the page's origin ([`cors`]), validate and
 //! normalise every message ([`normalize::normalize_body`]), add what Segment's
-//! API adds (`context.ip`, `context.library`), append the valid events to the
-//! [`Store`] and answer `200` only once the store says they are durable.
+//! API adds (`context.ip`, `context.library`), drop the events of users a
+//! privacy regulation suppresses ([`Suppressions`]: answered as accepted,
+//! counted, stored nowhere), append the other valid events to the [`Store`]
+//! and answer `200` only once the store says they are durable.
 //!
 //! A batch keeps its valid events: each refused one is named in the answer
 //! (`rejected`) and kept for the admin API ([`rejections`]). A problem of the
@@ -109,9 +111,7 @@ impl IngestState {
                     .collect(),
             ),
             instruments: Instruments::default(),
-            suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::new(
-                crate::privacy::SubjectKey::new([0; 16]),
-            ))),
+            suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::none())),
         }
     }
 }
@@ -576,13 +576,16 @@ mod tests {
         async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
             Err((self.0)())
         }
-        async fn put_regulation(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        async fn add_regulation(&self, _: &str, _: &str) -> Result<u64, StoreError> {
             Err((self.0)())
         }
         async fn regulation_ids(&self) -> Result<Vec<String>, StoreError> {
             Err((self.0)())
         }
-        async fn regulation(&self, _: &str) -> Result<Option<String>, StoreError> {
+        async fn regulation(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::store::StoredRegulation>, StoreError> {
             Err((self.0)())
         }
     }
@@ -610,9 +613,7 @@ mod tests {
                 recent: Arc::default(),
                 history: Arc::default(),
                 instruments: Instruments::default(),
-                suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::new(
-                    crate::privacy::SubjectKey::new([0; 16]),
-                ))),
+                suppressions: Arc::new(arc_swap::ArcSwap::from_pointee(Suppressions::none())),
             });
             let req = axum::http::Request::post("/v1/track")
                 .header(header::AUTHORIZATION, "Basic d2s6") // "wk:"

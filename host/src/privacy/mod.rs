@@ -1,30 +1,32 @@
 //! Privacy: regulations that stop collecting a user (`SUPPRESS`) and start
 //! again (`UNSUPPRESS`), as Segment's regulations do (GDPR Article 17, CCPA).
 //!
-//! Where it sits: beside ingest, below the admin API. `POST /admin/regulations`
-//! (and `switchyard regulate`, through it) hands a [`Request`] to
-//! [`Privacy::submit`], which records a [`Regulation`] in the store
-//! ([`Regulations`](crate::store::Regulations)) and folds every regulation into
-//! the [`Suppressions`] that ingest checks each event against before anything
-//! stores it. On NATS every host follows the store ([`Privacy::follow`], once a
-//! second), so a suppression recorded through one host is in force on all.
+//! Where it sits: beside ingest, below the admin API, above the store.
+//! `POST /admin/regulations` (and `switchyard regulate`, through it) hands a
+//! [`Request`] to [`Privacy::submit`], which records a [`Regulation`] in the
+//! store ([`Regulations`]) and folds every regulation, in the order the store
+//! took them, into the [`Suppressions`] that ingest checks each event against
+//! before anything stores it. On NATS every host follows the store
+//! ([`Privacy::follow`], once a second), so a suppression recorded through one
+//! host is in force on all.
 //!
-//! The records are the audit log: kept for good, with each subject as a keyed
-//! hash only (the key is the store's, [`crate::store::Regulations::subject_key`]).
+//! The records are the audit log: written once, kept for good, with each
+//! subject as a keyed hash only (the key is the store's,
+//! [`Regulations::subject_key`]).
 
 pub mod regulation;
 pub mod suppress;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Mutex};
 
-pub use self::regulation::{Kind, Regulation, Request, State, Subjects};
+pub use self::regulation::{Kind, Regulation, Request, State, Subjects, Summary};
 pub use self::suppress::{SubjectKey, Suppressions};
-use crate::store::{now_ms, Store, StoreError};
+use crate::store::{now_ms, Regulations, StoreError};
 
 /// How often a host reads the regulations other hosts recorded.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -46,7 +48,8 @@ pub enum PrivacyError {
     Store(#[from] StoreError),
 }
 
-/// What this host knows of one regulation: enough to fold it again.
+/// What this host knows of one regulation: enough to fold it again and to
+/// list it without reading the store.
 struct Known {
     /// Suppress or lift.
     kind: Kind,
@@ -54,9 +57,20 @@ struct Known {
     sources: Option<Vec<String>>,
     /// Whom, as the sets hold them.
     hashes: Vec<u64>,
+    /// Its row in a list.
+    summary: Summary,
 }
 
 impl Known {
+    fn of(r: &Regulation) -> Result<Known, PrivacyError> {
+        Ok(Known {
+            kind: r.kind,
+            sources: r.sources.clone(),
+            hashes: r.short_hashes().map_err(PrivacyError::Unreadable)?,
+            summary: Summary::of(r),
+        })
+    }
+
     /// Fold it into `s`.
     fn apply(&self, s: &mut Suppressions) {
         match self.kind {
@@ -69,17 +83,28 @@ impl Known {
     }
 }
 
+/// What this host has folded.
+#[derive(Default)]
+struct Folded {
+    /// Every regulation applied here, by its place in the store's order.
+    by_order: BTreeMap<u64, Known>,
+    /// Their ids.
+    ids: HashSet<String>,
+    /// Stored records that do not read (a newer version's, say): skipped, and
+    /// said once each.
+    unreadable: HashSet<String>,
+}
+
 /// The regulations of one store, and the suppressions they make.
 pub struct Privacy {
     /// Where regulations are recorded.
-    store: Arc<dyn Store>,
+    store: Arc<dyn Regulations>,
     /// What subjects are hashed with (the store's).
     key: SubjectKey,
     /// The configured sources: a regulation may name only these.
     sources: Vec<String>,
-    /// Every regulation applied here, by id: ids sort in the order they apply,
-    /// so an `UNSUPPRESS` lifts only what was suppressed before it.
-    known: Mutex<BTreeMap<String, Known>>,
+    /// What has been folded into `suppressions`.
+    folded: Mutex<Folded>,
     /// What ingest checks, swapped whole when a regulation arrives.
     suppressions: Arc<ArcSwap<Suppressions>>,
 }
@@ -87,7 +112,7 @@ pub struct Privacy {
 impl Privacy {
     /// The regulations `store` holds, in force; `sources` are the configured ones.
     pub async fn open(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Regulations>,
         sources: Vec<String>,
     ) -> Result<Privacy, PrivacyError> {
         let key = SubjectKey::new(store.subject_key().await?);
@@ -95,7 +120,7 @@ impl Privacy {
             store,
             key,
             sources,
-            known: Mutex::default(),
+            folded: Mutex::default(),
             suppressions: Arc::new(ArcSwap::from_pointee(Suppressions::new(key))),
         };
         privacy.refresh().await?;
@@ -111,32 +136,32 @@ impl Privacy {
     /// Carry out `request`, asked by `by`: record it, then put it in force on
     /// this host (others follow within [`POLL`]).
     pub async fn submit(&self, request: &Request, by: &str) -> Result<Regulation, PrivacyError> {
-        let now = now_ms();
-        let mut r = Regulation::new(request, &self.key, &self.sources, by, now)
+        let mut r = Regulation::new(request, &self.key, &self.sources, by, now_ms())
             .map_err(PrivacyError::Refused)?;
-        let hashes = r.short_hashes().map_err(PrivacyError::Unreadable)?;
-        // In force the moment it is recorded: a crash after the put is
-        // followed by a start that folds it from the store.
+        // In force on this host the moment it is recorded: a crash after the
+        // write is followed by a start that folds it from the store.
         r.state = State::Done;
         r.done_at = Some(r.requested_at.clone());
-        self.store.put_regulation(&r.id, &to_json(&r)).await?;
-        let mut known = self.known.lock().await;
-        let last = known.keys().next_back().is_none_or(|k| *k < r.id);
-        let k = Known {
-            kind: r.kind,
-            sources: r.sources.clone(),
-            hashes,
-        };
+        let known = Known::of(&r)?;
+        let document = serde_json::to_string(&r).expect("a regulation serializes");
+        let mut folded = self.folded.lock().await;
+        let order = self.store.add_regulation(&r.id, &document).await?;
+        let last = folded
+            .by_order
+            .keys()
+            .next_back()
+            .is_none_or(|o| *o < order);
+        folded.ids.insert(r.id.clone());
         if last {
             // The usual case: it applies after every known one, so it is
             // folded into a copy of the sets rather than all of them again.
             let mut s = Suppressions::clone(&self.suppressions.load());
-            k.apply(&mut s);
+            known.apply(&mut s);
             self.suppressions.store(Arc::new(s));
-            known.insert(r.id.clone(), k);
+            folded.by_order.insert(order, known);
         } else {
-            known.insert(r.id.clone(), k);
-            self.rebuild(&known);
+            folded.by_order.insert(order, known);
+            self.rebuild(&folded);
         }
         tracing::info!(
             regulation = r.id.as_str(),
@@ -148,69 +173,67 @@ impl Privacy {
         Ok(r)
     }
 
-    /// Every regulation recorded, oldest first.
-    pub async fn list(&self) -> Result<Vec<Regulation>, PrivacyError> {
-        let mut ids = self.store.regulation_ids().await?;
-        ids.sort();
-        let mut all = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.read(&id).await? {
-                all.push(r);
-            }
-        }
-        Ok(all)
+    /// Every regulation, in the store's order (as of the last refresh: on
+    /// NATS, another host's is listed within [`POLL`]).
+    pub async fn list(&self) -> Vec<Summary> {
+        let folded = self.folded.lock().await;
+        folded
+            .by_order
+            .values()
+            .map(|k| k.summary.clone())
+            .collect()
     }
 
-    /// One regulation.
+    /// One regulation, whole.
     pub async fn get(&self, id: &str) -> Result<Regulation, PrivacyError> {
-        self.read(id)
+        if !regulation::is_id(id) {
+            return Err(PrivacyError::NotFound(id.to_string()));
+        }
+        let stored = self
+            .store
+            .regulation(id)
             .await?
-            .ok_or_else(|| PrivacyError::NotFound(id.to_string()))
-    }
-
-    async fn read(&self, id: &str) -> Result<Option<Regulation>, PrivacyError> {
-        let Some(doc) = self.store.regulation(id).await? else {
-            return Ok(None);
-        };
-        serde_json::from_str(&doc)
-            .map(Some)
-            .map_err(|e| PrivacyError::Unreadable(format!("regulation {id} in the store: {e}")))
+            .ok_or_else(|| PrivacyError::NotFound(id.to_string()))?;
+        parse(id, &stored.document)
     }
 
     /// Fold in the regulations recorded since this host last looked (by other
-    /// hosts, or before it started). Returns how many were new.
+    /// hosts, or before it started). A record that does not read is skipped
+    /// and said once; the others are applied. Returns how many were new.
     pub async fn refresh(&self) -> Result<usize, PrivacyError> {
         let ids = self.store.regulation_ids().await?;
-        let mut known = self.known.lock().await;
-        let mut new = 0;
+        let mut folded = self.folded.lock().await;
+        let mut new = Vec::new();
         for id in ids {
-            if known.contains_key(&id) {
+            if folded.ids.contains(&id) || folded.unreadable.contains(&id) {
                 continue;
             }
-            let Some(r) = self.read(&id).await? else {
+            let Some(stored) = self.store.regulation(&id).await? else {
                 continue;
             };
-            let hashes = r.short_hashes().map_err(PrivacyError::Unreadable)?;
-            known.insert(
-                id,
-                Known {
-                    kind: r.kind,
-                    sources: r.sources,
-                    hashes,
-                },
-            );
-            new += 1;
+            match parse(&id, &stored.document).and_then(|r| Known::of(&r)) {
+                Ok(known) => new.push((id, stored.order, known)),
+                Err(e) => {
+                    tracing::error!("privacy: regulation {id} is not applied on this host: {e}");
+                    folded.unreadable.insert(id);
+                }
+            }
         }
-        if new > 0 {
-            self.rebuild(&known);
+        let n = new.len();
+        for (id, order, known) in new {
+            folded.ids.insert(id);
+            folded.by_order.insert(order, known);
         }
-        Ok(new)
+        if n > 0 {
+            self.rebuild(&folded);
+        }
+        Ok(n)
     }
 
     /// Fold every known regulation, in order, into the set ingest reads.
-    fn rebuild(&self, known: &BTreeMap<String, Known>) {
+    fn rebuild(&self, folded: &Folded) {
         let mut s = Suppressions::new(self.key);
-        for k in known.values() {
+        for k in folded.by_order.values() {
             k.apply(&mut s);
         }
         self.suppressions.store(Arc::new(s));
@@ -227,6 +250,9 @@ impl Privacy {
             }
             match self.refresh().await {
                 Ok(n) => {
+                    if warned {
+                        tracing::info!("privacy: the regulations can be read again");
+                    }
                     warned = false;
                     if n > 0 {
                         tracing::info!("privacy: {n} regulation(s) from the store now in force");
@@ -242,6 +268,10 @@ impl Privacy {
     }
 }
 
-fn to_json(r: &Regulation) -> String {
-    serde_json::to_string(r).expect("a regulation serializes")
+fn parse(id: &str, document: &str) -> Result<Regulation, PrivacyError> {
+    serde_json::from_str(document)
+        .map_err(|e| PrivacyError::Unreadable(format!("regulation {id} in the store: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,11 @@
 //! A regulation: what `POST /admin/regulations` and `switchyard regulate` ask
 //! for ([`Request`]), and the record the store keeps of it ([`Regulation`]).
 //!
-//! The record holds each subject as a keyed hash, never the id: it is the
-//! audit log, kept as proof after the user's data is gone.
+//! Where it sits: the admin API deserializes a [`Request`]; [`super::Privacy`]
+//! checks it here into a [`Regulation`] (once: the record is written once) and
+//! lists records as [`Summary`] rows. The record holds each subject as a keyed
+//! hash, never the id: it is the audit log, kept as proof after the user's
+//! data is gone.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +86,10 @@ pub enum State {
     Failed,
 }
 
-/// The record the store keeps of a regulation: the audit log.
+/// The record the store keeps of a regulation: the audit log. Read without
+/// `deny_unknown_fields`: a record a newer version wrote, with a field more,
+/// still reads on an older host during a rolling upgrade.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Regulation {
     /// `reg_` and the time it was asked (ms, 13 digits) and 8 random hex
     /// digits: ids sort in the order regulations apply.
@@ -110,6 +114,65 @@ pub struct Regulation {
     /// When it was carried out (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<String>,
+}
+
+/// Whether `id` has the form of a regulation's id (`reg_`, 13 digits, `_`, 8
+/// hex digits): anything else names none, and never reaches the store.
+pub fn is_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("reg_") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() == 22
+        && b[..13].iter().all(u8::is_ascii_digit)
+        && b[13] == b'_'
+        && b[14..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+/// One row of `GET /admin/regulations` and the status page: the record
+/// without its subjects' hashes (`GET /admin/regulations/{id}` has them).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Its id.
+    pub id: String,
+    /// What it asked for.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// The sources; `null`: every source.
+    pub sources: Option<Vec<String>>,
+    /// How many subjects it names.
+    pub subjects: usize,
+    /// When it was asked.
+    pub requested_at: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// Where it stands.
+    pub state: State,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was carried out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+}
+
+impl Summary {
+    /// The row of `r`.
+    pub fn of(r: &Regulation) -> Summary {
+        Summary {
+            id: r.id.clone(),
+            kind: r.kind,
+            sources: r.sources.clone(),
+            subjects: r.subjects.len(),
+            requested_at: r.requested_at.clone(),
+            requested_by: r.requested_by.clone(),
+            state: r.state,
+            reason: r.reason.clone(),
+            done_at: r.done_at.clone(),
+        }
+    }
 }
 
 impl Regulation {
@@ -142,7 +205,10 @@ impl Regulation {
                 "{n} subjects: at most {MAX_SUBJECTS} per regulation (send several)"
             ));
         }
-        if let Some(list) = &request.sources {
+        let mut sources_named = request.sources.clone();
+        if let Some(list) = &mut sources_named {
+            list.sort();
+            list.dedup();
             if list.is_empty() {
                 return Err("`sources` is empty: leave it out to mean every source".into());
             }
@@ -172,7 +238,7 @@ impl Regulation {
         Ok(Regulation {
             id: format!("reg_{now:013}_{:08x}", rand::random::<u32>()),
             kind: request.kind,
-            sources: request.sources.clone(),
+            sources: sources_named,
             subjects: hashed,
             requested_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             requested_by: by.to_string(),
@@ -234,6 +300,15 @@ mod tests {
         assert!(!text.contains("alice"), "{text}");
         assert_eq!(r.subjects.len(), 1, "the same subject twice is one");
         assert!(r.id.starts_with("reg_1700000000000_"));
+        assert!(is_id(&r.id), "{}", r.id);
+        for not in [
+            "reg_>",
+            "reg_1700000000000_0000000g",
+            "r.reg_1700000000000_00000000",
+            "",
+        ] {
+            assert!(!is_id(not), "{not}");
+        }
         assert_eq!(r.short_hashes().unwrap().len(), 1);
 
         let no = |req: Request| Regulation::new(&req, &key, &sources, "t", 0).unwrap_err();

@@ -102,6 +102,12 @@ impl Suppressions {
         }
     }
 
+    /// No one suppressed, and no key: for an ingest not yet given the
+    /// privacy module's set (an empty set never hashes).
+    pub fn none() -> Suppressions {
+        Suppressions::new(SubjectKey([0; 16]))
+    }
+
     /// Suppress `hashes` in `sources` (`None`: every source).
     pub fn suppress(&mut self, hashes: &[u64], sources: Option<&[String]>) {
         match sources {

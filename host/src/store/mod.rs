@@ -16,6 +16,7 @@
 
 pub mod embedded;
 pub mod nats;
+pub mod regulations;
 pub mod view;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use tokio::sync::Notify;
 use crate::config::DestinationConfig;
 use crate::event_type::EventType;
 use crate::route::RouteKeys;
+
+pub use self::regulations::{Regulations, StoredRegulation};
 
 /// Open the store a config names, for these destinations. `ack_wait` is the
 /// lease of a claimed job on a shared (NATS) store: size it to the longest
@@ -461,26 +464,6 @@ pub trait Coordination: Send + Sync + 'static {
         let _ = generation;
         Ok(())
     }
-}
-
-/// Privacy regulations (`crate::privacy`), kept durably and, on NATS, shared by
-/// every host. The store keeps each regulation as an opaque JSON document under
-/// its id: the privacy module owns its shape, and the store never sees a
-/// subject's id in the clear (regulations hold keyed hashes).
-#[async_trait::async_trait]
-pub trait Regulations: Send + Sync + 'static {
-    /// The key subjects are hashed with: 16 random bytes made by the first host
-    /// that asks, then the same for every host of this store, for good.
-    async fn subject_key(&self) -> Result<[u8; 16], StoreError>;
-
-    /// Record the document of regulation `id`: a new one, or its new status.
-    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError>;
-
-    /// The ids of every regulation recorded (in no particular order).
-    async fn regulation_ids(&self) -> Result<Vec<String>, StoreError>;
-
-    /// The document of regulation `id`, if recorded.
-    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// Changing a store's destinations while it runs, and what needs its log.

@@ -1,5 +1,8 @@
 //! `/status/privacy`: the privacy regulations as the audit log shows them,
 //! and what they suppress on this host.
+//!
+//! Where it sits: one page of the status page, reading `crate::privacy` and
+//! the ingest counters as `GET /admin/regulations` and `/metrics` do.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,22 +10,12 @@ use axum::response::Response;
 use maud::html;
 
 use super::session::LoggedIn;
-use super::view::{figure, html_response, layout, refused};
+use super::view::{figure, html_response, layout};
 use crate::admin::AdminState;
 use crate::observe::metrics::SourceLabel;
 
 pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>) -> Response {
-    let regulations = match state.privacy.list().await {
-        Ok(list) => list,
-        Err(e) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&s),
-                &format!("The regulations cannot be read: {e}"),
-                "/status",
-            )
-        }
-    };
+    let regulations = state.privacy.list().await;
     let in_force = state.privacy.suppressions().load().len();
     let instruments = &state.metrics.instruments;
     let dropped: Vec<(String, u64)> = state
@@ -69,7 +62,7 @@ pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>)
                             td { code { (r.id) } }
                             td { (r.kind.as_str()) }
                             td { (r.sources.as_ref().map_or("every source".to_string(), |s| s.join(", "))) }
-                            td.num { (r.subjects.len()) }
+                            td.num { (r.subjects) }
                             td { (r.requested_at) }
                             td { (r.requested_by) }
                             td.state {

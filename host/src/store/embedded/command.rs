@@ -83,9 +83,12 @@ pub(super) enum Command {
     SetPaused(String, bool, oneshot::Sender<Result<(), StoreError>>),
     Paused(oneshot::Sender<Result<Vec<String>, StoreError>>),
     SubjectKey(oneshot::Sender<Result<[u8; 16], StoreError>>),
-    PutRegulation(String, String, oneshot::Sender<Result<(), StoreError>>),
+    AddRegulation(String, String, oneshot::Sender<Result<u64, StoreError>>),
     RegulationIds(oneshot::Sender<Result<Vec<String>, StoreError>>),
-    Regulation(String, oneshot::Sender<Result<Option<String>, StoreError>>),
+    Regulation(
+        String,
+        oneshot::Sender<Result<Option<crate::store::StoredRegulation>, StoreError>>,
+    ),
     /// Tests: fail the transaction this command lands in, as a full disk would.
     #[cfg(test)]
     Fail(oneshot::Sender<Result<(), StoreError>>),
@@ -251,9 +254,8 @@ impl Transaction<'_> {
             }
             Command::Paused(reply) => answer(reply, sql::paused(self.log.conn)?),
             Command::SubjectKey(reply) => answer(reply, sql::subject_key(self.log.conn)?),
-            Command::PutRegulation(id, document, reply) => {
-                sql::put_regulation(self.log.conn, &id, &document)?;
-                answer(reply, ())
+            Command::AddRegulation(id, document, reply) => {
+                answer(reply, sql::add_regulation(self.log.conn, &id, &document)?)
             }
             Command::RegulationIds(reply) => answer(reply, sql::regulation_ids(self.log.conn)?),
             Command::Regulation(id, reply) => answer(reply, sql::regulation(self.log.conn, &id)?),

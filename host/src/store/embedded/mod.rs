@@ -62,6 +62,7 @@ use self::queues::{Leased, Log, Queue};
 use super::{
     now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
     NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
+    StoredRegulation,
 };
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
@@ -476,9 +477,9 @@ impl Regulations for EmbeddedStore {
         self.ask(Command::SubjectKey).await
     }
 
-    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError> {
+    async fn add_regulation(&self, id: &str, document: &str) -> Result<u64, StoreError> {
         let (id, document) = (id.to_string(), document.to_string());
-        self.ask(|reply| Command::PutRegulation(id, document, reply))
+        self.ask(|reply| Command::AddRegulation(id, document, reply))
             .await
     }
 
@@ -486,7 +487,7 @@ impl Regulations for EmbeddedStore {
         self.ask(Command::RegulationIds).await
     }
 
-    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn regulation(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         let id = id.to_string();
         self.ask(|reply| Command::Regulation(id, reply)).await
     }

@@ -64,9 +64,10 @@ CREATE TABLE IF NOT EXISTS dedup_keys (
     keys BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS regulations (
-    id       TEXT PRIMARY KEY,
-    document TEXT NOT NULL
-) WITHOUT ROWID;
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       TEXT    NOT NULL UNIQUE,
+    document TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS subject_key (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     key BLOB    NOT NULL
@@ -238,11 +239,11 @@ pub(super) fn subject_key(conn: &Connection) -> rusqlite::Result<[u8; 16]> {
     })
 }
 
-/// Record (or replace) the document of a regulation.
-pub(super) fn put_regulation(conn: &Connection, id: &str, document: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO regulations (id, document) VALUES (?1, ?2)")?
+/// Record a new regulation; its sequence number is its place in the order.
+pub(super) fn add_regulation(conn: &Connection, id: &str, document: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached("INSERT INTO regulations (id, document) VALUES (?1, ?2)")?
         .execute(params![id, document])?;
-    Ok(())
+    Ok(conn.last_insert_rowid() as u64)
 }
 
 /// The ids of every regulation.
@@ -252,10 +253,18 @@ pub(super) fn regulation_ids(conn: &Connection) -> rusqlite::Result<Vec<String>>
     ids
 }
 
-/// The document of one regulation.
-pub(super) fn regulation(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT document FROM regulations WHERE id = ?1")?
-        .query_row(params![id], |r| r.get(0))
+/// One regulation: its document and sequence number.
+pub(super) fn regulation(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<crate::store::StoredRegulation>> {
+    conn.prepare_cached("SELECT document, seq FROM regulations WHERE id = ?1")?
+        .query_row(params![id], |r| {
+            Ok(crate::store::StoredRegulation {
+                document: r.get(0)?,
+                order: r.get::<_, i64>(1)? as u64,
+            })
+        })
         .optional()
 }
 

@@ -64,6 +64,7 @@ use crate::route::{RouteKeys, Router};
 use super::{
     now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
     NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
+    StoredRegulation,
 };
 
 /// The least byte budget of a pull: a stored event (32 KB at most) with its
@@ -609,15 +610,15 @@ impl Regulations for NatsStore {
         self.regulations.subject_key().await
     }
 
-    async fn put_regulation(&self, id: &str, document: &str) -> Result<(), StoreError> {
-        self.regulations.put(id, document).await
+    async fn add_regulation(&self, id: &str, document: &str) -> Result<u64, StoreError> {
+        self.regulations.add(id, document).await
     }
 
     async fn regulation_ids(&self) -> Result<Vec<String>, StoreError> {
         self.regulations.ids().await
     }
 
-    async fn regulation(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn regulation(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         self.regulations.document(id).await
     }
 }

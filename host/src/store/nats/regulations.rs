@@ -1,18 +1,19 @@
 //! Privacy regulations on NATS: one key-value bucket that every host of the
 //! stream reads, so a suppression recorded through one host is in force on all
-//! of them (each polls, `privacy/follow.rs`).
+//! of them (each polls: `Privacy::follow`).
 //!
 //! Keys: `key` holds the subject key (made once, by whichever host asks first:
 //! a `create` that loses the race reads the winner's), and `r.<id>` the
-//! document of each regulation. Values are read with a plain message get, as
-//! the reload generation is (`kv.rs`), which every server version answers.
+//! document of each regulation, written once: its stream sequence is its place
+//! in the order. Values are read with a plain message get, as the reload
+//! generation is (`kv.rs`), which every server version answers.
 
 use async_nats::jetstream::{self, kv};
 use base64::Engine as _;
 use futures::StreamExt;
 
 use super::kv::{bucket, unavailable};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredRegulation};
 
 /// The bucket.
 const BUCKET: &str = "switchyard-regulations";
@@ -54,14 +55,14 @@ impl RegulationsKv {
         Ok(RegulationsKv { bucket, stream })
     }
 
-    /// The newest value under `key`.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The newest value under `key`, with its stream sequence.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         match self
             .stream
             .get_last_raw_message_by_subject(&format!("$KV.{BUCKET}.{key}"))
             .await
         {
-            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Ok(m) => Ok(Some((m.payload.to_vec(), m.sequence))),
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
@@ -72,15 +73,18 @@ impl RegulationsKv {
     /// The subject key: the stored one, or a new one stored first.
     pub async fn subject_key(&self) -> Result<[u8; 16], StoreError> {
         let engine = base64::engine::general_purpose::STANDARD;
+        let mut created = Ok(0);
         if self.get(KEY).await?.is_none() {
             let fresh: [u8; 16] = rand::random();
             // Two hosts that race: one create wins, the other fails and reads it.
-            let _ = self.bucket.create(KEY, engine.encode(fresh).into()).await;
+            created = self.bucket.create(KEY, engine.encode(fresh).into()).await;
         }
-        let stored = self
-            .get(KEY)
-            .await?
-            .ok_or_else(|| unavailable("the subject key was written but cannot be read"))?;
+        let Some((stored, _)) = self.get(KEY).await? else {
+            return Err(match created {
+                Err(e) => unavailable(format!("{BUCKET}: the subject key cannot be made: {e}")),
+                Ok(_) => unavailable("the subject key was written but cannot be read"),
+            });
+        };
         engine
             .decode(&stored)
             .ok()
@@ -88,12 +92,11 @@ impl RegulationsKv {
             .ok_or_else(|| unavailable(format!("{BUCKET}: the subject key is not 16 bytes")))
     }
 
-    /// Record a regulation's document.
-    pub async fn put(&self, id: &str, document: &str) -> Result<(), StoreError> {
+    /// Record a new regulation's document; its revision is its place.
+    pub async fn add(&self, id: &str, document: &str) -> Result<u64, StoreError> {
         self.bucket
-            .put(format!("{REGULATION}{id}"), document.to_string().into())
+            .create(format!("{REGULATION}{id}"), document.to_string().into())
             .await
-            .map(|_| ())
             .map_err(unavailable)
     }
 
@@ -109,11 +112,14 @@ impl RegulationsKv {
         Ok(ids)
     }
 
-    /// One regulation's document.
-    pub async fn document(&self, id: &str) -> Result<Option<String>, StoreError> {
+    /// One regulation.
+    pub async fn document(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         Ok(self
             .get(&format!("{REGULATION}{id}"))
             .await?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .map(|(b, order)| StoredRegulation {
+                document: String::from_utf8_lossy(&b).into_owned(),
+                order,
+            }))
     }
 }
