@@ -92,6 +92,7 @@ async fn check(state: &AdminState) -> ready::Readiness {
     ready::check(
         state.store.as_ref(),
         slots.iter().map(|(d, s)| (d.as_str(), &**s)),
+        &state.privacy,
     )
     .await
 }

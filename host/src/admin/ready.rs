@@ -4,7 +4,9 @@
 //! process is alive; this says it is useful: `503` with every reason while
 //! the store cannot commit (a full disk: until a commit succeeds again) or the
 //! NATS server cannot be reached (the client is disconnected, or JetStream does
-//! not answer within 2 s), or a configured destination's plugin did not load.
+//! not answer within 2 s), or a configured destination's plugin did not load,
+//! or (on NATS) the privacy regulations have not been read for 10 s, so a user
+//! suppressed through another host might be stored here.
 
 use serde::Serialize;
 
@@ -23,7 +25,7 @@ pub struct Readiness {
 /// One failed check.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NotReady {
-    /// Which check: `store`, `nats` or `plugin`.
+    /// Which check: `store`, `nats`, `plugin` or `privacy`.
     pub check: &'static str,
     /// What is wrong, in a sentence.
     pub message: String,
@@ -52,12 +54,24 @@ impl Readiness {
     }
 }
 
-/// Run every check: the store's, and each destination's plugin (`(destination, slot)`).
+/// Run every check: the store's, each destination's plugin (`(destination,
+/// slot)`), and whether the privacy regulations are being followed.
 pub async fn check<'a>(
     store: &dyn Store,
     plugins: impl IntoIterator<Item = (&'a str, &'a PluginSlot)>,
+    privacy: &crate::privacy::Privacy,
 ) -> Readiness {
     let mut reasons = Vec::new();
+    if let Some(age) = privacy.stale(crate::store::now_ms()) {
+        reasons.push(NotReady {
+            check: "privacy",
+            message: format!(
+                "the privacy regulations have not been read from the store for {} s: a user \
+                 suppressed through another host might be stored here",
+                age.as_secs()
+            ),
+        });
+    }
     for (destination, slot) in plugins {
         if slot.current().is_none() {
             reasons.push(NotReady {

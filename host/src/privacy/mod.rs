@@ -18,6 +18,7 @@ pub mod regulation;
 pub mod suppress;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,11 @@ use crate::store::{now_ms, Regulations, StoreError};
 
 /// How often a host reads the regulations other hosts recorded.
 pub const POLL: Duration = Duration::from_secs(1);
+
+/// How long a following host may go without reading the regulations before
+/// it says it is not ready: past this, a user suppressed through another host
+/// might be stored here.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
 /// What can go wrong with a regulation.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +113,10 @@ pub struct Privacy {
     folded: Mutex<Folded>,
     /// What ingest checks, swapped whole when a regulation arrives.
     suppressions: Arc<ArcSwap<Suppressions>>,
+    /// Whether this host follows other hosts' regulations ([`Privacy::follow`]).
+    following: AtomicBool,
+    /// When the regulations were last read whole from the store (ms).
+    read_at: AtomicI64,
 }
 
 impl Privacy {
@@ -122,6 +132,8 @@ impl Privacy {
             sources,
             folded: Mutex::default(),
             suppressions: Arc::new(ArcSwap::from_pointee(Suppressions::new(key))),
+            following: AtomicBool::new(false),
+            read_at: AtomicI64::new(0),
         };
         privacy.refresh().await?;
         Ok(privacy)
@@ -219,6 +231,7 @@ impl Privacy {
                 }
             }
         }
+        self.read_at.store(now_ms(), Relaxed);
         let n = new.len();
         for (id, order, known) in new {
             folded.ids.insert(id);
@@ -228,6 +241,17 @@ impl Privacy {
             self.rebuild(&folded);
         }
         Ok(n)
+    }
+
+    /// How long, at `now` (ms), a following host has gone without reading the
+    /// regulations, when that is longer than [`STALE_AFTER`] (`/readyz` then
+    /// says not ready). `None` on a host that follows no other.
+    pub fn stale(&self, now: crate::store::Millis) -> Option<Duration> {
+        if !self.following.load(Relaxed) {
+            return None;
+        }
+        let age = Duration::from_millis(u64::try_from(now - self.read_at.load(Relaxed)).ok()?);
+        (age > STALE_AFTER).then_some(age)
     }
 
     /// Fold every known regulation, in order, into the set ingest reads.
@@ -242,6 +266,7 @@ impl Privacy {
     /// Follow the store until `shutdown`: regulations other hosts record are in
     /// force here within [`POLL`].
     pub async fn follow(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.following.store(true, Relaxed);
         let mut warned = false;
         loop {
             tokio::select! {

@@ -118,3 +118,25 @@ async fn a_record_that_does_not_read_is_skipped_and_the_others_apply() {
         Err(PrivacyError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn a_following_host_that_stops_reading_the_store_goes_stale() {
+    let store = Arc::new(Memory::default());
+    let privacy = Arc::new(Privacy::open(store, vec![]).await.unwrap());
+    let now = now_ms();
+    assert_eq!(
+        privacy.stale(now + 60_000),
+        None,
+        "a host that follows no other"
+    );
+    let (stop, stopped) = watch::channel(false);
+    let following = tokio::spawn(privacy.clone().follow(stopped));
+    tokio::task::yield_now().await;
+    privacy.refresh().await.unwrap();
+    let now = now_ms();
+    assert_eq!(privacy.stale(now), None);
+    let age = privacy.stale(now + 11_000).expect("stale after 10 s");
+    assert!(age >= Duration::from_secs(11), "{age:?}");
+    stop.send(true).unwrap();
+    following.await.unwrap();
+}
