@@ -159,6 +159,21 @@ async fn a_suppressed_user_is_answered_and_kept_nowhere_until_lifted_on_both_sto
             3.0
         );
         assert_eq!(metric(&host, "switchyard_suppressed_subjects ").await, 2.0);
+        // The source's funnel still adds up to what was sent.
+        let funnel = host.admin().get("/admin/sources/test/funnel").await;
+        let count = |key: &str| {
+            funnel["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["key"] == key)
+                .map(|s| s["count"].clone())
+        };
+        assert_eq!(
+            [count("sent"), count("suppressed"), count("received")],
+            [Some(json!(4)), Some(json!(3)), Some(json!(1))],
+            "{funnel}"
+        );
         let recent = host
             .admin()
             .get("/admin/sources/test/events")

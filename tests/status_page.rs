@@ -587,6 +587,7 @@ async fn the_delivery_funnel_adds_up_to_what_was_sent() {
         ("sent", 14),
         ("refused", 2),
         ("duplicates", 1),
+        ("suppressed", 0),
         ("received", 11),
         ("filtered_by_routing", 3),
         ("filtered_by_transformation", 2),
@@ -614,6 +615,7 @@ async fn the_delivery_funnel_adds_up_to_what_was_sent() {
     let settled: u64 = [
         "refused",
         "duplicates",
+        "suppressed",
         "filtered_by_routing",
         "filtered_by_transformation",
         "delivered",

@@ -68,7 +68,7 @@ impl Window {
 /// One step of a funnel.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Step {
-    /// Stable name (`sent`, `refused`, `duplicates`, `received`,
+    /// Stable name (`sent`, `refused`, `duplicates`, `suppressed`, `received`,
     /// `filtered_by_routing`, `filtered_by_transformation`, `delivered`,
     /// `dead_lettered`, `retrying`, `waiting`).
     pub key: &'static str,
@@ -179,17 +179,24 @@ fn ingest_sum(state: &AdminState, now: i64, window: Window) -> Minute {
     total
 }
 
-/// The first steps, from what ingest counted: sent, refused, duplicates, received.
+/// The first steps, from what ingest counted: sent, refused, duplicates,
+/// suppressed (a privacy regulation), received.
 fn ingest_steps(ingest: &Minute, refused_href: Option<String>) -> Vec<Step> {
     vec![
         step(
             "sent",
             "Sent by sources",
-            ingest.ok + ingest.retried + ingest.dead,
+            ingest.ok + ingest.retried + ingest.dead + ingest.filtered,
             None,
         ),
         step("refused", "Refused at ingest", ingest.retried, refused_href),
         step("duplicates", "Dropped as duplicates", ingest.dead, None),
+        step(
+            "suppressed",
+            "Suppressed (privacy)",
+            ingest.filtered,
+            Some("/status/privacy".into()),
+        ),
         step("received", "Received and stored", ingest.ok, None),
     ]
 }
@@ -349,14 +356,19 @@ mod tests {
 
     #[test]
     fn ingest_steps_split_what_was_sent() {
-        let steps = ingest_steps(&Minute::counts(7, 2, 1), None);
+        let ingest = Minute {
+            filtered: 3,
+            ..Minute::counts(7, 2, 1)
+        };
+        let steps = ingest_steps(&ingest, None);
         let counts: Vec<_> = steps.iter().map(|s| (s.key, s.count)).collect();
         assert_eq!(
             counts,
             [
-                ("sent", 10),
+                ("sent", 13),
                 ("refused", 2),
                 ("duplicates", 1),
+                ("suppressed", 3),
                 ("received", 7)
             ]
         );

@@ -285,7 +285,14 @@ fn count(state: &IngestState, tally: &Tally, status: StatusCode) {
     if let Some(h) = tally.source.as_ref().and_then(|s| state.history.get(s)) {
         h.add(
             crate::store::now_ms(),
-            crate::observe::history::Minute::counts(tally.stored, tally.rejected, tally.duplicates),
+            crate::observe::history::Minute {
+                filtered: tally.suppressed,
+                ..crate::observe::history::Minute::counts(
+                    tally.stored,
+                    tally.rejected,
+                    tally.duplicates,
+                )
+            },
         );
     }
     let source = tally.source.clone().unwrap_or_default();

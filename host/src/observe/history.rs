@@ -36,7 +36,8 @@ pub struct Minute {
     pub retried: u64,
     /// Dead-lettered (a destination) or dropped as a duplicate (a source).
     pub dead: u64,
-    /// Dropped by one of its transformations (a destination).
+    /// Dropped by one of its transformations (a destination), or answered and
+    /// dropped because a privacy regulation suppresses its user (a source).
     pub filtered: u64,
     /// Kept from it by its filter or an `integrations` object (a destination).
     pub unrouted: u64,
