@@ -327,15 +327,7 @@ async fn every_bad_input_gets_its_status_and_a_json_error_and_nothing_is_stored(
     // A key in the header names the source of a request refused before its
     // body was read (#35): the 413 and the bad JSON count under `test`, and
     // each is one refused event of that source.
-    let metrics = host
-        .admin()
-        .request(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = host.admin().metrics().await;
     for line in [
         r#"switchyard_ingest_requests_total{source="test",status="413"} 1"#,
         r#"switchyard_ingest_requests_total{source="test",status="415"} 1"#,

@@ -49,15 +49,7 @@ async fn send(host: &TestHost, events: Vec<Value>) {
 
 /// One `/metrics` sample of this host (0 when absent).
 async fn metric(host: &TestHost, line_start: &str) -> f64 {
-    let text = host
-        .admin()
-        .request(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = host.admin().metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(line_start))
         .and_then(|v| v.trim().parse().ok())

@@ -128,12 +128,7 @@ async fn bundled_transforms_chained_two_deep_hash_strip_and_drop_before_delivery
     );
 
     // And in /metrics.
-    let metrics = admin
-        .request(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = admin.metrics().await;
     assert!(
         text.contains(
             "switchyard_transform_filtered_total{destination=\"ads\",transform=\"ads-consent\"} 1"

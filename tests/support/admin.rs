@@ -69,6 +69,14 @@ impl Admin {
         (status, resp.json().await.expect("/readyz answers JSON"))
     }
 
+    /// `GET /metrics` with the token: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let resp = self.request(reqwest::Method::GET, "/metrics").send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET /metrics: {e}"));
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.expect("/metrics answers text")
+    }
+
     /// `POST path` without a body.
     pub async fn post(&self, path: &str) -> reqwest::Response {
         let resp = self.request(reqwest::Method::POST, path).send().await;
