@@ -153,18 +153,9 @@ impl OperatorKv {
 
     /// The generation of the newest reload announced, if any.
     pub async fn reload_generation(&self) -> Result<Option<String>, StoreError> {
-        let subject = format!("$KV.{CONFIG}.{RELOAD_KEY}");
-        match self
-            .config_stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(m) => Ok(Some(String::from_utf8_lossy(&m.payload).into_owned())),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(newest(&self.config_stream, CONFIG, RELOAD_KEY)
+            .await?
+            .map(|(payload, _)| String::from_utf8_lossy(&payload).into_owned()))
     }
 
     /// Announce a reload.
@@ -203,6 +194,26 @@ impl OperatorKv {
             .await
             .map_err(unavailable)?;
         Ok(keys(&self.hosts).await?.len().max(1))
+    }
+}
+
+/// The newest value under `key` in `bucket` (whose stream is `stream`), with
+/// its stream sequence: read with a plain message get, which every server
+/// version answers (a KV get may ask for more than Debian's 2.9 has).
+pub(super) async fn newest(
+    stream: &jetstream::stream::Stream,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+    match stream
+        .get_last_raw_message_by_subject(&format!("$KV.{bucket}.{key}"))
+        .await
+    {
+        Ok(m) => Ok(Some((m.payload.to_vec(), m.sequence))),
+        Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+            Ok(None)
+        }
+        Err(e) => Err(unavailable(e)),
     }
 }
 

@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, kv};
 use base64::Engine as _;
 use futures::StreamExt;
 
-use super::kv::{bucket, unavailable};
+use super::kv::{bucket, newest, unavailable};
 use crate::store::{StoreError, StoredRegulation};
 
 /// The bucket.
@@ -57,17 +57,7 @@ impl RegulationsKv {
 
     /// The newest value under `key`, with its stream sequence.
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        match self
-            .stream
-            .get_last_raw_message_by_subject(&format!("$KV.{BUCKET}.{key}"))
-            .await
-        {
-            Ok(m) => Ok(Some((m.payload.to_vec(), m.sequence))),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        newest(&self.stream, BUCKET, key).await
     }
 
     /// The subject key: the stored one, or a new one stored first.
