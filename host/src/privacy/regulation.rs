@@ -86,6 +86,17 @@ pub enum State {
     Failed,
 }
 
+impl State {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Done => "done",
+            State::Failed => "failed",
+        }
+    }
+}
+
 /// The record the store keeps of a regulation: the audit log. Read without
 /// `deny_unknown_fields`: a record a newer version wrote, with a field more,
 /// still reads on an older host during a rolling upgrade.
@@ -319,6 +330,21 @@ mod tests {
         let many: Vec<String> = (0..=MAX_SUBJECTS).map(|i| i.to_string()).collect();
         let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
         assert!(no(request(Kind::Suppress, &many, None)).contains("at most"));
+    }
+
+    #[test]
+    fn names_shown_are_the_names_serialized() {
+        for state in [State::Pending, State::Done, State::Failed] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for kind in [
+            Kind::Suppress,
+            Kind::Unsuppress,
+            Kind::Delete,
+            Kind::SuppressWithDelete,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]

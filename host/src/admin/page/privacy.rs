@@ -66,7 +66,7 @@ pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>)
                             td { (r.requested_at) }
                             td { (r.requested_by) }
                             td.state {
-                                (format!("{:?}", r.state).to_lowercase())
+                                (r.state.as_str())
                                 @if let Some(why) = &r.reason { br; span.error { (why) } }
                                 @if let Some(at) = &r.done_at { br; span.muted { (at) } }
                             }
