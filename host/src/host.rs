@@ -115,17 +115,24 @@ impl Host {
             longest,
         ));
 
-        // Regulations recorded before this start are in force before it serves.
+        let mut ingest = ingest::IngestState::new(&config, store.clone());
+        ingest.instruments = instruments;
+        // Regulations recorded before this start are in force before it
+        // serves; a deletion a stopped host left unfinished goes on.
+        let reach = Arc::new(Reach {
+            recent: ingest.recent.clone(),
+            destinations: destinations.clone(),
+            runtime,
+        });
         let privacy = Arc::new(
             privacy::Privacy::open(
                 store.clone() as _,
                 config.sources.values().cloned().collect(),
+                reach,
             )
             .await
             .context("reading the privacy regulations from the store")?,
         );
-        let mut ingest = ingest::IngestState::new(&config, store.clone());
-        ingest.instruments = instruments;
         ingest.suppressions = privacy.suppressions();
         let token = match (&config.admin_token, &config.admin_token_file) {
             (Some(token), _) => Some(token.clone()),
@@ -163,6 +170,50 @@ impl Host {
             admin,
             privacy,
         })
+    }
+}
+
+/// What a privacy deletion reaches on this host beyond the store: the copies
+/// of events kept in memory, and the destinations.
+struct Reach {
+    /// The source debugger's events.
+    recent: Arc<ingest::recent::Recent>,
+    /// The live destinations: their delivery debuggers, recordings under way
+    /// and trials' samples.
+    destinations: Arc<arc_swap::ArcSwap<Vec<registry::DestinationInfo>>>,
+    /// Its warm instances, whose guests' memory held earlier batches.
+    runtime: runtime::Runtime,
+}
+
+impl privacy::Reach for Reach {
+    fn destinations(&self) -> Vec<String> {
+        self.destinations
+            .load()
+            .iter()
+            .filter(|d| !d.retired)
+            .map(|d| d.name.clone())
+            .collect()
+    }
+
+    fn forget(&self, who: &dyn Fn(Option<&str>, &str) -> bool) -> privacy::Forgotten {
+        let mut f = privacy::Forgotten::new();
+        let mut add = |place: &str, n: u64| *f.entry(place.to_string()).or_default() += n;
+        add(
+            "source_debugger",
+            self.recent.forget(&|s, json| who(Some(s), json)),
+        );
+        for d in self.destinations.load().iter() {
+            add("delivery_debugger", d.live.stats.attempts.forget_all());
+            let recorder = d.live.recorder.lock().expect("recorder lock").clone();
+            if let Some(r) = recorder {
+                add("recordings", r.forget(&|json| who(None, json)));
+            }
+            if let Some(t) = d.plugin.trial() {
+                add("trial_samples", t.forget_samples());
+            }
+        }
+        add("warm_instances", self.runtime.forget_warm() as u64);
+        f
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 
 use super::{AdminError, AdminState};
-use crate::privacy::{PrivacyError, Regulation, Request, Summary};
+use crate::privacy::{PrivacyError, Regulation, Request, Shown, Summary};
 
 /// The header the command line's admin calls carry (`cli`), so a record says
 /// who asked.
@@ -49,6 +49,6 @@ pub(super) async fn list(State(state): State<AdminState>) -> Json<Vec<Summary>> 
 pub(super) async fn show(
     State(state): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Regulation>, AdminError> {
+) -> Result<Json<Shown>, AdminError> {
     Ok(Json(state.privacy.get(&id).await?))
 }

@@ -595,6 +595,19 @@ mod tests {
         ) -> Result<Option<crate::store::StoredRegulation>, StoreError> {
             Err((self.0)())
         }
+        async fn status(&self, _: &str) -> Result<Option<String>, StoreError> {
+            Err((self.0)())
+        }
+        async fn set_status(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
+        async fn erase_step(
+            &self,
+            _: crate::store::Matches,
+            _: u64,
+        ) -> Result<crate::store::EraseStep, StoreError> {
+            Err((self.0)())
+        }
     }
 
     impl Store for Refusing {

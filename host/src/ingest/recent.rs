@@ -74,6 +74,19 @@ impl Recent {
         }
     }
 
+    /// Forget the kept events `matches` takes (asked with their source and
+    /// JSON): a privacy deletion. How many were forgotten.
+    pub fn forget(&self, matches: &dyn Fn(&str, &str) -> bool) -> u64 {
+        let mut sources = self.sources.lock().expect("recent lock");
+        let mut n = 0;
+        for (source, ring) in sources.iter_mut() {
+            let before = ring.len();
+            ring.retain(|k| !matches(source, &k.json));
+            n += (before - ring.len()) as u64;
+        }
+        n
+    }
+
     /// The newest events of `source` first, at most `limit`.
     pub fn newest(&self, source: &str, limit: usize) -> Vec<ReceivedEvent> {
         let kept: Vec<Kept> = {

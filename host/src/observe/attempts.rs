@@ -246,6 +246,17 @@ impl Attempts {
         r.all.push_back(attempt);
     }
 
+    /// Forget every attempt kept (a privacy deletion: a vendor's request or
+    /// answer can hold a user's data in forms the host cannot tell apart,
+    /// such as hashes or the vendor's own ids); how many were kept.
+    pub fn forget_all(&self) -> u64 {
+        let mut r = self.inner.lock().expect("attempts lock");
+        let n = r.all.len() + r.failed.iter().filter(|f| !r.all.contains(f)).count();
+        r.all.clear();
+        r.failed.clear();
+        n as u64
+    }
+
     /// The newest first; only failed ones with `failed_only`.
     pub fn newest(&self, failed_only: bool) -> Vec<Arc<Attempt>> {
         let r = self.inner.lock().expect("attempts lock");

@@ -1,5 +1,7 @@
-//! Privacy: regulations that stop collecting a user (`SUPPRESS`) and start
-//! again (`UNSUPPRESS`), as Segment's regulations do (GDPR Article 17, CCPA).
+//! Privacy: regulations that stop collecting a user (`SUPPRESS`), start again
+//! (`UNSUPPRESS`) and delete what was stored of them (`DELETE`, and
+//! `SUPPRESS_WITH_DELETE` for both), as Segment's regulations do (GDPR
+//! Article 17, CCPA).
 //!
 //! Where it sits: beside ingest, below the admin API, above the store.
 //! `POST /admin/regulations` (and `switchyard regulate`, through it) hands a
@@ -8,12 +10,15 @@
 //! took them, into the [`Suppressions`] that ingest checks each event against
 //! before anything stores it. On NATS every host follows the store
 //! ([`Privacy::follow`], once a second), so a suppression recorded through one
-//! host is in force on all.
+//! host is in force on all. A deletion runs as a background [`erase::job`]
+//! that erases the subjects' events from the store and this host's memory,
+//! and records its [`Progress`] as it goes.
 //!
 //! The records are the audit log: written once, kept for good, with each
 //! subject as a keyed hash only (the key is the store's,
 //! [`Regulations::subject_key`]).
 
+pub mod erase;
 pub mod regulation;
 pub mod suppress;
 
@@ -25,6 +30,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Mutex};
 
+pub use self::erase::{DestinationStatus, Forgotten, Forward, Nothing, Progress, Reach, Who};
 pub use self::regulation::{Kind, Regulation, Request, State, Subjects, Summary};
 pub use self::suppress::{SubjectKey, Suppressions};
 use crate::store::{now_ms, Regulations, StoreError};
@@ -65,15 +71,22 @@ struct Known {
     hashes: Vec<u64>,
     /// Its row in a list.
     summary: Summary,
+    /// A deletion's subjects, as its job and this host's memory match them.
+    who: Option<Arc<Who>>,
 }
 
 impl Known {
-    fn of(r: &Regulation) -> Result<Known, PrivacyError> {
+    fn of(r: &Regulation, key: SubjectKey) -> Result<Known, PrivacyError> {
+        let who = match erase::deletes(r.kind) {
+            true => Some(Arc::new(Who::of(r, key).map_err(PrivacyError::Unreadable)?)),
+            false => None,
+        };
         Ok(Known {
             kind: r.kind,
             sources: r.sources.clone(),
             hashes: r.short_hashes().map_err(PrivacyError::Unreadable)?,
             summary: Summary::of(r),
+            who,
         })
     }
 
@@ -117,13 +130,32 @@ pub struct Privacy {
     following: AtomicBool,
     /// When the regulations were last read whole from the store (ms).
     read_at: AtomicI64,
+    /// This host's memory and destinations, which a deletion reaches.
+    reach: Arc<dyn Reach>,
+    /// The deletions whose job runs on this host now.
+    running: Arc<std::sync::Mutex<HashSet<String>>>,
+}
+
+/// A regulation as `GET /admin/regulations/{id}` shows it: the record, and
+/// where a deletion stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Shown {
+    /// The record, with the state its progress says.
+    #[serde(flatten)]
+    pub regulation: Regulation,
+    /// A deletion's progress: what was removed where, each destination's part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
 }
 
 impl Privacy {
-    /// The regulations `store` holds, in force; `sources` are the configured ones.
+    /// The regulations `store` holds, in force; `sources` are the configured
+    /// ones, and `reach` what a deletion reaches beyond the store. A deletion
+    /// left unfinished by a stopped host goes on.
     pub async fn open(
         store: Arc<dyn Regulations>,
         sources: Vec<String>,
+        reach: Arc<dyn Reach>,
     ) -> Result<Privacy, PrivacyError> {
         let key = SubjectKey::new(store.subject_key().await?);
         let privacy = Privacy {
@@ -134,9 +166,66 @@ impl Privacy {
             suppressions: Arc::new(ArcSwap::from_pointee(Suppressions::new(key))),
             following: AtomicBool::new(false),
             read_at: AtomicI64::new(0),
+            reach,
+            running: Arc::default(),
         };
         privacy.refresh().await?;
+        privacy.resume().await?;
         Ok(privacy)
+    }
+
+    /// Start the job of every deletion not done yet.
+    async fn resume(&self) -> Result<(), PrivacyError> {
+        let unfinished: Vec<String> = {
+            let folded = self.folded.lock().await;
+            folded
+                .by_order
+                .values()
+                .filter(|k| k.who.is_some())
+                .map(|k| k.summary.id.clone())
+                .collect()
+        };
+        for id in unfinished {
+            let done = erase::progress(self.store.as_ref(), &id)
+                .await?
+                .is_some_and(|p| p.state == State::Done);
+            if !done {
+                let r = self.get(&id).await?.regulation;
+                tracing::info!(
+                    regulation = id.as_str(),
+                    "privacy: going on with a deletion"
+                );
+                self.start(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the deletion `r` in the background, unless it runs here already.
+    fn start(&self, r: Regulation) {
+        let Ok(who) = Who::of(&r, self.key) else {
+            return;
+        };
+        if !self
+            .running
+            .lock()
+            .expect("running lock")
+            .insert(r.id.clone())
+        {
+            return;
+        }
+        let running = self.running.clone();
+        let id = r.id.clone();
+        let job = erase::Job {
+            store: self.store.clone(),
+            reach: self.reach.clone(),
+            regulation: r,
+            who: Arc::new(who),
+        };
+        tokio::spawn(async move {
+            erase::job(job).await;
+            running.lock().expect("running lock").remove(&id);
+        });
     }
 
     /// The suppressions in force, as ingest reads them (the same cell is
@@ -150,11 +239,14 @@ impl Privacy {
     pub async fn submit(&self, request: &Request, by: &str) -> Result<Regulation, PrivacyError> {
         let mut r = Regulation::new(request, &self.key, &self.sources, by, now_ms())
             .map_err(PrivacyError::Refused)?;
-        // In force on this host the moment it is recorded: a crash after the
-        // write is followed by a start that folds it from the store.
-        r.state = State::Done;
-        r.done_at = Some(r.requested_at.clone());
-        let known = Known::of(&r)?;
+        if !erase::deletes(r.kind) {
+            // In force on this host the moment it is recorded: a crash after
+            // the write is followed by a start that folds it from the store.
+            // A deletion stays pending until its job is done.
+            r.state = State::Done;
+            r.done_at = Some(r.requested_at.clone());
+        }
+        let known = Known::of(&r, self.key)?;
         let document = serde_json::to_string(&r).expect("a regulation serializes");
         let mut folded = self.folded.lock().await;
         let order = self.store.add_regulation(&r.id, &document).await?;
@@ -175,6 +267,7 @@ impl Privacy {
             folded.by_order.insert(order, known);
             self.rebuild(&folded);
         }
+        drop(folded);
         tracing::info!(
             regulation = r.id.as_str(),
             kind = r.kind.as_str(),
@@ -182,13 +275,25 @@ impl Privacy {
             by,
             "privacy: regulation in force"
         );
+        if erase::deletes(r.kind) {
+            self.start(r.clone());
+        }
         Ok(r)
     }
 
     /// Every regulation, in the store's order (as of the last refresh: on
     /// NATS, another host's is listed within [`POLL`]).
     pub async fn list(&self) -> Vec<Summary> {
-        let folded = self.folded.lock().await;
+        let mut folded = self.folded.lock().await;
+        // A deletion's state is its progress's (read until it is done).
+        for k in folded.by_order.values_mut() {
+            if k.who.is_some() && k.summary.state != State::Done {
+                if let Ok(Some(p)) = erase::progress(self.store.as_ref(), &k.summary.id).await {
+                    k.summary.state = p.state;
+                    k.summary.done_at = p.done_at;
+                }
+            }
+        }
         folded
             .by_order
             .values()
@@ -196,8 +301,8 @@ impl Privacy {
             .collect()
     }
 
-    /// One regulation, whole.
-    pub async fn get(&self, id: &str) -> Result<Regulation, PrivacyError> {
+    /// One regulation, whole, with a deletion's progress.
+    pub async fn get(&self, id: &str) -> Result<Shown, PrivacyError> {
         if !regulation::is_id(id) {
             return Err(PrivacyError::NotFound(id.to_string()));
         }
@@ -206,7 +311,19 @@ impl Privacy {
             .regulation(id)
             .await?
             .ok_or_else(|| PrivacyError::NotFound(id.to_string()))?;
-        parse(id, &stored.document)
+        let mut regulation = parse(id, &stored.document)?;
+        let progress = match erase::deletes(regulation.kind) {
+            true => erase::progress(self.store.as_ref(), id).await?,
+            false => None,
+        };
+        if let Some(p) = &progress {
+            regulation.state = p.state;
+            regulation.done_at = p.done_at.clone();
+        }
+        Ok(Shown {
+            regulation,
+            progress,
+        })
     }
 
     /// Fold in the regulations recorded since this host last looked (by other
@@ -223,7 +340,7 @@ impl Privacy {
             let Some(stored) = self.store.regulation(&id).await? else {
                 continue;
             };
-            match parse(&id, &stored.document).and_then(|r| Known::of(&r)) {
+            match parse(&id, &stored.document).and_then(|r| Known::of(&r, self.key)) {
                 Ok(known) => new.push((id, stored.order, known)),
                 Err(e) => {
                     tracing::error!("privacy: regulation {id} is not applied on this host: {e}");
@@ -233,6 +350,13 @@ impl Privacy {
         }
         self.read_at.store(now_ms(), Relaxed);
         let n = new.len();
+        for (_, _, known) in &new {
+            // Another host's deletion (or one from before this start): this
+            // host's memory forgets its copies too.
+            if let Some(who) = &known.who {
+                self.reach.forget(&|source, json| who.takes(source, json));
+            }
+        }
         for (id, order, known) in new {
             folded.ids.insert(id);
             folded.by_order.insert(order, known);

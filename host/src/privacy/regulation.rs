@@ -196,16 +196,6 @@ impl Regulation {
         by: &str,
         now: Millis,
     ) -> Result<Regulation, String> {
-        match request.kind {
-            Kind::Suppress | Kind::Unsuppress => {}
-            Kind::Delete | Kind::SuppressWithDelete => {
-                return Err(format!(
-                    "{} is not available yet: this version suppresses (SUPPRESS, UNSUPPRESS) but \
-                     cannot yet delete what it stored; nothing was recorded",
-                    request.kind.as_str()
-                ))
-            }
-        }
         let subjects = &request.subjects;
         let n = subjects.user_id.len() + subjects.anonymous_id.len();
         if n == 0 {
@@ -326,7 +316,6 @@ mod tests {
         assert!(no(request(Kind::Suppress, &[], None)).contains("names no one"));
         assert!(no(request(Kind::Suppress, &["a"], Some(&["ios"]))).contains("`ios`"));
         assert!(no(request(Kind::Suppress, &["a"], Some(&[]))).contains("every source"));
-        assert!(no(request(Kind::Delete, &["a"], None)).contains("not available yet"));
         let many: Vec<String> = (0..=MAX_SUBJECTS).map(|i| i.to_string()).collect();
         let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
         assert!(no(request(Kind::Suppress, &many, None)).contains("at most"));

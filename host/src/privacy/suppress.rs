@@ -179,7 +179,7 @@ impl Suppressions {
 }
 
 /// An id as ingest reads it: a non-empty string, or a number as its text.
-fn id_text(v: Option<&Value>) -> Option<std::borrow::Cow<'_, str>> {
+pub(super) fn id_text(v: Option<&Value>) -> Option<std::borrow::Cow<'_, str>> {
     match v? {
         Value::String(s) if !s.is_empty() => Some(s.as_str().into()),
         Value::Number(n) => Some(n.to_string().into()),

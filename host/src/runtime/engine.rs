@@ -192,6 +192,13 @@ impl Runtime {
         &self.inner.idle
     }
 
+    /// Drop the instances kept warm, and those in a call now once it ends: a
+    /// privacy deletion leaves no guest memory that held the user's events.
+    /// How many kept ones were dropped.
+    pub fn forget_warm(&self) -> usize {
+        self.inner.idle.forget()
+    }
+
     /// How many instances are kept warm now (each holds a slot).
     pub fn warm_instances(&self) -> usize {
         self.inner.idle.len()

@@ -300,14 +300,15 @@ impl Plugin {
     ) {
         let key = warm.then(|| self.warm_key(ctx)).flatten();
         let kept = key.as_ref().and_then(|k| self.runtime.idle().take(k));
-        let (mut store, instance, calls, slot) = match kept {
+        let (mut store, instance, calls, slot, epoch) = match kept {
             Some(mut w) => {
                 w.store.data_mut().rebind(ctx);
-                (w.store, Some(w.instance), w.calls, w.slot)
+                (w.store, Some(w.instance), w.calls, w.slot, w.epoch)
             }
             None => {
+                let epoch = self.runtime.idle().epoch();
                 let slot = self.runtime.slot().await;
-                (self.new_store(ctx), None, 0, slot)
+                (self.new_store(ctx), None, 0, slot, epoch)
             }
         };
         // The deadline counts from this call's start, for a kept instance too.
@@ -349,6 +350,7 @@ impl Plugin {
                         calls,
                         idle_since: std::time::Instant::now(),
                         slot,
+                        epoch,
                     };
                     self.runtime.idle().put(key, warm);
                 }

@@ -92,12 +92,17 @@ pub(super) struct Warm {
     pub idle_since: std::time::Instant,
     /// Its slot of the instance pool, held while it is kept.
     pub slot: tokio::sync::OwnedSemaphorePermit,
+    /// [`Idle::epoch`] when it was made: one made before a [`Idle::forget`]
+    /// is not kept again.
+    pub epoch: u64,
 }
 
 /// The idle warm instances of one runtime, the one unused the longest first.
 #[derive(Default)]
 pub(super) struct Idle {
     list: Mutex<VecDeque<(Key, Warm)>>,
+    /// Bumped by [`Idle::forget`].
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Idle {
@@ -117,6 +122,11 @@ impl Idle {
     /// reload), any kept longer than [`KEPT_FOR`], the oldest of `key` beyond
     /// [`KEPT_PER_KEY`], and the oldest of all beyond [`KEPT_IN_ALL`].
     pub fn put(&self, key: Key, warm: Warm) {
+        if warm.epoch != self.epoch() {
+            // Made before a deletion: its memory may hold the deleted user's data.
+            drop(warm);
+            return;
+        }
         let dropped: Vec<(Key, Warm)>;
         {
             let mut list = self.list();
@@ -157,6 +167,22 @@ impl Idle {
     pub fn clear(&self) {
         let all = std::mem::take(&mut *self.list());
         drop(all);
+    }
+
+    /// The count of [`Idle::forget`]s so far: an instance records it when made.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Drop every idle instance, and every instance in a call now once its
+    /// call ends (a privacy deletion: a guest's memory may hold the deleted
+    /// user's data); how many idle ones were dropped.
+    pub fn forget(&self) -> usize {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let all = std::mem::take(&mut *self.list());
+        let n = all.len();
+        drop(all);
+        n
     }
 
     /// How many instances are idle now.

@@ -27,7 +27,7 @@ use crate::config::DestinationConfig;
 use crate::event_type::EventType;
 use crate::route::RouteKeys;
 
-pub use self::regulations::{Regulations, StoredRegulation};
+pub use self::regulations::{EraseStep, Erased, Matches, Regulations, StoredRegulation};
 
 /// Open the store a config names, for these destinations. `ack_wait` is the
 /// lease of a claimed job on a shared (NATS) store: size it to the longest

@@ -262,6 +262,15 @@ impl Trial {
         )
     }
 
+    /// Forget the differences kept (a privacy deletion: they quote the
+    /// requests a batch made); how many were kept.
+    pub fn forget_samples(&self) -> u64 {
+        let mut diffs = self.diffs.lock().expect("diffs lock");
+        let n = diffs.len() as u64;
+        diffs.clear();
+        n
+    }
+
     /// Its figures for the admin API and the status page.
     pub fn report(&self) -> TrialReport {
         let (stage, percent) = match &self.stage {

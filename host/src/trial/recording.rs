@@ -135,6 +135,15 @@ impl Recorder {
         }
     }
 
+    /// Forget the deliveries with an event `matches` takes (asked with its
+    /// JSON): a privacy deletion. How many were forgotten.
+    pub fn forget(&self, matches: &dyn Fn(&str) -> bool) -> u64 {
+        let mut kept = self.kept.lock().expect("recorder lock");
+        let before = kept.len();
+        kept.retain(|d| !d.events.iter().any(|e| matches(&e.json)));
+        (before - kept.len()) as u64
+    }
+
     /// What was recorded, and what its calls ran with (`None`: nothing recorded).
     pub fn take(&self) -> (Vec<Delivery>, Option<About>) {
         (

@@ -47,6 +47,26 @@ pub(super) struct Chunk {
     pub events: Vec<StoredEvent>,
 }
 
+impl StoredEvent {
+    /// What stays of an event a deletion erased: its place in the log, its
+    /// type and the destinations it was routed to (so the cursors' counts and
+    /// the summaries stay true), and nothing of its content.
+    pub fn erased(&self) -> StoredEvent {
+        StoredEvent {
+            message_id: String::new(),
+            event_type: self.event_type,
+            user_key: None,
+            json: String::new(),
+            routes: self.routes.clone(),
+        }
+    }
+
+    /// Whether a deletion erased it: a stored event always has JSON.
+    pub fn is_erased(&self) -> bool {
+        self.json.is_empty()
+    }
+}
+
 impl Chunk {
     /// The event with sequence number `seq`, if this chunk holds it.
     pub fn get(&self, seq: i64) -> Option<&StoredEvent> {

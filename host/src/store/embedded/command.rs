@@ -89,6 +89,14 @@ pub(super) enum Command {
         String,
         oneshot::Sender<Result<Option<crate::store::StoredRegulation>, StoreError>>,
     ),
+    RegulationStatus(String, oneshot::Sender<Result<Option<String>, StoreError>>),
+    SetRegulationStatus(String, String, oneshot::Sender<Result<(), StoreError>>),
+    /// One step of a deletion ([`Writer::erase_step`]), run between transactions.
+    Erase {
+        matches: crate::store::Matches,
+        from: i64,
+        reply: oneshot::Sender<Result<crate::store::EraseStep, StoreError>>,
+    },
     /// Tests: fail the transaction this command lands in, as a full disk would.
     #[cfg(test)]
     Fail(oneshot::Sender<Result<(), StoreError>>),
@@ -259,9 +267,17 @@ impl Transaction<'_> {
             }
             Command::RegulationIds(reply) => answer(reply, sql::regulation_ids(self.log.conn)?),
             Command::Regulation(id, reply) => answer(reply, sql::regulation(self.log.conn, &id)?),
+            Command::RegulationStatus(id, reply) => {
+                answer(reply, sql::regulation_status(self.log.conn, &id)?)
+            }
+            Command::SetRegulationStatus(id, document, reply) => answer(
+                reply,
+                sql::set_regulation_status(self.log.conn, &id, &document)?,
+            ),
             // Taken out of the batch before its transaction (`Writer::run`).
             Command::Reconfigure { reply, .. } => not_in_a_transaction(reply),
             Command::Forget(_, reply) => not_in_a_transaction(reply),
+            Command::Erase { reply, .. } => not_in_a_transaction(reply),
             #[cfg(test)]
             Command::Fail(reply) => {
                 drop(reply);
@@ -396,8 +412,8 @@ impl Transaction<'_> {
         for chunk in &chunks {
             for (i, e) in chunk.events.iter().enumerate() {
                 let seq = chunk.first + i as i64;
-                // Still ahead of the cursor, or waiting already: it will be delivered anyway.
-                if seq > q.acked || q.has_retry(seq) {
+                // Still ahead of the cursor, waiting already, or erased by a deletion.
+                if seq > q.acked || q.has_retry(seq) || e.is_erased() {
                     continue;
                 }
                 let Some(body) = rewrite(&e.json) else {

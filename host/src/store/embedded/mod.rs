@@ -60,9 +60,9 @@ use self::chunk::{Chunk, ChunkCache, StoredEvent};
 use self::dedup::Dedup;
 use self::queues::{Leased, Log, Queue};
 use super::{
-    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
-    NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
-    StoredRegulation,
+    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, EraseStep, Job, JobId,
+    Matches, Millis, NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store,
+    StoreError, StoredRegulation,
 };
 use crate::config::{DestinationConfig, Ordering};
 use crate::route::{RouteSet, Router};
@@ -85,6 +85,10 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
 /// Most chunks (or dedup rows) deleted in one housekeeping step, so that a large
 /// prune never holds up a commit for long.
 const HOUSEKEEPING_STEP: usize = 256;
+
+/// Chunks one step of a deletion reads and rewrites in one transaction, so a
+/// deletion over a long log never holds up ingest for long.
+const ERASE_STEP: usize = 256;
 
 /// Options of the embedded store.
 #[derive(Debug, Clone, Copy)]
@@ -184,9 +188,13 @@ impl EmbeddedStore {
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = OFF;
              PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -65536;
+             PRAGMA secure_delete = ON;",
         )
         .map_err(sqlite)?;
+        // A file made with `secure_delete` on never held deleted content in
+        // the clear; an older one is vacuumed by its first deletion.
+        let fresh = !sql::has_table(&conn, "chunks").map_err(sqlite)?;
         match sql::old_layout(&conn).map_err(sqlite)? {
             Some((jobs, dead)) if jobs > 0 || dead > 0 => {
                 return Err(OpenError::OldLayout {
@@ -203,6 +211,9 @@ impl EmbeddedStore {
         }
         conn.execute_batch(sql::SCHEMA).map_err(sqlite)?;
         sql::add_new_columns(&conn).map_err(sqlite)?;
+        if fresh {
+            sql::mark_scrubbed(&conn).map_err(sqlite)?;
+        }
 
         let plan: Vec<(String, bool)> = destinations
             .iter()
@@ -490,6 +501,27 @@ impl Regulations for EmbeddedStore {
     async fn regulation(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         let id = id.to_string();
         self.ask(|reply| Command::Regulation(id, reply)).await
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        self.ask(|reply| Command::RegulationStatus(id, reply)).await
+    }
+
+    async fn set_status(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        let (id, document) = (id.to_string(), document.to_string());
+        self.ask(|reply| Command::SetRegulationStatus(id, document, reply))
+            .await
+    }
+
+    async fn erase_step(&self, matches: Matches, from: u64) -> Result<EraseStep, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        self.ask(|reply| Command::Erase {
+            matches,
+            from,
+            reply,
+        })
+        .await
     }
 }
 

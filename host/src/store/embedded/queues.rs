@@ -215,6 +215,10 @@ impl Queue {
                 source,
             }) = sql::retry_event(log.conn, self.id, seq)?
             else {
+                // Its row is gone (a deletion erased it): nothing to deliver.
+                self.retry_due.remove(&(at, seq));
+                self.retries.remove(&seq);
+                self.forget_user_event(user, seq);
                 continue;
             };
             if !fits(&jobs, bytes, json.len()) {
@@ -267,6 +271,12 @@ impl Queue {
                     continue;
                 };
                 let e = chunk.get(seq).expect("chunk holds seq");
+                if e.is_erased() {
+                    // A deletion erased it while it waited: settled.
+                    self.held.remove(&seq);
+                    self.forget_user_event(Some(&user), seq);
+                    continue;
+                }
                 if !fits(&jobs, bytes, e.json.len()) {
                     return Ok(jobs);
                 }
@@ -307,6 +317,12 @@ impl Queue {
                 && (self.settled_ahead.remove(&seq) || self.retries.contains_key(&seq))
             {
                 // Settled into a retry or dead-letter row before a restart, or replayed.
+                self.scanned = seq;
+                self.unread = self.unread.saturating_sub(1);
+                continue;
+            }
+            if e.routes.contains(self.id) && e.is_erased() {
+                // A deletion erased it before it was delivered: settled.
                 self.scanned = seq;
                 self.unread = self.unread.saturating_sub(1);
                 continue;
@@ -370,7 +386,17 @@ impl Queue {
                     self.passed.insert(seq);
                 }
                 let user = lease.user.as_deref();
+                let erased = match outcome {
+                    Settle::Done => false,
+                    _ => log
+                        .chunk(seq)?
+                        .and_then(|c| c.get(seq).map(|e| e.is_erased()))
+                        .unwrap_or(false),
+                };
                 match outcome {
+                    // A deletion erased it during its attempt: there is nothing
+                    // left to retry or to keep as a dead letter.
+                    _ if erased => self.forget_user_event(user, seq),
                     Settle::Done => self.forget_user_event(user, seq),
                     Settle::RetryAt { at, reason } => {
                         let chunk = log.chunk(seq)?.expect("an unsettled event is in the log");

@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS subject_key (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     key BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS regulation_status (
+    id       TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scrubbed (
+    one INTEGER PRIMARY KEY CHECK (one = 1)
+);
 CREATE TABLE IF NOT EXISTS paused (
     destination TEXT PRIMARY KEY
 ) WITHOUT ROWID;
@@ -266,6 +273,129 @@ pub(super) fn regulation(
             })
         })
         .optional()
+}
+
+/// Where regulation `id` stands, if recorded.
+pub(super) fn regulation_status(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT document FROM regulation_status WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+}
+
+/// Record where regulation `id` stands.
+pub(super) fn set_regulation_status(
+    conn: &Connection,
+    id: &str,
+    document: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO regulation_status (id, document) VALUES (?1, ?2)")?
+        .execute(params![id, document])?;
+    Ok(())
+}
+
+/// Whether a table of this store exists yet (`false`: the file is new).
+pub(super) fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// Whether the file holds no deleted content left from before
+/// `secure_delete` was on (see [`mark_scrubbed`]).
+pub(super) fn is_scrubbed(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT COUNT(*) > 0 FROM scrubbed", [], |r| r.get(0))
+}
+
+/// Say that every deleted byte of the file was overwritten: it was made with
+/// `secure_delete` on, or vacuumed since.
+pub(super) fn mark_scrubbed(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR IGNORE INTO scrubbed (one) VALUES (1)", [])?;
+    Ok(())
+}
+
+/// Up to `limit` chunks that start after `after`, in order, each with its
+/// bytes on disk.
+pub(super) fn chunks_after(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(Chunk, i64)>> {
+    let mut q = conn.prepare_cached(
+        "SELECT first, received_at, body, source, length(summary) + length(body) FROM chunks
+         WHERE first > ?1 ORDER BY first LIMIT ?2",
+    )?;
+    let rows = q.query_map(params![after, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut chunks = Vec::new();
+    for row in rows {
+        let (first, received_at, body, source, bytes) = row?;
+        let mut chunk = chunk::decode(first, received_at, &body)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        chunk.source = Arc::from(source);
+        chunks.push((chunk, bytes));
+    }
+    Ok(chunks)
+}
+
+/// Write `chunk` again over its row (a deletion erased some of its events);
+/// returns its new size.
+pub(super) fn rewrite_chunk(conn: &Connection, chunk: &Chunk) -> rusqlite::Result<i64> {
+    let (summary, body) = (
+        chunk::encode_summary(&chunk.events),
+        chunk::encode_body(&chunk.events),
+    );
+    let size = (summary.len() + body.len()) as i64;
+    conn.prepare_cached("UPDATE chunks SET summary = ?2, body = ?3 WHERE first = ?1")?
+        .execute(params![chunk.first, summary, body])?;
+    Ok(size)
+}
+
+/// Delete the retry rows and the dead letters whose event `matches` takes
+/// (asked with its source and JSON): how many of each.
+pub(super) fn erase_rows(
+    conn: &Connection,
+    matches: &dyn Fn(&str, &str) -> bool,
+) -> rusqlite::Result<(u64, u64)> {
+    let mut hit = Vec::new();
+    {
+        let mut q = conn.prepare_cached("SELECT dest, seq, source, body FROM retries")?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let (source, body): (String, String) = (r.get(2)?, r.get(3)?);
+            if matches(&source, &body) {
+                hit.push((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
+            }
+        }
+    }
+    for (dest, seq) in &hit {
+        conn.prepare_cached("DELETE FROM retries WHERE dest = ?1 AND seq = ?2")?
+            .execute(params![dest, seq])?;
+    }
+    let mut dead = Vec::new();
+    {
+        let mut q = conn.prepare_cached("SELECT id, source, body FROM dead_events")?;
+        let mut rows = q.query([])?;
+        while let Some(r) = rows.next()? {
+            let (source, body): (String, String) = (r.get(1)?, r.get(2)?);
+            if matches(&source, &body) {
+                dead.push(r.get::<_, i64>(0)?);
+            }
+        }
+    }
+    for id in &dead {
+        conn.prepare_cached("DELETE FROM dead_events WHERE id = ?1")?
+            .execute(params![id])?;
+    }
+    Ok((hit.len() as u64, dead.len() as u64))
 }
 
 /// The destinations an operator paused.

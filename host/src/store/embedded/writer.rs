@@ -5,6 +5,8 @@
 use super::command::{Command, Reply, Transaction, Undo};
 use super::*;
 
+mod erase;
+
 /// The thread that owns the connection and every cursor.
 pub(super) struct Writer {
     /// The only connection to the database.
@@ -254,9 +256,12 @@ impl Writer {
                 }
             }
             // A reload's commands run after the transaction of the others.
-            let (changes, batch): (Vec<Command>, Vec<Command>) = batch
-                .into_iter()
-                .partition(|c| matches!(c, Command::Reconfigure { .. } | Command::Forget(..)));
+            let (changes, batch): (Vec<Command>, Vec<Command>) = batch.into_iter().partition(|c| {
+                matches!(
+                    c,
+                    Command::Reconfigure { .. } | Command::Forget(..) | Command::Erase { .. }
+                )
+            });
             if !batch.is_empty() {
                 self.commit(batch);
             }
@@ -271,6 +276,13 @@ impl Writer {
                     }
                     Command::Forget(name, reply) => {
                         let _ = reply.send(self.forget(&name));
+                    }
+                    Command::Erase {
+                        matches,
+                        from,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.erase_step(&matches, from));
                     }
                     _ => unreachable!("partitioned above"),
                 }

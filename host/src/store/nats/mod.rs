@@ -38,6 +38,7 @@
 
 mod backfill;
 mod dead_letters;
+mod erase;
 pub mod headers;
 mod kv;
 mod queues;
@@ -62,9 +63,9 @@ use crate::event_type::EventType;
 use crate::route::{RouteKeys, Router};
 
 use super::{
-    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, Job, JobId, Millis,
-    NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store, StoreError,
-    StoredRegulation,
+    now_ms, AppendReport, Claim, Coordination, DeadLetter, DeadLetters, EraseStep, Job, JobId,
+    Matches, Millis, NewEvent, QueueStats, Queues, Reconfigure, Regulations, Settle, Store,
+    StoreError, StoredRegulation,
 };
 
 /// The least byte budget of a pull: a stored event (32 KB at most) with its
@@ -620,6 +621,18 @@ impl Regulations for NatsStore {
 
     async fn regulation(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         self.regulations.document(id).await
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.regulations.status(id).await
+    }
+
+    async fn set_status(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        self.regulations.set_status(id, document).await
+    }
+
+    async fn erase_step(&self, matches: Matches, from: u64) -> Result<EraseStep, StoreError> {
+        self.erase_from_streams(&matches, from).await
     }
 }
 

@@ -5,7 +5,7 @@
 //! Keys: `key` holds the subject key (made once, by whichever host asks first:
 //! a `create` that loses the race reads the winner's), and `r.<id>` the
 //! document of each regulation, written once: its stream sequence is its place
-//! in the order. Values are read with a plain message get, as the reload
+//! in the order; `s.<id>` where it stands. Values are read with a plain message get, as the reload
 //! generation is (`kv.rs`), which every server version answers.
 
 use async_nats::jetstream::{self, kv};
@@ -21,6 +21,9 @@ const BUCKET: &str = "switchyard-regulations";
 const KEY: &str = "key";
 /// The prefix of a regulation's key.
 const REGULATION: &str = "r.";
+/// The prefix of the key of where a regulation stands (rewritten as it goes;
+/// the bucket keeps one value per key).
+const STATUS: &str = "s.";
 
 /// The bucket and the stream under it.
 pub struct RegulationsKv {
@@ -100,6 +103,23 @@ impl RegulationsKv {
             }
         }
         Ok(ids)
+    }
+
+    /// Where regulation `id` stands.
+    pub async fn status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&format!("{STATUS}{id}"))
+            .await?
+            .map(|(b, _)| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Record where regulation `id` stands.
+    pub async fn set_status(&self, id: &str, document: &str) -> Result<(), StoreError> {
+        self.bucket
+            .put(format!("{STATUS}{id}"), document.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     /// One regulation.
