@@ -1,7 +1,8 @@
 //! `switchyard regulate`: privacy regulations on the running host, through its
 //! admin API (`POST /admin/regulations`, `GET /admin/regulations[/{id}]`):
-//! - `regulate suppress|unsuppress --user-id ID... --anonymous-id ID... [--source S]...`
-//!   (and `--user-ids-from FILE`, one id a line, sent 10,000 at a time)
+//! - `regulate suppress|unsuppress|delete|suppress-with-delete --user-id ID...
+//!   --anonymous-id ID... [--source S]... [--wait]` (and `--user-ids-from FILE`,
+//!   one id a line, sent 10,000 at a time)
 //! - `regulate list [--json]`, `regulate show ID`
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub struct Who {
     /// A source it applies to (repeat for several; default: every source).
     #[arg(long = "source")]
     pub sources: Vec<String>,
+    /// A deletion: wait until it is done, then print what was removed where.
+    #[arg(long)]
+    pub wait: bool,
     /// Configuration file of the host (its `listen` and `admin_token`).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -40,6 +44,11 @@ pub enum RegulateCommand {
     Suppress(Who),
     /// Collect these users again.
     Unsuppress(Who),
+    /// Delete what is stored of these users: their events in the log, retries,
+    /// dead letters and every in-memory copy.
+    Delete(Who),
+    /// Both: stop collecting these users, and delete what is stored of them.
+    SuppressWithDelete(Who),
     /// The regulations recorded, oldest first (the audit log).
     List {
         /// Print the admin API's JSON.
@@ -64,6 +73,8 @@ pub async fn regulate(cmd: RegulateCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RegulateCommand::Suppress(who) => submit(Kind::Suppress, who).await,
         RegulateCommand::Unsuppress(who) => submit(Kind::Unsuppress, who).await,
+        RegulateCommand::Delete(who) => submit(Kind::Delete, who).await,
+        RegulateCommand::SuppressWithDelete(who) => submit(Kind::SuppressWithDelete, who).await,
         RegulateCommand::List { json, config } => {
             let body = get(config.as_deref(), "/admin/regulations").await?;
             if json {
@@ -167,13 +178,44 @@ async fn submit(kind: Kind, who: Who) -> anyhow::Result<ExitCode> {
         if !status.is_success() {
             anyhow::bail!("{}: {status}: {}", kind.as_str(), message(&body));
         }
+        let id = body["id"].as_str().unwrap_or("");
         println!(
-            "{}  {}  {} subject(s)  {}",
-            body["id"].as_str().unwrap_or(""),
+            "{id}  {}  {} subject(s)  {}",
             kind.as_str(),
             part.len(),
             body["state"].as_str().unwrap_or("")
         );
+        if who.wait && body["state"] == "pending" {
+            let done = wait_done(who.config.as_deref(), id).await?;
+            println!("{id}  {}", removed_text(&done));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Poll regulation `id` until it is no longer pending.
+async fn wait_done(config: Option<&Path>, id: &str) -> anyhow::Result<Value> {
+    loop {
+        let body = get(config, &format!("/admin/regulations/{id}")).await?;
+        if body["state"] != "pending" {
+            return Ok(body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// What a deletion removed, on one line: `done  log=3 retries=0 ...`.
+fn removed_text(r: &Value) -> String {
+    let p = &r["progress"];
+    let mut parts = vec![r["state"].as_str().unwrap_or("").to_string()];
+    for (key, v) in p["erased"].as_object().into_iter().flatten() {
+        parts.push(format!("{key}={v}"));
+    }
+    for (key, v) in p["memory"].as_object().into_iter().flatten() {
+        parts.push(format!("{key}={v}"));
+    }
+    for (name, d) in p["destinations"].as_object().into_iter().flatten() {
+        parts.push(format!("{name}:{}", d["state"].as_str().unwrap_or("")));
+    }
+    parts.join("  ")
 }
