@@ -37,6 +37,15 @@ indices back to the batch, past the events rejected before sending):
 - 429 (throttled) and 5xx: retry; 429 carries no standard Retry-After, so the
   hint is 30 s (Amplitude asks for a 30 s pause) unless one is given;
 - a denied request rejects; timeouts and connection errors retry.
+
+Deletion (a privacy regulation's ``DELETE``, the ``deletion`` export of the
+``deleting-destination`` world): ``POST {deletion_endpoint}`` (Amplitude's User
+Privacy API, ``https://amplitude.com/api/2/deletions/users``; EU:
+``https://analytics.eu.amplitude.com/api/2/deletions/users``) with Basic auth
+``api_key:secret_key`` and ``{"user_ids": [...], "requester": "switchyard",
+"ignore_invalid_id": "True"}``, 100 ids a request. Amplitude deletes by
+user_id (or its own amplitude_id): an ``anonymousId`` (its device_id) is
+refused with the reason. 429 and 5xx retry, other 4xx reject.
 """
 
 import json
@@ -45,6 +54,7 @@ from typing import Any, Dict, List
 
 import wit_world
 from componentize_py_types import Result
+from wit_world import exports
 from wit_world.imports import types
 
 import kit
@@ -57,6 +67,9 @@ MAX_BATCH = 100
 # Amplitude asks senders throttled with 429 to pause for 30 seconds.
 THROTTLE_PAUSE_MS = 30_000
 LIBRARY = "switchyard"
+DEFAULT_DELETION_ENDPOINT = "https://amplitude.com/api/2/deletions/users"
+# Amplitude takes up to 100 ids per deletion request.
+MAX_DELETION_IDS = 100
 
 SETTINGS_SCHEMA = json.dumps(
     {
@@ -75,12 +88,21 @@ SETTINGS_SCHEMA = json.dumps(
                 "minimum": 1,
                 "description": "Shortest user_id / device_id Amplitude accepts (Amplitude's default: 5)",
             },
+            "secret_key": {
+                "type": "string",
+                "description": "Secret key of the project: required to delete users (privacy regulations)",
+            },
+            "deletion_endpoint": {
+                "type": "string",
+                "description": "User Privacy API; https://analytics.eu.amplitude.com/api/2/deletions/users for EU residency",
+                "default": DEFAULT_DELETION_ENDPOINT,
+            },
         },
     },
     indent=2,
 )
 
-KNOWN = {"api_key", "endpoint", "min_id_length"}
+KNOWN = {"api_key", "endpoint", "min_id_length", "secret_key", "deletion_endpoint"}
 
 
 def settings_of(raw: str) -> Dict[str, Any]:
@@ -98,6 +120,14 @@ def settings_of(raw: str) -> Dict[str, Any]:
         raise kit.SettingsError(
             f"amplitude settings: endpoint must be an http:// or https:// URL, got {json.dumps(endpoint)}"
         )
+    deletions = s.setdefault("deletion_endpoint", DEFAULT_DELETION_ENDPOINT)
+    if not isinstance(deletions, str) or not re.match(r"https?://[^/\s]+", deletions):
+        raise kit.SettingsError(
+            f"amplitude settings: deletion_endpoint must be an http:// or https:// URL, got {json.dumps(deletions)}"
+        )
+    secret = s.get("secret_key")
+    if secret is not None and (not isinstance(secret, str) or not secret.strip()):
+        raise kit.SettingsError("amplitude settings: secret_key must be a non-empty string when given")
     n = s.get("min_id_length")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise kit.SettingsError("amplitude settings: min_id_length must be a positive integer when given")
@@ -268,3 +298,36 @@ class WitWorld(wit_world.WitWorld):
         return kit.deliver_records(
             events, build, send, failed=refused_events, vendor=NAME, classify=classify, all_or_nothing=True
         )
+
+
+class Deletion(exports.Deletion):
+    def delete_subjects(self, settings: str, subjects: List[Any]) -> List[Result[None, types.Failure]]:
+        try:
+            s = settings_of(settings)
+        except kit.SettingsError as e:
+            return [kit.reject(str(e))] * len(subjects)
+        if not s.get("secret_key"):
+            why = "amplitude: deleting users needs `secret_key` (the project's secret key) in the settings"
+            return [kit.reject(why)] * len(subjects)
+        outcomes: List[Any] = [None] * len(subjects)
+        users = []
+        for i, subject in enumerate(subjects):
+            kind, value = kit.subject_id(subject)
+            if kind == "userId":
+                users.append((i, value))
+            else:
+                outcomes[i] = kit.reject(
+                    "amplitude deletes users by user_id: an anonymousId (Amplitude's device_id) cannot be deleted through its API"
+                )
+        auth = [("authorization", kit.basic_auth(s["api_key"], s["secret_key"]))]
+        for start in range(0, len(users), MAX_DELETION_IDS):
+            part = users[start : start + MAX_DELETION_IDS]
+            body = {"user_ids": [u for _, u in part], "requester": LIBRARY, "ignore_invalid_id": "True"}
+            try:
+                status, headers, answer = kit.post_json(s["deletion_endpoint"], body, auth)
+                outcome = kit.outcome_of(status, headers, answer, NAME)
+            except Exception as e:
+                outcome = kit.outcome_of_error(e)
+            for i, _ in part:
+                outcomes[i] = outcome
+        return outcomes

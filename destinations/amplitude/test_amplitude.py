@@ -179,3 +179,42 @@ class Deliver(mocks.HostTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Deletions(mocks.HostTestCase):
+    """The ``deletion`` export: users deleted through Amplitude's User Privacy API."""
+
+    def setUp(self):
+        super().setUp()
+        self.host.answer(200, b"[]")
+        self.deletion = amplitude.Deletion()
+
+    def delete(self, subjects, settings):
+        return [show(o) for o in self.deletion.delete_subjects(json.dumps(settings), subjects)]
+
+    def test_users_are_deleted_by_user_id_with_the_secret_key(self):
+        from wit_world.exports import deletion
+
+        out = self.delete(
+            [deletion.Subject_UserId("alice"), deletion.Subject_AnonymousId("dev-1"), deletion.Subject_UserId("bob")],
+            {"api_key": "key-123", "secret_key": "sec-456"},
+        )
+        self.assertEqual(out[0], "ok")
+        self.assertTrue(out[1].startswith("reject: amplitude deletes users by user_id"), out[1])
+        self.assertEqual(out[2], "ok")
+        (req,) = self.host.requests
+        self.assertEqual(req.url, "https://amplitude.com/api/2/deletions/users")
+        self.assertIn(("authorization", "Basic a2V5LTEyMzpzZWMtNDU2"), req.headers)
+        self.assertEqual(
+            json.loads(req.body),
+            {"user_ids": ["alice", "bob"], "requester": "switchyard", "ignore_invalid_id": "True"},
+        )
+
+    def test_a_throttled_deletion_is_retried_and_one_without_a_secret_refused(self):
+        from wit_world.exports import deletion
+
+        self.host.answer(429, b"{}", [("retry-after", "4")])
+        out = self.delete([deletion.Subject_UserId("alice")], {"api_key": "k", "secret_key": "s"})
+        self.assertTrue(out[0].startswith("retry(4000)"), out[0])
+        out = self.delete([deletion.Subject_UserId("alice")], {"api_key": "k"})
+        self.assertTrue(out[0].startswith("reject: amplitude: deleting users needs `secret_key`"), out[0])

@@ -185,14 +185,58 @@ struct Reach {
     runtime: runtime::Runtime,
 }
 
+#[async_trait::async_trait]
 impl privacy::Reach for Reach {
-    fn destinations(&self) -> Vec<String> {
+    fn destinations(&self) -> Vec<(String, bool)> {
         self.destinations
             .load()
             .iter()
             .filter(|d| !d.retired)
-            .map(|d| d.name.clone())
+            .map(|d| {
+                let can = d.deletions.as_ref().is_some_and(|x| x.supported());
+                (d.name.clone(), can)
+            })
             .collect()
+    }
+
+    async fn forward(
+        &self,
+        name: &str,
+        subjects: &privacy::Subjects,
+    ) -> Option<privacy::DestinationStatus> {
+        use dispatch::deletion::Forwarded;
+        use privacy::{DestinationStatus, Forward};
+        let deletions = self
+            .destinations
+            .load()
+            .iter()
+            .find(|d| d.name == name && !d.retired)
+            .and_then(|d| d.deletions.clone());
+        let list: Vec<runtime::Subject> = subjects
+            .user_id
+            .iter()
+            .map(|id| runtime::Subject::UserId(id.clone()))
+            .chain(
+                subjects
+                    .anonymous_id
+                    .iter()
+                    .map(|id| runtime::Subject::AnonymousId(id.clone())),
+            )
+            .collect();
+        let forwarded = match deletions {
+            Some(d) => d.forward(list).await,
+            None => Forwarded::Failed("no longer configured".into()),
+        };
+        let (state, reason) = match forwarded {
+            Forwarded::Done => (Forward::Done, None),
+            Forwarded::NotSupported => (
+                Forward::NotSupported,
+                Some("its component does not export `deletion`".to_string()),
+            ),
+            Forwarded::Failed(why) => (Forward::Failed, Some(why)),
+            Forwarded::Interrupted => return None,
+        };
+        Some(DestinationStatus { state, reason })
     }
 
     fn forget(&self, who: &dyn Fn(Option<&str>, &str) -> bool) -> privacy::Forgotten {

@@ -27,6 +27,8 @@ pub struct DestinationInfo {
     /// A reload removed it from the config: it receives no new events, and its
     /// queue drains until it is deleted (`DELETE /admin/destinations/{name}`).
     pub retired: bool,
+    /// How it forwards privacy deletions to its component.
+    pub deletions: Option<crate::dispatch::deletion::Deletions>,
 }
 
 impl DestinationInfo {
@@ -44,6 +46,7 @@ impl DestinationInfo {
             live: dispatcher.live.get(&d.name)?.clone(),
             last_queue: Default::default(),
             retired,
+            deletions: dispatcher.deletions(&d.name),
         })
     }
 }

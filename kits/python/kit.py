@@ -11,6 +11,12 @@ returns and the verdicts that ``transform`` returns (at the end of this file).
 The host's ``crypto`` import (hashes, MACs and signatures, with keys that can
 be secrets) is wrapped as ``sha256``, ``hmac_sha256``, ... (after ``log``).
 
+A destination that can also delete users at its vendor (privacy regulations,
+wit/deletion.wit) is built for the ``deleting-destination`` world
+(``componentize-py -w deleting-destination``) and adds a class ``Deletion``
+(subclassing ``wit_world.exports.Deletion``) whose ``delete_subjects(settings,
+subjects)`` returns one outcome per subject; ``subject_id`` reads a subject.
+
 How componentize-py (0.25) maps the WIT types, from its generated bindings:
 
 - records are dataclasses with snake_case fields (``types.Metadata(name=...,
@@ -78,6 +84,19 @@ def post_json(url: str, obj: Any, headers: Optional[Headers] = None) -> Tuple[in
     """POST ``obj`` as JSON with ``Content-Type: application/json``."""
     body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return request("POST", url, [("content-type", "application/json")] + list(headers or []), body)
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An ``Authorization`` value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+
+
+def subject_id(subject: Any) -> Tuple[str, str]:
+    """A deletion's subject (``deletion.Subject_UserId`` or
+    ``deletion.Subject_AnonymousId`` of the ``deleting-destination`` world) as
+    ``("userId" | "anonymousId", id)``."""
+    kind = "userId" if type(subject).__name__.endswith("UserId") else "anonymousId"
+    return kind, subject.value
 
 
 def header(headers: Headers, name: str) -> Optional[str]:

@@ -36,11 +36,15 @@ fn retained(config: String) -> String {
 
 /// Poll regulation `id` until its state is not `pending`.
 async fn until_done(host: &TestHost, id: &str) -> Value {
-    eventually_async(Duration::from_secs(30), "the deletion done", || async {
-        let r = host.admin().get(&format!("/admin/regulations/{id}")).await;
-        (r["state"] != "pending").then_some(r)
-    })
-    .await
+    let mut last = Value::Null;
+    for _ in 0..1500 {
+        last = host.admin().get(&format!("/admin/regulations/{id}")).await;
+        if last["state"] != "pending" {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the deletion is not done after 30 s: {last}");
 }
 
 /// The admin API's answers that show events.
@@ -277,4 +281,67 @@ async fn a_kill_9_in_the_middle_of_a_deletion_is_finished_after_the_restart() {
     child.kill().unwrap();
     let _ = child.wait();
     assert!(files_holding(&dir.path().join("data"), ALICE.as_bytes()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_is_forwarded_to_a_destination_that_deletes_retried_after_a_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = Receiver::start().await;
+    let hooks = Receiver::start().await;
+    let destinations = format!(
+        r#"
+[[destinations]]
+name = "mixpanel"
+plugin = "mixpanel"
+allowed_hosts = ["{origin}"]
+retry = {{ initial_ms = 20, max_ms = 200, window = "1m" }}
+settings = {{ endpoint = "{origin}", gdpr_endpoint = "{origin}", api_secret = "s", token = "tok", gdpr_api_token = "gdpr-oauth" }}
+{webhook}"#,
+        origin = vendor.origin(),
+        webhook = webhook_table("hook", &hooks.url("/hook"), &hooks.origin(), ""),
+    );
+    let host = TestHost::start_config(dir.path(), &config_text(dir.path(), &destinations)).await;
+    // Mixpanel's GDPR API is rate limited: the first answer is a 429.
+    vendor.script(vec![Reply::status(429).header("retry-after", "1")]);
+    let (status, record) = regulate(
+        &host,
+        &json!({"type": "DELETE", "subjects": {"userId": [ALICE], "anonymousId": [ANON_BOB]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{record}");
+    let done = until_done(&host, record["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let forwarded = &done["progress"]["destinations"];
+    assert_eq!(forwarded["mixpanel"]["state"], "done", "{done}");
+    assert_eq!(forwarded["hook"]["state"], "not_supported", "{done}");
+    let asked = vendor.received();
+    assert_eq!(asked.len(), 2, "the 429, then the request taken");
+    assert!(
+        asked[1].at >= asked[0].at + Duration::from_millis(900),
+        "the vendor's Retry-After was honoured"
+    );
+    for r in &asked {
+        assert_eq!(r.uri, "/api/app/data-deletions/v3.0/?token=tok");
+        assert_eq!(r.headers["authorization"], "Bearer gdpr-oauth");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"distinct_ids": [ALICE, format!("$device:{ANON_BOB}")], "compliance_type": "GDPR"})
+        );
+    }
+    assert!(hooks.received().is_empty());
+    // The ids in the clear were kept only until every destination answered.
+    for needle in [ALICE, ANON_BOB] {
+        let found = files_holding(dir.path(), needle.as_bytes());
+        assert!(found.is_empty(), "{needle} is in {found:?}");
+    }
+    let shown = host
+        .admin()
+        .get(&format!(
+            "/admin/regulations/{}",
+            record["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(!shown.to_string().contains(ALICE), "{shown}");
+    host.stop().await;
 }

@@ -4,7 +4,9 @@
 //! delivery with failures, the kit writes one `warn` line: "N of M events
 //! failed", with the first failure's reason.
 
-use crate::{reject, Event, Failure, Guest, Metadata, Outcome};
+use crate::deleting_bindings::exports::switchyard::destination::deletion::Guest as DeletionGuest;
+use crate::deleting_bindings::Guest as DeletingGuest;
+use crate::{reject, Event, Failure, Guest, Metadata, Outcome, Subject};
 
 /// A destination: its description, its settings, and the delivery of a batch.
 pub trait Destination {
@@ -24,6 +26,39 @@ pub trait Destination {
 
     /// One outcome per event, in order.
     fn deliver(settings: Self::Settings, events: Vec<Event>) -> Vec<Outcome>;
+}
+
+/// A destination that can also delete users at its vendor (a privacy
+/// regulation's `DELETE`): export it with
+/// [`export_deleting_destination`](crate::export_deleting_destination).
+pub trait Deletion: Destination {
+    /// Ask the vendor to delete these users: one outcome per subject, in order
+    /// (`Ok` once the vendor took the request; `retry` and `reject` as for
+    /// events: the host tries a `retry` again within the retry window).
+    fn delete_subjects(settings: Self::Settings, subjects: Vec<Subject>) -> Vec<Outcome>;
+}
+
+impl<T: Deletion> DeletionGuest for T {
+    fn delete_subjects(settings: String, subjects: Vec<Subject>) -> Vec<Outcome> {
+        match T::settings(&settings) {
+            Ok(parsed) => <T as Deletion>::delete_subjects(parsed, subjects),
+            Err(why) => vec![Err(reject(why)); subjects.len()],
+        }
+    }
+}
+
+impl<T: Destination> DeletingGuest for T {
+    fn describe() -> Metadata {
+        <T as Guest>::describe()
+    }
+
+    fn check(settings: String) -> Result<(), String> {
+        <T as Guest>::check(settings)
+    }
+
+    fn deliver(settings: String, events: Vec<Event>) -> Vec<Outcome> {
+        <T as Guest>::deliver(settings, events)
+    }
 }
 
 impl<T: Destination> Guest for T {

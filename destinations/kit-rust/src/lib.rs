@@ -25,7 +25,9 @@
 //! - crypto done by the host, with keys that can be secrets the component never
 //!   holds: [`crypto`] ([`crypto::key`], [`crypto::sha256`], [`crypto::hmac_sha256`],
 //!   [`crypto::sign_rs256`], ...);
-//! - log lines: [`warn`], [`debug`], or [`log`] itself.
+//! - log lines: [`warn`], [`debug`], or [`log`] itself;
+//! - deletion of users at the vendor (privacy regulations): implement [`Deletion`]
+//!   too and export with [`export_deleting_destination`] instead.
 //!
 //! A destination looks like this (the bundled ones in `destinations/` and the
 //! scaffold of `switchyard new --lang rust` are written the same way):
@@ -97,6 +99,34 @@ pub mod bindings {
     });
 }
 
+/// The generated bindings of the `deleting-destination` world (`wit/deletion.wit`):
+/// the destination world and the `deletion` export. Its imports are the ones above.
+#[doc(hidden)]
+#[allow(unsafe_code)] // the canonical-ABI glue that wit-bindgen generates
+pub mod deleting_bindings {
+    wit_bindgen::generate!({
+        world: "deleting-destination",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_deleting_destination",
+        default_bindings_module: "$crate::deleting_bindings",
+        with: {
+            "switchyard:destination/types@0.1.0": crate::bindings::switchyard::destination::types,
+            "switchyard:destination/http@0.1.0": crate::bindings::switchyard::destination::http,
+            "switchyard:destination/log@0.1.0": crate::bindings::switchyard::destination::log,
+            "switchyard:destination/crypto@0.1.0": crate::bindings::switchyard::destination::crypto,
+            "switchyard:destination/settle@0.1.0": crate::bindings::switchyard::destination::settle,
+        },
+    });
+}
+
+/// `export_deleting_destination!(MyType)`: exports `MyType` (which implements
+/// [`Destination`] and [`Deletion`]) as a destination that also deletes users
+/// at its vendor (`wit/deletion.wit`). Use it instead of [`export_destination`].
+pub use deleting_bindings::export_deleting_destination;
+/// One user a deletion names: `Subject::UserId(id)` or `Subject::AnonymousId(id)`.
+pub use deleting_bindings::exports::switchyard::destination::deletion::Subject;
+
 /// `export_destination!(MyType)`: exports `MyType` (which implements [`Destination`], and
 /// so [`Guest`]) as the
 /// component's `describe`, `check` and `deliver`. Use it once, in the destination crate.
@@ -114,7 +144,7 @@ pub use bindings::Guest;
 /// An answer from `http.send`, whatever its status.
 pub use http::Response;
 
-pub use destination::Destination;
+pub use destination::{Deletion, Destination};
 pub use event::{event_json, id_field, object_at, str_at, value_at};
 pub use outcome::{
     classify, classify_as, classify_error, classify_response, classify_with, excerpt, reject,

@@ -12,6 +12,9 @@
 //! from `/import?strict=1` lists `failed_records` by index; those events are rejected
 //! with Mixpanel's message and the others were imported (delivered). A `/engage` answer
 //! `{"status":0,"error":…}` rejects the profile updates with that error.
+//!
+//! Deletion (a privacy regulation's `DELETE`): [`deletion`], through Mixpanel's
+//! GDPR API.
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
@@ -34,7 +37,9 @@ const SETTINGS_SCHEMA: &str = r#"{
     "service_account_user": {"type": "string", "description": "Service account user name (Basic auth user of /import)"},
     "service_account_secret": {"type": "string", "description": "Service account secret (Basic auth password of /import)"},
     "api_secret": {"type": "string", "description": "Project API secret (Basic auth user of /import), when no service account is given"},
-    "token": {"type": "string", "description": "Project token: sent as properties.token, and required for identify (Engage API)"}
+    "token": {"type": "string", "description": "Project token: sent as properties.token, and required for identify (Engage API) and deletions (GDPR API)"},
+    "gdpr_api_token": {"type": "string", "description": "GDPR OAuth token (Profile & Preferences, Data & Privacy): required to delete users (privacy regulations)"},
+    "gdpr_endpoint": {"type": "string", "default": "https://mixpanel.com", "description": "Base URL of the GDPR API: https://mixpanel.com, https://eu.mixpanel.com (EU residency), or a proxy"}
   },
   "oneOf": [
     {"required": ["service_account_user", "service_account_secret", "project_id"]},
@@ -57,11 +62,17 @@ struct Settings {
     api_secret: Option<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    gdpr_api_token: Option<String>,
+    #[serde(default = "deletion::default_gdpr_endpoint")]
+    gdpr_endpoint: String,
 }
 
 fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.into()
 }
+
+mod deletion;
 
 /// A project id is a number in Mixpanel's UI; accept it as a JSON number or a string.
 fn string_or_integer<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
@@ -93,12 +104,14 @@ impl Settings {
     fn parse(raw: &str) -> Result<Settings, String> {
         let mut s: Settings = kit::parse_settings(raw, NAME)?;
         kit::check_endpoint(NAME, "endpoint", &mut s.endpoint)?;
+        kit::check_endpoint(NAME, "gdpr_endpoint", &mut s.gdpr_endpoint)?;
         for (field, value) in [
             ("project_id", &s.project_id),
             ("service_account_user", &s.service_account_user),
             ("service_account_secret", &s.service_account_secret),
             ("api_secret", &s.api_secret),
             ("token", &s.token),
+            ("gdpr_api_token", &s.gdpr_api_token),
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(format!("{NAME} settings: {field} must not be empty"));
@@ -453,7 +466,7 @@ impl kit::Destination for Mixpanel {
     }
 }
 
-switchyard_destination_kit::export_destination!(Mixpanel);
+switchyard_destination_kit::export_deleting_destination!(Mixpanel);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,9 @@
 //! which PostHog deduplicates on. Outcomes: the kit's standard classification (PostHog
 //! answers 200 `{"status":1}`; 400 invalid, 401 bad key, 413 too large: reject;
 //! 429 and 5xx: retry).
+//!
+//! Deletion (a privacy regulation's `DELETE`): [`deletion`], through PostHog's
+//! persons API.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -32,7 +35,10 @@ const SETTINGS_SCHEMA: &str = r#"{
   "properties": {
     "api_key": {"type": "string", "description": "Project API key (phc_...)"},
     "endpoint": {"type": "string", "default": "https://us.i.posthog.com", "description": "Ingestion host: https://us.i.posthog.com, https://eu.i.posthog.com, a self-hosted instance, or a reverse proxy"},
-    "historical_migration": {"type": "boolean", "default": false, "description": "Send as a historical migration (PostHog routes such batches apart from live ingestion)"}
+    "historical_migration": {"type": "boolean", "default": false, "description": "Send as a historical migration (PostHog routes such batches apart from live ingestion)"},
+    "personal_api_key": {"type": "string", "description": "Personal API key (phx_...) with the person:write scope: required to delete users (privacy regulations)"},
+    "project_id": {"type": ["string", "integer"], "description": "Project id: required to delete users"},
+    "api_host": {"type": "string", "default": "https://us.posthog.com", "description": "Host of PostHog's private API (deletions): https://us.posthog.com, https://eu.posthog.com, or a self-hosted instance"}
   }
 }"#;
 
@@ -44,7 +50,15 @@ struct Settings {
     endpoint: String,
     #[serde(default)]
     historical_migration: bool,
+    #[serde(default)]
+    personal_api_key: Option<String>,
+    #[serde(default, deserialize_with = "deletion::string_or_integer")]
+    project_id: Option<String>,
+    #[serde(default = "deletion::default_api_host")]
+    api_host: String,
 }
+
+mod deletion;
 
 fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.into()
@@ -54,6 +68,7 @@ impl Settings {
     fn parse(raw: &str) -> Result<Settings, String> {
         let mut s: Settings = kit::parse_settings(raw, NAME)?;
         kit::check_endpoint(NAME, "endpoint", &mut s.endpoint)?;
+        kit::check_endpoint(NAME, "api_host", &mut s.api_host)?;
         if s.api_key.trim().is_empty() {
             return Err(format!("{NAME} settings: api_key must not be empty"));
         }
@@ -205,7 +220,7 @@ impl kit::Destination for PostHog {
     }
 }
 
-switchyard_destination_kit::export_destination!(PostHog);
+switchyard_destination_kit::export_deleting_destination!(PostHog);
 
 #[cfg(test)]
 mod tests {

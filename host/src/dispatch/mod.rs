@@ -11,6 +11,7 @@
 
 mod call;
 pub mod concurrency;
+pub mod deletion;
 mod flight;
 pub mod health;
 pub mod operator;
@@ -263,9 +264,16 @@ struct WorkerTask {
     task: JoinHandle<()>,
     /// Passes the host's shutdown on to `stop`.
     forward: JoinHandle<()>,
+    /// Forwards privacy deletions to its component.
+    deletions: deletion::Deletions,
 }
 
 impl Dispatcher {
+    /// How destination `name` forwards privacy deletions, if it has a worker.
+    pub fn deletions(&self, name: &str) -> Option<deletion::Deletions> {
+        self.workers.get(name).map(|w| w.deletions.clone())
+    }
+
     /// Start a worker for each destination, with its plugin's slot in the
     /// catalog and its chain of `transforms` (those an operator `paused` start
     /// held; latencies go to `instruments`); names its destinations call are
@@ -370,6 +378,10 @@ impl Dispatcher {
             Arc::new(SystemClock),
             self.shutdown.clone(),
         );
+        let deletions = deletion::Deletions {
+            shared: worker.shared(),
+            slot: catalog.slot(&dest.plugin).expect("the slot found above"),
+        };
         let task = tokio::spawn(worker.run(stop_rx));
         self.live.insert(dest.name.clone(), live.clone());
         self.followed.store(Arc::new(self.live.clone()));
@@ -379,6 +391,7 @@ impl Dispatcher {
                 stop,
                 task,
                 forward,
+                deletions,
             },
         );
         // Callers stop a worker before they start another on its queue; should one

@@ -93,6 +93,11 @@ impl Worker {
         }
     }
 
+    /// What it shares with its batches in flight.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Deliver until `shutdown` turns true; batches in flight are finished first.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let name = self.shared.dest.name.clone();

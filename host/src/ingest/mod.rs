@@ -601,6 +601,9 @@ mod tests {
         async fn set_status(&self, _: &str, _: &str) -> Result<(), StoreError> {
             Err((self.0)())
         }
+        async fn erase_status(&self, _: &str) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
         async fn erase_step(
             &self,
             _: crate::store::Matches,

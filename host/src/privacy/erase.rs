@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::regulation::{Kind, Regulation, State};
+use super::regulation::{Kind, Regulation, State, Subjects};
 use super::suppress::{id_text, SubjectKey, SubjectKind};
 use crate::store::{now_ms, Erased, Matches, Regulations};
 
@@ -30,9 +30,17 @@ pub type Forgotten = BTreeMap<String, u64>;
 /// What of the host a deletion reaches beyond the store: its in-memory copies
 /// of events and its destinations. Defined here, implemented where the host
 /// is put together.
+#[async_trait::async_trait]
 pub trait Reach: Send + Sync + 'static {
-    /// The destinations configured now.
-    fn destinations(&self) -> Vec<String>;
+    /// The destinations configured now, each with whether its component can
+    /// delete at its vendor.
+    fn destinations(&self) -> Vec<(String, bool)>;
+
+    /// Ask destination `name` to delete `subjects` at its vendor, tried again
+    /// as a delivery is: where it stands once done, refused or out of its
+    /// retry window; `None` when the host is stopping (it stays pending, and
+    /// the next start goes on).
+    async fn forward(&self, name: &str, subjects: &Subjects) -> Option<DestinationStatus>;
 
     /// Forget every copy of an event `who` takes (asked with the event's
     /// source, when the copy knows it, and its JSON), and whatever holds a
@@ -44,9 +52,14 @@ pub trait Reach: Send + Sync + 'static {
 /// Nothing to reach (tests, tools).
 pub struct Nothing;
 
+#[async_trait::async_trait]
 impl Reach for Nothing {
-    fn destinations(&self) -> Vec<String> {
+    fn destinations(&self) -> Vec<(String, bool)> {
         Vec::new()
+    }
+
+    async fn forward(&self, _: &str, _: &Subjects) -> Option<DestinationStatus> {
+        None
     }
 
     fn forget(&self, _: &dyn Fn(Option<&str>, &str) -> bool) -> Forgotten {
@@ -148,8 +161,11 @@ pub struct DestinationStatus {
 /// rewritten after every step. It holds counts and names only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
-    /// Where the deletion stands as a whole.
+    /// Where the deletion stands as a whole: `failed` when a destination failed.
     pub state: State,
+    /// Why it failed: each failed destination and its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Where the store's erase goes on (a position only the store reads).
     pub position: u64,
     /// What was erased from the store, per place.
@@ -170,6 +186,7 @@ impl Progress {
     fn new() -> Progress {
         Progress {
             state: State::Pending,
+            reason: None,
             position: 0,
             erased: Erased::default(),
             memory: Forgotten::new(),
@@ -265,22 +282,85 @@ pub(super) async fn job(j: Job) {
             }
         }
     }
-    for name in j.reach.destinations() {
-        p.destinations.entry(name).or_insert(DestinationStatus {
-            state: Forward::NotSupported,
-            reason: Some("its component offers no deletion".into()),
-        });
+    save(j.store.as_ref(), &id, &mut p).await;
+    // Each destination once, in turn; one already settled (before a restart)
+    // is not asked again.
+    let key = subjects_key(&id);
+    let kept: Option<Subjects> = match j.store.status(&key).await {
+        Ok(doc) => doc.and_then(|d| serde_json::from_str(&d).ok()),
+        Err(e) => {
+            tracing::warn!(regulation = id.as_str(), "privacy: deletion paused: {e}");
+            return;
+        }
+    };
+    for (name, can) in j.reach.destinations() {
+        if p.destinations
+            .get(&name)
+            .is_some_and(|d| d.state != Forward::Pending)
+        {
+            continue;
+        }
+        let status = match (&kept, can) {
+            (_, false) => DestinationStatus {
+                state: Forward::NotSupported,
+                reason: Some("its component does not export `deletion`".into()),
+            },
+            (None, true) => DestinationStatus {
+                state: Forward::Failed,
+                reason: Some(
+                    "the ids in the clear were not kept for it (recorded while it could not \
+                     delete, or lost in a crash before they were written): ask again"
+                        .into(),
+                ),
+            },
+            (Some(subjects), true) => match j.reach.forward(&name, subjects).await {
+                Some(status) => status,
+                None => return,
+            },
+        };
+        p.destinations.insert(name, status);
+        save(j.store.as_ref(), &id, &mut p).await;
     }
-    p.state = State::Done;
+    if kept.is_some() {
+        // Every destination has answered: the ids in the clear go.
+        let mut pause = Duration::from_millis(250);
+        while let Err(e) = j.store.erase_status(&key).await {
+            tracing::warn!(
+                regulation = id.as_str(),
+                "privacy: cannot erase the ids: {e}"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_BACKOFF);
+        }
+    }
+    let failed: Vec<String> = p
+        .destinations
+        .iter()
+        .filter(|(_, d)| d.state == Forward::Failed)
+        .map(|(n, d)| format!("{n}: {}", d.reason.as_deref().unwrap_or("failed")))
+        .collect();
+    p.state = if failed.is_empty() {
+        State::Done
+    } else {
+        State::Failed
+    };
+    p.reason = (!failed.is_empty()).then(|| failed.join("; "));
     p.done_at = Some(rfc3339(now_ms()));
     save(j.store.as_ref(), &id, &mut p).await;
     tracing::info!(
         regulation = id.as_str(),
+        state = p.state.as_str(),
         log = p.erased.log,
         retries = p.erased.retries,
         dead_letters = p.erased.dead_letters,
-        "privacy: deletion done"
+        "privacy: deletion ended"
     );
+}
+
+/// The status key under which a deletion's ids are kept in the clear until
+/// every destination was asked.
+pub(super) fn subjects_key(id: &str) -> String {
+    format!("{id}.subjects")
 }
 
 /// Write `p` (stamped now), trying until the store takes it.

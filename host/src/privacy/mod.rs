@@ -276,6 +276,14 @@ impl Privacy {
             "privacy: regulation in force"
         );
         if erase::deletes(r.kind) {
+            if self.reach.destinations().iter().any(|(_, can)| *can) {
+                // The ids in the clear, for the destinations to be asked (a
+                // restart goes on with them); erased once every one answered.
+                let subjects = serde_json::to_string(&request.subjects).expect("ids serialize");
+                self.store
+                    .set_status(&erase::subjects_key(&r.id), &subjects)
+                    .await?;
+            }
             self.start(r.clone());
         }
         Ok(r)
@@ -287,9 +295,10 @@ impl Privacy {
         let mut folded = self.folded.lock().await;
         // A deletion's state is its progress's (read until it is done).
         for k in folded.by_order.values_mut() {
-            if k.who.is_some() && k.summary.state != State::Done {
+            if k.who.is_some() && k.summary.state == State::Pending {
                 if let Ok(Some(p)) = erase::progress(self.store.as_ref(), &k.summary.id).await {
                     k.summary.state = p.state;
+                    k.summary.reason = p.reason;
                     k.summary.done_at = p.done_at;
                 }
             }
@@ -318,6 +327,7 @@ impl Privacy {
         };
         if let Some(p) = &progress {
             regulation.state = p.state;
+            regulation.reason = p.reason.clone();
             regulation.done_at = p.done_at.clone();
         }
         Ok(Shown {

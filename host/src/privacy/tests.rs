@@ -50,6 +50,10 @@ impl Regulations for Memory {
             .insert(id.to_string(), document.to_string());
         Ok(())
     }
+    async fn erase_status(&self, id: &str) -> Result<(), StoreError> {
+        self.1.lock().unwrap().remove(id);
+        Ok(())
+    }
     /// One event per step: the position is the index of the next.
     async fn erase_step(
         &self,
@@ -183,9 +187,20 @@ async fn a_following_host_that_stops_reading_the_store_goes_stale() {
 #[derive(Default)]
 struct Counting(StdMutex<Vec<String>>);
 
+#[async_trait::async_trait]
 impl Reach for Counting {
-    fn destinations(&self) -> Vec<String> {
-        vec!["webhook".into()]
+    fn destinations(&self) -> Vec<(String, bool)> {
+        vec![("webhook".into(), false), ("mixpanel".into(), true)]
+    }
+    async fn forward(&self, name: &str, subjects: &Subjects) -> Option<DestinationStatus> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{name} {}", subjects.user_id.join(",")));
+        Some(DestinationStatus {
+            state: Forward::Done,
+            reason: None,
+        })
     }
     fn forget(&self, who: &dyn Fn(Option<&str>, &str) -> bool) -> Forgotten {
         let kept = [r#"{"userId":"alice"}"#, r#"{"userId":"bob"}"#];
@@ -257,6 +272,23 @@ async fn a_deletion_erases_its_subjects_events_in_its_sources_and_says_so() {
     assert_eq!(p.erased.log, 2);
     assert_eq!(p.memory["source_debugger"], 1);
     assert_eq!(p.destinations["webhook"].state, Forward::NotSupported);
+    assert_eq!(p.destinations["mixpanel"].state, Forward::Done);
+    assert!(
+        reach
+            .0
+            .lock()
+            .unwrap()
+            .contains(&"mixpanel alice".to_string()),
+        "the destination was asked with the id in the clear"
+    );
+    assert_eq!(
+        store
+            .status(&super::erase::subjects_key(&r.id))
+            .await
+            .unwrap(),
+        None,
+        "and the id in the clear is gone once it answered"
+    );
     assert!(p.done_at.is_some());
     assert_eq!(privacy.list().await[0].state, State::Done);
     assert!(
@@ -283,6 +315,7 @@ async fn a_deletion_a_stopped_host_left_goes_on_from_its_last_step_at_start() {
     let id = store.0.lock().unwrap().keys().next().unwrap().clone();
     let mut p = super::erase::Progress {
         state: State::Pending,
+        reason: None,
         position: 1,
         erased: crate::store::Erased {
             log: 1,

@@ -28,6 +28,7 @@
 
 pub mod bindings;
 mod clock;
+mod deletion;
 mod engine;
 mod host;
 mod limits;
@@ -42,6 +43,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+pub use deletion::Subject;
 pub use engine::{user_cache_dir, Runtime, EPOCH_TICK};
 pub use observer::{ExchangeObserver, Observers, Sending};
 pub use plugin::{CallContext, Event, Kind, Metadata, Outcome, Plugin};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::Store;
 
+use super::bindings::deleting::DeletingDestinationPre;
 use super::bindings::switchyard::destination::types::{EventType, Failure};
 use super::bindings::transform::TransformPre;
 use super::bindings::DestinationPre;
@@ -112,6 +113,9 @@ pub struct Plugin {
     pub from_cache: bool,
     /// Type-checked against its world and linked; instantiating is cheap.
     pub(super) pre: Pre,
+    /// The same component linked for `deleting-destination`, when it exports
+    /// `deletion` (`wit/deletion.wit`).
+    pub(super) deletion: Option<DeletingDestinationPre<HostState>>,
     /// Unique to this load: warm instances of one version never serve another.
     id: u64,
     /// The runtime that compiled it.
@@ -202,6 +206,7 @@ impl Runtime {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| CallError::Invalid(format!("{e:#}")))?;
+        let deletion = DeletingDestinationPre::new(instance_pre.clone()).ok();
         let pre = match DestinationPre::new(instance_pre.clone()) {
             Ok(pre) => Pre::Destination(pre),
             Err(not_destination) => match TransformPre::new(instance_pre) {
@@ -225,6 +230,7 @@ impl Runtime {
             },
             from_cache,
             pre,
+            deletion,
             id: NEXT_ID.fetch_add(1, Relaxed),
             runtime: self.clone(),
         };
@@ -275,10 +281,18 @@ impl Plugin {
         })
     }
 
-    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
-        Ok(match &self.pre {
-            Pre::Destination(pre) => Instance::Destination(pre.instantiate_async(store).await?),
-            Pre::Transform(pre) => Instance::Transform(pre.instantiate_async(store).await?),
+    /// An instance of its world, or of `deleting-destination` for a deletion.
+    async fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+        deletion: bool,
+    ) -> wasmtime::Result<Instance> {
+        Ok(match (&self.pre, &self.deletion) {
+            (_, Some(pre)) if deletion => Instance::Deleting(pre.instantiate_async(store).await?),
+            (Pre::Destination(pre), _) => {
+                Instance::Destination(pre.instantiate_async(store).await?)
+            }
+            (Pre::Transform(pre), _) => Instance::Transform(pre.instantiate_async(store).await?),
         })
     }
 
@@ -298,6 +312,23 @@ impl Plugin {
         Result<T, CallError>,
         std::collections::HashMap<String, String>,
     ) {
+        self.with_instance_of(ctx, warm, false, work).await
+    }
+
+    /// [`Plugin::with_instance`], of the `deleting-destination` world when
+    /// `deletion` (then never warm: a deletion is rare, and its instance is
+    /// not a delivery's).
+    pub(super) async fn with_instance_of<T>(
+        &self,
+        ctx: &CallContext,
+        warm: bool,
+        deletion: bool,
+        work: impl AsyncFnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<T>,
+    ) -> (
+        Result<T, CallError>,
+        std::collections::HashMap<String, String>,
+    ) {
+        let warm = warm && !deletion;
         let key = warm.then(|| self.warm_key(ctx)).flatten();
         let kept = key.as_ref().and_then(|k| self.runtime.idle().take(k));
         let (mut store, instance, calls, slot, epoch) = match kept {
@@ -316,7 +347,7 @@ impl Plugin {
         let result = tokio::time::timeout(ctx.limits.timeout, async {
             let instance = match instance {
                 Some(instance) => instance,
-                None => match self.instantiate(&mut store).await {
+                None => match self.instantiate(&mut store, deletion).await {
                     // The slots count components, not the core instances or
                     // memories inside them: when kept instances hold those,
                     // they give them up, and the call starts again.
@@ -326,7 +357,7 @@ impl Plugin {
                     {
                         self.runtime.idle().clear();
                         store = self.new_store(ctx);
-                        self.instantiate(&mut store).await?
+                        self.instantiate(&mut store, deletion).await?
                     }
                     other => other?,
                 },
@@ -366,6 +397,7 @@ impl Plugin {
             .with_instance(ctx, false, async |store, instance| match instance {
                 Instance::Destination(d) => d.call_describe(store).await,
                 Instance::Transform(t) => t.call_describe(store).await,
+                Instance::Deleting(d) => d.call_describe(store).await,
             })
             .await;
         let meta = meta?;
@@ -389,6 +421,7 @@ impl Plugin {
                 match instance {
                     Instance::Destination(d) => d.call_check(store, &settings).await,
                     Instance::Transform(t) => t.call_check(store, &settings).await,
+                    Instance::Deleting(d) => d.call_check(store, &settings).await,
                 }
             })
             .await;

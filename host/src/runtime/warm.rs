@@ -77,6 +77,8 @@ pub(super) enum Instance {
     Destination(Destination),
     /// A transformation's exports.
     Transform(Transform),
+    /// A destination's exports with `deletion` (never kept warm).
+    Deleting(super::bindings::deleting::DeletingDestination),
 }
 
 /// An instance between two calls. Its fields drop in order: the store (and

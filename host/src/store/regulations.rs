@@ -92,6 +92,11 @@ pub trait Regulations: Send + Sync + 'static {
     /// Record where regulation `id` stands (replacing what was recorded).
     async fn set_status(&self, id: &str, document: &str) -> Result<(), StoreError>;
 
+    /// Remove what [`Regulations::set_status`] recorded under `id`, leaving
+    /// no copy of it in the store's files (a deletion's ids in the clear are
+    /// kept this way until every destination was asked).
+    async fn erase_status(&self, id: &str) -> Result<(), StoreError>;
+
     /// Erase, from position `from` (0: the start), a bounded step's worth of
     /// the stored events `matches` takes: from the log, the retry rows and
     /// the dead letters, so that their bytes are gone from the store's files

@@ -91,6 +91,8 @@ pub(super) enum Command {
     ),
     RegulationStatus(String, oneshot::Sender<Result<Option<String>, StoreError>>),
     SetRegulationStatus(String, String, oneshot::Sender<Result<(), StoreError>>),
+    /// Remove a regulation's status row and scrub the file, run between transactions.
+    EraseStatus(String, oneshot::Sender<Result<(), StoreError>>),
     /// One step of a deletion ([`Writer::erase_step`]), run between transactions.
     Erase {
         matches: crate::store::Matches,
@@ -278,6 +280,7 @@ impl Transaction<'_> {
             Command::Reconfigure { reply, .. } => not_in_a_transaction(reply),
             Command::Forget(_, reply) => not_in_a_transaction(reply),
             Command::Erase { reply, .. } => not_in_a_transaction(reply),
+            Command::EraseStatus(_, reply) => not_in_a_transaction(reply),
             #[cfg(test)]
             Command::Fail(reply) => {
                 drop(reply);

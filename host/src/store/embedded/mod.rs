@@ -514,6 +514,11 @@ impl Regulations for EmbeddedStore {
             .await
     }
 
+    async fn erase_status(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.ask(|reply| Command::EraseStatus(id, reply)).await
+    }
+
     async fn erase_step(&self, matches: Matches, from: u64) -> Result<EraseStep, StoreError> {
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         self.ask(|reply| Command::Erase {

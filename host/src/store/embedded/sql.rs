@@ -293,6 +293,12 @@ pub(super) fn set_regulation_status(
     Ok(())
 }
 
+/// Delete the status row `id`.
+pub(super) fn delete_regulation_status(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM regulation_status WHERE id = ?1", params![id])?;
+    Ok(())
+}
+
 /// Whether a table of this store exists yet (`false`: the file is new).
 pub(super) fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(

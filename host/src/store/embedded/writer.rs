@@ -259,7 +259,10 @@ impl Writer {
             let (changes, batch): (Vec<Command>, Vec<Command>) = batch.into_iter().partition(|c| {
                 matches!(
                     c,
-                    Command::Reconfigure { .. } | Command::Forget(..) | Command::Erase { .. }
+                    Command::Reconfigure { .. }
+                        | Command::Forget(..)
+                        | Command::Erase { .. }
+                        | Command::EraseStatus(..)
                 )
             });
             if !batch.is_empty() {
@@ -283,6 +286,9 @@ impl Writer {
                         reply,
                     } => {
                         let _ = reply.send(self.erase_step(&matches, from));
+                    }
+                    Command::EraseStatus(id, reply) => {
+                        let _ = reply.send(self.erase_status(&id));
                     }
                     _ => unreachable!("partitioned above"),
                 }

@@ -631,6 +631,10 @@ impl Regulations for NatsStore {
         self.regulations.set_status(id, document).await
     }
 
+    async fn erase_status(&self, id: &str) -> Result<(), StoreError> {
+        self.regulations.erase_status(id).await
+    }
+
     async fn erase_step(&self, matches: Matches, from: u64) -> Result<EraseStep, StoreError> {
         self.erase_from_streams(&matches, from).await
     }

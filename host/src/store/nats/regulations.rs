@@ -122,6 +122,15 @@ impl RegulationsKv {
             .map_err(unavailable)
     }
 
+    /// Erase the status `id` from the bucket's stream (JetStream's message
+    /// delete overwrites it in the server's files).
+    pub async fn erase_status(&self, id: &str) -> Result<(), StoreError> {
+        if let Some((_, seq)) = self.get(&format!("{STATUS}{id}")).await? {
+            self.stream.delete_message(seq).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     /// One regulation.
     pub async fn document(&self, id: &str) -> Result<Option<StoredRegulation>, StoreError> {
         Ok(self

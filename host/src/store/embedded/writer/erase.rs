@@ -85,6 +85,15 @@ impl Writer {
         })
     }
 
+    /// Delete the status row `id` (`secure_delete` zeroes it) and scrub.
+    pub(super) fn erase_status(&mut self, id: &str) -> Result<(), StoreError> {
+        if self.needs_reload {
+            self.load().map_err(sql_error)?;
+        }
+        sql::delete_regulation_status(&self.conn, id).map_err(sql_error)?;
+        self.scrub().map_err(sql_error)
+    }
+
     /// Leave nothing deleted readable in the files: a file from before
     /// `secure_delete` was on is vacuumed once (its free pages may hold
     /// events deleted then), and the WAL, which holds copies of recently
