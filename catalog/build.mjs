@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const PACKAGE = '@segment/action-destinations';
@@ -54,7 +55,7 @@ async function buildKey(entry) {
   const h = createHash('sha256');
   h.update(entry);
   h.update(await packageVersion());
-  for (const f of ['./build.mjs', './package-lock.json', '../wit/destination.wit']) h.update(await readFile(here(f)));
+  for (const f of ['./build.mjs', './package-lock.json', '../wit/destination.wit', '../wit/deletion.wit']) h.update(await readFile(here(f)));
   for (const dir of ['./adapter', './adapter/node']) {
     for (const f of (await readdir(here(dir))).sort()) {
       const p = path.join(here(dir), f);
@@ -140,6 +141,12 @@ export async function bundle(entry, version) {
   return result.outputFiles[0].text;
 }
 
+/** Whether the entry's definition has an `onDelete` (read, not run). */
+function definesOnDelete(entry) {
+  const mod = createRequire(import.meta.url)(`@segment/action-destinations/dist/destinations/${entry}`);
+  return typeof (mod.default ?? mod).onDelete === 'function';
+}
+
 /** Build one entry into DIR unless its key is unchanged; returns what happened. */
 export async function buildEntry(entry, out) {
   if (!existsSync(path.join(destinationsDir, entry, 'index.js'))) {
@@ -160,7 +167,8 @@ export async function buildEntry(entry, out) {
   const { component } = await componentize({
     sourcePath,
     witPath: here('../wit'),
-    worldName: 'destination',
+    // An entry that defines `onDelete` also deletes users (wit/deletion.wit).
+    worldName: definesOnDelete(entry) ? 'deleting-destination' : 'destination',
     disableFeatures: ['http', 'fetch-event'],
   });
   await rm(work, { recursive: true, force: true });

@@ -52,6 +52,12 @@ function entryPage(e, version) {
   lines.push('');
   lines.push(`Authentication: ${e.authentication}${e.oauth_refresh ? ' (refreshes an OAuth2 access token)' : ''}.`);
   lines.push('');
+  lines.push(
+    e.deletion
+      ? 'Privacy deletions: forwarded to the vendor through the entry\'s own `onDelete` (see the book\'s Privacy page).'
+      : 'Privacy deletions: not supported (the entry defines no `onDelete`): a `DELETE` regulation reports it `not_supported`.',
+  );
+  lines.push('');
   lines.push('## Settings', '', fieldRows(e.settings));
   const presets = e.presets.filter((p) => p.type === 'automatic');
   lines.push('## Presets', '');

@@ -59,6 +59,7 @@ export function describeEntry(name) {
     description: d.description ?? '',
     authentication: d.authentication?.scheme ?? 'none',
     oauth_refresh: typeof d.authentication?.refreshAccessToken === 'function',
+    deletion: typeof d.onDelete === 'function',
     settings: fieldsOf(d.authentication?.fields),
     actions,
     presets,

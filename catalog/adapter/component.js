@@ -192,6 +192,36 @@ export async function deliver(settingsJson, events) {
   });
 }
 
+/**
+ * The `deletion` export (wit/deletion.wit): an entry that defines `onDelete`
+ * is built for the `deleting-destination` world, and a privacy deletion runs
+ * Segment's own `onDelete` once per subject, with an event that names only
+ * that subject. A component built for `destination` leaves this unused.
+ */
+export const deletion = {
+  async deleteSubjects(settingsJson, subjects) {
+    start();
+    let parsed;
+    try {
+      parsed = parse(settingsJson);
+    } catch (e) {
+      return subjects.map(() => ({ tag: 'err', val: { tag: 'reject', val: `settings: ${e.message}` } }));
+    }
+    const outcomes = [];
+    for (const subject of subjects) {
+      resetRetryAfter();
+      const event = subject.tag === 'user-id' ? { userId: subject.val } : { anonymousId: subject.val };
+      try {
+        await destination.onDelete(event, parsed.settings);
+        outcomes.push({ tag: 'ok' });
+      } catch (e) {
+        outcomes.push(outcomeOfError(e));
+      }
+    }
+    return outcomes;
+  },
+};
+
 function batchingOn(mapping) {
   return mapping?.enable_batching === true;
 }

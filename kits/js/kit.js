@@ -11,6 +11,12 @@
 // (hashes, MACs and signatures, with keys that can be secrets) is wrapped as
 // `crypto` (after `log`).
 //
+// A destination that can also delete users at its vendor (privacy regulations,
+// wit/deletion.wit) is built for the `deleting-destination` world
+// (componentize-js `--world-name deleting-destination`) and exports, besides,
+// `deletion = { deleteSubjects(settings, subjects) }`: one outcome per
+// subject, as `deliver` returns them. `subjectId` reads a subject.
+//
 // How componentize-js maps the WIT types (0.23, checked against its generated
 // bindings):
 // - records are plain objects with camelCase fields (`messageId`, `eventType`,
@@ -285,6 +291,14 @@ export const reject = (reason) => ({ tag: 'err', val: { tag: 'reject', val: Stri
 
 /** Whether an outcome is `ok`. */
 export const isOk = (outcome) => outcome.tag === 'ok';
+
+/**
+ * A deletion's subject (`{ tag: 'user-id' | 'anonymous-id', val }`, the
+ * `deletion` interface of wit/deletion.wit) as `{ kind: 'userId' | 'anonymousId', id }`.
+ */
+export function subjectId(subject) {
+  return { kind: subject.tag === 'user-id' ? 'userId' : 'anonymousId', id: String(subject.val) };
+}
 
 /** A one-line description of an outcome, for logs. */
 export function describeOutcome(outcome) {

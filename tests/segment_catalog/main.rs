@@ -5,9 +5,11 @@
 //! - this file: the shared helpers, and delivery (presets, retries, dead
 //!   letters, per-event outcomes of a batch, other entries, a hot swap);
 //! - `setup.rs`: `vendor_origins`, `switchyard check` and `catalog import`;
-//! - `oauth.rs`: an OAuth2 token refreshed by the host.
+//! - `oauth.rs`: an OAuth2 token refreshed by the host;
+//! - `privacy.rs`: a privacy deletion through an entry's own `onDelete`.
 
 mod oauth;
+mod privacy;
 mod setup;
 
 use std::path::Path;

@@ -44,6 +44,10 @@ pub struct Entry {
     /// Whether it refreshes an OAuth2 access token.
     #[serde(default)]
     pub oauth_refresh: bool,
+    /// Whether it defines `onDelete`: its component then deletes users at the
+    /// vendor for privacy regulations (`wit/deletion.wit`).
+    #[serde(default)]
+    pub deletion: bool,
     /// Its settings, under Segment's names.
     #[serde(default)]
     pub settings: Vec<Field>,

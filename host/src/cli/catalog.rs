@@ -216,6 +216,7 @@ fn list_json(entries: &[Entry]) -> serde_json::Value {
                 "actions": e.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
                 "presets": e.automatic_presets().count(),
                 "oauth_refresh": e.oauth_refresh,
+                "deletion": e.deletion,
             })
         })
         .collect()

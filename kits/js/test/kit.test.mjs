@@ -19,6 +19,7 @@ import {
   request,
   retry,
   secretKey,
+  subjectId,
   timestampMs,
 } from '../kit.js';
 
@@ -289,4 +290,9 @@ test('crypto: randomBytes', () => {
   assert.equal(crypto.randomBytes(16).length, 16);
   assert.throws(() => crypto.randomBytes(1025), (e) => e instanceof CryptoError && /at most 1024/.test(e.message));
   assert.throws(() => crypto.randomBytes(-1), TypeError);
+});
+
+test('subjectId reads a deletion subject of either kind', () => {
+  assert.deepEqual(subjectId({ tag: 'user-id', val: 'alice' }), { kind: 'userId', id: 'alice' });
+  assert.deepEqual(subjectId({ tag: 'anonymous-id', val: 'a-1' }), { kind: 'anonymousId', id: 'a-1' });
 });
