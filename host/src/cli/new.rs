@@ -35,6 +35,9 @@ pub enum Kind {
 
 const WIT: &str = include_str!("../../../wit/destination.wit");
 const TRANSFORM_WIT: &str = include_str!("../../../wit/transform.wit");
+/// The optional deletion part of the contract: the Rust kit generates its
+/// world too, so every scaffold has it.
+const DELETION_WIT: &str = include_str!("../../../wit/deletion.wit");
 const TRANSFORM_README: &str = include_str!("../../templates/transform/README.md");
 const TRANSFORM_SETTINGS: &str = include_str!("../../templates/transform/sample-settings.json");
 const README: &str = include_str!("../../templates/common-README.md");
@@ -283,6 +286,7 @@ pub fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::
     let readme = fill(&for_lang(readme, lang_name)).replace("{{kit}}", kit);
     let mut files: Vec<(String, String)> = vec![
         ("wit/destination.wit".into(), WIT.into()),
+        ("wit/deletion.wit".into(), DELETION_WIT.into()),
         ("README.md".into(), readme),
         ("sample-event.json".into(), SAMPLE_EVENT.into()),
         ("sample-settings.json".into(), settings.into()),
@@ -394,7 +398,8 @@ mod tests {
         let mut copied: Vec<String> = RUST_KIT.iter().map(|(p, _)| p.to_string()).collect();
         copied.sort();
         assert_eq!(copied, sources, "every source file of the kit is copied");
-        assert_eq!(RUST_KIT[0].1.matches(KIT_WIT_PATH.0).count(), 1);
+        // Two `generate!`: the destination world and the deleting one.
+        assert_eq!(RUST_KIT[0].1.matches(KIT_WIT_PATH.0).count(), 2);
 
         let deps = |text: &str| -> Vec<String> {
             let manifest: toml::Table = toml::from_str(text).unwrap();
@@ -489,6 +494,7 @@ mod tests {
                 "sample-event.json",
                 "sample-settings.json",
                 "wit/destination.wit",
+                "wit/deletion.wit",
             ] {
                 assert!(root.join(f).exists(), "{lang:?}: {f}");
             }
