@@ -719,8 +719,31 @@ async fn the_privacy_page_lists_the_regulations_and_what_they_dropped() {
         .unwrap()
         .to_string();
     let event = json!({"batch": [{"type": "track", "event": "Viewed", "userId": "trent",
-        "messageId": "privacy-page-1"}]});
+        "messageId": "privacy-page-1"}, {"type": "track", "event": "Viewed", "userId": "victor",
+        "messageId": "privacy-page-2"}]});
     assert_eq!(host.send("batch", &event).await.status(), 200);
+    // A deletion, once done, shows what it erased and what the destination said.
+    let resp = host
+        .admin()
+        .request(reqwest::Method::POST, "/admin/regulations")
+        .json(&json!({"type": "DELETE", "subjects": {"userId": ["victor"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let deletion = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = host.admin();
+    switchyard_e2e::eventually_async(Duration::from_secs(20), "the deletion done", || {
+        let (admin, deletion) = (admin.clone(), deletion.clone());
+        async move {
+            let r = admin.get(&format!("/admin/regulations/{deletion}")).await;
+            (r["state"] == "done").then_some(())
+        }
+    })
+    .await;
 
     let driver = driver().await;
     let b = chromium(&driver, dir.path()).await;
@@ -737,9 +760,13 @@ async fn the_privacy_page_lists_the_regulations_and_what_they_dropped() {
         text_of(&b, "#suppressed tr[data-source='test'] td.num").await,
         "1"
     );
+    let deleted = text_of(&b, &format!("#deletions tr[data-deletion='{deletion}']")).await;
+    for part in ["done", "hooks: not_supported"] {
+        assert!(deleted.contains(part), "{part} not in `{deleted}`");
+    }
     let page = b.source().await.unwrap();
     assert!(
-        !page.contains("mallory") && !page.contains("trent"),
+        !page.contains("mallory") && !page.contains("trent") && !page.contains("victor"),
         "an id shows"
     );
     b.close().await.unwrap();

@@ -147,6 +147,18 @@ pub enum Forward {
     NotSupported,
 }
 
+impl Forward {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::Pending => "pending",
+            Forward::Done => "done",
+            Forward::Failed => "failed",
+            Forward::NotSupported => "not_supported",
+        }
+    }
+}
+
 /// One destination's part of a deletion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationStatus {

@@ -310,6 +310,28 @@ impl Privacy {
             .collect()
     }
 
+    /// The newest `limit` deletions, newest first, each with its progress
+    /// (`None`: not started yet).
+    pub async fn deletions(&self, limit: usize) -> Vec<(Summary, Option<Progress>)> {
+        let rows: Vec<Summary> = self
+            .list()
+            .await
+            .into_iter()
+            .rev()
+            .filter(|r| erase::deletes(r.kind))
+            .take(limit)
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let p = erase::progress(self.store.as_ref(), &r.id)
+                .await
+                .ok()
+                .flatten();
+            out.push((r, p));
+        }
+        out
+    }
+
     /// One regulation, whole, with a deletion's progress.
     pub async fn get(&self, id: &str) -> Result<Shown, PrivacyError> {
         if !regulation::is_id(id) {

@@ -349,3 +349,15 @@ async fn a_deletion_a_stopped_host_left_goes_on_from_its_last_step_at_start() {
     );
     assert!(log[1].1.is_empty() && log[2].1.is_empty());
 }
+
+#[test]
+fn a_destinations_state_shown_is_the_name_serialized() {
+    for f in [
+        Forward::Pending,
+        Forward::Done,
+        Forward::Failed,
+        Forward::NotSupported,
+    ] {
+        assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+    }
+}

@@ -14,8 +14,12 @@ use super::view::{figure, html_response, layout};
 use crate::admin::AdminState;
 use crate::observe::metrics::SourceLabel;
 
+/// Deletions the page shows, newest first.
+const DELETIONS_SHOWN: usize = 20;
+
 pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>) -> Response {
     let regulations = state.privacy.list().await;
+    let deletions = state.privacy.deletions(DELETIONS_SHOWN).await;
     let in_force = state.privacy.suppressions().load().len();
     let instruments = &state.metrics.instruments;
     let dropped: Vec<(String, u64)> = state
@@ -47,6 +51,43 @@ pub(super) async fn page(LoggedIn(s): LoggedIn, State(state): State<AdminState>)
                     }
                 }
             }
+        }
+        h2 { "Deletions" }
+        section {
+            p.muted { "The newest " (DELETIONS_SHOWN) ": what each erased from the store and this host's memory, and what each destination answered." }
+            table #deletions {
+                thead { tr {
+                    th { "Id" } th { "State" } th.num { "Log" } th.num { "Retries" }
+                    th.num { "Dead letters" } th.num { "In memory" } th { "Destinations" }
+                } }
+                tbody {
+                    @for (r, p) in &deletions {
+                        tr data-deletion=(r.id) {
+                            td { code { (r.id) } }
+                            td.state {
+                                (r.state.as_str())
+                                @if let Some(why) = &r.reason { br; span.error { (why) } }
+                            }
+                            @if let Some(p) = p {
+                                td.num { (p.erased.log) }
+                                td.num { (p.erased.retries) }
+                                td.num { (p.erased.dead_letters) }
+                                td.num { (p.memory.values().sum::<u64>()) }
+                                td {
+                                    @for (name, d) in &p.destinations {
+                                        span data-destination=(name) { (name) ": " (d.state.as_str()) }
+                                        @if let Some(why) = &d.reason { " (" span.muted { (why) } ")" }
+                                        br;
+                                    }
+                                }
+                            } @else {
+                                td.num { "–" } td.num { "–" } td.num { "–" } td.num { "–" } td { "not started" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if deletions.is_empty() { p.muted { "No deletion yet." } }
         }
         h2 { "Regulations (the audit log)" }
         section {
