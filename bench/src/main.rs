@@ -36,7 +36,7 @@ enum Command {
         /// Shorter runs (the whole suite in about 5 minutes).
         #[arg(long)]
         quick: bool,
-        /// Only these scenarios (ingest, privacy, fanout, drain, log, candidates, dispatch, e2e,
+        /// Only these scenarios (ingest, privacy, deletion, fanout, drain, log, candidates, dispatch, e2e,
         /// fleet, isolation, hotswap, reload, trial, slow, adaptive, vendors, fleet50, sustained, isolation80, stores).
         #[arg(long)]
         only: Vec<String>,

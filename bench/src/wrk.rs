@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// The request script: unique ids per thread and request; `{AUTH}` is the Basic
-/// credentials of the write key.
+/// The request script: unique ids per run, thread and request; `{AUTH}` is the
+/// Basic credentials of the write key, `{RUN}` a random number per run (wrk's
+/// Lua is not seeded, so `math.random` alone gives every run the same ids, and
+/// a second run against one host would be deduplicated, not stored).
 const SCRIPT: &str = r#"
 local threads = 0
 function setup(thread)
@@ -18,7 +20,7 @@ function setup(thread)
   threads = threads + 1
 end
 function init(args)
-  prefix = "w" .. tid .. "-" .. math.random(1, 1000000000)
+  prefix = "w{RUN}-" .. tid
   counter = 0
 end
 request = function()
@@ -73,7 +75,13 @@ pub fn run(url: &str, connections: usize, duration: Duration) -> anyhow::Result<
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:", switchyard_e2e::host::WRITE_KEY));
-    std::fs::write(&script, SCRIPT.replace("{AUTH}", &auth))?;
+    let run: u64 = rand::random();
+    std::fs::write(
+        &script,
+        SCRIPT
+            .replace("{AUTH}", &auth)
+            .replace("{RUN}", &run.to_string()),
+    )?;
     let out = Command::new("wrk")
         .args([
             "-t2",

@@ -3,6 +3,7 @@
 mod candidates;
 mod catalog;
 mod concurrency;
+mod deletion;
 mod dispatch;
 mod drain;
 mod e2e;
@@ -34,6 +35,9 @@ pub async fn run_all(scale: Scale, only: &[String], out: &Path) -> anyhow::Resul
     }
     if want("privacy") {
         crate::report::write(out, "privacy", scale.quick, privacy::run(scale).await?)?;
+    }
+    if want("deletion") {
+        crate::report::write(out, "deletion", scale.quick, deletion::run(scale).await?)?;
     }
     if want("fanout") {
         crate::report::write(out, "fanout", scale.quick, fanout::run(scale).await?)?;
