@@ -117,11 +117,8 @@ async fn big_log(scale: Scale, rx: &Receiver) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let dest = webhook_table("sink", &format!("{}/sink", rx.origin()), &rx.origin(), "");
-    let text = config(dir.path(), port, &dest).replacen(
-        "[store]\n",
-        "[store]\nretention = \"24h\"\n",
-        1,
-    );
+    let text =
+        config(dir.path(), port, &dest).replacen("[store]\n", "[store]\nretention = \"24h\"\n", 1);
     let (proc, _) = switchyard(dir.path(), &text, port).await?;
     super::admin_post(port, "/admin/destinations/sink/pause").await?;
     let url = format!("http://127.0.0.1:{port}/v1/batch");
@@ -143,7 +140,11 @@ async fn big_log(scale: Scale, rx: &Receiver) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss = proc.rss_kib();
     let started = Instant::now();
-    let id = regulate(port, json!({"type": "DELETE", "subjects": {"userId": [FORGOTTEN]}})).await?;
+    let id = regulate(
+        port,
+        json!({"type": "DELETE", "subjects": {"userId": [FORGOTTEN]}}),
+    )
+    .await?;
     let done = until_done(port, &id, Duration::from_secs(1800)).await?;
     let seconds = started.elapsed().as_secs_f64();
     let erased = done["progress"]["erased"]["log"].as_u64().unwrap_or(0);
@@ -192,14 +193,24 @@ async fn forwarded(rx: &Receiver) -> anyhow::Result<Value> {
     }
     for id in &ids {
         let r = until_done(port, id, Duration::from_secs(300)).await?;
-        anyhow::ensure!(r["progress"]["destinations"]["mixpanel"]["state"] == "done", "{r}");
+        anyhow::ensure!(
+            r["progress"]["destinations"]["mixpanel"]["state"] == "done",
+            "{r}"
+        );
     }
     let small_s = started.elapsed().as_secs_f64();
     let users: Vec<String> = (0..BIG_REGULATION).map(|i| format!("big-{i}")).collect();
     let started = Instant::now();
-    let id = regulate(port, json!({"type": "DELETE", "subjects": {"userId": users}})).await?;
+    let id = regulate(
+        port,
+        json!({"type": "DELETE", "subjects": {"userId": users}}),
+    )
+    .await?;
     let r = until_done(port, &id, Duration::from_secs(300)).await?;
-    anyhow::ensure!(r["progress"]["destinations"]["mixpanel"]["state"] == "done", "{r}");
+    anyhow::ensure!(
+        r["progress"]["destinations"]["mixpanel"]["state"] == "done",
+        "{r}"
+    );
     let big_s = started.elapsed().as_secs_f64();
     drop(proc);
     println!(

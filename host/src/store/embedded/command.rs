@@ -96,7 +96,7 @@ pub(super) enum Command {
     /// One step of a deletion ([`Writer::erase_step`]), run between transactions.
     Erase {
         matches: crate::store::Matches,
-        from: i64,
+        from: u64,
         reply: oneshot::Sender<Result<crate::store::EraseStep, StoreError>>,
     },
     /// Tests: fail the transaction this command lands in, as a full disk would.

@@ -189,11 +189,12 @@ impl EmbeddedStore {
              PRAGMA foreign_keys = OFF;
              PRAGMA busy_timeout = 5000;
              PRAGMA cache_size = -65536;
-             PRAGMA secure_delete = ON;",
+             PRAGMA secure_delete = FAST;",
         )
         .map_err(sqlite)?;
-        // A file made with `secure_delete` on never held deleted content in
-        // the clear; an older one is vacuumed by its first deletion.
+        // A file made with `secure_delete` set never held deleted content in
+        // its B-tree pages; an older one is vacuumed by its first deletion
+        // (free pages are scrubbed by every deletion: `writer/erase.rs`).
         let fresh = !sql::has_table(&conn, "chunks").map_err(sqlite)?;
         match sql::old_layout(&conn).map_err(sqlite)? {
             Some((jobs, dead)) if jobs > 0 || dead > 0 => {
@@ -520,7 +521,6 @@ impl Regulations for EmbeddedStore {
     }
 
     async fn erase_step(&self, matches: Matches, from: u64) -> Result<EraseStep, StoreError> {
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
         self.ask(|reply| Command::Erase {
             matches,
             from,

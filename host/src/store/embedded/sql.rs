@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS regulation_status (
     id       TEXT PRIMARY KEY,
     document TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS zeros (
+    id   INTEGER PRIMARY KEY,
+    fill BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS scrubbed (
     one INTEGER PRIMARY KEY CHECK (one = 1)
 );
@@ -318,6 +322,26 @@ pub(super) fn is_scrubbed(conn: &Connection) -> rusqlite::Result<bool> {
 /// `secure_delete` on, or vacuumed since.
 pub(super) fn mark_scrubbed(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute("INSERT OR IGNORE INTO scrubbed (one) VALUES (1)", [])?;
+    Ok(())
+}
+
+/// Bytes of the file's free pages.
+pub(super) fn free_bytes(conn: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(pages * size)
+}
+
+/// A row of `bytes` zeros: its pages are taken from the free ones first, and
+/// written as zeros.
+pub(super) fn write_zeros(conn: &Connection, bytes: i64) -> rusqlite::Result<()> {
+    conn.execute("INSERT INTO zeros (fill) VALUES (zeroblob(?1))", [bytes])?;
+    Ok(())
+}
+
+/// Delete the rows of zeros (their pages are free again, and zero).
+pub(super) fn drop_zeros(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM zeros", [])?;
     Ok(())
 }
 

@@ -6,9 +6,25 @@
 //! `Regulations::erase_step`, between two transactions of other commands, so
 //! a deletion over a long log goes in bounded steps and ingest flows between
 //! them.
+//!
+//! How no copy is left: the connection runs with `secure_delete = FAST`,
+//! which zeroes deleted content inside the B-tree pages it writes anyway (no
+//! extra I/O on the hot path), but leaves freed pages as they were. So a
+//! deletion ends with a *scrub* of the free pages, in steps of its own
+//! ([`SCRUB_STEP_BYTES`] each): rows of zeros are written until they have
+//! taken every free page (SQLite takes free pages before it grows the file),
+//! then deleted. Last, the WAL, which holds copies of recently written pages,
+//! is checkpointed and truncated to nothing. A file written before
+//! `secure_delete` was set is vacuumed once, by its first deletion.
 
 use super::*;
 use crate::store::{EraseStep, Erased, Matches};
+
+/// Positions of the scrub steps: above any sequence number of the log.
+const SCRUB_PHASE: u64 = 1 << 62;
+
+/// Zeros one scrub step writes at most (one row: SQLite's longest blob is 1 GB).
+const SCRUB_STEP_BYTES: i64 = 64 << 20;
 
 impl Writer {
     /// One step of a deletion: erase the events `matches` takes from up to
@@ -27,11 +43,18 @@ impl Writer {
     pub(super) fn erase_step(
         &mut self,
         matches: &Matches,
-        from: i64,
+        from: u64,
     ) -> Result<EraseStep, StoreError> {
         if self.needs_reload {
             self.load().map_err(sql_error)?;
         }
+        if from >= SCRUB_PHASE {
+            return self.scrub_step().map(|done| EraseStep {
+                erased: Erased::default(),
+                next: (!done).then_some(SCRUB_PHASE),
+            });
+        }
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
         let carried = self.carried_before(Undo::default()).map_err(sql_error)?;
         let tx = self.conn.transaction().map_err(sql_error)?;
         let chunks = sql::chunks_after(&tx, from, ERASE_STEP).map_err(sql_error)?;
@@ -76,34 +99,47 @@ impl Writer {
                 notify_of(&self.wakeups, &q.name).notify_one();
             }
         }
-        if next.is_none() {
-            self.scrub().map_err(sql_error)?;
-        }
         Ok(EraseStep {
             erased,
-            next: next.map(|f| f as u64),
+            // After the log, the retries and the dead letters: the free pages.
+            next: Some(next.map_or(SCRUB_PHASE, |f| f as u64)),
         })
     }
 
-    /// Delete the status row `id` (`secure_delete` zeroes it) and scrub.
+    /// One step of the scrub of the free pages: a row of zeros (at most
+    /// [`SCRUB_STEP_BYTES`]) over the free pages, in one transaction. Once no
+    /// page is free, the rows go, the WAL is truncated, and it says `true`.
+    fn scrub_step(&mut self) -> Result<bool, StoreError> {
+        if !sql::is_scrubbed(&self.conn).map_err(sql_error)? {
+            tracing::info!("store: vacuuming once, so that no deleted event stays in free pages");
+            self.conn.execute_batch("VACUUM").map_err(sql_error)?;
+            sql::mark_scrubbed(&self.conn).map_err(sql_error)?;
+        }
+        let free = sql::free_bytes(&self.conn).map_err(sql_error)?;
+        if free > 0 {
+            sql::write_zeros(&self.conn, free.min(SCRUB_STEP_BYTES)).map_err(sql_error)?;
+            return Ok(false);
+        }
+        sql::drop_zeros(&self.conn).map_err(sql_error)?;
+        self.truncate_wal().map_err(sql_error)?;
+        Ok(true)
+    }
+
+    /// Delete the status row `id` (`secure_delete` zeroes it in its page)
+    /// and scrub the free pages and the WAL (a small document: the free
+    /// pages are few then, and scrubbed at once).
     pub(super) fn erase_status(&mut self, id: &str) -> Result<(), StoreError> {
         if self.needs_reload {
             self.load().map_err(sql_error)?;
         }
         sql::delete_regulation_status(&self.conn, id).map_err(sql_error)?;
-        self.scrub().map_err(sql_error)
+        while !self.scrub_step()? {}
+        Ok(())
     }
 
-    /// Leave nothing deleted readable in the files: a file from before
-    /// `secure_delete` was on is vacuumed once (its free pages may hold
-    /// events deleted then), and the WAL, which holds copies of recently
-    /// written pages, is checkpointed and truncated to nothing.
-    fn scrub(&mut self) -> rusqlite::Result<()> {
-        if !sql::is_scrubbed(&self.conn)? {
-            tracing::info!("store: vacuuming once, so that no deleted event stays in free pages");
-            self.conn.execute_batch("VACUUM")?;
-            sql::mark_scrubbed(&self.conn)?;
-        }
+    /// Checkpoint the WAL and truncate it to nothing: it holds copies of
+    /// the pages written lately, erased content among them.
+    fn truncate_wal(&mut self) -> rusqlite::Result<()> {
         let (busy, _, _): (i64, i64, i64) =
             self.conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {

@@ -205,3 +205,57 @@ async fn a_users_events_are_erased_from_every_table_and_the_file_and_others_flow
     );
     assert!(files_hold(dir.path(), "bob@example.com"));
 }
+
+#[tokio::test]
+async fn events_reclaimed_before_the_deletion_leave_no_byte_in_the_free_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(
+        dir.path(),
+        &EmbeddedOptions {
+            dedup_window: std::time::Duration::from_secs(3600),
+            retention: std::time::Duration::ZERO,
+            dead_letter_retention: None,
+        },
+        &Config::plain_destinations(&[("x", false)]),
+    )
+    .unwrap();
+    // Big enough that the chunk's body goes to overflow pages, which a
+    // reclaim frees as they are (`secure_delete = FAST`).
+    let padding = "p".repeat(20_000);
+    for i in 0..20 {
+        let mut e = event(&format!("a{i}"), "alice");
+        e.json = e
+            .json
+            .replace("}}}", &format!("}}}},\"pad\":\"{padding}\"}}"));
+        store
+            .append(vec![e, event(&format!("b{i}"), "bob")])
+            .await
+            .unwrap();
+    }
+    let now = now_ms();
+    let jobs = claim_ids(&store, "x", now).await;
+    let done: Vec<_> = jobs.iter().map(|(id, _)| (*id, Settle::Done)).collect();
+    store.settle("x", done).await.unwrap();
+    // Housekeeping reclaims the delivered chunks (retention 0) in later commits.
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        store
+            .append(vec![event(&format!("c{}", now_ms()), "carol")])
+            .await
+            .unwrap();
+    }
+    assert!(
+        files_hold(dir.path(), SECRET),
+        "the positive control: a reclaimed chunk's pages still hold it"
+    );
+    let matches: Matches =
+        std::sync::Arc::new(|_: &str, json: &str| json.contains(r#""userId":"alice""#));
+    let erased = erase_all(&store, matches).await;
+    assert_eq!(erased.log, 0, "nothing of hers is left in the log itself");
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !files_hold(dir.path(), SECRET),
+        "the free pages were scrubbed and the WAL truncated"
+    );
+}
