@@ -132,4 +132,22 @@ mod tests {
         assert!(recent.newest("app", 10).is_empty());
         assert_eq!(recent.newest("web", 3).len(), 3);
     }
+
+    #[test]
+    fn a_deletion_forgets_the_events_it_takes_in_every_source() {
+        let recent = Recent::default();
+        let ev = |user: &str| format!(r#"{{"type":"track","userId":"{user}"}}"#);
+        let (a, b) = (ev("alice"), ev("bob"));
+        recent.record(
+            "web",
+            [("1", "track", a.as_str()), ("2", "track", b.as_str())].into_iter(),
+        );
+        recent.record("ios", [("3", "track", a.as_str())].into_iter());
+        let n = recent.forget(&|_, json| json.contains("alice"));
+        assert_eq!(n, 2);
+        let web = recent.newest("web", 10);
+        assert_eq!(web.len(), 1);
+        assert_eq!(web[0].message_id, "2");
+        assert!(recent.newest("ios", 10).is_empty());
+    }
 }

@@ -380,6 +380,9 @@ mod tests {
         assert_eq!(all[0].id, KEPT as u64 + 9);
         assert!(a.get(1).is_some(), "the failure outlives the busy ring");
         assert_eq!(a.newest(true).len(), 1);
+        // A deletion forgets them all, each counted once.
+        assert_eq!(a.forget_all(), KEPT as u64 + 1);
+        assert!(a.newest(false).is_empty() && a.newest(true).is_empty());
     }
 
     #[test]

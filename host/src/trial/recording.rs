@@ -220,3 +220,41 @@ impl Recording {
         Ok(rec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(users: &[&str]) -> Delivery {
+        Delivery {
+            events: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| RecordedEvent {
+                    message_id: format!("m{i}"),
+                    event_type: crate::event_type::EventType::Track,
+                    json: format!(r#"{{"userId":"{u}"}}"#),
+                })
+                .collect(),
+            requests: Vec::new(),
+            outcomes: Vec::new(),
+            clock: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_deletion_forgets_every_delivery_that_carries_one_of_its_events() {
+        let r = Recorder::new(10);
+        let about = || About {
+            settings: serde_json::Value::Null,
+            plugin_sha256: String::new(),
+            plugin_version: String::new(),
+        };
+        r.add(delivery(&["alice", "bob"]), about);
+        r.add(delivery(&["bob"]), about);
+        assert_eq!(r.forget(&|json| json.contains("alice")), 1);
+        let (kept, _) = r.take();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].events[0].json, r#"{"userId":"bob"}"#);
+    }
+}
