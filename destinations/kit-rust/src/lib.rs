@@ -18,7 +18,7 @@
 //! - per-record outcomes: [`deliver_records`] (events to records, one request, the
 //!   vendor's per-record errors mapped back to events) and [`record_outcomes`];
 //! - settings: [`parse_settings`] (serde, with a message that names the bad field),
-//!   [`check_url`] and [`check_endpoint`];
+//!   [`check_url`], [`check_endpoint`] and [`string_or_integer`];
 //! - events: [`event_json`] and small accessors ([`value_at`], [`id_field`],
 //!   [`str_at`], [`object_at`]), and time ([`timestamp_ms`], [`parse_iso8601_ms`],
 //!   [`iso8601`], [`now_ms`], [`now_iso`]);
@@ -152,7 +152,7 @@ pub use outcome::{
 };
 pub use records::{deliver_records, record_outcomes};
 pub use send::{basic_auth, header, post_json, send, url_encode, Headers};
-pub use settings::{check_endpoint, check_url, parse_settings};
+pub use settings::{check_endpoint, check_url, parse_settings, string_or_integer};
 pub use time::{iso8601, now_iso, now_ms, parse_iso8601_ms, timestamp_ms};
 
 /// Re-exported so that destinations and the kit agree on one `serde_json`.

@@ -1,6 +1,25 @@
 //! Settings: a JSON object, parsed with serde into the destination's own struct.
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// For `#[serde(default, deserialize_with = "kit::string_or_integer")]`: an id
+/// that a vendor's UI shows as a number (a project id) given as a JSON number
+/// or as a string, kept as its text.
+pub fn string_or_integer<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(de)
+        .map_err(|_| serde::de::Error::custom("expected a string or a non-negative integer"))?
+        .map(|id| match id {
+            Id::Text(s) => s,
+            Id::Number(n) => n.to_string(),
+        }))
+}
 
 /// Parse the settings JSON into `T`; `name` (the destination's name) starts every
 /// message. Use `#[serde(deny_unknown_fields)]` on `T` so that a misspelt key is refused.

@@ -16,7 +16,7 @@
 //! Deletion (a privacy regulation's `DELETE`): [`deletion`], through Mixpanel's
 //! GDPR API.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use switchyard_destination_kit::{self as kit, Event, EventType, Failure, Outcome};
@@ -52,7 +52,7 @@ const SETTINGS_SCHEMA: &str = r#"{
 struct Settings {
     #[serde(default = "default_endpoint")]
     endpoint: String,
-    #[serde(default, deserialize_with = "string_or_integer")]
+    #[serde(default, deserialize_with = "kit::string_or_integer")]
     project_id: Option<String>,
     #[serde(default)]
     service_account_user: Option<String>,
@@ -73,22 +73,6 @@ fn default_endpoint() -> String {
 }
 
 mod deletion;
-
-/// A project id is a number in Mixpanel's UI; accept it as a JSON number or a string.
-fn string_or_integer<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
-    }
-    Ok(Option::<Id>::deserialize(de)
-        .map_err(|_| serde::de::Error::custom("expected a string or a non-negative integer"))?
-        .map(|id| match id {
-            Id::Text(s) => s,
-            Id::Number(n) => n.to_string(),
-        }))
-}
 
 /// How /import is authorised.
 enum Auth<'a> {

@@ -7,7 +7,6 @@
 //! `anonymousId`. The persons and their events are deleted; the request taken
 //! is the outcome (`ok`). A 429 or a 5xx is tried again by the host.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::json;
 use switchyard_destination_kit::{self as kit, Outcome, Subject};
 
@@ -18,24 +17,6 @@ const MAX_IDS: usize = 1000;
 
 pub(super) fn default_api_host() -> String {
     "https://us.posthog.com".into()
-}
-
-/// A project id is a number in PostHog's UI; accept it as a JSON number or a string.
-pub(super) fn string_or_integer<'de, D: Deserializer<'de>>(
-    de: D,
-) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
-    }
-    Ok(Option::<Id>::deserialize(de)
-        .map_err(|_| serde::de::Error::custom("expected a string or a non-negative integer"))?
-        .map(|id| match id {
-            Id::Text(s) => s,
-            Id::Number(n) => n.to_string(),
-        }))
 }
 
 impl kit::Deletion for PostHog {

@@ -52,7 +52,7 @@ struct Settings {
     historical_migration: bool,
     #[serde(default)]
     personal_api_key: Option<String>,
-    #[serde(default, deserialize_with = "deletion::string_or_integer")]
+    #[serde(default, deserialize_with = "kit::string_or_integer")]
     project_id: Option<String>,
     #[serde(default = "deletion::default_api_host")]
     api_host: String,

@@ -94,18 +94,9 @@ struct Ids {
 impl Who {
     /// The subjects of `r`, hashed with `key`.
     pub fn of(r: &Regulation, key: SubjectKey) -> Result<Who, String> {
-        let hashes = r
-            .subjects
-            .iter()
-            .map(|s| {
-                s.split_once(':')
-                    .and_then(|(_, hex)| u128::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| format!("regulation {}: a subject is not kind:hash", r.id))
-            })
-            .collect::<Result<_, _>>()?;
         Ok(Who {
             key,
-            hashes,
+            hashes: r.hashes()?.into_iter().collect(),
             sources: r.sources.clone(),
         })
     }

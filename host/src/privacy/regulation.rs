@@ -249,20 +249,27 @@ impl Regulation {
         })
     }
 
-    /// The subjects' hashes as the suppression sets hold them; a subject that
-    /// does not read as `kind:hash` is an error (the record was not ours).
-    pub fn short_hashes(&self) -> Result<Vec<u64>, String> {
+    /// The subjects' full keyed hashes; a subject that does not read as
+    /// `kind:hash` is an error (the record was not ours).
+    pub fn hashes(&self) -> Result<Vec<u128>, String> {
         self.subjects
             .iter()
             .map(|s| {
                 let (kind, hex) = s.split_once(':').ok_or("no `:`")?;
                 SubjectKind::of_field(kind).ok_or("an unknown kind")?;
-                u128::from_str_radix(hex, 16)
-                    .map(super::suppress::short)
-                    .map_err(|_| "not hex")
+                u128::from_str_radix(hex, 16).map_err(|_| "not hex")
             })
             .collect::<Result<_, &str>>()
             .map_err(|e| format!("regulation {}: a subject is not kind:hash ({e})", self.id))
+    }
+
+    /// The subjects' hashes as the suppression sets hold them.
+    pub fn short_hashes(&self) -> Result<Vec<u64>, String> {
+        Ok(self
+            .hashes()?
+            .into_iter()
+            .map(super::suppress::short)
+            .collect())
     }
 }
 
