@@ -12,10 +12,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
-use futures::StreamExt;
 
 use super::headers::Headers;
-use super::{event_subject, header, route_keys, unavailable, NatsStore, FETCH_TIMEOUT};
+use super::{event_subject, header, pull_batch, route_keys, unavailable, NatsStore};
 use crate::store::{now_ms, Millis, StoreError};
 
 /// Events read per pull of a backfill.
@@ -92,21 +91,7 @@ impl NatsStore {
         let (until_at, run) = (at(until), now_ms());
         let mut enqueued = 0;
         'read: loop {
-            let batch = tokio::time::timeout(FETCH_TIMEOUT, async {
-                let mut got = Vec::new();
-                let mut msgs = reader
-                    .fetch()
-                    .max_messages(STEP)
-                    .messages()
-                    .await
-                    .map_err(unavailable)?;
-                while let Some(m) = msgs.next().await {
-                    got.push(m.map_err(unavailable)?);
-                }
-                Ok::<_, StoreError>(got)
-            })
-            .await
-            .map_err(|_| unavailable("no answer to a backfill's read"))??;
+            let batch = pull_batch(&reader, STEP, "a backfill").await?;
             if batch.is_empty() {
                 break;
             }

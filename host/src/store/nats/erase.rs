@@ -12,9 +12,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream::Stream};
-use futures::StreamExt;
 
-use super::{header, unavailable, NatsStore, FETCH_TIMEOUT};
+use super::{header, pull_batch, unavailable, NatsStore};
 use crate::store::{EraseStep, Erased, Matches, StoreError};
 
 /// Events one step reads.
@@ -96,21 +95,7 @@ async fn read(
         .map_err(unavailable)?;
     let mut out = Vec::new();
     loop {
-        let batch = tokio::time::timeout(FETCH_TIMEOUT, async {
-            let mut got = Vec::new();
-            let mut msgs = reader
-                .fetch()
-                .max_messages(PULL)
-                .messages()
-                .await
-                .map_err(unavailable)?;
-            while let Some(m) = msgs.next().await {
-                got.push(m.map_err(unavailable)?);
-            }
-            Ok::<_, StoreError>(got)
-        })
-        .await
-        .map_err(|_| unavailable("no answer to a deletion's read"))??;
+        let batch = pull_batch(&reader, PULL, "a deletion").await?;
         if batch.is_empty() {
             break;
         }

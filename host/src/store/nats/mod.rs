@@ -537,6 +537,31 @@ impl NatsStore {
     }
 }
 
+/// One pull of at most `max` messages from a consumer of a reader's own
+/// (a backfill's, a deletion's), within [`FETCH_TIMEOUT`]; empty when none is
+/// left. `what` names the reader in the error.
+async fn pull_batch(
+    reader: &consumer::PullConsumer,
+    max: usize,
+    what: &str,
+) -> Result<Vec<jetstream::Message>, StoreError> {
+    tokio::time::timeout(FETCH_TIMEOUT, async {
+        let mut got = Vec::new();
+        let mut msgs = reader
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(unavailable)?;
+        while let Some(m) = msgs.next().await {
+            got.push(m.map_err(unavailable)?);
+        }
+        Ok(got)
+    })
+    .await
+    .map_err(|_| unavailable(format!("no answer to {what}'s read")))?
+}
+
 /// The text of a message's header `name` ([`headers::read`]).
 fn header<'a>(m: &'a jetstream::Message, name: &str) -> Option<std::borrow::Cow<'a, str>> {
     headers::read(m.headers.as_ref(), name)
