@@ -735,15 +735,11 @@ async fn the_privacy_page_lists_the_regulations_and_what_they_dropped() {
         .as_str()
         .unwrap()
         .to_string();
-    let admin = host.admin();
-    switchyard_e2e::eventually_async(Duration::from_secs(20), "the deletion done", || {
-        let (admin, deletion) = (admin.clone(), deletion.clone());
-        async move {
-            let r = admin.get(&format!("/admin/regulations/{deletion}")).await;
-            (r["state"] == "done").then_some(())
-        }
-    })
-    .await;
+    let ended = host
+        .admin()
+        .regulation_ended(&deletion, Duration::from_secs(20))
+        .await;
+    assert_eq!(ended["state"], "done", "{ended}");
 
     let driver = driver().await;
     let b = chromium(&driver, dir.path()).await;

@@ -34,17 +34,11 @@ fn retained(config: String) -> String {
     config.replacen("[store]\n", "[store]\nretention = \"1h\"\n", 1)
 }
 
-/// Poll regulation `id` until its state is not `pending`.
+/// Regulation `id` once it is no longer `pending` (at most 30 s).
 async fn until_done(host: &TestHost, id: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..1500 {
-        last = host.admin().get(&format!("/admin/regulations/{id}")).await;
-        if last["state"] != "pending" {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the deletion is not done after 30 s: {last}");
+    host.admin()
+        .regulation_ended(id, Duration::from_secs(30))
+        .await
 }
 
 /// The admin API's answers that show events.

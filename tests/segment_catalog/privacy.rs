@@ -3,7 +3,7 @@
 //! `deleting-destination` world, and one without answers `not_supported`.
 
 use serde_json::{json, Value};
-use switchyard_e2e::{eventually_async, Receiver, TestHost};
+use switchyard_e2e::{Receiver, TestHost};
 
 use super::{braze, entry_table, install_entry};
 
@@ -36,15 +36,9 @@ async fn a_deletion_runs_an_entrys_own_on_delete_and_one_without_is_not_supporte
         .as_str()
         .unwrap()
         .to_string();
-    let done = eventually_async(std::time::Duration::from_secs(60), "the deletion", || {
-        let admin = admin.clone();
-        let id = id.clone();
-        async move {
-            let r = admin.get(&format!("/admin/regulations/{id}")).await;
-            (r["state"] != "pending").then_some(r)
-        }
-    })
-    .await;
+    let done = admin
+        .regulation_ended(&id, std::time::Duration::from_secs(60))
+        .await;
     assert_eq!(done["state"], "done", "{done}");
     let destinations = &done["progress"]["destinations"];
     assert_eq!(destinations["braze"]["state"], "done", "{done}");

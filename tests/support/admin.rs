@@ -60,6 +60,23 @@ impl Admin {
             .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
     }
 
+    /// Poll regulation `id` until it is no longer `pending` (a deletion runs
+    /// in the background), at most `within`: its record, with its progress.
+    pub async fn regulation_ended(&self, id: &str, within: std::time::Duration) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.get(&format!("/admin/regulations/{id}")).await;
+            if r["state"] != "pending" {
+                return r;
+            }
+            assert!(
+                started.elapsed() < within,
+                "regulation {id} still pending after {within:?}: {r}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// `GET /readyz` with the token (which shows what each failed check
     /// says): its status and JSON answer.
     pub async fn readyz(&self) -> (u16, Value) {
